@@ -1,0 +1,17 @@
+//! Domain types shared by examreg services. Each is made only by `parse`, so code past the edge
+//! handles valid values only; `Debug` of anything personal prints a masked form, so a stray
+//! `?value` in a log line never leaks an IIN or an email.
+#![forbid(unsafe_code)]
+
+mod email;
+mod iin;
+mod mask;
+mod passport;
+
+pub use email::{Email, EmailError};
+pub use iin::{Iin, IinError, Sex};
+pub use mask::{mask_email, mask_identifier};
+pub use passport::{PassportError, PassportNumber};
+
+/// ISO 3166-1 alpha-2 code of Kazakhstan.
+pub const KAZAKHSTAN: &str = "KZ";

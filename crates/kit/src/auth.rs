@@ -1,0 +1,291 @@
+//! Who is calling. Every gRPC call carries `authorization: Bearer <token>`: either an end
+//! user's access token (forwarded by the gateway; the service acts on that user only) or a
+//! service token with scopes. [`AuthLayer`] verifies the token before any handler runs and puts
+//! the [`Caller`] into the request's extensions; handlers then ask for what they need with
+//! [`caller`] and [`Caller::require_scope`].
+
+use crate::tokens::{KeySet, SigningKey};
+use futures::future::BoxFuture;
+use serde::{Deserialize, Serialize};
+use std::{
+    sync::{Arc, RwLock},
+    task::{Context, Poll},
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+use tonic::{Request, Status, metadata::MetadataValue};
+use uuid::Uuid;
+
+/// Issuer of access and service tokens.
+pub const ISSUER: &str = "examreg-identity";
+/// Audience of access and service tokens: every examreg service.
+pub const AUDIENCE: &str = "examreg";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenKind {
+    /// An end user's access token.
+    Access,
+    /// A service client's token.
+    Service,
+}
+
+/// The claims of access and service tokens.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Claims {
+    pub iss: String,
+    pub aud: String,
+    /// Account id (access) or client id (service).
+    pub sub: String,
+    pub exp: i64,
+    pub iat: i64,
+    pub jti: String,
+    pub typ: TokenKind,
+    /// The session (refresh family) an access token belongs to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
+    /// Space-separated scopes of a service token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+}
+
+pub fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+impl Claims {
+    pub fn access(account_id: Uuid, session_id: Uuid, ttl: Duration) -> Self {
+        let now = unix_now();
+        Self {
+            iss: ISSUER.into(),
+            aud: AUDIENCE.into(),
+            sub: account_id.to_string(),
+            exp: now + i64::try_from(ttl.as_secs()).unwrap_or(900),
+            iat: now,
+            jti: Uuid::new_v4().to_string(),
+            typ: TokenKind::Access,
+            sid: Some(session_id.to_string()),
+            scope: None,
+        }
+    }
+
+    pub fn service(client_id: &str, scopes: &[String], ttl: Duration) -> Self {
+        let now = unix_now();
+        Self {
+            iss: ISSUER.into(),
+            aud: AUDIENCE.into(),
+            sub: client_id.into(),
+            exp: now + i64::try_from(ttl.as_secs()).unwrap_or(900),
+            iat: now,
+            jti: Uuid::new_v4().to_string(),
+            typ: TokenKind::Service,
+            sid: None,
+            scope: Some(scopes.join(" ")),
+        }
+    }
+}
+
+/// The authenticated caller of a gRPC request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Caller {
+    User {
+        account_id: Uuid,
+        session_id: Uuid,
+    },
+    Service {
+        client_id: String,
+        scopes: Vec<String>,
+    },
+}
+
+impl Caller {
+    fn from_claims(claims: Claims) -> Option<Self> {
+        match claims.typ {
+            TokenKind::Access => Some(Self::User {
+                account_id: claims.sub.parse().ok()?,
+                session_id: claims.sid?.parse().ok()?,
+            }),
+            TokenKind::Service => Some(Self::Service {
+                client_id: claims.sub,
+                scopes: claims
+                    .scope
+                    .unwrap_or_default()
+                    .split_whitespace()
+                    .map(str::to_owned)
+                    .collect(),
+            }),
+        }
+    }
+
+    /// The service client id if the caller is a service holding `scope`; PERMISSION_DENIED
+    /// otherwise (a user token never carries service scopes).
+    pub fn require_scope(&self, scope: &str) -> Result<&str, Status> {
+        match self {
+            Self::Service { client_id, scopes } if scopes.iter().any(|s| s == scope) => {
+                Ok(client_id)
+            }
+            Self::Service { .. } | Self::User { .. } => Err(Status::permission_denied(format!(
+                "this call needs the scope {scope}"
+            ))),
+        }
+    }
+
+    /// The account id if the caller is an end user; PERMISSION_DENIED otherwise.
+    pub fn require_user(&self) -> Result<(Uuid, Uuid), Status> {
+        match self {
+            Self::User {
+                account_id,
+                session_id,
+            } => Ok((*account_id, *session_id)),
+            Self::Service { .. } => Err(Status::permission_denied(
+                "this call acts for an end user and needs their access token",
+            )),
+        }
+    }
+}
+
+/// The caller the auth layer attached to a request.
+pub fn caller<T>(request: &Request<T>) -> Result<&Caller, Status> {
+    request
+        .extensions()
+        .get::<Caller>()
+        .ok_or_else(|| Status::unauthenticated("missing bearer token"))
+}
+
+/// The keys that tokens are checked against, shared and replaceable (JWKS refresh).
+#[derive(Clone, Default, Debug)]
+pub struct Keys(Arc<RwLock<KeySet>>);
+
+impl Keys {
+    pub fn new(set: KeySet) -> Self {
+        Self(Arc::new(RwLock::new(set)))
+    }
+
+    pub fn replace(&self, set: KeySet) {
+        *self
+            .0
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = set;
+    }
+
+    pub fn snapshot(&self) -> KeySet {
+        self.0
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    pub fn contains(&self, kid: &str) -> bool {
+        self.0
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .contains(kid)
+    }
+
+    /// Checks a bearer token and returns its caller.
+    pub fn authenticate(&self, token: &str) -> Result<Caller, Status> {
+        let claims: Claims = self
+            .0
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .verify(token, ISSUER, AUDIENCE)
+            .map_err(|_| Status::unauthenticated("invalid or expired token"))?;
+        Caller::from_claims(claims).ok_or_else(|| Status::unauthenticated("invalid token claims"))
+    }
+}
+
+impl From<&SigningKey> for Keys {
+    fn from(key: &SigningKey) -> Self {
+        Self::new(KeySet::from_signing_keys([key]))
+    }
+}
+
+/// gRPC paths that need no token: health probes, reflection, and whatever a service names
+/// (identity's token endpoints).
+fn is_public(path: &str, extra: &[&str]) -> bool {
+    path.starts_with("/grpc.health.v1.")
+        || path.starts_with("/grpc.reflection.")
+        || extra.contains(&path)
+}
+
+/// Tower layer that authenticates every gRPC request but the public ones.
+#[derive(Clone)]
+pub struct AuthLayer {
+    keys: Keys,
+    public: &'static [&'static str],
+}
+
+impl AuthLayer {
+    pub fn new(keys: Keys, public: &'static [&'static str]) -> Self {
+        Self { keys, public }
+    }
+}
+
+impl<S> tower::Layer<S> for AuthLayer {
+    type Service = AuthService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        AuthService {
+            inner,
+            layer: self.clone(),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct AuthService<S> {
+    inner: S,
+    layer: AuthLayer,
+}
+
+impl<S, B> tower::Service<http::Request<B>> for AuthService<S>
+where
+    S: tower::Service<http::Request<B>, Response = http::Response<tonic::body::Body>>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    B: Send + 'static,
+{
+    type Response = http::Response<tonic::body::Body>;
+    type Error = S::Error;
+    type Future = BoxFuture<'static, Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
+        if !is_public(request.uri().path(), self.layer.public) {
+            let token = request
+                .headers()
+                .get(http::header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("Bearer "));
+            let outcome = match token {
+                None => Err(Status::unauthenticated("missing bearer token")),
+                Some(token) => self.layer.keys.authenticate(token.trim()),
+            };
+            match outcome {
+                Ok(caller) => {
+                    request.extensions_mut().insert(caller);
+                }
+                Err(status) => return Box::pin(async move { Ok(status.into_http()) }),
+            }
+        }
+        // The clone is the ready one's twin; swap so the polled-ready service handles the call.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        Box::pin(inner.call(request))
+    }
+}
+
+/// Puts `Bearer <token>` into a request's metadata.
+pub fn with_bearer<T>(message: T, token: &str) -> Result<Request<T>, Status> {
+    let mut request = Request::new(message);
+    let value = MetadataValue::try_from(format!("Bearer {token}"))
+        .map_err(|_| Status::internal("token is not valid metadata"))?;
+    request.metadata_mut().insert("authorization", value);
+    Ok(request)
+}

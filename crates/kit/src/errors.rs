@@ -1,0 +1,103 @@
+//! gRPC errors with rich details, so callers (the gateway above all) can act on a stable reason
+//! instead of parsing messages: every error built here carries an `ErrorInfo` whose `reason` is
+//! a snake_case code, field violations for bad input, and `RetryInfo` for rate limits.
+//! Internal failures are logged with their cause chain and reach the caller as a bare INTERNAL.
+
+use std::time::Duration;
+use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, StatusExt};
+
+/// The `ErrorInfo.domain` of every examreg error.
+pub const DOMAIN: &str = "examreg";
+
+/// An error with a stable reason code.
+pub fn status(code: Code, reason: &str, message: impl Into<String>) -> Status {
+    let details = ErrorDetails::with_error_info(reason, DOMAIN, []);
+    Status::with_error_details(code, message, details)
+}
+
+/// INVALID_ARGUMENT naming the fields that are wrong and why (`field → reason code`).
+pub fn invalid(reason: &str, message: impl Into<String>, fields: &[(&str, &str)]) -> Status {
+    let mut details = ErrorDetails::with_error_info(reason, DOMAIN, []);
+    for (field, why) in fields {
+        details.add_bad_request_violation(*field, *why);
+    }
+    Status::with_error_details(Code::InvalidArgument, message, details)
+}
+
+/// RESOURCE_EXHAUSTED with the time after which a retry may succeed.
+pub fn rate_limited(reason: &str, message: impl Into<String>, retry_after: Duration) -> Status {
+    let mut details = ErrorDetails::with_error_info(reason, DOMAIN, []);
+    details.set_retry_info(Some(retry_after));
+    Status::with_error_details(Code::ResourceExhausted, message, details)
+}
+
+/// INTERNAL with a generic message; the cause chain goes to the log only.
+pub fn internal(error: &(dyn std::error::Error + 'static)) -> Status {
+    let mut chain = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        chain.push_str(": ");
+        chain.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    tracing::error!(error = %chain, "internal error");
+    status(Code::Internal, "internal", "internal error")
+}
+
+/// UNAVAILABLE for a dependency that is down: safe to retry.
+pub fn unavailable(what: &str, error: &(dyn std::error::Error + 'static)) -> Status {
+    tracing::warn!(dependency = what, error = %error, "dependency unavailable");
+    status(
+        Code::Unavailable,
+        "dependency_unavailable",
+        format!("{what} is unavailable"),
+    )
+}
+
+/// What a caller reads back from an error built here.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Reason {
+    pub reason: String,
+    pub fields: Vec<(String, String)>,
+    pub retry_after: Option<Duration>,
+}
+
+pub fn reason_of(status: &Status) -> Reason {
+    let details = status.get_error_details();
+    Reason {
+        reason: details
+            .error_info()
+            .map(|info| info.reason.clone())
+            .unwrap_or_default(),
+        fields: details
+            .bad_request()
+            .map(|br| {
+                br.field_violations
+                    .iter()
+                    .map(|v| (v.field.clone(), v.description.clone()))
+                    .collect()
+            })
+            .unwrap_or_default(),
+        retry_after: details.retry_info().and_then(|r| r.retry_delay),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn details_round_trip() {
+        let s = invalid("invalid_iin", "bad", &[("iin", "invalid_checksum")]);
+        let r = reason_of(&s);
+        assert_eq!(r.reason, "invalid_iin");
+        assert_eq!(
+            r.fields,
+            vec![("iin".to_owned(), "invalid_checksum".to_owned())]
+        );
+        let s = rate_limited("resend_too_early", "wait", Duration::from_secs(42));
+        assert_eq!(reason_of(&s).retry_after, Some(Duration::from_secs(42)));
+        assert_eq!(s.code(), Code::ResourceExhausted);
+    }
+}

@@ -1,0 +1,150 @@
+//! The gRPC server bootstrap every service uses: bind (port 0 allowed, real address reported),
+//! serve the service's routes behind the auth layer next to grpc.health.v1 and server
+//! reflection (v1 and v1alpha), and stop gracefully: on the shutdown signal health turns
+//! NOT_SERVING, the listener closes, and in-flight calls are drained before `serve` returns.
+
+use crate::auth::{AuthLayer, Keys};
+use std::{future::Future, net::SocketAddr, time::Duration};
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::service::Routes;
+use tonic_health::ServingStatus;
+
+/// Binds a listener; `127.0.0.1:0` gives a free port, which `local_addr` reports.
+pub async fn bind(addr: SocketAddr) -> std::io::Result<(TcpListener, SocketAddr)> {
+    let listener = TcpListener::bind(addr).await?;
+    let local = listener.local_addr()?;
+    Ok((listener, local))
+}
+
+/// Serves `routes` until `shutdown` resolves, then drains in-flight calls.
+///
+/// `service_names` are the fully qualified gRPC service names reported as SERVING by health;
+/// `public_paths` are the RPC paths that need no token.
+pub async fn serve(
+    listener: TcpListener,
+    routes: Routes,
+    service_names: &[&str],
+    keys: Keys,
+    public_paths: &'static [&'static str],
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), tonic::transport::Error> {
+    let (reporter, health) = tonic_health::server::health_reporter();
+    for name in service_names {
+        reporter
+            .set_service_status(*name, ServingStatus::Serving)
+            .await;
+    }
+    let reflection_v1 = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(examreg_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .expect("descriptor sets are valid");
+    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(examreg_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()
+        .expect("descriptor sets are valid");
+
+    let names: Vec<String> = service_names.iter().map(|s| (*s).to_owned()).collect();
+    let draining = async move {
+        shutdown.await;
+        tracing::info!("shutdown requested: draining in-flight calls");
+        reporter.set_not_serving_for_all(&names).await;
+    };
+
+    let routes = routes
+        .add_service(health)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha);
+
+    tonic::transport::Server::builder()
+        .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .layer(AuthLayer::new(keys, public_paths))
+        .add_routes(routes)
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), draining)
+        .await
+}
+
+trait NotServingForAll {
+    async fn set_not_serving_for_all(&self, names: &[String]);
+}
+
+impl NotServingForAll for tonic_health::server::HealthReporter {
+    async fn set_not_serving_for_all(&self, names: &[String]) {
+        for name in names {
+            self.set_service_status(name, ServingStatus::NotServing)
+                .await;
+        }
+        self.set_service_status("", ServingStatus::NotServing).await;
+    }
+}
+
+/// Resolves on SIGTERM or SIGINT: the production shutdown signal.
+pub async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM handler installs");
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
+
+/// Asks a gRPC server's health service whether it is SERVING: the `healthcheck` subcommand of
+/// every binary, used by container probes and by scripts waiting for start-up.
+pub async fn healthcheck(addr: SocketAddr) -> Result<(), String> {
+    let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+        .map_err(|e| e.to_string())?
+        .connect_timeout(Duration::from_secs(2))
+        .timeout(Duration::from_secs(2));
+    let channel = endpoint.connect().await.map_err(|e| e.to_string())?;
+    let mut client = tonic_health::pb::health_client::HealthClient::new(channel);
+    let answer = client
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: String::new(),
+        })
+        .await
+        .map_err(|e| e.message().to_owned())?;
+    let status = answer.into_inner().status;
+    if status == tonic_health::pb::health_check_response::ServingStatus::Serving as i32 {
+        Ok(())
+    } else {
+        Err(format!("health status {status}"))
+    }
+}
+
+/// Runs the `healthcheck` subcommand if it was asked for: exits 0 when the server at `addr`
+/// answers SERVING, 1 otherwise. Returns when the binary was started without it.
+pub fn healthcheck_subcommand(addr: SocketAddr) {
+    if std::env::args().nth(1).as_deref() != Some("healthcheck") {
+        return;
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime starts");
+    match runtime.block_on(healthcheck(addr)) {
+        Ok(()) => std::process::exit(0),
+        Err(e) => {
+            eprintln!("unhealthy: {e}");
+            std::process::exit(1);
+        }
+    }
+}
+
+/// A lazily connecting channel to another service.
+pub fn channel(url: &str) -> Result<tonic::transport::Channel, tonic::transport::Error> {
+    Ok(tonic::transport::Endpoint::from_shared(url.to_owned())?
+        .connect_timeout(Duration::from_secs(3))
+        .timeout(Duration::from_secs(15))
+        .http2_keep_alive_interval(Duration::from_secs(30))
+        .connect_lazy())
+}

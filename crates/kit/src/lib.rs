@@ -1,0 +1,12 @@
+//! Service plumbing that every examreg service shares, written once: typed configuration from
+//! the environment, telemetry, the gRPC server bootstrap (health, reflection, graceful
+//! shutdown), signed tokens and the authentication layer, and error mapping helpers.
+#![forbid(unsafe_code)]
+
+pub mod auth;
+pub mod client;
+pub mod config;
+pub mod errors;
+pub mod grpc;
+pub mod telemetry;
+pub mod tokens;

@@ -1,0 +1,188 @@
+//! Helpers for tests that run against the real local stack (deploy/test starts it): each test
+//! gets its own Redis key prefix, its own Postgres database and its own email addresses, so
+//! tests run in parallel and repeat.
+#![forbid(unsafe_code)]
+
+use examreg_kit::{auth::Claims, tokens::SigningKey};
+use std::{net::SocketAddr, time::Duration};
+use tokio::net::{TcpListener, TcpStream};
+use uuid::Uuid;
+
+fn var(name: &str, default: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| default.to_owned())
+}
+
+pub fn redis_url() -> String {
+    var("EXAMREG_TEST_REDIS", "redis://127.0.0.1:6379")
+}
+
+pub fn postgres_url() -> String {
+    var(
+        "EXAMREG_TEST_PG",
+        "postgres://examreg:examreg@127.0.0.1:5432",
+    )
+}
+
+pub fn smtp_addr() -> String {
+    var("EXAMREG_TEST_SMTP", "127.0.0.1:1025")
+}
+
+pub fn maildev_url() -> String {
+    var("EXAMREG_TEST_MAILDEV", "http://127.0.0.1:1080")
+}
+
+/// A Redis key prefix no other test uses.
+pub fn unique_prefix(what: &str) -> String {
+    format!("test:{what}:{}:", Uuid::new_v4().simple())
+}
+
+/// An email address no other test uses.
+pub fn unique_email() -> String {
+    format!(
+        "applicant.{}@example.kz",
+        &Uuid::new_v4().simple().to_string()[..16]
+    )
+}
+
+/// A service token for `scopes`, signed by `key` as identity would.
+pub fn service_token(key: &SigningKey, client: &str, scopes: &[&str]) -> String {
+    let scopes: Vec<String> = scopes.iter().map(|s| (*s).to_owned()).collect();
+    key.sign(&Claims::service(client, &scopes, Duration::from_secs(600)))
+}
+
+/// A fresh database with a unique name, created through the stack's login role.
+pub async fn fresh_database(what: &str) -> String {
+    let name = format!("test_{what}_{}", Uuid::new_v4().simple());
+    let admin = format!("{}/postgres", postgres_url());
+    let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&admin)
+        .await
+        .expect("postgres of the local stack is up (deploy/test starts it)");
+    sqlx::Executor::execute(
+        &mut conn,
+        sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")),
+    )
+    .await
+    .expect("create test database");
+    format!("{}/{name}", postgres_url())
+}
+
+#[derive(Debug, serde::Deserialize)]
+pub struct Mail {
+    pub subject: String,
+    #[serde(default)]
+    pub text: String,
+    #[serde(default)]
+    pub html: String,
+    pub to: Vec<Address>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+pub struct Address {
+    pub address: String,
+}
+
+/// Every letter maildev caught for `to`, oldest first.
+pub async fn mails_to(to: &str) -> Vec<Mail> {
+    let all: Vec<Mail> = reqwest::get(format!("{}/email", maildev_url()))
+        .await
+        .expect("maildev of the local stack is up (deploy/test starts it)")
+        .json()
+        .await
+        .expect("maildev answers JSON");
+    all.into_iter()
+        .filter(|m| m.to.iter().any(|a| a.address.eq_ignore_ascii_case(to)))
+        .collect()
+}
+
+/// Waits until `to` has received `count` letters and returns them.
+pub async fn wait_for_mails(to: &str, count: usize, within: Duration) -> Vec<Mail> {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let mails = mails_to(to).await;
+        if mails.len() >= count {
+            return mails;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{to} got {} letters, expected {count}",
+            mails.len()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The six-digit code in a letter's text: the last run of exactly six digits.
+pub fn code_in(mail: &Mail) -> String {
+    let text = &mail.text;
+    let bytes = text.as_bytes();
+    let mut found = None;
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i].is_ascii_digit() {
+            let start = i;
+            while i < bytes.len() && bytes[i].is_ascii_digit() {
+                i += 1;
+            }
+            if i - start == 6 {
+                found = Some(text[start..i].to_owned());
+            }
+        } else {
+            i += 1;
+        }
+    }
+    found.unwrap_or_else(|| panic!("no code in {text:?}"))
+}
+
+/// The code of the `nth` (1-based) letter to `to`, waiting for it.
+pub async fn nth_code(to: &str, nth: usize) -> String {
+    let mails = wait_for_mails(to, nth, Duration::from_secs(20)).await;
+    code_in(&mails[nth - 1])
+}
+
+/// A TCP relay on a free loopback port that forwards to `target` only while it is on: stands
+/// in for a dependency that goes down and comes back.
+pub struct Relay {
+    pub addr: SocketAddr,
+    target: String,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Relay {
+    /// Reserves a port but does not listen yet (the dependency is "down").
+    pub async fn down(target: &str) -> Self {
+        let probe = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = probe.local_addr().expect("addr");
+        drop(probe);
+        Self {
+            addr,
+            target: target.to_owned(),
+            task: None,
+        }
+    }
+
+    /// Starts forwarding (the dependency is "back").
+    pub async fn up(&mut self) {
+        let listener = TcpListener::bind(self.addr)
+            .await
+            .expect("rebind relay port");
+        let target = self.target.clone();
+        self.task = Some(tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                let target = target.clone();
+                tokio::spawn(async move {
+                    if let Ok(mut outbound) = TcpStream::connect(&target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+            }
+        }));
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}

@@ -1,0 +1,177 @@
+# shellcheck shell=bash
+# Shared by deploy/up, deploy/down and deploy/test: install what is missing and start the local
+# stack (Postgres, Redis, Garage, maildev) on loopback. Every step is idempotent: a second run
+# reuses what is installed and running.
+set -euo pipefail
+
+EXAMREG_HOME=${EXAMREG_HOME:-$HOME/.cache/examreg}
+STATE=$EXAMREG_HOME/stack
+SECRETS=$EXAMREG_HOME/secrets
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$EXAMREG_HOME/target}
+GARAGE_VERSION=2.5.0
+MAILDEV_VERSION=2.2.1
+BUF_VERSION=1.75.0
+PG_PORT=5432
+REDIS_PORT=6379
+mkdir -p "$STATE" "$SECRETS"
+
+say() { printf '\033[1m[stack]\033[0m %s\n' "$*" >&2; }
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+listening() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+wait_port() { # port name [seconds]
+  local i
+  for ((i = 0; i < ${3:-60} * 10; i++)); do listening "$1" && return 0; sleep 0.1; done
+  say "$2 did not start on port $1"; return 1
+}
+
+apt_updated=""
+apt_install() {
+  if [ -z "$apt_updated" ]; then as_root apt-get update -qq; apt_updated=1; fi
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
+install_packages() {
+  local missing=()
+  command -v pg_ctlcluster >/dev/null || missing+=(postgresql)
+  command -v redis-server >/dev/null || missing+=(redis-server)
+  command -v openssl >/dev/null || missing+=(openssl)
+  command -v npm >/dev/null || missing+=(nodejs npm)
+  if [ ${#missing[@]} -gt 0 ]; then say "installing ${missing[*]}"; apt_install "${missing[@]}"; fi
+  if ! command -v garage >/dev/null || ! garage --version 2>/dev/null | grep -q ":$GARAGE_VERSION "; then
+    say "installing garage $GARAGE_VERSION (cargo install, several minutes the first time)"
+    CARGO_TARGET_DIR=$EXAMREG_HOME/garage-target cargo install --locked garage --version "$GARAGE_VERSION" >&2
+  fi
+  if [ ! -x "$EXAMREG_HOME/node/node_modules/.bin/maildev" ]; then
+    say "installing maildev $MAILDEV_VERSION and buf $BUF_VERSION from npm"
+    npm install --silent --no-audit --no-fund --prefix "$EXAMREG_HOME/node" \
+      "maildev@$MAILDEV_VERSION" "@bufbuild/buf@$BUF_VERSION" >&2
+  fi
+}
+
+start_postgres() {
+  if ! listening $PG_PORT; then
+    local version
+    version=$(pg_lsclusters -h | awk 'NR==1{print $1}')
+    if [ -z "$version" ]; then
+      version=$(ls /usr/lib/postgresql | sort -n | tail -1)
+      as_root pg_createcluster "$version" main >/dev/null
+    fi
+    say "starting postgres $version"
+    as_root pg_ctlcluster "$version" main start
+    wait_port $PG_PORT postgres
+  fi
+  # One login role for the local stack; each service gets its own database.
+  as_root runuser -u postgres -- psql -qtA -p $PG_PORT -c \
+    "DO \$\$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'examreg') THEN
+       CREATE ROLE examreg LOGIN CREATEDB PASSWORD 'examreg'; END IF; END \$\$;" >/dev/null
+  local db
+  for db in examreg_identity examreg_biometrics examreg_profile; do
+    if [ -z "$(as_root runuser -u postgres -- psql -qtA -p $PG_PORT -c "SELECT 1 FROM pg_database WHERE datname = '$db'")" ]; then
+      as_root runuser -u postgres -- createdb -p $PG_PORT -O examreg "$db"
+    fi
+  done
+}
+
+start_redis() {
+  listening $REDIS_PORT && return 0
+  say "starting redis (AOF on)"
+  mkdir -p "$STATE/redis"
+  redis-server --bind 127.0.0.1 --port $REDIS_PORT --appendonly yes --appendfsync everysec \
+    --dir "$STATE/redis" --daemonize yes --pidfile "$STATE/redis.pid" \
+    --logfile "$STATE/redis.log" --save ""
+  wait_port $REDIS_PORT redis
+}
+
+garage_cfg() { echo "$STATE/garage.toml"; }
+start_garage() {
+  local cfg; cfg=$(garage_cfg)
+  if [ ! -f "$cfg" ]; then
+    mkdir -p "$STATE/garage/meta" "$STATE/garage/data"
+    cat >"$cfg" <<TOML
+metadata_dir = "$STATE/garage/meta"
+data_dir = "$STATE/garage/data"
+db_engine = "sqlite"
+replication_factor = 1
+rpc_bind_addr = "127.0.0.1:3901"
+rpc_public_addr = "127.0.0.1:3901"
+rpc_secret = "$(openssl rand -hex 32)"
+
+[s3_api]
+s3_region = "garage"
+api_bind_addr = "127.0.0.1:3900"
+root_domain = ".s3.garage.localhost"
+
+[admin]
+api_bind_addr = "127.0.0.1:3903"
+admin_token = "$(openssl rand -hex 24)"
+TOML
+  fi
+  if ! listening 3900; then
+    say "starting garage"
+    nohup garage -c "$cfg" server >"$STATE/garage.log" 2>&1 &
+    echo $! >"$STATE/garage.pid"
+    wait_port 3900 garage
+    wait_port 3903 garage-admin
+  fi
+  local g=(garage -c "$cfg")
+  local layout; layout=$("${g[@]}" layout show 2>/dev/null || true)
+  if [[ $layout == *"No nodes currently have a role"* ]]; then
+    local node; node=$("${g[@]}" node id -q | cut -d@ -f1)
+    "${g[@]}" layout assign -z local -c 1G "$node" >/dev/null
+    "${g[@]}" layout apply --version 1 >/dev/null
+  fi
+  if [ ! -f "$SECRETS/s3_key" ]; then
+    # Garage key ids are GK + 24 hex digits; the secret is 64 hex digits.
+    echo "GK$(openssl rand -hex 12)" >"$SECRETS/s3_key_id"
+    openssl rand -hex 32 >"$SECRETS/s3_key"
+  fi
+  local key_id; key_id=$(cat "$SECRETS/s3_key_id")
+  "${g[@]}" key info "$key_id" >/dev/null 2>&1 ||
+    "${g[@]}" key import --yes -n examreg "$key_id" "$(cat "$SECRETS/s3_key")" >/dev/null
+  "${g[@]}" bucket info examreg-biometrics >/dev/null 2>&1 || "${g[@]}" bucket create examreg-biometrics >/dev/null
+  "${g[@]}" bucket allow --read --write --owner examreg-biometrics --key "$key_id" >/dev/null
+}
+
+start_maildev() {
+  listening 1080 && return 0
+  say "starting maildev"
+  nohup "$EXAMREG_HOME/node/node_modules/.bin/maildev" --ip 127.0.0.1 --smtp 1025 --web 1080 \
+    >"$STATE/maildev.log" 2>&1 &
+  echo $! >"$STATE/maildev.pid"
+  wait_port 1025 maildev-smtp
+  wait_port 1080 maildev-web
+}
+
+# Keys and secrets of the local stack, made once. Production mounts its own (*_FILE).
+make_secrets() {
+  [ -f "$SECRETS/identity_signing_key.pem" ] || openssl genpkey -algorithm ed25519 -out "$SECRETS/identity_signing_key.pem"
+  [ -f "$SECRETS/verification_proof_key.pem" ] || openssl genpkey -algorithm ed25519 -out "$SECRETS/verification_proof_key.pem"
+  openssl pkey -in "$SECRETS/verification_proof_key.pem" -pubout -out "$SECRETS/verification_proof_public.pem"
+  [ -f "$SECRETS/verification_code_key" ] || openssl rand -hex 32 >"$SECRETS/verification_code_key"
+  local client
+  for client in gateway verification; do
+    [ -f "$SECRETS/${client}_client_secret" ] || openssl rand -hex 24 >"$SECRETS/${client}_client_secret"
+  done
+  chmod 600 "$SECRETS"/*
+}
+
+start_infra() {
+  install_packages
+  start_postgres
+  start_redis
+  start_garage
+  start_maildev
+  make_secrets
+}
+
+stop_infra() {
+  local name
+  for name in garage maildev; do
+    if [ -f "$STATE/$name.pid" ]; then kill "$(cat "$STATE/$name.pid")" 2>/dev/null || true; rm -f "$STATE/$name.pid"; fi
+  done
+  if [ -f "$STATE/redis.pid" ]; then redis-cli -p $REDIS_PORT shutdown nosave >/dev/null 2>&1 || true; rm -f "$STATE/redis.pid"; fi
+  local version; version=$(pg_lsclusters -h 2>/dev/null | awk 'NR==1{print $1}')
+  [ -z "$version" ] || as_root pg_ctlcluster "$version" main stop 2>/dev/null || true
+}
+
+export PATH="$EXAMREG_HOME/node/node_modules/.bin:$HOME/.cargo/bin:$PATH"

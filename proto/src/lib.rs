@@ -1,0 +1,19 @@
+//! The examreg gRPC contracts: generated messages, clients and servers, plus the encoded file
+//! descriptor set that services hand to the reflection service.
+#![allow(unreachable_pub, clippy::wildcard_enum_match_arm)]
+
+/// Encoded `FileDescriptorSet` of every examreg proto, for gRPC server reflection.
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/examreg_descriptor.bin"));
+
+pub mod identity {
+    pub mod v1 {
+        tonic::include_proto!("examreg.identity.v1");
+    }
+}
+
+pub mod verification {
+    pub mod v1 {
+        tonic::include_proto!("examreg.verification.v1");
+    }
+}

@@ -1,0 +1,186 @@
+//! The verification service: proves that an applicant can read a mailbox. See `store` for the
+//! code rules, `outbox` for mail delivery and `grpc` for the API.
+#![forbid(unsafe_code)]
+
+pub mod grpc;
+pub mod letters;
+pub mod outbox;
+pub mod store;
+
+use examreg_kit::{auth::Keys, config::Env, tokens::SigningKey};
+use hmac::{Hmac, Mac};
+use lettre::{AsyncSmtpTransport, Tokio1Executor, message::Mailbox};
+use sha2::Sha256;
+use std::{future::Future, net::SocketAddr, time::Duration};
+use tokio::net::TcpListener;
+
+/// Issuer and audience of email proofs.
+pub const PROOF_ISSUER: &str = "examreg-verification";
+pub const PROOF_AUDIENCE: &str = "examreg-identity";
+
+/// Configuration, from `VERIFICATION_*` variables.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub addr: SocketAddr,
+    pub redis_url: String,
+    /// Prefix of every Redis key (tests use one each).
+    pub key_prefix: String,
+    pub smtp_url: String,
+    pub mail_from: Mailbox,
+    /// Keys the code MACs and (derived) the outbox seal.
+    pub code_key: examreg_kit::config::Secret,
+    pub proof_key: Option<SigningKey>,
+    pub proof_ttl: Duration,
+    pub limits: store::Limits,
+    /// Where to fetch the JWK Set that authenticates callers.
+    pub identity_url: String,
+}
+
+impl Config {
+    pub fn from_env(env: &mut Env) -> Self {
+        let code_key = env.required_secret("VERIFICATION_CODE_KEY");
+        if !code_key.expose().is_empty() && code_key.expose().len() < 32 {
+            env.invalid(
+                "VERIFICATION_CODE_KEY",
+                "must be at least 32 characters of random",
+            );
+        }
+        let from = env.string("VERIFICATION_MAIL_FROM", "ИСО <noreply@examreg.local>");
+        let mail_from = from.parse().unwrap_or_else(|e| {
+            env.invalid("VERIFICATION_MAIL_FROM", format!("not a mailbox: {e}"));
+            "noreply@examreg.local"
+                .parse()
+                .expect("a literal mailbox parses")
+        });
+        let limits = store::Limits {
+            code_ttl: env.seconds("VERIFICATION_CODE_TTL_SECS", 600),
+            resend_cooldown: env.seconds("VERIFICATION_RESEND_COOLDOWN_SECS", 60),
+            max_attempts: env.parse("VERIFICATION_MAX_ATTEMPTS", 5),
+            email_hourly: env.parse("VERIFICATION_EMAIL_HOURLY_BUDGET", 5),
+            ip_hourly: env.parse("VERIFICATION_IP_HOURLY_BUDGET", 30),
+        };
+        if limits.max_attempts == 0 {
+            env.invalid("VERIFICATION_MAX_ATTEMPTS", "must be at least 1");
+        }
+        Self {
+            addr: env.parse(
+                "VERIFICATION_ADDR",
+                "127.0.0.1:50052".parse().expect("literal"),
+            ),
+            redis_url: env.string("VERIFICATION_REDIS_URL", "redis://127.0.0.1:6379"),
+            key_prefix: env.string("VERIFICATION_KEY_PREFIX", "examreg:verification:"),
+            smtp_url: env.string("VERIFICATION_SMTP_URL", "smtp://127.0.0.1:1025"),
+            mail_from,
+            code_key,
+            proof_key: examreg_kit::tokens::signing_key_from_env(env, "VERIFICATION_PROOF_KEY"),
+            proof_ttl: env.seconds("VERIFICATION_PROOF_TTL_SECS", 1800),
+            limits,
+            identity_url: env.string("IDENTITY_URL", "http://127.0.0.1:50051"),
+        }
+    }
+}
+
+fn derive(key: &[u8], label: &[u8]) -> [u8; 32] {
+    let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes any key");
+    mac.update(label);
+    mac.finalize().into_bytes().into()
+}
+
+/// A built, bound service: `port` is known before it runs.
+pub struct Application {
+    listener: TcpListener,
+    addr: SocketAddr,
+    service: grpc::Verification,
+    worker: outbox::Worker,
+    keys: Keys,
+}
+
+impl Application {
+    /// Connects to Redis, prepares SMTP and binds the listener. `keys` authenticate callers.
+    pub async fn build(config: Config, keys: Keys) -> anyhow::Result<Self> {
+        let client = redis::Client::open(config.redis_url.as_str())?;
+        let manager_config = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(3)))
+            .set_response_timeout(Some(Duration::from_secs(3)));
+        let redis =
+            redis::aio::ConnectionManager::new_with_config(client.clone(), manager_config).await?;
+        // The worker blocks on XREADGROUP, so it gets a connection of its own.
+        let worker_redis = redis::aio::ConnectionManager::new_with_config(
+            client,
+            redis::aio::ConnectionManagerConfig::new()
+                .set_connection_timeout(Some(Duration::from_secs(3)))
+                .set_response_timeout(Some(Duration::from_secs(10))),
+        )
+        .await?;
+        let key = config.code_key.expose().as_bytes();
+        let sealer = outbox::Sealer::new(&derive(key, b"examreg outbox seal v1"));
+        let store = store::CodeStore::new(
+            redis.clone(),
+            config.key_prefix.clone(),
+            &derive(key, b"examreg code mac v1"),
+            config.limits.clone(),
+        );
+        let smtp = AsyncSmtpTransport::<Tokio1Executor>::from_url(&config.smtp_url)?
+            .timeout(Some(Duration::from_secs(10)))
+            .build();
+        let proof_key = config
+            .proof_key
+            .clone()
+            .ok_or_else(|| anyhow::anyhow!("VERIFICATION_PROOF_KEY is required"))?;
+        let service = grpc::Verification {
+            store,
+            outbox: outbox::Outbox::new(redis, &config.key_prefix, sealer.clone()),
+            proof_key,
+            proof_ttl: config.proof_ttl,
+        };
+        let worker = outbox::Worker::new(
+            worker_redis,
+            &config.key_prefix,
+            sealer,
+            smtp,
+            config.mail_from,
+        );
+        let (listener, addr) = examreg_kit::grpc::bind(config.addr).await?;
+        Ok(Self {
+            listener,
+            addr,
+            service,
+            worker,
+            keys,
+        })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Serves until `shutdown`, then drains calls and stops the outbox worker.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let worker = tokio::spawn(self.worker.run({
+            let mut rx = stop_rx.clone();
+            async move {
+                let _ = rx.wait_for(|stop| *stop).await;
+            }
+        }));
+        let routes = tonic::service::Routes::new(
+            examreg_proto::verification::v1::verification_service_server::VerificationServiceServer::new(self.service),
+        );
+        let served = examreg_kit::grpc::serve(
+            self.listener,
+            routes,
+            &["examreg.verification.v1.VerificationService"],
+            self.keys,
+            &[],
+            shutdown,
+        )
+        .await;
+        let _ = stop_tx.send(true);
+        worker.await?;
+        served?;
+        Ok(())
+    }
+}

@@ -1,0 +1,345 @@
+//! The code store: challenges in Redis, each check one atomic Lua script, so concurrent calls
+//! (on any number of replicas) cannot beat the attempt cap, the cooldown or the budgets.
+//!
+//! A code is never stored: only HMAC-SHA256(key, challenge id ‖ code). Keys carry no personal
+//! data either: budgets are keyed by an HMAC of the email. Each key carries a `{hash tag}` so
+//! that a script's keys live in one slot when Redis runs as a cluster.
+
+use hmac::{Hmac, Mac};
+use rand::Rng;
+use redis::{Script, aio::ConnectionManager};
+use sha2::Sha256;
+use std::{sync::LazyLock, time::Duration};
+use uuid::Uuid;
+
+static CREATE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/create.lua")));
+static CONFIRM: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/confirm.lua")));
+static RESEND: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/resend.lua")));
+static BUDGET: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/budget.lua")));
+
+/// What a code is for; a proof for one purpose is useless for the other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    Registration,
+    Recovery,
+}
+
+impl Purpose {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Registration => "registration",
+            Self::Recovery => "recovery",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "registration" => Some(Self::Registration),
+            "recovery" => Some(Self::Recovery),
+            _ => None,
+        }
+    }
+}
+
+/// Limits of the code store, from config.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub code_ttl: Duration,
+    pub resend_cooldown: Duration,
+    pub max_attempts: u32,
+    pub email_hourly: u32,
+    pub ip_hourly: u32,
+}
+
+/// A six-digit code, drawn uniformly from the OS CSPRNG. Its `Debug` never shows the digits.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Code(String);
+
+impl Code {
+    pub fn generate() -> Self {
+        Self(format!(
+            "{:06}",
+            rand::rngs::OsRng.gen_range(0..1_000_000u32)
+        ))
+    }
+
+    /// Accepts exactly six ASCII digits (surrounding whitespace trimmed).
+    pub fn parse(s: &str) -> Option<Self> {
+        let s = s.trim();
+        (s.len() == 6 && s.bytes().all(|b| b.is_ascii_digit())).then(|| Self(s.to_owned()))
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Code {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Code(******)")
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("redis: {0}")]
+    Redis(#[from] redis::RedisError),
+    #[error("unexpected script answer")]
+    Protocol,
+}
+
+/// When a new challenge or code may be resent and when it expires (ms since the epoch).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timing {
+    pub resend_at_ms: i64,
+    pub expires_at_ms: i64,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum Confirm {
+    Ok { email: String, purpose: Purpose },
+    Wrong { attempts_left: u32 },
+    Burnt,
+    Missing,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum Resend {
+    Ok {
+        email: String,
+        purpose: Purpose,
+        timing: Timing,
+    },
+    Early {
+        wait: Duration,
+    },
+    Missing,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum Budget {
+    Within,
+    Over { retry_after: Duration },
+}
+
+#[derive(Clone)]
+pub struct CodeStore {
+    redis: ConnectionManager,
+    prefix: String,
+    key: Vec<u8>,
+    pub limits: Limits,
+}
+
+fn as_int(s: &str) -> Result<i64, StoreError> {
+    s.parse().map_err(|_| StoreError::Protocol)
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+impl CodeStore {
+    pub fn new(redis: ConnectionManager, prefix: String, key: &[u8], limits: Limits) -> Self {
+        Self {
+            redis,
+            prefix,
+            key: key.to_vec(),
+            limits,
+        }
+    }
+
+    fn mac(&self, parts: &[&[u8]]) -> String {
+        let mut mac = Hmac::<Sha256>::new_from_slice(&self.key).expect("HMAC takes any key");
+        for part in parts {
+            mac.update(&(part.len() as u64).to_be_bytes());
+            mac.update(part);
+        }
+        hex::encode(mac.finalize().into_bytes())
+    }
+
+    fn code_mac(&self, challenge: Uuid, code: &Code) -> String {
+        self.mac(&[b"code", challenge.as_bytes(), code.expose().as_bytes()])
+    }
+
+    fn challenge_key(&self, challenge: Uuid) -> String {
+        format!("{}ch:{{{challenge}}}", self.prefix)
+    }
+
+    /// Spends one send from the email's and the IP's hourly budgets (email first: it is the
+    /// tighter one and the one an attacker cannot rotate).
+    pub async fn spend_budgets(&self, email: &str, client_ip: &str) -> Result<Budget, StoreError> {
+        let hour = Duration::from_secs(3600);
+        let email_tag = &self.mac(&[b"email", email.as_bytes()])[..32];
+        let email_key = format!("{}budget:email:{{{email_tag}}}", self.prefix);
+        if let over @ Budget::Over { .. } = self
+            .spend(&email_key, self.limits.email_hourly, hour)
+            .await?
+        {
+            return Ok(over);
+        }
+        if client_ip.is_empty() {
+            return Ok(Budget::Within);
+        }
+        let ip_tag = &self.mac(&[b"ip", client_ip.as_bytes()])[..32];
+        let ip_key = format!("{}budget:ip:{{{ip_tag}}}", self.prefix);
+        self.spend(&ip_key, self.limits.ip_hourly, hour).await
+    }
+
+    async fn spend(&self, key: &str, limit: u32, window: Duration) -> Result<Budget, StoreError> {
+        let (within, value): (i64, i64) = BUDGET
+            .key(key)
+            .arg(limit)
+            .arg(millis(window))
+            .invoke_async(&mut self.redis.clone())
+            .await?;
+        Ok(if within == 1 {
+            Budget::Within
+        } else {
+            Budget::Over {
+                retry_after: Duration::from_millis(u64::try_from(value).unwrap_or(0)),
+            }
+        })
+    }
+
+    /// Creates a challenge holding the MAC of `code`.
+    pub async fn create(
+        &self,
+        challenge: Uuid,
+        email: &str,
+        purpose: Purpose,
+        code: &Code,
+    ) -> Result<Timing, StoreError> {
+        let answer: Vec<String> = CREATE
+            .key(self.challenge_key(challenge))
+            .arg(email)
+            .arg(purpose.as_str())
+            .arg(self.code_mac(challenge, code))
+            .arg(millis(self.limits.resend_cooldown))
+            .arg(millis(self.limits.code_ttl))
+            .invoke_async(&mut self.redis.clone())
+            .await?;
+        match answer.as_slice() {
+            [resend_at, expires_at] => Ok(Timing {
+                resend_at_ms: as_int(resend_at)?,
+                expires_at_ms: as_int(expires_at)?,
+            }),
+            _ => Err(StoreError::Protocol),
+        }
+    }
+
+    pub async fn confirm(&self, challenge: Uuid, code: &Code) -> Result<Confirm, StoreError> {
+        let answer: Vec<String> = CONFIRM
+            .key(self.challenge_key(challenge))
+            .arg(self.code_mac(challenge, code))
+            .arg(self.limits.max_attempts)
+            .invoke_async(&mut self.redis.clone())
+            .await?;
+        match answer
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>()
+            .as_slice()
+        {
+            ["ok", email, purpose] => Ok(Confirm::Ok {
+                email: (*email).to_owned(),
+                purpose: Purpose::parse(purpose).ok_or(StoreError::Protocol)?,
+            }),
+            ["wrong", left] => Ok(Confirm::Wrong {
+                attempts_left: left.parse().map_err(|_| StoreError::Protocol)?,
+            }),
+            ["burnt"] => Ok(Confirm::Burnt),
+            ["missing"] => Ok(Confirm::Missing),
+            _ => Err(StoreError::Protocol),
+        }
+    }
+
+    /// Checks the cooldown without changing anything: resend spends budgets only when it can
+    /// actually send.
+    pub async fn resend_wait(
+        &self,
+        challenge: Uuid,
+    ) -> Result<Option<Option<Duration>>, StoreError> {
+        let mut redis = self.redis.clone();
+        let key = self.challenge_key(challenge);
+        let (resend_at, time): (Option<i64>, (i64, i64)) = redis::pipe()
+            .hget(&key, "resend_at")
+            .cmd("TIME")
+            .query_async(&mut redis)
+            .await?;
+        let Some(resend_at) = resend_at else {
+            return Ok(None);
+        };
+        let now = time.0 * 1000 + time.1 / 1000;
+        Ok(Some((now < resend_at).then(|| {
+            Duration::from_millis(u64::try_from(resend_at - now).unwrap_or(0))
+        })))
+    }
+
+    /// Replaces the code of a challenge if its cooldown has passed.
+    pub async fn resend(&self, challenge: Uuid, code: &Code) -> Result<Resend, StoreError> {
+        let answer: Vec<String> = RESEND
+            .key(self.challenge_key(challenge))
+            .arg(self.code_mac(challenge, code))
+            .arg(millis(self.limits.resend_cooldown))
+            .arg(millis(self.limits.code_ttl))
+            .invoke_async(&mut self.redis.clone())
+            .await?;
+        match answer
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>()
+            .as_slice()
+        {
+            ["ok", email, purpose, resend_at, expires_at] => Ok(Resend::Ok {
+                email: (*email).to_owned(),
+                purpose: Purpose::parse(purpose).ok_or(StoreError::Protocol)?,
+                timing: Timing {
+                    resend_at_ms: as_int(resend_at)?,
+                    expires_at_ms: as_int(expires_at)?,
+                },
+            }),
+            ["early", wait] => Ok(Resend::Early {
+                wait: Duration::from_millis(u64::try_from(as_int(wait)?).unwrap_or(0)),
+            }),
+            ["missing"] => Ok(Resend::Missing),
+            _ => Err(StoreError::Protocol),
+        }
+    }
+
+    /// The email of a live challenge.
+    pub async fn email_of(&self, challenge: Uuid) -> Result<Option<String>, StoreError> {
+        let mut redis = self.redis.clone();
+        Ok(redis::AsyncCommands::hget(&mut redis, self.challenge_key(challenge), "email").await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_six_digits_and_never_debug_print() {
+        for _ in 0..1000 {
+            let code = Code::generate();
+            assert_eq!(code.expose().len(), 6);
+            assert!(Code::parse(code.expose()).is_some());
+            assert_eq!(format!("{code:?}"), "Code(******)");
+        }
+        for bad in ["", "12345", "1234567", "12a456", "１２３４５６"] {
+            assert!(Code::parse(bad).is_none(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn codes_cover_the_whole_range() {
+        // 20 000 draws over 10 buckets of the first digit: each bucket near 2 000.
+        let mut buckets = [0u32; 10];
+        for _ in 0..20_000 {
+            buckets[usize::from(Code::generate().expose().as_bytes()[0] - b'0')] += 1;
+        }
+        assert!(
+            buckets.iter().all(|n| (1_600..2_400).contains(n)),
+            "{buckets:?}"
+        );
+    }
+}

@@ -1,0 +1,379 @@
+//! The verification service against the real Redis and maildev of the local stack.
+
+use examreg_kit::{
+    auth::Keys,
+    config::Secret,
+    errors::reason_of,
+    tokens::{KeySet, SigningKey},
+};
+use examreg_proto::verification::v1::{
+    ConfirmChallengeRequest, Purpose, ResendChallengeRequest, StartChallengeRequest,
+    verification_service_client::VerificationServiceClient,
+};
+use examreg_testkit as tk;
+use examreg_verification::{
+    Application, Config, PROOF_AUDIENCE, PROOF_ISSUER, grpc::ProofClaims, store::Limits,
+};
+use std::time::Duration;
+use tonic::{Code, Request, transport::Channel};
+
+struct TestApp {
+    client: VerificationServiceClient<Channel>,
+    identity_key: SigningKey,
+    proof_key: SigningKey,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+fn limits() -> Limits {
+    Limits {
+        code_ttl: Duration::from_secs(600),
+        resend_cooldown: Duration::from_secs(60),
+        max_attempts: 5,
+        email_hourly: 5,
+        ip_hourly: 1000,
+    }
+}
+
+async fn spawn_with(limits: Limits, smtp: &str) -> TestApp {
+    let identity_key = SigningKey::generate();
+    let proof_key = SigningKey::generate();
+    let config = Config {
+        addr: "127.0.0.1:0".parse().unwrap(),
+        redis_url: tk::redis_url(),
+        key_prefix: tk::unique_prefix("verification"),
+        smtp_url: format!("smtp://{smtp}"),
+        mail_from: "ИСО <noreply@examreg.local>".parse().unwrap(),
+        code_key: Secret::new("test-code-key-0123456789abcdef0123456789"),
+        proof_key: Some(proof_key.clone()),
+        proof_ttl: Duration::from_secs(1800),
+        limits,
+        identity_url: String::new(),
+    };
+    let app = Application::build(config, Keys::from(&identity_key))
+        .await
+        .unwrap();
+    let addr = app.addr();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(app.run_until_stopped(async move {
+        let _ = stopped.await;
+    }));
+    let channel = examreg_kit::grpc::channel(&format!("http://{addr}")).unwrap();
+    TestApp {
+        client: VerificationServiceClient::new(channel),
+        identity_key,
+        proof_key,
+        _stop: stop,
+    }
+}
+
+async fn spawn() -> TestApp {
+    spawn_with(limits(), &tk::smtp_addr()).await
+}
+
+impl TestApp {
+    fn req<T>(&self, message: T) -> Request<T> {
+        let token = tk::service_token(
+            &self.identity_key,
+            "gateway",
+            &["verification:send", "verification:confirm"],
+        );
+        examreg_kit::auth::with_bearer(message, &token).unwrap()
+    }
+
+    async fn start(&self, email: &str) -> String {
+        self.client
+            .clone()
+            .start_challenge(self.req(StartChallengeRequest {
+                email: email.into(),
+                purpose: Purpose::Registration.into(),
+                locale: "ru".into(),
+                client_ip: "127.0.0.1".into(),
+            }))
+            .await
+            .unwrap()
+            .into_inner()
+            .challenge_id
+    }
+
+    async fn confirm(&self, challenge: &str, code: &str) -> Result<ProofClaims, tonic::Status> {
+        let answer = self
+            .client
+            .clone()
+            .confirm_challenge(self.req(ConfirmChallengeRequest {
+                challenge_id: challenge.into(),
+                code: code.into(),
+            }))
+            .await?
+            .into_inner();
+        Ok(KeySet::from_signing_keys([&self.proof_key])
+            .verify(&answer.proof, PROOF_ISSUER, PROOF_AUDIENCE)
+            .expect("the proof verifies"))
+    }
+}
+
+fn wrong(code: &str) -> String {
+    format!("{:06}", (code.parse::<u32>().unwrap() + 1) % 1_000_000)
+}
+
+#[tokio::test]
+async fn a_mailed_code_yields_a_proof_for_that_email_and_purpose() {
+    let app = spawn().await;
+    let email = tk::unique_email();
+    let challenge = app.start(&email.to_uppercase()).await;
+    let mails = tk::wait_for_mails(&email, 1, Duration::from_secs(20)).await;
+    assert_eq!(mails[0].subject, "Подтверждение регистрации в ИСО");
+    assert!(
+        mails[0]
+            .text
+            .contains("Уважаемый пользователь для продолжения регистрации, введите код:")
+    );
+    assert!(mails[0].html.contains(&tk::code_in(&mails[0])));
+    let proof = app
+        .confirm(&challenge, &tk::code_in(&mails[0]))
+        .await
+        .unwrap();
+    assert_eq!(proof.sub, email);
+    assert_eq!(proof.purpose, "registration");
+    // The code worked once: the challenge is gone.
+    let again = app
+        .confirm(&challenge, &tk::code_in(&mails[0]))
+        .await
+        .unwrap_err();
+    assert_eq!(reason_of(&again).reason, "challenge_expired");
+}
+
+#[tokio::test]
+async fn verify_rejects_the_sixth_code_after_five_wrong_ones_burn_the_challenge() {
+    let app = spawn().await;
+    let email = tk::unique_email();
+    let challenge = app.start(&email).await;
+    let code = tk::nth_code(&email, 1).await;
+    for attempt in 1..=4 {
+        let err = app.confirm(&challenge, &wrong(&code)).await.unwrap_err();
+        assert_eq!(err.code(), Code::InvalidArgument, "attempt {attempt}");
+        assert_eq!(reason_of(&err).reason, "invalid_code");
+    }
+    let fifth = app.confirm(&challenge, &wrong(&code)).await.unwrap_err();
+    assert_eq!(reason_of(&fifth).reason, "challenge_burnt");
+    // The sixth attempt fails even with the right code.
+    let sixth = app.confirm(&challenge, &code).await.unwrap_err();
+    assert_eq!(sixth.code(), Code::FailedPrecondition);
+    assert_eq!(reason_of(&sixth).reason, "challenge_burnt");
+}
+
+#[tokio::test]
+async fn forty_concurrent_wrong_guesses_never_succeed_and_spend_the_challenge() {
+    let app = spawn().await;
+    let email = tk::unique_email();
+    let challenge = app.start(&email).await;
+    let code = tk::nth_code(&email, 1).await;
+    let guesses = (0..40u32).map(|i| {
+        let app = &app;
+        let challenge = challenge.clone();
+        // Forty distinct wrong codes.
+        let guess = format!("{:06}", (code.parse::<u32>().unwrap() + 1 + i) % 1_000_000);
+        async move { app.confirm(&challenge, &guess).await }
+    });
+    let results = futures::future::join_all(guesses).await;
+    assert!(results.iter().all(Result::is_err));
+    let wrong = results
+        .iter()
+        .filter(|r| reason_of(r.as_ref().unwrap_err()).reason == "invalid_code")
+        .count();
+    assert_eq!(
+        wrong, 4,
+        "exactly four guesses were judged before the fifth burnt it"
+    );
+    let err = app.confirm(&challenge, &code).await.unwrap_err();
+    assert_eq!(reason_of(&err).reason, "challenge_burnt");
+}
+
+#[tokio::test]
+async fn an_expired_code_is_refused() {
+    let app = spawn_with(
+        Limits {
+            code_ttl: Duration::from_secs(1),
+            ..limits()
+        },
+        &tk::smtp_addr(),
+    )
+    .await;
+    let email = tk::unique_email();
+    let challenge = app.start(&email).await;
+    let code = tk::nth_code(&email, 1).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let err = app.confirm(&challenge, &code).await.unwrap_err();
+    assert_eq!(err.code(), Code::NotFound);
+    assert_eq!(reason_of(&err).reason, "challenge_expired");
+}
+
+#[tokio::test]
+async fn resend_too_early_is_refused_with_a_retry_time_and_changes_nothing() {
+    let app = spawn().await;
+    let email = tk::unique_email();
+    let challenge = app.start(&email).await;
+    let code = tk::nth_code(&email, 1).await;
+    let err = app
+        .client
+        .clone()
+        .resend_challenge(app.req(ResendChallengeRequest {
+            challenge_id: challenge.clone(),
+            locale: "ru".into(),
+            client_ip: "127.0.0.1".into(),
+        }))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::ResourceExhausted);
+    let reason = reason_of(&err);
+    assert_eq!(reason.reason, "resend_too_early");
+    let wait = reason.retry_after.unwrap();
+    assert!(
+        wait > Duration::from_secs(50) && wait <= Duration::from_secs(60),
+        "{wait:?}"
+    );
+    // The first code still works.
+    assert!(app.confirm(&challenge, &code).await.is_ok());
+}
+
+#[tokio::test]
+async fn resend_after_the_cooldown_sends_a_new_code_and_retires_the_old() {
+    let app = spawn_with(
+        Limits {
+            resend_cooldown: Duration::from_millis(300),
+            ..limits()
+        },
+        &tk::smtp_addr(),
+    )
+    .await;
+    let email = tk::unique_email();
+    let challenge = app.start(&email).await;
+    let first = tk::nth_code(&email, 1).await;
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    app.client
+        .clone()
+        .resend_challenge(app.req(ResendChallengeRequest {
+            challenge_id: challenge.clone(),
+            locale: "kk".into(),
+            client_ip: "127.0.0.1".into(),
+        }))
+        .await
+        .unwrap();
+    let mails = tk::wait_for_mails(&email, 2, Duration::from_secs(20)).await;
+    assert_eq!(mails[1].subject, "ИСО-да тіркелуді растау");
+    let second = tk::code_in(&mails[1]);
+    if first != second {
+        assert_eq!(
+            reason_of(&app.confirm(&challenge, &first).await.unwrap_err()).reason,
+            "invalid_code"
+        );
+    }
+    assert!(app.confirm(&challenge, &second).await.is_ok());
+}
+
+#[tokio::test]
+async fn the_hourly_budget_per_email_stops_a_flood_of_codes() {
+    let app = spawn().await;
+    let email = tk::unique_email();
+    for _ in 0..5 {
+        app.start(&email).await;
+    }
+    let err = app
+        .client
+        .clone()
+        .start_challenge(app.req(StartChallengeRequest {
+            email: email.clone(),
+            purpose: Purpose::Registration.into(),
+            locale: "ru".into(),
+            client_ip: "127.0.0.1".into(),
+        }))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::ResourceExhausted);
+    assert_eq!(reason_of(&err).reason, "send_budget_exhausted");
+    assert!(reason_of(&err).retry_after.unwrap() > Duration::from_secs(3000));
+}
+
+#[tokio::test]
+async fn bad_input_gets_field_errors() {
+    let app = spawn().await;
+    let err = app
+        .client
+        .clone()
+        .start_challenge(app.req(StartChallengeRequest {
+            email: "not-an-email".into(),
+            purpose: Purpose::Registration.into(),
+            ..Default::default()
+        }))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert_eq!(
+        reason_of(&err).fields,
+        vec![("email".to_owned(), "invalid_email".to_owned())]
+    );
+    let err = app
+        .confirm(&uuid::Uuid::new_v4().to_string(), "12ab56")
+        .await
+        .unwrap_err();
+    assert_eq!(reason_of(&err).reason, "invalid_code_format");
+}
+
+#[tokio::test]
+async fn calls_without_a_token_or_without_the_scope_are_refused() {
+    let app = spawn().await;
+    let message = || StartChallengeRequest {
+        email: tk::unique_email(),
+        purpose: Purpose::Registration.into(),
+        ..Default::default()
+    };
+    let err = app
+        .client
+        .clone()
+        .start_challenge(message())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unauthenticated);
+    let stranger = SigningKey::generate();
+    let forged = examreg_kit::auth::with_bearer(
+        message(),
+        &tk::service_token(&stranger, "gateway", &["verification:send"]),
+    )
+    .unwrap();
+    assert_eq!(
+        app.client
+            .clone()
+            .start_challenge(forged)
+            .await
+            .unwrap_err()
+            .code(),
+        Code::Unauthenticated
+    );
+    let token = tk::service_token(&app.identity_key, "profile", &["verification:confirm"]);
+    let err = app
+        .client
+        .clone()
+        .start_challenge(examreg_kit::auth::with_bearer(message(), &token).unwrap())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied);
+}
+
+#[tokio::test]
+async fn a_letter_queued_while_smtp_is_down_arrives_when_it_is_back() {
+    let mut relay = tk::Relay::down(&tk::smtp_addr()).await;
+    let app = spawn_with(limits(), &relay.addr.to_string()).await;
+    let email = tk::unique_email();
+    let challenge = app.start(&email).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        tk::mails_to(&email).await.is_empty(),
+        "nothing can be delivered yet"
+    );
+    relay.up().await;
+    let mails = tk::wait_for_mails(&email, 1, Duration::from_secs(90)).await;
+    assert!(
+        app.confirm(&challenge, &tk::code_in(&mails[0]))
+            .await
+            .is_ok()
+    );
+}
