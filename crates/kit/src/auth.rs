@@ -29,6 +29,25 @@ pub enum TokenKind {
     Service,
 }
 
+/// Issuer and audience of email proofs (signed by verification, accepted once by identity).
+pub const PROOF_ISSUER: &str = "examreg-verification";
+pub const PROOF_AUDIENCE: &str = "examreg-identity";
+
+/// The claims of an email proof: this email was shown to be readable, for this purpose.
+/// identity accepts each `jti` once.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ProofClaims {
+    pub iss: String,
+    pub aud: String,
+    /// The normalized email.
+    pub sub: String,
+    /// `registration` or `recovery`.
+    pub purpose: String,
+    pub jti: String,
+    pub iat: i64,
+    pub exp: i64,
+}
+
 /// The claims of access and service tokens.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Claims {

@@ -1,13 +1,13 @@
 //! gRPC handlers: turn requests into domain values, call the store and the outbox, map results.
 
 use crate::{
-    PROOF_AUDIENCE, PROOF_ISSUER, letters,
+    letters,
     outbox::Outbox,
     store::{Budget, Code, CodeStore, Confirm, Purpose, Resend, Timing},
 };
 use examreg_domain::Email;
 use examreg_kit::{
-    auth::{caller, unix_now},
+    auth::{PROOF_AUDIENCE, PROOF_ISSUER, ProofClaims, caller, unix_now},
     errors::{self, internal, invalid, rate_limited},
     tokens::SigningKey,
 };
@@ -23,19 +23,6 @@ pub struct Verification {
     pub outbox: Outbox,
     pub proof_key: SigningKey,
     pub proof_ttl: Duration,
-}
-
-/// The claims of an email proof. identity accepts each `jti` once.
-#[derive(Debug, serde::Serialize, serde::Deserialize)]
-pub struct ProofClaims {
-    pub iss: String,
-    pub aud: String,
-    /// The normalized email.
-    pub sub: String,
-    pub purpose: String,
-    pub jti: String,
-    pub iat: i64,
-    pub exp: i64,
 }
 
 fn timestamp(ms: i64) -> prost_types::Timestamp {

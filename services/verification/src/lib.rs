@@ -14,10 +14,6 @@ use sha2::Sha256;
 use std::{future::Future, net::SocketAddr, time::Duration};
 use tokio::net::TcpListener;
 
-/// Issuer and audience of email proofs.
-pub const PROOF_ISSUER: &str = "examreg-verification";
-pub const PROOF_AUDIENCE: &str = "examreg-identity";
-
 /// Configuration, from `VERIFICATION_*` variables.
 #[derive(Debug, Clone)]
 pub struct Config {

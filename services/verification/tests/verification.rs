@@ -1,5 +1,6 @@
 //! The verification service against the real Redis and maildev of the local stack.
 
+use examreg_kit::auth::{PROOF_AUDIENCE, PROOF_ISSUER, ProofClaims};
 use examreg_kit::{
     auth::Keys,
     config::Secret,
@@ -11,9 +12,7 @@ use examreg_proto::verification::v1::{
     verification_service_client::VerificationServiceClient,
 };
 use examreg_testkit as tk;
-use examreg_verification::{
-    Application, Config, PROOF_AUDIENCE, PROOF_ISSUER, grpc::ProofClaims, store::Limits,
-};
+use examreg_verification::{Application, Config, store::Limits};
 use std::time::Duration;
 use tonic::{Code, Request, transport::Channel};
 

@@ -1,0 +1,205 @@
+//! The identity service: accounts, credentials, sessions, login throttling, password reset,
+//! service clients and the keys that sign every token of the suite.
+#![forbid(unsafe_code)]
+
+pub mod grpc;
+pub mod password;
+pub mod store;
+
+use examreg_kit::{
+    auth::Keys,
+    config::{Env, Secret},
+    tokens::{KeySet, SigningKey},
+};
+use sqlx::postgres::PgPoolOptions;
+use std::{future::Future, net::SocketAddr, time::Duration};
+use tokio::net::TcpListener;
+
+/// A service client allowed to obtain service tokens.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct ServiceClient {
+    pub id: String,
+    /// Hex SHA-256 of the client's secret (secrets are long and random, so a fast hash is
+    /// enough, and config never holds the secret itself).
+    pub secret_sha256: String,
+    pub scopes: Vec<String>,
+}
+
+/// Login throttling, from config.
+#[derive(Debug, Clone)]
+pub struct Throttle {
+    /// Failed logins per login identifier before a lockout.
+    pub login_budget: i32,
+    /// Failed logins per client IP before a lockout (schools share one address: keep it high).
+    pub ip_budget: i32,
+    /// The window the failures are counted in.
+    pub window: Duration,
+    /// First lockout; each further one doubles, up to `lockout_max`.
+    pub lockout_base: Duration,
+    pub lockout_max: Duration,
+}
+
+/// Configuration, from `IDENTITY_*` variables.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub addr: SocketAddr,
+    pub database_url: Secret,
+    pub signing_key: Option<SigningKey>,
+    /// Public keys of verification that sign email proofs.
+    pub proof_keys: KeySet,
+    pub service_clients: Vec<ServiceClient>,
+    pub access_ttl: Duration,
+    pub refresh_ttl: Duration,
+    pub service_token_ttl: Duration,
+    pub argon2_memory_kib: u32,
+    pub argon2_iterations: u32,
+    pub argon2_parallelism: u32,
+    pub hash_concurrency: usize,
+    pub throttle: Throttle,
+}
+
+impl Config {
+    pub fn from_env(env: &mut Env) -> Self {
+        let proof_pem = env.required_secret("IDENTITY_PROOF_PUBLIC_KEY");
+        let proof_keys = if proof_pem.expose().is_empty() {
+            KeySet::default()
+        } else {
+            KeySet::from_public_pems(proof_pem.expose()).unwrap_or_else(|e| {
+                env.invalid("IDENTITY_PROOF_PUBLIC_KEY", e.to_string());
+                KeySet::default()
+            })
+        };
+        let clients_json = env
+            .secret("IDENTITY_SERVICE_CLIENTS")
+            .unwrap_or_else(|| Secret::new("[]"));
+        let service_clients: Vec<ServiceClient> = serde_json::from_str(clients_json.expose())
+            .unwrap_or_else(|e| {
+                env.invalid(
+                    "IDENTITY_SERVICE_CLIENTS",
+                    format!("not a JSON list of {{id, secret_sha256, scopes}}: {e}"),
+                );
+                Vec::new()
+            });
+        if service_clients
+            .iter()
+            .any(|c| c.secret_sha256.len() != 64 || hex::decode(&c.secret_sha256).is_err())
+        {
+            env.invalid(
+                "IDENTITY_SERVICE_CLIENTS",
+                "secret_sha256 must be 64 hex digits",
+            );
+        }
+        let argon2_memory_kib = env.parse("IDENTITY_ARGON2_MEMORY_KIB", 19_456);
+        let argon2_iterations = env.parse("IDENTITY_ARGON2_ITERATIONS", 2);
+        if argon2_memory_kib < 19_456 || argon2_iterations < 2 {
+            env.invalid(
+                "IDENTITY_ARGON2_MEMORY_KIB",
+                "argon2id below OWASP's minimum (19456 KiB, 2 iterations)",
+            );
+        }
+        let cpus = std::thread::available_parallelism().map_or(2, usize::from);
+        Self {
+            addr: env.parse("IDENTITY_ADDR", "127.0.0.1:50051".parse().expect("literal")),
+            database_url: env.secret("IDENTITY_DATABASE_URL").unwrap_or_else(|| {
+                Secret::new("postgres://examreg:examreg@127.0.0.1:5432/examreg_identity")
+            }),
+            signing_key: examreg_kit::tokens::signing_key_from_env(env, "IDENTITY_SIGNING_KEY"),
+            proof_keys,
+            service_clients,
+            access_ttl: env.seconds("IDENTITY_ACCESS_TTL_SECS", 900),
+            refresh_ttl: env.seconds("IDENTITY_REFRESH_TTL_SECS", 30 * 24 * 3600),
+            service_token_ttl: env.seconds("IDENTITY_SERVICE_TOKEN_TTL_SECS", 900),
+            argon2_memory_kib,
+            argon2_iterations,
+            argon2_parallelism: env.parse("IDENTITY_ARGON2_PARALLELISM", 1),
+            hash_concurrency: env.parse("IDENTITY_HASH_CONCURRENCY", cpus),
+            throttle: Throttle {
+                login_budget: env.parse("IDENTITY_LOGIN_FAILURE_BUDGET", 5),
+                ip_budget: env.parse("IDENTITY_IP_FAILURE_BUDGET", 100),
+                window: env.seconds("IDENTITY_LOGIN_WINDOW_SECS", 900),
+                lockout_base: env.seconds("IDENTITY_LOCKOUT_BASE_SECS", 60),
+                lockout_max: env.seconds("IDENTITY_LOCKOUT_MAX_SECS", 3600),
+            },
+        }
+    }
+}
+
+pub struct Application {
+    listener: TcpListener,
+    addr: SocketAddr,
+    service: grpc::Identity,
+    keys: Keys,
+}
+
+/// RPCs that need no token: the token endpoints themselves.
+pub const PUBLIC_PATHS: &[&str] = &[
+    "/examreg.identity.v1.IdentityService/IssueServiceToken",
+    "/examreg.identity.v1.IdentityService/GetJwks",
+];
+
+impl Application {
+    /// Connects to Postgres, applies the migrations (under sqlx's advisory lock, so replicas
+    /// starting together apply them once), prepares the hasher and binds the listener.
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let pool = PgPoolOptions::new()
+            .max_connections(20)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect(config.database_url.expose())
+            .await?;
+        sqlx::migrate!("./migrations").run(&pool).await?;
+        let signing_key = config
+            .signing_key
+            .clone()
+            .ok_or_else(|| anyhow::anyhow!("IDENTITY_SIGNING_KEY is required"))?;
+        let hasher = password::Hasher::new(
+            config.argon2_memory_kib,
+            config.argon2_iterations,
+            config.argon2_parallelism,
+            config.hash_concurrency,
+        )?;
+        let keys = Keys::from(&signing_key);
+        let service = grpc::Identity {
+            pool,
+            hasher,
+            signing_key,
+            proof_keys: config.proof_keys,
+            clients: config.service_clients,
+            access_ttl: config.access_ttl,
+            refresh_ttl: config.refresh_ttl,
+            service_token_ttl: config.service_token_ttl,
+            throttle: config.throttle,
+        };
+        let (listener, addr) = examreg_kit::grpc::bind(config.addr).await?;
+        Ok(Self {
+            listener,
+            addr,
+            service,
+            keys,
+        })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let routes = tonic::service::Routes::new(
+            examreg_proto::identity::v1::identity_service_server::IdentityServiceServer::new(
+                self.service,
+            ),
+        );
+        examreg_kit::grpc::serve(
+            self.listener,
+            routes,
+            &["examreg.identity.v1.IdentityService"],
+            self.keys,
+            PUBLIC_PATHS,
+            shutdown,
+        )
+        .await?;
+        Ok(())
+    }
+}

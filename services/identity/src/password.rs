@@ -1,0 +1,266 @@
+//! Passwords: the policy an applicant's password must meet, and argon2id hashing off the async
+//! runtime behind a bound (hashing is the most expensive thing identity does; unbounded, a
+//! login flood would starve every other request).
+
+use argon2::{
+    Algorithm, Argon2, Params, PasswordHash, PasswordHasher, PasswordVerifier, Version,
+    password_hash::SaltString,
+};
+use std::sync::Arc;
+use tokio::sync::Semaphore;
+
+/// Why a password is refused; `code()` is the stable reason.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum PolicyError {
+    #[error("the password must be at least 8 characters")]
+    TooShort,
+    #[error("the password must be at most 128 characters")]
+    TooLong,
+    #[error("the password must not contain your IIN, passport number or email name")]
+    ContainsPersonalData,
+    #[error("the password is too common or easy to guess")]
+    TooWeak,
+}
+
+impl PolicyError {
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::TooShort => "too_short",
+            Self::TooLong => "too_long",
+            Self::ContainsPersonalData => "contains_personal_data",
+            Self::TooWeak => "too_weak",
+        }
+    }
+}
+
+/// Checks a password against the policy. `personal` holds the applicant's own identifiers
+/// (IIN or passport number, the email's local part): a password containing any of them is
+/// refused outright, and they are given to the strength estimator so variations of them score
+/// low too.
+pub fn check_policy(password: &str, personal: &[&str]) -> Result<(), PolicyError> {
+    let length = password.chars().count();
+    if length < 8 {
+        return Err(PolicyError::TooShort);
+    }
+    if length > 128 {
+        return Err(PolicyError::TooLong);
+    }
+    let lower = password.to_lowercase();
+    if personal
+        .iter()
+        .map(|p| p.trim().to_lowercase())
+        .any(|p| p.chars().count() >= 4 && lower.contains(&p))
+    {
+        return Err(PolicyError::ContainsPersonalData);
+    }
+    // zxcvbn's cost grows with length; past 64 characters a password is strong by length.
+    if length <= 64 {
+        let estimate = zxcvbn::zxcvbn(password, personal);
+        if (estimate.score() as u8) < 3 {
+            return Err(PolicyError::TooWeak);
+        }
+    }
+    Ok(())
+}
+
+/// Hashes and verifies with argon2id, at most `permits` at a time, on blocking threads.
+#[derive(Clone)]
+pub struct Hasher {
+    params: Params,
+    permits: Arc<Semaphore>,
+    /// A hash of a random password with the current parameters: an unknown login is checked
+    /// against it, so it costs the same time as a known one.
+    dummy: Arc<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum HashError {
+    #[error("argon2: {0}")]
+    Argon2(String),
+    #[error("hashing task failed: {0}")]
+    Join(#[from] tokio::task::JoinError),
+}
+
+/// The outcome of a verification.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verified {
+    No,
+    Yes,
+    /// Right password, but stored with other parameters: store a fresh hash.
+    YesRehash,
+}
+
+impl Hasher {
+    /// `memory_kib`, `iterations`, `parallelism` as argon2 takes them; OWASP's minimum for
+    /// argon2id is 19456 KiB, 2, 1.
+    pub fn new(
+        memory_kib: u32,
+        iterations: u32,
+        parallelism: u32,
+        concurrency: usize,
+    ) -> Result<Self, HashError> {
+        let params = Params::new(memory_kib, iterations, parallelism, None)
+            .map_err(|e| HashError::Argon2(e.to_string()))?;
+        let dummy_password: [u8; 16] = rand::random();
+        let dummy = hash_blocking(&params, &hex::encode(dummy_password))?;
+        Ok(Self {
+            params,
+            permits: Arc::new(Semaphore::new(concurrency.max(1))),
+            dummy: Arc::new(dummy),
+        })
+    }
+
+    async fn run<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(Params) -> T + Send + 'static,
+    ) -> Result<T, HashError> {
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .expect("the semaphore is never closed");
+        let params = self.params.clone();
+        let span = tracing::Span::current();
+        Ok(tokio::task::spawn_blocking(move || {
+            let _entered = span.enter();
+            work(params)
+        })
+        .await?)
+    }
+
+    pub async fn hash(&self, password: &str) -> Result<String, HashError> {
+        let password = password.to_owned();
+        self.run(move |params| hash_blocking(&params, &password))
+            .await?
+    }
+
+    /// Verifies against `stored`, or against the dummy hash when there is no account.
+    pub async fn verify(
+        &self,
+        password: &str,
+        stored: Option<&str>,
+    ) -> Result<Verified, HashError> {
+        let password = password.to_owned();
+        let real = stored.is_some();
+        let stored = stored.map_or_else(|| (*self.dummy).clone(), str::to_owned);
+        let verified = self
+            .run(move |params| -> Result<Verified, HashError> {
+                let hash =
+                    PasswordHash::new(&stored).map_err(|e| HashError::Argon2(e.to_string()))?;
+                if Argon2::default()
+                    .verify_password(password.as_bytes(), &hash)
+                    .is_err()
+                {
+                    return Ok(Verified::No);
+                }
+                let current = hash.algorithm.as_str() == "argon2id"
+                    && Params::try_from(&hash).is_ok_and(|p| {
+                        p.m_cost() == params.m_cost()
+                            && p.t_cost() == params.t_cost()
+                            && p.p_cost() == params.p_cost()
+                    });
+                Ok(if current {
+                    Verified::Yes
+                } else {
+                    Verified::YesRehash
+                })
+            })
+            .await??;
+        Ok(if real { verified } else { Verified::No })
+    }
+}
+
+fn hash_blocking(params: &Params, password: &str) -> Result<String, HashError> {
+    let salt = SaltString::generate(&mut rand::rngs::OsRng);
+    Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone())
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| HashError::Argon2(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refuses_short_long_common_and_guessable_passwords() {
+        assert_eq!(check_policy("Kx9#q2", &[]), Err(PolicyError::TooShort));
+        assert_eq!(
+            check_policy(&"Kx9#q2Lm".repeat(17), &[]),
+            Err(PolicyError::TooLong)
+        );
+        for common in [
+            "password",
+            "12345678",
+            "qwerty123",
+            "Password1",
+            "iloveyou1",
+            "11111111",
+            "abcdefgh",
+        ] {
+            assert_eq!(
+                check_policy(common, &[]),
+                Err(PolicyError::TooWeak),
+                "{common}"
+            );
+        }
+    }
+
+    #[test]
+    fn refuses_passwords_built_from_the_applicants_own_data() {
+        let iin = "791028302728";
+        assert_eq!(
+            check_policy("My791028302728!", &[iin, "aigerim.n"]),
+            Err(PolicyError::ContainsPersonalData)
+        );
+        assert_eq!(
+            check_policy("Aigerim.N-2026!x", &[iin, "aigerim.n"]),
+            Err(PolicyError::ContainsPersonalData)
+        );
+        assert_eq!(
+            check_policy("xN12345678yz!Q", &["N12345678"]),
+            Err(PolicyError::ContainsPersonalData)
+        );
+    }
+
+    #[test]
+    fn accepts_a_strong_password() {
+        assert_eq!(
+            check_policy("Жасыл-алма-көктемде-7", &["791028302728"]),
+            Ok(())
+        );
+        assert_eq!(check_policy("correct horse battery staple", &[]), Ok(()));
+        assert_eq!(check_policy(&"Zq8!vT3#pL".repeat(12), &[]), Ok(()));
+    }
+
+    #[tokio::test]
+    async fn verifies_and_asks_for_a_rehash_when_parameters_change() {
+        let weak = Hasher::new(8, 1, 1, 2).unwrap();
+        let strong = Hasher::new(19456, 2, 1, 2).unwrap();
+        let old = weak.hash("correct horse battery staple").await.unwrap();
+        assert_eq!(
+            weak.verify("correct horse battery staple", Some(&old))
+                .await
+                .unwrap(),
+            Verified::Yes
+        );
+        assert_eq!(
+            strong
+                .verify("correct horse battery staple", Some(&old))
+                .await
+                .unwrap(),
+            Verified::YesRehash
+        );
+        assert_eq!(
+            strong.verify("wrong horse", Some(&old)).await.unwrap(),
+            Verified::No
+        );
+        let new = strong.hash("correct horse battery staple").await.unwrap();
+        assert!(new.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"));
+        // No account: the dummy hash is checked and the answer is always no.
+        assert_eq!(
+            strong.verify("anything at all", None).await.unwrap(),
+            Verified::No
+        );
+    }
+}

@@ -1,0 +1,387 @@
+//! Data access: small functions over a pool or a transaction, one statement each, checked at
+//! compile time against the migrations (offline data in `.sqlx/`).
+
+use chrono::{DateTime, Utc};
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
+
+/// Which unique constraint an insert hit.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Conflict {
+    Login,
+    Email,
+    Proof,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("conflict: {0:?}")]
+    Conflict(Conflict),
+    #[error("database: {0}")]
+    Db(#[from] sqlx::Error),
+}
+
+fn on_conflict(e: sqlx::Error) -> StoreError {
+    if let sqlx::Error::Database(db) = &e {
+        match db.constraint() {
+            Some("accounts_login_key") => return StoreError::Conflict(Conflict::Login),
+            Some("accounts_email_key") => return StoreError::Conflict(Conflict::Email),
+            Some("consumed_proofs_pkey") => return StoreError::Conflict(Conflict::Proof),
+            _ => {}
+        }
+    }
+    StoreError::Db(e)
+}
+
+pub struct NewAccount<'a> {
+    pub id: Uuid,
+    pub citizenship: &'a str,
+    pub login: &'a str,
+    pub login_kind: &'a str,
+    pub email: &'a str,
+    pub password_hash: &'a str,
+    pub terms_version: &'a str,
+    pub terms_accepted_at: DateTime<Utc>,
+    pub terms_client_ip: &'a str,
+    pub terms_user_agent: &'a str,
+}
+
+#[derive(Debug, Clone)]
+pub struct AccountRow {
+    pub id: Uuid,
+    pub citizenship: String,
+    pub login: String,
+    pub login_kind: String,
+    pub email: String,
+    pub password_hash: String,
+    pub status: String,
+    pub created_at: DateTime<Utc>,
+    pub registered_at: Option<DateTime<Utc>>,
+}
+
+#[tracing::instrument(skip_all)]
+pub async fn consume_proof(
+    conn: &mut PgConnection,
+    jti: Uuid,
+    expires_at: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    sqlx::query!(
+        "INSERT INTO consumed_proofs (jti, expires_at) VALUES ($1, $2)",
+        jti,
+        expires_at
+    )
+    .execute(conn)
+    .await
+    .map_err(on_conflict)?;
+    Ok(())
+}
+
+#[tracing::instrument(skip_all)]
+pub async fn insert_account(conn: &mut PgConnection, a: &NewAccount<'_>) -> Result<(), StoreError> {
+    sqlx::query!(
+        r#"INSERT INTO accounts (id, citizenship, login, login_kind, email, password_hash,
+                                 terms_version, terms_accepted_at, terms_client_ip, terms_user_agent)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"#,
+        a.id,
+        a.citizenship,
+        a.login,
+        a.login_kind,
+        a.email,
+        a.password_hash,
+        a.terms_version,
+        a.terms_accepted_at,
+        a.terms_client_ip,
+        a.terms_user_agent,
+    )
+    .execute(conn)
+    .await
+    .map_err(on_conflict)?;
+    Ok(())
+}
+
+#[tracing::instrument(skip_all)]
+pub async fn account_by_login(
+    pool: &PgPool,
+    login: &str,
+) -> Result<Option<AccountRow>, StoreError> {
+    Ok(sqlx::query_as!(
+        AccountRow,
+        r#"SELECT id, citizenship, login, login_kind, email, password_hash, status, created_at, registered_at
+           FROM accounts WHERE login = $1"#,
+        login
+    )
+    .fetch_optional(pool)
+    .await?)
+}
+
+#[tracing::instrument(skip_all)]
+pub async fn account_by_email(
+    conn: &mut PgConnection,
+    email: &str,
+) -> Result<Option<AccountRow>, StoreError> {
+    Ok(sqlx::query_as!(
+        AccountRow,
+        r#"SELECT id, citizenship, login, login_kind, email, password_hash, status, created_at, registered_at
+           FROM accounts WHERE email = $1 FOR UPDATE"#,
+        email
+    )
+    .fetch_optional(conn)
+    .await?)
+}
+
+#[tracing::instrument(skip_all)]
+pub async fn account_by_id(pool: &PgPool, id: Uuid) -> Result<Option<AccountRow>, StoreError> {
+    Ok(sqlx::query_as!(
+        AccountRow,
+        r#"SELECT id, citizenship, login, login_kind, email, password_hash, status, created_at, registered_at
+           FROM accounts WHERE id = $1"#,
+        id
+    )
+    .fetch_optional(pool)
+    .await?)
+}
+
+#[tracing::instrument(skip_all)]
+pub async fn set_password_hash(
+    conn: &mut PgConnection,
+    id: Uuid,
+    hash: &str,
+) -> Result<(), StoreError> {
+    sqlx::query!(
+        "UPDATE accounts SET password_hash = $2, password_changed_at = now() WHERE id = $1",
+        id,
+        hash
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Replaces a hash only if it is still the one that was verified (a password change in between
+/// wins over a rehash).
+#[tracing::instrument(skip_all)]
+pub async fn rehash_password(
+    pool: &PgPool,
+    id: Uuid,
+    old: &str,
+    new: &str,
+) -> Result<(), StoreError> {
+    sqlx::query!(
+        "UPDATE accounts SET password_hash = $3 WHERE id = $1 AND password_hash = $2",
+        id,
+        old,
+        new
+    )
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+#[tracing::instrument(skip_all)]
+pub async fn insert_session(
+    conn: &mut PgConnection,
+    id: Uuid,
+    account: Uuid,
+    ip: &str,
+    agent: &str,
+) -> Result<(), StoreError> {
+    sqlx::query!(
+        "INSERT INTO sessions (id, account_id, client_ip, user_agent) VALUES ($1, $2, $3, $4)",
+        id,
+        account,
+        ip,
+        agent
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+#[tracing::instrument(skip_all)]
+pub async fn insert_refresh(
+    conn: &mut PgConnection,
+    hash: &[u8],
+    session: Uuid,
+    expires_at: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    sqlx::query!(
+        "INSERT INTO refresh_tokens (token_hash, session_id, expires_at) VALUES ($1, $2, $3)",
+        hash,
+        session,
+        expires_at
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// What spending a refresh token found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Spend {
+    /// Spent now; the session is live.
+    Spent { session: Uuid, account: Uuid },
+    /// Already spent before: a replay, the family must die.
+    Reused { session: Uuid },
+    /// Unknown, expired, or its session was revoked.
+    Invalid,
+}
+
+/// Marks a refresh token spent, atomically: of two concurrent uses exactly one succeeds.
+#[tracing::instrument(skip_all)]
+pub async fn spend_refresh(conn: &mut PgConnection, hash: &[u8]) -> Result<Spend, StoreError> {
+    let spent = sqlx::query!(
+        r#"UPDATE refresh_tokens r SET spent_at = now()
+           FROM sessions s
+           WHERE r.token_hash = $1 AND r.spent_at IS NULL AND r.expires_at > now()
+             AND s.id = r.session_id AND s.revoked_at IS NULL
+           RETURNING r.session_id, s.account_id"#,
+        hash
+    )
+    .fetch_optional(&mut *conn)
+    .await?;
+    if let Some(row) = spent {
+        return Ok(Spend::Spent {
+            session: row.session_id,
+            account: row.account_id,
+        });
+    }
+    let known = sqlx::query!(
+        "SELECT session_id, spent_at FROM refresh_tokens WHERE token_hash = $1",
+        hash
+    )
+    .fetch_optional(conn)
+    .await?;
+    Ok(match known {
+        Some(row) if row.spent_at.is_some() => Spend::Reused {
+            session: row.session_id,
+        },
+        Some(_) | None => Spend::Invalid,
+    })
+}
+
+#[tracing::instrument(skip_all)]
+pub async fn revoke_session(
+    conn: &mut PgConnection,
+    session: Uuid,
+    reason: &str,
+) -> Result<bool, StoreError> {
+    let done = sqlx::query!(
+        "UPDATE sessions SET revoked_at = now(), revoked_reason = $2 WHERE id = $1 AND revoked_at IS NULL",
+        session,
+        reason
+    )
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() > 0)
+}
+
+#[tracing::instrument(skip_all)]
+pub async fn revoke_all_sessions(
+    conn: &mut PgConnection,
+    account: Uuid,
+    reason: &str,
+) -> Result<u64, StoreError> {
+    let done = sqlx::query!(
+        "UPDATE sessions SET revoked_at = now(), revoked_reason = $2 WHERE account_id = $1 AND revoked_at IS NULL",
+        account,
+        reason
+    )
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected())
+}
+
+/// Takes one slot of a failure budget before a password is checked, so that parallel guesses
+/// cannot exceed it. `None` when the key is locked or its budget is taken by attempts in flight;
+/// then `locked_for` says how long to wait.
+#[tracing::instrument(skip_all)]
+pub async fn throttle_reserve(
+    pool: &PgPool,
+    key: &str,
+    budget: i32,
+    window_secs: f64,
+) -> Result<Option<i32>, StoreError> {
+    let row = sqlx::query!(
+        r#"INSERT INTO login_throttle AS t (key, failures, window_started_at) VALUES ($1, 1, now())
+           ON CONFLICT (key) DO UPDATE SET
+             failures = CASE WHEN t.window_started_at < now() - make_interval(secs => $3)
+                               OR t.locked_until <= now() THEN 1 ELSE t.failures + 1 END,
+             window_started_at = CASE WHEN t.window_started_at < now() - make_interval(secs => $3)
+                               OR t.locked_until <= now() THEN now() ELSE t.window_started_at END,
+             locked_until = CASE WHEN t.locked_until <= now() THEN NULL ELSE t.locked_until END
+           WHERE (t.locked_until IS NULL OR t.locked_until <= now())
+             AND (t.failures < $2 OR t.window_started_at < now() - make_interval(secs => $3)
+                  OR t.locked_until <= now())
+           RETURNING failures"#,
+        key,
+        budget,
+        window_secs
+    )
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.map(|r| r.failures))
+}
+
+/// Seconds until a locked key opens (0 when not locked).
+#[tracing::instrument(skip_all)]
+pub async fn throttle_locked_for(pool: &PgPool, key: &str) -> Result<f64, StoreError> {
+    let row = sqlx::query!(
+        r#"SELECT GREATEST(EXTRACT(EPOCH FROM (locked_until - now())), 0)::float8 AS "secs!"
+           FROM login_throttle WHERE key = $1 AND locked_until IS NOT NULL"#,
+        key
+    )
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.map_or(0.0, |r| r.secs))
+}
+
+/// After a failed attempt: locks the key when its budget is used up, for a delay that doubles
+/// with each lockout (base × 2^lockouts, capped). Returns the lock's length in seconds.
+#[tracing::instrument(skip_all)]
+pub async fn throttle_fail(
+    pool: &PgPool,
+    key: &str,
+    budget: i32,
+    base_secs: f64,
+    max_secs: f64,
+) -> Result<Option<f64>, StoreError> {
+    let row = sqlx::query!(
+        r#"UPDATE login_throttle
+           SET locked_until = now() + make_interval(secs => LEAST($3 * power(2, lockouts), $4)),
+               lockouts = lockouts + 1
+           WHERE key = $1 AND failures >= $2 AND locked_until IS NULL
+           RETURNING LEAST($3 * power(2, lockouts - 1), $4)::float8 AS "secs!""#,
+        key,
+        budget,
+        base_secs,
+        max_secs
+    )
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.map(|r| r.secs))
+}
+
+/// After a successful attempt: the reserved slot was no failure. `forget` clears the key's
+/// history (a login identifier whose owner just proved the password).
+#[tracing::instrument(skip_all)]
+pub async fn throttle_succeed(pool: &PgPool, key: &str, forget: bool) -> Result<(), StoreError> {
+    sqlx::query!(
+        r#"UPDATE login_throttle
+           SET failures = CASE WHEN $2 THEN 0 ELSE GREATEST(failures - 1, 0) END,
+               lockouts = CASE WHEN $2 THEN 0 ELSE lockouts END
+           WHERE key = $1"#,
+        key,
+        forget
+    )
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+#[tracing::instrument(skip_all)]
+pub async fn throttle_clear(conn: &mut PgConnection, key: &str) -> Result<(), StoreError> {
+    sqlx::query!("DELETE FROM login_throttle WHERE key = $1", key)
+        .execute(conn)
+        .await?;
+    Ok(())
+}

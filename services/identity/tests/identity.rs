@@ -1,0 +1,569 @@
+//! The identity service against a fresh database of the local stack's Postgres.
+
+use examreg_identity::{Application, Config, ServiceClient, Throttle};
+use examreg_kit::{
+    auth::{PROOF_AUDIENCE, PROOF_ISSUER, ProofClaims, unix_now, with_bearer},
+    config::Secret,
+    errors::reason_of,
+    tokens::{KeySet, SigningKey},
+};
+use examreg_proto::identity::v1::{
+    self as pb, create_account_request::Identifier, identity_service_client::IdentityServiceClient,
+};
+use examreg_testkit as tk;
+use sha2::Digest;
+use std::time::Duration;
+use tonic::{Code, Request, transport::Channel};
+use uuid::Uuid;
+
+const STRONG: &str = "Жасыл-алма-көктемде-7";
+const GATEWAY_SECRET: &str = "gateway-secret-for-tests-0123456789";
+
+struct TestApp {
+    client: IdentityServiceClient<Channel>,
+    key: SigningKey,
+    proof_key: SigningKey,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+async fn spawn() -> TestApp {
+    let key = SigningKey::generate();
+    let proof_key = SigningKey::generate();
+    let config = Config {
+        addr: "127.0.0.1:0".parse().unwrap(),
+        database_url: Secret::new(tk::fresh_database("identity").await),
+        signing_key: Some(key.clone()),
+        proof_keys: KeySet::from_signing_keys([&proof_key]),
+        service_clients: vec![ServiceClient {
+            id: "gateway".into(),
+            secret_sha256: hex::encode(sha2::Sha256::digest(GATEWAY_SECRET.as_bytes())),
+            scopes: vec![
+                "accounts:create".into(),
+                "sessions:create".into(),
+                "accounts:recover".into(),
+            ],
+        }],
+        access_ttl: Duration::from_secs(900),
+        refresh_ttl: Duration::from_secs(3600),
+        service_token_ttl: Duration::from_secs(900),
+        argon2_memory_kib: 19_456,
+        argon2_iterations: 2,
+        argon2_parallelism: 1,
+        hash_concurrency: 2,
+        throttle: Throttle {
+            login_budget: 5,
+            ip_budget: 100,
+            window: Duration::from_secs(900),
+            lockout_base: Duration::from_secs(60),
+            lockout_max: Duration::from_secs(3600),
+        },
+    };
+    let app = Application::build(config).await.unwrap();
+    let addr = app.addr();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(app.run_until_stopped(async move {
+        let _ = stopped.await;
+    }));
+    TestApp {
+        client: IdentityServiceClient::new(
+            examreg_kit::grpc::channel(&format!("http://{addr}")).unwrap(),
+        ),
+        key,
+        proof_key,
+        _stop: stop,
+    }
+}
+
+fn valid_iin() -> String {
+    // A random valid IIN, so parallel tests never collide.
+    loop {
+        let birth = chrono::NaiveDate::from_ymd_opt(2004, 1, 1).unwrap()
+            + chrono::Days::new(u64::from(rand::random::<u16>() % 700));
+        if let Some(iin) = examreg_domain::Iin::compose(
+            birth,
+            examreg_domain::Sex::Female,
+            rand::random::<u16>() % 10_000,
+        ) {
+            return iin.as_str().to_owned();
+        }
+    }
+}
+
+impl TestApp {
+    fn req<T>(&self, message: T) -> Request<T> {
+        let token = tk::service_token(
+            &self.key,
+            "gateway",
+            &[
+                "accounts:create",
+                "sessions:create",
+                "accounts:recover",
+                "accounts:read",
+            ],
+        );
+        with_bearer(message, &token).unwrap()
+    }
+
+    fn proof(&self, email: &str, purpose: &str) -> String {
+        self.proof_key.sign(&ProofClaims {
+            iss: PROOF_ISSUER.into(),
+            aud: PROOF_AUDIENCE.into(),
+            sub: email.into(),
+            purpose: purpose.into(),
+            jti: Uuid::new_v4().to_string(),
+            iat: unix_now(),
+            exp: unix_now() + 600,
+        })
+    }
+
+    fn account(&self, iin: &str, email: &str) -> pb::CreateAccountRequest {
+        pb::CreateAccountRequest {
+            citizenship: "KZ".into(),
+            identifier: Some(Identifier::Iin(iin.into())),
+            email: email.into(),
+            // verification signs the normalized (lower-case) email.
+            email_proof: self.proof(&email.to_lowercase(), "registration"),
+            password: STRONG.into(),
+            terms: Some(pb::TermsAcceptance {
+                version: "2026-01".into(),
+                accepted_at: None,
+                client_ip: "127.0.0.1".into(),
+                user_agent: "tests".into(),
+            }),
+        }
+    }
+
+    async fn create(&self, request: pb::CreateAccountRequest) -> Result<String, tonic::Status> {
+        Ok(self
+            .client
+            .clone()
+            .create_account(self.req(request))
+            .await?
+            .into_inner()
+            .account_id)
+    }
+
+    async fn login(&self, login: &str, password: &str) -> Result<pb::LoginResponse, tonic::Status> {
+        self.login_from(login, password, "10.1.2.3").await
+    }
+
+    async fn login_from(
+        &self,
+        login: &str,
+        password: &str,
+        ip: &str,
+    ) -> Result<pb::LoginResponse, tonic::Status> {
+        Ok(self
+            .client
+            .clone()
+            .login(self.req(pb::LoginRequest {
+                login: login.into(),
+                password: password.into(),
+                client_ip: ip.into(),
+                user_agent: "tests".into(),
+            }))
+            .await?
+            .into_inner())
+    }
+
+    async fn refresh(&self, token: &str) -> Result<pb::TokenPair, tonic::Status> {
+        Ok(self
+            .client
+            .clone()
+            .refresh_session(self.req(pb::RefreshSessionRequest {
+                refresh_token: token.into(),
+            }))
+            .await?
+            .into_inner()
+            .tokens
+            .unwrap())
+    }
+}
+
+fn reason(status: &tonic::Status) -> String {
+    reason_of(status).reason
+}
+
+#[tokio::test]
+async fn an_applicant_registers_logs_in_refreshes_and_logs_out() {
+    let app = spawn().await;
+    let iin = valid_iin();
+    let email = tk::unique_email();
+    let id = app
+        .create(app.account(&iin, &email.to_uppercase()))
+        .await
+        .unwrap();
+    let login = app.login(&iin, STRONG).await.unwrap();
+    assert_eq!(login.account_id, id);
+    assert_eq!(login.status, pb::AccountStatus::Active as i32);
+    let tokens = login.tokens.unwrap();
+    assert_eq!(tokens.expires_in, 900);
+    // The access token works as the user's own credential.
+    let me = app
+        .client
+        .clone()
+        .get_account(with_bearer(pb::GetAccountRequest::default(), &tokens.access_token).unwrap())
+        .await
+        .unwrap()
+        .into_inner()
+        .account
+        .unwrap();
+    assert_eq!(me.email, email);
+    assert_eq!(
+        me.identifier,
+        Some(pb::account::Identifier::Iin(iin.clone()))
+    );
+    let next = app.refresh(&tokens.refresh_token).await.unwrap();
+    assert_ne!(next.refresh_token, tokens.refresh_token);
+    app.client
+        .clone()
+        .logout(with_bearer(pb::LogoutRequest {}, &next.access_token).unwrap())
+        .await
+        .unwrap();
+    let err = app.refresh(&next.refresh_token).await.unwrap_err();
+    assert_eq!(reason(&err), "invalid_refresh_token");
+}
+
+#[tokio::test]
+async fn a_bad_iin_checksum_is_refused_with_the_field() {
+    let app = spawn().await;
+    let email = tk::unique_email();
+    let err = app
+        .create(app.account("791028302729", &email))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert_eq!(reason(&err), "invalid_iin");
+    assert_eq!(
+        reason_of(&err).fields,
+        vec![("iin".to_owned(), "invalid_checksum".to_owned())]
+    );
+}
+
+#[tokio::test]
+async fn a_citizen_of_kazakhstan_cannot_register_with_a_passport() {
+    let app = spawn().await;
+    let email = tk::unique_email();
+    let mut request = app.account(&valid_iin(), &email);
+    request.identifier = Some(Identifier::PassportNumber("N12345678".into()));
+    let err = app.create(request.clone()).await.unwrap_err();
+    assert_eq!(reason(&err), "iin_required");
+    // A foreign citizen can, and logs in with the normalized number.
+    request.citizenship = "UZ".into();
+    request.identifier = Some(Identifier::PassportNumber(format!(
+        "fa {}",
+        &Uuid::new_v4().simple().to_string()[..7]
+    )));
+    request.email_proof = app.proof(&email, "registration");
+    app.create(request.clone()).await.unwrap();
+    let Some(Identifier::PassportNumber(number)) = request.identifier else {
+        unreachable!()
+    };
+    assert!(
+        app.login(&number.replace(' ', "").to_uppercase(), STRONG)
+            .await
+            .is_ok()
+    );
+}
+
+#[tokio::test]
+async fn duplicate_iin_or_email_is_refused_by_the_database_after_the_email_is_proven() {
+    let app = spawn().await;
+    let iin = valid_iin();
+    let email = tk::unique_email();
+    app.create(app.account(&iin, &email)).await.unwrap();
+    let err = app
+        .create(app.account(&iin, &tk::unique_email()))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::AlreadyExists);
+    assert_eq!(reason(&err), "identifier_taken");
+    let other_iin = loop {
+        let candidate = valid_iin();
+        if candidate != iin {
+            break candidate;
+        }
+    };
+    let err = app
+        .create(app.account(&other_iin, &email.to_uppercase()))
+        .await
+        .unwrap_err();
+    assert_eq!(reason(&err), "email_taken");
+    // Without a valid proof, a duplicate says nothing about existing accounts.
+    let mut unproven = app.account(&iin, &email);
+    unproven.email_proof = "forged".into();
+    assert_eq!(
+        reason(&app.create(unproven).await.unwrap_err()),
+        "invalid_email_proof"
+    );
+}
+
+#[tokio::test]
+async fn an_email_proof_works_once_and_only_for_its_email_and_purpose() {
+    let app = spawn().await;
+    let email = tk::unique_email();
+    let first = app.account(&valid_iin(), &email);
+    let proof = first.email_proof.clone();
+    app.create(first).await.unwrap();
+    let mut again = app.account(&valid_iin(), &tk::unique_email());
+    again.email_proof = proof;
+    assert_eq!(
+        reason(&app.create(again).await.unwrap_err()),
+        "invalid_email_proof"
+    );
+    let mut wrong_purpose = app.account(&valid_iin(), &tk::unique_email());
+    wrong_purpose.email_proof = app.proof(&wrong_purpose.email, "recovery");
+    assert_eq!(
+        reason(&app.create(wrong_purpose).await.unwrap_err()),
+        "invalid_email_proof"
+    );
+    let mut foreign = app.account(&valid_iin(), &tk::unique_email());
+    foreign.email_proof = SigningKey::generate().sign(&ProofClaims {
+        iss: PROOF_ISSUER.into(),
+        aud: PROOF_AUDIENCE.into(),
+        sub: foreign.email.clone(),
+        purpose: "registration".into(),
+        jti: Uuid::new_v4().to_string(),
+        iat: unix_now(),
+        exp: unix_now() + 600,
+    });
+    assert_eq!(
+        reason(&app.create(foreign).await.unwrap_err()),
+        "invalid_email_proof"
+    );
+}
+
+#[tokio::test]
+async fn weak_common_and_personal_passwords_are_refused() {
+    let app = spawn().await;
+    let iin = valid_iin();
+    for (password, why) in [
+        ("short1!", "too_short"),
+        ("password123", "too_weak"),
+        ("qwertyuiop", "too_weak"),
+        (&format!("Kz{iin}!") as &str, "contains_personal_data"),
+    ] {
+        let mut request = app.account(&iin, &tk::unique_email());
+        request.password = password.into();
+        let err = app.create(request).await.unwrap_err();
+        assert_eq!(reason(&err), "weak_password", "{password}");
+        assert_eq!(
+            reason_of(&err).fields,
+            vec![("password".to_owned(), why.to_owned())],
+            "{password}"
+        );
+    }
+    let email = tk::unique_email();
+    let mut request = app.account(&iin, &email);
+    request.password = format!("{}-Secure-2026", email.split('@').next().unwrap());
+    assert_eq!(
+        reason_of(&app.create(request).await.unwrap_err()).fields[0].1,
+        "contains_personal_data"
+    );
+}
+
+#[tokio::test]
+async fn parallel_wrong_passwords_lock_the_login_within_its_budget() {
+    let app = spawn().await;
+    let iin = valid_iin();
+    app.create(app.account(&iin, &tk::unique_email()))
+        .await
+        .unwrap();
+    let attempts = (0..20).map(|i| {
+        let app = &app;
+        let iin = iin.clone();
+        async move { app.login(&iin, &format!("wrong-password-{i}")).await }
+    });
+    let results = futures::future::join_all(attempts).await;
+    let judged = results
+        .iter()
+        .filter(|r| {
+            r.as_ref()
+                .is_err_and(|e| reason(e) == "invalid_credentials")
+        })
+        .count();
+    let throttled = results
+        .iter()
+        .filter(|r| r.as_ref().is_err_and(|e| reason(e) == "too_many_attempts"))
+        .count();
+    assert_eq!(judged, 5, "no more guesses than the budget were checked");
+    assert_eq!(throttled, 15);
+    // Now even the right password waits, with a retry time.
+    let err = app.login(&iin, STRONG).await.unwrap_err();
+    assert_eq!(err.code(), Code::ResourceExhausted);
+    let wait = reason_of(&err).retry_after.unwrap();
+    assert!(
+        wait >= Duration::from_secs(50) && wait <= Duration::from_secs(60),
+        "{wait:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_unknown_login_gets_the_same_answer_as_a_wrong_password() {
+    let app = spawn().await;
+    let iin = valid_iin();
+    app.create(app.account(&iin, &tk::unique_email()))
+        .await
+        .unwrap();
+    let wrong = app.login(&iin, "not-the-password").await.unwrap_err();
+    let unknown = app
+        .login("N00000000", "not-the-password")
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (wrong.code(), reason(&wrong)),
+        (unknown.code(), reason(&unknown))
+    );
+    assert_eq!(wrong.message(), unknown.message());
+}
+
+#[tokio::test]
+async fn reusing_a_spent_refresh_token_revokes_the_whole_family() {
+    let app = spawn().await;
+    let iin = valid_iin();
+    app.create(app.account(&iin, &tk::unique_email()))
+        .await
+        .unwrap();
+    let first = app.login(&iin, STRONG).await.unwrap().tokens.unwrap();
+    let second = app.refresh(&first.refresh_token).await.unwrap();
+    let err = app.refresh(&first.refresh_token).await.unwrap_err();
+    assert_eq!(reason(&err), "refresh_token_reused");
+    // The legitimate holder's newer token died with the family.
+    assert_eq!(
+        reason(&app.refresh(&second.refresh_token).await.unwrap_err()),
+        "invalid_refresh_token"
+    );
+}
+
+#[tokio::test]
+async fn a_password_reset_needs_a_recovery_proof_and_ends_every_session() {
+    let app = spawn().await;
+    let iin = valid_iin();
+    let email = tk::unique_email();
+    app.create(app.account(&iin, &email)).await.unwrap();
+    let phone = app.login(&iin, STRONG).await.unwrap().tokens.unwrap();
+    let laptop = app.login(&iin, STRONG).await.unwrap().tokens.unwrap();
+    let reset = |proof: String| {
+        let app = &app;
+        async move {
+            app.client
+                .clone()
+                .reset_password(app.req(pb::ResetPasswordRequest {
+                    recovery_proof: proof,
+                    new_password: "Тау-көлі-жазда-таза-42".into(),
+                }))
+                .await
+        }
+    };
+    assert_eq!(
+        reason(&reset(app.proof(&email, "registration")).await.unwrap_err()),
+        "invalid_email_proof"
+    );
+    let answer = reset(app.proof(&email, "recovery"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(answer.revoked_sessions, 2);
+    for tokens in [phone, laptop] {
+        assert!(app.refresh(&tokens.refresh_token).await.is_err());
+    }
+    assert_eq!(
+        reason(&app.login(&iin, STRONG).await.unwrap_err()),
+        "invalid_credentials"
+    );
+    assert!(app.login(&iin, "Тау-көлі-жазда-таза-42").await.is_ok());
+}
+
+#[tokio::test]
+async fn calls_without_a_token_or_scope_are_refused_and_clients_get_scoped_tokens() {
+    let app = spawn().await;
+    let err = app
+        .client
+        .clone()
+        .create_account(app.account(&valid_iin(), &tk::unique_email()))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unauthenticated);
+    let narrow = tk::service_token(&app.key, "profile", &["accounts:read"]);
+    let err = app
+        .client
+        .clone()
+        .create_account(
+            with_bearer(app.account(&valid_iin(), &tk::unique_email()), &narrow).unwrap(),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied);
+    // A user's own access token cannot create accounts either.
+    let iin = valid_iin();
+    app.create(app.account(&iin, &tk::unique_email()))
+        .await
+        .unwrap();
+    let user = app
+        .login(&iin, STRONG)
+        .await
+        .unwrap()
+        .tokens
+        .unwrap()
+        .access_token;
+    let err = app
+        .client
+        .clone()
+        .create_account(with_bearer(app.account(&valid_iin(), &tk::unique_email()), &user).unwrap())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied);
+
+    let issued = app
+        .client
+        .clone()
+        .issue_service_token(pb::IssueServiceTokenRequest {
+            client_id: "gateway".into(),
+            client_secret: GATEWAY_SECRET.into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(issued.scopes.contains(&"accounts:create".to_owned()));
+    app.create_with(
+        &issued.access_token,
+        app.account(&valid_iin(), &tk::unique_email()),
+    )
+    .await
+    .unwrap();
+    let err = app
+        .client
+        .clone()
+        .issue_service_token(pb::IssueServiceTokenRequest {
+            client_id: "gateway".into(),
+            client_secret: "guess".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unauthenticated);
+    let jwks = app
+        .client
+        .clone()
+        .get_jwks(pb::GetJwksRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .jwks_json;
+    assert!(KeySet::from_jwks(&jwks).unwrap().contains(app.key.kid()));
+}
+
+impl TestApp {
+    async fn create_with(
+        &self,
+        token: &str,
+        request: pb::CreateAccountRequest,
+    ) -> Result<String, tonic::Status> {
+        Ok(self
+            .client
+            .clone()
+            .create_account(with_bearer(request, token).unwrap())
+            .await?
+            .into_inner()
+            .account_id)
+    }
+}
