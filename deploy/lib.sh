@@ -149,7 +149,7 @@ make_secrets() {
   openssl pkey -in "$SECRETS/verification_proof_key.pem" -pubout -out "$SECRETS/verification_proof_public.pem"
   [ -f "$SECRETS/verification_code_key" ] || openssl rand -hex 32 >"$SECRETS/verification_code_key"
   local client
-  for client in gateway verification; do
+  for client in gateway; do
     [ -f "$SECRETS/${client}_client_secret" ] || openssl rand -hex 24 >"$SECRETS/${client}_client_secret"
   done
   chmod 600 "$SECRETS"/*

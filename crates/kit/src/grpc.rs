@@ -148,3 +148,8 @@ pub fn channel(url: &str) -> Result<tonic::transport::Channel, tonic::transport:
         .http2_keep_alive_interval(Duration::from_secs(30))
         .connect_lazy())
 }
+
+/// The grpc.health.v1 client, for readiness checks of dependencies.
+pub mod health {
+    pub use tonic_health::pb::{HealthCheckRequest as HealthRequest, health_client::HealthClient};
+}

@@ -1,0 +1,258 @@
+//! Messages in kk, ru and en for every stable error code, chosen by `Accept-Language`
+//! (ru when nothing fits). Codes are the contract; messages are for people.
+
+/// A supported language.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lang {
+    Ru,
+    Kk,
+    En,
+}
+
+impl Lang {
+    pub fn tag(self) -> &'static str {
+        match self {
+            Self::Ru => "ru",
+            Self::Kk => "kk",
+            Self::En => "en",
+        }
+    }
+
+    /// The best supported language of an `Accept-Language` header, honouring q-values.
+    pub fn from_header(header: Option<&str>) -> Self {
+        let Some(header) = header else {
+            return Self::Ru;
+        };
+        let mut best: Option<(f32, Self)> = None;
+        for part in header.split(',') {
+            let mut pieces = part.trim().split(';');
+            let tag = pieces.next().unwrap_or("").trim().to_ascii_lowercase();
+            let q = pieces
+                .find_map(|p| {
+                    p.trim()
+                        .strip_prefix("q=")
+                        .and_then(|q| q.parse::<f32>().ok())
+                })
+                .unwrap_or(1.0);
+            let lang = match tag.split('-').next().unwrap_or("") {
+                "ru" => Self::Ru,
+                "kk" => Self::Kk,
+                "en" => Self::En,
+                _ => continue,
+            };
+            if q > 0.0 && best.is_none_or(|(bq, _)| q > bq) {
+                best = Some((q, lang));
+            }
+        }
+        best.map_or(Self::Ru, |(_, lang)| lang)
+    }
+
+    pub fn pick(self, ru: &'static str, kk: &'static str, en: &'static str) -> &'static str {
+        match self {
+            Self::Ru => ru,
+            Self::Kk => kk,
+            Self::En => en,
+        }
+    }
+}
+
+/// The message for an error code.
+pub fn message(code: &str, lang: Lang) -> &'static str {
+    let (ru, kk, en) = match code {
+        "malformed_request" => (
+            "Некорректный запрос.",
+            "Сұраным дұрыс емес.",
+            "The request is malformed.",
+        ),
+        "body_too_large" => (
+            "Слишком большой запрос.",
+            "Сұраным тым үлкен.",
+            "The request body is too large.",
+        ),
+        "not_found" => ("Не найдено.", "Табылмады.", "Not found."),
+        "validation_failed" => (
+            "Проверьте введённые данные.",
+            "Енгізілген деректерді тексеріңіз.",
+            "Check the data you entered.",
+        ),
+        "terms_not_accepted" => (
+            "Необходимо принять Условия использования.",
+            "Пайдалану шарттарын қабылдау қажет.",
+            "You must accept the terms of use.",
+        ),
+        "terms_version_outdated" => (
+            "Условия использования обновились, ознакомьтесь с новой версией.",
+            "Пайдалану шарттары жаңартылды, жаңа нұсқасымен танысыңыз.",
+            "The terms of use have changed; please read the new version.",
+        ),
+        "invalid_citizenship" => (
+            "Выберите гражданство из списка.",
+            "Азаматтықты тізімнен таңдаңыз.",
+            "Choose a citizenship from the list.",
+        ),
+        "invalid_iin" => (
+            "ИИН введён неверно: проверьте 12 цифр.",
+            "ЖСН қате енгізілген: 12 цифрды тексеріңіз.",
+            "The IIN is not valid: check the 12 digits.",
+        ),
+        "iin_required" => (
+            "Граждане Казахстана указывают ИИН.",
+            "Қазақстан азаматтары ЖСН көрсетеді.",
+            "Citizens of Kazakhstan give their IIN.",
+        ),
+        "identifier_required" => (
+            "Укажите ИИН или номер паспорта.",
+            "ЖСН немесе паспорт нөмірін көрсетіңіз.",
+            "Give your IIN or passport number.",
+        ),
+        "invalid_passport_number" => (
+            "Номер паспорта введён неверно.",
+            "Паспорт нөмірі қате енгізілген.",
+            "The passport number is not valid.",
+        ),
+        "invalid_email" => (
+            "Адрес электронной почты введён неверно.",
+            "Электрондық пошта мекенжайы қате.",
+            "The email address is not valid.",
+        ),
+        "invalid_code" => (
+            "Неверный код. Проверьте письмо и попробуйте ещё раз.",
+            "Код қате. Хатты тексеріп, қайталап көріңіз.",
+            "Wrong code. Check the letter and try again.",
+        ),
+        "invalid_code_format" => (
+            "Код состоит из 6 цифр.",
+            "Код 6 цифрдан тұрады.",
+            "The code is 6 digits.",
+        ),
+        "code_expired" => (
+            "Срок действия кода истёк. Запросите новый код.",
+            "Кодтың мерзімі өтті. Жаңа код сұраңыз.",
+            "The code has expired. Request a new one.",
+        ),
+        "code_attempts_exhausted" => (
+            "Слишком много неверных попыток. Запросите новый код.",
+            "Қате әрекеттер тым көп. Жаңа код сұраңыз.",
+            "Too many wrong attempts. Request a new code.",
+        ),
+        "resend_too_early" => (
+            "Новый код можно будет запросить чуть позже. Проверьте папку «Спам».",
+            "Жаңа кодты сәл кейінірек сұрауға болады. «Спам» қалтасын тексеріңіз.",
+            "You can request a new code a little later. Check your spam folder.",
+        ),
+        "send_budget_exhausted" => (
+            "Слишком много запросов кода. Попробуйте позже.",
+            "Код сұраулары тым көп. Кейінірек көріңіз.",
+            "Too many code requests. Try again later.",
+        ),
+        "password_mismatch" => (
+            "Пароли не совпадают.",
+            "Құпиясөздер сәйкес емес.",
+            "The passwords do not match.",
+        ),
+        "weak_password" => (
+            "Пароль слишком простой: не менее 8 символов, без ИИН и имени почты, не из списка распространённых.",
+            "Құпиясөз тым қарапайым: кемінде 8 таңба, ЖСН мен пошта атауынсыз, кең таралғандардан емес.",
+            "The password is too weak: at least 8 characters, not containing your IIN or email name, not a common one.",
+        ),
+        "invalid_email_proof" => (
+            "Подтверждение почты недействительно. Подтвердите почту ещё раз.",
+            "Поштаны растау жарамсыз. Поштаны қайта растаңыз.",
+            "The email confirmation is no longer valid. Confirm the email again.",
+        ),
+        "identifier_taken" => (
+            "Учётная запись с этим ИИН или паспортом уже существует. Войдите или восстановите пароль.",
+            "Бұл ЖСН немесе паспортпен тіркелгі бар. Кіріңіз немесе құпиясөзді қалпына келтіріңіз.",
+            "An account with this IIN or passport already exists. Log in or recover the password.",
+        ),
+        "email_taken" => (
+            "Эта почта уже используется другой учётной записью.",
+            "Бұл пошта басқа тіркелгіде қолданылады.",
+            "This email is already used by another account.",
+        ),
+        "flow_expired" => (
+            "Время регистрации истекло. Начните заново.",
+            "Тіркеу уақыты өтті. Қайтадан бастаңыз.",
+            "The registration has expired. Please start again.",
+        ),
+        "step_out_of_order" => (
+            "Сначала завершите предыдущий шаг.",
+            "Алдымен алдыңғы қадамды аяқтаңыз.",
+            "Complete the previous step first.",
+        ),
+        "flow_completed" => (
+            "Этот шаг уже завершён. Войдите в систему.",
+            "Бұл қадам аяқталды. Жүйеге кіріңіз.",
+            "This flow is complete. Please log in.",
+        ),
+        "invalid_credentials" => (
+            "Неверный логин или пароль.",
+            "Логин немесе құпиясөз қате.",
+            "Wrong login or password.",
+        ),
+        "too_many_attempts" => (
+            "Слишком много неудачных попыток входа. Попробуйте позже.",
+            "Кіру әрекеттері тым көп. Кейінірек көріңіз.",
+            "Too many failed logins. Try again later.",
+        ),
+        "invalid_refresh_token" | "refresh_token_reused" => (
+            "Сессия завершена. Войдите снова.",
+            "Сессия аяқталды. Қайта кіріңіз.",
+            "The session has ended. Please log in again.",
+        ),
+        "unauthenticated" => (
+            "Требуется вход в систему.",
+            "Жүйеге кіру қажет.",
+            "Please log in.",
+        ),
+        "forbidden" => ("Недостаточно прав.", "Құқық жеткіліксіз.", "Not allowed."),
+        "rate_limited" => (
+            "Слишком много запросов. Подождите немного.",
+            "Сұраулар тым көп. Біраз күтіңіз.",
+            "Too many requests. Please wait a moment.",
+        ),
+        "dependency_unavailable" => (
+            "Сервис временно недоступен. Повторите попытку позже.",
+            "Қызмет уақытша қолжетімсіз. Кейінірек қайталаңыз.",
+            "The service is temporarily unavailable. Try again later.",
+        ),
+        _ => (
+            "Внутренняя ошибка. Повторите попытку позже.",
+            "Ішкі қате. Кейінірек қайталаңыз.",
+            "Internal error. Try again later.",
+        ),
+    };
+    lang.pick(ru, kk, en)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn honours_q_values_and_falls_back_to_russian() {
+        assert_eq!(Lang::from_header(None), Lang::Ru);
+        assert_eq!(Lang::from_header(Some("de-DE,fr;q=0.8")), Lang::Ru);
+        assert_eq!(Lang::from_header(Some("kk-KZ,ru;q=0.9,en;q=0.8")), Lang::Kk);
+        assert_eq!(Lang::from_header(Some("ru;q=0.5, en")), Lang::En);
+        assert_eq!(Lang::from_header(Some("en;q=0")), Lang::Ru);
+    }
+
+    #[test]
+    fn every_code_has_three_distinct_messages() {
+        for code in [
+            "invalid_iin",
+            "weak_password",
+            "flow_expired",
+            "too_many_attempts",
+        ] {
+            let all = [
+                message(code, Lang::Ru),
+                message(code, Lang::Kk),
+                message(code, Lang::En),
+            ];
+            assert!(all[0] != all[1] && all[1] != all[2], "{code}");
+            assert_ne!(message(code, Lang::En), message("no_such_code", Lang::En));
+        }
+    }
+}

@@ -1,0 +1,355 @@
+//! The gateway: the only public door of examreg. An HTTP+JSON API (axum) that sequences the
+//! gRPC services into the applicant's flow, keeps pre-account flow state in Redis, verifies
+//! access tokens locally with identity's JWK Set, and limits what one client can do.
+#![forbid(unsafe_code)]
+
+pub mod error;
+pub mod flow;
+pub mod i18n;
+pub mod ops;
+pub mod reference;
+pub mod routes;
+
+use axum::{
+    Router,
+    extract::{ConnectInfo, DefaultBodyLimit, MatchedPath, Request, State},
+    http::{HeaderMap, HeaderValue, Method, StatusCode, header},
+    middleware::{self, Next},
+    response::{IntoResponse, Response},
+};
+use error::ApiError;
+use examreg_kit::{
+    auth::{Caller, Keys},
+    client::ServiceToken,
+    config::{Env, Secret},
+};
+use examreg_proto::{
+    identity::v1::identity_service_client::IdentityServiceClient,
+    verification::v1::verification_service_client::VerificationServiceClient,
+};
+use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
+use tokio::net::TcpListener;
+use tonic::transport::Channel;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+
+/// Configuration, from `GATEWAY_*` variables.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub addr: SocketAddr,
+    pub redis_url: String,
+    pub key_prefix: String,
+    pub identity_url: String,
+    pub verification_url: String,
+    pub client_id: String,
+    pub client_secret: Secret,
+    pub flow_ttl: Duration,
+    pub cors_origins: Vec<String>,
+    pub body_limit: usize,
+    /// Requests per client IP per minute.
+    pub rate_limit: u32,
+    /// Take the client address from the last `X-Forwarded-For` hop (only behind a trusted
+    /// proxy that sets it).
+    pub trust_forwarded_for: bool,
+}
+
+impl Config {
+    pub fn from_env(env: &mut Env) -> Self {
+        let cors = env.string("GATEWAY_CORS_ORIGINS", "");
+        let cors_origins: Vec<String> = cors
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect();
+        for origin in &cors_origins {
+            if HeaderValue::from_str(origin).is_err()
+                || !(origin.starts_with("http://") || origin.starts_with("https://"))
+            {
+                env.invalid(
+                    "GATEWAY_CORS_ORIGINS",
+                    format!("{origin:?} is not an origin like https://example.kz"),
+                );
+            }
+        }
+        Self {
+            addr: env.parse("GATEWAY_ADDR", "127.0.0.1:8080".parse().expect("literal")),
+            redis_url: env.string("GATEWAY_REDIS_URL", "redis://127.0.0.1:6379"),
+            key_prefix: env.string("GATEWAY_KEY_PREFIX", "examreg:gateway:"),
+            identity_url: env.string("IDENTITY_URL", "http://127.0.0.1:50051"),
+            verification_url: env.string("VERIFICATION_URL", "http://127.0.0.1:50052"),
+            client_id: env.string("GATEWAY_CLIENT_ID", "gateway"),
+            client_secret: env.required_secret("GATEWAY_CLIENT_SECRET"),
+            flow_ttl: env.seconds("GATEWAY_FLOW_TTL_SECS", 3600),
+            cors_origins,
+            body_limit: env.parse("GATEWAY_BODY_LIMIT_BYTES", 64 * 1024),
+            rate_limit: env.parse("GATEWAY_RATE_LIMIT_PER_MINUTE", 120),
+            trust_forwarded_for: env.parse("GATEWAY_TRUST_FORWARDED_FOR", false),
+        }
+    }
+}
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub inner: Arc<Inner>,
+}
+
+pub struct Inner {
+    pub config: Config,
+    pub redis: redis::aio::ConnectionManager,
+    pub flows: flow::Flows,
+    pub identity: IdentityServiceClient<Channel>,
+    pub verification: VerificationServiceClient<Channel>,
+    pub identity_channel: Channel,
+    pub verification_channel: Channel,
+    pub token: ServiceToken,
+    pub keys: Keys,
+    pub metrics: metrics_exporter_prometheus::PrometheusHandle,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.inner
+    }
+}
+
+/// The client as the gateway sees it, for budgets and audit.
+#[derive(Debug, Clone)]
+pub struct Client {
+    pub ip: String,
+    pub user_agent: String,
+    pub lang: i18n::Lang,
+}
+
+impl Client {
+    pub fn from_parts(config: &Config, headers: &HeaderMap, peer: Option<SocketAddr>) -> Self {
+        let forwarded = config
+            .trust_forwarded_for
+            .then(|| headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()))
+            .flatten()
+            .and_then(|v| v.rsplit(',').next())
+            .map(|v| v.trim().to_owned())
+            .filter(|v| v.parse::<std::net::IpAddr>().is_ok());
+        let ip = forwarded.unwrap_or_else(|| peer.map(|p| p.ip().to_string()).unwrap_or_default());
+        let user_agent: String = headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .chars()
+            .take(256)
+            .collect();
+        let lang = i18n::Lang::from_header(
+            headers
+                .get(header::ACCEPT_LANGUAGE)
+                .and_then(|v| v.to_str().ok()),
+        );
+        Self {
+            ip,
+            user_agent,
+            lang,
+        }
+    }
+}
+
+impl axum::extract::FromRequestParts<AppState> for Client {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut http::request::Parts,
+        state: &AppState,
+    ) -> Result<Self, ApiError> {
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0);
+        Ok(Self::from_parts(&state.config, &parts.headers, peer))
+    }
+}
+
+/// An end user authenticated by their bearer access token, verified locally.
+#[derive(Debug, Clone)]
+pub struct User {
+    pub account_id: uuid::Uuid,
+    pub token: String,
+}
+
+impl axum::extract::FromRequestParts<AppState> for User {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut http::request::Parts,
+        state: &AppState,
+    ) -> Result<Self, ApiError> {
+        let token = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim)
+            .ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "unauthenticated"))?;
+        match state.keys.authenticate(token) {
+            Ok(Caller::User { account_id, .. }) => Ok(Self {
+                account_id,
+                token: token.to_owned(),
+            }),
+            Ok(Caller::Service { .. }) | Err(_) => {
+                Err(ApiError::new(StatusCode::UNAUTHORIZED, "unauthenticated"))
+            }
+        }
+    }
+}
+
+/// Per-IP request budget per minute, counted in Redis so it holds across replicas.
+async fn rate_limit(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let peer = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0);
+    let client = Client::from_parts(&state.config, request.headers(), peer);
+    let minute = chrono::Utc::now().timestamp() / 60;
+    let key = format!("{}rl:{{{}}}:{minute}", state.config.key_prefix, client.ip);
+    let counted: Result<(u64,), _> = redis::pipe()
+        .atomic()
+        .incr(&key, 1)
+        .expire(&key, 120)
+        .ignore()
+        .query_async(&mut state.redis.clone())
+        .await;
+    match counted {
+        Ok((used,)) if used > u64::from(state.config.rate_limit) => {
+            let wait = 60 - chrono::Utc::now().timestamp().rem_euclid(60);
+            metrics::counter!("gateway_rate_limited_total").increment(1);
+            ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited")
+                .retry_after(Duration::from_secs(u64::try_from(wait).unwrap_or(60)))
+                .into_response()
+        }
+        Ok(_) => next.run(request).await,
+        // Redis down: the flows cannot work either; say so instead of failing open silently.
+        Err(e) => ApiError::unavailable(&e).into_response(),
+    }
+}
+
+/// Request count and latency per route and status.
+async fn track(request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let method = request.method().to_string();
+    let started = std::time::Instant::now();
+    let response = next.run(request).await;
+    let status = response.status().as_u16().to_string();
+    let labels = [("route", route), ("method", method), ("status", status)];
+    metrics::counter!("gateway_http_requests_total", &labels).increment(1);
+    metrics::histogram!("gateway_http_request_duration_seconds", &labels)
+        .record(started.elapsed().as_secs_f64());
+    response
+}
+
+fn cors(origins: &[String]) -> CorsLayer {
+    let origins: Vec<HeaderValue> = origins
+        .iter()
+        .filter_map(|o| HeaderValue::from_str(o).ok())
+        .collect();
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::list(origins))
+        .allow_methods([Method::GET, Method::POST, Method::PUT, Method::DELETE])
+        .allow_headers([
+            header::CONTENT_TYPE,
+            header::AUTHORIZATION,
+            header::ACCEPT_LANGUAGE,
+        ])
+        .expose_headers([header::RETRY_AFTER, header::CONTENT_LANGUAGE])
+        .max_age(Duration::from_secs(600))
+}
+
+pub fn router(state: AppState) -> Router {
+    let api = routes::api()
+        .layer(middleware::from_fn_with_state(state.clone(), rate_limit))
+        .layer(DefaultBodyLimit::max(state.config.body_limit));
+    Router::new()
+        .merge(api)
+        .merge(ops::routes())
+        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found") })
+        .layer(middleware::from_fn(error::localize))
+        .layer(middleware::from_fn(track))
+        .layer(cors(&state.config.cors_origins))
+        .with_state(state)
+}
+
+/// The process-wide Prometheus recorder (metrics are global by nature; installed once).
+fn prometheus() -> metrics_exporter_prometheus::PrometheusHandle {
+    static HANDLE: std::sync::OnceLock<metrics_exporter_prometheus::PrometheusHandle> =
+        std::sync::OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            metrics_exporter_prometheus::PrometheusBuilder::new()
+                .install_recorder()
+                .expect("the metrics recorder installs once")
+        })
+        .clone()
+}
+
+pub struct Application {
+    listener: TcpListener,
+    addr: SocketAddr,
+    state: AppState,
+}
+
+impl Application {
+    /// Connects to Redis and the services and binds the listener. `keys` must hold identity's
+    /// JWK Set (see `examreg_kit::client::fetch_jwks`).
+    pub async fn build(config: Config, keys: Keys) -> anyhow::Result<Self> {
+        let client = redis::Client::open(config.redis_url.as_str())?;
+        let redis = redis::aio::ConnectionManager::new_with_config(
+            client,
+            redis::aio::ConnectionManagerConfig::new()
+                .set_connection_timeout(Some(Duration::from_secs(3)))
+                .set_response_timeout(Some(Duration::from_secs(3))),
+        )
+        .await?;
+        let identity_channel = examreg_kit::grpc::channel(&config.identity_url)?;
+        let verification_channel = examreg_kit::grpc::channel(&config.verification_url)?;
+        let token = ServiceToken::new(
+            identity_channel.clone(),
+            config.client_id.clone(),
+            config.client_secret.clone(),
+        );
+        let (listener, addr) = examreg_kit::grpc::bind(config.addr).await?;
+        let state = AppState {
+            inner: Arc::new(Inner {
+                flows: flow::Flows::new(redis.clone(), config.key_prefix.clone()),
+                identity: IdentityServiceClient::new(identity_channel.clone()),
+                verification: VerificationServiceClient::new(verification_channel.clone()),
+                identity_channel,
+                verification_channel,
+                redis,
+                token,
+                keys,
+                metrics: prometheus(),
+                config,
+            }),
+        };
+        Ok(Self {
+            listener,
+            addr,
+            state,
+        })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let app = router(self.state).into_make_service_with_connect_info::<SocketAddr>();
+        axum::serve(self.listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await?;
+        Ok(())
+    }
+}

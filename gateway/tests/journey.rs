@@ -1,0 +1,671 @@
+//! End to end through the gateway's public HTTP API, with identity and verification running
+//! for real on the local stack's Postgres, Redis and maildev.
+
+use examreg_kit::{auth::Keys, client, config::Secret, tokens::SigningKey};
+use examreg_testkit as tk;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use sha2::Digest;
+use std::time::Duration;
+
+const PASSWORD: &str = "Жасыл-алма-көктемде-7";
+const SECRET: &str = "gateway-secret-for-tests-0123456789";
+
+struct Suite {
+    base: String,
+    http: reqwest::Client,
+    _stops: Vec<tokio::sync::oneshot::Sender<()>>,
+}
+
+fn stopper() -> (
+    tokio::sync::oneshot::Sender<()>,
+    impl std::future::Future<Output = ()> + Send + 'static,
+) {
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    (tx, async move {
+        let _ = rx.await;
+    })
+}
+
+async fn suite_with(flow_ttl: Duration) -> Suite {
+    let signing = SigningKey::generate();
+    let proof = SigningKey::generate();
+    let mut stops = Vec::new();
+
+    let identity = examreg_identity::Application::build(examreg_identity::Config {
+        addr: "127.0.0.1:0".parse().unwrap(),
+        database_url: Secret::new(tk::fresh_database("gateway").await),
+        signing_key: Some(signing.clone()),
+        proof_keys: examreg_kit::tokens::KeySet::from_public_pems(&proof.public_pem()).unwrap(),
+        service_clients: vec![examreg_identity::ServiceClient {
+            id: "gateway".into(),
+            secret_sha256: hex::encode(sha2::Sha256::digest(SECRET.as_bytes())),
+            scopes: [
+                "accounts:create",
+                "accounts:read",
+                "accounts:recover",
+                "sessions:create",
+                "verification:send",
+                "verification:confirm",
+            ]
+            .map(String::from)
+            .to_vec(),
+        }],
+        access_ttl: Duration::from_secs(900),
+        refresh_ttl: Duration::from_secs(3600),
+        service_token_ttl: Duration::from_secs(900),
+        argon2_memory_kib: 19_456,
+        argon2_iterations: 2,
+        argon2_parallelism: 1,
+        hash_concurrency: 2,
+        throttle: examreg_identity::Throttle {
+            login_budget: 5,
+            ip_budget: 100,
+            window: Duration::from_secs(900),
+            lockout_base: Duration::from_secs(60),
+            lockout_max: Duration::from_secs(3600),
+        },
+    })
+    .await
+    .unwrap();
+    let identity_url = format!("http://{}", identity.addr());
+    let (stop, signal) = stopper();
+    stops.push(stop);
+    tokio::spawn(identity.run_until_stopped(signal));
+
+    // Services learn identity's keys the way they do in production: from its JWK Set.
+    let keys = Keys::default();
+    client::fetch_jwks(
+        examreg_kit::grpc::channel(&identity_url).unwrap(),
+        &keys,
+        Duration::from_secs(10),
+    )
+    .await
+    .unwrap();
+
+    let verification = examreg_verification::Application::build(
+        examreg_verification::Config {
+            addr: "127.0.0.1:0".parse().unwrap(),
+            redis_url: tk::redis_url(),
+            key_prefix: tk::unique_prefix("verification"),
+            smtp_url: format!("smtp://{}", tk::smtp_addr()),
+            mail_from: "ИСО <noreply@examreg.local>".parse().unwrap(),
+            code_key: Secret::new("test-code-key-0123456789abcdef0123456789"),
+            proof_key: Some(proof),
+            proof_ttl: Duration::from_secs(1800),
+            limits: examreg_verification::store::Limits {
+                code_ttl: Duration::from_secs(600),
+                resend_cooldown: Duration::from_secs(60),
+                max_attempts: 5,
+                email_hourly: 5,
+                ip_hourly: 1000,
+            },
+            identity_url: identity_url.clone(),
+        },
+        keys.clone(),
+    )
+    .await
+    .unwrap();
+    let verification_url = format!("http://{}", verification.addr());
+    let (stop, signal) = stopper();
+    stops.push(stop);
+    tokio::spawn(verification.run_until_stopped(signal));
+
+    let gateway = examreg_gateway::Application::build(
+        examreg_gateway::Config {
+            addr: "127.0.0.1:0".parse().unwrap(),
+            redis_url: tk::redis_url(),
+            key_prefix: tk::unique_prefix("gateway"),
+            identity_url,
+            verification_url,
+            client_id: "gateway".into(),
+            client_secret: Secret::new(SECRET),
+            flow_ttl,
+            cors_origins: vec!["https://abiturient.example.kz".into()],
+            body_limit: 16 * 1024,
+            rate_limit: 1000,
+            trust_forwarded_for: false,
+        },
+        keys,
+    )
+    .await
+    .unwrap();
+    let base = format!("http://{}", gateway.addr());
+    let (stop, signal) = stopper();
+    stops.push(stop);
+    tokio::spawn(gateway.run_until_stopped(signal));
+    Suite {
+        base,
+        http: reqwest::Client::new(),
+        _stops: stops,
+    }
+}
+
+async fn suite() -> Suite {
+    suite_with(Duration::from_secs(3600)).await
+}
+
+fn valid_iin() -> String {
+    loop {
+        let birth = chrono::NaiveDate::from_ymd_opt(2003, 1, 1).unwrap()
+            + chrono::Days::new(u64::from(rand::random::<u16>() % 900));
+        if let Some(iin) = examreg_domain::Iin::compose(
+            birth,
+            examreg_domain::Sex::Male,
+            rand::random::<u16>() % 10_000,
+        ) {
+            return iin.as_str().to_owned();
+        }
+    }
+}
+
+impl Suite {
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+    ) -> (StatusCode, reqwest::header::HeaderMap, Value) {
+        let mut request = self.http.request(method, format!("{}{path}", self.base));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let text = response.text().await.unwrap();
+        let json = serde_json::from_str(&text).unwrap_or(Value::Null);
+        (status, headers, json)
+    }
+
+    async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        let (status, _, json) = self
+            .call(reqwest::Method::POST, path, Some(body), &[])
+            .await;
+        (status, json)
+    }
+
+    async fn put(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        let (status, _, json) = self.call(reqwest::Method::PUT, path, Some(body), &[]).await;
+        (status, json)
+    }
+
+    async fn start(&self, citizenship: &str) -> String {
+        let (status, terms) = {
+            let (s, _, j) = self
+                .call(reqwest::Method::GET, "/v1/terms/current", None, &[])
+                .await;
+            (s, j)
+        };
+        assert_eq!(status, StatusCode::OK);
+        let (status, flow) = self
+            .post("/v1/registrations", json!({"citizenship": citizenship, "terms_version": terms["version"], "terms_accepted": true}))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{flow}");
+        assert_eq!(flow["next_step"], "identifier");
+        flow["flow_id"].as_str().unwrap().to_owned()
+    }
+
+    /// Runs identifier → email → code; returns the flow id, ready for the password.
+    async fn prove_email(&self, iin: &str, email: &str, nth_letter: usize) -> String {
+        let flow = self.start("KZ").await;
+        let (status, body) = self
+            .put(
+                &format!("/v1/registrations/{flow}/identifier"),
+                json!({"iin": iin}),
+            )
+            .await;
+        assert_eq!(
+            (status, body["next_step"].as_str()),
+            (StatusCode::OK, Some("email")),
+            "{body}"
+        );
+        let (status, body) = self
+            .put(
+                &format!("/v1/registrations/{flow}/email"),
+                json!({"email": email}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["next_step"], "email_code");
+        assert!(body["resend_available_at"].is_string());
+        let code = tk::nth_code(email, nth_letter).await;
+        let (status, body) = self
+            .post(
+                &format!("/v1/registrations/{flow}/email/verify"),
+                json!({"code": code}),
+            )
+            .await;
+        assert_eq!(
+            (status, body["next_step"].as_str()),
+            (StatusCode::OK, Some("password")),
+            "{body}"
+        );
+        flow
+    }
+
+    async fn register(&self, iin: &str, email: &str) -> String {
+        let flow = self.prove_email(iin, email, 1).await;
+        let (status, body) = self
+            .post(
+                &format!("/v1/registrations/{flow}/password"),
+                json!({"password": PASSWORD, "password_confirmation": PASSWORD}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        assert_eq!(body["next_step"], "login");
+        body["account_id"].as_str().unwrap().to_owned()
+    }
+
+    async fn login(&self, login: &str, password: &str) -> (StatusCode, Value) {
+        self.post(
+            "/v1/sessions",
+            json!({"login": login, "password": password}),
+        )
+        .await
+    }
+}
+
+#[tokio::test]
+async fn an_applicant_registers_logs_in_refreshes_logs_out_and_recovers_the_password() {
+    let s = suite().await;
+    let iin = valid_iin();
+    let email = tk::unique_email();
+    let account = s.register(&iin, &email).await;
+
+    let (status, session) = s.login(&iin, PASSWORD).await;
+    assert_eq!(status, StatusCode::CREATED, "{session}");
+    assert_eq!(
+        session["next_step"], "face",
+        "the first login starts identity verification"
+    );
+    assert_eq!(session["account_id"], account.as_str());
+
+    let (status, renewed) = s
+        .post(
+            "/v1/sessions/refresh",
+            json!({"refresh_token": session["refresh_token"]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{renewed}");
+    let access = renewed["access_token"].as_str().unwrap().to_owned();
+    let (status, _, _) = s
+        .call(
+            reqwest::Method::DELETE,
+            "/v1/sessions/current",
+            None,
+            &[("authorization", &format!("Bearer {access}"))],
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, body) = s
+        .post(
+            "/v1/sessions/refresh",
+            json!({"refresh_token": renewed["refresh_token"]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+
+    // Forgot password: by login, the code goes to the account's email.
+    let (status, flow) = s.post("/v1/recovery", json!({"login": iin})).await;
+    assert_eq!(status, StatusCode::CREATED, "{flow}");
+    assert_eq!(flow["next_step"], "email_code");
+    let flow = flow["flow_id"].as_str().unwrap().to_owned();
+    let letters = tk::wait_for_mails(&email, 2, Duration::from_secs(20)).await;
+    assert_eq!(letters[1].subject, "Восстановление пароля в ИСО");
+    let (status, body) = s
+        .post(
+            &format!("/v1/recovery/{flow}/verify"),
+            json!({"code": tk::code_in(&letters[1])}),
+        )
+        .await;
+    assert_eq!(
+        (status, body["next_step"].as_str()),
+        (StatusCode::OK, Some("password")),
+        "{body}"
+    );
+    let new_password = "Тау-көлі-жазда-таза-42";
+    let (status, body) = s
+        .post(
+            &format!("/v1/recovery/{flow}/password"),
+            json!({"password": new_password, "password_confirmation": new_password}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    assert_eq!(s.login(&iin, PASSWORD).await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(s.login(&iin, new_password).await.0, StatusCode::CREATED);
+}
+
+#[tokio::test]
+async fn a_bad_iin_gets_the_error_shape_in_the_requested_language() {
+    let s = suite().await;
+    let flow = s.start("KZ").await;
+    let (status, _, body) = s
+        .call(
+            reqwest::Method::PUT,
+            &format!("/v1/registrations/{flow}/identifier"),
+            Some(json!({"iin": "791028302729"})),
+            &[("accept-language", "kk-KZ")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(body["error"]["code"], "invalid_iin");
+    assert_eq!(body["error"]["fields"]["iin"], "invalid_checksum");
+    assert_eq!(
+        body["error"]["message"],
+        "ЖСН қате енгізілген: 12 цифрды тексеріңіз."
+    );
+    let (_, body) = s
+        .put(
+            &format!("/v1/registrations/{flow}/identifier"),
+            json!({"iin": "791028302729"}),
+        )
+        .await;
+    assert_eq!(
+        body["error"]["message"], "ИИН введён неверно: проверьте 12 цифр.",
+        "Russian by default"
+    );
+    // A passport number is for non-residents only.
+    let (status, body) = s
+        .put(
+            &format!("/v1/registrations/{flow}/identifier"),
+            json!({"passport_number": "N12345678"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(body["error"]["code"], "iin_required");
+    // Nothing changed: the flow still waits for the identifier.
+    let (_, _, state) = s
+        .call(
+            reqwest::Method::GET,
+            &format!("/v1/registrations/{flow}"),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(state["next_step"], "identifier");
+}
+
+#[tokio::test]
+async fn steps_go_in_order_and_bad_bodies_are_refused_cleanly() {
+    let s = suite().await;
+    let flow = s.start("UZ").await;
+    let (status, body) = s
+        .put(
+            &format!("/v1/registrations/{flow}/email"),
+            json!({"email": tk::unique_email()}),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::CONFLICT, Some("step_out_of_order"))
+    );
+    let (status, body) = s
+        .post(
+            "/v1/registrations",
+            json!({"citizenship": "KZ", "terms_version": "2026-01", "terms_accepted": false}),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("terms_not_accepted"))
+    );
+    let (status, body) = s
+        .post(
+            "/v1/registrations",
+            json!({"citizenship": "XX", "terms_version": "2026-01", "terms_accepted": true}),
+        )
+        .await;
+    assert_eq!(
+        body["error"]["fields"]["citizenship"], "invalid",
+        "{status}"
+    );
+    let response = s
+        .http
+        .post(format!("{}/v1/registrations", s.base))
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "malformed_request");
+    let huge = "x".repeat(64 * 1024);
+    let (status, body) = s
+        .post("/v1/registrations", json!({"citizenship": huge}))
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::PAYLOAD_TOO_LARGE, Some("body_too_large"))
+    );
+    let (status, body) = s
+        .post(
+            &format!("/v1/registrations/{}/email/verify", uuid::Uuid::new_v4()),
+            json!({"code": "123456"}),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::GONE, Some("flow_expired"))
+    );
+    let (status, _, _) = s
+        .call(reqwest::Method::DELETE, "/v1/sessions/current", None, &[])
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn a_duplicate_iin_is_refused_only_after_the_email_is_proven() {
+    let s = suite().await;
+    let iin = valid_iin();
+    s.register(&iin, &tk::unique_email()).await;
+    let other = tk::unique_email();
+    // Identifier and email steps say nothing about existing accounts…
+    let flow = s.prove_email(&iin, &other, 1).await;
+    // …the conflict shows only once the email is proven.
+    let (status, body) = s
+        .post(
+            &format!("/v1/registrations/{flow}/password"),
+            json!({"password": PASSWORD, "password_confirmation": PASSWORD}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["error"]["code"], "identifier_taken");
+}
+
+#[tokio::test]
+async fn mismatched_and_weak_passwords_are_refused_with_their_field() {
+    let s = suite().await;
+    let iin = valid_iin();
+    let email = tk::unique_email();
+    let flow = s.prove_email(&iin, &email, 1).await;
+    let path = format!("/v1/registrations/{flow}/password");
+    let (status, body) = s
+        .post(
+            &path,
+            json!({"password": PASSWORD, "password_confirmation": "other"}),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("password_mismatch"))
+    );
+    assert_eq!(body["error"]["fields"]["password_confirmation"], "mismatch");
+    let (status, body) = s
+        .post(
+            &path,
+            json!({"password": "qwerty123", "password_confirmation": "qwerty123"}),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["fields"]["password"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("too_weak"))
+    );
+    // The refused attempts changed nothing: a good password still completes the flow.
+    let (status, _) = s
+        .post(
+            &path,
+            json!({"password": PASSWORD, "password_confirmation": PASSWORD}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+}
+
+#[tokio::test]
+async fn resend_too_early_is_429_with_retry_after() {
+    let s = suite().await;
+    let flow = s.start("KZ").await;
+    s.put(
+        &format!("/v1/registrations/{flow}/identifier"),
+        json!({"iin": valid_iin()}),
+    )
+    .await;
+    s.put(
+        &format!("/v1/registrations/{flow}/email"),
+        json!({"email": tk::unique_email()}),
+    )
+    .await;
+    let (status, headers, body) = s
+        .call(
+            reqwest::Method::POST,
+            &format!("/v1/registrations/{flow}/email/resend"),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(body["error"]["code"], "resend_too_early");
+    let wait: u64 = headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((50..=60).contains(&wait), "{wait}");
+}
+
+#[tokio::test]
+async fn an_expired_flow_answers_410() {
+    let s = suite_with(Duration::from_secs(1)).await;
+    let flow = s.start("KZ").await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let (status, body) = s
+        .put(
+            &format!("/v1/registrations/{flow}/identifier"),
+            json!({"iin": valid_iin()}),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::GONE, Some("flow_expired"))
+    );
+}
+
+#[tokio::test]
+async fn recovery_answers_the_same_for_an_unknown_login() {
+    let s = suite().await;
+    let (status, known_shape) = s.post("/v1/recovery", json!({"login": valid_iin()})).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let mut keys: Vec<&String> = known_shape.as_object().unwrap().keys().collect();
+    keys.sort();
+    assert_eq!(
+        keys,
+        ["expires_at", "flow_id", "next_step", "resend_available_at"]
+    );
+    let flow = known_shape["flow_id"].as_str().unwrap();
+    for attempt in 1..=5 {
+        let (status, body) = s
+            .post(
+                &format!("/v1/recovery/{flow}/verify"),
+                json!({"code": "123456"}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+        let expected = if attempt < 5 {
+            "invalid_code"
+        } else {
+            "code_attempts_exhausted"
+        };
+        assert_eq!(body["error"]["code"], expected, "attempt {attempt}");
+    }
+}
+
+#[tokio::test]
+async fn ops_endpoints_answer_and_the_openapi_document_covers_every_route() {
+    let s = suite().await;
+    let (status, _, body) = s.call(reqwest::Method::GET, "/readyz", None, &[]).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (_, _, doc) = s
+        .call(reqwest::Method::GET, "/openapi.json", None, &[])
+        .await;
+    let routes = [
+        "/v1/terms/current",
+        "/v1/terms/biometric-consent",
+        "/v1/reference/citizenships",
+        "/v1/registrations",
+        "/v1/registrations/{flow_id}",
+        "/v1/registrations/{flow_id}/identifier",
+        "/v1/registrations/{flow_id}/email",
+        "/v1/registrations/{flow_id}/email/resend",
+        "/v1/registrations/{flow_id}/email/verify",
+        "/v1/registrations/{flow_id}/password",
+        "/v1/sessions",
+        "/v1/sessions/refresh",
+        "/v1/sessions/current",
+        "/v1/recovery",
+        "/v1/recovery/{flow_id}/resend",
+        "/v1/recovery/{flow_id}/verify",
+        "/v1/recovery/{flow_id}/password",
+    ];
+    for route in routes {
+        assert!(
+            doc["paths"][route].is_object(),
+            "{route} missing from openapi.json"
+        );
+    }
+    let (_, _, list) = s
+        .call(
+            reqwest::Method::GET,
+            "/v1/reference/citizenships",
+            None,
+            &[("accept-language", "en")],
+        )
+        .await;
+    assert_eq!(
+        list["items"][0],
+        json!({"code": "KZ", "name": "Kazakhstan"})
+    );
+    let metrics = s
+        .http
+        .get(format!("{}/metrics", s.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains("gateway_http_requests_total"), "{metrics}");
+    let docs = s.http.get(format!("{}/docs", s.base)).send().await.unwrap();
+    assert!(
+        docs.headers()["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .contains("script-src 'self'")
+    );
+    // CORS answers only the configured origin.
+    let preflight = s
+        .http
+        .request(
+            reqwest::Method::OPTIONS,
+            format!("{}/v1/registrations", s.base),
+        )
+        .header("origin", "https://abiturient.example.kz")
+        .header("access-control-request-method", "POST")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        preflight.headers()["access-control-allow-origin"],
+        "https://abiturient.example.kz"
+    );
+}
