@@ -238,7 +238,8 @@ async fn track(request: Request, next: Next) -> Response {
         .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
     let method = request.method().to_string();
     let started = std::time::Instant::now();
-    let response = next.run(request).await;
+    let span = examreg_kit::telemetry::request_span("http", &route, request.headers());
+    let response = tracing::Instrument::instrument(next.run(request), span).await;
     let status = response.status().as_u16().to_string();
     let labels = [("route", route), ("method", method), ("status", status)];
     metrics::counter!("gateway_http_requests_total", &labels).increment(1);

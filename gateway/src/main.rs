@@ -11,7 +11,7 @@ async fn main() -> anyhow::Result<()> {
         eprintln!("{url}: {}", if ok { "listening" } else { "down" });
         std::process::exit(if ok { 0 } else { 1 });
     }
-    telemetry::init("gateway");
+    let _telemetry = telemetry::init("gateway");
     let keys = Keys::default();
     let identity = grpc::channel(&config.identity_url)?;
     client::fetch_jwks(identity.clone(), &keys, Duration::from_secs(120)).await?;

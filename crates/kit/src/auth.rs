@@ -228,7 +228,8 @@ fn is_public(path: &str, extra: &[&str]) -> bool {
         || extra.contains(&path)
 }
 
-/// Tower layer that authenticates every gRPC request but the public ones.
+/// Tower layer that every gRPC request meets first: it opens the request's span (continuing
+/// the caller's trace) and authenticates every request but the public ones.
 #[derive(Clone)]
 pub struct AuthLayer {
     keys: Keys,
@@ -276,6 +277,9 @@ where
     }
 
     fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
+        // Every call runs in a span continuing the caller's trace.
+        let span = crate::telemetry::request_span("grpc", request.uri().path(), request.headers());
+        let _entered = span.enter();
         if !is_public(request.uri().path(), self.layer.public) {
             let token = request
                 .headers()
@@ -290,19 +294,24 @@ where
                 Ok(caller) => {
                     request.extensions_mut().insert(caller);
                 }
-                Err(status) => return Box::pin(async move { Ok(status.into_http()) }),
+                Err(status) => {
+                    tracing::info!(code = ?status.code(), "call refused");
+                    return Box::pin(async move { Ok(status.into_http()) });
+                }
             }
         }
         // The clone is the ready one's twin; swap so the polled-ready service handles the call.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
-        Box::pin(inner.call(request))
+        drop(_entered);
+        Box::pin(tracing::Instrument::instrument(inner.call(request), span))
     }
 }
 
-/// Puts `Bearer <token>` into a request's metadata.
+/// Builds an outgoing request carrying `Bearer <token>` and the current trace context.
 pub fn with_bearer<T>(message: T, token: &str) -> Result<Request<T>, Status> {
     let mut request = Request::new(message);
+    crate::telemetry::inject(request.metadata_mut());
     let value = MetadataValue::try_from(format!("Bearer {token}"))
         .map_err(|_| Status::internal("token is not valid metadata"))?;
     request.metadata_mut().insert("authorization", value);

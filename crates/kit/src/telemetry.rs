@@ -1,26 +1,157 @@
-//! Logs as JSON lines on stdout, filtered by `RUST_LOG` (default `info`). Personal data never
-//! reaches a log: domain types print masked, and secrets are wrapped so they print redacted.
+//! Logs as JSON lines on stdout, filtered by `RUST_LOG` (default `info`), and traces exported
+//! over OTLP when `OTEL_EXPORTER_OTLP_ENDPOINT` is set (off otherwise). W3C trace context
+//! travels in gRPC metadata and HTTP headers: [`inject`] on the way out (every request built
+//! by `auth::with_bearer` carries it), [`extract`] on the way in (the server bootstrap and the
+//! gateway do it), so one registration is one trace across the services.
+//!
+//! Personal data never reaches a log: domain types print masked, secrets print redacted.
 
-use tracing_subscriber::{EnvFilter, layer::SubscriberExt, util::SubscriberInitExt};
+use opentelemetry::{
+    propagation::{Extractor, Injector, TextMapPropagator},
+    trace::TracerProvider as _,
+};
+use opentelemetry_otlp::WithExportConfig;
+use opentelemetry_sdk::{propagation::TraceContextPropagator, trace::SdkTracerProvider};
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+use tracing_subscriber::{EnvFilter, Layer, layer::SubscriberExt, util::SubscriberInitExt};
 
-/// Installs the global subscriber once; later calls (tests) are no-ops.
-pub fn init(service: &'static str) {
+/// Keeps the trace exporter alive; dropping it flushes pending spans.
+pub struct Telemetry {
+    provider: Option<SdkTracerProvider>,
+}
+
+impl Drop for Telemetry {
+    fn drop(&mut self) {
+        if let Some(provider) = self.provider.take() {
+            let _ = provider.shutdown();
+        }
+    }
+}
+
+/// Installs the global subscriber once; later calls (tests) only return a handle.
+pub fn init(service: &'static str) -> Telemetry {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let json = tracing_subscriber::fmt::layer()
         .json()
         .with_current_span(true)
         .with_span_list(false)
         .with_target(true);
+    let endpoint = std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT")
+        .ok()
+        .filter(|e| !e.is_empty());
+    let provider = endpoint.as_deref().and_then(|endpoint| {
+        let exporter = opentelemetry_otlp::SpanExporter::builder()
+            .with_tonic()
+            .with_endpoint(endpoint)
+            .build();
+        match exporter {
+            Ok(exporter) => Some(
+                SdkTracerProvider::builder()
+                    .with_batch_exporter(exporter)
+                    .with_resource(
+                        opentelemetry_sdk::Resource::builder()
+                            .with_service_name(service)
+                            .build(),
+                    )
+                    .build(),
+            ),
+            Err(e) => {
+                eprintln!("OTLP exporter for {endpoint} not started: {e}");
+                None
+            }
+        }
+    });
+    let otel = provider.as_ref().map(|p| {
+        tracing_opentelemetry::layer()
+            .with_tracer(p.tracer(service))
+            .boxed()
+    });
     if tracing_subscriber::registry()
         .with(filter)
         .with(json)
+        .with(otel)
         .try_init()
         .is_ok()
     {
         tracing::info!(
             service,
             version = env!("CARGO_PKG_VERSION"),
+            otlp = endpoint.is_some(),
             "telemetry ready"
         );
+    }
+    Telemetry { provider }
+}
+
+struct MetadataInjector<'a>(&'a mut tonic::metadata::MetadataMap);
+
+impl Injector for MetadataInjector<'_> {
+    fn set(&mut self, key: &str, value: String) {
+        if let (Ok(key), Ok(value)) = (
+            tonic::metadata::MetadataKey::from_bytes(key.as_bytes()),
+            tonic::metadata::MetadataValue::try_from(value),
+        ) {
+            self.0.insert(key, value);
+        }
+    }
+}
+
+/// Writes the current span's trace context (`traceparent`) into outgoing gRPC metadata.
+pub fn inject(metadata: &mut tonic::metadata::MetadataMap) {
+    let context = tracing::Span::current().context();
+    TraceContextPropagator::new().inject_context(&context, &mut MetadataInjector(metadata));
+}
+
+struct HeaderExtractor<'a>(&'a http::HeaderMap);
+
+impl Extractor for HeaderExtractor<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(|v| v.to_str().ok())
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.0.keys().map(http::HeaderName::as_str).collect()
+    }
+}
+
+/// A span for an incoming request whose parent is the caller's trace, if it sent one.
+pub fn request_span(kind: &'static str, path: &str, headers: &http::HeaderMap) -> tracing::Span {
+    let span = tracing::info_span!("request", kind, path = %path);
+    let parent = TraceContextPropagator::new().extract(&HeaderExtractor(headers));
+    let _ = span.set_parent(parent);
+    span
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use opentelemetry::trace::TraceContextExt;
+
+    #[test]
+    fn trace_context_travels_from_metadata_to_the_next_span() {
+        let provider = SdkTracerProvider::builder().build();
+        let subscriber = tracing_subscriber::registry()
+            .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
+        tracing::subscriber::with_default(subscriber, || {
+            let outer = tracing::info_span!("caller");
+            let _entered = outer.enter();
+            let mut metadata = tonic::metadata::MetadataMap::new();
+            inject(&mut metadata);
+            let traceparent = metadata
+                .get("traceparent")
+                .expect("traceparent injected")
+                .to_str()
+                .unwrap()
+                .to_owned();
+            let caller_trace = outer.context().span().span_context().trace_id();
+            assert!(traceparent.contains(&caller_trace.to_string()));
+
+            let headers = metadata.into_headers();
+            let inner = request_span("grpc", "/x", &headers);
+            assert_eq!(
+                inner.context().span().span_context().trace_id(),
+                caller_trace
+            );
+        });
     }
 }

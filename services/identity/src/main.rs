@@ -5,7 +5,7 @@ use examreg_kit::{config, grpc, telemetry};
 async fn main() -> anyhow::Result<()> {
     let config = config::load_or_exit(Config::from_env);
     grpc::healthcheck_subcommand(config.addr);
-    telemetry::init("identity");
+    let _telemetry = telemetry::init("identity");
     let app = Application::build(config).await?;
     tracing::info!(addr = %app.addr(), "identity listening");
     app.run_until_stopped(grpc::shutdown_signal()).await

@@ -6,7 +6,7 @@ use std::time::Duration;
 async fn main() -> anyhow::Result<()> {
     let config = config::load_or_exit(Config::from_env);
     grpc::healthcheck_subcommand(config.addr);
-    telemetry::init("verification");
+    let _telemetry = telemetry::init("verification");
     let keys = Keys::default();
     let identity = grpc::channel(&config.identity_url)?;
     client::fetch_jwks(identity.clone(), &keys, Duration::from_secs(120)).await?;
