@@ -53,6 +53,14 @@ pub struct Config {
 }
 
 impl Config {
+    /// Every default, listening on a free loopback port, without secrets: for tests and tools,
+    /// which set the secrets they need.
+    pub fn defaults() -> Self {
+        let mut config = Self::from_env(&mut Env::from_map(Default::default()));
+        config.addr = "127.0.0.1:0".parse().expect("literal");
+        config
+    }
+
     pub fn from_env(env: &mut Env) -> Self {
         let cors = env.string("GATEWAY_CORS_ORIGINS", "");
         let cors_origins: Vec<String> = cors

@@ -32,42 +32,25 @@ async fn suite_with(flow_ttl: Duration) -> Suite {
     let proof = SigningKey::generate();
     let mut stops = Vec::new();
 
-    let identity = examreg_identity::Application::build(examreg_identity::Config {
-        addr: "127.0.0.1:0".parse().unwrap(),
-        database_url: Secret::new(tk::fresh_database("gateway").await),
-        signing_key: Some(signing.clone()),
-        proof_keys: examreg_kit::tokens::KeySet::from_public_pems(&proof.public_pem()).unwrap(),
-        service_clients: vec![examreg_identity::ServiceClient {
-            id: "gateway".into(),
-            secret_sha256: hex::encode(sha2::Sha256::digest(SECRET.as_bytes())),
-            scopes: [
-                "accounts:create",
-                "accounts:read",
-                "accounts:recover",
-                "sessions:create",
-                "verification:send",
-                "verification:confirm",
-            ]
-            .map(String::from)
-            .to_vec(),
-        }],
-        access_ttl: Duration::from_secs(900),
-        refresh_ttl: Duration::from_secs(3600),
-        service_token_ttl: Duration::from_secs(900),
-        argon2_memory_kib: 19_456,
-        argon2_iterations: 2,
-        argon2_parallelism: 1,
-        hash_concurrency: 2,
-        throttle: examreg_identity::Throttle {
-            login_budget: 5,
-            ip_budget: 100,
-            window: Duration::from_secs(900),
-            lockout_base: Duration::from_secs(60),
-            lockout_max: Duration::from_secs(3600),
-        },
-    })
-    .await
-    .unwrap();
+    let mut config = examreg_identity::Config::defaults();
+    config.database_url = Secret::new(tk::fresh_database("gateway").await);
+    config.signing_key = Some(signing);
+    config.proof_keys = examreg_kit::tokens::KeySet::from_public_pems(&proof.public_pem()).unwrap();
+    config.service_clients = vec![examreg_identity::ServiceClient {
+        id: "gateway".into(),
+        secret_sha256: hex::encode(sha2::Sha256::digest(SECRET.as_bytes())),
+        scopes: [
+            "accounts:create",
+            "accounts:read",
+            "accounts:recover",
+            "sessions:create",
+            "verification:send",
+            "verification:confirm",
+        ]
+        .map(String::from)
+        .to_vec(),
+    }];
+    let identity = examreg_identity::Application::build(config).await.unwrap();
     let identity_url = format!("http://{}", identity.addr());
     let (stop, signal) = stopper();
     stops.push(stop);
@@ -83,53 +66,32 @@ async fn suite_with(flow_ttl: Duration) -> Suite {
     .await
     .unwrap();
 
-    let verification = examreg_verification::Application::build(
-        examreg_verification::Config {
-            addr: "127.0.0.1:0".parse().unwrap(),
-            redis_url: tk::redis_url(),
-            key_prefix: tk::unique_prefix("verification"),
-            smtp_url: format!("smtp://{}", tk::smtp_addr()),
-            mail_from: "ИСО <noreply@examreg.local>".parse().unwrap(),
-            code_key: Secret::new("test-code-key-0123456789abcdef0123456789"),
-            proof_key: Some(proof),
-            proof_ttl: Duration::from_secs(1800),
-            limits: examreg_verification::store::Limits {
-                code_ttl: Duration::from_secs(600),
-                resend_cooldown: Duration::from_secs(60),
-                max_attempts: 5,
-                email_hourly: 5,
-                ip_hourly: 1000,
-            },
-            identity_url: identity_url.clone(),
-        },
-        keys.clone(),
-    )
-    .await
-    .unwrap();
+    let mut config = examreg_verification::Config::defaults();
+    config.key_prefix = tk::unique_prefix("verification");
+    config.smtp_url = format!("smtp://{}", tk::smtp_addr());
+    config.code_key = Secret::new("test-code-key-0123456789abcdef0123456789");
+    config.proof_key = Some(proof);
+    config.limits.ip_hourly = 1000;
+    let verification = examreg_verification::Application::build(config, keys.clone())
+        .await
+        .unwrap();
     let verification_url = format!("http://{}", verification.addr());
     let (stop, signal) = stopper();
     stops.push(stop);
     tokio::spawn(verification.run_until_stopped(signal));
 
-    let gateway = examreg_gateway::Application::build(
-        examreg_gateway::Config {
-            addr: "127.0.0.1:0".parse().unwrap(),
-            redis_url: tk::redis_url(),
-            key_prefix: tk::unique_prefix("gateway"),
-            identity_url,
-            verification_url,
-            client_id: "gateway".into(),
-            client_secret: Secret::new(SECRET),
-            flow_ttl,
-            cors_origins: vec!["https://abiturient.example.kz".into()],
-            body_limit: 16 * 1024,
-            rate_limit: 1000,
-            trust_forwarded_for: false,
-        },
-        keys,
-    )
-    .await
-    .unwrap();
+    let mut config = examreg_gateway::Config::defaults();
+    config.key_prefix = tk::unique_prefix("gateway");
+    config.identity_url = identity_url;
+    config.verification_url = verification_url;
+    config.client_secret = Secret::new(SECRET);
+    config.flow_ttl = flow_ttl;
+    config.cors_origins = vec!["https://abiturient.example.kz".into()];
+    config.body_limit = 16 * 1024;
+    config.rate_limit = 1000;
+    let gateway = examreg_gateway::Application::build(config, keys)
+        .await
+        .unwrap();
     let base = format!("http://{}", gateway.addr());
     let (stop, signal) = stopper();
     stops.push(stop);

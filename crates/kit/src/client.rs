@@ -103,3 +103,22 @@ pub async fn jwks_refresher(
         }
     }
 }
+
+/// Keys kept in step with identity's JWK Set: fetched now (waiting up to two minutes for
+/// identity to come up), then refreshed every five minutes until `stop` fires. Returns the
+/// keys and the refresher task to await at shutdown.
+pub async fn synced_keys(
+    identity_url: &str,
+    stop: &crate::grpc::Trigger,
+) -> Result<(Keys, tokio::task::JoinHandle<()>), Box<dyn std::error::Error + Send + Sync>> {
+    let identity = crate::grpc::channel(identity_url)?;
+    let keys = Keys::default();
+    fetch_jwks(identity.clone(), &keys, Duration::from_secs(120)).await?;
+    let refresher = tokio::spawn(jwks_refresher(
+        identity,
+        keys.clone(),
+        Duration::from_secs(300),
+        stop.signal(),
+    ));
+    Ok((keys, refresher))
+}

@@ -153,3 +153,27 @@ pub fn channel(url: &str) -> Result<tonic::transport::Channel, tonic::transport:
 pub mod health {
     pub use tonic_health::pb::{HealthCheckRequest as HealthRequest, health_client::HealthClient};
 }
+
+/// A shutdown trigger for background tasks: `signal()` futures resolve once `fire()` is called
+/// (or the trigger is dropped), so every task tied to it stops with the service.
+#[derive(Clone)]
+pub struct Trigger(std::sync::Arc<tokio::sync::watch::Sender<bool>>);
+
+impl Default for Trigger {
+    fn default() -> Self {
+        Self(std::sync::Arc::new(tokio::sync::watch::channel(false).0))
+    }
+}
+
+impl Trigger {
+    pub fn signal(&self) -> impl Future<Output = ()> + Send + 'static {
+        let mut rx = self.0.subscribe();
+        async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        }
+    }
+
+    pub fn fire(&self) {
+        self.0.send_replace(true);
+    }
+}

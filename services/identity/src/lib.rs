@@ -59,6 +59,14 @@ pub struct Config {
 }
 
 impl Config {
+    /// Every default, listening on a free loopback port, without secrets: for tests and tools,
+    /// which set the secrets they need.
+    pub fn defaults() -> Self {
+        let mut config = Self::from_env(&mut Env::from_map(Default::default()));
+        config.addr = "127.0.0.1:0".parse().expect("literal");
+        config
+    }
+
     pub fn from_env(env: &mut Env) -> Self {
         let proof_pem = env.required_secret("IDENTITY_PROOF_PUBLIC_KEY");
         let proof_keys = if proof_pem.expose().is_empty() {

@@ -1,6 +1,6 @@
 //! The identity service against a fresh database of the local stack's Postgres.
 
-use examreg_identity::{Application, Config, ServiceClient, Throttle};
+use examreg_identity::{Application, Config, ServiceClient};
 use examreg_kit::{
     auth::{PROOF_AUDIENCE, PROOF_ISSUER, ProofClaims, unix_now, with_bearer},
     config::Secret,
@@ -29,35 +29,19 @@ struct TestApp {
 async fn spawn() -> TestApp {
     let key = SigningKey::generate();
     let proof_key = SigningKey::generate();
-    let config = Config {
-        addr: "127.0.0.1:0".parse().unwrap(),
-        database_url: Secret::new(tk::fresh_database("identity").await),
-        signing_key: Some(key.clone()),
-        proof_keys: KeySet::from_signing_keys([&proof_key]),
-        service_clients: vec![ServiceClient {
-            id: "gateway".into(),
-            secret_sha256: hex::encode(sha2::Sha256::digest(GATEWAY_SECRET.as_bytes())),
-            scopes: vec![
-                "accounts:create".into(),
-                "sessions:create".into(),
-                "accounts:recover".into(),
-            ],
-        }],
-        access_ttl: Duration::from_secs(900),
-        refresh_ttl: Duration::from_secs(3600),
-        service_token_ttl: Duration::from_secs(900),
-        argon2_memory_kib: 19_456,
-        argon2_iterations: 2,
-        argon2_parallelism: 1,
-        hash_concurrency: 2,
-        throttle: Throttle {
-            login_budget: 5,
-            ip_budget: 100,
-            window: Duration::from_secs(900),
-            lockout_base: Duration::from_secs(60),
-            lockout_max: Duration::from_secs(3600),
-        },
-    };
+    let mut config = Config::defaults();
+    config.database_url = Secret::new(tk::fresh_database("identity").await);
+    config.signing_key = Some(key.clone());
+    config.proof_keys = KeySet::from_signing_keys([&proof_key]);
+    config.service_clients = vec![ServiceClient {
+        id: "gateway".into(),
+        secret_sha256: hex::encode(sha2::Sha256::digest(GATEWAY_SECRET.as_bytes())),
+        scopes: vec![
+            "accounts:create".into(),
+            "sessions:create".into(),
+            "accounts:recover".into(),
+        ],
+    }];
     let app = Application::build(config).await.unwrap();
     let addr = app.addr();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

@@ -33,6 +33,14 @@ pub struct Config {
 }
 
 impl Config {
+    /// Every default, listening on a free loopback port, without secrets: for tests and tools,
+    /// which set the secrets they need.
+    pub fn defaults() -> Self {
+        let mut config = Self::from_env(&mut Env::from_map(Default::default()));
+        config.addr = "127.0.0.1:0".parse().expect("literal");
+        config
+    }
+
     pub fn from_env(env: &mut Env) -> Self {
         let code_key = env.required_secret("VERIFICATION_CODE_KEY");
         if !code_key.expose().is_empty() && code_key.expose().len() < 32 {
@@ -155,13 +163,8 @@ impl Application {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        let worker = tokio::spawn(self.worker.run({
-            let mut rx = stop_rx.clone();
-            async move {
-                let _ = rx.wait_for(|stop| *stop).await;
-            }
-        }));
+        let stop = examreg_kit::grpc::Trigger::default();
+        let worker = tokio::spawn(self.worker.run(stop.signal()));
         let routes = tonic::service::Routes::new(
             examreg_proto::verification::v1::verification_service_server::VerificationServiceServer::new(self.service),
         );
@@ -174,7 +177,7 @@ impl Application {
             shutdown,
         )
         .await;
-        let _ = stop_tx.send(true);
+        stop.fire();
         worker.await?;
         served?;
         Ok(())

@@ -1,31 +1,19 @@
-use examreg_kit::{auth::Keys, client, config, grpc, telemetry};
+use examreg_kit::{client, config, grpc, telemetry};
 use examreg_verification::{Application, Config};
-use std::time::Duration;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let config = config::load_or_exit(Config::from_env);
     grpc::healthcheck_subcommand(config.addr);
     let _telemetry = telemetry::init("verification");
-    let keys = Keys::default();
-    let identity = grpc::channel(&config.identity_url)?;
-    client::fetch_jwks(identity.clone(), &keys, Duration::from_secs(120)).await?;
-    let app = Application::build(config, keys.clone()).await?;
+    let stop = grpc::Trigger::default();
+    let (keys, refresher) = client::synced_keys(&config.identity_url, &stop)
+        .await
+        .map_err(|e| anyhow::anyhow!(e))?;
+    let app = Application::build(config, keys).await?;
     tracing::info!(addr = %app.addr(), "verification listening");
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let refresher = tokio::spawn(client::jwks_refresher(
-        identity,
-        keys,
-        Duration::from_secs(300),
-        {
-            let mut rx = stop_rx.clone();
-            async move {
-                let _ = rx.wait_for(|s| *s).await;
-            }
-        },
-    ));
     let result = app.run_until_stopped(grpc::shutdown_signal()).await;
-    let _ = stop_tx.send(true);
+    stop.fire();
     refresher.await?;
     result
 }

@@ -36,18 +36,12 @@ fn limits() -> Limits {
 async fn spawn_with(limits: Limits, smtp: &str) -> TestApp {
     let identity_key = SigningKey::generate();
     let proof_key = SigningKey::generate();
-    let config = Config {
-        addr: "127.0.0.1:0".parse().unwrap(),
-        redis_url: tk::redis_url(),
-        key_prefix: tk::unique_prefix("verification"),
-        smtp_url: format!("smtp://{smtp}"),
-        mail_from: "ИСО <noreply@examreg.local>".parse().unwrap(),
-        code_key: Secret::new("test-code-key-0123456789abcdef0123456789"),
-        proof_key: Some(proof_key.clone()),
-        proof_ttl: Duration::from_secs(1800),
-        limits,
-        identity_url: String::new(),
-    };
+    let mut config = Config::defaults();
+    config.key_prefix = tk::unique_prefix("verification");
+    config.smtp_url = format!("smtp://{smtp}");
+    config.code_key = Secret::new("test-code-key-0123456789abcdef0123456789");
+    config.proof_key = Some(proof_key.clone());
+    config.limits = limits;
     let app = Application::build(config, Keys::from(&identity_key))
         .await
         .unwrap();
