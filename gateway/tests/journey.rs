@@ -28,6 +28,10 @@ fn stopper() -> (
 }
 
 async fn suite_with(flow_ttl: Duration) -> Suite {
+    suite_with_limit(flow_ttl, 1000).await
+}
+
+async fn suite_with_limit(flow_ttl: Duration, rate_limit: u32) -> Suite {
     let signing = SigningKey::generate();
     let proof = SigningKey::generate();
     let mut stops = Vec::new();
@@ -88,7 +92,7 @@ async fn suite_with(flow_ttl: Duration) -> Suite {
     config.flow_ttl = flow_ttl;
     config.cors_origins = vec!["https://abiturient.example.kz".into()];
     config.body_limit = 16 * 1024;
-    config.rate_limit = 1000;
+    config.rate_limit = rate_limit;
     let gateway = examreg_gateway::Application::build(config, keys)
         .await
         .unwrap();
@@ -630,4 +634,34 @@ async fn ops_endpoints_answer_and_the_openapi_document_covers_every_route() {
         preflight.headers()["access-control-allow-origin"],
         "https://abiturient.example.kz"
     );
+}
+
+#[tokio::test]
+async fn the_per_ip_budget_answers_429_with_retry_after() {
+    let s = suite_with_limit(Duration::from_secs(3600), 5).await;
+    for _ in 0..5 {
+        let (status, _, _) = s
+            .call(reqwest::Method::GET, "/v1/terms/current", None, &[])
+            .await;
+        assert_eq!(status, StatusCode::OK);
+    }
+    // The budget is per clock minute: if a minute turned during the test, the next window has
+    // five more, so the refusal comes at the latest by the eleventh request.
+    let mut refused = None;
+    for _ in 0..6 {
+        let (status, headers, body) = s
+            .call(reqwest::Method::GET, "/v1/terms/current", None, &[])
+            .await;
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            refused = Some((headers, body));
+            break;
+        }
+    }
+    let (headers, body) = refused.expect("the per-IP budget refused a request");
+    assert_eq!(body["error"]["code"], "rate_limited");
+    let wait: u64 = headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=60).contains(&wait));
+    // Operations endpoints are outside the budget.
+    let (status, _, _) = s.call(reqwest::Method::GET, "/healthz", None, &[]).await;
+    assert_eq!(status, StatusCode::OK);
 }

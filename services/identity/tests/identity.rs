@@ -551,3 +551,54 @@ impl TestApp {
             .account_id)
     }
 }
+
+#[tokio::test]
+async fn shutdown_drains_the_calls_in_flight() {
+    let key = SigningKey::generate();
+    let proof_key = SigningKey::generate();
+    let mut config = Config::defaults();
+    config.database_url = Secret::new(tk::fresh_database("identity").await);
+    config.signing_key = Some(key.clone());
+    config.proof_keys = KeySet::from_signing_keys([&proof_key]);
+    // One hash at a time, so the logins queue up and are still running at shutdown.
+    config.hash_concurrency = 1;
+    let app = Application::build(config).await.unwrap();
+    let addr = app.addr();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(app.run_until_stopped(async move {
+        let _ = stopped.await;
+    }));
+    let client =
+        IdentityServiceClient::new(examreg_kit::grpc::channel(&format!("http://{addr}")).unwrap());
+    let token = tk::service_token(&key, "gateway", &["sessions:create"]);
+    // Warm the connection so the logins below reach the server at once.
+    client
+        .clone()
+        .get_jwks(pb::GetJwksRequest {})
+        .await
+        .unwrap();
+    let logins: Vec<_> = (0..8)
+        .map(|i| {
+            let mut client = client.clone();
+            let request = with_bearer(
+                pb::LoginRequest {
+                    login: valid_iin(),
+                    password: format!("no-such-password-{i}"),
+                    client_ip: format!("10.9.0.{i}"),
+                    user_agent: "tests".into(),
+                },
+                &token,
+            )
+            .unwrap();
+            tokio::spawn(async move { client.login(request).await })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    stop.send(()).unwrap();
+    for login in logins {
+        let answer = login.await.unwrap();
+        // Every call accepted before the shutdown got its real answer, not a broken connection.
+        assert_eq!(reason(&answer.unwrap_err()), "invalid_credentials");
+    }
+    server.await.unwrap().unwrap();
+}
