@@ -194,12 +194,18 @@ impl Application {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
+        let stop = examreg_kit::grpc::Trigger::default();
+        let sweeper = tokio::spawn(sweeper(
+            self.service.pool.clone(),
+            self.service.throttle.window,
+            stop.signal(),
+        ));
         let routes = tonic::service::Routes::new(
             examreg_proto::identity::v1::identity_service_server::IdentityServiceServer::new(
                 self.service,
             ),
         );
-        examreg_kit::grpc::serve(
+        let served = examreg_kit::grpc::serve(
             self.listener,
             routes,
             &["examreg.identity.v1.IdentityService"],
@@ -207,7 +213,26 @@ impl Application {
             PUBLIC_PATHS,
             shutdown,
         )
-        .await?;
+        .await;
+        stop.fire();
+        sweeper.await?;
+        served?;
         Ok(())
+    }
+}
+
+/// Removes expired proofs, old refresh tokens and stale throttle rows every hour (every replica
+/// may run it: the deletes are idempotent).
+async fn sweeper(pool: sqlx::PgPool, window: Duration, stop: impl Future<Output = ()>) {
+    tokio::pin!(stop);
+    loop {
+        match store::sweep(&pool, window.as_secs_f64()).await {
+            Ok(swept) => tracing::info!(?swept, "swept expired rows"),
+            Err(e) => tracing::warn!(error = %e, "sweep failed; will retry"),
+        }
+        tokio::select! {
+            () = &mut stop => return,
+            () = tokio::time::sleep(Duration::from_secs(3600)) => {}
+        }
     }
 }

@@ -385,3 +385,42 @@ pub async fn throttle_clear(conn: &mut PgConnection, key: &str) -> Result<(), St
         .await?;
     Ok(())
 }
+
+/// What the sweeper removed.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Swept {
+    pub proofs: u64,
+    pub refresh_tokens: u64,
+    pub throttles: u64,
+}
+
+/// Deletes what can no longer matter: proofs past their expiry (they cannot be replayed
+/// anyway), refresh tokens expired or spent a day ago (reuse detection needs spent tokens for
+/// a while), and throttle rows whose window and lock have both passed.
+#[tracing::instrument(skip_all)]
+pub async fn sweep(pool: &PgPool, window_secs: f64) -> Result<Swept, StoreError> {
+    let proofs = sqlx::query!("DELETE FROM consumed_proofs WHERE expires_at < now()")
+        .execute(pool)
+        .await?
+        .rows_affected();
+    let refresh_tokens = sqlx::query!(
+        "DELETE FROM refresh_tokens WHERE expires_at < now() OR spent_at < now() - interval '1 day'"
+    )
+    .execute(pool)
+    .await?
+    .rows_affected();
+    let throttles = sqlx::query!(
+        r#"DELETE FROM login_throttle
+           WHERE window_started_at < now() - make_interval(secs => $1)
+             AND (locked_until IS NULL OR locked_until < now())"#,
+        window_secs
+    )
+    .execute(pool)
+    .await?
+    .rows_affected();
+    Ok(Swept {
+        proofs,
+        refresh_tokens,
+        throttles,
+    })
+}

@@ -602,3 +602,43 @@ async fn shutdown_drains_the_calls_in_flight() {
     }
     server.await.unwrap().unwrap();
 }
+
+#[tokio::test]
+async fn the_sweeper_removes_only_what_can_no_longer_matter() {
+    let database = tk::fresh_database("identity").await;
+    let mut config = Config::defaults();
+    config.database_url = Secret::new(database.clone());
+    config.signing_key = Some(SigningKey::generate());
+    config.proof_keys = KeySet::from_signing_keys([&SigningKey::generate()]);
+    drop(Application::build(config).await.unwrap()); // applies the migrations
+    let pool = sqlx::PgPool::connect(&database).await.unwrap();
+    let (expired, live) = (Uuid::new_v4(), Uuid::new_v4());
+    sqlx::query("INSERT INTO consumed_proofs (jti, expires_at) VALUES ($1, now() - interval '1 minute'), ($2, now() + interval '1 hour')")
+        .bind(expired)
+        .bind(live)
+        .execute(&pool)
+        .await
+        .unwrap();
+    sqlx::query(
+        "INSERT INTO login_throttle (key, failures, window_started_at, locked_until) VALUES
+         ('stale', 3, now() - interval '2 hours', NULL),
+         ('locked', 5, now() - interval '2 hours', now() + interval '10 minutes'),
+         ('recent', 2, now(), NULL)",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let swept = examreg_identity::store::sweep(&pool, 900.0).await.unwrap();
+    assert_eq!((swept.proofs, swept.throttles), (1, 1));
+    let proofs: Vec<Uuid> = sqlx::query_scalar("SELECT jti FROM consumed_proofs")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    assert_eq!(proofs, vec![live]);
+    let mut keys: Vec<String> = sqlx::query_scalar("SELECT key FROM login_throttle")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    keys.sort();
+    assert_eq!(keys, ["locked", "recent"]);
+}
