@@ -47,6 +47,10 @@ pub struct Flow {
     pub decoy_attempts: u32,
     #[serde(default)]
     pub finished: bool,
+    /// Bumped by every save; a save based on an older version is refused, so two concurrent
+    /// requests on one flow cannot silently undo each other.
+    #[serde(default)]
+    pub version: u64,
 }
 
 impl Flow {
@@ -70,6 +74,7 @@ impl Flow {
             account_id: None,
             decoy_attempts: 0,
             finished: false,
+            version: 0,
         }
     }
 
@@ -85,6 +90,31 @@ impl Flow {
             Kind::Recovery => "email_code",
         }
     }
+}
+
+/// Saves a flow if it still exists at the version it was loaded at.
+/// KEYS[1] flow; ARGV: expected version, new version, JSON, expiry (unix ms).
+/// Returns 1 saved, 0 changed meanwhile, -1 gone (expired).
+static SAVE: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
+    redis::Script::new(
+        r"
+        local v = redis.call('HGET', KEYS[1], 'v')
+        if not v then return -1 end
+        if v ~= ARGV[1] then return 0 end
+        redis.call('HSET', KEYS[1], 'v', ARGV[2], 'json', ARGV[3])
+        redis.call('PEXPIREAT', KEYS[1], ARGV[4])
+        return 1
+        ",
+    )
+});
+
+/// The outcome of a save.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Saved {
+    Yes,
+    /// Another request changed the flow since it was loaded.
+    Conflict,
+    Expired,
 }
 
 #[derive(Clone)]
@@ -105,31 +135,43 @@ impl Flows {
     /// Loads a live flow; `None` when it expired or never existed.
     pub async fn load(&self, id: Uuid) -> Result<Option<Flow>, redis::RedisError> {
         let raw: Option<String> =
-            redis::AsyncCommands::get(&mut self.redis.clone(), self.key(id)).await?;
+            redis::AsyncCommands::hget(&mut self.redis.clone(), self.key(id), "json").await?;
         Ok(raw.and_then(|json| serde_json::from_str(&json).ok()))
     }
 
     /// Stores a new flow.
     pub async fn create(&self, flow: &Flow) -> Result<(), redis::RedisError> {
-        self.set(flow, "NX").await.map(|_| ())
-    }
-
-    /// Saves a flow that must still exist (an expired flow is never brought back).
-    /// Returns false when it had expired.
-    pub async fn save(&self, flow: &Flow) -> Result<bool, redis::RedisError> {
-        self.set(flow, "XX").await
-    }
-
-    async fn set(&self, flow: &Flow, mode: &str) -> Result<bool, redis::RedisError> {
+        let key = self.key(flow.id);
         let json = serde_json::to_string(flow).expect("a flow serializes");
-        let done: Option<String> = redis::cmd("SET")
-            .arg(self.key(flow.id))
-            .arg(json)
-            .arg(mode)
-            .arg("PXAT")
-            .arg(flow.expires_at.timestamp_millis())
+        let _: () = redis::pipe()
+            .atomic()
+            .hset_multiple(&key, &[("v", flow.version.to_string()), ("json", json)])
+            .ignore()
+            .pexpire_at(&key, flow.expires_at.timestamp_millis())
+            .ignore()
             .query_async(&mut self.redis.clone())
             .await?;
-        Ok(done.is_some())
+        Ok(())
+    }
+
+    /// Saves a flow that must still exist, unchanged since it was loaded; an expired flow is
+    /// never brought back. Bumps `flow.version`.
+    pub async fn save(&self, flow: &mut Flow) -> Result<Saved, redis::RedisError> {
+        let expected = flow.version;
+        flow.version += 1;
+        let json = serde_json::to_string(flow).expect("a flow serializes");
+        let outcome: i64 = SAVE
+            .key(self.key(flow.id))
+            .arg(expected.to_string())
+            .arg(flow.version.to_string())
+            .arg(json)
+            .arg(flow.expires_at.timestamp_millis())
+            .invoke_async(&mut self.redis.clone())
+            .await?;
+        Ok(match outcome {
+            1 => Saved::Yes,
+            0 => Saved::Conflict,
+            _ => Saved::Expired,
+        })
     }
 }

@@ -180,6 +180,11 @@ pub fn message(code: &str, lang: Lang) -> &'static str {
             "Алдымен алдыңғы қадамды аяқтаңыз.",
             "Complete the previous step first.",
         ),
+        "flow_changed" => (
+            "Данные изменились в другой вкладке. Обновите страницу и повторите.",
+            "Деректер басқа қойындыда өзгерді. Бетті жаңартып, қайталаңыз.",
+            "The registration changed in another tab. Reload and try again.",
+        ),
         "flow_completed" => (
             "Этот шаг уже завершён. Войдите в систему.",
             "Бұл қадам аяқталды. Жүйеге кіріңіз.",

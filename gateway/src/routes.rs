@@ -5,7 +5,7 @@
 use crate::{
     AppState, Client, User,
     error::{ApiError, ApiJson, ApiResult},
-    flow::{Flow, Kind},
+    flow::{Flow, Kind, Saved},
     reference,
 };
 use axum::{
@@ -71,11 +71,11 @@ async fn load(state: &AppState, flow_id: &str, kind: Kind) -> ApiResult<Flow> {
     }
 }
 
-async fn save(state: &AppState, flow: &Flow) -> ApiResult<()> {
-    if state.flows.save(flow).await.map_err(redis_down)? {
-        Ok(())
-    } else {
-        Err(ApiError::flow_expired())
+async fn save(state: &AppState, flow: &mut Flow) -> ApiResult<()> {
+    match state.flows.save(flow).await.map_err(redis_down)? {
+        Saved::Yes => Ok(()),
+        Saved::Conflict => Err(ApiError::new(StatusCode::CONFLICT, "flow_changed")),
+        Saved::Expired => Err(ApiError::flow_expired()),
     }
 }
 
@@ -226,7 +226,7 @@ async fn identifier(
             ));
         }
     }
-    save(&state, &flow).await?;
+    save(&state, &mut flow).await?;
     Ok(Json(json!({"next_step": flow.next_step()})))
 }
 
@@ -280,7 +280,7 @@ async fn email(
     flow.challenge_id = Some(challenge);
     flow.resend_available_at = resend_at;
     flow.email_proof = None;
-    save(&state, &flow).await?;
+    save(&state, &mut flow).await?;
     Ok(Json(
         json!({"next_step": flow.next_step(), "resend_available_at": resend_at.map(rfc3339)}),
     ))
@@ -417,14 +417,14 @@ async fn password(
                 // The proof expired or was used: the email must be confirmed again.
                 flow.email_proof = None;
                 flow.challenge_id = None;
-                save(&state, &flow).await?;
+                save(&state, &mut flow).await?;
             }
             return Err(error);
         }
     };
     flow.account_id = Some(created.account_id.clone());
     flow.email_proof = None;
-    save(&state, &flow).await?;
+    save(&state, &mut flow).await?;
     metrics::counter!("accounts_created_total").increment(1);
     Ok((
         StatusCode::CREATED,
@@ -594,7 +594,7 @@ async fn recovery_resend(
     }
     flow.resend_available_at = Some(now + chrono::Duration::seconds(60));
     flow.decoy_attempts = 0;
-    save(&state, &flow).await?;
+    save(&state, &mut flow).await?;
     Ok(Json(
         json!({"resend_available_at": flow.resend_available_at.map(rfc3339)}),
     ))
@@ -629,7 +629,7 @@ async fn recovery_verify(
         ));
     }
     flow.decoy_attempts += 1;
-    save(&state, &flow).await?;
+    save(&state, &mut flow).await?;
     if flow.decoy_attempts >= 5 {
         return Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -661,6 +661,6 @@ async fn recovery_password(
     state.identity.clone().reset_password(request).await?;
     flow.finished = true;
     flow.email_proof = None;
-    save(&state, &flow).await?;
+    save(&state, &mut flow).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -665,3 +665,41 @@ async fn the_per_ip_budget_answers_429_with_retry_after() {
     let (status, _, _) = s.call(reqwest::Method::GET, "/healthz", None, &[]).await;
     assert_eq!(status, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn concurrent_requests_on_one_flow_never_undo_each_other() {
+    let s = suite().await;
+    let flow = s.start("KZ").await;
+    let iins: Vec<String> = (0..8).map(|_| valid_iin()).collect();
+    let puts = iins.iter().map(|iin| {
+        let path = format!("/v1/registrations/{flow}/identifier");
+        let s = &s;
+        async move { s.put(&path, json!({"iin": iin})).await }
+    });
+    let results = futures::future::join_all(puts).await;
+    let mut won = Vec::new();
+    for ((status, body), iin) in results.iter().zip(&iins) {
+        match *status {
+            StatusCode::OK => won.push(iin.clone()),
+            StatusCode::CONFLICT => assert_eq!(body["error"]["code"], "flow_changed"),
+            other => panic!("unexpected {other}: {body}"),
+        }
+    }
+    assert!(!won.is_empty());
+    // The flow holds the identifier of the last request that won, and nothing was lost.
+    let (_, _, state) = s
+        .call(
+            reqwest::Method::GET,
+            &format!("/v1/registrations/{flow}"),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(state["next_step"], "email");
+    let shown = state["identifier"].as_str().unwrap();
+    assert!(
+        won.iter()
+            .any(|iin| examreg_domain::mask_identifier(iin) == shown),
+        "{shown} not among {won:?}"
+    );
+}

@@ -122,7 +122,7 @@ pub async fn account_by_email(
     Ok(sqlx::query_as!(
         AccountRow,
         r#"SELECT id, citizenship, login, login_kind, email, password_hash, status, created_at, registered_at
-           FROM accounts WHERE email = $1 FOR UPDATE"#,
+           FROM accounts WHERE email = $1"#,
         email
     )
     .fetch_optional(conn)
