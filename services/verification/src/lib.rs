@@ -28,6 +28,9 @@ pub struct Config {
     pub proof_key: Option<SigningKey>,
     pub proof_ttl: Duration,
     pub limits: store::Limits,
+    /// Letters left unacknowledged this long by a replica (crashed or restarted) are taken
+    /// over by another.
+    pub outbox_claim_after: Duration,
     /// Where to fetch the JWK Set that authenticates callers.
     pub identity_url: String,
 }
@@ -79,6 +82,7 @@ impl Config {
             proof_key: examreg_kit::tokens::signing_key_from_env(env, "VERIFICATION_PROOF_KEY"),
             proof_ttl: env.seconds("VERIFICATION_PROOF_TTL_SECS", 1800),
             limits,
+            outbox_claim_after: env.seconds("VERIFICATION_OUTBOX_CLAIM_AFTER_SECS", 60),
             identity_url: env.string("IDENTITY_URL", "http://127.0.0.1:50051"),
         }
     }
@@ -143,6 +147,7 @@ impl Application {
             sealer,
             smtp,
             config.mail_from,
+            config.outbox_claim_after,
         );
         let (listener, addr) = examreg_kit::grpc::bind(config.addr).await?;
         Ok(Self {

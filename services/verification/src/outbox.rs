@@ -118,6 +118,7 @@ impl Worker {
         sealer: Sealer,
         smtp: AsyncSmtpTransport<Tokio1Executor>,
         from: Mailbox,
+        claim_after: Duration,
     ) -> Self {
         Self {
             redis,
@@ -126,7 +127,7 @@ impl Worker {
             sealer,
             smtp,
             from,
-            claim_after: Duration::from_secs(60),
+            claim_after,
         }
     }
 

@@ -33,15 +33,23 @@ fn limits() -> Limits {
     }
 }
 
-async fn spawn_with(limits: Limits, smtp: &str) -> TestApp {
-    let identity_key = SigningKey::generate();
-    let proof_key = SigningKey::generate();
+fn config(limits: Limits, smtp: &str) -> Config {
     let mut config = Config::defaults();
     config.key_prefix = tk::unique_prefix("verification");
     config.smtp_url = format!("smtp://{smtp}");
     config.code_key = Secret::new("test-code-key-0123456789abcdef0123456789");
-    config.proof_key = Some(proof_key.clone());
     config.limits = limits;
+    config
+}
+
+async fn spawn_with(limits: Limits, smtp: &str) -> TestApp {
+    spawn_config(config(limits, smtp)).await
+}
+
+async fn spawn_config(mut config: Config) -> TestApp {
+    let identity_key = SigningKey::generate();
+    let proof_key = SigningKey::generate();
+    config.proof_key = Some(proof_key.clone());
     let app = Application::build(config, Keys::from(&identity_key))
         .await
         .unwrap();
@@ -369,4 +377,28 @@ async fn a_letter_queued_while_smtp_is_down_arrives_when_it_is_back() {
             .await
             .is_ok()
     );
+}
+
+#[tokio::test]
+async fn a_letter_held_by_a_replica_that_stopped_is_delivered_by_the_next_one() {
+    let mut relay = tk::Relay::down(&tk::smtp_addr()).await;
+    let mut first = config(limits(), &relay.addr.to_string());
+    first.outbox_claim_after = Duration::from_secs(1);
+    let second = first.clone();
+    let app = spawn_config(first).await;
+    let email = tk::unique_email();
+    let challenge = app.start(&email).await;
+    // The first replica takes the letter, fails to deliver it, and stops holding it.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    drop(app);
+    relay.up().await;
+    let next = spawn_config(second).await;
+    let mails = tk::wait_for_mails(&email, 1, Duration::from_secs(60)).await;
+    assert_eq!(mails.len(), 1);
+    // The challenge lives in Redis, so the next replica confirms it too.
+    let proof = next
+        .confirm(&challenge, &tk::code_in(&mails[0]))
+        .await
+        .unwrap();
+    assert_eq!(proof.sub, email);
 }
