@@ -91,8 +91,16 @@ fn open_registration(flow: &Flow) -> ApiResult<()> {
 }
 
 impl AppState {
+    /// A request carrying the gateway's own service token. Failing to get one is the
+    /// gateway's problem, never the applicant's: it answers 503, not 401.
     async fn authorized<T>(&self, message: T) -> ApiResult<tonic::Request<T>> {
-        self.token.request(message).await.map_err(ApiError::from)
+        self.token.request(message).await.map_err(|status| {
+            ApiError::unavailable(&format_args!(
+                "no service token from identity: {:?} {}",
+                status.code(),
+                status.message()
+            ))
+        })
     }
 }
 

@@ -27,11 +27,24 @@ fn stopper() -> (
     })
 }
 
-async fn suite_with(flow_ttl: Duration) -> Suite {
-    suite_with_limit(flow_ttl, 1000).await
+struct Options {
+    flow_ttl: Duration,
+    rate_limit: u32,
+    /// The secret the gateway presents to identity.
+    client_secret: &'static str,
 }
 
-async fn suite_with_limit(flow_ttl: Duration, rate_limit: u32) -> Suite {
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            flow_ttl: Duration::from_secs(3600),
+            rate_limit: 1000,
+            client_secret: SECRET,
+        }
+    }
+}
+
+async fn suite_with(options: Options) -> Suite {
     let signing = SigningKey::generate();
     let proof = SigningKey::generate();
     let mut stops = Vec::new();
@@ -88,11 +101,11 @@ async fn suite_with_limit(flow_ttl: Duration, rate_limit: u32) -> Suite {
     config.key_prefix = tk::unique_prefix("gateway");
     config.identity_url = identity_url;
     config.verification_url = verification_url;
-    config.client_secret = Secret::new(SECRET);
-    config.flow_ttl = flow_ttl;
+    config.client_secret = Secret::new(options.client_secret);
+    config.flow_ttl = options.flow_ttl;
     config.cors_origins = vec!["https://abiturient.example.kz".into()];
     config.body_limit = 16 * 1024;
-    config.rate_limit = rate_limit;
+    config.rate_limit = options.rate_limit;
     let gateway = examreg_gateway::Application::build(config, keys)
         .await
         .unwrap();
@@ -108,7 +121,7 @@ async fn suite_with_limit(flow_ttl: Duration, rate_limit: u32) -> Suite {
 }
 
 async fn suite() -> Suite {
-    suite_with(Duration::from_secs(3600)).await
+    suite_with(Options::default()).await
 }
 
 fn valid_iin() -> String {
@@ -512,7 +525,11 @@ async fn resend_too_early_is_429_with_retry_after() {
 
 #[tokio::test]
 async fn an_expired_flow_answers_410() {
-    let s = suite_with(Duration::from_secs(1)).await;
+    let s = suite_with(Options {
+        flow_ttl: Duration::from_secs(1),
+        ..Options::default()
+    })
+    .await;
     let flow = s.start("KZ").await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let (status, body) = s
@@ -638,7 +655,11 @@ async fn ops_endpoints_answer_and_the_openapi_document_covers_every_route() {
 
 #[tokio::test]
 async fn the_per_ip_budget_answers_429_with_retry_after() {
-    let s = suite_with_limit(Duration::from_secs(3600), 5).await;
+    let s = suite_with(Options {
+        rate_limit: 5,
+        ..Options::default()
+    })
+    .await;
     for _ in 0..5 {
         let (status, _, _) = s
             .call(reqwest::Method::GET, "/v1/terms/current", None, &[])
@@ -702,4 +723,40 @@ async fn concurrent_requests_on_one_flow_never_undo_each_other() {
             .any(|iin| examreg_domain::mask_identifier(iin) == shown),
         "{shown} not among {won:?}"
     );
+}
+
+#[tokio::test]
+async fn a_gateway_refused_by_identity_answers_503_not_401() {
+    let s = suite_with(Options {
+        client_secret: "not-the-secret",
+        ..Options::default()
+    })
+    .await;
+    let flow = s.start("KZ").await;
+    s.put(
+        &format!("/v1/registrations/{flow}/identifier"),
+        json!({"iin": valid_iin()}),
+    )
+    .await;
+    let (status, headers, body) = s
+        .call(
+            reqwest::Method::PUT,
+            &format!("/v1/registrations/{flow}/email"),
+            Some(json!({"email": tk::unique_email()})),
+            &[],
+        )
+        .await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(body["error"]["code"], "dependency_unavailable");
+    assert!(headers.contains_key("retry-after"));
+    // Nothing moved: the flow still waits for the email.
+    let (_, _, state) = s
+        .call(
+            reqwest::Method::GET,
+            &format!("/v1/registrations/{flow}"),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(state["next_step"], "email");
 }
