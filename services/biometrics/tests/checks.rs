@@ -1,0 +1,166 @@
+//! The photo checks on real photographs (a NASA portrait, public domain, from scikit-image's
+//! sample data; a cup of coffee from the same set; the 1927 Solvay conference group photo that
+//! rustface ships) and on images derived from them here.
+
+use examreg_biometrics::checks::{Kind, Refusal, Thresholds, check};
+use image::{DynamicImage, ImageFormat, RgbImage, imageops};
+use std::{io::Cursor, time::Instant};
+
+const SELFIE: &[u8] = include_bytes!("fixtures/selfie.jpg");
+const COFFEE: &[u8] = include_bytes!("fixtures/coffee.jpg");
+
+fn group_photo() -> DynamicImage {
+    let path = concat!(env!("RUSTFACE_DIR"), "/test.png");
+    image::open(path).expect("rustface ships its test photograph")
+}
+
+fn jpeg(image: &DynamicImage) -> Vec<u8> {
+    let mut out = Vec::new();
+    image
+        .to_rgb8()
+        .write_to(&mut Cursor::new(&mut out), ImageFormat::Jpeg)
+        .unwrap();
+    out
+}
+
+fn selfie() -> DynamicImage {
+    image::load_from_memory(SELFIE).unwrap()
+}
+
+fn timed(bytes: &[u8], kind: Kind) -> Result<examreg_biometrics::checks::Accepted, Refusal> {
+    let started = Instant::now();
+    let result = check(bytes, kind, &Thresholds::default());
+    let outcome = match &result {
+        Ok(a) => format!("accepted {:?}", a.scores),
+        Err(r) => format!("refused {} {:?}", r.code(), r.scores()),
+    };
+    println!(
+        "{} {} bytes: {outcome} in {:?}",
+        kind.as_str(),
+        bytes.len(),
+        started.elapsed()
+    );
+    result
+}
+
+#[test]
+fn a_good_selfie_is_accepted_with_its_scores() {
+    let accepted = timed(SELFIE, Kind::Face).unwrap();
+    assert_eq!(accepted.scores.faces, 1);
+    assert!(accepted.scores.face_share.unwrap() > 0.2);
+    // Re-encoded as a plain JPEG.
+    assert_eq!(
+        image::guess_format(&accepted.jpeg).unwrap(),
+        ImageFormat::Jpeg
+    );
+}
+
+#[test]
+fn a_group_photo_is_refused_for_several_faces() {
+    // Six people of the middle rows, brightened: the 1927 print is darker than a phone photo.
+    let crop = group_photo().crop_imm(430, 130, 440, 340).brighten(50);
+    let err = timed(&jpeg(&crop), Kind::Face).unwrap_err();
+    assert_eq!(err.code(), "several_faces", "{err:?}");
+    assert!(err.scores().unwrap().faces > 1);
+}
+
+#[test]
+fn a_photo_without_a_face_is_refused() {
+    let err = timed(COFFEE, Kind::Face).unwrap_err();
+    assert_eq!(err.code(), "no_face", "{err:?}");
+}
+
+#[test]
+fn a_blurred_copy_is_refused() {
+    let blurred = selfie().blur(4.0);
+    let err = timed(&jpeg(&blurred), Kind::Face).unwrap_err();
+    assert_eq!(err.code(), "blurred", "{err:?}");
+}
+
+#[test]
+fn a_dark_copy_is_refused() {
+    let dark = selfie().brighten(-110);
+    let err = timed(&jpeg(&dark), Kind::Face).unwrap_err();
+    assert_eq!(err.code(), "too_dark", "{err:?}");
+}
+
+#[test]
+fn a_tiny_image_is_refused() {
+    let tiny = selfie().resize(160, 160, imageops::FilterType::Triangle);
+    let err = timed(&jpeg(&tiny), Kind::Face).unwrap_err();
+    assert_eq!(err.code(), "too_small");
+}
+
+#[test]
+fn truncated_files_and_non_images_are_refused() {
+    let truncated = &SELFIE[..SELFIE.len() / 2];
+    assert_eq!(
+        timed(truncated, Kind::Face).unwrap_err().code(),
+        "undecodable"
+    );
+    assert_eq!(
+        timed(b"%PDF-1.7 not a photo", Kind::Face)
+            .unwrap_err()
+            .code(),
+        "unsupported_type"
+    );
+    let mut gif = Vec::new();
+    DynamicImage::new_rgb8(400, 400)
+        .write_to(&mut Cursor::new(&mut gif), ImageFormat::Gif)
+        .ok();
+    if !gif.is_empty() {
+        assert_eq!(
+            timed(&gif, Kind::Face).unwrap_err().code(),
+            "unsupported_type"
+        );
+    }
+}
+
+#[test]
+fn a_decompression_bomb_is_refused_quickly() {
+    // A tiny PNG that claims 30000 × 30000 pixels (2.7 GB decoded).
+    let mut bomb = Vec::new();
+    let small = RgbImage::new(1, 1);
+    small
+        .write_to(&mut Cursor::new(&mut bomb), ImageFormat::Png)
+        .unwrap();
+    // Patch the IHDR width and height (bytes 16..24) and its CRC.
+    bomb[16..20].copy_from_slice(&30_000u32.to_be_bytes());
+    bomb[20..24].copy_from_slice(&30_000u32.to_be_bytes());
+    let crc = crc32(&bomb[12..29]);
+    bomb[29..33].copy_from_slice(&crc.to_be_bytes());
+    let started = Instant::now();
+    let err = timed(&bomb, Kind::Face).unwrap_err();
+    assert_eq!(err.code(), "undecodable");
+    assert!(started.elapsed().as_secs() < 5);
+}
+
+#[test]
+fn the_kept_photo_carries_no_metadata() {
+    // Insert an APP1 Exif segment with a GPS marker right after the JPEG's SOI.
+    let mut exif = Vec::from(&SELFIE[..2]);
+    let payload = b"Exif\0\0MM\0*\0\0\0\x08GPSLatitude=43.2389N;GPSLongitude=76.8897E";
+    exif.extend_from_slice(&[0xFF, 0xE1]);
+    exif.extend_from_slice(&u16::try_from(payload.len() + 2).unwrap().to_be_bytes());
+    exif.extend_from_slice(payload);
+    exif.extend_from_slice(&SELFIE[2..]);
+    assert!(exif.windows(11).any(|w| w == b"GPSLatitude"));
+    let accepted = timed(&exif, Kind::Face).unwrap();
+    assert!(!accepted.jpeg.windows(4).any(|w| w == b"Exif"));
+    assert!(!accepted.jpeg.windows(11).any(|w| w == b"GPSLatitude"));
+}
+
+fn crc32(bytes: &[u8]) -> u32 {
+    let mut crc = 0xFFFF_FFFFu32;
+    for &b in bytes {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 == 1 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}
