@@ -186,3 +186,25 @@ impl Drop for Relay {
         }
     }
 }
+
+/// The S3 endpoint of the local stack's Garage.
+pub fn s3_endpoint() -> String {
+    var("EXAMREG_TEST_S3", "http://127.0.0.1:3900")
+}
+
+/// The local stack's Garage key (made by deploy/lib.sh), as (id, secret).
+pub fn s3_credentials() -> (String, String) {
+    let dir = std::env::var("EXAMREG_HOME").map_or_else(
+        |_| {
+            std::path::PathBuf::from(std::env::var("HOME").unwrap_or_default())
+                .join(".cache/examreg")
+        },
+        std::path::PathBuf::from,
+    );
+    let read = |name: &str| {
+        std::fs::read_to_string(dir.join("secrets").join(name))
+            .map(|s| s.trim().to_owned())
+            .unwrap_or_else(|e| panic!("the local stack's {name} (deploy/test makes it): {e}"))
+    };
+    (read("s3_key_id"), read("s3_key"))
+}

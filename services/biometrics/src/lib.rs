@@ -5,3 +5,5 @@
 
 pub mod checks;
 pub mod envelope;
+pub mod objects;
+pub mod store;
