@@ -5,6 +5,7 @@ use std::{env, fs, path::PathBuf};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let files = [
+        "examreg/biometrics/v1/biometrics.proto",
         "examreg/identity/v1/identity.proto",
         "examreg/verification/v1/verification.proto",
     ];

@@ -6,6 +6,12 @@
 pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/examreg_descriptor.bin"));
 
+pub mod biometrics {
+    pub mod v1 {
+        tonic::include_proto!("examreg.biometrics.v1");
+    }
+}
+
 pub mod identity {
     pub mod v1 {
         tonic::include_proto!("examreg.identity.v1");

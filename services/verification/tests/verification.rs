@@ -17,6 +17,7 @@ use std::time::Duration;
 use tonic::{Code, Request, transport::Channel};
 
 struct TestApp {
+    addr: std::net::SocketAddr,
     client: VerificationServiceClient<Channel>,
     identity_key: SigningKey,
     proof_key: SigningKey,
@@ -60,6 +61,7 @@ async fn spawn_config(mut config: Config) -> TestApp {
     }));
     let channel = examreg_kit::grpc::channel(&format!("http://{addr}")).unwrap();
     TestApp {
+        addr,
         client: VerificationServiceClient::new(channel),
         identity_key,
         proof_key,
@@ -401,4 +403,36 @@ async fn a_letter_held_by_a_replica_that_stopped_is_delivered_by_the_next_one() 
         .await
         .unwrap();
     assert_eq!(proof.sub, email);
+}
+
+#[tokio::test]
+async fn reflection_lists_this_service_and_health_only() {
+    use tonic_reflection::pb::v1::{
+        ServerReflectionRequest, server_reflection_client::ServerReflectionClient,
+        server_reflection_request::MessageRequest, server_reflection_response::MessageResponse,
+    };
+    let app = spawn().await;
+    let channel = examreg_kit::grpc::channel(&format!("http://{}", app.addr)).unwrap();
+    let request = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let mut answers = ServerReflectionClient::new(channel)
+        .server_reflection_info(futures::stream::iter([request]))
+        .await
+        .unwrap()
+        .into_inner();
+    let answer = answers.message().await.unwrap().unwrap();
+    let Some(MessageResponse::ListServicesResponse(list)) = answer.message_response else {
+        panic!("no service list");
+    };
+    let mut names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "examreg.verification.v1.VerificationService",
+            "grpc.health.v1.Health"
+        ]
+    );
 }
