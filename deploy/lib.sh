@@ -148,6 +148,8 @@ make_secrets() {
   [ -f "$SECRETS/verification_proof_key.pem" ] || openssl genpkey -algorithm ed25519 -out "$SECRETS/verification_proof_key.pem"
   openssl pkey -in "$SECRETS/verification_proof_key.pem" -pubout -out "$SECRETS/verification_proof_public.pem"
   [ -f "$SECRETS/verification_code_key" ] || openssl rand -hex 32 >"$SECRETS/verification_code_key"
+  # The biometrics master key of the local stack (id:hex); production mounts its own.
+  [ -f "$SECRETS/biometrics_master_keys" ] || echo "dev$(date +%Y%m%d):$(openssl rand -hex 32)" >"$SECRETS/biometrics_master_keys"
   local client
   for client in gateway; do
     [ -f "$SECRETS/${client}_client_secret" ] || openssl rand -hex 24 >"$SECRETS/${client}_client_secret"

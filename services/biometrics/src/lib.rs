@@ -1,9 +1,166 @@
-//! The biometrics service: the applicant's selfie and identity-document photos. This first
-//! part holds the checks a photo must pass before it is kept (`checks`); storage, encryption,
-//! records and the API follow.
+//! The biometrics service: the applicant's selfie and identity-document photos. `checks`
+//! decides whether a photo is usable, `envelope` encrypts it, `objects` stores it in S3,
+//! `store` keeps the records, `grpc` is the API.
 #![forbid(unsafe_code)]
 
 pub mod checks;
 pub mod envelope;
+pub mod grpc;
 pub mod objects;
 pub mod store;
+
+use examreg_kit::{
+    auth::Keys,
+    config::{Env, Secret},
+};
+use sqlx::postgres::PgPoolOptions;
+use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
+use tokio::net::TcpListener;
+
+/// Configuration, from `BIOMETRICS_*` variables.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub addr: SocketAddr,
+    pub database_url: Secret,
+    pub s3: objects::S3Config,
+    /// `id:hex64,…`, the first current (see `envelope`).
+    pub master_keys: Option<envelope::MasterKeys>,
+    pub thresholds: checks::Thresholds,
+    /// Photos checked at once.
+    pub check_concurrency: usize,
+    pub identity_url: String,
+}
+
+impl Config {
+    /// Every default, listening on a free loopback port, without secrets.
+    pub fn defaults() -> Self {
+        let mut config = Self::from_env(&mut Env::from_map(Default::default()));
+        config.addr = "127.0.0.1:0".parse().expect("literal");
+        config
+    }
+
+    pub fn from_env(env: &mut Env) -> Self {
+        let master = env.required_secret("BIOMETRICS_MASTER_KEYS");
+        let master_keys = if master.expose().is_empty() {
+            None
+        } else {
+            envelope::MasterKeys::parse(master.expose())
+                .map_err(|e| env.invalid("BIOMETRICS_MASTER_KEYS", e.to_string()))
+                .ok()
+        };
+        let defaults = checks::Thresholds::default();
+        let thresholds = checks::Thresholds {
+            max_bytes: env.parse("BIOMETRICS_MAX_BYTES", defaults.max_bytes),
+            min_sharpness: env.parse("BIOMETRICS_MIN_SHARPNESS", defaults.min_sharpness),
+            min_brightness: env.parse("BIOMETRICS_MIN_BRIGHTNESS", defaults.min_brightness),
+            max_brightness: env.parse("BIOMETRICS_MAX_BRIGHTNESS", defaults.max_brightness),
+            min_face_share: env.parse("BIOMETRICS_MIN_FACE_SHARE", defaults.min_face_share),
+            ..defaults
+        };
+        let cpus = std::thread::available_parallelism().map_or(2, usize::from);
+        Self {
+            addr: env.parse(
+                "BIOMETRICS_ADDR",
+                "127.0.0.1:50053".parse().expect("literal"),
+            ),
+            database_url: env.secret("BIOMETRICS_DATABASE_URL").unwrap_or_else(|| {
+                Secret::new("postgres://examreg:examreg@127.0.0.1:5432/examreg_biometrics")
+            }),
+            s3: objects::S3Config {
+                endpoint: env.string("BIOMETRICS_S3_ENDPOINT", "http://127.0.0.1:3900"),
+                region: env.string("BIOMETRICS_S3_REGION", "garage"),
+                bucket: env.string("BIOMETRICS_S3_BUCKET", "examreg-biometrics"),
+                prefix: env.string("BIOMETRICS_S3_PREFIX", "captures/"),
+                access_key_id: env.string("BIOMETRICS_S3_ACCESS_KEY_ID", ""),
+                secret_access_key: env
+                    .secret("BIOMETRICS_S3_SECRET_ACCESS_KEY")
+                    .unwrap_or_else(|| Secret::new("")),
+            },
+            master_keys,
+            thresholds,
+            check_concurrency: env.parse("BIOMETRICS_CHECK_CONCURRENCY", cpus),
+            identity_url: env.string("IDENTITY_URL", "http://127.0.0.1:50051"),
+        }
+    }
+}
+
+pub struct Application {
+    listener: TcpListener,
+    addr: SocketAddr,
+    service: grpc::Biometrics,
+    keys: Keys,
+}
+
+impl Application {
+    pub async fn build(config: Config, keys: Keys) -> anyhow::Result<Self> {
+        let pool = PgPoolOptions::new()
+            .max_connections(20)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect(config.database_url.expose())
+            .await?;
+        sqlx::migrate!("./migrations").run(&pool).await?;
+        let service = grpc::Biometrics {
+            pool,
+            objects: objects::Objects::new(&config.s3),
+            keys: config
+                .master_keys
+                .ok_or_else(|| anyhow::anyhow!("BIOMETRICS_MASTER_KEYS is required"))?,
+            thresholds: Arc::new(config.thresholds),
+            permits: Arc::new(tokio::sync::Semaphore::new(config.check_concurrency.max(1))),
+        };
+        let (listener, addr) = examreg_kit::grpc::bind(config.addr).await?;
+        Ok(Self {
+            listener,
+            addr,
+            service,
+            keys,
+        })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let service = Arc::new(self.service);
+        let stop = examreg_kit::grpc::Trigger::default();
+        let sweeper = tokio::spawn(sweeper(service.clone(), stop.signal()));
+        let routes = tonic::service::Routes::new(
+            examreg_proto::biometrics::v1::biometrics_service_server::BiometricsServiceServer::from_arc(service)
+                .max_decoding_message_size(4 * 1024 * 1024),
+        );
+        let served = examreg_kit::grpc::serve(
+            self.listener,
+            routes,
+            &["examreg.biometrics.v1.BiometricsService"],
+            self.keys,
+            &[],
+            shutdown,
+        )
+        .await;
+        stop.fire();
+        sweeper.await?;
+        served?;
+        Ok(())
+    }
+}
+
+/// Removes unreferenced objects (left by a failure between writing an object and its record,
+/// or by a failed delete) every ten minutes.
+async fn sweeper(service: Arc<grpc::Biometrics>, stop: impl Future<Output = ()>) {
+    tokio::pin!(stop);
+    loop {
+        match service.sweep(Duration::from_secs(600)).await {
+            Ok(0) => {}
+            Ok(swept) => tracing::info!(swept, "unreferenced objects deleted"),
+            Err(status) => tracing::warn!(code = ?status.code(), "sweep failed; will retry"),
+        }
+        tokio::select! {
+            () = &mut stop => return,
+            () = tokio::time::sleep(Duration::from_secs(600)) => {}
+        }
+    }
+}

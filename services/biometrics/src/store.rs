@@ -86,3 +86,138 @@ pub async fn unreferenced(pool: &PgPool, keys: &[String]) -> Result<Vec<String>,
     .fetch_all(pool)
     .await
 }
+
+#[tracing::instrument(skip_all)]
+pub async fn set_document_type(
+    pool: &PgPool,
+    account: Uuid,
+    document_type: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query!(
+        r#"INSERT INTO capture_sets (account_id, document_type) VALUES ($1, $2)
+           ON CONFLICT (account_id) DO UPDATE SET document_type = EXCLUDED.document_type"#,
+        account,
+        document_type
+    )
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// The set's document type and whether it was submitted.
+#[tracing::instrument(skip_all)]
+pub async fn capture_set(pool: &PgPool, account: Uuid) -> Result<(String, bool), sqlx::Error> {
+    let row = sqlx::query!(
+        "SELECT document_type, submitted_at FROM capture_sets WHERE account_id = $1",
+        account
+    )
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.map_or_else(
+        || ("id_card".to_owned(), false),
+        |r| (r.document_type, r.submitted_at.is_some()),
+    ))
+}
+
+#[tracing::instrument(skip_all)]
+pub async fn mark_submitted(pool: &PgPool, account: Uuid) -> Result<(), sqlx::Error> {
+    sqlx::query!(
+        r#"INSERT INTO capture_sets (account_id, submitted_at) VALUES ($1, now())
+           ON CONFLICT (account_id) DO UPDATE SET submitted_at = COALESCE(capture_sets.submitted_at, now())"#,
+        account
+    )
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+#[tracing::instrument(skip_all)]
+pub async fn record_consent(
+    pool: &PgPool,
+    account: Uuid,
+    version: &str,
+    ip: &str,
+    agent: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query!(
+        r#"INSERT INTO consents (account_id, version, client_ip, user_agent) VALUES ($1, $2, $3, $4)
+           ON CONFLICT (account_id) DO UPDATE SET version = EXCLUDED.version, accepted_at = now(),
+             client_ip = EXCLUDED.client_ip, user_agent = EXCLUDED.user_agent"#,
+        account,
+        version,
+        ip,
+        agent
+    )
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+#[tracing::instrument(skip_all)]
+pub async fn consent_of(pool: &PgPool, account: Uuid) -> Result<Option<String>, sqlx::Error> {
+    sqlx::query_scalar!(
+        "SELECT version FROM consents WHERE account_id = $1",
+        account
+    )
+    .fetch_optional(pool)
+    .await
+}
+
+#[derive(Debug, Clone)]
+pub struct StoredCapture {
+    pub account_id: Uuid,
+    pub kind: String,
+    pub object_key: String,
+}
+
+#[tracing::instrument(skip_all)]
+pub async fn capture_by_id(pool: &PgPool, id: Uuid) -> Result<Option<StoredCapture>, sqlx::Error> {
+    sqlx::query_as!(
+        StoredCapture,
+        "SELECT account_id, kind, object_key FROM captures WHERE id = $1",
+        id
+    )
+    .fetch_optional(pool)
+    .await
+}
+
+#[tracing::instrument(skip_all)]
+pub async fn log_access(
+    pool: &PgPool,
+    capture: Uuid,
+    account: Uuid,
+    actor: &str,
+    purpose: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query!(
+        "INSERT INTO access_log (capture_id, account_id, actor, purpose) VALUES ($1, $2, $3, $4)",
+        capture,
+        account,
+        actor,
+        purpose
+    )
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// Deletes an account's captures, consent and set in one transaction; returns the object keys
+/// to delete. The access log stays: it records who read the data while it existed.
+#[tracing::instrument(skip_all)]
+pub async fn delete_account(pool: &PgPool, account: Uuid) -> Result<Vec<String>, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    let keys = sqlx::query_scalar!(
+        "DELETE FROM captures WHERE account_id = $1 RETURNING object_key",
+        account
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    sqlx::query!("DELETE FROM consents WHERE account_id = $1", account)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query!("DELETE FROM capture_sets WHERE account_id = $1", account)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(keys)
+}

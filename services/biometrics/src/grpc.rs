@@ -1,0 +1,468 @@
+//! gRPC handlers of the biometrics service.
+
+use crate::{
+    checks::{self, Kind, Thresholds},
+    envelope::MasterKeys,
+    objects::{ObjectError, Objects},
+    store,
+};
+use examreg_kit::{
+    auth::caller,
+    errors::{self, internal, invalid},
+};
+use examreg_proto::biometrics::v1::{self as pb, biometrics_service_server::BiometricsService};
+use sha2::{Digest, Sha256};
+use sqlx::PgPool;
+use std::{pin::Pin, sync::Arc};
+use tokio::sync::Semaphore;
+use tokio_stream::Stream;
+use tonic::{Code, Request, Response, Status, Streaming};
+use uuid::Uuid;
+
+pub struct Biometrics {
+    pub pool: PgPool,
+    pub objects: Objects,
+    pub keys: MasterKeys,
+    pub thresholds: Arc<Thresholds>,
+    /// Bounds how many photos are checked at once (decoding and detection are CPU-bound).
+    pub permits: Arc<Semaphore>,
+}
+
+fn db(e: sqlx::Error) -> Status {
+    if matches!(
+        e,
+        sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed
+    ) {
+        errors::unavailable("postgres", &e)
+    } else {
+        internal(&e)
+    }
+}
+
+fn object_error(e: ObjectError) -> Status {
+    match e {
+        ObjectError::Unavailable(_) => errors::unavailable("object store", &e),
+        ObjectError::Missing => internal(&e),
+    }
+}
+
+fn kind_of(value: i32) -> Result<Kind, Status> {
+    match pb::CaptureKind::try_from(value) {
+        Ok(pb::CaptureKind::Face) => Ok(Kind::Face),
+        Ok(pb::CaptureKind::DocumentFront) => Ok(Kind::DocumentFront),
+        Ok(pb::CaptureKind::DocumentBack) => Ok(Kind::DocumentBack),
+        Ok(pb::CaptureKind::Unspecified) | Err(_) => Err(invalid(
+            "invalid_kind",
+            "kind is face, document_front or document_back",
+            &[("kind", "invalid")],
+        )),
+    }
+}
+
+fn kind_pb(kind: &str) -> pb::CaptureKind {
+    match kind {
+        "face" => pb::CaptureKind::Face,
+        "document_front" => pb::CaptureKind::DocumentFront,
+        "document_back" => pb::CaptureKind::DocumentBack,
+        _ => pb::CaptureKind::Unspecified,
+    }
+}
+
+fn scores_pb(s: &checks::Scores) -> pb::CaptureScores {
+    pb::CaptureScores {
+        width: s.width,
+        height: s.height,
+        sharpness: s.sharpness,
+        brightness: s.brightness,
+        faces: s.faces,
+        face_share: s.face_share,
+        face_offset: s.face_offset,
+    }
+}
+
+fn scores_from_json(v: &serde_json::Value) -> pb::CaptureScores {
+    let f = |k: &str| v.get(k).and_then(serde_json::Value::as_f64);
+    let u = |k: &str| {
+        v.get(k)
+            .and_then(serde_json::Value::as_u64)
+            .and_then(|n| u32::try_from(n).ok())
+            .unwrap_or(0)
+    };
+    pb::CaptureScores {
+        width: u("width"),
+        height: u("height"),
+        sharpness: f("sharpness").unwrap_or(0.0),
+        brightness: f("brightness").unwrap_or(0.0),
+        faces: u("faces"),
+        face_share: f("face_share"),
+        face_offset: f("face_offset"),
+    }
+}
+
+/// The associated data that binds a sealed object to its key, owner and kind.
+fn aad(object_key: &str, account: Uuid, kind: &str) -> Vec<u8> {
+    format!("{object_key}|{account}|{kind}").into_bytes()
+}
+
+impl Biometrics {
+    /// What the set still lacks, in the order the applicant does it.
+    async fn missing(
+        &self,
+        account: Uuid,
+    ) -> Result<
+        (
+            Vec<store::CaptureRow>,
+            String,
+            Option<String>,
+            Vec<&'static str>,
+        ),
+        Status,
+    > {
+        let captures = store::captures_of(&self.pool, account).await.map_err(db)?;
+        let (document_type, _) = store::capture_set(&self.pool, account).await.map_err(db)?;
+        let consent = store::consent_of(&self.pool, account).await.map_err(db)?;
+        let has = |kind: &str| captures.iter().any(|c| c.kind == kind);
+        let mut missing = Vec::new();
+        if !has("face") {
+            missing.push("face");
+        }
+        if !has("document_front") {
+            missing.push("document_front");
+        }
+        if document_type == "id_card" && !has("document_back") {
+            missing.push("document_back");
+        }
+        if consent.is_none() {
+            missing.push("consent");
+        }
+        Ok((captures, document_type, consent, missing))
+    }
+
+    async fn submit_if_complete(&self, account: Uuid) -> Result<bool, Status> {
+        let (.., missing) = self.missing(account).await?;
+        if missing.is_empty() {
+            store::mark_submitted(&self.pool, account)
+                .await
+                .map_err(db)?;
+        }
+        Ok(missing.is_empty())
+    }
+}
+
+type DownloadStream =
+    Pin<Box<dyn Stream<Item = Result<pb::DownloadCaptureResponse, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl BiometricsService for Biometrics {
+    #[tracing::instrument(skip_all)]
+    async fn upload_capture(
+        &self,
+        request: Request<Streaming<pb::UploadCaptureRequest>>,
+    ) -> Result<Response<pb::UploadCaptureResponse>, Status> {
+        let (account, _) = caller(&request)?.require_user()?;
+        let mut stream = request.into_inner();
+        let header = match stream.message().await? {
+            Some(pb::UploadCaptureRequest {
+                part: Some(pb::upload_capture_request::Part::Header(h)),
+            }) => h,
+            _ => {
+                return Err(invalid(
+                    "header_required",
+                    "the first message is the header",
+                    &[("header", "required")],
+                ));
+            }
+        };
+        let kind = kind_of(header.kind)?;
+        let mut bytes = Vec::new();
+        while let Some(message) = stream.message().await? {
+            if let Some(pb::upload_capture_request::Part::Chunk(chunk)) = message.part {
+                if bytes.len() + chunk.len() > self.thresholds.max_bytes {
+                    return Ok(Response::new(pb::UploadCaptureResponse {
+                        accepted: false,
+                        reason: "too_large".into(),
+                        ..Default::default()
+                    }));
+                }
+                bytes.extend_from_slice(&chunk);
+            }
+        }
+        let permit = self
+            .permits
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|e| internal(&e))?;
+        let thresholds = self.thresholds.clone();
+        let span = tracing::Span::current();
+        let started = std::time::Instant::now();
+        let checked = tokio::task::spawn_blocking(move || {
+            let _entered = span.enter();
+            let _permit = permit;
+            checks::check(&bytes, kind, &thresholds)
+        })
+        .await
+        .map_err(|e| internal(&e))?;
+        let accepted = match checked {
+            Ok(accepted) => accepted,
+            Err(refusal) => {
+                tracing::info!(
+                    kind = kind.as_str(),
+                    reason = refusal.code(),
+                    ms = started.elapsed().as_millis(),
+                    "capture refused"
+                );
+                return Ok(Response::new(pb::UploadCaptureResponse {
+                    capture_id: String::new(),
+                    accepted: false,
+                    reason: refusal.code().into(),
+                    scores: refusal.scores().map(scores_pb),
+                }));
+            }
+        };
+        // The object first, then the record: a failure in between leaves at most an
+        // unreferenced object, which the sweeper removes, never a record without its object.
+        let id = Uuid::now_v7();
+        let object_key = self.objects.new_key();
+        let sealed = self
+            .keys
+            .seal(&accepted.jpeg, &aad(&object_key, account, kind.as_str()));
+        self.objects
+            .put(&object_key, sealed)
+            .await
+            .map_err(object_error)?;
+        let capture = store::NewCapture {
+            id,
+            account_id: account,
+            kind: kind.as_str(),
+            object_key: &object_key,
+            master_key_id: self.keys.current_id(),
+            sha256: &Sha256::digest(&accepted.jpeg),
+            size_bytes: i32::try_from(accepted.jpeg.len()).unwrap_or(i32::MAX),
+            width: i32::try_from(accepted.scores.width).unwrap_or(0),
+            height: i32::try_from(accepted.scores.height).unwrap_or(0),
+            scores: serde_json::to_value(&accepted.scores).unwrap_or_default(),
+        };
+        let replaced = match store::replace_capture(&self.pool, &capture).await {
+            Ok(replaced) => replaced,
+            Err(e) => {
+                let _ = self.objects.delete(&object_key).await;
+                return Err(db(e));
+            }
+        };
+        if let Some(old) = replaced
+            && let Err(e) = self.objects.delete(&old).await
+        {
+            tracing::warn!(error = %e, "replaced object not deleted; the sweeper will");
+        }
+        match pb::DocumentType::try_from(header.document_type) {
+            Ok(pb::DocumentType::IdCard) => {
+                store::set_document_type(&self.pool, account, "id_card")
+                    .await
+                    .map_err(db)?
+            }
+            Ok(pb::DocumentType::Passport) => {
+                store::set_document_type(&self.pool, account, "passport")
+                    .await
+                    .map_err(db)?
+            }
+            Ok(pb::DocumentType::Unspecified) | Err(_) => {}
+        }
+        self.submit_if_complete(account).await?;
+        tracing::info!(capture = %id, kind = kind.as_str(), ms = started.elapsed().as_millis(), "capture stored");
+        Ok(Response::new(pb::UploadCaptureResponse {
+            capture_id: id.to_string(),
+            accepted: true,
+            reason: String::new(),
+            scores: Some(scores_pb(&accepted.scores)),
+        }))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn get_capture_status(
+        &self,
+        request: Request<pb::GetCaptureStatusRequest>,
+    ) -> Result<Response<pb::GetCaptureStatusResponse>, Status> {
+        let account = match caller(&request)? {
+            examreg_kit::auth::Caller::User { account_id, .. } => *account_id,
+            service @ examreg_kit::auth::Caller::Service { .. } => {
+                service.require_scope("biometrics:status")?;
+                request.get_ref().account_id.parse().map_err(|_| {
+                    invalid(
+                        "invalid_account_id",
+                        "account_id is a UUID",
+                        &[("account_id", "invalid")],
+                    )
+                })?
+            }
+        };
+        let (captures, document_type, consent, missing) = self.missing(account).await?;
+        Ok(Response::new(pb::GetCaptureStatusResponse {
+            captures: captures
+                .iter()
+                .map(|c| pb::CaptureSummary {
+                    kind: kind_pb(&c.kind).into(),
+                    capture_id: c.id.to_string(),
+                    captured_at: Some(prost_types::Timestamp {
+                        seconds: c.created_at.timestamp(),
+                        nanos: 0,
+                    }),
+                    scores: Some(scores_from_json(&c.scores)),
+                })
+                .collect(),
+            document_type: if document_type == "passport" {
+                pb::DocumentType::Passport
+            } else {
+                pb::DocumentType::IdCard
+            }
+            .into(),
+            consent_given: consent.is_some(),
+            consent_version: consent.unwrap_or_default(),
+            submitted: missing.is_empty(),
+            missing: missing.into_iter().map(str::to_owned).collect(),
+        }))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn record_consent(
+        &self,
+        request: Request<pb::RecordConsentRequest>,
+    ) -> Result<Response<pb::RecordConsentResponse>, Status> {
+        let (account, _) = caller(&request)?.require_user()?;
+        let req = request.into_inner();
+        if !req.accepted {
+            return Err(invalid(
+                "consent_not_given",
+                "the consent must be accepted",
+                &[("accepted", "required")],
+            ));
+        }
+        if req.version.trim().is_empty() {
+            return Err(invalid(
+                "consent_version_required",
+                "the consent version is required",
+                &[("version", "required")],
+            ));
+        }
+        store::record_consent(
+            &self.pool,
+            account,
+            req.version.trim(),
+            &req.client_ip,
+            &req.user_agent,
+        )
+        .await
+        .map_err(db)?;
+        let submitted = self.submit_if_complete(account).await?;
+        Ok(Response::new(pb::RecordConsentResponse { submitted }))
+    }
+
+    type DownloadCaptureStream = DownloadStream;
+
+    #[tracing::instrument(skip_all)]
+    async fn download_capture(
+        &self,
+        request: Request<pb::DownloadCaptureRequest>,
+    ) -> Result<Response<Self::DownloadCaptureStream>, Status> {
+        let actor = caller(&request)?
+            .require_scope("biometrics:read")?
+            .to_owned();
+        let req = request.into_inner();
+        let purpose = req.purpose.trim();
+        if purpose.is_empty() {
+            return Err(invalid(
+                "purpose_required",
+                "state why the image is read",
+                &[("purpose", "required")],
+            ));
+        }
+        let id: Uuid = req
+            .capture_id
+            .parse()
+            .map_err(|_| errors::status(Code::NotFound, "capture_not_found", "no such capture"))?;
+        let capture = store::capture_by_id(&self.pool, id)
+            .await
+            .map_err(db)?
+            .ok_or_else(|| {
+                errors::status(Code::NotFound, "capture_not_found", "no such capture")
+            })?;
+        let sealed = self
+            .objects
+            .get(&capture.object_key)
+            .await
+            .map_err(object_error)?;
+        let plain = self
+            .keys
+            .open(
+                &sealed,
+                &aad(&capture.object_key, capture.account_id, &capture.kind),
+            )
+            .map_err(|e| internal(&e))?;
+        // The read is on record before a byte leaves.
+        store::log_access(&self.pool, id, capture.account_id, &actor, purpose)
+            .await
+            .map_err(db)?;
+        tracing::info!(capture = %id, actor, "capture read");
+        let mut parts = vec![Ok(pb::DownloadCaptureResponse {
+            part: Some(pb::download_capture_response::Part::ContentType(
+                "image/jpeg".into(),
+            )),
+        })];
+        parts.extend(plain.chunks(64 * 1024).map(|c| {
+            Ok(pb::DownloadCaptureResponse {
+                part: Some(pb::download_capture_response::Part::Chunk(c.to_vec())),
+            })
+        }));
+        Ok(Response::new(Box::pin(tokio_stream::iter(parts))))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn delete_biometric_data(
+        &self,
+        request: Request<pb::DeleteBiometricDataRequest>,
+    ) -> Result<Response<pb::DeleteBiometricDataResponse>, Status> {
+        caller(&request)?.require_scope("biometrics:admin")?;
+        let account: Uuid = request.get_ref().account_id.parse().map_err(|_| {
+            invalid(
+                "invalid_account_id",
+                "account_id is a UUID",
+                &[("account_id", "invalid")],
+            )
+        })?;
+        let keys = store::delete_account(&self.pool, account)
+            .await
+            .map_err(db)?;
+        for key in &keys {
+            if let Err(e) = self.objects.delete(key).await {
+                tracing::warn!(error = %e, "object not deleted; the sweeper will");
+            }
+        }
+        tracing::info!(%account, captures = keys.len(), "biometric data deleted");
+        Ok(Response::new(pb::DeleteBiometricDataResponse {
+            captures_deleted: u32::try_from(keys.len()).unwrap_or(u32::MAX),
+        }))
+    }
+}
+
+impl Biometrics {
+    /// Deletes objects that no capture references and that are older than `grace` (younger
+    /// ones may belong to an upload whose record is being written). Returns how many.
+    pub async fn sweep(&self, grace: std::time::Duration) -> Result<usize, Status> {
+        let cutoff =
+            chrono::Utc::now().timestamp() - i64::try_from(grace.as_secs()).unwrap_or(i64::MAX);
+        let old: Vec<String> = self
+            .objects
+            .list()
+            .await
+            .map_err(object_error)?
+            .into_iter()
+            .filter(|(_, modified)| *modified < cutoff)
+            .map(|(key, _)| key)
+            .collect();
+        let orphans = store::unreferenced(&self.pool, &old).await.map_err(db)?;
+        for key in &orphans {
+            self.objects.delete(key).await.map_err(object_error)?;
+        }
+        Ok(orphans.len())
+    }
+}

@@ -1,0 +1,467 @@
+//! The biometrics service against the local stack's Postgres and Garage.
+
+use examreg_biometrics::{Application, Config, envelope::MasterKeys, objects::Objects};
+use examreg_kit::{
+    auth::{Claims, with_bearer},
+    config::Secret,
+    tokens::SigningKey,
+};
+use examreg_proto::biometrics::v1::{
+    self as pb, biometrics_service_client::BiometricsServiceClient, upload_capture_request::Part,
+};
+use examreg_testkit as tk;
+use image::{DynamicImage, ImageFormat, Rgb, RgbImage, imageops};
+use std::{io::Cursor, time::Duration};
+use tonic::{Code, transport::Channel};
+use uuid::Uuid;
+
+const SELFIE: &[u8] = include_bytes!("fixtures/selfie.jpg");
+const MASTER: &str = "dev1:000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
+
+struct TestApp {
+    client: BiometricsServiceClient<Channel>,
+    key: SigningKey,
+    objects: Objects,
+    database: String,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+async fn spawn_at(
+    s3_endpoint: String,
+    prefix: Option<String>,
+    database: Option<String>,
+) -> TestApp {
+    let key = SigningKey::generate();
+    let (id, secret) = tk::s3_credentials();
+    let database = match database {
+        Some(url) => url,
+        None => tk::fresh_database("biometrics").await,
+    };
+    let mut config = Config::defaults();
+    config.database_url = Secret::new(database.clone());
+    config.s3.endpoint = s3_endpoint;
+    config.s3.prefix = prefix.unwrap_or_else(|| tk::unique_prefix("captures").replace(':', "/"));
+    config.s3.access_key_id = id;
+    config.s3.secret_access_key = Secret::new(secret);
+    config.master_keys = Some(MasterKeys::parse(MASTER).unwrap());
+    let objects = Objects::new(&config.s3);
+    let app = Application::build(config, examreg_kit::auth::Keys::from(&key))
+        .await
+        .unwrap();
+    let addr = app.addr();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(app.run_until_stopped(async move {
+        let _ = stopped.await;
+    }));
+    TestApp {
+        client: BiometricsServiceClient::new(
+            examreg_kit::grpc::channel(&format!("http://{addr}")).unwrap(),
+        ),
+        key,
+        objects,
+        database,
+        _stop: stop,
+    }
+}
+
+async fn spawn() -> TestApp {
+    spawn_at(tk::s3_endpoint(), None, None).await
+}
+
+fn jpeg(image: &DynamicImage) -> Vec<u8> {
+    let mut out = Vec::new();
+    image
+        .to_rgb8()
+        .write_to(&mut Cursor::new(&mut out), ImageFormat::Jpeg)
+        .unwrap();
+    out
+}
+
+/// An ID card front made here: a light card with the applicant's photo on the left and
+/// printed lines beside it.
+fn id_card_front() -> Vec<u8> {
+    let mut card = RgbImage::from_pixel(1000, 630, Rgb([214, 226, 238]));
+    let photo =
+        image::load_from_memory(SELFIE)
+            .unwrap()
+            .resize(300, 300, imageops::FilterType::Lanczos3);
+    imageops::overlay(&mut card, &photo.to_rgb8(), 40, 160);
+    for line in 0..8u32 {
+        for x in 380..(900 - line * 30) {
+            for y in 0..6 {
+                if (x / 7) % 3 != 0 {
+                    card.put_pixel(x, 200 + line * 45 + y, Rgb([30, 30, 60]));
+                }
+            }
+        }
+    }
+    jpeg(&DynamicImage::ImageRgb8(card))
+}
+
+/// The back: a sharp, evenly lit photograph of the right size (a crop of the rustface
+/// group photo, brightened).
+fn id_card_back() -> Vec<u8> {
+    let group = image::open(concat!(env!("RUSTFACE_DIR"), "/test.png")).unwrap();
+    jpeg(&group.crop_imm(300, 400, 1000, 630).brighten(40))
+}
+
+impl TestApp {
+    fn user(&self, account: Uuid) -> String {
+        self.key.sign(&Claims::access(
+            account,
+            Uuid::new_v4(),
+            Duration::from_secs(600),
+        ))
+    }
+
+    fn service(&self, scopes: &[&str]) -> String {
+        tk::service_token(&self.key, "operator", scopes)
+    }
+
+    async fn upload(
+        &self,
+        token: &str,
+        kind: pb::CaptureKind,
+        bytes: &[u8],
+    ) -> Result<pb::UploadCaptureResponse, tonic::Status> {
+        let mut parts = vec![pb::UploadCaptureRequest {
+            part: Some(Part::Header(pb::UploadHeader {
+                kind: kind.into(),
+                content_type: "image/jpeg".into(),
+                document_type: 0,
+            })),
+        }];
+        parts.extend(bytes.chunks(16 * 1024).map(|c| pb::UploadCaptureRequest {
+            part: Some(Part::Chunk(c.to_vec())),
+        }));
+        let request = with_bearer(futures::stream::iter(parts), token).unwrap();
+        Ok(self
+            .client
+            .clone()
+            .upload_capture(request)
+            .await?
+            .into_inner())
+    }
+
+    async fn status(&self, token: &str) -> pb::GetCaptureStatusResponse {
+        self.client
+            .clone()
+            .get_capture_status(with_bearer(pb::GetCaptureStatusRequest::default(), token).unwrap())
+            .await
+            .unwrap()
+            .into_inner()
+    }
+
+    async fn download(
+        &self,
+        token: &str,
+        capture: &str,
+        purpose: &str,
+    ) -> Result<Vec<u8>, tonic::Status> {
+        let request = with_bearer(
+            pb::DownloadCaptureRequest {
+                capture_id: capture.into(),
+                purpose: purpose.into(),
+            },
+            token,
+        )
+        .unwrap();
+        let mut stream = self
+            .client
+            .clone()
+            .download_capture(request)
+            .await?
+            .into_inner();
+        let mut bytes = Vec::new();
+        while let Some(part) = stream.message().await? {
+            if let Some(pb::download_capture_response::Part::Chunk(chunk)) = part.part {
+                bytes.extend(chunk);
+            }
+        }
+        Ok(bytes)
+    }
+}
+
+#[tokio::test]
+async fn a_complete_set_is_submitted_and_a_retake_leaves_one_capture_and_no_orphan() {
+    let app = spawn().await;
+    let me = app.user(Uuid::new_v4());
+    let face = app
+        .upload(&me, pb::CaptureKind::Face, SELFIE)
+        .await
+        .unwrap();
+    assert!(face.accepted, "{face:?}");
+    let retake = app
+        .upload(&me, pb::CaptureKind::Face, SELFIE)
+        .await
+        .unwrap();
+    assert!(retake.accepted);
+    let status = app.status(&me).await;
+    assert_eq!(status.captures.len(), 1);
+    assert_eq!(status.captures[0].capture_id, retake.capture_id);
+    assert_eq!(
+        app.objects.list().await.unwrap().len(),
+        1,
+        "the replaced object is gone"
+    );
+    assert_eq!(
+        status.missing,
+        ["document_front", "document_back", "consent"]
+    );
+
+    let front = app
+        .upload(&me, pb::CaptureKind::DocumentFront, &id_card_front())
+        .await
+        .unwrap();
+    assert!(front.accepted, "{front:?}");
+    let back = app
+        .upload(&me, pb::CaptureKind::DocumentBack, &id_card_back())
+        .await
+        .unwrap();
+    assert!(back.accepted, "{back:?}");
+    let consent = app
+        .client
+        .clone()
+        .record_consent(
+            with_bearer(
+                pb::RecordConsentRequest {
+                    version: "2026-01".into(),
+                    accepted: true,
+                    ..Default::default()
+                },
+                &me,
+            )
+            .unwrap(),
+        )
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(consent.submitted);
+    let status = app.status(&me).await;
+    assert!(status.submitted && status.missing.is_empty());
+}
+
+#[tokio::test]
+async fn a_refused_photo_changes_nothing() {
+    let app = spawn().await;
+    let me = app.user(Uuid::new_v4());
+    let blurred = jpeg(&image::load_from_memory(SELFIE).unwrap().blur(4.0));
+    let answer = app
+        .upload(&me, pb::CaptureKind::Face, &blurred)
+        .await
+        .unwrap();
+    assert!(!answer.accepted);
+    assert_eq!(answer.reason, "blurred");
+    assert!(answer.scores.unwrap().sharpness < 60.0);
+    let front_without_photo = app
+        .upload(&me, pb::CaptureKind::DocumentFront, &id_card_back())
+        .await
+        .unwrap();
+    assert_eq!(
+        front_without_photo.reason, "no_face",
+        "the ID card front must show the holder's photo"
+    );
+    assert!(app.status(&me).await.captures.is_empty());
+    assert!(app.objects.list().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn garage_down_during_an_upload_is_unavailable_records_nothing_and_the_retry_succeeds() {
+    let mut relay = tk::Relay::down("127.0.0.1:3900").await;
+    let prefix = tk::unique_prefix("captures").replace(':', "/");
+    let app = spawn_at(format!("http://{}", relay.addr), Some(prefix), None).await;
+    let me = app.user(Uuid::new_v4());
+    let err = app
+        .upload(&me, pb::CaptureKind::Face, SELFIE)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unavailable);
+    assert!(app.status(&me).await.captures.is_empty());
+    relay.up().await;
+    let answer = app
+        .upload(&me, pb::CaptureKind::Face, SELFIE)
+        .await
+        .unwrap();
+    assert!(answer.accepted);
+    assert_eq!(app.status(&me).await.captures.len(), 1);
+}
+
+#[tokio::test]
+async fn images_are_read_only_with_the_scope_and_every_read_is_audited_without_metadata() {
+    let app = spawn().await;
+    let owner = Uuid::new_v4();
+    let me = app.user(owner);
+    // A selfie carrying GPS coordinates in an Exif segment.
+    let mut with_gps = Vec::from(&SELFIE[..2]);
+    let payload = b"Exif\0\0MM\0*\0\0\0\x08GPSLatitude=43.2389N;GPSLongitude=76.8897E";
+    with_gps.extend_from_slice(&[0xFF, 0xE1]);
+    with_gps.extend_from_slice(&u16::try_from(payload.len() + 2).unwrap().to_be_bytes());
+    with_gps.extend_from_slice(payload);
+    with_gps.extend_from_slice(&SELFIE[2..]);
+    let capture = app
+        .upload(&me, pb::CaptureKind::Face, &with_gps)
+        .await
+        .unwrap()
+        .capture_id;
+
+    // Neither the applicant nor a service without the scope reads images.
+    assert_eq!(
+        app.download(&me, &capture, "curious")
+            .await
+            .unwrap_err()
+            .code(),
+        Code::PermissionDenied
+    );
+    let narrow = app.service(&["biometrics:status"]);
+    assert_eq!(
+        app.download(&narrow, &capture, "curious")
+            .await
+            .unwrap_err()
+            .code(),
+        Code::PermissionDenied
+    );
+    let reader = app.service(&["biometrics:read"]);
+    assert_eq!(
+        app.download(&reader, &capture, "")
+            .await
+            .unwrap_err()
+            .code(),
+        Code::InvalidArgument
+    );
+
+    let image = app
+        .download(&reader, &capture, "identity check at the exam hall")
+        .await
+        .unwrap();
+    assert!(image::load_from_memory(&image).is_ok());
+    assert!(!image.windows(11).any(|w| w == b"GPSLatitude"));
+    let stored = app.objects.list().await.unwrap();
+    let raw = app.objects.get(&stored[0].0).await.unwrap();
+    assert!(
+        image::load_from_memory(&raw).is_err(),
+        "Garage holds ciphertext"
+    );
+
+    let pool = sqlx::PgPool::connect(&app.database).await.unwrap();
+    let audit: Vec<(String, String)> =
+        sqlx::query_as("SELECT actor, purpose FROM access_log WHERE account_id = $1")
+            .bind(owner)
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        audit,
+        [(
+            "operator".to_owned(),
+            "identity check at the exam hall".to_owned()
+        )]
+    );
+}
+
+#[tokio::test]
+async fn one_applicant_cannot_see_or_change_anothers_captures() {
+    let app = spawn().await;
+    let alice = app.user(Uuid::new_v4());
+    let bob = app.user(Uuid::new_v4());
+    app.upload(&alice, pb::CaptureKind::Face, SELFIE)
+        .await
+        .unwrap();
+    assert!(app.status(&bob).await.captures.is_empty());
+    // Bob's upload lands in Bob's set, never replacing Alice's.
+    app.upload(&bob, pb::CaptureKind::Face, SELFIE)
+        .await
+        .unwrap();
+    assert_eq!(app.status(&alice).await.captures.len(), 1);
+    assert_eq!(app.objects.list().await.unwrap().len(), 2);
+    // Deleting needs the admin scope and removes records and objects.
+    let err = app
+        .client
+        .clone()
+        .delete_biometric_data(
+            with_bearer(
+                pb::DeleteBiometricDataRequest {
+                    account_id: Uuid::new_v4().to_string(),
+                },
+                &bob,
+            )
+            .unwrap(),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied);
+}
+
+#[tokio::test]
+async fn deleting_a_persons_biometric_data_removes_records_and_objects() {
+    let app = spawn().await;
+    let person = Uuid::new_v4();
+    let token = app.user(person);
+    app.upload(&token, pb::CaptureKind::Face, SELFIE)
+        .await
+        .unwrap();
+    app.upload(&token, pb::CaptureKind::DocumentFront, &id_card_front())
+        .await
+        .unwrap();
+    let admin = app.service(&["biometrics:admin"]);
+    let deleted = app
+        .client
+        .clone()
+        .delete_biometric_data(
+            with_bearer(
+                pb::DeleteBiometricDataRequest {
+                    account_id: person.to_string(),
+                },
+                &admin,
+            )
+            .unwrap(),
+        )
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(deleted.captures_deleted, 2);
+    assert!(app.status(&token).await.captures.is_empty());
+    assert!(app.objects.list().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn the_sweeper_deletes_only_old_unreferenced_objects() {
+    let app = spawn().await;
+    let me = app.user(Uuid::new_v4());
+    app.upload(&me, pb::CaptureKind::Face, SELFIE)
+        .await
+        .unwrap();
+    // An object whose record was never written (a crash between the two steps).
+    let orphan = app.objects.new_key();
+    app.objects
+        .put(&orphan, b"sealed bytes".to_vec())
+        .await
+        .unwrap();
+    let config = Config::defaults();
+    let service = examreg_biometrics::grpc::Biometrics {
+        pool: sqlx::PgPool::connect(&app.database).await.unwrap(),
+        objects: app.objects.clone(),
+        keys: MasterKeys::parse(MASTER).unwrap(),
+        thresholds: std::sync::Arc::new(config.thresholds),
+        permits: std::sync::Arc::new(tokio::sync::Semaphore::new(1)),
+    };
+    // Young objects are left alone: their upload may still be writing its record.
+    assert_eq!(service.sweep(Duration::from_secs(600)).await.unwrap(), 0);
+    assert_eq!(
+        service.sweep(Duration::ZERO).await.unwrap(),
+        0,
+        "S3 times are whole seconds"
+    );
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(service.sweep(Duration::ZERO).await.unwrap(), 1);
+    let left: Vec<String> = app
+        .objects
+        .list()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
+    assert_eq!(left.len(), 1);
+    assert_ne!(left[0], orphan);
+    assert_eq!(app.status(&me).await.captures.len(), 1);
+}
