@@ -91,17 +91,18 @@ pub async fn jwks_refresher(
     every: Duration,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
+    // The first run is the fetch the caller just made; start one period later.
     tokio::pin!(shutdown);
-    loop {
-        tokio::select! {
-            () = &mut shutdown => return,
-            () = tokio::time::sleep(every) => {
-                if let Err(status) = fetch_jwks(identity.clone(), &keys, Duration::ZERO).await {
-                    tracing::warn!(code = ?status.code(), "JWKS refresh failed; keeping the old keys");
-                }
-            }
-        }
+    tokio::select! {
+        () = &mut shutdown => return,
+        () = tokio::time::sleep(every) => {}
     }
+    crate::grpc::periodically(every, shutdown, || async {
+        if let Err(status) = fetch_jwks(identity.clone(), &keys, Duration::ZERO).await {
+            tracing::warn!(code = ?status.code(), "JWKS refresh failed; keeping the old keys");
+        }
+    })
+    .await;
 }
 
 /// Keys kept in step with identity's JWK Set: fetched now (waiting up to two minutes for

@@ -182,3 +182,20 @@ impl Trigger {
         self.0.send_replace(true);
     }
 }
+
+/// Runs `task` now and then every `every` until `stop` resolves (a run in progress finishes
+/// first): the shape of every sweeper and refresher in the suite.
+pub async fn periodically<F, Fut>(every: Duration, stop: impl Future<Output = ()>, mut task: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = ()>,
+{
+    tokio::pin!(stop);
+    loop {
+        task().await;
+        tokio::select! {
+            () = &mut stop => return,
+            () = tokio::time::sleep(every) => {}
+        }
+    }
+}

@@ -151,16 +151,12 @@ impl Application {
 /// Removes unreferenced objects (left by a failure between writing an object and its record,
 /// or by a failed delete) every ten minutes.
 async fn sweeper(service: Arc<grpc::Biometrics>, stop: impl Future<Output = ()>) {
-    tokio::pin!(stop);
-    loop {
+    examreg_kit::grpc::periodically(Duration::from_secs(600), stop, || async {
         match service.sweep(Duration::from_secs(600)).await {
             Ok(0) => {}
             Ok(swept) => tracing::info!(swept, "unreferenced objects deleted"),
             Err(status) => tracing::warn!(code = ?status.code(), "sweep failed; will retry"),
         }
-        tokio::select! {
-            () = &mut stop => return,
-            () = tokio::time::sleep(Duration::from_secs(600)) => {}
-        }
-    }
+    })
+    .await;
 }

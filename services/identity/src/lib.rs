@@ -224,15 +224,11 @@ impl Application {
 /// Removes expired proofs, old refresh tokens and stale throttle rows every hour (every replica
 /// may run it: the deletes are idempotent).
 async fn sweeper(pool: sqlx::PgPool, window: Duration, stop: impl Future<Output = ()>) {
-    tokio::pin!(stop);
-    loop {
+    examreg_kit::grpc::periodically(Duration::from_secs(3600), stop, || async {
         match store::sweep(&pool, window.as_secs_f64()).await {
             Ok(swept) => tracing::info!(?swept, "swept expired rows"),
             Err(e) => tracing::warn!(error = %e, "sweep failed; will retry"),
         }
-        tokio::select! {
-            () = &mut stop => return,
-            () = tokio::time::sleep(Duration::from_secs(3600)) => {}
-        }
-    }
+    })
+    .await;
 }
