@@ -180,6 +180,71 @@ pub fn message(code: &str, lang: Lang) -> &'static str {
             "Алдымен алдыңғы қадамды аяқтаңыз.",
             "Complete the previous step first.",
         ),
+        "unsupported_media_type" => (
+            "Загрузите фотографию в формате JPEG или PNG.",
+            "Суретті JPEG немесе PNG пішімінде жүктеңіз.",
+            "Upload the photo as JPEG or PNG.",
+        ),
+        "photo_unsupported_type" => (
+            "Это не фотография JPEG или PNG. Переснимите.",
+            "Бұл JPEG немесе PNG суреті емес. Қайта түсіріңіз.",
+            "This is not a JPEG or PNG photo. Retake it.",
+        ),
+        "photo_undecodable" => (
+            "Фотографию не удалось прочитать (файл повреждён). Переснимите.",
+            "Суретті оқу мүмкін болмады (файл бүлінген). Қайта түсіріңіз.",
+            "The photo cannot be read (the file is damaged). Retake it.",
+        ),
+        "photo_too_small" => (
+            "Фотография слишком маленькая. Переснимите камерой с лучшим разрешением.",
+            "Сурет тым кішкентай. Жақсырақ ажыратымдылықпен қайта түсіріңіз.",
+            "The photo is too small. Retake it with a better camera resolution.",
+        ),
+        "photo_blurred" => (
+            "Фотография размыта. Держите камеру неподвижно и переснимите.",
+            "Сурет бұлыңғыр. Камераны қозғалтпай, қайта түсіріңіз.",
+            "The photo is blurred. Hold the camera still and retake it.",
+        ),
+        "photo_too_dark" => (
+            "Фотография слишком тёмная. Включите свет и переснимите.",
+            "Сурет тым қараңғы. Жарықты қосып, қайта түсіріңіз.",
+            "The photo is too dark. Turn on a light and retake it.",
+        ),
+        "photo_too_bright" => (
+            "Фотография засвечена. Отойдите от яркого света и переснимите.",
+            "Сурет тым жарық. Жарық көзінен алыстап, қайта түсіріңіз.",
+            "The photo is too bright. Move away from the bright light and retake it.",
+        ),
+        "photo_no_face" => (
+            "На фотографии не найдено лицо. Поместите лицо в овал (на документе — фото владельца) и переснимите.",
+            "Суретте бет табылмады. Бетіңізді сопақ ішіне орналастырып (құжатта — иесінің суреті), қайта түсіріңіз.",
+            "No face was found. Place your face in the oval (on the document, the holder's photo) and retake it.",
+        ),
+        "photo_several_faces" => (
+            "В кадре несколько лиц. Снимите только себя.",
+            "Кадрда бірнеше бет бар. Тек өзіңізді түсіріңіз.",
+            "There is more than one face. Take a photo of yourself only.",
+        ),
+        "photo_face_too_small" => (
+            "Лицо слишком маленькое. Подойдите ближе к камере.",
+            "Бет тым кішкентай. Камераға жақынырақ келіңіз.",
+            "The face is too small. Come closer to the camera.",
+        ),
+        "photo_face_off_centre" => (
+            "Лицо не в центре. Поместите его в овал и переснимите.",
+            "Бет ортада емес. Оны сопақ ішіне орналастырып, қайта түсіріңіз.",
+            "The face is not in the centre. Place it in the oval and retake it.",
+        ),
+        "consent_not_given" => (
+            "Необходимо согласие на обработку биометрических данных.",
+            "Биометриялық деректерді өңдеуге келісім қажет.",
+            "Consent to processing biometric data is required.",
+        ),
+        "consent_version_outdated" => (
+            "Текст согласия обновился. Ознакомьтесь с новой версией.",
+            "Келісім мәтіні жаңартылды. Жаңа нұсқасымен танысыңыз.",
+            "The consent text has changed. Please read the new version.",
+        ),
         "flow_changed" => (
             "Данные изменились в другой вкладке. Обновите страницу и повторите.",
             "Деректер басқа қойындыда өзгерді. Бетті жаңартып, қайталаңыз.",

@@ -6,6 +6,7 @@
 pub mod error;
 pub mod flow;
 pub mod i18n;
+pub mod me;
 pub mod ops;
 pub mod reference;
 pub mod routes;
@@ -40,11 +41,14 @@ pub struct Config {
     pub key_prefix: String,
     pub identity_url: String,
     pub verification_url: String,
+    pub biometrics_url: String,
     pub client_id: String,
     pub client_secret: Secret,
     pub flow_ttl: Duration,
     pub cors_origins: Vec<String>,
     pub body_limit: usize,
+    /// Largest photo body (the biometrics service applies its own limit too).
+    pub photo_limit: usize,
     /// Requests per client IP per minute.
     pub rate_limit: u32,
     /// Take the client address from the last `X-Forwarded-For` hop (only behind a trusted
@@ -85,11 +89,13 @@ impl Config {
             key_prefix: env.string("GATEWAY_KEY_PREFIX", "examreg:gateway:"),
             identity_url: env.string("IDENTITY_URL", "http://127.0.0.1:50051"),
             verification_url: env.string("VERIFICATION_URL", "http://127.0.0.1:50052"),
+            biometrics_url: env.string("BIOMETRICS_URL", "http://127.0.0.1:50053"),
             client_id: env.string("GATEWAY_CLIENT_ID", "gateway"),
             client_secret: env.required_secret("GATEWAY_CLIENT_SECRET"),
             flow_ttl: env.seconds("GATEWAY_FLOW_TTL_SECS", 3600),
             cors_origins,
             body_limit: env.parse("GATEWAY_BODY_LIMIT_BYTES", 64 * 1024),
+            photo_limit: env.parse("GATEWAY_PHOTO_LIMIT_BYTES", 10 * 1024 * 1024),
             rate_limit: env.parse("GATEWAY_RATE_LIMIT_PER_MINUTE", 120),
             trust_forwarded_for: env.parse("GATEWAY_TRUST_FORWARDED_FOR", false),
         }
@@ -110,6 +116,9 @@ pub struct Inner {
     pub verification: VerificationServiceClient<Channel>,
     pub identity_channel: Channel,
     pub verification_channel: Channel,
+    pub biometrics:
+        examreg_proto::biometrics::v1::biometrics_service_client::BiometricsServiceClient<Channel>,
+    pub biometrics_channel: Channel,
     pub token: ServiceToken,
     pub keys: Keys,
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
@@ -320,6 +329,7 @@ impl Application {
         .await?;
         let identity_channel = examreg_kit::grpc::channel(&config.identity_url)?;
         let verification_channel = examreg_kit::grpc::channel(&config.verification_url)?;
+        let biometrics_channel = examreg_kit::grpc::channel(&config.biometrics_url)?;
         let token = ServiceToken::new(
             identity_channel.clone(),
             config.client_id.clone(),
@@ -333,6 +343,10 @@ impl Application {
                 verification: VerificationServiceClient::new(verification_channel.clone()),
                 identity_channel,
                 verification_channel,
+                biometrics: examreg_proto::biometrics::v1::biometrics_service_client::BiometricsServiceClient::new(
+                    biometrics_channel.clone(),
+                ),
+                biometrics_channel,
                 redis,
                 token,
                 keys,

@@ -46,6 +46,9 @@ pub fn api() -> Router<AppState> {
         .route("/v1/recovery/{flow_id}/resend", post(recovery_resend))
         .route("/v1/recovery/{flow_id}/verify", post(recovery_verify))
         .route("/v1/recovery/{flow_id}/password", post(recovery_password))
+        .route("/v1/me/onboarding", get(crate::me::onboarding))
+        .route("/v1/me/biometrics/consent", post(crate::me::consent))
+        .route("/v1/me/biometrics/{kind}", put(crate::me::upload))
 }
 
 fn rfc3339(t: DateTime<Utc>) -> String {
@@ -471,13 +474,21 @@ async fn login(
         .await?;
     let answer = state.identity.clone().login(request).await?.into_inner();
     let mut out = token_json(answer.tokens)?;
-    // Identity verification comes first after the first login; later issues refine this with
-    // the capture and profile state.
-    out["next_step"] = json!(if answer.status == id::AccountStatus::Registered as i32 {
+    // Where the applicant stands: identity verification first, then the personal data.
+    let next = if answer.status == id::AccountStatus::Registered as i32 {
         "done"
     } else {
-        "face"
-    });
+        let token = out["access_token"].as_str().unwrap_or_default().to_owned();
+        match crate::me::onboarding_of(&state, &token).await {
+            Ok((_, next)) => next,
+            // The login itself succeeded; GET /v1/me/onboarding answers again later.
+            Err(e) => {
+                tracing::warn!(code = e.code, "onboarding state unavailable at login");
+                "face"
+            }
+        }
+    };
+    out["next_step"] = json!(next);
     out["account_id"] = json!(answer.account_id);
     Ok((StatusCode::CREATED, Json(out)))
 }

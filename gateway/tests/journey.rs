@@ -97,7 +97,28 @@ async fn suite_with(options: Options) -> Suite {
     stops.push(stop);
     tokio::spawn(verification.run_until_stopped(signal));
 
+    let (s3_id, s3_secret) = tk::s3_credentials();
+    let mut config = examreg_biometrics::Config::defaults();
+    config.database_url = Secret::new(tk::fresh_database("gateway_bio").await);
+    config.s3.prefix = tk::unique_prefix("captures").replace(':', "/");
+    config.s3.access_key_id = s3_id;
+    config.s3.secret_access_key = Secret::new(s3_secret);
+    config.master_keys = Some(
+        examreg_biometrics::envelope::MasterKeys::parse(
+            "dev1:000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f",
+        )
+        .unwrap(),
+    );
+    let biometrics = examreg_biometrics::Application::build(config, keys.clone())
+        .await
+        .unwrap();
+    let biometrics_url = format!("http://{}", biometrics.addr());
+    let (stop, signal) = stopper();
+    stops.push(stop);
+    tokio::spawn(biometrics.run_until_stopped(signal));
+
     let mut config = examreg_gateway::Config::defaults();
+    config.biometrics_url = biometrics_url;
     config.key_prefix = tk::unique_prefix("gateway");
     config.identity_url = identity_url;
     config.verification_url = verification_url;
@@ -598,6 +619,9 @@ async fn ops_endpoints_answer_and_the_openapi_document_covers_every_route() {
         "/v1/recovery",
         "/v1/recovery/{flow_id}/resend",
         "/v1/recovery/{flow_id}/verify",
+        "/v1/me/onboarding",
+        "/v1/me/biometrics/{kind}",
+        "/v1/me/biometrics/consent",
         "/v1/recovery/{flow_id}/password",
     ];
     for route in routes {
@@ -759,4 +783,189 @@ async fn a_gateway_refused_by_identity_answers_503_not_401() {
         )
         .await;
     assert_eq!(state["next_step"], "email");
+}
+
+const SELFIE: &[u8] = include_bytes!("../../services/biometrics/tests/fixtures/selfie.jpg");
+
+fn jpeg(image: &image::DynamicImage) -> Vec<u8> {
+    let mut out = Vec::new();
+    image
+        .to_rgb8()
+        .write_to(
+            &mut std::io::Cursor::new(&mut out),
+            image::ImageFormat::Jpeg,
+        )
+        .unwrap();
+    out
+}
+
+/// A card made here: light background, printed lines, and (front) the holder's photo.
+fn id_card(with_photo: bool) -> Vec<u8> {
+    use image::{Rgb, RgbImage, imageops};
+    let mut card = RgbImage::from_pixel(1000, 630, Rgb([214, 226, 238]));
+    if with_photo {
+        let photo = image::load_from_memory(SELFIE).unwrap().resize(
+            300,
+            300,
+            imageops::FilterType::Lanczos3,
+        );
+        imageops::overlay(&mut card, &photo.to_rgb8(), 40, 160);
+    }
+    for line in 0..8u32 {
+        for x in 380..(900 - line * 30) {
+            for y in 0..6 {
+                if (x / 7) % 3 != 0 {
+                    card.put_pixel(x, 200 + line * 45 + y, Rgb([30, 30, 60]));
+                }
+            }
+        }
+    }
+    jpeg(&image::DynamicImage::ImageRgb8(card))
+}
+
+impl Suite {
+    async fn photo(
+        &self,
+        token: &str,
+        kind: &str,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> (StatusCode, Value) {
+        let response = self
+            .http
+            .put(format!("{}/v1/me/biometrics/{kind}", self.base))
+            .bearer_auth(token)
+            .header("content-type", content_type)
+            .header("accept-language", "en")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+}
+
+#[tokio::test]
+async fn after_login_the_applicant_photographs_face_and_document_consents_and_moves_on_to_name() {
+    let s = suite().await;
+    let iin = valid_iin();
+    s.register(&iin, &tk::unique_email()).await;
+    let (_, session) = s.login(&iin, PASSWORD).await;
+    assert_eq!(session["next_step"], "face");
+    let token = session["access_token"].as_str().unwrap().to_owned();
+
+    let (status, body) = s
+        .photo(&token, "face", "text/plain", b"hello".to_vec())
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Some("unsupported_media_type")
+        )
+    );
+    let blurred = jpeg(&image::load_from_memory(SELFIE).unwrap().blur(4.0));
+    let (status, body) = s.photo(&token, "face", "image/jpeg", blurred).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(body["error"]["code"], "photo_blurred");
+    assert_eq!(body["error"]["fields"]["photo"], "blurred");
+    assert_eq!(
+        body["error"]["message"],
+        "The photo is blurred. Hold the camera still and retake it."
+    );
+    assert!(body["error"]["checks"]["sharpness"].as_f64().unwrap() < 60.0);
+    let (status, body) = s
+        .photo(&token, "face", "image/jpeg", vec![0xFF; 11 * 1024 * 1024])
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::PAYLOAD_TOO_LARGE, Some("body_too_large"))
+    );
+
+    let (status, body) = s.photo(&token, "face", "image/jpeg", SELFIE.to_vec()).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["accepted"], true);
+    assert_eq!(body["checks"]["faces"], 1);
+    assert_eq!(body["next_step"], "document_front");
+    // «Переснять»: a retake is accepted the same way.
+    assert_eq!(
+        s.photo(&token, "face", "image/jpeg", SELFIE.to_vec())
+            .await
+            .0,
+        StatusCode::OK
+    );
+    let (status, body) = s
+        .photo(&token, "document-front", "image/jpeg", id_card(true))
+        .await;
+    assert_eq!(
+        (status, body["next_step"].as_str()),
+        (StatusCode::OK, Some("document_back")),
+        "{body}"
+    );
+    let (status, body) = s
+        .photo(&token, "document-back", "image/jpeg", id_card(false))
+        .await;
+    assert_eq!(
+        (status, body["next_step"].as_str()),
+        (StatusCode::OK, Some("consent")),
+        "{body}"
+    );
+
+    let consent = |version: &str| json!({"consent_version": version, "accepted": true});
+    let post = |body: Value| {
+        let s = &s;
+        let token = token.clone();
+        async move {
+            let response = s
+                .http
+                .post(format!("{}/v1/me/biometrics/consent", s.base))
+                .bearer_auth(token)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            (response.status(), response.json::<Value>().await.unwrap())
+        }
+    };
+    let (status, body) = post(consent("1999-01")).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("consent_version_outdated")
+        )
+    );
+    let (_, _, text) = s
+        .call(
+            reqwest::Method::GET,
+            "/v1/terms/biometric-consent",
+            None,
+            &[],
+        )
+        .await;
+    let (status, body) = post(consent(text["version"].as_str().unwrap())).await;
+    assert_eq!(
+        (status, body["next_step"].as_str()),
+        (StatusCode::OK, Some("name")),
+        "{body}"
+    );
+
+    let onboarding: Value = s
+        .http
+        .get(format!("{}/v1/me/onboarding", s.base))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(onboarding["next_step"], "name");
+    assert_eq!(
+        onboarding["steps"][3],
+        json!({"step": "consent", "done": true})
+    );
+    // A later login resumes where the applicant stopped.
+    assert_eq!(s.login(&iin, PASSWORD).await.1["next_step"], "name");
 }

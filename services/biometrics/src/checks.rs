@@ -50,6 +50,8 @@ pub struct Thresholds {
     /// Mean luminance (0–255) bounds.
     pub min_brightness: f64,
     pub max_brightness: f64,
+    /// Documents are light cards: a higher ceiling than a face before "too bright".
+    pub max_document_brightness: f64,
     /// Smallest face width as a share of the photo's width: selfie, and the holder's photo
     /// on a document front.
     pub min_face_share: f64,
@@ -70,6 +72,7 @@ impl Default for Thresholds {
             min_sharpness: 60.0,
             min_brightness: 60.0,
             max_brightness: 210.0,
+            max_document_brightness: 235.0,
             min_face_share: 0.2,
             min_document_face_share: 0.06,
             max_face_offset: 0.3,
@@ -215,7 +218,12 @@ pub fn check(bytes: &[u8], kind: Kind, t: &Thresholds) -> Result<Accepted, Refus
     if scores.brightness < t.min_brightness {
         return Err(Refusal::TooDark(scores));
     }
-    if scores.brightness > t.max_brightness {
+    let max_brightness = if kind == Kind::Face {
+        t.max_brightness
+    } else {
+        t.max_document_brightness
+    };
+    if scores.brightness > max_brightness {
         return Err(Refusal::TooBright(scores));
     }
     if scores.sharpness < t.min_sharpness {

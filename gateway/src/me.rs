@@ -1,0 +1,192 @@
+//! The logged-in applicant's onboarding after the first login: the selfie, the document
+//! photos and the consent (SEED.md steps 8–10), then the personal data (issue 4).
+
+use crate::{
+    AppState, User,
+    error::{ApiError, ApiJson, ApiResult},
+    reference,
+};
+use axum::{
+    Json,
+    body::Body,
+    extract::{Path, State},
+    http::{HeaderMap, StatusCode, header},
+};
+use examreg_kit::auth::with_bearer;
+use examreg_proto::biometrics::v1::{self as bio, upload_capture_request::Part};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+/// The onboarding steps in the seed's order; the personal-data steps belong to the profile
+/// service, which is not built yet, so they are never done here.
+const STEPS: [&str; 8] = [
+    "face",
+    "document_front",
+    "document_back",
+    "consent",
+    "name",
+    "details",
+    "education",
+    "complete",
+];
+
+/// Steps with their state, and the first one not done.
+pub async fn onboarding_of(
+    state: &AppState,
+    token: &str,
+) -> ApiResult<(Vec<(&'static str, bool)>, &'static str)> {
+    let request = with_bearer(bio::GetCaptureStatusRequest::default(), token)?;
+    let status = state
+        .biometrics
+        .clone()
+        .get_capture_status(request)
+        .await?
+        .into_inner();
+    let passport = status.document_type == bio::DocumentType::Passport as i32;
+    let steps: Vec<(&'static str, bool)> = STEPS
+        .iter()
+        .filter(|step| !(passport && **step == "document_back"))
+        .map(|step| {
+            let done = match *step {
+                "face" | "document_front" | "document_back" | "consent" => {
+                    !status.missing.iter().any(|m| m == step)
+                }
+                _ => false,
+            };
+            (*step, done)
+        })
+        .collect();
+    let next = steps
+        .iter()
+        .find(|(_, done)| !done)
+        .map_or("done", |(step, _)| step);
+    Ok((steps, next))
+}
+
+pub async fn onboarding(State(state): State<AppState>, user: User) -> ApiResult<Json<Value>> {
+    let (steps, next) = onboarding_of(&state, &user.token).await?;
+    let steps: Vec<Value> = steps
+        .iter()
+        .map(|(step, done)| json!({"step": step, "done": done}))
+        .collect();
+    Ok(Json(json!({"steps": steps, "next_step": next})))
+}
+
+fn kind_of(path: &str) -> Option<bio::CaptureKind> {
+    match path {
+        "face" => Some(bio::CaptureKind::Face),
+        "document-front" => Some(bio::CaptureKind::DocumentFront),
+        "document-back" => Some(bio::CaptureKind::DocumentBack),
+        _ => None,
+    }
+}
+
+/// `PUT /v1/me/biometrics/{kind}` with the photo as the raw body.
+pub async fn upload(
+    State(state): State<AppState>,
+    user: User,
+    Path(kind): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Json<Value>> {
+    let kind = kind_of(&kind).ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found"))?;
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        })
+        .unwrap_or_default();
+    if content_type != "image/jpeg" && content_type != "image/png" {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+        ));
+    }
+    let bytes = axum::body::to_bytes(body, state.config.photo_limit)
+        .await
+        .map_err(|_| ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large"))?;
+    let mut parts = vec![bio::UploadCaptureRequest {
+        part: Some(Part::Header(bio::UploadHeader {
+            kind: kind.into(),
+            content_type,
+            document_type: 0,
+        })),
+    }];
+    parts.extend(bytes.chunks(64 * 1024).map(|c| bio::UploadCaptureRequest {
+        part: Some(Part::Chunk(c.to_vec())),
+    }));
+    let request = with_bearer(futures::stream::iter(parts), &user.token)?;
+    let answer = state
+        .biometrics
+        .clone()
+        .upload_capture(request)
+        .await?
+        .into_inner();
+    let checks = answer.scores.map(|s| {
+        json!({
+            "width": s.width, "height": s.height, "sharpness": s.sharpness, "brightness": s.brightness,
+            "faces": s.faces, "face_share": s.face_share, "face_offset": s.face_offset,
+        })
+    });
+    if !answer.accepted {
+        metrics::counter!("captures_refused_total", "reason" => answer.reason.clone()).increment(1);
+        let mut error =
+            ApiError::validation(&format!("photo_{}", answer.reason), "photo", &answer.reason);
+        if answer.reason == "too_large" {
+            error = ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large");
+        }
+        error.extra = Some(json!({"checks": checks}));
+        return Err(error);
+    }
+    let (_, next) = onboarding_of(&state, &user.token).await?;
+    Ok(Json(
+        json!({"capture_id": answer.capture_id, "accepted": true, "checks": checks, "next_step": next}),
+    ))
+}
+
+#[derive(Deserialize)]
+pub struct ConsentBody {
+    consent_version: String,
+    #[serde(default)]
+    accepted: bool,
+}
+
+/// `POST /v1/me/biometrics/consent`.
+pub async fn consent(
+    State(state): State<AppState>,
+    user: User,
+    client: crate::Client,
+    ApiJson(body): ApiJson<ConsentBody>,
+) -> ApiResult<Json<Value>> {
+    if !body.accepted {
+        return Err(ApiError::validation(
+            "consent_not_given",
+            "accepted",
+            "required",
+        ));
+    }
+    if body.consent_version != reference::BIOMETRIC_CONSENT_VERSION {
+        return Err(ApiError::validation(
+            "consent_version_outdated",
+            "consent_version",
+            "outdated",
+        ));
+    }
+    let request = with_bearer(
+        bio::RecordConsentRequest {
+            version: body.consent_version,
+            accepted: true,
+            client_ip: client.ip,
+            user_agent: client.user_agent,
+        },
+        &user.token,
+    )?;
+    state.biometrics.clone().record_consent(request).await?;
+    let (_, next) = onboarding_of(&state, &user.token).await?;
+    Ok(Json(json!({"next_step": next})))
+}
