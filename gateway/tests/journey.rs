@@ -7,6 +7,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sha2::Digest;
 use std::time::Duration;
+use tk::photos::{SELFIE, id_card, jpeg};
 
 const PASSWORD: &str = "Жасыл-алма-көктемде-7";
 const SECRET: &str = "gateway-secret-for-tests-0123456789";
@@ -783,44 +784,6 @@ async fn a_gateway_refused_by_identity_answers_503_not_401() {
         )
         .await;
     assert_eq!(state["next_step"], "email");
-}
-
-const SELFIE: &[u8] = include_bytes!("../../services/biometrics/tests/fixtures/selfie.jpg");
-
-fn jpeg(image: &image::DynamicImage) -> Vec<u8> {
-    let mut out = Vec::new();
-    image
-        .to_rgb8()
-        .write_to(
-            &mut std::io::Cursor::new(&mut out),
-            image::ImageFormat::Jpeg,
-        )
-        .unwrap();
-    out
-}
-
-/// A card made here: light background, printed lines, and (front) the holder's photo.
-fn id_card(with_photo: bool) -> Vec<u8> {
-    use image::{Rgb, RgbImage, imageops};
-    let mut card = RgbImage::from_pixel(1000, 630, Rgb([214, 226, 238]));
-    if with_photo {
-        let photo = image::load_from_memory(SELFIE).unwrap().resize(
-            300,
-            300,
-            imageops::FilterType::Lanczos3,
-        );
-        imageops::overlay(&mut card, &photo.to_rgb8(), 40, 160);
-    }
-    for line in 0..8u32 {
-        for x in 380..(900 - line * 30) {
-            for y in 0..6 {
-                if (x / 7) % 3 != 0 {
-                    card.put_pixel(x, 200 + line * 45 + y, Rgb([30, 30, 60]));
-                }
-            }
-        }
-    }
-    jpeg(&image::DynamicImage::ImageRgb8(card))
 }
 
 impl Suite {

@@ -208,3 +208,44 @@ pub fn s3_credentials() -> (String, String) {
     };
     (read("s3_key_id"), read("s3_key"))
 }
+
+/// Photographs for tests: a real portrait and images derived from it.
+pub mod photos {
+    use image::{DynamicImage, ImageFormat, Rgb, RgbImage, imageops};
+
+    /// A selfie: a crop of the NASA portrait of Eileen Collins (public domain) from
+    /// scikit-image's sample data, 330 × 330.
+    pub const SELFIE: &[u8] =
+        include_bytes!("../../../services/biometrics/tests/fixtures/selfie.jpg");
+
+    pub fn jpeg(image: &DynamicImage) -> Vec<u8> {
+        let mut out = Vec::new();
+        image
+            .to_rgb8()
+            .write_to(&mut std::io::Cursor::new(&mut out), ImageFormat::Jpeg)
+            .expect("JPEG encodes");
+        out
+    }
+
+    /// An identity card, 1000 × 630: a light card with printed lines and, on the front, the
+    /// holder's photo (the selfie) on the left.
+    pub fn id_card(front: bool) -> Vec<u8> {
+        let mut card = RgbImage::from_pixel(1000, 630, Rgb([214, 226, 238]));
+        if front {
+            let photo = image::load_from_memory(SELFIE)
+                .expect("the selfie decodes")
+                .resize(300, 300, imageops::FilterType::Lanczos3);
+            imageops::overlay(&mut card, &photo.to_rgb8(), 40, 160);
+        }
+        for line in 0..8u32 {
+            for x in 380..(900 - line * 30) {
+                for y in 0..6 {
+                    if (x / 7) % 3 != 0 {
+                        card.put_pixel(x, 200 + line * 45 + y, Rgb([30, 30, 60]));
+                    }
+                }
+            }
+        }
+        jpeg(&DynamicImage::ImageRgb8(card))
+    }
+}

@@ -10,12 +10,11 @@ use examreg_proto::biometrics::v1::{
     self as pb, biometrics_service_client::BiometricsServiceClient, upload_capture_request::Part,
 };
 use examreg_testkit as tk;
-use image::{DynamicImage, ImageFormat, Rgb, RgbImage, imageops};
-use std::{io::Cursor, time::Duration};
+use std::time::Duration;
 use tonic::{Code, transport::Channel};
 use uuid::Uuid;
 
-const SELFIE: &[u8] = include_bytes!("fixtures/selfie.jpg");
+use tk::photos::{SELFIE, jpeg};
 const MASTER: &str = "dev1:000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
 
 struct TestApp {
@@ -68,34 +67,8 @@ async fn spawn() -> TestApp {
     spawn_at(tk::s3_endpoint(), None, None).await
 }
 
-fn jpeg(image: &DynamicImage) -> Vec<u8> {
-    let mut out = Vec::new();
-    image
-        .to_rgb8()
-        .write_to(&mut Cursor::new(&mut out), ImageFormat::Jpeg)
-        .unwrap();
-    out
-}
-
-/// An ID card front made here: a light card with the applicant's photo on the left and
-/// printed lines beside it.
 fn id_card_front() -> Vec<u8> {
-    let mut card = RgbImage::from_pixel(1000, 630, Rgb([214, 226, 238]));
-    let photo =
-        image::load_from_memory(SELFIE)
-            .unwrap()
-            .resize(300, 300, imageops::FilterType::Lanczos3);
-    imageops::overlay(&mut card, &photo.to_rgb8(), 40, 160);
-    for line in 0..8u32 {
-        for x in 380..(900 - line * 30) {
-            for y in 0..6 {
-                if (x / 7) % 3 != 0 {
-                    card.put_pixel(x, 200 + line * 45 + y, Rgb([30, 30, 60]));
-                }
-            }
-        }
-    }
-    jpeg(&DynamicImage::ImageRgb8(card))
+    tk::photos::id_card(true)
 }
 
 /// The back: a sharp, evenly lit photograph of the right size (a crop of the rustface
