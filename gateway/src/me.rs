@@ -30,6 +30,36 @@ const STEPS: [&str; 8] = [
     "complete",
 ];
 
+/// Steps with their state, and the first one not done, from what the capture set lacks.
+fn steps_from(missing: &[String], passport: bool) -> (Vec<(&'static str, bool)>, &'static str) {
+    let steps: Vec<(&'static str, bool)> = STEPS
+        .iter()
+        .filter(|step| !(passport && **step == "document_back"))
+        .map(|step| {
+            let done = match *step {
+                "face" | "document_front" | "document_back" | "consent" => {
+                    !missing.iter().any(|m| m == step)
+                }
+                _ => false,
+            };
+            (*step, done)
+        })
+        .collect();
+    let next = steps
+        .iter()
+        .find(|(_, done)| !done)
+        .map_or("done", |(step, _)| step);
+    (steps, next)
+}
+
+/// The next step after a capture or consent, from what the service says is still missing
+/// (no second call: the answer carries it).
+fn next_after(missing: &[String]) -> &'static str {
+    // A set whose document is a passport never lists the back as missing, so the passport
+    // flag does not change the first missing step.
+    steps_from(missing, false).1
+}
+
 /// Steps with their state, and the first one not done.
 pub async fn onboarding_of(
     state: &AppState,
@@ -43,24 +73,7 @@ pub async fn onboarding_of(
         .await?
         .into_inner();
     let passport = status.document_type == bio::DocumentType::Passport as i32;
-    let steps: Vec<(&'static str, bool)> = STEPS
-        .iter()
-        .filter(|step| !(passport && **step == "document_back"))
-        .map(|step| {
-            let done = match *step {
-                "face" | "document_front" | "document_back" | "consent" => {
-                    !status.missing.iter().any(|m| m == step)
-                }
-                _ => false,
-            };
-            (*step, done)
-        })
-        .collect();
-    let next = steps
-        .iter()
-        .find(|(_, done)| !done)
-        .map_or("done", |(step, _)| step);
-    Ok((steps, next))
+    Ok(steps_from(&status.missing, passport))
 }
 
 pub async fn onboarding(State(state): State<AppState>, user: User) -> ApiResult<Json<Value>> {
@@ -143,7 +156,7 @@ pub async fn upload(
         error.extra = Some(json!({"checks": checks}));
         return Err(error);
     }
-    let (_, next) = onboarding_of(&state, &user.token).await?;
+    let next = next_after(&answer.missing);
     Ok(Json(
         json!({"capture_id": answer.capture_id, "accepted": true, "checks": checks, "next_step": next}),
     ))
@@ -186,7 +199,11 @@ pub async fn consent(
         },
         &user.token,
     )?;
-    state.biometrics.clone().record_consent(request).await?;
-    let (_, next) = onboarding_of(&state, &user.token).await?;
-    Ok(Json(json!({"next_step": next})))
+    let answer = state
+        .biometrics
+        .clone()
+        .record_consent(request)
+        .await?
+        .into_inner();
+    Ok(Json(json!({"next_step": next_after(&answer.missing)})))
 }

@@ -138,14 +138,15 @@ impl Biometrics {
         Ok((captures, document_type, consent, missing))
     }
 
-    async fn submit_if_complete(&self, account: Uuid) -> Result<bool, Status> {
+    /// Marks the set submitted once nothing is missing; returns what is still missing.
+    async fn submit_if_complete(&self, account: Uuid) -> Result<Vec<String>, Status> {
         let (.., missing) = self.missing(account).await?;
         if missing.is_empty() {
             store::mark_submitted(&self.pool, account)
                 .await
                 .map_err(db)?;
         }
-        Ok(missing.is_empty())
+        Ok(missing.into_iter().map(str::to_owned).collect())
     }
 }
 
@@ -217,6 +218,7 @@ impl BiometricsService for Biometrics {
                     accepted: false,
                     reason: refusal.code().into(),
                     scores: refusal.scores().map(scores_pb),
+                    missing: Vec::new(),
                 }));
             }
         };
@@ -268,13 +270,14 @@ impl BiometricsService for Biometrics {
             }
             Ok(pb::DocumentType::Unspecified) | Err(_) => {}
         }
-        self.submit_if_complete(account).await?;
+        let missing = self.submit_if_complete(account).await?;
         tracing::info!(capture = %id, kind = kind.as_str(), ms = started.elapsed().as_millis(), "capture stored");
         Ok(Response::new(pb::UploadCaptureResponse {
             capture_id: id.to_string(),
             accepted: true,
             reason: String::new(),
             scores: Some(scores_pb(&accepted.scores)),
+            missing,
         }))
     }
 
@@ -353,8 +356,11 @@ impl BiometricsService for Biometrics {
         )
         .await
         .map_err(db)?;
-        let submitted = self.submit_if_complete(account).await?;
-        Ok(Response::new(pb::RecordConsentResponse { submitted }))
+        let missing = self.submit_if_complete(account).await?;
+        Ok(Response::new(pb::RecordConsentResponse {
+            submitted: missing.is_empty(),
+            missing,
+        }))
     }
 
     type DownloadCaptureStream = DownloadStream;
