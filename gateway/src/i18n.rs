@@ -235,6 +235,16 @@ pub fn message(code: &str, lang: Lang) -> &'static str {
             "Бет ортада емес. Оны сопақ ішіне орналастырып, қайта түсіріңіз.",
             "The face is not in the centre. Place it in the oval and retake it.",
         ),
+        "invalid_document_type" => (
+            "Выберите документ: удостоверение личности или паспорт.",
+            "Құжатты таңдаңыз: жеке куәлік немесе паспорт.",
+            "Choose the document: an ID card or a passport.",
+        ),
+        "document_back_not_needed" => (
+            "Для паспорта нужна только страница с фотографией, оборотная сторона не нужна.",
+            "Паспорт үшін тек суреті бар беті керек, артқы жағы қажет емес.",
+            "A passport needs only its photo page; there is no back side to upload.",
+        ),
         "consent_not_given" => (
             "Необходимо согласие на обработку биометрических данных.",
             "Биометриялық деректерді өңдеуге келісім қажет.",

@@ -9,7 +9,7 @@ use crate::{
 use axum::{
     Json,
     body::Body,
-    extract::{Path, State},
+    extract::{Path, Query, State},
     http::{HeaderMap, StatusCode, header},
 };
 use examreg_kit::auth::with_bearer;
@@ -60,11 +60,8 @@ fn next_after(missing: &[String]) -> &'static str {
     steps_from(missing, false).1
 }
 
-/// Steps with their state, and the first one not done.
-pub async fn onboarding_of(
-    state: &AppState,
-    token: &str,
-) -> ApiResult<(Vec<(&'static str, bool)>, &'static str)> {
+/// Steps with their state, the first one not done, and the document type.
+pub async fn onboarding_of(state: &AppState, token: &str) -> ApiResult<Onboarding> {
     let request = with_bearer(bio::GetCaptureStatusRequest::default(), token)?;
     let status = state
         .biometrics
@@ -73,16 +70,33 @@ pub async fn onboarding_of(
         .await?
         .into_inner();
     let passport = status.document_type == bio::DocumentType::Passport as i32;
-    Ok(steps_from(&status.missing, passport))
+    let (steps, next) = steps_from(&status.missing, passport);
+    Ok(Onboarding {
+        steps,
+        next_step: next,
+        document_type: if passport { "passport" } else { "id_card" },
+    })
+}
+
+pub struct Onboarding {
+    pub steps: Vec<(&'static str, bool)>,
+    pub next_step: &'static str,
+    /// The identity document being photographed: `id_card` (front and back) or `passport`.
+    pub document_type: &'static str,
 }
 
 pub async fn onboarding(State(state): State<AppState>, user: User) -> ApiResult<Json<Value>> {
-    let (steps, next) = onboarding_of(&state, &user.token).await?;
-    let steps: Vec<Value> = steps
+    let onboarding = onboarding_of(&state, &user.token).await?;
+    let steps: Vec<Value> = onboarding
+        .steps
         .iter()
         .map(|(step, done)| json!({"step": step, "done": done}))
         .collect();
-    Ok(Json(json!({"steps": steps, "next_step": next})))
+    Ok(Json(json!({
+        "steps": steps,
+        "next_step": onboarding.next_step,
+        "document_type": onboarding.document_type,
+    })))
 }
 
 fn kind_of(path: &str) -> Option<bio::CaptureKind> {
@@ -94,15 +108,38 @@ fn kind_of(path: &str) -> Option<bio::CaptureKind> {
     }
 }
 
-/// `PUT /v1/me/biometrics/{kind}` with the photo as the raw body.
+#[derive(Deserialize)]
+pub struct UploadQuery {
+    /// `id_card` or `passport`, when the applicant chooses the document with this photo;
+    /// absent keeps the current choice (an ID card until one is made).
+    document_type: Option<String>,
+}
+
+/// `PUT /v1/me/biometrics/{kind}[?document_type=id_card|passport]` with the photo as the raw
+/// body.
 pub async fn upload(
     State(state): State<AppState>,
     user: User,
     Path(kind): Path<String>,
+    query: Result<Query<UploadQuery>, axum::extract::rejection::QueryRejection>,
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult<Json<Value>> {
     let kind = kind_of(&kind).ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found"))?;
+    let chosen = query
+        .map_err(|_| ApiError::validation("invalid_document_type", "document_type", "invalid"))?;
+    let document_type = match chosen.0.document_type.as_deref() {
+        None => bio::DocumentType::Unspecified,
+        Some("id_card") => bio::DocumentType::IdCard,
+        Some("passport") => bio::DocumentType::Passport,
+        Some(_) => {
+            return Err(ApiError::validation(
+                "invalid_document_type",
+                "document_type",
+                "invalid",
+            ));
+        }
+    };
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -127,7 +164,7 @@ pub async fn upload(
         part: Some(Part::Header(bio::UploadHeader {
             kind: kind.into(),
             content_type,
-            document_type: 0,
+            document_type: document_type.into(),
         })),
     }];
     parts.extend(bytes.chunks(64 * 1024).map(|c| bio::UploadCaptureRequest {
@@ -144,6 +181,7 @@ pub async fn upload(
         json!({
             "width": s.width, "height": s.height, "sharpness": s.sharpness, "brightness": s.brightness,
             "faces": s.faces, "face_share": s.face_share, "face_offset": s.face_offset,
+            "glare": s.glare,
         })
     });
     if !answer.accepted {

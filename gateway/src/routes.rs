@@ -480,7 +480,7 @@ async fn login(
     } else {
         let token = out["access_token"].as_str().unwrap_or_default().to_owned();
         match crate::me::onboarding_of(&state, &token).await {
-            Ok((_, next)) => next,
+            Ok(onboarding) => onboarding.next_step,
             // The login itself succeeded; GET /v1/me/onboarding answers again later.
             Err(e) => {
                 tracing::warn!(code = e.code, "onboarding state unavailable at login");

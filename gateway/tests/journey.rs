@@ -33,6 +33,8 @@ struct Options {
     rate_limit: u32,
     /// The secret the gateway presents to identity.
     client_secret: &'static str,
+    /// Where biometrics finds Garage (a relay to stop it).
+    s3_endpoint: String,
 }
 
 impl Default for Options {
@@ -41,6 +43,7 @@ impl Default for Options {
             flow_ttl: Duration::from_secs(3600),
             rate_limit: 1000,
             client_secret: SECRET,
+            s3_endpoint: tk::s3_endpoint(),
         }
     }
 }
@@ -102,6 +105,7 @@ async fn suite_with(options: Options) -> Suite {
     let mut config = examreg_biometrics::Config::defaults();
     config.database_url = Secret::new(tk::fresh_database("gateway_bio").await);
     config.s3.prefix = tk::unique_prefix("captures").replace(':', "/");
+    config.s3.endpoint = options.s3_endpoint;
     config.s3.access_key_id = s3_id;
     config.s3.secret_access_key = Secret::new(s3_secret);
     config.master_keys = Some(
@@ -807,6 +811,148 @@ impl Suite {
         let status = response.status();
         (status, response.json().await.unwrap_or(Value::Null))
     }
+}
+
+impl Suite {
+    async fn onboarding(&self, token: &str) -> Value {
+        self.http
+            .get(format!("{}/v1/me/onboarding", self.base))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    /// A registered applicant's access token.
+    async fn logged_in(&self) -> String {
+        let iin = valid_iin();
+        self.register(&iin, &tk::unique_email()).await;
+        let (_, session) = self.login(&iin, PASSWORD).await;
+        session["access_token"].as_str().unwrap().to_owned()
+    }
+}
+
+#[tokio::test]
+async fn a_passport_needs_its_data_page_only_and_the_choice_can_change() {
+    let s = suite().await;
+    let token = s.logged_in().await;
+    assert_eq!(s.onboarding(&token).await["document_type"], "id_card");
+    let (status, body) = s
+        .photo(
+            &token,
+            "document-front?document_type=visa",
+            "image/jpeg",
+            id_card(true),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("invalid_document_type")
+        )
+    );
+    let (status, body) = s.photo(&token, "face", "image/jpeg", SELFIE.to_vec()).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    // An ID card's back first, then the applicant decides to use the passport instead.
+    let (status, _) = s
+        .photo(&token, "document-back", "image/jpeg", id_card(false))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, body) = s
+        .photo(
+            &token,
+            "document-front?document_type=passport",
+            "image/jpeg",
+            id_card(true),
+        )
+        .await;
+    assert_eq!(
+        (status, body["next_step"].as_str()),
+        (StatusCode::OK, Some("consent")),
+        "{body}"
+    );
+    let onboarding = s.onboarding(&token).await;
+    assert_eq!(onboarding["document_type"], "passport");
+    let steps: Vec<&str> = onboarding["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|step| step["step"].as_str().unwrap())
+        .collect();
+    assert!(!steps.contains(&"document_back"), "{onboarding}");
+    // A passport has no back side to upload.
+    let (status, body) = s
+        .photo(&token, "document-back", "image/jpeg", id_card(false))
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("document_back_not_needed")
+        ),
+        "{body}"
+    );
+    assert_eq!(
+        body["error"]["message"],
+        "A passport needs only its photo page; there is no back side to upload."
+    );
+    // Back to the ID card: the back (dropped with the switch) is needed again.
+    let (status, body) = s
+        .photo(
+            &token,
+            "document-front?document_type=id_card",
+            "image/jpeg",
+            id_card(true),
+        )
+        .await;
+    assert_eq!(
+        (status, body["next_step"].as_str()),
+        (StatusCode::OK, Some("document_back")),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn garage_stopped_during_uploads_answers_503_records_nothing_and_the_retry_succeeds() {
+    let mut garage = tk::Relay::down(&tk::s3_addr()).await;
+    garage.up().await;
+    let s = suite_with(Options {
+        s3_endpoint: format!("http://{}", garage.addr),
+        ..Options::default()
+    })
+    .await;
+    let token = s.logged_in().await;
+    let (status, body) = s.photo(&token, "face", "image/jpeg", SELFIE.to_vec()).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    garage.stop().await;
+    let (status, body) = s
+        .photo(&token, "document-front", "image/jpeg", id_card(true))
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Some("dependency_unavailable")
+        ),
+        "{body}"
+    );
+    let onboarding = s.onboarding(&token).await;
+    assert_eq!(onboarding["next_step"], "document_front", "{onboarding}");
+
+    garage.up().await;
+    let (status, body) = s
+        .photo(&token, "document-front", "image/jpeg", id_card(true))
+        .await;
+    assert_eq!(
+        (status, body["next_step"].as_str()),
+        (StatusCode::OK, Some("document_back")),
+        "{body}"
+    );
 }
 
 #[tokio::test]

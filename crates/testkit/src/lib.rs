@@ -167,15 +167,26 @@ impl Relay {
             .expect("rebind relay port");
         let target = self.target.clone();
         self.task = Some(tokio::spawn(async move {
+            // Connections live in this set, so stopping the relay cuts them too.
+            let mut connections = tokio::task::JoinSet::new();
             while let Ok((mut inbound, _)) = listener.accept().await {
                 let target = target.clone();
-                tokio::spawn(async move {
+                connections.spawn(async move {
                     if let Ok(mut outbound) = TcpStream::connect(&target).await {
                         let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
                     }
                 });
+                while connections.try_join_next().is_some() {}
             }
         }));
+    }
+
+    /// Stops listening and cuts every open connection (the dependency "went down").
+    pub async fn stop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+            let _ = task.await;
+        }
     }
 }
 
@@ -190,6 +201,16 @@ impl Drop for Relay {
 /// The S3 endpoint of the local stack's Garage.
 pub fn s3_endpoint() -> String {
     var("EXAMREG_TEST_S3", "http://127.0.0.1:3900")
+}
+
+/// Garage's S3 address as host:port (for a relay in front of it).
+pub fn s3_addr() -> String {
+    let endpoint = s3_endpoint();
+    endpoint
+        .split_once("://")
+        .map_or(endpoint.as_str(), |(_, rest)| rest)
+        .trim_end_matches('/')
+        .to_owned()
 }
 
 /// The local stack's Garage key (made by deploy/lib.sh), as (id, secret).

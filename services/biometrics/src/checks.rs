@@ -45,13 +45,17 @@ pub struct Thresholds {
     /// Smallest (long side, short side) of a selfie and of a document photo.
     pub min_face_photo: (u32, u32),
     pub min_document_photo: (u32, u32),
-    /// Variance of the Laplacian below which a photo is blurred.
+    /// Variance of the Laplacian below which a photo is blurred: a selfie measured at the
+    /// detector's size, a document at reading size (its print must stay legible).
     pub min_sharpness: f64,
+    pub min_document_sharpness: f64,
     /// Mean luminance (0–255) bounds.
     pub min_brightness: f64,
     pub max_brightness: f64,
     /// Documents are light cards: a higher ceiling than a face before "too bright".
     pub max_document_brightness: f64,
+    /// Largest share of a document photo's pixels burnt to white (glare hides the print).
+    pub max_document_glare: f64,
     /// Smallest face width as a share of the photo's width: selfie, and the holder's photo
     /// on a document front.
     pub min_face_share: f64,
@@ -70,11 +74,13 @@ impl Default for Thresholds {
             min_face_photo: (320, 320),
             min_document_photo: (640, 400),
             min_sharpness: 60.0,
+            min_document_sharpness: 20.0,
             min_brightness: 60.0,
             max_brightness: 210.0,
             max_document_brightness: 235.0,
+            max_document_glare: 0.25,
             min_face_share: 0.2,
-            min_document_face_share: 0.06,
+            min_document_face_share: 0.035,
             max_face_offset: 0.3,
         }
     }
@@ -92,6 +98,8 @@ pub struct Scores {
     pub face_share: Option<f64>,
     /// Distance of the largest face's centre from the photo's centre (share of the size).
     pub face_offset: Option<f64>,
+    /// Share of a document photo's pixels burnt to white.
+    pub glare: Option<f64>,
 }
 
 /// Why a photo is refused.
@@ -181,6 +189,8 @@ thread_local! {
 /// The long side faces are detected at: detection cost grows with the pixel count, and faces
 /// that matter are large.
 const DETECTION_SIDE: u32 = 480;
+/// The long side at which a document's sharpness is measured.
+const DOCUMENT_READING_SIDE: u32 = 1280;
 
 /// Sniffs, decodes and checks a photo of `kind`.
 pub fn check(bytes: &[u8], kind: Kind, t: &Thresholds) -> Result<Accepted, Refusal> {
@@ -212,21 +222,28 @@ pub fn check(bytes: &[u8], kind: Kind, t: &Thresholds) -> Result<Accepted, Refus
     if long < min_long || short < min_short {
         return Err(Refusal::TooSmall(scores));
     }
-    let gray = downscale(&image.to_luma8(), DETECTION_SIDE);
-    scores.sharpness = laplacian_variance(&gray);
+    let luma = image.to_luma8();
+    let gray = downscale(&luma, DETECTION_SIDE);
     scores.brightness = mean(&gray);
+    let (min_sharpness, max_brightness) = if kind == Kind::Face {
+        scores.sharpness = laplacian_variance(&gray);
+        (t.min_sharpness, t.max_brightness)
+    } else {
+        // A document must stay legible, so it is judged where print is read: at reading
+        // size, not at the detector's.
+        let reading = downscale(&luma, DOCUMENT_READING_SIDE);
+        scores.sharpness = laplacian_variance(&reading);
+        scores.glare = Some(burnt_share(&reading));
+        (t.min_document_sharpness, t.max_document_brightness)
+    };
     if scores.brightness < t.min_brightness {
         return Err(Refusal::TooDark(scores));
     }
-    let max_brightness = if kind == Kind::Face {
-        t.max_brightness
-    } else {
-        t.max_document_brightness
-    };
-    if scores.brightness > max_brightness {
+    if scores.brightness > max_brightness || scores.glare.is_some_and(|g| g > t.max_document_glare)
+    {
         return Err(Refusal::TooBright(scores));
     }
-    if scores.sharpness < t.min_sharpness {
+    if scores.sharpness < min_sharpness {
         return Err(Refusal::Blurred(scores));
     }
     if kind != Kind::DocumentBack {
@@ -306,6 +323,12 @@ fn downscale(gray: &GrayImage, side: u32) -> GrayImage {
     let w = ((f64::from(gray.width()) * scale).round() as u32).max(1);
     let h = ((f64::from(gray.height()) * scale).round() as u32).max(1);
     imageops::resize(gray, w, h, imageops::FilterType::Triangle)
+}
+
+/// Share of pixels at (or next to) pure white.
+fn burnt_share(gray: &GrayImage) -> f64 {
+    let burnt = gray.as_raw().iter().filter(|&&p| p >= 250).count();
+    burnt as f64 / gray.as_raw().len().max(1) as f64
 }
 
 fn mean(gray: &GrayImage) -> f64 {

@@ -77,6 +77,7 @@ fn scores_pb(s: &checks::Scores) -> pb::CaptureScores {
         faces: s.faces,
         face_share: s.face_share,
         face_offset: s.face_offset,
+        glare: s.glare,
     }
 }
 
@@ -96,6 +97,7 @@ fn scores_from_json(v: &serde_json::Value) -> pb::CaptureScores {
         faces: u("faces"),
         face_share: f("face_share"),
         face_offset: f("face_offset"),
+        glare: f("glare"),
     }
 }
 
@@ -138,14 +140,12 @@ impl Biometrics {
         Ok((captures, document_type, consent, missing))
     }
 
-    /// Marks the set submitted once nothing is missing; returns what is still missing.
+    /// Records whether the set is complete; returns what is still missing.
     async fn submit_if_complete(&self, account: Uuid) -> Result<Vec<String>, Status> {
         let (.., missing) = self.missing(account).await?;
-        if missing.is_empty() {
-            store::mark_submitted(&self.pool, account)
-                .await
-                .map_err(db)?;
-        }
+        store::set_submitted(&self.pool, account, missing.is_empty())
+            .await
+            .map_err(db)?;
         Ok(missing.into_iter().map(str::to_owned).collect())
     }
 }
@@ -175,6 +175,31 @@ impl BiometricsService for Biometrics {
             }
         };
         let kind = kind_of(header.kind)?;
+        let document_type = match pb::DocumentType::try_from(header.document_type) {
+            Ok(pb::DocumentType::IdCard) => Some("id_card"),
+            Ok(pb::DocumentType::Passport) => Some("passport"),
+            Ok(pb::DocumentType::Unspecified) => None,
+            Err(_) => {
+                return Err(invalid(
+                    "invalid_document_type",
+                    "document_type is id_card or passport",
+                    &[("document_type", "invalid")],
+                ));
+            }
+        };
+        if kind == Kind::DocumentBack {
+            let passport = match document_type {
+                Some(chosen) => chosen == "passport",
+                None => store::capture_set(&self.pool, account).await.map_err(db)?.0 == "passport",
+            };
+            if passport {
+                return Err(invalid(
+                    "document_back_not_needed",
+                    "a passport needs its data page only",
+                    &[("kind", "document_back_not_needed")],
+                ));
+            }
+        }
         let mut bytes = Vec::new();
         while let Some(message) = stream.message().await? {
             if let Some(pb::upload_capture_request::Part::Chunk(chunk)) = message.part {
@@ -244,6 +269,7 @@ impl BiometricsService for Biometrics {
             width: i32::try_from(accepted.scores.width).unwrap_or(0),
             height: i32::try_from(accepted.scores.height).unwrap_or(0),
             scores: serde_json::to_value(&accepted.scores).unwrap_or_default(),
+            document_type,
         };
         let replaced = match store::replace_capture(&self.pool, &capture).await {
             Ok(replaced) => replaced,
@@ -252,23 +278,10 @@ impl BiometricsService for Biometrics {
                 return Err(db(e));
             }
         };
-        if let Some(old) = replaced
-            && let Err(e) = self.objects.delete(&old).await
-        {
-            tracing::warn!(error = %e, "replaced object not deleted; the sweeper will");
-        }
-        match pb::DocumentType::try_from(header.document_type) {
-            Ok(pb::DocumentType::IdCard) => {
-                store::set_document_type(&self.pool, account, "id_card")
-                    .await
-                    .map_err(db)?
+        for old in replaced {
+            if let Err(e) = self.objects.delete(&old).await {
+                tracing::warn!(error = %e, "replaced object not deleted; the sweeper will");
             }
-            Ok(pb::DocumentType::Passport) => {
-                store::set_document_type(&self.pool, account, "passport")
-                    .await
-                    .map_err(db)?
-            }
-            Ok(pb::DocumentType::Unspecified) | Err(_) => {}
         }
         let missing = self.submit_if_complete(account).await?;
         tracing::info!(capture = %id, kind = kind.as_str(), ms = started.elapsed().as_millis(), "capture stored");

@@ -52,6 +52,20 @@ impl Config {
         let thresholds = checks::Thresholds {
             max_bytes: env.parse("BIOMETRICS_MAX_BYTES", defaults.max_bytes),
             min_sharpness: env.parse("BIOMETRICS_MIN_SHARPNESS", defaults.min_sharpness),
+            min_document_sharpness: env.parse(
+                "BIOMETRICS_MIN_DOCUMENT_SHARPNESS",
+                defaults.min_document_sharpness,
+            ),
+            max_document_brightness: env.parse(
+                "BIOMETRICS_MAX_DOCUMENT_BRIGHTNESS",
+                defaults.max_document_brightness,
+            ),
+            max_document_glare: env
+                .parse("BIOMETRICS_MAX_DOCUMENT_GLARE", defaults.max_document_glare),
+            min_document_face_share: env.parse(
+                "BIOMETRICS_MIN_DOCUMENT_FACE_SHARE",
+                defaults.min_document_face_share,
+            ),
             min_brightness: env.parse("BIOMETRICS_MIN_BRIGHTNESS", defaults.min_brightness),
             max_brightness: env.parse("BIOMETRICS_MAX_BRIGHTNESS", defaults.max_brightness),
             min_face_share: env.parse("BIOMETRICS_MIN_FACE_SHARE", defaults.min_face_share),

@@ -15,6 +15,8 @@ pub struct NewCapture<'a> {
     pub width: i32,
     pub height: i32,
     pub scores: serde_json::Value,
+    /// The document the applicant chose with this upload, if they chose one.
+    pub document_type: Option<&'a str>,
 }
 
 #[derive(Debug, Clone)]
@@ -26,12 +28,14 @@ pub struct CaptureRow {
 }
 
 /// Makes `capture` the current one of its kind, in one transaction, and returns the object
-/// key of the capture it replaced (to delete once committed).
+/// keys no longer needed (to delete once committed): the capture it replaced, and the back of
+/// an ID card when the applicant switched to a passport (biometric data is kept only while it
+/// serves its purpose).
 #[tracing::instrument(skip_all)]
 pub async fn replace_capture(
     pool: &PgPool,
     c: &NewCapture<'_>,
-) -> Result<Option<String>, sqlx::Error> {
+) -> Result<Vec<String>, sqlx::Error> {
     let mut tx = pool.begin().await?;
     let old = sqlx::query_scalar!(
         "SELECT object_key FROM captures WHERE account_id = $1 AND kind = $2 FOR UPDATE",
@@ -60,8 +64,29 @@ pub async fn replace_capture(
     )
     .execute(&mut *tx)
     .await?;
+    if let Some(document_type) = c.document_type {
+        sqlx::query!(
+            r#"INSERT INTO capture_sets (account_id, document_type) VALUES ($1, $2)
+               ON CONFLICT (account_id) DO UPDATE SET document_type = EXCLUDED.document_type"#,
+            c.account_id,
+            document_type
+        )
+        .execute(&mut *tx)
+        .await?;
+    }
+    let mut unneeded: Vec<String> = old.into_iter().collect();
+    if c.document_type == Some("passport") {
+        unneeded.extend(
+            sqlx::query_scalar!(
+                "DELETE FROM captures WHERE account_id = $1 AND kind = 'document_back' RETURNING object_key",
+                c.account_id
+            )
+            .fetch_all(&mut *tx)
+            .await?,
+        );
+    }
     tx.commit().await?;
-    Ok(old)
+    Ok(unneeded)
 }
 
 #[tracing::instrument(skip_all)]
@@ -87,23 +112,6 @@ pub async fn unreferenced(pool: &PgPool, keys: &[String]) -> Result<Vec<String>,
     .await
 }
 
-#[tracing::instrument(skip_all)]
-pub async fn set_document_type(
-    pool: &PgPool,
-    account: Uuid,
-    document_type: &str,
-) -> Result<(), sqlx::Error> {
-    sqlx::query!(
-        r#"INSERT INTO capture_sets (account_id, document_type) VALUES ($1, $2)
-           ON CONFLICT (account_id) DO UPDATE SET document_type = EXCLUDED.document_type"#,
-        account,
-        document_type
-    )
-    .execute(pool)
-    .await?;
-    Ok(())
-}
-
 /// The set's document type and whether it was submitted.
 #[tracing::instrument(skip_all)]
 pub async fn capture_set(pool: &PgPool, account: Uuid) -> Result<(String, bool), sqlx::Error> {
@@ -119,12 +127,21 @@ pub async fn capture_set(pool: &PgPool, account: Uuid) -> Result<(String, bool),
     ))
 }
 
+/// Records whether the set is complete: the first time it is, `submitted_at` is set; a set
+/// that lost a required photo (the applicant switched from a passport to an ID card) is
+/// submitted no longer.
 #[tracing::instrument(skip_all)]
-pub async fn mark_submitted(pool: &PgPool, account: Uuid) -> Result<(), sqlx::Error> {
+pub async fn set_submitted(
+    pool: &PgPool,
+    account: Uuid,
+    complete: bool,
+) -> Result<(), sqlx::Error> {
     sqlx::query!(
-        r#"INSERT INTO capture_sets (account_id, submitted_at) VALUES ($1, now())
-           ON CONFLICT (account_id) DO UPDATE SET submitted_at = COALESCE(capture_sets.submitted_at, now())"#,
-        account
+        r#"INSERT INTO capture_sets (account_id, submitted_at) VALUES ($1, CASE WHEN $2 THEN now() END)
+           ON CONFLICT (account_id) DO UPDATE SET submitted_at =
+             CASE WHEN $2 THEN COALESCE(capture_sets.submitted_at, now()) END"#,
+        account,
+        complete
     )
     .execute(pool)
     .await?;

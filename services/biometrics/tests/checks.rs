@@ -3,24 +3,15 @@
 //! rustface ships) and on images derived from them here.
 
 use examreg_biometrics::checks::{Kind, Refusal, Thresholds, check};
-use image::{DynamicImage, ImageFormat, RgbImage, imageops};
+use examreg_testkit::photos::{SELFIE, id_card, jpeg};
+use image::{DynamicImage, ImageFormat, Rgb, RgbImage, imageops};
 use std::{io::Cursor, time::Instant};
 
-const SELFIE: &[u8] = include_bytes!("fixtures/selfie.jpg");
 const COFFEE: &[u8] = include_bytes!("fixtures/coffee.jpg");
 
 fn group_photo() -> DynamicImage {
     let path = concat!(env!("RUSTFACE_DIR"), "/test.png");
     image::open(path).expect("rustface ships its test photograph")
-}
-
-fn jpeg(image: &DynamicImage) -> Vec<u8> {
-    let mut out = Vec::new();
-    image
-        .to_rgb8()
-        .write_to(&mut Cursor::new(&mut out), ImageFormat::Jpeg)
-        .unwrap();
-    out
 }
 
 fn selfie() -> DynamicImage {
@@ -148,6 +139,77 @@ fn the_kept_photo_carries_no_metadata() {
     let accepted = timed(&exif, Kind::Face).unwrap();
     assert!(!accepted.jpeg.windows(4).any(|w| w == b"Exif"));
     assert!(!accepted.jpeg.windows(11).any(|w| w == b"GPSLatitude"));
+}
+
+/// The card photographed the way applicants do it: lying on a table (the coffee photograph
+/// is the scene), filling most of a 1600 × 1200 frame, turned a few degrees, with sensor
+/// noise and phone-grade JPEG compression.
+fn photographed(card: &[u8], card_width: u32, degrees: f64) -> DynamicImage {
+    let card = image::load_from_memory(card).unwrap().to_rgb8();
+    let card_height = card_width * card.height() / card.width();
+    let card = imageops::resize(
+        &card,
+        card_width,
+        card_height,
+        imageops::FilterType::Triangle,
+    );
+    let table = image::load_from_memory(COFFEE)
+        .unwrap()
+        .resize_to_fill(1600, 1200, imageops::FilterType::Triangle)
+        .to_rgb8();
+    let (sin, cos) = degrees.to_radians().sin_cos();
+    let (cx, cy) = (800.0, 600.0);
+    let (half_w, half_h) = (f64::from(card_width) / 2.0, f64::from(card_height) / 2.0);
+    let mut seed = 0x2545_F491_4F6C_DD1Du64;
+    let frame = RgbImage::from_fn(1600, 1200, |x, y| {
+        // Where this pixel falls on the turned card, if it does.
+        let (dx, dy) = (f64::from(x) - cx, f64::from(y) - cy);
+        let (u, v) = (cos * dx + sin * dy + half_w, -sin * dx + cos * dy + half_h);
+        let base =
+            if u >= 0.0 && v >= 0.0 && u < f64::from(card_width) && v < f64::from(card_height) {
+                #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+                *card.get_pixel(u as u32, v as u32)
+            } else {
+                *table.get_pixel(x, y)
+            };
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let noise = i16::try_from(seed % 9).unwrap() - 4;
+        Rgb(base
+            .0
+            .map(|c| u8::try_from((i16::from(c) + noise).clamp(0, 255)).unwrap()))
+    });
+    DynamicImage::ImageRgb8(frame)
+}
+
+#[test]
+fn a_photographed_id_card_is_accepted_and_its_faults_are_named() {
+    let front = photographed(&id_card(true), 1200, 4.0);
+    let accepted = timed(&jpeg(&front), Kind::DocumentFront).unwrap();
+    assert!(accepted.scores.faces >= 1, "{:?}", accepted.scores);
+    let back = photographed(&id_card(false), 1200, -3.0);
+    timed(&jpeg(&back), Kind::DocumentBack).unwrap();
+    // The back sent as the front: no holder's photo.
+    let err = timed(&jpeg(&back), Kind::DocumentFront).unwrap_err();
+    assert_eq!(err.code(), "no_face", "{err:?}");
+    // A phone's usual softness passes; a shaken photo, whose print smears over several
+    // pixels, does not.
+    timed(&jpeg(&front.blur(1.0)), Kind::DocumentFront).unwrap();
+    let err = timed(&jpeg(&front.blur(3.0)), Kind::DocumentFront).unwrap_err();
+    assert_eq!(err.code(), "blurred", "{err:?}");
+    // Under a lamp's glare, in a dim room.
+    let err = timed(&jpeg(&front.brighten(110)), Kind::DocumentFront).unwrap_err();
+    assert_eq!(err.code(), "too_bright", "{err:?}");
+    let err = timed(&jpeg(&front.brighten(-150)), Kind::DocumentFront).unwrap_err();
+    assert_eq!(err.code(), "too_dark", "{err:?}");
+    // Taken from across the room: the card, and the holder's face on it, too small to read.
+    let far = photographed(&id_card(true), 380, 0.0);
+    let err = timed(&jpeg(&far), Kind::DocumentFront).unwrap_err();
+    assert!(
+        ["face_too_small", "no_face"].contains(&err.code()),
+        "{err:?}"
+    );
 }
 
 fn crc32(bytes: &[u8]) -> u32 {

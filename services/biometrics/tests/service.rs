@@ -67,17 +67,6 @@ async fn spawn() -> TestApp {
     spawn_at(tk::s3_endpoint(), None, None).await
 }
 
-fn id_card_front() -> Vec<u8> {
-    tk::photos::id_card(true)
-}
-
-/// The back: a sharp, evenly lit photograph of the right size (a crop of the rustface
-/// group photo, brightened).
-fn id_card_back() -> Vec<u8> {
-    let group = image::open(concat!(env!("RUSTFACE_DIR"), "/test.png")).unwrap();
-    jpeg(&group.crop_imm(300, 400, 1000, 630).brighten(40))
-}
-
 impl TestApp {
     fn user(&self, account: Uuid) -> String {
         self.key.sign(&Claims::access(
@@ -183,12 +172,20 @@ async fn a_complete_set_is_submitted_and_a_retake_leaves_one_capture_and_no_orph
     );
 
     let front = app
-        .upload(&me, pb::CaptureKind::DocumentFront, &id_card_front())
+        .upload(
+            &me,
+            pb::CaptureKind::DocumentFront,
+            &tk::photos::id_card(true),
+        )
         .await
         .unwrap();
     assert!(front.accepted, "{front:?}");
     let back = app
-        .upload(&me, pb::CaptureKind::DocumentBack, &id_card_back())
+        .upload(
+            &me,
+            pb::CaptureKind::DocumentBack,
+            &tk::photos::id_card(false),
+        )
         .await
         .unwrap();
     assert!(back.accepted, "{back:?}");
@@ -227,7 +224,11 @@ async fn a_refused_photo_changes_nothing() {
     assert_eq!(answer.reason, "blurred");
     assert!(answer.scores.unwrap().sharpness < 60.0);
     let front_without_photo = app
-        .upload(&me, pb::CaptureKind::DocumentFront, &id_card_back())
+        .upload(
+            &me,
+            pb::CaptureKind::DocumentFront,
+            &tk::photos::id_card(false),
+        )
         .await
         .unwrap();
     assert_eq!(
@@ -240,7 +241,7 @@ async fn a_refused_photo_changes_nothing() {
 
 #[tokio::test]
 async fn garage_down_during_an_upload_is_unavailable_records_nothing_and_the_retry_succeeds() {
-    let mut relay = tk::Relay::down("127.0.0.1:3900").await;
+    let mut relay = tk::Relay::down(&tk::s3_addr()).await;
     let prefix = tk::unique_prefix("captures").replace(':', "/");
     let app = spawn_at(format!("http://{}", relay.addr), Some(prefix), None).await;
     let me = app.user(Uuid::new_v4());
@@ -372,9 +373,13 @@ async fn deleting_a_persons_biometric_data_removes_records_and_objects() {
     app.upload(&token, pb::CaptureKind::Face, SELFIE)
         .await
         .unwrap();
-    app.upload(&token, pb::CaptureKind::DocumentFront, &id_card_front())
-        .await
-        .unwrap();
+    app.upload(
+        &token,
+        pb::CaptureKind::DocumentFront,
+        &tk::photos::id_card(true),
+    )
+    .await
+    .unwrap();
     let admin = app.service(&["biometrics:admin"]);
     let deleted = app
         .client

@@ -24,6 +24,7 @@ fn capture<'a>(account: Uuid, kind: &'a str, key: &'a str) -> NewCapture<'a> {
         width: 640,
         height: 480,
         scores: serde_json::json!({"sharpness": 700.0}),
+        document_type: None,
     }
 }
 
@@ -35,12 +36,12 @@ async fn a_retake_leaves_exactly_one_current_capture_and_names_the_object_to_del
         store::replace_capture(&pool, &capture(account, "face", "p/one"))
             .await
             .unwrap(),
-        None
+        Vec::<String>::new()
     );
     let replaced = store::replace_capture(&pool, &capture(account, "face", "p/two"))
         .await
         .unwrap();
-    assert_eq!(replaced.as_deref(), Some("p/one"));
+    assert_eq!(replaced, ["p/one"]);
     store::replace_capture(&pool, &capture(account, "document_front", "p/three"))
         .await
         .unwrap();
@@ -59,4 +60,36 @@ async fn a_retake_leaves_exactly_one_current_capture_and_names_the_object_to_del
             .unwrap()
             .is_empty()
     );
+}
+
+#[tokio::test]
+async fn switching_to_a_passport_drops_the_back_of_the_id_card_in_the_same_transaction() {
+    let pool = pool().await;
+    let account = Uuid::new_v4();
+    store::replace_capture(&pool, &capture(account, "document_back", "p/back"))
+        .await
+        .unwrap();
+    assert_eq!(
+        store::capture_set(&pool, account).await.unwrap().0,
+        "id_card"
+    );
+    let front = NewCapture {
+        document_type: Some("passport"),
+        ..capture(account, "document_front", "p/front")
+    };
+    assert_eq!(
+        store::replace_capture(&pool, &front).await.unwrap(),
+        ["p/back"]
+    );
+    assert_eq!(
+        store::capture_set(&pool, account).await.unwrap().0,
+        "passport"
+    );
+    let kinds: Vec<String> = store::captures_of(&pool, account)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.kind)
+        .collect();
+    assert_eq!(kinds, ["document_front"]);
 }
