@@ -151,17 +151,7 @@ async fn suite() -> Suite {
 }
 
 fn valid_iin() -> String {
-    loop {
-        let birth = chrono::NaiveDate::from_ymd_opt(2003, 1, 1).unwrap()
-            + chrono::Days::new(u64::from(rand::random::<u16>() % 900));
-        if let Some(iin) = examreg_domain::Iin::compose(
-            birth,
-            examreg_domain::Sex::Male,
-            rand::random::<u16>() % 10_000,
-        ) {
-            return iin.as_str().to_owned();
-        }
-    }
+    tk::random_iin(examreg_domain::Sex::Male)
 }
 
 impl Suite {

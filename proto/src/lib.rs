@@ -18,6 +18,12 @@ pub mod identity {
     }
 }
 
+pub mod profile {
+    pub mod v1 {
+        tonic::include_proto!("examreg.profile.v1");
+    }
+}
+
 pub mod verification {
     pub mod v1 {
         tonic::include_proto!("examreg.verification.v1");

@@ -309,6 +309,17 @@ where
 }
 
 /// Builds an outgoing request carrying `Bearer <token>` and the current trace context.
+/// The bearer token of an incoming request, to act for the same caller in a downstream call
+/// (e.g. reading the caller's own account).
+pub fn bearer_of<T>(request: &Request<T>) -> Option<&str> {
+    request
+        .metadata()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+}
+
 pub fn with_bearer<T>(message: T, token: &str) -> Result<Request<T>, Status> {
     let mut request = Request::new(message);
     crate::telemetry::inject(request.metadata_mut());

@@ -83,6 +83,20 @@ pub fn reason_of(status: &Status) -> Reason {
     }
 }
 
+/// A Postgres error as a status: UNAVAILABLE (retryable) when the database cannot be reached
+/// or the pool is exhausted, INTERNAL otherwise.
+#[cfg(feature = "postgres")]
+pub fn db(e: sqlx::Error) -> Status {
+    if matches!(
+        e,
+        sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed
+    ) {
+        unavailable("postgres", &e)
+    } else {
+        internal(&e)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -50,6 +50,19 @@ pub fn service_token(key: &SigningKey, client: &str, scopes: &[&str]) -> String 
     key.sign(&Claims::service(client, &scopes, Duration::from_secs(600)))
 }
 
+/// A random valid IIN of someone born 2003–2005, so parallel tests never collide.
+pub fn random_iin(sex: examreg_domain::Sex) -> String {
+    loop {
+        let random = Uuid::new_v4().as_u128();
+        let birth = chrono::NaiveDate::from_ymd_opt(2003, 1, 1).expect("literal")
+            + chrono::Days::new(u64::try_from(random % 900).expect("small"));
+        let serial = u16::try_from((random >> 16) % 10_000).expect("small");
+        if let Some(iin) = examreg_domain::Iin::compose(birth, sex, serial) {
+            return iin.as_str().to_owned();
+        }
+    }
+}
+
 /// A fresh database with a unique name, created through the stack's login role.
 pub async fn fresh_database(what: &str) -> String {
     let name = format!("test_{what}_{}", Uuid::new_v4().simple());

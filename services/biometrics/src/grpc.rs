@@ -28,16 +28,7 @@ pub struct Biometrics {
     pub permits: Arc<Semaphore>,
 }
 
-fn db(e: sqlx::Error) -> Status {
-    if matches!(
-        e,
-        sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed
-    ) {
-        errors::unavailable("postgres", &e)
-    } else {
-        internal(&e)
-    }
-}
+use errors::db;
 
 fn object_error(e: ObjectError) -> Status {
     match e {

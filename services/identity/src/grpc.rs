@@ -46,10 +46,7 @@ fn store_error(e: StoreError) -> Status {
             "an account with this email already exists",
         ),
         StoreError::Conflict(Conflict::Proof) => invalid_proof(),
-        StoreError::Db(
-            e @ (sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed),
-        ) => errors::unavailable("postgres", &e),
-        StoreError::Db(e) => internal(&e),
+        StoreError::Db(e) => errors::db(e),
     }
 }
 

@@ -59,18 +59,7 @@ async fn spawn() -> TestApp {
 }
 
 fn valid_iin() -> String {
-    // A random valid IIN, so parallel tests never collide.
-    loop {
-        let birth = chrono::NaiveDate::from_ymd_opt(2004, 1, 1).unwrap()
-            + chrono::Days::new(u64::from(rand::random::<u16>() % 700));
-        if let Some(iin) = examreg_domain::Iin::compose(
-            birth,
-            examreg_domain::Sex::Female,
-            rand::random::<u16>() % 10_000,
-        ) {
-            return iin.as_str().to_owned();
-        }
-    }
+    tk::random_iin(examreg_domain::Sex::Female)
 }
 
 impl TestApp {

@@ -1,0 +1,165 @@
+//! Profiles in Postgres. Each write is one statement that also enforces the lock, so a write
+//! racing the completion can never change a locked field.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+#[derive(Debug, Clone, Default)]
+pub struct ProfileRow {
+    pub account_id: Uuid,
+    pub surname: Option<String>,
+    pub given_name: Option<String>,
+    pub patronymic: Option<String>,
+    pub sex: Option<String>,
+    pub birth_date: Option<NaiveDate>,
+    pub region_code: Option<String>,
+    pub mobile_phone: Option<String>,
+    pub contingent_code: Option<String>,
+    pub institution_id: Option<String>,
+    pub locked_at: Option<DateTime<Utc>>,
+}
+
+impl ProfileRow {
+    /// The steps whose data is still empty, in the seed's order.
+    pub fn missing(&self) -> Vec<&'static str> {
+        let mut missing = Vec::new();
+        if self.surname.is_none() {
+            missing.push("name");
+        }
+        if self.sex.is_none() {
+            missing.push("details");
+        }
+        if self.contingent_code.is_none() {
+            missing.push("education");
+        }
+        missing
+    }
+}
+
+/// A write refused because the profile is locked.
+#[derive(Debug)]
+pub struct Locked;
+
+#[tracing::instrument(skip_all)]
+pub async fn get(pool: &PgPool, account: Uuid) -> Result<Option<ProfileRow>, sqlx::Error> {
+    sqlx::query_as!(
+        ProfileRow,
+        r#"SELECT account_id, surname, given_name, patronymic, sex, birth_date, region_code,
+                  mobile_phone, contingent_code, institution_id, locked_at
+           FROM profiles WHERE account_id = $1"#,
+        account
+    )
+    .fetch_optional(pool)
+    .await
+}
+
+pub struct Name<'a> {
+    pub surname: &'a str,
+    pub given_name: &'a str,
+    pub patronymic: Option<&'a str>,
+}
+
+#[tracing::instrument(skip_all)]
+pub async fn set_name(
+    pool: &PgPool,
+    account: Uuid,
+    n: &Name<'_>,
+) -> Result<Result<(), Locked>, sqlx::Error> {
+    let written = sqlx::query!(
+        r#"INSERT INTO profiles (account_id, surname, given_name, patronymic) VALUES ($1, $2, $3, $4)
+           ON CONFLICT (account_id) DO UPDATE SET surname = EXCLUDED.surname,
+             given_name = EXCLUDED.given_name, patronymic = EXCLUDED.patronymic, updated_at = now()
+           WHERE profiles.locked_at IS NULL"#,
+        account,
+        n.surname,
+        n.given_name,
+        n.patronymic,
+    )
+    .execute(pool)
+    .await?
+    .rows_affected();
+    Ok(if written == 1 { Ok(()) } else { Err(Locked) })
+}
+
+pub struct Details<'a> {
+    pub sex: &'a str,
+    pub birth_date: NaiveDate,
+    pub region_code: &'a str,
+    pub mobile_phone: &'a str,
+}
+
+/// Once locked, only the region and the phone may change: the write goes through only if sex
+/// and birth date stay what they are.
+#[tracing::instrument(skip_all)]
+pub async fn set_details(
+    pool: &PgPool,
+    account: Uuid,
+    d: &Details<'_>,
+) -> Result<Result<(), Locked>, sqlx::Error> {
+    let written = sqlx::query!(
+        r#"INSERT INTO profiles (account_id, sex, birth_date, region_code, mobile_phone)
+           VALUES ($1, $2, $3, $4, $5)
+           ON CONFLICT (account_id) DO UPDATE SET sex = EXCLUDED.sex,
+             birth_date = EXCLUDED.birth_date, region_code = EXCLUDED.region_code,
+             mobile_phone = EXCLUDED.mobile_phone, updated_at = now()
+           WHERE profiles.locked_at IS NULL
+              OR (profiles.sex = EXCLUDED.sex AND profiles.birth_date = EXCLUDED.birth_date)"#,
+        account,
+        d.sex,
+        d.birth_date,
+        d.region_code,
+        d.mobile_phone,
+    )
+    .execute(pool)
+    .await?
+    .rows_affected();
+    Ok(if written == 1 { Ok(()) } else { Err(Locked) })
+}
+
+/// Sets the education. The institution must be active at this moment: the check and the write
+/// are one statement, so an archive racing the choice cannot slip through (false then).
+#[tracing::instrument(skip_all)]
+pub async fn set_education(
+    pool: &PgPool,
+    account: Uuid,
+    contingent: &str,
+    institution: &str,
+) -> Result<bool, sqlx::Error> {
+    let written = sqlx::query!(
+        r#"INSERT INTO profiles (account_id, contingent_code, institution_id)
+           SELECT $1, $2, id FROM institutions WHERE id = $3 AND archived_at IS NULL
+           ON CONFLICT (account_id) DO UPDATE SET contingent_code = EXCLUDED.contingent_code,
+             institution_id = EXCLUDED.institution_id, updated_at = now()"#,
+        account,
+        contingent,
+        institution,
+    )
+    .execute(pool)
+    .await?
+    .rows_affected();
+    Ok(written == 1)
+}
+
+/// Locks a complete profile (idempotent); None when something is still missing.
+#[tracing::instrument(skip_all)]
+pub async fn lock(pool: &PgPool, account: Uuid) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
+    sqlx::query_scalar!(
+        r#"UPDATE profiles SET locked_at = COALESCE(locked_at, now())
+           WHERE account_id = $1 AND surname IS NOT NULL AND sex IS NOT NULL
+             AND contingent_code IS NOT NULL
+           RETURNING locked_at AS "locked_at!""#,
+        account
+    )
+    .fetch_optional(pool)
+    .await
+}
+
+#[tracing::instrument(skip_all)]
+pub async fn delete(pool: &PgPool, account: Uuid) -> Result<bool, sqlx::Error> {
+    let deleted = sqlx::query!("DELETE FROM profiles WHERE account_id = $1", account)
+        .execute(pool)
+        .await?
+        .rows_affected();
+    Ok(deleted == 1)
+}

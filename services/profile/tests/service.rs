@@ -1,0 +1,737 @@
+//! The profile service over gRPC, with identity running for real (profile reads the caller's
+//! IIN and citizenship from it), against fresh databases of the local stack.
+
+use examreg_domain::Sex;
+use examreg_kit::{
+    auth::{Keys, PROOF_AUDIENCE, PROOF_ISSUER, ProofClaims, unix_now, with_bearer},
+    client,
+    config::Secret,
+    errors::reason_of,
+    tokens::{KeySet, SigningKey},
+};
+use examreg_proto::{
+    identity::v1::{
+        self as id, create_account_request::Identifier,
+        identity_service_client::IdentityServiceClient,
+    },
+    profile::v1::{self as pb, profile_service_client::ProfileServiceClient},
+};
+use examreg_testkit as tk;
+use std::time::Duration;
+use tonic::{Code, transport::Channel};
+use uuid::Uuid;
+
+const PASSWORD: &str = "Жасыл-алма-көктемде-7";
+
+struct TestApp {
+    identity: IdentityServiceClient<Channel>,
+    profile: ProfileServiceClient<Channel>,
+    key: SigningKey,
+    proof_key: SigningKey,
+    _stops: Vec<tokio::sync::oneshot::Sender<()>>,
+}
+
+async fn spawn() -> TestApp {
+    let key = SigningKey::generate();
+    let proof_key = SigningKey::generate();
+    let mut config = examreg_identity::Config::defaults();
+    config.database_url = Secret::new(tk::fresh_database("profile_identity").await);
+    config.signing_key = Some(key.clone());
+    config.proof_keys = KeySet::from_signing_keys([&proof_key]);
+    let identity = examreg_identity::Application::build(config).await.unwrap();
+    let identity_url = format!("http://{}", identity.addr());
+    let (stop_identity, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(identity.run_until_stopped(async move {
+        let _ = stopped.await;
+    }));
+    let keys = Keys::default();
+    client::fetch_jwks(
+        examreg_kit::grpc::channel(&identity_url).unwrap(),
+        &keys,
+        Duration::from_secs(10),
+    )
+    .await
+    .unwrap();
+
+    let mut config = examreg_profile::Config::defaults();
+    config.database_url = Secret::new(tk::fresh_database("profile").await);
+    config.identity_url = identity_url.clone();
+    let profile = examreg_profile::Application::build(config, keys)
+        .await
+        .unwrap();
+    let profile_url = format!("http://{}", profile.addr());
+    let (stop_profile, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(profile.run_until_stopped(async move {
+        let _ = stopped.await;
+    }));
+    TestApp {
+        identity: IdentityServiceClient::new(examreg_kit::grpc::channel(&identity_url).unwrap()),
+        profile: ProfileServiceClient::new(examreg_kit::grpc::channel(&profile_url).unwrap()),
+        key,
+        proof_key,
+        _stops: vec![stop_identity, stop_profile],
+    }
+}
+
+fn reason(status: &tonic::Status) -> String {
+    reason_of(status).reason
+}
+
+impl TestApp {
+    fn service(&self, scopes: &[&str]) -> String {
+        tk::service_token(&self.key, "operator", scopes)
+    }
+
+    /// Creates an account (a citizen with an IIN, or a foreigner with a passport) and logs in.
+    async fn applicant(&self, identifier: Identifier, citizenship: &str) -> String {
+        let email = tk::unique_email().to_lowercase();
+        let gateway = self.service(&["accounts:create", "sessions:create"]);
+        let login = match &identifier {
+            Identifier::Iin(v) | Identifier::PassportNumber(v) => v.clone(),
+        };
+        let proof = self.proof_key.sign(&ProofClaims {
+            iss: PROOF_ISSUER.into(),
+            aud: PROOF_AUDIENCE.into(),
+            sub: email.clone(),
+            purpose: "registration".into(),
+            jti: Uuid::new_v4().to_string(),
+            iat: unix_now(),
+            exp: unix_now() + 600,
+        });
+        self.identity
+            .clone()
+            .create_account(
+                with_bearer(
+                    id::CreateAccountRequest {
+                        citizenship: citizenship.into(),
+                        identifier: Some(identifier),
+                        email,
+                        email_proof: proof,
+                        password: PASSWORD.into(),
+                        terms: Some(id::TermsAcceptance {
+                            version: "2026-01".into(),
+                            accepted_at: None,
+                            client_ip: "127.0.0.1".into(),
+                            user_agent: "tests".into(),
+                        }),
+                    },
+                    &gateway,
+                )
+                .unwrap(),
+            )
+            .await
+            .unwrap();
+        let session = self
+            .identity
+            .clone()
+            .login(
+                with_bearer(
+                    id::LoginRequest {
+                        login,
+                        password: PASSWORD.into(),
+                        client_ip: "127.0.0.1".into(),
+                        user_agent: "tests".into(),
+                    },
+                    &gateway,
+                )
+                .unwrap(),
+            )
+            .await
+            .unwrap()
+            .into_inner();
+        session.tokens.unwrap().access_token
+    }
+
+    async fn citizen(&self) -> (String, examreg_domain::Iin) {
+        let iin = tk::random_iin(Sex::Female);
+        let token = self.applicant(Identifier::Iin(iin.clone()), "KZ").await;
+        (token, examreg_domain::Iin::parse(&iin).unwrap())
+    }
+
+    async fn name(
+        &self,
+        token: &str,
+        surname: &str,
+        given: &str,
+        patronymic: &str,
+    ) -> Result<pb::Profile, tonic::Status> {
+        let request = pb::UpdateNameRequest {
+            surname: surname.into(),
+            given_name: given.into(),
+            patronymic: patronymic.into(),
+        };
+        Ok(self
+            .profile
+            .clone()
+            .update_name(with_bearer(request, token).unwrap())
+            .await?
+            .into_inner()
+            .profile
+            .unwrap())
+    }
+
+    async fn details(
+        &self,
+        token: &str,
+        sex: pb::Sex,
+        birth: &str,
+        region: &str,
+        phone: &str,
+    ) -> Result<pb::Profile, tonic::Status> {
+        let request = pb::UpdateDetailsRequest {
+            sex: sex.into(),
+            birth_date: birth.into(),
+            region_code: region.into(),
+            mobile_phone: phone.into(),
+        };
+        Ok(self
+            .profile
+            .clone()
+            .update_details(with_bearer(request, token).unwrap())
+            .await?
+            .into_inner()
+            .profile
+            .unwrap())
+    }
+
+    async fn education(
+        &self,
+        token: &str,
+        contingent: &str,
+        institution: &str,
+    ) -> Result<pb::Profile, tonic::Status> {
+        let request = pb::UpdateEducationRequest {
+            contingent_code: contingent.into(),
+            institution_id: institution.into(),
+        };
+        Ok(self
+            .profile
+            .clone()
+            .update_education(with_bearer(request, token).unwrap())
+            .await?
+            .into_inner()
+            .profile
+            .unwrap())
+    }
+
+    async fn search(
+        &self,
+        request: pb::SearchInstitutionsRequest,
+    ) -> pb::SearchInstitutionsResponse {
+        let token = self.service(&[]);
+        self.profile
+            .clone()
+            .search_institutions(with_bearer(request, &token).unwrap())
+            .await
+            .unwrap()
+            .into_inner()
+    }
+
+    async fn lock(&self, token: &str) -> pb::LockProfileResponse {
+        self.profile
+            .clone()
+            .lock_profile(with_bearer(pb::LockProfileRequest {}, token).unwrap())
+            .await
+            .unwrap()
+            .into_inner()
+    }
+}
+
+fn birth(iin: &examreg_domain::Iin) -> String {
+    iin.birth_date().format("%Y-%m-%d").to_string()
+}
+
+#[tokio::test]
+async fn names_are_normalized_and_each_fault_has_its_code() {
+    let app = spawn().await;
+    let (token, _) = app.citizen().await;
+    let profile = app
+        .name(&token, "  Сәрсенбаева ", "Айгерім   Нұрлыбекқызы", "")
+        .await
+        .unwrap();
+    assert_eq!(profile.surname, "Сәрсенбаева");
+    assert_eq!(profile.given_name, "Айгерім Нұрлыбекқызы");
+    assert_eq!(profile.patronymic, "");
+    assert_eq!(profile.missing, ["details", "education"]);
+    for (surname, given, patronymic, code, field) in [
+        ("", "Айгерім", "", "name_required", "surname"),
+        ("Иванова", "  ", "", "name_required", "given_name"),
+        ("Иванова1", "Анна", "", "name_invalid_characters", "surname"),
+        (
+            "Иванова",
+            "Анна",
+            "<script>",
+            "name_invalid_characters",
+            "patronymic",
+        ),
+        (&"ә".repeat(101), "Анна", "", "name_too_long", "surname"),
+    ] {
+        let err = app
+            .name(&token, surname, given, patronymic)
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Code::InvalidArgument);
+        assert_eq!(reason(&err), code, "{surname:?} {given:?} {patronymic:?}");
+        assert_eq!(
+            reason_of(&err).fields.first().map(|f| f.0.as_str()),
+            Some(field)
+        );
+    }
+    // A refused write changed nothing.
+    let stored = app
+        .profile
+        .clone()
+        .get_profile(with_bearer(pb::GetProfileRequest::default(), &token).unwrap())
+        .await
+        .unwrap()
+        .into_inner()
+        .profile
+        .unwrap();
+    assert_eq!(stored.surname, "Сәрсенбаева");
+}
+
+#[tokio::test]
+async fn details_match_the_iin_and_every_phone_spelling_is_one_number() {
+    let app = spawn().await;
+    let (token, iin) = app.citizen().await;
+    for typed in ["8 701 777 77 77", "+7 (701) 777-77-77", "87017777777"] {
+        let profile = app
+            .details(&token, pb::Sex::Female, &birth(&iin), "KZ-71", typed)
+            .await
+            .unwrap();
+        assert_eq!(profile.mobile_phone, "+77017777777", "{typed}");
+        assert_eq!(profile.region_code, "KZ-71");
+    }
+    let other_day = (iin.birth_date() + chrono::Days::new(1))
+        .format("%Y-%m-%d")
+        .to_string();
+    for (sex, birth_date, region, phone, code) in [
+        (
+            pb::Sex::Female,
+            other_day.as_str(),
+            "KZ-71",
+            "+77017777777",
+            "birth_date_mismatch_iin",
+        ),
+        (
+            pb::Sex::Male,
+            &birth(&iin),
+            "KZ-71",
+            "+77017777777",
+            "sex_mismatch_iin",
+        ),
+        (
+            pb::Sex::Female,
+            &birth(&iin),
+            "KZ-71",
+            "+7 916 123 45 67",
+            "phone_not_kz_mobile",
+        ),
+        (
+            pb::Sex::Female,
+            &birth(&iin),
+            "KZ-71",
+            "+7 701 77",
+            "phone_invalid",
+        ),
+        (
+            pb::Sex::Female,
+            &birth(&iin),
+            "KZ-99",
+            "+77017777777",
+            "unknown_region",
+        ),
+        (
+            pb::Sex::Female,
+            "2020-01-01",
+            "KZ-71",
+            "+77017777777",
+            "birth_date_out_of_range",
+        ),
+        (
+            pb::Sex::Female,
+            "11.12.2006",
+            "KZ-71",
+            "+77017777777",
+            "invalid_birth_date",
+        ),
+        (
+            pb::Sex::Unspecified,
+            &birth(&iin),
+            "KZ-71",
+            "+77017777777",
+            "sex_required",
+        ),
+    ] {
+        let err = app
+            .details(&token, sex, birth_date, region, phone)
+            .await
+            .unwrap_err();
+        assert_eq!(reason(&err), code, "{birth_date} {region} {phone}");
+    }
+    // A foreigner with a passport: no IIN to match, and a foreign mobile is fine.
+    let passport = format!("N{}", &Uuid::new_v4().simple().to_string()[..8]).to_uppercase();
+    let foreigner = app
+        .applicant(Identifier::PassportNumber(passport), "RU")
+        .await;
+    let profile = app
+        .details(
+            &foreigner,
+            pb::Sex::Male,
+            "2004-03-08",
+            "KZ-75",
+            "+7 916 123 45 67",
+        )
+        .await
+        .unwrap();
+    assert_eq!(profile.mobile_phone, "+79161234567");
+}
+
+#[tokio::test]
+async fn institutions_are_found_in_every_language_by_region_and_page_by_page() {
+    let app = spawn().await;
+    let ids = |r: &pb::SearchInstitutionsResponse| -> Vec<String> {
+        r.institutions.iter().map(|i| i.id.clone()).collect()
+    };
+    for query in [
+        "ұлттық университеті",
+        "ФАРАБИ",
+        "al-farabi",
+        "аль-фараби",
+        "Қазақ ұлттық",
+    ] {
+        let found = app
+            .search(pb::SearchInstitutionsRequest {
+                query: query.into(),
+                page_size: 100,
+                ..Default::default()
+            })
+            .await;
+        assert!(
+            ids(&found).contains(&"kaznu".to_owned()),
+            "{query}: {found:?}"
+        );
+    }
+    // Ё and е are one letter for the search.
+    let found = app
+        .search(pb::SearchInstitutionsRequest {
+            query: "Гумилёв".into(),
+            ..Default::default()
+        })
+        .await;
+    assert_eq!(ids(&found), ["enu"]);
+    // Karaganda region only.
+    let found = app
+        .search(pb::SearchInstitutionsRequest {
+            region_code: "KZ-35".into(),
+            language: "en".into(),
+            ..Default::default()
+        })
+        .await;
+    assert_eq!(ids(&found), ["kstu", "buketov"]);
+    // Page by page through Almaty's universities: no duplicates, nothing lost.
+    let all = app
+        .search(pb::SearchInstitutionsRequest {
+            region_code: "kz-75".into(),
+            page_size: 100,
+            ..Default::default()
+        })
+        .await;
+    assert_eq!(all.institutions.len(), 7);
+    let mut paged = Vec::new();
+    let mut token = String::new();
+    loop {
+        let page = app
+            .search(pb::SearchInstitutionsRequest {
+                region_code: "KZ-75".into(),
+                page_size: 3,
+                page_token: token.clone(),
+                ..Default::default()
+            })
+            .await;
+        assert!(page.institutions.len() <= 3);
+        paged.extend(ids(&page));
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        token = page.next_page_token;
+    }
+    assert_eq!(paged, ids(&all));
+    // A query with LIKE's wildcards matches them literally.
+    let found = app
+        .search(pb::SearchInstitutionsRequest {
+            query: "%".into(),
+            ..Default::default()
+        })
+        .await;
+    assert!(found.institutions.is_empty());
+}
+
+#[tokio::test]
+async fn the_directory_is_administered_with_its_scope_and_archived_institutions_stay_chosen() {
+    let app = spawn().await;
+    let admin = app.service(&["directory:admin"]);
+    let new = pb::Institution {
+        id: "astana-it".into(),
+        region_code: "KZ-71".into(),
+        kind: "university".into(),
+        name: Some(pb::LocalizedName {
+            kk: "Astana IT University".into(),
+            ru: "Astana IT University".into(),
+            en: "Astana IT University".into(),
+        }),
+        archived: false,
+    };
+    let add = |token: &str| {
+        with_bearer(
+            pb::AddInstitutionRequest {
+                institution: Some(new.clone()),
+            },
+            token,
+        )
+        .unwrap()
+    };
+    let denied = app
+        .profile
+        .clone()
+        .add_institution(add(&app.service(&["profile:read"])))
+        .await
+        .unwrap_err();
+    assert_eq!(denied.code(), Code::PermissionDenied);
+    app.profile
+        .clone()
+        .add_institution(add(&admin))
+        .await
+        .unwrap();
+    let taken = app
+        .profile
+        .clone()
+        .add_institution(add(&admin))
+        .await
+        .unwrap_err();
+    assert_eq!(reason(&taken), "institution_exists");
+    app.profile
+        .clone()
+        .rename_institution(
+            with_bearer(
+                pb::RenameInstitutionRequest {
+                    id: "astana-it".into(),
+                    name: Some(pb::LocalizedName {
+                        kk: "Astana IT университеті".into(),
+                        ru: "Университет Astana IT".into(),
+                        en: "Astana IT University".into(),
+                    }),
+                },
+                &admin,
+            )
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    let found = app
+        .search(pb::SearchInstitutionsRequest {
+            query: "университет astana".into(),
+            ..Default::default()
+        })
+        .await;
+    assert_eq!(found.institutions.len(), 1);
+
+    // An applicant chooses it; then it is archived.
+    let (token, _) = app.citizen().await;
+    let mismatch = app
+        .education(&token, "school_graduate", "astana-it")
+        .await
+        .unwrap_err();
+    assert_eq!(reason(&mismatch), "institution_kind_mismatch");
+    assert_eq!(
+        reason(
+            &app.education(&token, "doctor", "astana-it")
+                .await
+                .unwrap_err()
+        ),
+        "unknown_contingent"
+    );
+    assert_eq!(
+        reason(
+            &app.education(&token, "bachelor", "nowhere")
+                .await
+                .unwrap_err()
+        ),
+        "unknown_institution"
+    );
+    let chosen = app
+        .education(&token, "bachelor", "astana-it")
+        .await
+        .unwrap();
+    assert_eq!(
+        chosen.institution.unwrap().name.unwrap().ru,
+        "Университет Astana IT"
+    );
+    app.profile
+        .clone()
+        .archive_institution(
+            with_bearer(
+                pb::ArchiveInstitutionRequest {
+                    id: "astana-it".into(),
+                },
+                &admin,
+            )
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    let (other, _) = app.citizen().await;
+    assert_eq!(
+        reason(
+            &app.education(&other, "bachelor", "astana-it")
+                .await
+                .unwrap_err()
+        ),
+        "institution_archived"
+    );
+    let kept = app
+        .profile
+        .clone()
+        .get_profile(with_bearer(pb::GetProfileRequest::default(), &token).unwrap())
+        .await
+        .unwrap()
+        .into_inner()
+        .profile
+        .unwrap();
+    let institution = kept.institution.unwrap();
+    assert_eq!(
+        (institution.id.as_str(), institution.archived),
+        ("astana-it", true)
+    );
+    // Hidden from the search unless asked for.
+    let found = app
+        .search(pb::SearchInstitutionsRequest {
+            query: "astana it".into(),
+            ..Default::default()
+        })
+        .await;
+    assert!(found.institutions.is_empty());
+
+    // CSV import: all rows or none.
+    let import =
+        |csv: &str| with_bearer(pb::ImportInstitutionsRequest { csv: csv.into() }, &admin).unwrap();
+    let csv = "id,region_code,kind,name_kk,name_ru,name_en\n\
+               turan,KZ-75,university,Тұран университеті,Университет «Туран»,Turan University\n\
+               \"narxoz\",KZ-75,university,\"Нархоз университеті\",\"Университет Нархоз\",\"Narxoz University\"\n\
+               kaznu,KZ-75,university,Әл-Фараби атындағы Қазақ ұлттық университеті,КазНУ имени аль-Фараби,Al-Farabi Kazakh National University\n";
+    let imported = app
+        .profile
+        .clone()
+        .import_institutions(import(csv))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((imported.added, imported.updated), (2, 1));
+    let bad = format!("{csv}broken,KZ-00,university,a,b,c\n");
+    let err = app
+        .profile
+        .clone()
+        .import_institutions(import(&bad))
+        .await
+        .unwrap_err();
+    assert_eq!(reason(&err), "invalid_csv");
+    assert!(err.message().contains("line 5"), "{}", err.message());
+}
+
+#[tokio::test]
+async fn the_lock_needs_a_complete_profile_then_keeps_name_birth_date_and_sex() {
+    let app = spawn().await;
+    let (token, iin) = app.citizen().await;
+    let refused = app.lock(&token).await;
+    assert!(!refused.locked);
+    assert_eq!(refused.missing, ["name", "details", "education"]);
+    app.name(&token, "Сейтқали", "Дана", "").await.unwrap();
+    app.details(
+        &token,
+        pb::Sex::Female,
+        &birth(&iin),
+        "KZ-75",
+        "+77011234567",
+    )
+    .await
+    .unwrap();
+    assert_eq!(app.lock(&token).await.missing, ["education"]);
+    app.education(&token, "bachelor", "kaznu").await.unwrap();
+    assert!(app.lock(&token).await.locked);
+    assert!(app.lock(&token).await.locked, "locking again is fine");
+
+    let err = app.name(&token, "Басқа", "Дана", "").await.unwrap_err();
+    assert_eq!(reason(&err), "profile_locked");
+    // Phone and region stay editable; sex and birth date do not.
+    let profile = app
+        .details(
+            &token,
+            pb::Sex::Female,
+            &birth(&iin),
+            "KZ-71",
+            "8 747 000 00 00",
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (profile.region_code.as_str(), profile.mobile_phone.as_str()),
+        ("KZ-71", "+77470000000")
+    );
+    assert!(profile.locked_at.is_some());
+
+    // Deletion needs profile:admin and is idempotent.
+    let account = profile.account_id.clone();
+    let delete = |token: &str| {
+        with_bearer(
+            pb::DeleteProfileRequest {
+                account_id: account.clone(),
+            },
+            token,
+        )
+        .unwrap()
+    };
+    let denied = app
+        .profile
+        .clone()
+        .delete_profile(delete(&token))
+        .await
+        .unwrap_err();
+    assert_eq!(denied.code(), Code::PermissionDenied);
+    let admin = app.service(&["profile:admin"]);
+    assert!(
+        app.profile
+            .clone()
+            .delete_profile(delete(&admin))
+            .await
+            .unwrap()
+            .into_inner()
+            .deleted
+    );
+    assert!(
+        !app.profile
+            .clone()
+            .delete_profile(delete(&admin))
+            .await
+            .unwrap()
+            .into_inner()
+            .deleted
+    );
+    let gone = app
+        .profile
+        .clone()
+        .get_profile(
+            with_bearer(
+                pb::GetProfileRequest {
+                    account_id: account,
+                },
+                &app.service(&["profile:read"]),
+            )
+            .unwrap(),
+        )
+        .await
+        .unwrap()
+        .into_inner()
+        .profile
+        .unwrap();
+    assert_eq!(gone.missing, ["name", "details", "education"]);
+}
