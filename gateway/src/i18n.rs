@@ -47,6 +47,15 @@ impl Lang {
         best.map_or(Self::Ru, |(_, lang)| lang)
     }
 
+    pub fn pick_owned(self, ru: &str, kk: &str, en: &str) -> String {
+        match self {
+            Self::Ru => ru,
+            Self::Kk => kk,
+            Self::En => en,
+        }
+        .to_owned()
+    }
+
     pub fn pick(self, ru: &'static str, kk: &'static str, en: &'static str) -> &'static str {
         match self {
             Self::Ru => ru,
@@ -245,6 +254,131 @@ pub fn message(code: &str, lang: Lang) -> &'static str {
             "Паспорт үшін тек суреті бар беті керек, артқы жағы қажет емес.",
             "A passport needs only its photo page; there is no back side to upload.",
         ),
+        "name_required" => (
+            "Укажите фамилию и имя.",
+            "Тегі мен атыңызды көрсетіңіз.",
+            "Enter your surname and given name.",
+        ),
+        "name_invalid_characters" => (
+            "Используйте только буквы, дефис, апостроф и пробелы между словами.",
+            "Тек әріптерді, дефисті, апострофты және сөз арасындағы бос орынды қолданыңыз.",
+            "Use letters only, with a hyphen, apostrophe or space between words.",
+        ),
+        "name_too_long" => (
+            "Не длиннее 100 символов.",
+            "100 таңбадан аспауы керек.",
+            "At most 100 characters.",
+        ),
+        "sex_required" => (
+            "Укажите пол.",
+            "Жынысыңызды көрсетіңіз.",
+            "Choose your sex.",
+        ),
+        "invalid_birth_date" => (
+            "Укажите дату рождения в формате ГГГГ-ММ-ДД.",
+            "Туған күніңізді ЖЖЖЖ-АА-КК пішімінде көрсетіңіз.",
+            "Enter the birth date as YYYY-MM-DD.",
+        ),
+        "birth_date_out_of_range" => (
+            "Возраст должен быть от 14 до 100 лет. Проверьте дату рождения.",
+            "Жасыңыз 14-тен 100-ге дейін болуы керек. Туған күніңізді тексеріңіз.",
+            "The age must be between 14 and 100. Check the birth date.",
+        ),
+        "birth_date_mismatch_iin" => (
+            "Дата рождения не совпадает с ИИН.",
+            "Туған күні ЖСН-мен сәйкес келмейді.",
+            "The birth date does not match your IIN.",
+        ),
+        "sex_mismatch_iin" => (
+            "Пол не совпадает с ИИН.",
+            "Жынысы ЖСН-мен сәйкес келмейді.",
+            "The sex does not match your IIN.",
+        ),
+        "unknown_region" => (
+            "Выберите регион из списка.",
+            "Өңірді тізімнен таңдаңыз.",
+            "Choose a region from the list.",
+        ),
+        "phone_required" => (
+            "Укажите номер мобильного телефона.",
+            "Ұялы телефон нөмірін көрсетіңіз.",
+            "Enter your mobile phone number.",
+        ),
+        "phone_invalid" => (
+            "Номер телефона указан неверно. Пример: +7 (701) 777-77-77.",
+            "Телефон нөмірі қате. Мысалы: +7 (701) 777-77-77.",
+            "The phone number is not valid. Example: +7 (701) 777-77-77.",
+        ),
+        "phone_not_kz_mobile" => (
+            "Укажите мобильный номер казахстанского оператора (+7 70x, 747, 77x).",
+            "Қазақстандық оператордың ұялы нөмірін көрсетіңіз (+7 70x, 747, 77x).",
+            "Enter a Kazakhstan mobile number (+7 70x, 747, 77x).",
+        ),
+        "phone_not_mobile" => (
+            "Укажите номер мобильного, а не стационарного телефона.",
+            "Стационар емес, ұялы телефон нөмірін көрсетіңіз.",
+            "Enter a mobile number, not a landline.",
+        ),
+        "unknown_contingent" => (
+            "Выберите контингент из списка.",
+            "Контингентті тізімнен таңдаңыз.",
+            "Choose your category from the list.",
+        ),
+        "unknown_institution" => (
+            "Выберите место образования из списка.",
+            "Білім алған орынды тізімнен таңдаңыз.",
+            "Choose the institution from the list.",
+        ),
+        "institution_archived" => (
+            "Это учебное заведение больше нельзя выбрать. Выберите другое.",
+            "Бұл оқу орнын енді таңдауға болмайды. Басқасын таңдаңыз.",
+            "This institution can no longer be chosen. Choose another.",
+        ),
+        "institution_kind_mismatch" => (
+            "Это учебное заведение не подходит к выбранному контингенту.",
+            "Бұл оқу орны таңдалған контингентке сәйкес келмейді.",
+            "This institution does not fit the chosen category.",
+        ),
+        "profile_locked" => (
+            "Регистрация завершена: ФИО, пол и дату рождения изменить нельзя.",
+            "Тіркеу аяқталды: аты-жөнін, жынысын және туған күнін өзгертуге болмайды.",
+            "Registration is complete: the name, sex and birth date can no longer change.",
+        ),
+        "registration_incomplete" => (
+            "Заполните все шаги регистрации.",
+            "Тіркеудің барлық қадамдарын толтырыңыз.",
+            "Complete every registration step first.",
+        ),
+        "registration_completed" => (
+            "Регистрация уже завершена.",
+            "Тіркеу аяқталған.",
+            "The registration is already complete.",
+        ),
+        "account_blocked" => (
+            "Учётная запись заблокирована. Обратитесь в поддержку.",
+            "Есептік жазба бұғатталған. Қолдау қызметіне хабарласыңыз.",
+            "This account is blocked. Contact support.",
+        ),
+        "query_too_long" => (
+            "Слишком длинный запрос поиска.",
+            "Іздеу сұрауы тым ұзын.",
+            "The search query is too long.",
+        ),
+        "invalid_page_size" => (
+            "Размер страницы — от 1 до 100.",
+            "Бет өлшемі 1-ден 100-ге дейін.",
+            "The page size is 1 to 100.",
+        ),
+        "invalid_page_token" => (
+            "Неверная ссылка на страницу. Начните поиск заново.",
+            "Бет сілтемесі қате. Іздеуді қайта бастаңыз.",
+            "The page link is not valid. Start the search again.",
+        ),
+        "invalid_kind" => (
+            "Неверный тип учебного заведения.",
+            "Оқу орнының түрі қате.",
+            "The kind of institution is not valid.",
+        ),
         "consent_not_given" => (
             "Необходимо согласие на обработку биометрических данных.",
             "Биометриялық деректерді өңдеуге келісім қажет.",
@@ -325,6 +459,31 @@ mod tests {
             "weak_password",
             "flow_expired",
             "too_many_attempts",
+            "name_required",
+            "name_invalid_characters",
+            "name_too_long",
+            "sex_required",
+            "invalid_birth_date",
+            "birth_date_out_of_range",
+            "birth_date_mismatch_iin",
+            "sex_mismatch_iin",
+            "unknown_region",
+            "phone_required",
+            "phone_invalid",
+            "phone_not_kz_mobile",
+            "phone_not_mobile",
+            "unknown_contingent",
+            "unknown_institution",
+            "institution_archived",
+            "institution_kind_mismatch",
+            "profile_locked",
+            "registration_incomplete",
+            "registration_completed",
+            "account_blocked",
+            "query_too_long",
+            "invalid_page_size",
+            "invalid_page_token",
+            "invalid_kind",
         ] {
             let all = [
                 message(code, Lang::Ru),

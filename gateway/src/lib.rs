@@ -8,6 +8,7 @@ pub mod flow;
 pub mod i18n;
 pub mod me;
 pub mod ops;
+pub mod profile;
 pub mod reference;
 pub mod routes;
 
@@ -42,6 +43,7 @@ pub struct Config {
     pub identity_url: String,
     pub verification_url: String,
     pub biometrics_url: String,
+    pub profile_url: String,
     pub client_id: String,
     pub client_secret: Secret,
     pub flow_ttl: Duration,
@@ -90,6 +92,7 @@ impl Config {
             identity_url: env.string("IDENTITY_URL", "http://127.0.0.1:50051"),
             verification_url: env.string("VERIFICATION_URL", "http://127.0.0.1:50052"),
             biometrics_url: env.string("BIOMETRICS_URL", "http://127.0.0.1:50053"),
+            profile_url: env.string("PROFILE_URL", "http://127.0.0.1:50054"),
             client_id: env.string("GATEWAY_CLIENT_ID", "gateway"),
             client_secret: env.required_secret("GATEWAY_CLIENT_SECRET"),
             flow_ttl: env.seconds("GATEWAY_FLOW_TTL_SECS", 3600),
@@ -119,6 +122,8 @@ pub struct Inner {
     pub biometrics:
         examreg_proto::biometrics::v1::biometrics_service_client::BiometricsServiceClient<Channel>,
     pub biometrics_channel: Channel,
+    pub profile: examreg_proto::profile::v1::profile_service_client::ProfileServiceClient<Channel>,
+    pub profile_channel: Channel,
     pub token: ServiceToken,
     pub keys: Keys,
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
@@ -330,6 +335,7 @@ impl Application {
         let identity_channel = examreg_kit::grpc::channel(&config.identity_url)?;
         let verification_channel = examreg_kit::grpc::channel(&config.verification_url)?;
         let biometrics_channel = examreg_kit::grpc::channel(&config.biometrics_url)?;
+        let profile_channel = examreg_kit::grpc::channel(&config.profile_url)?;
         let token = ServiceToken::new(
             identity_channel.clone(),
             config.client_id.clone(),
@@ -347,6 +353,10 @@ impl Application {
                     biometrics_channel.clone(),
                 ),
                 biometrics_channel,
+                profile: examreg_proto::profile::v1::profile_service_client::ProfileServiceClient::new(
+                    profile_channel.clone(),
+                ),
+                profile_channel,
                 redis,
                 token,
                 keys,

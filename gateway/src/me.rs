@@ -13,12 +13,15 @@ use axum::{
     http::{HeaderMap, StatusCode, header},
 };
 use examreg_kit::auth::with_bearer;
-use examreg_proto::biometrics::v1::{self as bio, upload_capture_request::Part};
+use examreg_proto::{
+    biometrics::v1::{self as bio, upload_capture_request::Part},
+    identity::v1 as id,
+    profile::v1 as pb,
+};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-/// The onboarding steps in the seed's order; the personal-data steps belong to the profile
-/// service, which is not built yet, so they are never done here.
+/// The onboarding steps after the first login, in the seed's order.
 const STEPS: [&str; 8] = [
     "face",
     "document_front",
@@ -30,17 +33,20 @@ const STEPS: [&str; 8] = [
     "complete",
 ];
 
-/// Steps with their state, and the first one not done, from what the capture set lacks.
-fn steps_from(missing: &[String], passport: bool) -> (Vec<(&'static str, bool)>, &'static str) {
+/// Steps with their state, and the first one not done, from what the capture set and the
+/// profile lack and whether the registration is complete.
+fn steps_from(
+    missing: &[String],
+    passport: bool,
+    registered: bool,
+) -> (Vec<(&'static str, bool)>, &'static str) {
     let steps: Vec<(&'static str, bool)> = STEPS
         .iter()
         .filter(|step| !(passport && **step == "document_back"))
         .map(|step| {
             let done = match *step {
-                "face" | "document_front" | "document_back" | "consent" => {
-                    !missing.iter().any(|m| m == step)
-                }
-                _ => false,
+                "complete" => registered,
+                other => registered || !missing.iter().any(|m| m == other),
             };
             (*step, done)
         })
@@ -52,25 +58,50 @@ fn steps_from(missing: &[String], passport: bool) -> (Vec<(&'static str, bool)>,
     (steps, next)
 }
 
-/// The next step after a capture or consent, from what the service says is still missing
-/// (no second call: the answer carries it).
-fn next_after(missing: &[String]) -> &'static str {
-    // A set whose document is a passport never lists the back as missing, so the passport
-    // flag does not change the first missing step.
-    steps_from(missing, false).1
-}
-
-/// Steps with their state, the first one not done, and the document type.
+/// Steps with their state, the first one not done, and the document type: from biometrics,
+/// profile and identity at once.
 pub async fn onboarding_of(state: &AppState, token: &str) -> ApiResult<Onboarding> {
-    let request = with_bearer(bio::GetCaptureStatusRequest::default(), token)?;
-    let status = state
-        .biometrics
-        .clone()
-        .get_capture_status(request)
-        .await?
-        .into_inner();
-    let passport = status.document_type == bio::DocumentType::Passport as i32;
-    let (steps, next) = steps_from(&status.missing, passport);
+    let captures = async {
+        let request = with_bearer(bio::GetCaptureStatusRequest::default(), token)?;
+        ApiResult::Ok(
+            state
+                .biometrics
+                .clone()
+                .get_capture_status(request)
+                .await?
+                .into_inner(),
+        )
+    };
+    let profile = async {
+        let request = with_bearer(pb::GetProfileRequest::default(), token)?;
+        ApiResult::Ok(
+            state
+                .profile
+                .clone()
+                .get_profile(request)
+                .await?
+                .into_inner(),
+        )
+    };
+    let account = async {
+        let request = with_bearer(id::GetAccountRequest::default(), token)?;
+        ApiResult::Ok(
+            state
+                .identity
+                .clone()
+                .get_account(request)
+                .await?
+                .into_inner(),
+        )
+    };
+    let (captures, profile, account) = tokio::try_join!(captures, profile, account)?;
+    let registered = account
+        .account
+        .is_some_and(|a| a.status == id::AccountStatus::Registered as i32);
+    let mut missing = captures.missing;
+    missing.extend(profile.profile.map(|p| p.missing).unwrap_or_default());
+    let passport = captures.document_type == bio::DocumentType::Passport as i32;
+    let (steps, next) = steps_from(&missing, passport, registered);
     Ok(Onboarding {
         steps,
         next_step: next,
@@ -157,6 +188,7 @@ pub async fn upload(
             "unsupported_media_type",
         ));
     }
+    crate::profile::ensure_open(&state, &user.token).await?;
     let bytes = axum::body::to_bytes(body, state.config.photo_limit)
         .await
         .map_err(|_| ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large"))?;
@@ -194,7 +226,7 @@ pub async fn upload(
         error.extra = Some(json!({"checks": checks}));
         return Err(error);
     }
-    let next = next_after(&answer.missing);
+    let next = onboarding_of(&state, &user.token).await?.next_step;
     Ok(Json(
         json!({"capture_id": answer.capture_id, "accepted": true, "checks": checks, "next_step": next}),
     ))
@@ -228,6 +260,7 @@ pub async fn consent(
             "outdated",
         ));
     }
+    crate::profile::ensure_open(&state, &user.token).await?;
     let request = with_bearer(
         bio::RecordConsentRequest {
             version: body.consent_version,
@@ -237,11 +270,7 @@ pub async fn consent(
         },
         &user.token,
     )?;
-    let answer = state
-        .biometrics
-        .clone()
-        .record_consent(request)
-        .await?
-        .into_inner();
-    Ok(Json(json!({"next_step": next_after(&answer.missing)})))
+    state.biometrics.clone().record_consent(request).await?;
+    let next = onboarding_of(&state, &user.token).await?.next_step;
+    Ok(Json(json!({"next_step": next})))
 }

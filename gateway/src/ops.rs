@@ -64,13 +64,18 @@ async fn readyz(State(state): State<AppState>) -> Response {
             .await;
         pong.is_ok()
     };
-    let (redis, identity, verification) = tokio::join!(
+    let (redis, identity, verification, biometrics, profile) = tokio::join!(
         redis,
         grpc_ready(state.identity_channel.clone()),
-        grpc_ready(state.verification_channel.clone())
+        grpc_ready(state.verification_channel.clone()),
+        grpc_ready(state.biometrics_channel.clone()),
+        grpc_ready(state.profile_channel.clone())
     );
-    let body = json!({"redis": redis, "identity": identity, "verification": verification});
-    let status = if redis && identity && verification {
+    let body = json!({
+        "redis": redis, "identity": identity, "verification": verification,
+        "biometrics": biometrics, "profile": profile,
+    });
+    let status = if redis && identity && verification && biometrics && profile {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE

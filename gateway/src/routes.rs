@@ -46,6 +46,24 @@ pub fn api() -> Router<AppState> {
         .route("/v1/recovery/{flow_id}/resend", post(recovery_resend))
         .route("/v1/recovery/{flow_id}/verify", post(recovery_verify))
         .route("/v1/recovery/{flow_id}/password", post(recovery_password))
+        .route("/v1/reference/regions", get(crate::profile::regions))
+        .route(
+            "/v1/reference/contingents",
+            get(crate::profile::contingents),
+        )
+        .route(
+            "/v1/reference/institutions",
+            get(crate::profile::institutions),
+        )
+        .route("/v1/me", get(crate::profile::cabinet))
+        .route("/v1/me/profile", get(crate::profile::show))
+        .route("/v1/me/profile/name", put(crate::profile::name))
+        .route("/v1/me/profile/details", put(crate::profile::details))
+        .route("/v1/me/profile/education", put(crate::profile::education))
+        .route(
+            "/v1/me/registration/complete",
+            post(crate::profile::complete),
+        )
         .route("/v1/me/onboarding", get(crate::me::onboarding))
         .route("/v1/me/biometrics/consent", post(crate::me::consent))
         .route("/v1/me/biometrics/{kind}", put(crate::me::upload))
@@ -96,7 +114,7 @@ fn open_registration(flow: &Flow) -> ApiResult<()> {
 impl AppState {
     /// A request carrying the gateway's own service token. Failing to get one is the
     /// gateway's problem, never the applicant's: it answers 503, not 401.
-    async fn authorized<T>(&self, message: T) -> ApiResult<tonic::Request<T>> {
+    pub(crate) async fn authorized<T>(&self, message: T) -> ApiResult<tonic::Request<T>> {
         self.token.request(message).await.map_err(|status| {
             ApiError::unavailable(&format_args!(
                 "no service token from identity: {:?} {}",

@@ -479,6 +479,53 @@ impl IdentityService for Identity {
     }
 
     #[tracing::instrument(skip_all)]
+    async fn complete_registration(
+        &self,
+        request: Request<pb::CompleteRegistrationRequest>,
+    ) -> Result<Response<pb::CompleteRegistrationResponse>, Status> {
+        let (account, _) = caller(&request)?.require_user()?;
+        let registered_at = store::complete_registration(&self.pool, account)
+            .await
+            .map_err(store_error)?
+            .ok_or_else(|| {
+                errors::status(
+                    Code::FailedPrecondition,
+                    "account_blocked",
+                    "this account cannot complete a registration",
+                )
+            })?;
+        tracing::info!(%account, "registration completed");
+        Ok(Response::new(pb::CompleteRegistrationResponse {
+            registered_at: Some(timestamp(registered_at)),
+        }))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn delete_account(
+        &self,
+        request: Request<pb::DeleteAccountRequest>,
+    ) -> Result<Response<pb::DeleteAccountResponse>, Status> {
+        let actor = caller(&request)?
+            .require_scope("accounts:delete")?
+            .to_owned();
+        let account: Uuid = request.get_ref().account_id.parse().map_err(|_| {
+            invalid(
+                "invalid_account_id",
+                "account_id is a UUID",
+                &[("account_id", "invalid")],
+            )
+        })?;
+        let email = store::delete_account(&self.pool, account)
+            .await
+            .map_err(store_error)?;
+        tracing::info!(%account, actor, deleted = email.is_some(), "account deleted");
+        Ok(Response::new(pb::DeleteAccountResponse {
+            deleted: email.is_some(),
+            email: email.unwrap_or_default(),
+        }))
+    }
+
+    #[tracing::instrument(skip_all)]
     async fn lookup_recovery(
         &self,
         request: Request<pb::LookupRecoveryRequest>,

@@ -141,6 +141,32 @@ pub async fn account_by_id(pool: &PgPool, id: Uuid) -> Result<Option<AccountRow>
     .await?)
 }
 
+/// Marks an active account registered (idempotent); None when it is missing or blocked.
+#[tracing::instrument(skip_all)]
+pub async fn complete_registration(
+    pool: &PgPool,
+    id: Uuid,
+) -> Result<Option<DateTime<Utc>>, StoreError> {
+    Ok(sqlx::query_scalar!(
+        r#"UPDATE accounts SET status = 'registered', registered_at = COALESCE(registered_at, now())
+           WHERE id = $1 AND status IN ('active', 'registered')
+           RETURNING registered_at AS "registered_at!""#,
+        id
+    )
+    .fetch_optional(pool)
+    .await?)
+}
+
+/// Deletes an account (its sessions and refresh tokens go with it); its email if it existed.
+#[tracing::instrument(skip_all)]
+pub async fn delete_account(pool: &PgPool, id: Uuid) -> Result<Option<String>, StoreError> {
+    Ok(
+        sqlx::query_scalar!("DELETE FROM accounts WHERE id = $1 RETURNING email", id)
+            .fetch_optional(pool)
+            .await?,
+    )
+}
+
 #[tracing::instrument(skip_all)]
 pub async fn set_password_hash(
     conn: &mut PgConnection,

@@ -1,0 +1,332 @@
+//! The second half of the journey through the gateway: personal data, education, completion
+//! and the cabinet, with every service running for real on the local stack.
+
+mod common;
+
+use common::*;
+use examreg_testkit as tk;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use tk::photos::{SELFIE, id_card};
+
+impl Suite {
+    /// A call with the applicant's token, answers in English.
+    async fn me(
+        &self,
+        method: Method,
+        path: &str,
+        token: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let (status, _, json) = self
+            .call(
+                method,
+                path,
+                body,
+                &[
+                    ("authorization", &format!("Bearer {token}")),
+                    ("accept-language", "en"),
+                ],
+            )
+            .await;
+        (status, json)
+    }
+
+    async fn get_json(&self, path: &str, lang: &str) -> Value {
+        let (status, _, json) = self
+            .call(Method::GET, path, None, &[("accept-language", lang)])
+            .await;
+        assert_eq!(status, StatusCode::OK, "{path}: {json}");
+        json
+    }
+}
+
+fn codes(items: &Value, key: &str) -> Vec<String> {
+    items["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i[key].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// SEED.md steps 1 to 14 as one applicant does them: registration, login, photos, consent,
+/// name, details, education, «Завершить регистрацию», the cabinet.
+#[tokio::test]
+async fn an_applicant_goes_from_the_first_screen_to_the_cabinet() {
+    let s = suite().await;
+    let iin = valid_iin();
+    let email = tk::unique_email();
+    // Steps 1–7: agreement, IIN, email, code, password.
+    let account_id = s.register(&iin, &email).await;
+    let (status, session) = s.login(&iin, PASSWORD).await;
+    assert_eq!(status, StatusCode::CREATED, "{session}");
+    assert_eq!(session["next_step"], "face");
+    let token = session["access_token"].as_str().unwrap().to_owned();
+
+    // Completing now is refused with everything still missing, in order.
+    let (status, body) = s
+        .me(Method::POST, "/v1/me/registration/complete", &token, None)
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["error"]["code"], "registration_incomplete");
+    assert_eq!(
+        body["error"]["missing"],
+        json!([
+            "face",
+            "document_front",
+            "document_back",
+            "consent",
+            "name",
+            "details",
+            "education"
+        ])
+    );
+
+    // Steps 8–10: selfie, document, consent.
+    assert_eq!(
+        s.photo(&token, "face", "image/jpeg", SELFIE.to_vec())
+            .await
+            .0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        s.photo(&token, "document-front", "image/jpeg", id_card(true))
+            .await
+            .0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        s.photo(&token, "document-back", "image/jpeg", id_card(false))
+            .await
+            .0,
+        StatusCode::OK
+    );
+    let consent = s.get_json("/v1/terms/biometric-consent", "ru").await;
+    let (status, body) = s
+        .me(
+            Method::POST,
+            "/v1/me/biometrics/consent",
+            &token,
+            Some(json!({"consent_version": consent["version"], "accepted": true})),
+        )
+        .await;
+    assert_eq!(
+        (status, body["next_step"].as_str()),
+        (StatusCode::OK, Some("name")),
+        "{body}"
+    );
+
+    // Step 11: name.
+    let (status, body) = s
+        .me(
+            Method::PUT,
+            "/v1/me/profile/name",
+            &token,
+            Some(json!({"surname": " Жұмабаев ", "given_name": "Ерлан", "patronymic": "Серікұлы"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["surname"], "Жұмабаев");
+    assert_eq!(body["next_step"], "details");
+
+    // Step 12: details, with the values the IIN encodes offered as defaults.
+    let (_, profile) = s.me(Method::GET, "/v1/me/profile", &token, None).await;
+    let suggested = profile["suggested"].clone();
+    assert_eq!(suggested["sex"], "male");
+    let regions = s.get_json("/v1/reference/regions", "kk").await;
+    assert_eq!(codes(&regions, "code").len(), 20);
+    assert!(
+        regions["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["name"] == "Ұлытау облысы")
+    );
+    let details = |birth: &Value, sex: &str, phone: &str| json!({"sex": sex, "birth_date": birth, "region_code": "KZ-71", "mobile_phone": phone});
+    let (status, body) = s
+        .me(
+            Method::PUT,
+            "/v1/me/profile/details",
+            &token,
+            Some(details(
+                &suggested["birth_date"],
+                "female",
+                "8 701 777 77 77",
+            )),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(body["error"]["code"], "sex_mismatch_iin");
+    assert_eq!(body["error"]["fields"]["sex"], "mismatch_iin");
+    assert_eq!(body["error"]["message"], "The sex does not match your IIN.");
+    let (status, body) = s
+        .me(
+            Method::PUT,
+            "/v1/me/profile/details",
+            &token,
+            Some(details(
+                &suggested["birth_date"],
+                "male",
+                "+7 (916) 123-45-67",
+            )),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("phone_not_kz_mobile")
+        )
+    );
+    let (status, body) = s
+        .me(
+            Method::PUT,
+            "/v1/me/profile/details",
+            &token,
+            Some(details(&suggested["birth_date"], "male", "8 701 777 77 77")),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["mobile_phone"], "+77017777777");
+    assert_eq!(body["next_step"], "education");
+
+    // Step 13: education, with the institution found by searching as the applicant types.
+    let contingents = s.get_json("/v1/reference/contingents", "ru").await;
+    assert!(
+        contingents["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["code"] == "bachelor" && c["name"] == "Бакалавр")
+    );
+    let found = s
+        .get_json("/v1/reference/institutions?query=%D1%84%D0%B0%D1%80%D0%B0%D0%B1%D0%B8&region_code=KZ-75", "ru")
+        .await;
+    assert_eq!(codes(&found, "id"), ["kaznu"]);
+    assert_eq!(
+        found["items"][0]["name"],
+        "Казахский национальный университет имени аль-Фараби"
+    );
+    let (status, body) = s
+        .me(
+            Method::PUT,
+            "/v1/me/profile/education",
+            &token,
+            Some(json!({"contingent_code": "bachelor", "institution_id": "kaznu"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["next_step"], "complete");
+
+    // Step 14: «Завершить регистрацию».
+    let (status, body) = s
+        .me(Method::POST, "/v1/me/registration/complete", &token, None)
+        .await;
+    assert_eq!(
+        (status, body["status"].as_str()),
+        (StatusCode::OK, Some("registered")),
+        "{body}"
+    );
+    assert!(body["registered_at"].is_string());
+    let (status, again) = s
+        .me(Method::POST, "/v1/me/registration/complete", &token, None)
+        .await;
+    assert_eq!(
+        (status, &again["registered_at"]),
+        (StatusCode::OK, &body["registered_at"])
+    );
+
+    // The cabinet: everything at once, never the images.
+    let (status, me) = s.me(Method::GET, "/v1/me", &token, None).await;
+    assert_eq!(status, StatusCode::OK, "{me}");
+    assert_eq!(me["account"]["account_id"], account_id.as_str());
+    assert_eq!(me["account"]["iin"], iin.as_str());
+    assert_eq!(me["account"]["status"], "registered");
+    assert_eq!(me["account"]["email_verified"], true);
+    assert_eq!(me["profile"]["given_name"], "Ерлан");
+    assert_eq!(me["profile"]["birth_date"], suggested["birth_date"]);
+    assert_eq!(me["education"]["contingent_code"], "bachelor");
+    assert_eq!(
+        me["education"]["institution"]["name"],
+        "Al-Farabi Kazakh National University"
+    );
+    assert_eq!(me["verification"]["submitted"], true);
+    assert_eq!(me["verification"]["photos"].as_array().unwrap().len(), 3);
+    assert_eq!(me["next_step"], "done");
+    assert!(
+        !me.to_string().contains("/9j/"),
+        "no image bytes in the cabinet"
+    );
+    assert_eq!(s.login(&iin, PASSWORD).await.1["next_step"], "done");
+
+    // Locked after completion: the name, birth date and sex; region and phone stay editable.
+    let (status, body) = s
+        .me(
+            Method::PUT,
+            "/v1/me/profile/name",
+            &token,
+            Some(json!({"surname": "Басқа", "given_name": "Ерлан"})),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("profile_locked"))
+    );
+    let (status, body) = s
+        .me(
+            Method::PUT,
+            "/v1/me/profile/details",
+            &token,
+            Some(json!({"sex": "male", "birth_date": suggested["birth_date"], "region_code": "KZ-79", "mobile_phone": "+7 747 123 45 67"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["region_code"], "KZ-79");
+    // And the photos are final.
+    let (status, body) = s.photo(&token, "face", "image/jpeg", SELFIE.to_vec()).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::CONFLICT, Some("registration_completed"))
+    );
+}
+
+#[tokio::test]
+async fn directories_answer_in_the_requested_language_and_page() {
+    let s = suite().await;
+    let en = s.get_json("/v1/reference/regions", "en").await;
+    let ru = s.get_json("/v1/reference/regions", "ru").await;
+    assert_eq!(en["items"][0], json!({"code": "KZ-71", "name": "Astana"}));
+    assert_eq!(
+        ru["items"][0],
+        json!({"code": "KZ-71", "name": "г. Астана"})
+    );
+    for code in ["KZ-10", "KZ-33", "KZ-62"] {
+        assert!(codes(&en, "code").contains(&code.to_owned()), "{code}");
+    }
+    let page = s
+        .get_json("/v1/reference/institutions?page_size=5", "kk")
+        .await;
+    assert_eq!(page["items"].as_array().unwrap().len(), 5);
+    let next = page["next_page_token"].as_str().unwrap();
+    let second = s
+        .get_json(
+            &format!("/v1/reference/institutions?page_size=5&page_token={next}"),
+            "kk",
+        )
+        .await;
+    let first = codes(&page, "id");
+    assert!(codes(&second, "id").iter().all(|id| !first.contains(id)));
+    let (status, _, body) = s
+        .call(
+            Method::GET,
+            "/v1/reference/institutions?page_size=1000",
+            None,
+            &[("accept-language", "en")],
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_page_size"))
+    );
+}

@@ -1,0 +1,323 @@
+//! The suite the gateway's end-to-end tests run: identity, verification, biometrics and
+//! profile running for real on the local stack, and the gateway in front of them.
+#![allow(dead_code, unreachable_pub)]
+
+use examreg_kit::{auth::Keys, client, config::Secret, tokens::SigningKey};
+use examreg_testkit as tk;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use sha2::Digest;
+use std::time::Duration;
+
+pub(crate) const PASSWORD: &str = "Жасыл-алма-көктемде-7";
+pub(crate) const SECRET: &str = "gateway-secret-for-tests-0123456789";
+
+pub(crate) struct Suite {
+    pub(crate) base: String,
+    pub(crate) http: reqwest::Client,
+    _stops: Vec<tokio::sync::oneshot::Sender<()>>,
+}
+
+pub(crate) fn stopper() -> (
+    tokio::sync::oneshot::Sender<()>,
+    impl std::future::Future<Output = ()> + Send + 'static,
+) {
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    (tx, async move {
+        let _ = rx.await;
+    })
+}
+
+pub(crate) struct Options {
+    pub(crate) flow_ttl: Duration,
+    pub(crate) rate_limit: u32,
+    /// The secret the gateway presents to identity.
+    pub(crate) client_secret: &'static str,
+    /// Where biometrics finds Garage (a relay to stop it).
+    pub s3_endpoint: String,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            flow_ttl: Duration::from_secs(3600),
+            rate_limit: 1000,
+            client_secret: SECRET,
+            s3_endpoint: tk::s3_endpoint(),
+        }
+    }
+}
+
+pub(crate) async fn suite_with(options: Options) -> Suite {
+    let signing = SigningKey::generate();
+    let proof = SigningKey::generate();
+    let mut stops = Vec::new();
+
+    let mut config = examreg_identity::Config::defaults();
+    config.database_url = Secret::new(tk::fresh_database("gateway").await);
+    config.signing_key = Some(signing);
+    config.proof_keys = examreg_kit::tokens::KeySet::from_public_pems(&proof.public_pem()).unwrap();
+    config.service_clients = vec![examreg_identity::ServiceClient {
+        id: "gateway".into(),
+        secret_sha256: hex::encode(sha2::Sha256::digest(SECRET.as_bytes())),
+        scopes: [
+            "accounts:create",
+            "accounts:read",
+            "accounts:recover",
+            "sessions:create",
+            "verification:send",
+            "verification:confirm",
+        ]
+        .map(String::from)
+        .to_vec(),
+    }];
+    let identity = examreg_identity::Application::build(config).await.unwrap();
+    let identity_url = format!("http://{}", identity.addr());
+    let (stop, signal) = stopper();
+    stops.push(stop);
+    tokio::spawn(identity.run_until_stopped(signal));
+
+    // Services learn identity's keys the way they do in production: from its JWK Set.
+    let keys = Keys::default();
+    client::fetch_jwks(
+        examreg_kit::grpc::channel(&identity_url).unwrap(),
+        &keys,
+        Duration::from_secs(10),
+    )
+    .await
+    .unwrap();
+
+    let mut config = examreg_verification::Config::defaults();
+    config.key_prefix = tk::unique_prefix("verification");
+    config.smtp_url = format!("smtp://{}", tk::smtp_addr());
+    config.code_key = Secret::new("test-code-key-0123456789abcdef0123456789");
+    config.proof_key = Some(proof);
+    config.limits.ip_hourly = 1000;
+    let verification = examreg_verification::Application::build(config, keys.clone())
+        .await
+        .unwrap();
+    let verification_url = format!("http://{}", verification.addr());
+    let (stop, signal) = stopper();
+    stops.push(stop);
+    tokio::spawn(verification.run_until_stopped(signal));
+
+    let (s3_id, s3_secret) = tk::s3_credentials();
+    let mut config = examreg_biometrics::Config::defaults();
+    config.database_url = Secret::new(tk::fresh_database("gateway_bio").await);
+    config.s3.prefix = tk::unique_prefix("captures").replace(':', "/");
+    config.s3.endpoint = options.s3_endpoint;
+    config.s3.access_key_id = s3_id;
+    config.s3.secret_access_key = Secret::new(s3_secret);
+    config.master_keys = Some(
+        examreg_biometrics::envelope::MasterKeys::parse(
+            "dev1:000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f",
+        )
+        .unwrap(),
+    );
+    let biometrics = examreg_biometrics::Application::build(config, keys.clone())
+        .await
+        .unwrap();
+    let biometrics_url = format!("http://{}", biometrics.addr());
+    let (stop, signal) = stopper();
+    stops.push(stop);
+    tokio::spawn(biometrics.run_until_stopped(signal));
+
+    let mut config = examreg_profile::Config::defaults();
+    config.database_url = Secret::new(tk::fresh_database("gateway_profile").await);
+    config.identity_url = identity_url.clone();
+    let profile = examreg_profile::Application::build(config, keys.clone())
+        .await
+        .unwrap();
+    let profile_url = format!("http://{}", profile.addr());
+    let (stop, signal) = stopper();
+    stops.push(stop);
+    tokio::spawn(profile.run_until_stopped(signal));
+
+    let mut config = examreg_gateway::Config::defaults();
+    config.biometrics_url = biometrics_url;
+    config.profile_url = profile_url;
+    config.key_prefix = tk::unique_prefix("gateway");
+    config.identity_url = identity_url;
+    config.verification_url = verification_url;
+    config.client_secret = Secret::new(options.client_secret);
+    config.flow_ttl = options.flow_ttl;
+    config.cors_origins = vec!["https://abiturient.example.kz".into()];
+    config.body_limit = 16 * 1024;
+    config.rate_limit = options.rate_limit;
+    let gateway = examreg_gateway::Application::build(config, keys)
+        .await
+        .unwrap();
+    let base = format!("http://{}", gateway.addr());
+    let (stop, signal) = stopper();
+    stops.push(stop);
+    tokio::spawn(gateway.run_until_stopped(signal));
+    Suite {
+        base,
+        http: reqwest::Client::new(),
+        _stops: stops,
+    }
+}
+
+pub(crate) async fn suite() -> Suite {
+    suite_with(Options::default()).await
+}
+
+pub(crate) fn valid_iin() -> String {
+    tk::random_iin(examreg_domain::Sex::Male)
+}
+
+impl Suite {
+    pub(crate) async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+    ) -> (StatusCode, reqwest::header::HeaderMap, Value) {
+        let mut request = self.http.request(method, format!("{}{path}", self.base));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let text = response.text().await.unwrap();
+        let json = serde_json::from_str(&text).unwrap_or(Value::Null);
+        (status, headers, json)
+    }
+
+    pub(crate) async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        let (status, _, json) = self
+            .call(reqwest::Method::POST, path, Some(body), &[])
+            .await;
+        (status, json)
+    }
+
+    pub(crate) async fn put(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        let (status, _, json) = self.call(reqwest::Method::PUT, path, Some(body), &[]).await;
+        (status, json)
+    }
+
+    pub(crate) async fn start(&self, citizenship: &str) -> String {
+        let (status, terms) = {
+            let (s, _, j) = self
+                .call(reqwest::Method::GET, "/v1/terms/current", None, &[])
+                .await;
+            (s, j)
+        };
+        assert_eq!(status, StatusCode::OK);
+        let (status, flow) = self
+            .post("/v1/registrations", json!({"citizenship": citizenship, "terms_version": terms["version"], "terms_accepted": true}))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{flow}");
+        assert_eq!(flow["next_step"], "identifier");
+        flow["flow_id"].as_str().unwrap().to_owned()
+    }
+
+    /// Runs identifier → email → code; returns the flow id, ready for the password.
+    pub(crate) async fn prove_email(&self, iin: &str, email: &str, nth_letter: usize) -> String {
+        let flow = self.start("KZ").await;
+        let (status, body) = self
+            .put(
+                &format!("/v1/registrations/{flow}/identifier"),
+                json!({"iin": iin}),
+            )
+            .await;
+        assert_eq!(
+            (status, body["next_step"].as_str()),
+            (StatusCode::OK, Some("email")),
+            "{body}"
+        );
+        let (status, body) = self
+            .put(
+                &format!("/v1/registrations/{flow}/email"),
+                json!({"email": email}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["next_step"], "email_code");
+        assert!(body["resend_available_at"].is_string());
+        let code = tk::nth_code(email, nth_letter).await;
+        let (status, body) = self
+            .post(
+                &format!("/v1/registrations/{flow}/email/verify"),
+                json!({"code": code}),
+            )
+            .await;
+        assert_eq!(
+            (status, body["next_step"].as_str()),
+            (StatusCode::OK, Some("password")),
+            "{body}"
+        );
+        flow
+    }
+
+    pub(crate) async fn register(&self, iin: &str, email: &str) -> String {
+        let flow = self.prove_email(iin, email, 1).await;
+        let (status, body) = self
+            .post(
+                &format!("/v1/registrations/{flow}/password"),
+                json!({"password": PASSWORD, "password_confirmation": PASSWORD}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        assert_eq!(body["next_step"], "login");
+        body["account_id"].as_str().unwrap().to_owned()
+    }
+
+    pub(crate) async fn login(&self, login: &str, password: &str) -> (StatusCode, Value) {
+        self.post(
+            "/v1/sessions",
+            json!({"login": login, "password": password}),
+        )
+        .await
+    }
+}
+
+impl Suite {
+    pub(crate) async fn photo(
+        &self,
+        token: &str,
+        kind: &str,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> (StatusCode, Value) {
+        let response = self
+            .http
+            .put(format!("{}/v1/me/biometrics/{kind}", self.base))
+            .bearer_auth(token)
+            .header("content-type", content_type)
+            .header("accept-language", "en")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+}
+
+impl Suite {
+    pub(crate) async fn onboarding(&self, token: &str) -> Value {
+        self.http
+            .get(format!("{}/v1/me/onboarding", self.base))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    /// A registered applicant's access token.
+    pub(crate) async fn logged_in(&self) -> String {
+        let iin = valid_iin();
+        self.register(&iin, &tk::unique_email()).await;
+        let (_, session) = self.login(&iin, PASSWORD).await;
+        session["access_token"].as_str().unwrap().to_owned()
+    }
+}
