@@ -151,7 +151,7 @@ make_secrets() {
   # The biometrics master key of the local stack (id:hex); production mounts its own.
   [ -f "$SECRETS/biometrics_master_keys" ] || echo "dev$(date +%Y%m%d):$(openssl rand -hex 32)" >"$SECRETS/biometrics_master_keys"
   local client
-  for client in gateway; do
+  for client in gateway operator; do
     [ -f "$SECRETS/${client}_client_secret" ] || openssl rand -hex 24 >"$SECRETS/${client}_client_secret"
   done
   chmod 600 "$SECRETS"/*

@@ -3,6 +3,7 @@
 //! access tokens locally with identity's JWK Set, and limits what one client can do.
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod error;
 pub mod flow;
 pub mod i18n;

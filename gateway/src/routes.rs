@@ -65,6 +65,7 @@ pub fn api() -> Router<AppState> {
             post(crate::profile::complete),
         )
         .route("/v1/me/onboarding", get(crate::me::onboarding))
+        .route("/v1/admin/people/{account_id}", delete(crate::admin::erase))
         .route("/v1/me/biometrics/consent", post(crate::me::consent))
         .route("/v1/me/biometrics/{kind}", put(crate::me::upload))
 }

@@ -330,3 +330,210 @@ async fn directories_answer_in_the_requested_language_and_page() {
         (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_page_size"))
     );
 }
+
+async fn count(db: &str, sql: &'static str, account: uuid::Uuid) -> i64 {
+    let pool = sqlx::PgPool::connect(db).await.unwrap();
+    let n: i64 = sqlx::query_scalar(sql)
+        .bind(account)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    n
+}
+
+/// What of the person is left in every store of the suite.
+async fn traces(s: &Suite, account: uuid::Uuid, email: &str) -> Vec<String> {
+    let mut left = Vec::new();
+    for (db, table, sql) in [
+        (
+            &s.identity_db,
+            "accounts",
+            "SELECT count(*) FROM accounts WHERE id = $1",
+        ),
+        (
+            &s.identity_db,
+            "sessions",
+            "SELECT count(*) FROM sessions WHERE account_id = $1",
+        ),
+        (
+            &s.biometrics_db,
+            "captures",
+            "SELECT count(*) FROM captures WHERE account_id = $1",
+        ),
+        (
+            &s.biometrics_db,
+            "consents",
+            "SELECT count(*) FROM consents WHERE account_id = $1",
+        ),
+        (
+            &s.biometrics_db,
+            "capture_sets",
+            "SELECT count(*) FROM capture_sets WHERE account_id = $1",
+        ),
+        (
+            &s.profile_db,
+            "profiles",
+            "SELECT count(*) FROM profiles WHERE account_id = $1",
+        ),
+    ] {
+        if count(db, sql, account).await > 0 {
+            left.push(table.to_owned());
+        }
+    }
+    let objects = examreg_biometrics::objects::Objects::new(&s.s3)
+        .list()
+        .await
+        .unwrap();
+    if !objects.is_empty() {
+        left.push(format!("{} objects", objects.len()));
+    }
+    // Verification's Redis keys: no challenge naming the email, no budget of it, no letter.
+    let client = redis::Client::open(tk::redis_url()).unwrap();
+    let mut redis = client.get_multiplexed_async_connection().await.unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{}*", s.verification_prefix))
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    for key in keys {
+        let kind: String = redis::cmd("TYPE")
+            .arg(&key)
+            .query_async(&mut redis)
+            .await
+            .unwrap();
+        match kind.as_str() {
+            "hash" => {
+                let fields: Vec<String> = redis::cmd("HVALS")
+                    .arg(&key)
+                    .query_async(&mut redis)
+                    .await
+                    .unwrap();
+                if fields.iter().any(|f| f.eq_ignore_ascii_case(email)) {
+                    left.push(key);
+                }
+            }
+            "stream" => {
+                let len: i64 = redis::cmd("XLEN")
+                    .arg(&key)
+                    .query_async(&mut redis)
+                    .await
+                    .unwrap();
+                if len > 0 {
+                    left.push(format!("{key} ({len} letters)"));
+                }
+            }
+            _ if key.contains("budget:email:") => left.push(key),
+            _ => {}
+        }
+    }
+    left
+}
+
+#[tokio::test]
+async fn an_operator_erases_a_person_from_every_store_and_a_second_erasure_finds_nothing() {
+    let s = suite().await;
+    let iin = valid_iin();
+    let email = tk::unique_email();
+    let account_id = s.register(&iin, &email).await;
+    let account: uuid::Uuid = account_id.parse().unwrap();
+    let (_, session) = s.login(&iin, PASSWORD).await;
+    let token = session["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(
+        s.photo(&token, "face", "image/jpeg", SELFIE.to_vec())
+            .await
+            .0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        s.photo(&token, "document-front", "image/jpeg", id_card(true))
+            .await
+            .0,
+        StatusCode::OK
+    );
+    let consent = s.get_json("/v1/terms/biometric-consent", "ru").await;
+    s.me(
+        Method::POST,
+        "/v1/me/biometrics/consent",
+        &token,
+        Some(json!({"consent_version": consent["version"], "accepted": true})),
+    )
+    .await;
+    let (status, _) = s
+        .me(
+            Method::PUT,
+            "/v1/me/profile/name",
+            &token,
+            Some(json!({"surname": "Жұмабаев", "given_name": "Ерлан"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    // A recovery started: a live challenge and a letter for the email.
+    let (status, _) = s.post("/v1/recovery", json!({"email": email})).await;
+    assert_eq!(status, StatusCode::CREATED);
+    tk::nth_code(&email, 2).await;
+    assert!(!traces(&s, account, &email.to_lowercase()).await.is_empty());
+
+    let path = format!("/v1/admin/people/{account_id}");
+    let erase = |token: String| {
+        let s = &s;
+        let path = path.clone();
+        async move {
+            let (status, _, body) = s
+                .call(
+                    Method::DELETE,
+                    &path,
+                    None,
+                    &[("authorization", &format!("Bearer {token}"))],
+                )
+                .await;
+            (status, body)
+        }
+    };
+    // The applicant's own token, or an operator without the scope: refused, nothing removed.
+    assert_eq!(erase(token.clone()).await.0, StatusCode::FORBIDDEN);
+    let weak = tk::service_token(&s.signing, "operator", &["accounts:read"]);
+    assert_eq!(erase(weak).await.0, StatusCode::FORBIDDEN);
+    assert!(
+        traces(&s, account, &email.to_lowercase())
+            .await
+            .contains(&"captures".to_owned())
+    );
+
+    let operator = tk::service_token(
+        &s.signing,
+        "operator",
+        &[
+            "people:erase",
+            "accounts:read",
+            "accounts:delete",
+            "biometrics:admin",
+            "profile:admin",
+            "verification:erase",
+        ],
+    );
+    let (status, body) = erase(operator.clone()).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["removed"]["identity"]["account"], true);
+    assert_eq!(body["removed"]["biometrics"]["captures"], 2);
+    assert_eq!(body["removed"]["profile"]["profile"], true);
+    assert_eq!(body["removed"]["verification"]["challenges"], 1, "{body}");
+    assert_eq!(
+        traces(&s, account, &email.to_lowercase()).await,
+        Vec::<String>::new()
+    );
+    let (status, _) = s.login(&iin, PASSWORD).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+
+    let (status, again) = erase(operator).await;
+    assert_eq!(status, StatusCode::OK, "{again}");
+    assert_eq!(
+        again["removed"],
+        json!({
+            "identity": {"account": false},
+            "biometrics": {"captures": 0},
+            "profile": {"profile": false},
+            "verification": {"challenges": 0, "letters": 0},
+        })
+    );
+}

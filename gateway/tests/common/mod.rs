@@ -15,6 +15,14 @@ pub(crate) const SECRET: &str = "gateway-secret-for-tests-0123456789";
 pub(crate) struct Suite {
     pub(crate) base: String,
     pub(crate) http: reqwest::Client,
+    /// Identity's signing key, to mint the tokens an operator's client would get.
+    pub(crate) signing: SigningKey,
+    /// Where each service keeps its data, to check what is left.
+    pub(crate) identity_db: String,
+    pub(crate) biometrics_db: String,
+    pub(crate) profile_db: String,
+    pub(crate) verification_prefix: String,
+    pub(crate) s3: examreg_biometrics::objects::S3Config,
     _stops: Vec<tokio::sync::oneshot::Sender<()>>,
 }
 
@@ -54,8 +62,9 @@ pub(crate) async fn suite_with(options: Options) -> Suite {
     let mut stops = Vec::new();
 
     let mut config = examreg_identity::Config::defaults();
-    config.database_url = Secret::new(tk::fresh_database("gateway").await);
-    config.signing_key = Some(signing);
+    let identity_db = tk::fresh_database("gateway").await;
+    config.database_url = Secret::new(identity_db.clone());
+    config.signing_key = Some(signing.clone());
     config.proof_keys = examreg_kit::tokens::KeySet::from_public_pems(&proof.public_pem()).unwrap();
     config.service_clients = vec![examreg_identity::ServiceClient {
         id: "gateway".into(),
@@ -88,7 +97,8 @@ pub(crate) async fn suite_with(options: Options) -> Suite {
     .unwrap();
 
     let mut config = examreg_verification::Config::defaults();
-    config.key_prefix = tk::unique_prefix("verification");
+    let verification_prefix = tk::unique_prefix("verification");
+    config.key_prefix = verification_prefix.clone();
     config.smtp_url = format!("smtp://{}", tk::smtp_addr());
     config.code_key = Secret::new("test-code-key-0123456789abcdef0123456789");
     config.proof_key = Some(proof);
@@ -103,11 +113,13 @@ pub(crate) async fn suite_with(options: Options) -> Suite {
 
     let (s3_id, s3_secret) = tk::s3_credentials();
     let mut config = examreg_biometrics::Config::defaults();
-    config.database_url = Secret::new(tk::fresh_database("gateway_bio").await);
+    let biometrics_db = tk::fresh_database("gateway_bio").await;
+    config.database_url = Secret::new(biometrics_db.clone());
     config.s3.prefix = tk::unique_prefix("captures").replace(':', "/");
     config.s3.endpoint = options.s3_endpoint;
     config.s3.access_key_id = s3_id;
     config.s3.secret_access_key = Secret::new(s3_secret);
+    let s3 = config.s3.clone();
     config.master_keys = Some(
         examreg_biometrics::envelope::MasterKeys::parse(
             "dev1:000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f",
@@ -123,7 +135,8 @@ pub(crate) async fn suite_with(options: Options) -> Suite {
     tokio::spawn(biometrics.run_until_stopped(signal));
 
     let mut config = examreg_profile::Config::defaults();
-    config.database_url = Secret::new(tk::fresh_database("gateway_profile").await);
+    let profile_db = tk::fresh_database("gateway_profile").await;
+    config.database_url = Secret::new(profile_db.clone());
     config.identity_url = identity_url.clone();
     let profile = examreg_profile::Application::build(config, keys.clone())
         .await
@@ -154,6 +167,12 @@ pub(crate) async fn suite_with(options: Options) -> Suite {
     Suite {
         base,
         http: reqwest::Client::new(),
+        signing,
+        identity_db,
+        biometrics_db,
+        profile_db,
+        verification_prefix,
+        s3,
         _stops: stops,
     }
 }

@@ -89,6 +89,44 @@ impl Verification {
 #[tonic::async_trait]
 impl VerificationService for Verification {
     #[tracing::instrument(skip_all)]
+    async fn erase_email(
+        &self,
+        request: Request<pb::EraseEmailRequest>,
+    ) -> Result<Response<pb::EraseEmailResponse>, Status> {
+        let actor = caller(&request)?
+            .require_scope("verification:erase")?
+            .to_owned();
+        let email = Email::parse(&request.into_inner().email).map_err(|e| {
+            invalid(
+                "invalid_email",
+                "the email is not valid",
+                &[("email", e.code())],
+            )
+        })?;
+        let challenges_deleted = self
+            .store
+            .erase(email.as_str())
+            .await
+            .map_err(store_error)?;
+        let letters_deleted = self
+            .outbox
+            .erase(email.as_str())
+            .await
+            .map_err(|crate::outbox::OutboxError::Redis(e)| errors::unavailable("redis", &e))?;
+        tracing::info!(
+            actor,
+            to = %examreg_domain::mask_email(email.as_str()),
+            challenges_deleted,
+            letters_deleted,
+            "email erased"
+        );
+        Ok(Response::new(pb::EraseEmailResponse {
+            challenges_deleted,
+            letters_deleted,
+        }))
+    }
+
+    #[tracing::instrument(skip_all)]
     async fn start_challenge(
         &self,
         request: Request<pb::StartChallengeRequest>,

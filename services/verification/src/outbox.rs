@@ -91,6 +91,39 @@ impl Outbox {
     }
 }
 
+impl Outbox {
+    /// Deletes the letters to `email` still queued or dead; how many. A letter a worker is
+    /// delivering at this very moment may still go out.
+    pub async fn erase(&self, email: &str) -> Result<u32, OutboxError> {
+        let mut redis = self.redis.clone();
+        let mut deleted = 0;
+        for stream in [self.stream.clone(), format!("{}:dead", self.stream)] {
+            let mut start = "-".to_owned();
+            loop {
+                let page: redis::streams::StreamRangeReply =
+                    redis.xrange_count(&stream, &start, "+", 500).await?;
+                let Some(last) = page.ids.last() else { break };
+                start = format!("({}", last.id);
+                for entry in &page.ids {
+                    let to_email = letter_field(&entry.map)
+                        .and_then(|sealed| self.sealer.open(&sealed))
+                        .is_some_and(|letter| letter.to.eq_ignore_ascii_case(email));
+                    if to_email {
+                        // Acknowledged first, so no consumer keeps a pending entry for it.
+                        let _: Result<i64, _> = redis.xack(&stream, GROUP, &[&entry.id]).await;
+                        let removed: i64 = redis.xdel(&stream, &[&entry.id]).await?;
+                        deleted += u32::try_from(removed).unwrap_or(0);
+                    }
+                }
+                if page.ids.len() < 500 {
+                    break;
+                }
+            }
+        }
+        Ok(deleted)
+    }
+}
+
 /// Delivers queued letters until shutdown.
 pub struct Worker {
     redis: ConnectionManager,

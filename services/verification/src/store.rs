@@ -306,6 +306,38 @@ impl CodeStore {
         }
     }
 
+    /// Deletes the live challenges of an email and its send budget; how many challenges.
+    /// Challenges are keyed by id, so this scans them (a rare operator action; live challenges
+    /// expire within minutes, so there are never many).
+    pub async fn erase(&self, email: &str) -> Result<u32, StoreError> {
+        let mut redis = self.redis.clone();
+        let pattern = format!("{}ch:*", self.prefix);
+        let mut keys = Vec::new();
+        {
+            let mut iter: redis::AsyncIter<'_, String> =
+                redis::AsyncCommands::scan_match(&mut redis, &pattern).await?;
+            while let Some(key) = iter.next_item().await {
+                keys.push(key?);
+            }
+        }
+        let mut deleted = 0;
+        for key in keys {
+            let owner: Option<String> =
+                redis::AsyncCommands::hget(&mut redis, &key, "email").await?;
+            if owner.is_some_and(|o| o.eq_ignore_ascii_case(email)) {
+                let _: i64 = redis::AsyncCommands::del(&mut redis, &key).await?;
+                deleted += 1;
+            }
+        }
+        let email_tag = &self.mac(&[b"email", email.as_bytes()])[..32];
+        let _: i64 = redis::AsyncCommands::del(
+            &mut redis,
+            format!("{}budget:email:{{{email_tag}}}", self.prefix),
+        )
+        .await?;
+        Ok(deleted)
+    }
+
     /// The email of a live challenge.
     pub async fn email_of(&self, challenge: Uuid) -> Result<Option<String>, StoreError> {
         let mut redis = self.redis.clone();
