@@ -735,3 +735,49 @@ async fn the_lock_needs_a_complete_profile_then_keeps_name_birth_date_and_sex() 
         .unwrap();
     assert_eq!(gone.missing, ["name", "details", "education"]);
 }
+
+#[tokio::test]
+async fn after_the_lock_a_foreigner_cannot_change_birth_date_or_sex_either() {
+    // No IIN to check against: only the lock keeps these fields.
+    let app = spawn().await;
+    let passport = format!("P{}", &Uuid::new_v4().simple().to_string()[..8]).to_uppercase();
+    let token = app
+        .applicant(Identifier::PassportNumber(passport), "UZ")
+        .await;
+    app.name(&token, "Karimov", "Aziz", "").await.unwrap();
+    app.details(
+        &token,
+        pb::Sex::Male,
+        "2005-04-01",
+        "KZ-79",
+        "+998 90 123 45 67",
+    )
+    .await
+    .unwrap();
+    app.education(&token, "bachelor", "auezov").await.unwrap();
+    assert!(app.lock(&token).await.locked);
+    for (sex, birth) in [
+        (pb::Sex::Male, "2005-04-02"),
+        (pb::Sex::Female, "2005-04-01"),
+    ] {
+        let err = app
+            .details(&token, sex, birth, "KZ-79", "+998 90 123 45 67")
+            .await
+            .unwrap_err();
+        assert_eq!(reason(&err), "profile_locked", "{birth}");
+    }
+    let profile = app
+        .details(
+            &token,
+            pb::Sex::Male,
+            "2005-04-01",
+            "KZ-75",
+            "+998 91 765 43 21",
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (profile.birth_date.as_str(), profile.mobile_phone.as_str()),
+        ("2005-04-01", "+998917654321")
+    );
+}
