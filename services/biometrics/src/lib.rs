@@ -85,7 +85,10 @@ impl Config {
                 region: env.string("BIOMETRICS_S3_REGION", "garage"),
                 bucket: env.string("BIOMETRICS_S3_BUCKET", "examreg-biometrics"),
                 prefix: env.string("BIOMETRICS_S3_PREFIX", "captures/"),
-                access_key_id: env.string("BIOMETRICS_S3_ACCESS_KEY_ID", ""),
+                access_key_id: env
+                    .secret("BIOMETRICS_S3_ACCESS_KEY_ID")
+                    .map(|id| id.expose().to_owned())
+                    .unwrap_or_default(),
                 secret_access_key: env
                     .secret("BIOMETRICS_S3_SECRET_ACCESS_KEY")
                     .unwrap_or_else(|| Secret::new("")),

@@ -781,3 +781,28 @@ async fn after_the_lock_a_foreigner_cannot_change_birth_date_or_sex_either() {
         ("2005-04-01", "+998917654321")
     );
 }
+
+#[tokio::test]
+async fn replicas_starting_at_once_migrate_the_database_once() {
+    // Kubernetes starts several replicas together; sqlx serializes their migrations with an
+    // advisory lock, so every one starts and the schema is applied once.
+    let url = tk::fresh_database("profile_replicas").await;
+    let starts = (0..3).map(|_| {
+        let mut config = examreg_profile::Config::defaults();
+        config.database_url = Secret::new(url.clone());
+        examreg_profile::Application::build(config, Keys::default())
+    });
+    for started in futures::future::join_all(starts).await {
+        started.unwrap();
+    }
+    let pool = sqlx::PgPool::connect(&url).await.unwrap();
+    let applied: i64 = sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    let regions: i64 = sqlx::query_scalar("SELECT count(*) FROM regions")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!((applied, regions), (1, 20));
+}

@@ -1,0 +1,202 @@
+"""Keeps the deployment files in step with the code (run by deploy/test).
+
+For every service in the code it checks that the Dockerfile has its image target, that the
+compose file and the Kubernetes base run it with only the variables it reads (and every one it
+requires), that the README's configuration reference names every variable it reads, and that
+every Kubernetes workload keeps the rules operators rely on: resources, probes, a locked-down
+securityContext, Service, ServiceAccount, HPA, PDB and a NetworkPolicy.
+"""
+
+import pathlib
+import re
+import subprocess
+import sys
+
+import yaml
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+SERVICES = {
+    "identity": "services/identity",
+    "verification": "services/verification",
+    "biometrics": "services/biometrics",
+    "profile": "services/profile",
+    "gateway": "gateway",
+}
+# Read by the shared kit in every service.
+COMMON = {"RUST_LOG", "OTEL_EXPORTER_OTLP_ENDPOINT"}
+READ = re.compile(
+    r'(?:env\s*\.\s*(string|parse|seconds|secret|required_secret)|signing_key_from_env)'
+    r'\(\s*(?:env\s*,\s*)?"([A-Z0-9_]+)"',
+    re.S,
+)
+
+problems = []
+
+
+def problem(text):
+    problems.append(text)
+
+
+def variables(crate):
+    """(every variable the service reads, those that may come from a file, the required ones)"""
+    read, secret, required = set(), set(), set()
+    for path in (ROOT / crate / "src").rglob("*.rs"):
+        for how, name in READ.findall(path.read_text()):
+            read.add(name)
+            if how in ("secret", "required_secret", ""):
+                secret.add(name)
+            if how in ("required_secret", ""):
+                required.add(name)
+    return read, secret, required
+
+
+def check_env(where, names, read, secret, required):
+    known = read | COMMON | {f"{s}_FILE" for s in secret}
+    for name in sorted(set(names) - known):
+        problem(f"{where}: sets {name}, which the service does not read")
+    for name in sorted(required):
+        if name not in names and f"{name}_FILE" not in names:
+            problem(f"{where}: misses {name} (or {name}_FILE), which the service requires")
+
+
+def main():
+    dockerfile = (ROOT / "deploy/Dockerfile").read_text()
+    compose = yaml.safe_load((ROOT / "deploy/compose.yaml").read_text())
+    readme = (ROOT / "README.md").read_text()
+    rendered = {
+        overlay.name: list(
+            yaml.safe_load_all(
+                subprocess.run(
+                    ["kubectl", "kustomize", str(overlay)],
+                    check=True,
+                    capture_output=True,
+                    text=True,
+                ).stdout
+            )
+        )
+        for overlay in sorted((ROOT / "k8s/overlays").iterdir())
+    }
+    for service, crate in SERVICES.items():
+        read, secret, required = variables(crate)
+        if not read:
+            problem(f"{service}: no configuration variables found in {crate}")
+        binary = f"examreg-{service}"
+        if not re.search(rf"^FROM runtime AS {service}$", dockerfile, re.M) or (
+            f"/out/{binary} /usr/local/bin/{binary}" not in dockerfile
+        ):
+            problem(f"Dockerfile: no image target {service} with {binary}")
+        entry = compose["services"].get(service)
+        if entry is None:
+            problem(f"compose.yaml: no service {service}")
+        else:
+            if entry.get("build", {}).get("target") != service:
+                problem(f"compose.yaml: {service} does not build the image target {service}")
+            check_env(f"compose.yaml {service}", entry.get("environment", {}), read, secret, required)
+        for name in sorted(read - documented(readme)):
+            problem(f"README.md: the configuration reference misses {name} ({service})")
+        for overlay, docs in rendered.items():
+            check_workload(overlay, service, docs, read, secret, required)
+    if problems:
+        print("\n".join(problems))
+        sys.exit(1)
+    print(f"deployment files agree with the code ({len(SERVICES)} services, {len(rendered)} overlays)")
+
+
+def documented(readme):
+    """Every variable the README's tables name; a row may shorten a sibling to its suffix
+    (`BIOMETRICS_S3_ENDPOINT` / `_REGION`)."""
+    names = set()
+    for row in readme.splitlines():
+        if not row.startswith("|"):
+            continue
+        full = None
+        for token in re.findall(r"`([A-Z_][A-Z0-9_]*)`", row):
+            if not token.startswith("_"):
+                full = token
+                names.add(token)
+            elif full:
+                parts = full.split("_")
+                names.update("_".join(parts[:i]) + token for i in range(1, len(parts)))
+    return names
+
+
+def of_kind(docs, kind, name):
+    return [d for d in docs if d and d.get("kind") == kind and d["metadata"]["name"].endswith(name)]
+
+
+def check_workload(overlay, service, docs, read, secret, required):
+    where = f"k8s/{overlay} {service}"
+    deployments = of_kind(docs, "Deployment", service)
+    if len(deployments) != 1:
+        problem(f"{where}: expected one Deployment, found {len(deployments)}")
+        return
+    spec = deployments[0]["spec"]["template"]["spec"]
+    labels = deployments[0]["spec"]["template"]["metadata"]["labels"]
+    if not spec.get("serviceAccountName", "").endswith(service):
+        problem(f"{where}: runs without its own ServiceAccount")
+    if spec.get("automountServiceAccountToken") is not False:
+        problem(f"{where}: mounts a Kubernetes API token it never uses")
+    pod_security = spec.get("securityContext", {})
+    if pod_security.get("runAsNonRoot") is not True:
+        problem(f"{where}: the pod may run as root")
+    for container in spec["containers"]:
+        sc = container.get("securityContext", {})
+        if sc.get("readOnlyRootFilesystem") is not True:
+            problem(f"{where}: the root filesystem is writable")
+        if sc.get("allowPrivilegeEscalation") is not False:
+            problem(f"{where}: privilege escalation is allowed")
+        if "ALL" not in sc.get("capabilities", {}).get("drop", []):
+            problem(f"{where}: capabilities are not dropped")
+        resources = container.get("resources", {})
+        for kind in ("requests", "limits"):
+            if not {"cpu", "memory"} <= set(resources.get(kind, {})):
+                problem(f"{where}: no {kind} for cpu and memory")
+        for probe in ("readinessProbe", "livenessProbe"):
+            p = container.get(probe)
+            if not p:
+                problem(f"{where}: no {probe}")
+            elif service == "gateway" and "httpGet" not in p:
+                problem(f"{where}: the gateway's {probe} is not HTTP")
+            elif service != "gateway" and "grpc" not in p:
+                problem(f"{where}: {probe} is not on gRPC health")
+        names = {e["name"] for e in container.get("env", [])}
+        for source in container.get("envFrom", []):
+            ref = source.get("configMapRef", {}).get("name")
+            maps = [d for d in docs if d and d.get("kind") == "ConfigMap" and d["metadata"]["name"] == ref]
+            if not maps:
+                problem(f"{where}: envFrom names a missing ConfigMap {ref}")
+            for m in maps:
+                names |= set(m.get("data", {}))
+        check_env(where, names, read, secret, required)
+        for e in container.get("env", []):
+            if "value" in e and re.search(r"(SECRET|KEY|PASSWORD|TOKEN)(S)?$", e["name"]) and e["value"]:
+                problem(f"{where}: {e['name']} is a literal; secrets come from Secrets")
+    for kind in ("Service", "ServiceAccount", "HorizontalPodAutoscaler", "PodDisruptionBudget"):
+        if not of_kind(docs, kind, service):
+            problem(f"{where}: no {kind}")
+    for secret_doc in (d for d in docs if d and d.get("kind") == "Secret"):
+        problem(f"k8s/{overlay}: a Secret {secret_doc['metadata']['name']} is committed")
+    policies = [
+        d
+        for d in docs
+        if d
+        and d.get("kind") == "NetworkPolicy"
+        and all(labels.get(k) == v for k, v in d["spec"]["podSelector"].get("matchLabels", {}).items())
+        and d["spec"]["podSelector"].get("matchLabels")
+    ]
+    if not policies:
+        problem(f"{where}: no NetworkPolicy selects it")
+    for policy in policies:
+        types = set(policy["spec"].get("policyTypes", []))
+        if types != {"Ingress", "Egress"}:
+            problem(f"{where}: the NetworkPolicy must restrict both ingress and egress")
+        for rule in policy["spec"].get("ingress", []):
+            if not rule.get("from") and service != "gateway":
+                problem(f"{where}: ingress open to every pod")
+        for rule in policy["spec"].get("egress", []):
+            if not rule.get("to") and not all(p.get("port") == 53 for p in rule.get("ports", [])):
+                problem(f"{where}: egress open to everything")
+
+
+if __name__ == "__main__":
+    main()
