@@ -302,19 +302,6 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// The process-wide Prometheus recorder (metrics are global by nature; installed once).
-fn prometheus() -> metrics_exporter_prometheus::PrometheusHandle {
-    static HANDLE: std::sync::OnceLock<metrics_exporter_prometheus::PrometheusHandle> =
-        std::sync::OnceLock::new();
-    HANDLE
-        .get_or_init(|| {
-            metrics_exporter_prometheus::PrometheusBuilder::new()
-                .install_recorder()
-                .expect("the metrics recorder installs once")
-        })
-        .clone()
-}
-
 pub struct Application {
     listener: TcpListener,
     addr: SocketAddr,
@@ -361,7 +348,7 @@ impl Application {
                 redis,
                 token,
                 keys,
-                metrics: prometheus(),
+                metrics: examreg_kit::metrics::recorder(),
                 config,
             }),
         };

@@ -537,3 +537,106 @@ async fn an_operator_erases_a_person_from_every_store_and_a_second_erasure_finds
         })
     );
 }
+
+/// The value of a counter in a Prometheus text page (summed over its label sets).
+fn counter(page: &str, name: &str, labels: &[&str]) -> f64 {
+    page.lines()
+        .filter(|line| !line.starts_with('#'))
+        .filter(|line| {
+            line.starts_with(&format!("{name}{{")) || line.starts_with(&format!("{name} "))
+        })
+        .filter(|line| labels.iter().all(|l| line.contains(l)))
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+#[tokio::test]
+async fn every_service_serves_metrics_and_a_registration_moves_the_counters() {
+    let s = suite().await;
+    let scrape = |url: String| {
+        let http = s.http.clone();
+        async move {
+            let response = http.get(format!("{url}/metrics")).send().await.unwrap();
+            assert_eq!(response.status(), StatusCode::OK, "{url}");
+            response.text().await.unwrap()
+        }
+    };
+    let before = scrape(s.base.clone()).await;
+    let iin = valid_iin();
+    s.register(&iin, &tk::unique_email()).await;
+    let (_, session) = s.login(&iin, PASSWORD).await;
+    let (_, wrong) = s.login(&iin, "not the password at all").await;
+    assert_eq!(wrong["error"]["code"], "invalid_credentials");
+    let token = session["access_token"].as_str().unwrap().to_owned();
+    s.photo(&token, "face", "image/jpeg", SELFIE.to_vec()).await;
+    s.photo(
+        &token,
+        "face",
+        "image/jpeg",
+        tk::photos::jpeg(&image::load_from_memory(SELFIE).unwrap().blur(4.0)),
+    )
+    .await;
+
+    let gateway = scrape(s.base.clone()).await;
+    for (name, labels) in [
+        ("registrations_started_total", &[][..]),
+        ("accounts_created_total", &[]),
+        (
+            "gateway_http_requests_total",
+            &["route=\"/v1/sessions\"", "status=\"201\""],
+        ),
+    ] {
+        assert!(
+            counter(&gateway, name, labels) > counter(&before, name, labels),
+            "{name} did not move"
+        );
+    }
+    assert!(gateway.contains("gateway_http_request_duration_seconds_bucket"));
+    // Each service: its RPCs counted by outcome and timed, and its own business counters.
+    for (service, url) in &s.services {
+        let page = scrape(url.clone()).await;
+        assert!(
+            page.contains(&format!(
+                "grpc_server_handled_total{{method=\"/examreg.{service}.v1."
+            )),
+            "{service}: no RPC counts"
+        );
+        assert!(
+            page.contains("grpc_server_handling_seconds_bucket"),
+            "{service}: no latency histogram"
+        );
+        let expected: &[(&str, &[&str])] = match *service {
+            "identity" => &[
+                ("identity_accounts_created_total", &[]),
+                ("identity_logins_total", &["outcome=\"success\""]),
+                ("identity_logins_total", &["outcome=\"failed\""]),
+            ],
+            "verification" => &[
+                (
+                    "verification_codes_sent_total",
+                    &["purpose=\"registration\""],
+                ),
+                ("verification_codes_confirmed_total", &[]),
+            ],
+            "biometrics" => &[
+                ("biometrics_captures_stored_total", &["kind=\"face\""]),
+                ("biometrics_captures_refused_total", &["reason=\"blurred\""]),
+            ],
+            _ => &[],
+        };
+        for (name, labels) in expected {
+            assert!(
+                counter(&page, name, labels) >= 1.0,
+                "{service}: {name} {labels:?}"
+            );
+        }
+    }
+    let identity = scrape(s.services[0].1.clone()).await;
+    assert!(
+        counter(
+            &identity,
+            "grpc_server_handled_total",
+            &["IdentityService/Login", "code=\"OK\""]
+        ) >= 1.0
+    );
+}

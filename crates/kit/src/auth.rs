@@ -225,6 +225,7 @@ impl From<&SigningKey> for Keys {
 fn is_public(path: &str, extra: &[&str]) -> bool {
     path.starts_with("/grpc.health.v1.")
         || path.starts_with("/grpc.reflection.")
+        || path == crate::metrics::PATH
         || extra.contains(&path)
 }
 
@@ -277,8 +278,10 @@ where
     }
 
     fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
-        // Every call runs in a span continuing the caller's trace.
-        let span = crate::telemetry::request_span("grpc", request.uri().path(), request.headers());
+        // Every call runs in a span continuing the caller's trace, and is counted and timed.
+        let started = std::time::Instant::now();
+        let method = request.uri().path().to_owned();
+        let span = crate::telemetry::request_span("grpc", &method, request.headers());
         let _entered = span.enter();
         if !is_public(request.uri().path(), self.layer.public) {
             let token = request
@@ -296,6 +299,7 @@ where
                 }
                 Err(status) => {
                     tracing::info!(code = ?status.code(), "call refused");
+                    crate::metrics::rpc_done(&method, &format!("{:?}", status.code()), started);
                     return Box::pin(async move { Ok(status.into_http()) });
                 }
             }
@@ -304,7 +308,20 @@ where
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         drop(_entered);
-        Box::pin(tracing::Instrument::instrument(inner.call(request), span))
+        let call = inner.call(request);
+        Box::pin(tracing::Instrument::instrument(
+            async move {
+                let response = call.await;
+                if method != crate::metrics::PATH {
+                    let code = response
+                        .as_ref()
+                        .map_or_else(|_| "Unavailable".to_owned(), crate::metrics::code_of);
+                    crate::metrics::rpc_done(&method, &code, started);
+                }
+                response
+            },
+            span,
+        ))
     }
 }
 

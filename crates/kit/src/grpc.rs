@@ -58,12 +58,23 @@ pub async fn serve(
         reporter.set_not_serving_for_all(&names).await;
     };
 
-    let routes = routes
+    let mut routes = routes
         .add_service(health)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha);
+    // Prometheus scrapes over HTTP/1.1 on the same port (no token: counts, no personal data).
+    let metrics = crate::metrics::recorder();
+    let router = routes.axum_router_mut();
+    *router = std::mem::take(router).route(
+        crate::metrics::PATH,
+        axum::routing::get(move || {
+            let metrics = metrics.clone();
+            async move { metrics.render() }
+        }),
+    );
 
     tonic::transport::Server::builder()
+        .accept_http1(true)
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .layer(AuthLayer::new(keys, public_paths))
         .add_routes(routes)

@@ -8,5 +8,6 @@ pub mod client;
 pub mod config;
 pub mod errors;
 pub mod grpc;
+pub mod metrics;
 pub mod telemetry;
 pub mod tokens;

@@ -23,6 +23,8 @@ pub(crate) struct Suite {
     pub(crate) profile_db: String,
     pub(crate) verification_prefix: String,
     pub(crate) s3: examreg_biometrics::objects::S3Config,
+    /// Each service's base URL (gRPC, and `/metrics` over HTTP/1.1).
+    pub(crate) services: Vec<(&'static str, String)>,
     _stops: Vec<tokio::sync::oneshot::Sender<()>>,
 }
 
@@ -146,6 +148,12 @@ pub(crate) async fn suite_with(options: Options) -> Suite {
     stops.push(stop);
     tokio::spawn(profile.run_until_stopped(signal));
 
+    let services = vec![
+        ("identity", identity_url.clone()),
+        ("verification", verification_url.clone()),
+        ("biometrics", biometrics_url.clone()),
+        ("profile", profile_url.clone()),
+    ];
     let mut config = examreg_gateway::Config::defaults();
     config.biometrics_url = biometrics_url;
     config.profile_url = profile_url;
@@ -173,6 +181,7 @@ pub(crate) async fn suite_with(options: Options) -> Suite {
         profile_db,
         verification_prefix,
         s3,
+        services,
         _stops: stops,
     }
 }

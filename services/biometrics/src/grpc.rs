@@ -229,6 +229,12 @@ impl BiometricsService for Biometrics {
                     ms = started.elapsed().as_millis(),
                     "capture refused"
                 );
+                metrics::counter!(
+                    "biometrics_captures_refused_total",
+                    "kind" => kind.as_str(),
+                    "reason" => refusal.code()
+                )
+                .increment(1);
                 return Ok(Response::new(pb::UploadCaptureResponse {
                     capture_id: String::new(),
                     accepted: false,
@@ -276,6 +282,7 @@ impl BiometricsService for Biometrics {
         }
         let missing = self.submit_if_complete(account).await?;
         tracing::info!(capture = %id, kind = kind.as_str(), ms = started.elapsed().as_millis(), "capture stored");
+        metrics::counter!("biometrics_captures_stored_total", "kind" => kind.as_str()).increment(1);
         Ok(Response::new(pb::UploadCaptureResponse {
             capture_id: id.to_string(),
             accepted: true,

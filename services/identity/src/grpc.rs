@@ -267,6 +267,7 @@ impl IdentityService for Identity {
         .map_err(store_error)?;
         tx.commit().await.map_err(|e| store_error(e.into()))?;
         tracing::info!(account = %id, %email, "account created");
+        metrics::counter!("identity_accounts_created_total").increment(1);
         Ok(Response::new(pb::CreateAccountResponse {
             account_id: id.to_string(),
         }))
@@ -294,6 +295,7 @@ impl IdentityService for Identity {
             .map_err(store_error)?
             .is_none()
         {
+            metrics::counter!("identity_logins_total", "outcome" => "locked").increment(1);
             return Err(self.locked(&login_key).await);
         }
         if !req.client_ip.is_empty()
@@ -306,6 +308,7 @@ impl IdentityService for Identity {
             store::throttle_succeed(&self.pool, &login_key, false)
                 .await
                 .map_err(store_error)?;
+            metrics::counter!("identity_logins_total", "outcome" => "locked").increment(1);
             return Err(self.locked(&ip_key).await);
         }
         let account = store::account_by_login(&self.pool, &login)
@@ -332,12 +335,14 @@ impl IdentityService for Identity {
                         .map_err(store_error)?
                 {
                     tracing::warn!(secs, "login identifier locked after failed logins");
+                    metrics::counter!("identity_lockouts_total").increment(1);
                 }
                 if !req.client_ip.is_empty() {
                     store::throttle_fail(&self.pool, &ip_key, t.ip_budget, base, max)
                         .await
                         .map_err(store_error)?;
                 }
+                metrics::counter!("identity_logins_total", "outcome" => "failed").increment(1);
                 return Err(invalid_credentials());
             }
         };
@@ -370,6 +375,7 @@ impl IdentityService for Identity {
         let tokens = self.issue_pair(&mut tx, account.id, session).await?;
         tx.commit().await.map_err(|e| store_error(e.into()))?;
         tracing::info!(account = %account.id, %session, "logged in");
+        metrics::counter!("identity_logins_total", "outcome" => "success").increment(1);
         Ok(Response::new(pb::LoginResponse {
             tokens: Some(tokens),
             account_id: account.id.to_string(),
@@ -495,6 +501,7 @@ impl IdentityService for Identity {
                 )
             })?;
         tracing::info!(%account, "registration completed");
+        metrics::counter!("identity_registrations_completed_total").increment(1);
         Ok(Response::new(pb::CompleteRegistrationResponse {
             registered_at: Some(timestamp(registered_at)),
         }))

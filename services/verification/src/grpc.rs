@@ -154,6 +154,8 @@ impl VerificationService for Verification {
             .await
             .map_err(store_error)?;
         tracing::info!(%challenge, %email, purpose = purpose.as_str(), "challenge started");
+        metrics::counter!("verification_codes_sent_total", "purpose" => purpose.as_str())
+            .increment(1);
         Ok(Response::new(pb::StartChallengeResponse {
             challenge_id: challenge.to_string(),
             expires_at: Some(timestamp(expires_at_ms)),
@@ -200,6 +202,7 @@ impl VerificationService for Verification {
                     crate::outbox::OutboxError::Redis(e) => errors::unavailable("redis", &e),
                 })?;
                 tracing::info!(%challenge, "code resent");
+                metrics::counter!("verification_codes_resent_total").increment(1);
                 Ok(Response::new(pb::ResendChallengeResponse {
                     expires_at: Some(timestamp(timing.expires_at_ms)),
                     resend_available_at: Some(timestamp(timing.resend_at_ms)),
@@ -242,6 +245,7 @@ impl VerificationService for Verification {
                     exp,
                 };
                 tracing::info!(%challenge, "code confirmed");
+                metrics::counter!("verification_codes_confirmed_total").increment(1);
                 Ok(Response::new(pb::ConfirmChallengeResponse {
                     proof: self.proof_key.sign(&claims),
                     email,

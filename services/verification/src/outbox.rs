@@ -87,6 +87,7 @@ impl Outbox {
             .clone()
             .xadd(&self.stream, "*", &[("letter", sealed)])
             .await?;
+        metrics::counter!("verification_letters_queued_total").increment(1);
         Ok(())
     }
 }
@@ -296,6 +297,7 @@ impl Worker {
                 let to = examreg_domain::mask_email(&letter.to);
                 match self.deliver(&letter).await {
                     Delivery::Sent => {
+                        metrics::counter!("verification_letters_delivered_total").increment(1);
                         failures = 0;
                         tracing::info!(id, to, "outbox: letter delivered");
                         if let Err(e) = self.finish(&id).await {
@@ -303,6 +305,7 @@ impl Worker {
                         }
                     }
                     Delivery::Rejected(why) => {
+                        metrics::counter!("verification_letters_rejected_total").increment(1);
                         tracing::error!(id, to, why, "outbox: letter rejected for good");
                         let dead = format!("{}:dead", self.stream);
                         let _: Result<String, _> = self
@@ -312,6 +315,7 @@ impl Worker {
                         let _ = self.finish(&id).await;
                     }
                     Delivery::Retry(why) => {
+                        metrics::counter!("verification_delivery_failures_total").increment(1);
                         failures += 1;
                         tracing::warn!(
                             id,
