@@ -133,6 +133,7 @@ impl Flows {
     }
 
     /// Loads a live flow; `None` when it expired or never existed.
+    #[tracing::instrument(skip_all, fields(db.system = "redis"))]
     pub async fn load(&self, id: Uuid) -> Result<Option<Flow>, redis::RedisError> {
         let raw: Option<String> =
             redis::AsyncCommands::hget(&mut self.redis.clone(), self.key(id), "json").await?;
@@ -140,6 +141,7 @@ impl Flows {
     }
 
     /// Stores a new flow.
+    #[tracing::instrument(skip_all, fields(db.system = "redis"))]
     pub async fn create(&self, flow: &Flow) -> Result<(), redis::RedisError> {
         let key = self.key(flow.id);
         let json = serde_json::to_string(flow).expect("a flow serializes");
@@ -156,6 +158,7 @@ impl Flows {
 
     /// Saves a flow that must still exist, unchanged since it was loaded; an expired flow is
     /// never brought back. Bumps `flow.version`.
+    #[tracing::instrument(skip_all, fields(db.system = "redis"))]
     pub async fn save(&self, flow: &mut Flow) -> Result<Saved, redis::RedisError> {
         let expected = flow.version;
         flow.version += 1;

@@ -212,10 +212,13 @@ impl axum::extract::FromRequestParts<AppState> for User {
             .map(str::trim)
             .ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "unauthenticated"))?;
         match state.keys.authenticate(token) {
-            Ok(Caller::User { account_id, .. }) => Ok(Self {
-                account_id,
-                token: token.to_owned(),
-            }),
+            Ok(Caller::User { account_id, .. }) => {
+                examreg_kit::telemetry::journey("account_id", &account_id);
+                Ok(Self {
+                    account_id,
+                    token: token.to_owned(),
+                })
+            }
             Ok(Caller::Service { .. }) | Err(_) => {
                 Err(ApiError::new(StatusCode::UNAUTHORIZED, "unauthenticated"))
             }

@@ -86,8 +86,14 @@ async fn load(state: &AppState, flow_id: &str, kind: Kind) -> ApiResult<Flow> {
     let id: Uuid = flow_id
         .parse()
         .map_err(|_| ApiError::new(StatusCode::NOT_FOUND, "not_found"))?;
+    examreg_kit::telemetry::journey("flow_id", &id);
     match state.flows.load(id).await.map_err(redis_down)? {
-        Some(flow) if flow.kind == kind => Ok(flow),
+        Some(flow) if flow.kind == kind => {
+            if let Some(account) = &flow.account_id {
+                examreg_kit::telemetry::journey("account_id", account);
+            }
+            Ok(flow)
+        }
         Some(_) => Err(ApiError::new(StatusCode::NOT_FOUND, "not_found")),
         None => Err(ApiError::flow_expired()),
     }
@@ -172,6 +178,7 @@ async fn start(
     flow.terms_version = body.terms_version;
     state.flows.create(&flow).await.map_err(redis_down)?;
     metrics::counter!("registrations_started_total").increment(1);
+    examreg_kit::telemetry::journey("flow_id", &flow.id);
     tracing::info!(flow = %flow.id, "registration started");
     Ok((
         StatusCode::CREATED,
@@ -453,6 +460,7 @@ async fn password(
         }
     };
     flow.account_id = Some(created.account_id.clone());
+    examreg_kit::telemetry::journey("account_id", &created.account_id);
     flow.email_proof = None;
     save(&state, &mut flow).await?;
     metrics::counter!("accounts_created_total").increment(1);
@@ -508,6 +516,7 @@ async fn login(
         }
     };
     out["next_step"] = json!(next);
+    examreg_kit::telemetry::journey("account_id", &answer.account_id);
     out["account_id"] = json!(answer.account_id);
     Ok((StatusCode::CREATED, Json(out)))
 }

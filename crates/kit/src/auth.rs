@@ -295,6 +295,9 @@ where
             };
             match outcome {
                 Ok(caller) => {
+                    if let Caller::User { account_id, .. } = &caller {
+                        span.record("account_id", account_id.to_string());
+                    }
                     request.extensions_mut().insert(caller);
                 }
                 Err(status) => {

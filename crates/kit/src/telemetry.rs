@@ -114,12 +114,53 @@ impl Extractor for HeaderExtractor<'_> {
     }
 }
 
-/// A span for an incoming request whose parent is the caller's trace, if it sent one.
+/// A span for an incoming request whose parent is the caller's trace, if it sent one. Its
+/// `flow_id` and `account_id` are recorded once known (see [`journey`]), so an operator finds
+/// every trace of one registration by either id.
 pub fn request_span(kind: &'static str, path: &str, headers: &http::HeaderMap) -> tracing::Span {
-    let span = tracing::info_span!("request", kind, path = %path);
+    let span = tracing::info_span!(
+        "request",
+        kind,
+        path = %path,
+        flow_id = tracing::field::Empty,
+        account_id = tracing::field::Empty,
+    );
     let parent = TraceContextPropagator::new().extract(&HeaderExtractor(headers));
     let _ = span.set_parent(parent);
     span
+}
+
+/// The current span's W3C `traceparent`, to carry a trace through a queue.
+pub fn current_traceparent() -> Option<String> {
+    let mut carrier = std::collections::HashMap::new();
+    TraceContextPropagator::new().inject_context(&tracing::Span::current().context(), &mut carrier);
+    carrier.remove("traceparent")
+}
+
+/// Links `span` to the trace a `traceparent` names: work taken off a queue (a letter sent
+/// by the outbox worker) points back at the request that queued it.
+pub fn link_to(span: &tracing::Span, traceparent: &str) {
+    use opentelemetry::trace::TraceContextExt;
+    let carrier =
+        std::collections::HashMap::from([("traceparent".to_owned(), traceparent.to_owned())]);
+    let context = TraceContextPropagator::new().extract(&carrier);
+    let linked = context.span().span_context().clone();
+    if linked.is_valid() {
+        span.add_link(linked);
+    }
+}
+
+/// Records which registration the current request belongs to (`flow_id` or `account_id`):
+/// as a field of the request span (logs and traces), or as a trace attribute of whatever
+/// span is current.
+pub fn journey(field: &'static str, id: &dyn std::fmt::Display) {
+    let value = id.to_string();
+    let current = tracing::Span::current();
+    if current.metadata().is_some_and(|m| m.name() == "request") {
+        current.record(field, value.as_str());
+    } else {
+        current.set_attribute(field, value);
+    }
 }
 
 #[cfg(test)]

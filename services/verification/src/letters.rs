@@ -10,6 +10,9 @@ pub struct Letter {
     pub subject: String,
     pub text: String,
     pub html: String,
+    /// The trace of the request that queued the letter, for the delivery span's link.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<String>,
 }
 
 /// ru, kk or en; anything else falls back to ru.
@@ -88,6 +91,7 @@ pub fn code_letter(to: &str, purpose: Purpose, locale_tag: &str, code: &str) -> 
         subject: subject.to_owned(),
         text,
         html,
+        traceparent: None,
     }
 }
 

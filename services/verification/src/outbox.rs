@@ -81,7 +81,9 @@ impl Outbox {
     /// Queues a letter durably; returns once Redis has it.
     #[tracing::instrument(skip_all, fields(to = %examreg_domain::mask_email(&letter.to)))]
     pub async fn enqueue(&self, letter: &Letter) -> Result<(), OutboxError> {
-        let sealed = self.sealer.seal(letter);
+        let mut letter = letter.clone();
+        letter.traceparent = examreg_kit::telemetry::current_traceparent();
+        let sealed = self.sealer.seal(&letter);
         let _: String = self
             .redis
             .clone()
@@ -295,7 +297,14 @@ impl Worker {
                     continue;
                 };
                 let to = examreg_domain::mask_email(&letter.to);
-                match self.deliver(&letter).await {
+                // A trace of its own (the request is long answered), linked to the request's.
+                let span =
+                    tracing::info_span!(parent: None, "smtp_delivery", to = %to, outbox_id = %id);
+                if let Some(traceparent) = &letter.traceparent {
+                    examreg_kit::telemetry::link_to(&span, traceparent);
+                }
+                let delivery = tracing::Instrument::instrument(self.deliver(&letter), span).await;
+                match delivery {
                     Delivery::Sent => {
                         metrics::counter!("verification_letters_delivered_total").increment(1);
                         failures = 0;

@@ -167,6 +167,7 @@ impl CodeStore {
 
     /// Spends one send from the email's and the IP's hourly budgets (email first: it is the
     /// tighter one and the one an attacker cannot rotate).
+    #[tracing::instrument(skip_all, fields(db.system = "redis"))]
     pub async fn spend_budgets(&self, email: &str, client_ip: &str) -> Result<Budget, StoreError> {
         let hour = Duration::from_secs(3600);
         let email_tag = &self.mac(&[b"email", email.as_bytes()])[..32];
@@ -185,6 +186,7 @@ impl CodeStore {
         self.spend(&ip_key, self.limits.ip_hourly, hour).await
     }
 
+    #[tracing::instrument(skip_all, fields(db.system = "redis"))]
     async fn spend(&self, key: &str, limit: u32, window: Duration) -> Result<Budget, StoreError> {
         let (within, value): (i64, i64) = BUDGET
             .key(key)
@@ -202,6 +204,7 @@ impl CodeStore {
     }
 
     /// Creates a challenge holding the MAC of `code`.
+    #[tracing::instrument(skip_all, fields(db.system = "redis"))]
     pub async fn create(
         &self,
         challenge: Uuid,
@@ -227,6 +230,7 @@ impl CodeStore {
         }
     }
 
+    #[tracing::instrument(skip_all, fields(db.system = "redis"))]
     pub async fn confirm(&self, challenge: Uuid, code: &Code) -> Result<Confirm, StoreError> {
         let answer: Vec<String> = CONFIRM
             .key(self.challenge_key(challenge))
@@ -255,6 +259,7 @@ impl CodeStore {
 
     /// Checks the cooldown without changing anything: resend spends budgets only when it can
     /// actually send.
+    #[tracing::instrument(skip_all, fields(db.system = "redis"))]
     pub async fn resend_wait(
         &self,
         challenge: Uuid,
@@ -276,6 +281,7 @@ impl CodeStore {
     }
 
     /// Replaces the code of a challenge if its cooldown has passed.
+    #[tracing::instrument(skip_all, fields(db.system = "redis"))]
     pub async fn resend(&self, challenge: Uuid, code: &Code) -> Result<Resend, StoreError> {
         let answer: Vec<String> = RESEND
             .key(self.challenge_key(challenge))
@@ -309,6 +315,7 @@ impl CodeStore {
     /// Deletes the live challenges of an email and its send budget; how many challenges.
     /// Challenges are keyed by id, so this scans them (a rare operator action; live challenges
     /// expire within minutes, so there are never many).
+    #[tracing::instrument(skip_all, fields(db.system = "redis"))]
     pub async fn erase(&self, email: &str) -> Result<u32, StoreError> {
         let mut redis = self.redis.clone();
         let pattern = format!("{}ch:*", self.prefix);
@@ -339,6 +346,7 @@ impl CodeStore {
     }
 
     /// The email of a live challenge.
+    #[tracing::instrument(skip_all, fields(db.system = "redis"))]
     pub async fn email_of(&self, challenge: Uuid) -> Result<Option<String>, StoreError> {
         let mut redis = self.redis.clone();
         Ok(redis::AsyncCommands::hget(&mut redis, self.challenge_key(challenge), "email").await?)
