@@ -226,6 +226,47 @@ impl axum::extract::FromRequestParts<AppState> for User {
     }
 }
 
+/// How long the gateway keeps calling a service that is unavailable (a replica restarting or
+/// draining): long enough for a rolling restart, short enough for a person waiting.
+const RETRY_DEADLINE: Duration = Duration::from_secs(10);
+
+/// Runs `attempt` again while it fails with 503 (a service or identity's token endpoint
+/// UNAVAILABLE), with a doubling pause, until `RETRY_DEADLINE`. Every call the gateway retries
+/// is safe to repeat: reads, writes that set values, and calls whose repeat a drained replica
+/// cannot have seen (graceful shutdown finishes what it accepted). Refreshing a session is the
+/// exception and is never retried: a repeated refresh token revokes the session.
+pub async fn retrying<R, Fut>(mut attempt: impl FnMut() -> Fut) -> error::ApiResult<R>
+where
+    Fut: Future<Output = error::ApiResult<R>>,
+{
+    let deadline = std::time::Instant::now() + RETRY_DEADLINE;
+    let mut pause = Duration::from_millis(50);
+    loop {
+        match attempt().await {
+            Err(e)
+                if e.status == StatusCode::SERVICE_UNAVAILABLE
+                    && std::time::Instant::now() + pause < deadline =>
+            {
+                metrics::counter!("gateway_retries_total").increment(1);
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(1));
+            }
+            other => return other,
+        }
+    }
+}
+
+/// For [`retrying`] a call whose refusals the caller inspects: UNAVAILABLE becomes the
+/// retryable error, every other answer is handed back as it is.
+pub fn transient<T>(
+    answer: Result<T, tonic::Status>,
+) -> error::ApiResult<Result<T, tonic::Status>> {
+    match answer {
+        Err(status) if status.code() == tonic::Code::Unavailable => Err(status.into()),
+        other => Ok(other),
+    }
+}
+
 /// Per-IP request budget per minute, counted in Redis so it holds across replicas.
 async fn rate_limit(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let peer = request

@@ -16,7 +16,6 @@ use examreg_kit::auth::with_bearer;
 use examreg_proto::{
     biometrics::v1::{self as bio, upload_capture_request::Part},
     identity::v1 as id,
-    profile::v1 as pb,
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -61,45 +60,14 @@ fn steps_from(
 /// Steps with their state, the first one not done, and the document type: from biometrics,
 /// profile and identity at once.
 pub async fn onboarding_of(state: &AppState, token: &str) -> ApiResult<Onboarding> {
-    let captures = async {
-        let request = with_bearer(bio::GetCaptureStatusRequest::default(), token)?;
-        ApiResult::Ok(
-            state
-                .biometrics
-                .clone()
-                .get_capture_status(request)
-                .await?
-                .into_inner(),
-        )
-    };
-    let profile = async {
-        let request = with_bearer(pb::GetProfileRequest::default(), token)?;
-        ApiResult::Ok(
-            state
-                .profile
-                .clone()
-                .get_profile(request)
-                .await?
-                .into_inner(),
-        )
-    };
-    let account = async {
-        let request = with_bearer(id::GetAccountRequest::default(), token)?;
-        ApiResult::Ok(
-            state
-                .identity
-                .clone()
-                .get_account(request)
-                .await?
-                .into_inner(),
-        )
-    };
-    let (captures, profile, account) = tokio::try_join!(captures, profile, account)?;
-    let registered = account
-        .account
-        .is_some_and(|a| a.status == id::AccountStatus::Registered as i32);
+    let (captures, profile, account) = tokio::try_join!(
+        state.captures_of(token),
+        state.profile_of(token),
+        state.account_of(token)
+    )?;
+    let registered = account.status == id::AccountStatus::Registered as i32;
     let mut missing = captures.missing;
-    missing.extend(profile.profile.map(|p| p.missing).unwrap_or_default());
+    missing.extend(profile.missing);
     let passport = captures.document_type == bio::DocumentType::Passport as i32;
     let (steps, next) = steps_from(&missing, passport, registered);
     Ok(Onboarding {
@@ -202,13 +170,12 @@ pub async fn upload(
     parts.extend(bytes.chunks(64 * 1024).map(|c| bio::UploadCaptureRequest {
         part: Some(Part::Chunk(c.to_vec())),
     }));
-    let request = with_bearer(futures::stream::iter(parts), &user.token)?;
-    let answer = state
-        .biometrics
-        .clone()
-        .upload_capture(request)
-        .await?
-        .into_inner();
+    let answer = crate::retrying(|| async {
+        let request = with_bearer(futures::stream::iter(parts.clone()), &user.token)?;
+        Ok(state.biometrics.clone().upload_capture(request).await?)
+    })
+    .await?
+    .into_inner();
     let checks = answer.scores.map(|s| {
         json!({
             "width": s.width, "height": s.height, "sharpness": s.sharpness, "brightness": s.brightness,
@@ -261,16 +228,17 @@ pub async fn consent(
         ));
     }
     crate::profile::ensure_open(&state, &user.token).await?;
-    let request = with_bearer(
-        bio::RecordConsentRequest {
-            version: body.consent_version,
-            accepted: true,
-            client_ip: client.ip,
-            user_agent: client.user_agent,
-        },
-        &user.token,
-    )?;
-    state.biometrics.clone().record_consent(request).await?;
+    let message = bio::RecordConsentRequest {
+        version: body.consent_version,
+        accepted: true,
+        client_ip: client.ip,
+        user_agent: client.user_agent,
+    };
+    crate::retrying(|| async {
+        let request = with_bearer(message.clone(), &user.token)?;
+        Ok(state.biometrics.clone().record_consent(request).await?)
+    })
+    .await?;
     let next = onboarding_of(&state, &user.token).await?.next_step;
     Ok(Json(json!({"next_step": next})))
 }

@@ -5,6 +5,7 @@ use crate::{
     AppState, Client, User,
     error::{ApiError, ApiJson, ApiResult},
     i18n::Lang,
+    retrying,
 };
 use axum::{
     Json,
@@ -74,36 +75,40 @@ fn profile_json(lang: Lang, p: &pb::Profile) -> Value {
 }
 
 impl AppState {
-    async fn profile_of(&self, token: &str) -> ApiResult<pb::Profile> {
-        let request = with_bearer(pb::GetProfileRequest::default(), token)?;
-        self.profile
-            .clone()
-            .get_profile(request)
-            .await?
+    pub(crate) async fn profile_of(&self, token: &str) -> ApiResult<pb::Profile> {
+        let answer = retrying(|| async {
+            let request = with_bearer(pb::GetProfileRequest::default(), token)?;
+            Ok(self.profile.clone().get_profile(request).await?)
+        })
+        .await?;
+        answer
             .into_inner()
             .profile
             .ok_or_else(|| ApiError::internal(&"profile answered without a profile"))
     }
 
     pub(crate) async fn account_of(&self, token: &str) -> ApiResult<id::Account> {
-        let request = with_bearer(id::GetAccountRequest::default(), token)?;
-        self.identity
-            .clone()
-            .get_account(request)
-            .await?
+        let answer = retrying(|| async {
+            let request = with_bearer(id::GetAccountRequest::default(), token)?;
+            Ok(self.identity.clone().get_account(request).await?)
+        })
+        .await?;
+        answer
             .into_inner()
             .account
             .ok_or_else(|| ApiError::internal(&"identity answered without an account"))
     }
 
-    async fn captures_of(&self, token: &str) -> ApiResult<bio::GetCaptureStatusResponse> {
-        let request = with_bearer(bio::GetCaptureStatusRequest::default(), token)?;
-        Ok(self
-            .biometrics
-            .clone()
-            .get_capture_status(request)
-            .await?
-            .into_inner())
+    pub(crate) async fn captures_of(
+        &self,
+        token: &str,
+    ) -> ApiResult<bio::GetCaptureStatusResponse> {
+        let answer = retrying(|| async {
+            let request = with_bearer(bio::GetCaptureStatusRequest::default(), token)?;
+            Ok(self.biometrics.clone().get_capture_status(request).await?)
+        })
+        .await?;
+        Ok(answer.into_inner())
     }
 }
 
@@ -169,20 +174,17 @@ pub async fn name(
     client: Client,
     ApiJson(body): ApiJson<NameBody>,
 ) -> ApiResult<Json<Value>> {
-    let request = with_bearer(
-        pb::UpdateNameRequest {
-            surname: body.surname,
-            given_name: body.given_name,
-            patronymic: body.patronymic.unwrap_or_default(),
-        },
-        &user.token,
-    )?;
-    let answer = state
-        .profile
-        .clone()
-        .update_name(request)
-        .await?
-        .into_inner();
+    let message = pb::UpdateNameRequest {
+        surname: body.surname,
+        given_name: body.given_name,
+        patronymic: body.patronymic.unwrap_or_default(),
+    };
+    let answer = retrying(|| async {
+        let request = with_bearer(message.clone(), &user.token)?;
+        Ok(state.profile.clone().update_name(request).await?)
+    })
+    .await?
+    .into_inner();
     let profile = answer.profile.unwrap_or_default();
     written(&state, &user, client.lang, &profile).await
 }
@@ -212,21 +214,18 @@ pub async fn details(
         "" => pb::Sex::Unspecified,
         _ => return Err(ApiError::validation("sex_required", "sex", "invalid")),
     };
-    let request = with_bearer(
-        pb::UpdateDetailsRequest {
-            sex: sex.into(),
-            birth_date: body.birth_date,
-            region_code: body.region_code,
-            mobile_phone: body.mobile_phone,
-        },
-        &user.token,
-    )?;
-    let answer = state
-        .profile
-        .clone()
-        .update_details(request)
-        .await?
-        .into_inner();
+    let message = pb::UpdateDetailsRequest {
+        sex: sex.into(),
+        birth_date: body.birth_date,
+        region_code: body.region_code,
+        mobile_phone: body.mobile_phone,
+    };
+    let answer = retrying(|| async {
+        let request = with_bearer(message.clone(), &user.token)?;
+        Ok(state.profile.clone().update_details(request).await?)
+    })
+    .await?
+    .into_inner();
     let profile = answer.profile.unwrap_or_default();
     written(&state, &user, client.lang, &profile).await
 }
@@ -246,19 +245,16 @@ pub async fn education(
     client: Client,
     ApiJson(body): ApiJson<EducationBody>,
 ) -> ApiResult<Json<Value>> {
-    let request = with_bearer(
-        pb::UpdateEducationRequest {
-            contingent_code: body.contingent_code,
-            institution_id: body.institution_id,
-        },
-        &user.token,
-    )?;
-    let answer = state
-        .profile
-        .clone()
-        .update_education(request)
-        .await?
-        .into_inner();
+    let message = pb::UpdateEducationRequest {
+        contingent_code: body.contingent_code,
+        institution_id: body.institution_id,
+    };
+    let answer = retrying(|| async {
+        let request = with_bearer(message.clone(), &user.token)?;
+        Ok(state.profile.clone().update_education(request).await?)
+    })
+    .await?
+    .into_inner();
     let profile = answer.profile.unwrap_or_default();
     written(&state, &user, client.lang, &profile).await
 }
@@ -295,18 +291,25 @@ pub async fn complete(State(state): State<AppState>, user: User) -> ApiResult<Js
     }
     // Locked first: from here on the name, birth date and sex are what was confirmed. If
     // identity fails next, the applicant retries; the lock is idempotent.
-    let lock = with_bearer(pb::LockProfileRequest {}, &user.token)?;
-    let lock = state.profile.clone().lock_profile(lock).await?.into_inner();
+    let lock = retrying(|| async {
+        let request = with_bearer(pb::LockProfileRequest {}, &user.token)?;
+        Ok(state.profile.clone().lock_profile(request).await?)
+    })
+    .await?
+    .into_inner();
     if !lock.locked {
         return Err(incomplete(lock.missing));
     }
-    let request = with_bearer(id::CompleteRegistrationRequest {}, &user.token)?;
-    let done = state
-        .identity
-        .clone()
-        .complete_registration(request)
-        .await?
-        .into_inner();
+    let done = retrying(|| async {
+        let request = with_bearer(id::CompleteRegistrationRequest {}, &user.token)?;
+        Ok(state
+            .identity
+            .clone()
+            .complete_registration(request)
+            .await?)
+    })
+    .await?
+    .into_inner();
     metrics::counter!("registrations_completed_total").increment(1);
     Ok(Json(
         json!({"status": "registered", "registered_at": time(done.registered_at.as_ref())}),
@@ -383,14 +386,13 @@ pub async fn cabinet(
 
 /// `GET /v1/reference/regions`.
 pub async fn regions(State(state): State<AppState>, client: Client) -> ApiResult<Json<Value>> {
-    let request = state.authorized(pb::ListRegionsRequest {}).await?;
-    let regions = state
-        .profile
-        .clone()
-        .list_regions(request)
-        .await?
-        .into_inner()
-        .regions;
+    let regions = retrying(|| async {
+        let request = state.authorized(pb::ListRegionsRequest {}).await?;
+        Ok(state.profile.clone().list_regions(request).await?)
+    })
+    .await?
+    .into_inner()
+    .regions;
     let items: Vec<Value> = regions
         .iter()
         .map(|r| json!({"code": r.code, "name": pick(client.lang, r.name.as_ref())}))
@@ -400,14 +402,13 @@ pub async fn regions(State(state): State<AppState>, client: Client) -> ApiResult
 
 /// `GET /v1/reference/contingents`.
 pub async fn contingents(State(state): State<AppState>, client: Client) -> ApiResult<Json<Value>> {
-    let request = state.authorized(pb::ListContingentsRequest {}).await?;
-    let contingents = state
-        .profile
-        .clone()
-        .list_contingents(request)
-        .await?
-        .into_inner()
-        .contingents;
+    let contingents = retrying(|| async {
+        let request = state.authorized(pb::ListContingentsRequest {}).await?;
+        Ok(state.profile.clone().list_contingents(request).await?)
+    })
+    .await?
+    .into_inner()
+    .contingents;
     let items: Vec<Value> = contingents
         .iter()
         .map(|c| {
@@ -443,23 +444,21 @@ pub async fn institutions(
 ) -> ApiResult<Json<Value>> {
     let Query(q) =
         query.map_err(|_| ApiError::validation("invalid_page_size", "page_size", "invalid"))?;
-    let request = state
-        .authorized(pb::SearchInstitutionsRequest {
-            query: q.query,
-            region_code: q.region_code,
-            kind: q.kind,
-            page_size: q.page_size.unwrap_or(20),
-            page_token: q.page_token,
-            language: client.lang.tag().to_owned(),
-            include_archived: false,
-        })
-        .await?;
-    let found = state
-        .profile
-        .clone()
-        .search_institutions(request)
-        .await?
-        .into_inner();
+    let search = pb::SearchInstitutionsRequest {
+        query: q.query,
+        region_code: q.region_code,
+        kind: q.kind,
+        page_size: q.page_size.unwrap_or(20),
+        page_token: q.page_token,
+        language: client.lang.tag().to_owned(),
+        include_archived: false,
+    };
+    let found = retrying(|| async {
+        let request = state.authorized(search.clone()).await?;
+        Ok(state.profile.clone().search_institutions(request).await?)
+    })
+    .await?
+    .into_inner();
     let items: Vec<Value> = found
         .institutions
         .iter()

@@ -6,7 +6,7 @@ use crate::{
     AppState, Client, User,
     error::{ApiError, ApiJson, ApiResult},
     flow::{Flow, Kind, Saved},
-    reference,
+    reference, retrying, transient,
 };
 use axum::{
     Json, Router,
@@ -278,20 +278,19 @@ async fn send_code(
     email: &Email,
     purpose: Purpose,
 ) -> ApiResult<(String, Option<DateTime<Utc>>)> {
-    let request = state
-        .authorized(ver::StartChallengeRequest {
-            email: email.as_str().to_owned(),
-            purpose: purpose.into(),
-            locale: client.lang.tag().to_owned(),
-            client_ip: client.ip.clone(),
-        })
-        .await?;
-    let answer = state
-        .verification
-        .clone()
-        .start_challenge(request)
-        .await?
-        .into_inner();
+    let answer = retrying(|| async {
+        let request = state
+            .authorized(ver::StartChallengeRequest {
+                email: email.as_str().to_owned(),
+                purpose: purpose.into(),
+                locale: client.lang.tag().to_owned(),
+                client_ip: client.ip.clone(),
+            })
+            .await?;
+        Ok(state.verification.clone().start_challenge(request).await?)
+    })
+    .await?
+    .into_inner();
     metrics::counter!("verification_codes_requested_total").increment(1);
     Ok((
         answer.challenge_id,
@@ -327,19 +326,18 @@ async fn resend_code(state: &AppState, client: &Client, flow: &mut Flow) -> ApiR
     let Some(challenge) = flow.challenge_id.clone() else {
         return Err(out_of_order());
     };
-    let request = state
-        .authorized(ver::ResendChallengeRequest {
-            challenge_id: challenge,
-            locale: client.lang.tag().to_owned(),
-            client_ip: client.ip.clone(),
-        })
-        .await?;
-    let answer = state
-        .verification
-        .clone()
-        .resend_challenge(request)
-        .await?
-        .into_inner();
+    let answer = retrying(|| async {
+        let request = state
+            .authorized(ver::ResendChallengeRequest {
+                challenge_id: challenge.clone(),
+                locale: client.lang.tag().to_owned(),
+                client_ip: client.ip.clone(),
+            })
+            .await?;
+        Ok(state.verification.clone().resend_challenge(request).await?)
+    })
+    .await?
+    .into_inner();
     flow.resend_available_at = from_timestamp(answer.resend_available_at.as_ref());
     save(state, flow).await?;
     Ok(Json(
@@ -366,18 +364,21 @@ async fn confirm_code(state: &AppState, flow: &mut Flow, code: &str) -> ApiResul
     let Some(challenge) = flow.challenge_id.clone() else {
         return Err(out_of_order());
     };
-    let request = state
-        .authorized(ver::ConfirmChallengeRequest {
-            challenge_id: challenge,
-            code: code.to_owned(),
-        })
-        .await?;
-    let answer = state
-        .verification
-        .clone()
-        .confirm_challenge(request)
-        .await?
-        .into_inner();
+    let answer = retrying(|| async {
+        let request = state
+            .authorized(ver::ConfirmChallengeRequest {
+                challenge_id: challenge.clone(),
+                code: code.to_owned(),
+            })
+            .await?;
+        Ok(state
+            .verification
+            .clone()
+            .confirm_challenge(request)
+            .await?)
+    })
+    .await?
+    .into_inner();
     flow.email_proof = Some(answer.proof);
     save(state, flow).await
 }
@@ -428,25 +429,28 @@ async fn password(
         }
         (None, None) => return Err(out_of_order()),
     };
-    let request = state
-        .authorized(id::CreateAccountRequest {
-            citizenship: flow.citizenship.clone(),
-            identifier: Some(identifier),
-            email,
-            email_proof: proof,
-            password: body.password,
-            terms: Some(id::TermsAcceptance {
-                version: flow.terms_version.clone(),
-                accepted_at: Some(prost_types::Timestamp {
-                    seconds: flow.created_at.timestamp(),
-                    nanos: 0,
-                }),
-                client_ip: flow.client_ip.clone(),
-                user_agent: flow.user_agent.clone(),
+    let account = id::CreateAccountRequest {
+        citizenship: flow.citizenship.clone(),
+        identifier: Some(identifier),
+        email,
+        email_proof: proof,
+        password: body.password,
+        terms: Some(id::TermsAcceptance {
+            version: flow.terms_version.clone(),
+            accepted_at: Some(prost_types::Timestamp {
+                seconds: flow.created_at.timestamp(),
+                nanos: 0,
             }),
-        })
-        .await?;
-    let created = match state.identity.clone().create_account(request).await {
+            client_ip: flow.client_ip.clone(),
+            user_agent: flow.user_agent.clone(),
+        }),
+    };
+    let outcome = retrying(|| async {
+        let request = state.authorized(account.clone()).await?;
+        transient(state.identity.clone().create_account(request).await)
+    })
+    .await?;
+    let created = match outcome {
         Ok(answer) => answer.into_inner(),
         Err(status) => {
             let error = ApiError::from(status);
@@ -491,15 +495,19 @@ async fn login(
     client: Client,
     ApiJson(body): ApiJson<LoginBody>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    let request = state
-        .authorized(id::LoginRequest {
-            login: body.login,
-            password: body.password,
-            client_ip: client.ip,
-            user_agent: client.user_agent,
-        })
-        .await?;
-    let answer = state.identity.clone().login(request).await?.into_inner();
+    let answer = retrying(|| async {
+        let request = state
+            .authorized(id::LoginRequest {
+                login: body.login.clone(),
+                password: body.password.clone(),
+                client_ip: client.ip.clone(),
+                user_agent: client.user_agent.clone(),
+            })
+            .await?;
+        Ok(state.identity.clone().login(request).await?)
+    })
+    .await?
+    .into_inner();
     let mut out = token_json(answer.tokens)?;
     // Where the applicant stands: identity verification first, then the personal data.
     let next = if answer.status == id::AccountStatus::Registered as i32 {
@@ -545,8 +553,11 @@ async fn refresh(
 }
 
 async fn logout(State(state): State<AppState>, user: User) -> ApiResult<StatusCode> {
-    let request = examreg_kit::auth::with_bearer(id::LogoutRequest {}, &user.token)?;
-    state.identity.clone().logout(request).await?;
+    retrying(|| async {
+        let request = examreg_kit::auth::with_bearer(id::LogoutRequest {}, &user.token)?;
+        Ok(state.identity.clone().logout(request).await?)
+    })
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -585,10 +596,13 @@ async fn recovery_start(
         &client.ip,
         &client.user_agent,
     );
-    let request = state
-        .authorized(id::LookupRecoveryRequest { by: Some(by) })
-        .await?;
-    match state.identity.clone().lookup_recovery(request).await {
+    let lookup = id::LookupRecoveryRequest { by: Some(by) };
+    let outcome = retrying(|| async {
+        let request = state.authorized(lookup.clone()).await?;
+        transient(state.identity.clone().lookup_recovery(request).await)
+    })
+    .await?;
+    match outcome {
         Ok(found) => {
             let email =
                 Email::parse(&found.into_inner().email).map_err(|e| ApiError::internal(&e))?;
@@ -699,13 +713,16 @@ async fn recovery_password(
         return Err(out_of_order());
     };
     check_confirmation(&body)?;
-    let request = state
-        .authorized(id::ResetPasswordRequest {
-            recovery_proof: proof,
-            new_password: body.password,
-        })
-        .await?;
-    state.identity.clone().reset_password(request).await?;
+    retrying(|| async {
+        let request = state
+            .authorized(id::ResetPasswordRequest {
+                recovery_proof: proof.clone(),
+                new_password: body.password.clone(),
+            })
+            .await?;
+        Ok(state.identity.clone().reset_password(request).await?)
+    })
+    .await?;
     flow.finished = true;
     flow.email_proof = None;
     save(&state, &mut flow).await?;

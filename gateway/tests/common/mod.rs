@@ -7,7 +7,7 @@ use examreg_testkit as tk;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sha2::Digest;
-use std::time::Duration;
+use std::{collections::HashMap, time::Duration};
 
 pub(crate) const PASSWORD: &str = "Жасыл-алма-көктемде-7";
 pub(crate) const SECRET: &str = "gateway-secret-for-tests-0123456789";
@@ -25,6 +25,8 @@ pub(crate) struct Suite {
     pub(crate) s3: examreg_biometrics::objects::S3Config,
     /// Each service's base URL (gRPC, and `/metrics` over HTTP/1.1).
     pub(crate) services: Vec<(&'static str, String)>,
+    keys: Keys,
+    running: tokio::sync::Mutex<HashMap<&'static str, Running>>,
     _stops: Vec<tokio::sync::oneshot::Sender<()>>,
 }
 
@@ -82,14 +84,11 @@ pub(crate) async fn suite_with(options: Options) -> Suite {
         .map(String::from)
         .to_vec(),
     }];
-    let identity = examreg_identity::Application::build(config).await.unwrap();
-    let identity_url = format!("http://{}", identity.addr());
-    let (stop, signal) = stopper();
-    stops.push(stop);
-    tokio::spawn(identity.run_until_stopped(signal));
+    let mut running = HashMap::new();
+    let keys = Keys::default();
+    let identity_url = start(&mut running, ServiceConfig::Identity(config), &keys).await;
 
     // Services learn identity's keys the way they do in production: from its JWK Set.
-    let keys = Keys::default();
     client::fetch_jwks(
         examreg_kit::grpc::channel(&identity_url).unwrap(),
         &keys,
@@ -105,13 +104,7 @@ pub(crate) async fn suite_with(options: Options) -> Suite {
     config.code_key = Secret::new("test-code-key-0123456789abcdef0123456789");
     config.proof_key = Some(proof);
     config.limits.ip_hourly = 1000;
-    let verification = examreg_verification::Application::build(config, keys.clone())
-        .await
-        .unwrap();
-    let verification_url = format!("http://{}", verification.addr());
-    let (stop, signal) = stopper();
-    stops.push(stop);
-    tokio::spawn(verification.run_until_stopped(signal));
+    let verification_url = start(&mut running, ServiceConfig::Verification(config), &keys).await;
 
     let (s3_id, s3_secret) = tk::s3_credentials();
     let mut config = examreg_biometrics::Config::defaults();
@@ -128,25 +121,13 @@ pub(crate) async fn suite_with(options: Options) -> Suite {
         )
         .unwrap(),
     );
-    let biometrics = examreg_biometrics::Application::build(config, keys.clone())
-        .await
-        .unwrap();
-    let biometrics_url = format!("http://{}", biometrics.addr());
-    let (stop, signal) = stopper();
-    stops.push(stop);
-    tokio::spawn(biometrics.run_until_stopped(signal));
+    let biometrics_url = start(&mut running, ServiceConfig::Biometrics(config), &keys).await;
 
     let mut config = examreg_profile::Config::defaults();
     let profile_db = tk::fresh_database("gateway_profile").await;
     config.database_url = Secret::new(profile_db.clone());
     config.identity_url = identity_url.clone();
-    let profile = examreg_profile::Application::build(config, keys.clone())
-        .await
-        .unwrap();
-    let profile_url = format!("http://{}", profile.addr());
-    let (stop, signal) = stopper();
-    stops.push(stop);
-    tokio::spawn(profile.run_until_stopped(signal));
+    let profile_url = start(&mut running, ServiceConfig::Profile(config), &keys).await;
 
     let services = vec![
         ("identity", identity_url.clone()),
@@ -165,7 +146,7 @@ pub(crate) async fn suite_with(options: Options) -> Suite {
     config.cors_origins = vec!["https://abiturient.example.kz".into()];
     config.body_limit = 16 * 1024;
     config.rate_limit = options.rate_limit;
-    let gateway = examreg_gateway::Application::build(config, keys)
+    let gateway = examreg_gateway::Application::build(config, keys.clone())
         .await
         .unwrap();
     let base = format!("http://{}", gateway.addr());
@@ -182,7 +163,84 @@ pub(crate) async fn suite_with(options: Options) -> Suite {
         verification_prefix,
         s3,
         services,
+        keys,
+        running: tokio::sync::Mutex::new(running),
         _stops: stops,
+    }
+}
+
+/// A service's configuration, kept to start it again on the same address.
+#[derive(Clone)]
+pub(crate) enum ServiceConfig {
+    Identity(examreg_identity::Config),
+    Verification(examreg_verification::Config),
+    Biometrics(examreg_biometrics::Config),
+    Profile(examreg_profile::Config),
+}
+
+pub(crate) struct Running {
+    config: ServiceConfig,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// Starts a service (on the address of its config; port 0 the first time) and records it
+/// under its name; returns its URL.
+async fn start(
+    running: &mut HashMap<&'static str, Running>,
+    mut config: ServiceConfig,
+    keys: &Keys,
+) -> String {
+    let (stop, signal) = stopper();
+    let (name, addr, task) = match &mut config {
+        ServiceConfig::Identity(c) => {
+            let app = examreg_identity::Application::build(c.clone())
+                .await
+                .unwrap();
+            c.addr = app.addr();
+            let task = tokio::spawn(async move { app.run_until_stopped(signal).await.unwrap() });
+            ("identity", c.addr, task)
+        }
+        ServiceConfig::Verification(c) => {
+            let app = examreg_verification::Application::build(c.clone(), keys.clone())
+                .await
+                .unwrap();
+            c.addr = app.addr();
+            let task = tokio::spawn(async move { app.run_until_stopped(signal).await.unwrap() });
+            ("verification", c.addr, task)
+        }
+        ServiceConfig::Biometrics(c) => {
+            let app = examreg_biometrics::Application::build(c.clone(), keys.clone())
+                .await
+                .unwrap();
+            c.addr = app.addr();
+            let task = tokio::spawn(async move { app.run_until_stopped(signal).await.unwrap() });
+            ("biometrics", c.addr, task)
+        }
+        ServiceConfig::Profile(c) => {
+            let app = examreg_profile::Application::build(c.clone(), keys.clone())
+                .await
+                .unwrap();
+            c.addr = app.addr();
+            let task = tokio::spawn(async move { app.run_until_stopped(signal).await.unwrap() });
+            ("profile", c.addr, task)
+        }
+    };
+    running.insert(name, Running { config, stop, task });
+    format!("http://{addr}")
+}
+
+impl Suite {
+    /// Stops a service the way Kubernetes does (a shutdown signal: it drains in-flight calls
+    /// and exits), then starts a new instance on the same address after `down` — a rolling
+    /// restart of the only replica.
+    pub(crate) async fn restart(&self, name: &str, down: Duration) {
+        let mut running = self.running.lock().await;
+        let old = running.remove(name).expect("a service of the suite");
+        let _ = old.stop.send(());
+        old.task.await.expect("the service stopped cleanly");
+        tokio::time::sleep(down).await;
+        start(&mut running, old.config, &self.keys).await;
     }
 }
 
