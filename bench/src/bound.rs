@@ -1,0 +1,69 @@
+//! What the hardware allows: the CPU a registration cannot avoid (two argon2id hashes, at the
+//! account's creation and at login, and the checks of three photos), measured on this machine
+//! with the services' own code and configured parameters.
+
+use crate::journey::{PASSWORD, Photos};
+use examreg_biometrics::checks::{Kind, Thresholds, check};
+use serde_json::{Value, json};
+use std::time::{Duration, Instant};
+
+/// argon2id hashes per second with `cores` hashing at once for `window`.
+async fn hashes_per_second(cores: usize, window: Duration) -> anyhow::Result<f64> {
+    let defaults = examreg_identity::Config::defaults();
+    let hasher = examreg_identity::password::Hasher::new(
+        defaults.argon2_memory_kib,
+        defaults.argon2_iterations,
+        defaults.argon2_parallelism,
+        cores,
+    )?;
+    let started = Instant::now();
+    let workers = (0..cores).map(|_| {
+        let hasher = hasher.clone();
+        tokio::spawn(async move {
+            let mut done = 0u32;
+            while started.elapsed() < window {
+                hasher.hash(PASSWORD).await.expect("argon2 hashes");
+                done += 1;
+            }
+            done
+        })
+    });
+    let mut total = 0u32;
+    for worker in workers {
+        total += worker.await?;
+    }
+    Ok(f64::from(total) / started.elapsed().as_secs_f64())
+}
+
+/// Milliseconds of one core to check `bytes` as `kind` (the median of `rounds`).
+fn photo_ms(bytes: &[u8], kind: Kind, rounds: usize) -> f64 {
+    let thresholds = Thresholds::default();
+    let mut times: Vec<f64> = (0..rounds)
+        .map(|_| {
+            let started = Instant::now();
+            let accepted = check(bytes, kind, &thresholds);
+            assert!(accepted.is_ok(), "the benchmark's photos pass the checks");
+            started.elapsed().as_secs_f64() * 1000.0
+        })
+        .collect();
+    times.sort_by(f64::total_cmp);
+    times[times.len() / 2]
+}
+
+/// The bound and its parts.
+pub(crate) async fn measure(photos: &Photos) -> anyhow::Result<Value> {
+    let cores = std::thread::available_parallelism().map_or(2, usize::from);
+    let hashes = hashes_per_second(cores, Duration::from_secs(3)).await?;
+    let hash_ms = cores as f64 / hashes * 1000.0;
+    let face = photo_ms(&photos.face, Kind::Face, 15);
+    let front = photo_ms(&photos.front, Kind::DocumentFront, 15);
+    let back = photo_ms(&photos.back, Kind::DocumentBack, 15);
+    let cpu_seconds = (2.0 * hash_ms + face + front + back) / 1000.0;
+    Ok(json!({
+        "argon2_hashes_per_second": hashes,
+        "hash_ms": hash_ms,
+        "photo_ms": {"face": face, "document_front": front, "document_back": back},
+        "cpu_seconds_per_registration": cpu_seconds,
+        "registrations_per_second": cores as f64 / cpu_seconds,
+    }))
+}

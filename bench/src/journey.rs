@@ -1,0 +1,283 @@
+//! One applicant through the whole seed journey over the public HTTP API, each step timed.
+
+use crate::{mail::Mailbox, report::Recorder};
+use chrono::{Days, NaiveDate};
+use examreg_domain::{Iin, Sex};
+use examreg_testkit::photos::{SELFIE, id_card};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+pub(crate) const PASSWORD: &str = "Жасыл-алма-көктемде-7";
+
+/// What every applicant shares.
+pub(crate) struct Ctx {
+    pub(crate) http: reqwest::Client,
+    pub(crate) base: String,
+    pub(crate) mailbox: Mailbox,
+    pub(crate) recorder: Recorder,
+    pub(crate) photos: Photos,
+    pub(crate) next: AtomicU64,
+}
+
+pub(crate) struct Photos {
+    pub(crate) face: Vec<u8>,
+    pub(crate) front: Vec<u8>,
+    pub(crate) back: Vec<u8>,
+}
+
+impl Photos {
+    pub(crate) fn load() -> Self {
+        Self {
+            face: SELFIE.to_vec(),
+            front: id_card(true),
+            back: id_card(false),
+        }
+    }
+}
+
+/// A person who has not registered yet: a valid IIN (born 1990–2008), its birth date and sex,
+/// a fresh email and an address of their own (the gateway's per-IP limits are per person).
+struct Person {
+    iin: Iin,
+    email: String,
+    ip: String,
+}
+
+impl Person {
+    fn new(n: u64) -> Self {
+        let iin = loop {
+            let birth = NaiveDate::from_ymd_opt(1990, 1, 1).expect("literal")
+                + Days::new(rand::random::<u64>() % 6900);
+            let sex = if rand::random() {
+                Sex::Male
+            } else {
+                Sex::Female
+            };
+            if let Some(iin) = Iin::compose(birth, sex, rand::random::<u16>() % 10_000) {
+                break iin;
+            }
+        };
+        let tag: u64 = rand::random();
+        Self {
+            iin,
+            email: format!("bench.{tag:016x}@example.kz"),
+            ip: format!("10.{}.{}.{}", (n >> 16) & 255, (n >> 8) & 255, n & 255),
+        }
+    }
+}
+
+struct Step<'a> {
+    ctx: &'a Ctx,
+    person: &'a Person,
+    token: Option<String>,
+}
+
+impl Step<'_> {
+    /// Sends one request as this person and records its latency under `name`; an answer other
+    /// than `expect` ends the journey with an error kind `name:status:code`.
+    async fn call(
+        &self,
+        name: &'static str,
+        method: Method,
+        path: &str,
+        body: Body,
+        expect: StatusCode,
+    ) -> Result<Value, String> {
+        let mut request = self
+            .ctx
+            .http
+            .request(method, format!("{}{path}", self.ctx.base))
+            .header("x-forwarded-for", &self.person.ip)
+            .header("accept-language", "ru");
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
+        request = match body {
+            Body::None => request,
+            Body::Json(value) => request.json(&value),
+            Body::Jpeg(bytes) => request.header("content-type", "image/jpeg").body(bytes),
+        };
+        let started = Instant::now();
+        let response = request.send().await;
+        let elapsed = started.elapsed();
+        let response = response.map_err(|e| format!("{name}:transport:{}", kind_of(&e)))?;
+        let status = response.status();
+        let value: Value = response.json().await.unwrap_or(Value::Null);
+        self.ctx.recorder.step(name, elapsed);
+        if status != expect {
+            let code = value["error"]["code"].as_str().unwrap_or("-");
+            return Err(format!("{name}:{}:{code}", status.as_u16()));
+        }
+        Ok(value)
+    }
+}
+
+enum Body {
+    None,
+    Json(Value),
+    Jpeg(Vec<u8>),
+}
+
+fn kind_of(e: &reqwest::Error) -> &'static str {
+    if e.is_timeout() {
+        "timeout"
+    } else if e.is_connect() {
+        "connect"
+    } else {
+        "other"
+    }
+}
+
+/// Runs one applicant from the first screen to the cabinet.
+pub(crate) async fn run(ctx: Arc<Ctx>) -> Result<(), String> {
+    let n = ctx.next.fetch_add(1, Ordering::Relaxed);
+    let person = Person::new(n);
+    let started = Instant::now();
+    let mut s = Step {
+        ctx: &ctx,
+        person: &person,
+        token: None,
+    };
+    use Body::{Jpeg, Json};
+    use Method as M;
+    let ok = StatusCode::OK;
+    let flow = s
+        .call(
+            "start",
+            M::POST,
+            "/v1/registrations",
+            Json(json!({"citizenship": "KZ", "terms_version": "2026-01", "terms_accepted": true})),
+            StatusCode::CREATED,
+        )
+        .await?;
+    let flow = flow["flow_id"].as_str().unwrap_or_default().to_owned();
+    let at = |step: &str| format!("/v1/registrations/{flow}/{step}");
+    s.call(
+        "identifier",
+        M::PUT,
+        &at("identifier"),
+        Json(json!({"iin": person.iin.as_str()})),
+        ok,
+    )
+    .await?;
+    s.call(
+        "email",
+        M::PUT,
+        &at("email"),
+        Json(json!({"email": person.email})),
+        ok,
+    )
+    .await?;
+    let mail_started = Instant::now();
+    let code = ctx
+        .mailbox
+        .code_for(&person.email, Duration::from_secs(60))
+        .await
+        .ok_or_else(|| "mail:timeout:-".to_owned())?;
+    ctx.recorder.step("mail", mail_started.elapsed());
+    s.call(
+        "verify",
+        M::POST,
+        &at("email/verify"),
+        Json(json!({"code": code})),
+        ok,
+    )
+    .await?;
+    s.call(
+        "password",
+        M::POST,
+        &at("password"),
+        Json(json!({"password": PASSWORD, "password_confirmation": PASSWORD})),
+        StatusCode::CREATED,
+    )
+    .await?;
+    let session = s
+        .call(
+            "login",
+            M::POST,
+            "/v1/sessions",
+            Json(json!({"login": person.iin.as_str(), "password": PASSWORD})),
+            StatusCode::CREATED,
+        )
+        .await?;
+    s.token = session["access_token"].as_str().map(str::to_owned);
+    let photos = &ctx.photos;
+    s.call(
+        "face",
+        M::PUT,
+        "/v1/me/biometrics/face",
+        Jpeg(photos.face.clone()),
+        ok,
+    )
+    .await?;
+    s.call(
+        "document_front",
+        M::PUT,
+        "/v1/me/biometrics/document-front",
+        Jpeg(photos.front.clone()),
+        ok,
+    )
+    .await?;
+    s.call(
+        "document_back",
+        M::PUT,
+        "/v1/me/biometrics/document-back",
+        Jpeg(photos.back.clone()),
+        ok,
+    )
+    .await?;
+    s.call(
+        "consent",
+        M::POST,
+        "/v1/me/biometrics/consent",
+        Json(json!({"consent_version": "2026-01", "accepted": true})),
+        ok,
+    )
+    .await?;
+    s.call(
+        "name",
+        M::PUT,
+        "/v1/me/profile/name",
+        Json(json!({"surname": "Жұмабаев", "given_name": "Ерлан"})),
+        ok,
+    )
+    .await?;
+    s.call(
+        "details",
+        M::PUT,
+        "/v1/me/profile/details",
+        Json(json!({
+            "sex": person.iin.sex().as_str(),
+            "birth_date": person.iin.birth_date().format("%Y-%m-%d").to_string(),
+            "region_code": "KZ-71",
+            "mobile_phone": "8 701 777 77 77",
+        })),
+        ok,
+    )
+    .await?;
+    s.call(
+        "education",
+        M::PUT,
+        "/v1/me/profile/education",
+        Json(json!({"contingent_code": "bachelor", "institution_id": "enu"})),
+        ok,
+    )
+    .await?;
+    s.call(
+        "complete",
+        M::POST,
+        "/v1/me/registration/complete",
+        Body::None,
+        ok,
+    )
+    .await?;
+    ctx.recorder.step("registration", started.elapsed());
+    Ok(())
+}

@@ -1,0 +1,253 @@
+//! `examreg-bench`: runs applicants through the whole registration against a running suite
+//! (loopback only), measures in the same run what the hardware allows, and writes the report.
+//!
+//!   examreg-bench [--concurrency C | --rate R] [--count N] [--max-seconds S]
+//!                 [--base http://127.0.0.1:8080] [--mail http://127.0.0.1:1080] [--out DIR]
+//!
+//! Closed loop (`--concurrency`, default 4): C applicants at a time, each starting when one
+//! finishes. Fixed arrival rate (`--rate`): R new applicants per second whatever the suite's
+//! answers. Stops after N applicants (default 50) or S seconds (default 300).
+
+mod bound;
+mod journey;
+mod mail;
+mod report;
+
+use journey::{Ctx, Photos};
+use serde_json::{Value, json};
+use std::{
+    sync::{Arc, atomic::AtomicU64},
+    time::{Duration, Instant},
+};
+
+struct Args {
+    concurrency: usize,
+    rate: Option<f64>,
+    count: u64,
+    max_seconds: u64,
+    base: String,
+    mail: String,
+    out: std::path::PathBuf,
+}
+
+fn args() -> anyhow::Result<Args> {
+    let mut args = Args {
+        concurrency: 4,
+        rate: None,
+        count: 50,
+        max_seconds: 300,
+        base: "http://127.0.0.1:8080".into(),
+        mail: "http://127.0.0.1:1080".into(),
+        out: "bench-report".into(),
+    };
+    let mut given = std::env::args().skip(1);
+    while let Some(flag) = given.next() {
+        let mut value = || {
+            given
+                .next()
+                .ok_or_else(|| anyhow::anyhow!("{flag} needs a value"))
+        };
+        match flag.as_str() {
+            "--concurrency" => args.concurrency = value()?.parse()?,
+            "--rate" => args.rate = Some(value()?.parse()?),
+            "--count" => args.count = value()?.parse()?,
+            "--max-seconds" => args.max_seconds = value()?.parse()?,
+            "--base" => args.base = value()?,
+            "--mail" => args.mail = value()?,
+            "--out" => args.out = value()?.into(),
+            other => anyhow::bail!("unknown argument {other}"),
+        }
+    }
+    for url in [&args.base, &args.mail] {
+        anyhow::ensure!(
+            url.starts_with("http://127.0.0.1") || url.starts_with("http://localhost"),
+            "{url}: the benchmark targets loopback only"
+        );
+    }
+    Ok(args)
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = args()?;
+    let photos = Photos::load();
+    eprintln!("measuring the bound (argon2id on every core, the three photo checks)…");
+    let bound = bound::measure(&photos).await?;
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(120))
+        .pool_max_idle_per_host(256)
+        .build()?;
+    let ctx = Arc::new(Ctx {
+        mailbox: mail::Mailbox::start(http.clone(), args.mail.clone()),
+        http,
+        base: args.base.clone(),
+        recorder: report::Recorder::default(),
+        photos,
+        next: AtomicU64::new(0),
+    });
+    let before = report::processes();
+    anyhow::ensure!(
+        !before.is_empty(),
+        "no examreg-* process found: start the suite first (deploy/bench does)"
+    );
+    let deadline = Instant::now() + Duration::from_secs(args.max_seconds);
+    let started = Instant::now();
+    let ((completed, failed), mode) = match args.rate {
+        Some(rate) => (
+            open_loop(&ctx, rate, args.count, deadline).await,
+            format!("{rate} arrivals/s"),
+        ),
+        None => (
+            closed_loop(&ctx, args.concurrency, args.count, deadline).await,
+            format!("{} concurrent", args.concurrency),
+        ),
+    };
+    let seconds = started.elapsed().as_secs_f64();
+    let after = report::processes();
+    let (steps, errors) = ctx.recorder.summary();
+    let per_registration = |cpu: f64| {
+        if completed > 0 {
+            cpu / completed as f64
+        } else {
+            0.0
+        }
+    };
+    let processes: serde_json::Map<String, Value> = after
+        .iter()
+        .map(|(name, (cpu, peak_kib))| {
+            let used = cpu - before.get(name).map_or(0.0, |b| b.0);
+            (
+                name.clone(),
+                json!({
+                    "cpu_seconds": used,
+                    "cpu_seconds_per_registration": per_registration(used),
+                    "peak_rss_mib": *peak_kib as f64 / 1024.0,
+                }),
+            )
+        })
+        .collect();
+    let rate = completed as f64 / seconds;
+    let report = json!({
+        "machine": machine(),
+        "mode": mode,
+        "completed": completed,
+        "failed": failed,
+        "seconds": seconds,
+        "registrations_per_second": rate,
+        "bound": bound,
+        "achieved_over_bound": rate / bound["registrations_per_second"].as_f64().unwrap_or(f64::NAN),
+        "steps": steps,
+        "errors": errors,
+        "processes": processes,
+    });
+    std::fs::create_dir_all(&args.out)?;
+    std::fs::write(
+        args.out.join("report.json"),
+        serde_json::to_string_pretty(&report)?,
+    )?;
+    let markdown = report::markdown(&report);
+    std::fs::write(args.out.join("report.md"), &markdown)?;
+    std::fs::write(args.out.join("latency.svg"), report::svg(&report))?;
+    println!("{markdown}");
+    eprintln!("report written to {}", args.out.display());
+    Ok(())
+}
+
+/// C applicants at a time until `count` have run.
+async fn closed_loop(
+    ctx: &Arc<Ctx>,
+    concurrency: usize,
+    count: u64,
+    deadline: Instant,
+) -> (u64, u64) {
+    let remaining = Arc::new(AtomicU64::new(count));
+    let workers: Vec<_> = (0..concurrency)
+        .map(|_| {
+            let ctx = ctx.clone();
+            let remaining = remaining.clone();
+            tokio::spawn(async move {
+                let (mut ok, mut failed) = (0, 0);
+                while Instant::now() < deadline
+                    && remaining
+                        .fetch_update(
+                            std::sync::atomic::Ordering::Relaxed,
+                            std::sync::atomic::Ordering::Relaxed,
+                            |n| n.checked_sub(1),
+                        )
+                        .is_ok()
+                {
+                    match journey::run(ctx.clone()).await {
+                        Ok(()) => ok += 1,
+                        Err(kind) => {
+                            ctx.recorder.error(kind);
+                            failed += 1;
+                        }
+                    }
+                }
+                (ok, failed)
+            })
+        })
+        .collect();
+    let mut totals = (0, 0);
+    for worker in workers {
+        let (ok, failed) = worker.await.unwrap_or((0, 0));
+        totals.0 += ok;
+        totals.1 += failed;
+    }
+    totals
+}
+
+/// A new applicant every 1/R seconds, whatever the answers, until `count` have started.
+async fn open_loop(ctx: &Arc<Ctx>, rate: f64, count: u64, deadline: Instant) -> (u64, u64) {
+    let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / rate.max(0.001)));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let mut running = Vec::new();
+    for _ in 0..count {
+        tick.tick().await;
+        if Instant::now() >= deadline {
+            break;
+        }
+        let ctx = ctx.clone();
+        running.push(tokio::spawn(async move {
+            let outcome = journey::run(ctx.clone()).await;
+            if let Err(kind) = &outcome {
+                ctx.recorder.error(kind.clone());
+            }
+            outcome.is_ok()
+        }));
+    }
+    let mut totals = (0, 0);
+    for applicant in running {
+        if applicant.await.unwrap_or(false) {
+            totals.0 += 1;
+        } else {
+            totals.1 += 1;
+        }
+    }
+    totals
+}
+
+fn machine() -> Value {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|info| {
+            info.lines()
+                .find_map(|l| l.strip_prefix("model name"))
+                .map(|l| l.trim_start_matches([' ', '\t', ':']).to_owned())
+        })
+        .unwrap_or_default();
+    let memory_gib = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find_map(|l| l.strip_prefix("MemTotal:"))
+                .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kib| kib / 1024.0 / 1024.0);
+    json!({
+        "cores": std::thread::available_parallelism().map_or(0, usize::from),
+        "cpu": cpu,
+        "memory_gib": memory_gib,
+        "date": chrono::Utc::now().format("%Y-%m-%d").to_string(),
+    })
+}

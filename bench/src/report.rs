@@ -1,0 +1,226 @@
+//! Latencies per step, errors by kind, the suite's processes' CPU and memory, and the report
+//! as JSON and markdown.
+
+use hdrhistogram::Histogram;
+use serde_json::{Value, json};
+use std::{
+    collections::BTreeMap,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+#[derive(Clone, Default)]
+pub(crate) struct Recorder {
+    inner: Arc<Mutex<Inner>>,
+}
+
+#[derive(Default)]
+struct Inner {
+    steps: BTreeMap<&'static str, Histogram<u64>>,
+    errors: BTreeMap<String, u64>,
+}
+
+impl Recorder {
+    pub(crate) fn step(&self, name: &'static str, elapsed: Duration) {
+        let mut inner = self.inner.lock().expect("recorder lock");
+        let histogram = inner.steps.entry(name).or_insert_with(|| {
+            Histogram::new_with_bounds(1, 600_000_000, 3).expect("valid histogram bounds")
+        });
+        let micros = u64::try_from(elapsed.as_micros())
+            .unwrap_or(u64::MAX)
+            .max(1);
+        let _ = histogram.record(micros.min(600_000_000));
+    }
+
+    pub(crate) fn error(&self, kind: String) {
+        *self
+            .inner
+            .lock()
+            .expect("recorder lock")
+            .errors
+            .entry(kind)
+            .or_default() += 1;
+    }
+
+    /// Per step: count and p50/p90/p99/max in milliseconds; and the errors.
+    pub(crate) fn summary(&self) -> (Value, Value) {
+        let inner = self.inner.lock().expect("recorder lock");
+        let ms = |h: &Histogram<u64>, q: f64| h.value_at_quantile(q) as f64 / 1000.0;
+        let steps: serde_json::Map<String, Value> = inner
+            .steps
+            .iter()
+            .map(|(name, h)| {
+                (
+                    (*name).to_owned(),
+                    json!({
+                        "count": h.len(),
+                        "p50_ms": ms(h, 0.5),
+                        "p90_ms": ms(h, 0.9),
+                        "p99_ms": ms(h, 0.99),
+                        "max_ms": h.max() as f64 / 1000.0,
+                    }),
+                )
+            })
+            .collect();
+        (Value::Object(steps), json!(inner.errors))
+    }
+}
+
+/// CPU seconds used so far and peak resident memory of each running `examreg-*` process.
+pub(crate) fn processes() -> BTreeMap<String, (f64, u64)> {
+    let mut found = BTreeMap::new();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return found;
+    };
+    for entry in entries.flatten() {
+        let dir = entry.path();
+        // argv[0]'s file name: `comm` is cut at 15 characters.
+        let Ok(cmdline) = std::fs::read(dir.join("cmdline")) else {
+            continue;
+        };
+        let program = cmdline.split(|b| *b == 0).next().unwrap_or_default();
+        let program = String::from_utf8_lossy(program);
+        let name = program.rsplit('/').next().unwrap_or_default();
+        if !name.starts_with("examreg-") || name == "examreg-bench" {
+            continue;
+        }
+        let cpu = std::fs::read_to_string(dir.join("stat"))
+            .ok()
+            .and_then(|stat| {
+                // Fields after the parenthesized command: utime and stime are the 12th and
+                // 13th of them, in clock ticks (100 per second on Linux).
+                let rest = stat.rsplit_once(')')?.1;
+                let fields: Vec<&str> = rest.split_whitespace().collect();
+                let ticks: u64 =
+                    fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+                Some(ticks as f64 / 100.0)
+            })
+            .unwrap_or(0.0);
+        let peak_kib = std::fs::read_to_string(dir.join("status"))
+            .ok()
+            .and_then(|status| {
+                status
+                    .lines()
+                    .find_map(|l| l.strip_prefix("VmHWM:"))
+                    .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+            })
+            .unwrap_or(0);
+        let slot = found
+            .entry(name.trim_start_matches("examreg-").to_owned())
+            .or_insert((0.0, 0));
+        slot.0 += cpu;
+        slot.1 = slot.1.max(peak_kib);
+    }
+    found
+}
+
+/// The markdown table of a report.
+pub(crate) fn markdown(report: &Value) -> String {
+    let mut out = String::new();
+    let f = |v: &Value| {
+        v.as_f64()
+            .map_or_else(|| "-".to_owned(), |x| format!("{x:.2}"))
+    };
+    out.push_str(&format!(
+        "**{} registrations/s** ({} completed, {} failed in {} s, {}); bound {} registrations/s; \
+         achieved/bound **{}**\n\n",
+        f(&report["registrations_per_second"]),
+        report["completed"],
+        report["failed"],
+        f(&report["seconds"]),
+        report["mode"].as_str().unwrap_or(""),
+        f(&report["bound"]["registrations_per_second"]),
+        f(&report["achieved_over_bound"]),
+    ));
+    out.push_str(&format!(
+        "Bound: argon2id {} hashes/s on {} cores ({} ms each); photo checks {} / {} / {} ms \
+         (face, front, back); {} CPU-s per registration.\n\n",
+        f(&report["bound"]["argon2_hashes_per_second"]),
+        report["machine"]["cores"],
+        f(&report["bound"]["hash_ms"]),
+        f(&report["bound"]["photo_ms"]["face"]),
+        f(&report["bound"]["photo_ms"]["document_front"]),
+        f(&report["bound"]["photo_ms"]["document_back"]),
+        f(&report["bound"]["cpu_seconds_per_registration"]),
+    ));
+    out.push_str(
+        "| step | count | p50 ms | p90 ms | p99 ms | max ms |\n|---|---|---|---|---|---|\n",
+    );
+    if let Some(steps) = report["steps"].as_object() {
+        for (name, s) in steps {
+            out.push_str(&format!(
+                "| {name} | {} | {} | {} | {} | {} |\n",
+                s["count"],
+                f(&s["p50_ms"]),
+                f(&s["p90_ms"]),
+                f(&s["p99_ms"]),
+                f(&s["max_ms"])
+            ));
+        }
+    }
+    if let Some(processes) = report["processes"].as_object()
+        && !processes.is_empty()
+    {
+        out.push_str("\n| process | CPU-s per registration | peak RSS MiB |\n|---|---|---|\n");
+        for (name, p) in processes {
+            out.push_str(&format!(
+                "| {name} | {} | {} |\n",
+                f(&p["cpu_seconds_per_registration"]),
+                f(&p["peak_rss_mib"])
+            ));
+        }
+    }
+    if let Some(errors) = report["errors"].as_object()
+        && !errors.is_empty()
+    {
+        out.push_str("\nErrors: ");
+        let list: Vec<String> = errors.iter().map(|(k, v)| format!("`{k}` × {v}")).collect();
+        out.push_str(&list.join(", "));
+        out.push('\n');
+    }
+    out
+}
+
+/// A latency plot: per step, a bar to p50, a lighter one to p90 and a tick at p99, on a
+/// logarithmic millisecond axis (steps range from a millisecond to seconds).
+pub(crate) fn svg(report: &Value) -> String {
+    let Some(steps) = report["steps"].as_object() else {
+        return String::new();
+    };
+    let (left, width, row) = (130.0, 560.0, 22.0);
+    let height = 60.0 + row * steps.len() as f64;
+    let x = |ms: f64| left + width * ((ms.max(0.1)).log10() + 1.0) / 5.0; // 0.1 ms … 10 s
+    let mut out = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"720\" height=\"{height}\" \
+         font-family=\"sans-serif\" font-size=\"12\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n\
+         <text x=\"10\" y=\"18\" font-weight=\"bold\">Latency per step (ms, log scale): p50 dark, p90 light, p99 tick</text>\n"
+    );
+    for (i, tick) in [0.1, 1.0, 10.0, 100.0, 1000.0, 10000.0].iter().enumerate() {
+        let tx = x(*tick);
+        let label = ["0.1", "1", "10", "100", "1000", "10000"][i];
+        out.push_str(&format!(
+            "<line x1=\"{tx:.1}\" y1=\"28\" x2=\"{tx:.1}\" y2=\"{:.1}\" stroke=\"#ddd\"/>\
+             <text x=\"{tx:.1}\" y=\"{:.1}\" text-anchor=\"middle\" fill=\"#666\">{label}</text>\n",
+            height - 22.0,
+            height - 8.0
+        ));
+    }
+    for (i, (name, s)) in steps.iter().enumerate() {
+        let y = 34.0 + row * i as f64;
+        let get = |k: &str| s[k].as_f64().unwrap_or(0.0);
+        out.push_str(&format!(
+            "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">{name}</text>\
+             <rect x=\"{left}\" y=\"{y:.1}\" width=\"{:.1}\" height=\"14\" fill=\"#9ecae1\"/>\
+             <rect x=\"{left}\" y=\"{y:.1}\" width=\"{:.1}\" height=\"14\" fill=\"#3182bd\"/>\
+             <line x1=\"{p99:.1}\" y1=\"{y:.1}\" x2=\"{p99:.1}\" y2=\"{:.1}\" stroke=\"#de2d26\" stroke-width=\"2\"/>\n",
+            left - 8.0,
+            y + 11.0,
+            (x(get("p90_ms")) - left).max(1.0),
+            (x(get("p50_ms")) - left).max(1.0),
+            y + 14.0,
+            p99 = x(get("p99_ms")),
+        ));
+    }
+    out.push_str("</svg>\n");
+    out
+}
