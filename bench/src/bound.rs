@@ -15,6 +15,7 @@ async fn hashes_per_second(cores: usize, window: Duration) -> anyhow::Result<f64
         defaults.argon2_iterations,
         defaults.argon2_parallelism,
         cores,
+        cores * 4,
     )?;
     let started = Instant::now();
     let workers = (0..cores).map(|_| {

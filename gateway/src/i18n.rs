@@ -420,6 +420,11 @@ pub fn message(code: &str, lang: Lang) -> &'static str {
             "Please log in.",
         ),
         "forbidden" => ("Недостаточно прав.", "Құқық жеткіліксіз.", "Not allowed."),
+        "overloaded" => (
+            "Сейчас очень много заявок. Повторите через несколько секунд.",
+            "Қазір өтініштер өте көп. Бірнеше секундтан кейін қайталаңыз.",
+            "Very many applicants right now. Try again in a few seconds.",
+        ),
         "rate_limited" => (
             "Слишком много запросов. Подождите немного.",
             "Сұраулар тым көп. Біраз күтіңіз.",
@@ -484,6 +489,7 @@ mod tests {
             "invalid_page_size",
             "invalid_page_token",
             "invalid_kind",
+            "overloaded",
         ] {
             let all = [
                 message(code, Lang::Ru),

@@ -756,3 +756,55 @@ async fn after_login_the_applicant_photographs_face_and_document_consents_and_mo
     // A later login resumes where the applicant stopped.
     assert_eq!(s.login(&iin, PASSWORD).await.1["next_step"], "name");
 }
+
+#[tokio::test]
+async fn a_login_flood_beyond_the_hashing_queue_gets_429_with_retry_after_not_a_growing_wait() {
+    let s = suite_with(Options {
+        hashing: (1, 1),
+        ..Options::default()
+    })
+    .await;
+    // Three applicants, three logins each at once (each within its login's failure budget).
+    let mut iins = Vec::new();
+    for _ in 0..3 {
+        let iin = valid_iin();
+        s.register(&iin, &tk::unique_email()).await;
+        iins.push(iin);
+    }
+    let logins: Vec<_> = iins
+        .iter()
+        .flat_map(|iin| std::iter::repeat_n(iin.clone(), 3))
+        .map(|iin| {
+            let (http, base) = (s.http.clone(), s.base.clone());
+            tokio::spawn(async move {
+                let response = http
+                    .post(format!("{base}/v1/sessions"))
+                    .header("accept-language", "en")
+                    .json(&json!({"login": iin, "password": PASSWORD}))
+                    .send()
+                    .await
+                    .unwrap();
+                let retry_after = response.headers().get("retry-after").cloned();
+                (
+                    response.status(),
+                    retry_after,
+                    response.json::<Value>().await.unwrap(),
+                )
+            })
+        })
+        .collect();
+    let (mut ok, mut refused) = (0, 0);
+    for login in logins {
+        let (status, retry_after, body) = login.await.unwrap();
+        match status {
+            StatusCode::CREATED => ok += 1,
+            StatusCode::TOO_MANY_REQUESTS => {
+                assert_eq!(body["error"]["code"], "overloaded", "{body}");
+                assert!(retry_after.is_some(), "429 carries Retry-After");
+                refused += 1;
+            }
+            other => panic!("{other}: {body}"),
+        }
+    }
+    assert!(ok >= 2 && refused >= 1, "{ok} logged in, {refused} refused");
+}

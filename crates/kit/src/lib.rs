@@ -11,3 +11,4 @@ pub mod grpc;
 pub mod metrics;
 pub mod telemetry;
 pub mod tokens;
+pub mod work;

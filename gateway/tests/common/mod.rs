@@ -46,7 +46,9 @@ pub(crate) struct Options {
     /// The secret the gateway presents to identity.
     pub(crate) client_secret: &'static str,
     /// Where biometrics finds Garage (a relay to stop it).
-    pub s3_endpoint: String,
+    pub(crate) s3_endpoint: String,
+    /// identity's argon2 bound: hashes at once, and waiting.
+    pub(crate) hashing: (usize, usize),
 }
 
 impl Default for Options {
@@ -56,6 +58,7 @@ impl Default for Options {
             rate_limit: 1000,
             client_secret: SECRET,
             s3_endpoint: tk::s3_endpoint(),
+            hashing: (2, 64),
         }
     }
 }
@@ -69,6 +72,7 @@ pub(crate) async fn suite_with(options: Options) -> Suite {
     let identity_db = tk::fresh_database("gateway").await;
     config.database_url = Secret::new(identity_db.clone());
     config.signing_key = Some(signing.clone());
+    (config.hash_concurrency, config.hash_queue) = options.hashing;
     config.proof_keys = examreg_kit::tokens::KeySet::from_public_pems(&proof.public_pem()).unwrap();
     config.service_clients = vec![examreg_identity::ServiceClient {
         id: "gateway".into(),

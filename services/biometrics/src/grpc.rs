@@ -14,7 +14,6 @@ use examreg_proto::biometrics::v1::{self as pb, biometrics_service_server::Biome
 use sha2::{Digest, Sha256};
 use sqlx::PgPool;
 use std::{pin::Pin, sync::Arc};
-use tokio::sync::Semaphore;
 use tokio_stream::Stream;
 use tonic::{Code, Request, Response, Status, Streaming};
 use uuid::Uuid;
@@ -24,8 +23,9 @@ pub struct Biometrics {
     pub objects: Objects,
     pub keys: MasterKeys,
     pub thresholds: Arc<Thresholds>,
-    /// Bounds how many photos are checked at once (decoding and detection are CPU-bound).
-    pub permits: Arc<Semaphore>,
+    /// Bounds how many photos are checked at once (decoding and detection are CPU-bound) and
+    /// how many wait; beyond that an upload is refused with a retry hint.
+    pub gate: examreg_kit::work::Gate,
 }
 
 use errors::db;
@@ -204,12 +204,7 @@ impl BiometricsService for Biometrics {
                 bytes.extend_from_slice(&chunk);
             }
         }
-        let permit = self
-            .permits
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|e| internal(&e))?;
+        let permit = self.gate.enter().await.map_err(|o| o.status())?;
         let thresholds = self.thresholds.clone();
         let span = tracing::Span::current();
         let started = std::time::Instant::now();

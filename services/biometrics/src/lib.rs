@@ -26,8 +26,9 @@ pub struct Config {
     /// `id:hex64,…`, the first current (see `envelope`).
     pub master_keys: Option<envelope::MasterKeys>,
     pub thresholds: checks::Thresholds,
-    /// Photos checked at once.
+    /// Photos checked at once, and waiting for a turn before more are refused.
     pub check_concurrency: usize,
+    pub check_queue: usize,
     pub identity_url: String,
 }
 
@@ -96,6 +97,7 @@ impl Config {
             master_keys,
             thresholds,
             check_concurrency: env.parse("BIOMETRICS_CHECK_CONCURRENCY", cpus),
+            check_queue: env.parse("BIOMETRICS_CHECK_QUEUE", cpus * 8),
             identity_url: env.string("IDENTITY_URL", "http://127.0.0.1:50051"),
         }
     }
@@ -123,7 +125,12 @@ impl Application {
                 .master_keys
                 .ok_or_else(|| anyhow::anyhow!("BIOMETRICS_MASTER_KEYS is required"))?,
             thresholds: Arc::new(config.thresholds),
-            permits: Arc::new(tokio::sync::Semaphore::new(config.check_concurrency.max(1))),
+            gate: examreg_kit::work::Gate::new(
+                "photo_checks",
+                config.check_concurrency,
+                config.check_queue,
+                Duration::from_secs(1),
+            ),
         };
         let (listener, addr) = examreg_kit::grpc::bind(config.addr).await?;
         Ok(Self {

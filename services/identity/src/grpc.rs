@@ -51,7 +51,10 @@ fn store_error(e: StoreError) -> Status {
 }
 
 fn hash_error(e: password::HashError) -> Status {
-    internal(&e)
+    match e {
+        password::HashError::Overloaded(overloaded) => overloaded.status(),
+        e @ (password::HashError::Argon2(_) | password::HashError::Join(_)) => internal(&e),
+    }
 }
 
 fn invalid_proof() -> Status {
@@ -314,14 +317,29 @@ impl IdentityService for Identity {
         let account = store::account_by_login(&self.pool, &login)
             .await
             .map_err(store_error)?;
-        let verified = self
+        let verified = match self
             .hasher
             .verify(
                 &req.password,
                 account.as_ref().map(|a| a.password_hash.as_str()),
             )
             .await
-            .map_err(hash_error)?;
+        {
+            Ok(verified) => verified,
+            Err(e) => {
+                // Nothing was guessed (the hash never ran, e.g. refused as overloaded): give
+                // the reserved slots back.
+                store::throttle_succeed(&self.pool, &login_key, false)
+                    .await
+                    .map_err(store_error)?;
+                if !req.client_ip.is_empty() {
+                    store::throttle_succeed(&self.pool, &ip_key, false)
+                        .await
+                        .map_err(store_error)?;
+                }
+                return Err(hash_error(e));
+            }
+        };
         let account = match (account, verified) {
             (Some(account), Verified::Yes | Verified::YesRehash) if account.status != "blocked" => {
                 account

@@ -55,6 +55,8 @@ pub struct Config {
     pub argon2_iterations: u32,
     pub argon2_parallelism: u32,
     pub hash_concurrency: usize,
+    /// Hashes waiting for a turn before more are refused (RESOURCE_EXHAUSTED, retry hint).
+    pub hash_queue: usize,
     pub throttle: Throttle,
 }
 
@@ -121,6 +123,7 @@ impl Config {
             argon2_iterations,
             argon2_parallelism: env.parse("IDENTITY_ARGON2_PARALLELISM", 1),
             hash_concurrency: env.parse("IDENTITY_HASH_CONCURRENCY", cpus),
+            hash_queue: env.parse("IDENTITY_HASH_QUEUE", cpus * 32),
             throttle: Throttle {
                 login_budget: env.parse("IDENTITY_LOGIN_FAILURE_BUDGET", 5),
                 ip_budget: env.parse("IDENTITY_IP_FAILURE_BUDGET", 100),
@@ -164,6 +167,7 @@ impl Application {
             config.argon2_iterations,
             config.argon2_parallelism,
             config.hash_concurrency,
+            config.hash_queue,
         )?;
         let keys = Keys::from(&signing_key);
         let service = grpc::Identity {

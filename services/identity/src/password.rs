@@ -6,8 +6,8 @@ use argon2::{
     Algorithm, Argon2, Params, PasswordHash, PasswordHasher, PasswordVerifier, Version,
     password_hash::SaltString,
 };
-use std::sync::Arc;
-use tokio::sync::Semaphore;
+use examreg_kit::work::{Gate, Overloaded};
+use std::{sync::Arc, time::Duration};
 
 /// Why a password is refused; `code()` is the stable reason.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -63,11 +63,12 @@ pub fn check_policy(password: &str, personal: &[&str]) -> Result<(), PolicyError
     Ok(())
 }
 
-/// Hashes and verifies with argon2id, at most `permits` at a time, on blocking threads.
+/// Hashes and verifies with argon2id on blocking threads: a bounded number at a time, a
+/// bounded number waiting, the rest refused with a retry hint.
 #[derive(Clone)]
 pub struct Hasher {
     params: Params,
-    permits: Arc<Semaphore>,
+    gate: Gate,
     /// A hash of a random password with the current parameters: an unknown login is checked
     /// against it, so it costs the same time as a known one.
     dummy: Arc<String>,
@@ -79,6 +80,8 @@ pub enum HashError {
     Argon2(String),
     #[error("hashing task failed: {0}")]
     Join(#[from] tokio::task::JoinError),
+    #[error(transparent)]
+    Overloaded(#[from] Overloaded),
 }
 
 /// The outcome of a verification.
@@ -91,13 +94,14 @@ pub enum Verified {
 }
 
 impl Hasher {
-    /// `memory_kib`, `iterations`, `parallelism` as argon2 takes them; OWASP's minimum for
-    /// argon2id is 19456 KiB, 2, 1.
+    /// `memory_kib`, `iterations`, `parallelism` as argon2 takes them (OWASP's minimum for
+    /// argon2id is 19456 KiB, 2, 1); `concurrency` hashes at once, `queue` more waiting.
     pub fn new(
         memory_kib: u32,
         iterations: u32,
         parallelism: u32,
         concurrency: usize,
+        queue: usize,
     ) -> Result<Self, HashError> {
         let params = Params::new(memory_kib, iterations, parallelism, None)
             .map_err(|e| HashError::Argon2(e.to_string()))?;
@@ -105,7 +109,7 @@ impl Hasher {
         let dummy = hash_blocking(&params, &hex::encode(dummy_password))?;
         Ok(Self {
             params,
-            permits: Arc::new(Semaphore::new(concurrency.max(1))),
+            gate: Gate::new("argon2", concurrency, queue, Duration::from_secs(1)),
             dummy: Arc::new(dummy),
         })
     }
@@ -114,11 +118,7 @@ impl Hasher {
         &self,
         work: impl FnOnce(Params) -> T + Send + 'static,
     ) -> Result<T, HashError> {
-        let _permit = self
-            .permits
-            .acquire()
-            .await
-            .expect("the semaphore is never closed");
+        let _permit = self.gate.enter().await?;
         let params = self.params.clone();
         let span = tracing::Span::current();
         Ok(tokio::task::spawn_blocking(move || {
@@ -235,8 +235,8 @@ mod tests {
 
     #[tokio::test]
     async fn verifies_and_asks_for_a_rehash_when_parameters_change() {
-        let weak = Hasher::new(8, 1, 1, 2).unwrap();
-        let strong = Hasher::new(19456, 2, 1, 2).unwrap();
+        let weak = Hasher::new(8, 1, 1, 2, 8).unwrap();
+        let strong = Hasher::new(19456, 2, 1, 2, 8).unwrap();
         let old = weak.hash("correct horse battery staple").await.unwrap();
         assert_eq!(
             weak.verify("correct horse battery staple", Some(&old))
@@ -262,5 +262,34 @@ mod tests {
             strong.verify("anything at all", None).await.unwrap(),
             Verified::No
         );
+    }
+
+    #[tokio::test]
+    async fn a_flood_beyond_the_queue_is_refused_not_queued() {
+        let hasher = Hasher::new(19456, 2, 1, 1, 2).unwrap();
+        let attempts: Vec<_> = (0..8)
+            .map(|_| {
+                let hasher = hasher.clone();
+                tokio::spawn(async move { hasher.hash("correct horse battery staple").await })
+            })
+            .collect();
+        let mut refused = 0;
+        let mut hashed = 0;
+        for attempt in attempts {
+            match attempt.await.unwrap() {
+                Ok(_) => hashed += 1,
+                Err(HashError::Overloaded(o)) => {
+                    assert_eq!(o.retry_after, Duration::from_secs(1));
+                    refused += 1;
+                }
+                Err(e) => panic!("{e}"),
+            }
+        }
+        // One running and two waiting at most; the others were turned away at once.
+        assert!(
+            hashed >= 3 && refused >= 1,
+            "{hashed} hashed, {refused} refused"
+        );
+        assert_eq!(hashed + refused, 8);
     }
 }

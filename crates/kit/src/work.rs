@@ -1,0 +1,121 @@
+//! A bound on CPU-heavy work (argon2, photo checks): at most `concurrency` jobs run at once and
+//! at most `queue` wait for a turn. One more is refused at once — RESOURCE_EXHAUSTED with a
+//! retry hint, which the gateway answers as 429 with Retry-After — instead of joining a queue
+//! that only grows while a rush lasts and makes every applicant wait longer.
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+#[derive(Clone)]
+pub struct Gate {
+    name: &'static str,
+    permits: Arc<Semaphore>,
+    waiting: Arc<AtomicUsize>,
+    queue: usize,
+    retry_after: Duration,
+}
+
+/// The gate was full: try again after `retry_after`.
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+#[error("too much work queued; retry in {retry_after:?}")]
+pub struct Overloaded {
+    pub retry_after: Duration,
+}
+
+impl Overloaded {
+    pub fn status(self) -> tonic::Status {
+        crate::errors::rate_limited(
+            "overloaded",
+            "the service is busy; try again shortly",
+            self.retry_after,
+        )
+    }
+}
+
+/// Gives the waiting slot back however the wait ends (a turn, or the caller going away).
+struct Waiting(Arc<AtomicUsize>);
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl Gate {
+    pub fn new(
+        name: &'static str,
+        concurrency: usize,
+        queue: usize,
+        retry_after: Duration,
+    ) -> Self {
+        Self {
+            name,
+            permits: Arc::new(Semaphore::new(concurrency.max(1))),
+            waiting: Arc::new(AtomicUsize::new(0)),
+            queue,
+            retry_after,
+        }
+    }
+
+    /// A turn to run, held until the permit drops; or `Overloaded` when the queue is full.
+    pub async fn enter(&self) -> Result<OwnedSemaphorePermit, Overloaded> {
+        if let Ok(permit) = self.permits.clone().try_acquire_owned() {
+            return Ok(permit);
+        }
+        if self.waiting.fetch_add(1, Ordering::AcqRel) >= self.queue {
+            self.waiting.fetch_sub(1, Ordering::AcqRel);
+            metrics::counter!("work_refused_total", "gate" => self.name).increment(1);
+            return Err(Overloaded {
+                retry_after: self.retry_after,
+            });
+        }
+        let _waiting = Waiting(self.waiting.clone());
+        Ok(self
+            .permits
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("the gate's semaphore is never closed"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn beyond_the_queue_work_is_refused_at_once_and_slots_come_back() {
+        let gate = Gate::new("test", 1, 2, Duration::from_secs(1));
+        let running = gate.enter().await.unwrap();
+        let first = tokio::spawn({
+            let gate = gate.clone();
+            async move { gate.enter().await.map(drop) }
+        });
+        let second = tokio::spawn({
+            let gate = gate.clone();
+            async move { gate.enter().await.map(drop) }
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        // One running, two waiting: the fourth is refused without waiting.
+        let refused = gate.enter().await.unwrap_err();
+        assert_eq!(refused.retry_after, Duration::from_secs(1));
+        drop(running);
+        first.await.unwrap().unwrap();
+        second.await.unwrap().unwrap();
+        // The waiting slots were given back.
+        let again = gate.enter().await.unwrap();
+        drop(again);
+        // A waiter that goes away gives its slot back too.
+        let hold = gate.enter().await.unwrap();
+        let gone = tokio::time::timeout(Duration::from_millis(20), gate.enter()).await;
+        assert!(gone.is_err());
+        assert_eq!(gate.waiting.load(Ordering::Acquire), 0);
+        drop(hold);
+    }
+}
