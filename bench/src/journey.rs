@@ -24,6 +24,8 @@ pub(crate) struct Ctx {
     pub(crate) recorder: Recorder,
     pub(crate) photos: Photos,
     pub(crate) next: AtomicU64,
+    /// One applicant's access token, for the hop measurement after the load.
+    pub(crate) token: std::sync::Mutex<Option<String>>,
 }
 
 pub(crate) struct Photos {
@@ -208,6 +210,7 @@ pub(crate) async fn run(ctx: Arc<Ctx>) -> Result<(), String> {
         )
         .await?;
     s.token = session["access_token"].as_str().map(str::to_owned);
+    ctx.token.lock().expect("token lock").clone_from(&s.token);
     let photos = &ctx.photos;
     s.call(
         "face",

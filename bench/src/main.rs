@@ -9,6 +9,7 @@
 //! answers. Stops after N applicants (default 50) or S seconds (default 300).
 
 mod bound;
+mod hop;
 mod journey;
 mod mail;
 mod report;
@@ -27,6 +28,7 @@ struct Args {
     max_seconds: u64,
     base: String,
     mail: String,
+    profile: String,
     out: std::path::PathBuf,
 }
 
@@ -38,6 +40,7 @@ fn args() -> anyhow::Result<Args> {
         max_seconds: 300,
         base: "http://127.0.0.1:8080".into(),
         mail: "http://127.0.0.1:1080".into(),
+        profile: "http://127.0.0.1:50054".into(),
         out: "bench-report".into(),
     };
     let mut given = std::env::args().skip(1);
@@ -54,11 +57,12 @@ fn args() -> anyhow::Result<Args> {
             "--max-seconds" => args.max_seconds = value()?.parse()?,
             "--base" => args.base = value()?,
             "--mail" => args.mail = value()?,
+            "--profile" => args.profile = value()?,
             "--out" => args.out = value()?.into(),
             other => anyhow::bail!("unknown argument {other}"),
         }
     }
-    for url in [&args.base, &args.mail] {
+    for url in [&args.base, &args.mail, &args.profile] {
         anyhow::ensure!(
             url.starts_with("http://127.0.0.1") || url.starts_with("http://localhost"),
             "{url}: the benchmark targets loopback only"
@@ -84,6 +88,7 @@ async fn main() -> anyhow::Result<()> {
         recorder: report::Recorder::default(),
         photos,
         next: AtomicU64::new(0),
+        token: std::sync::Mutex::new(None),
     });
     let before = report::processes();
     anyhow::ensure!(
@@ -104,6 +109,13 @@ async fn main() -> anyhow::Result<()> {
     };
     let seconds = started.elapsed().as_secs_f64();
     let after = report::processes();
+    let token = ctx.token.lock().expect("token lock").clone();
+    let hop = match token {
+        Some(token) => hop::measure(&ctx.http, &args.base, &args.profile, &token)
+            .await
+            .unwrap_or_else(|e| json!({"error": e.to_string()})),
+        None => json!({"error": "no applicant logged in"}),
+    };
     let (steps, errors) = ctx.recorder.summary();
     let per_registration = |cpu: f64| {
         if completed > 0 {
@@ -135,6 +147,7 @@ async fn main() -> anyhow::Result<()> {
         "seconds": seconds,
         "registrations_per_second": rate,
         "bound": bound,
+        "hop": hop,
         "achieved_over_bound": rate / bound["registrations_per_second"].as_f64().unwrap_or(f64::NAN),
         "steps": steps,
         "errors": errors,

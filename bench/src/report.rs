@@ -143,6 +143,17 @@ pub(crate) fn markdown(report: &Value) -> String {
         f(&report["bound"]["photo_ms"]["document_back"]),
         f(&report["bound"]["cpu_seconds_per_registration"]),
     ));
+    if report["hop"]["gateway_hop_p50_ms"].is_number() {
+        out.push_str(&format!(
+            "Hop: a bare tonic call {} ms at p50; ListRegions straight to profile {} ms, \
+             through the gateway {} ms: the gateway hop adds {} ms, {}× the bare call.\n\n",
+            f(&report["hop"]["bare_tonic_p50_ms"]),
+            f(&report["hop"]["direct_list_regions_p50_ms"]),
+            f(&report["hop"]["gateway_list_regions_p50_ms"]),
+            f(&report["hop"]["gateway_hop_p50_ms"]),
+            f(&report["hop"]["hop_over_bare_tonic"]),
+        ));
+    }
     out.push_str(
         "| step | count | p50 ms | p90 ms | p99 ms | max ms |\n|---|---|---|---|---|---|\n",
     );

@@ -6,7 +6,6 @@
 use crate::auth::{AuthLayer, Keys};
 use std::{future::Future, net::SocketAddr, time::Duration};
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 use tonic::service::Routes;
 use tonic_health::ServingStatus;
 
@@ -78,7 +77,12 @@ pub async fn serve(
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .layer(AuthLayer::new(keys, public_paths))
         .add_routes(routes)
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), draining)
+        .serve_with_incoming_shutdown(
+            // Small answers go out at once: without TCP_NODELAY a reply split over two
+            // segments waits for the caller's delayed ACK (~40 ms per call, measured).
+            tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
+            draining,
+        )
         .await
 }
 

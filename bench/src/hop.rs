@@ -1,0 +1,96 @@
+//! The price of one gateway→service hop against a bare tonic call: the same directory read
+//! (`ListRegions`) through the gateway's HTTP API and straight over gRPC, and a health check
+//! against a tonic server with nothing else in it, each timed one call at a time.
+
+use examreg_kit::auth::with_bearer;
+use examreg_proto::profile::v1::{
+    ListRegionsRequest, profile_service_client::ProfileServiceClient,
+};
+use serde_json::{Value, json};
+use std::time::Instant;
+use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
+
+const ROUNDS: usize = 500;
+
+fn p50(mut micros: Vec<f64>) -> f64 {
+    micros.sort_by(f64::total_cmp);
+    micros[micros.len() / 2] / 1000.0
+}
+
+async fn timed<F, Fut>(mut call: F) -> anyhow::Result<f64>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = anyhow::Result<()>>,
+{
+    for _ in 0..50 {
+        call().await?;
+    }
+    let mut micros = Vec::with_capacity(ROUNDS);
+    for _ in 0..ROUNDS {
+        let started = Instant::now();
+        call().await?;
+        micros.push(started.elapsed().as_secs_f64() * 1e6);
+    }
+    Ok(p50(micros))
+}
+
+pub(crate) async fn measure(
+    http: &reqwest::Client,
+    base: &str,
+    profile_url: &str,
+    token: &str,
+) -> anyhow::Result<Value> {
+    let (_reporter, health) = tonic_health::server::health_reporter();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let echo_url = format!("http://{}", listener.local_addr()?);
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(health)
+            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+    );
+    let echo = HealthClient::new(examreg_kit::grpc::channel(&echo_url)?);
+    let bare = timed(|| {
+        let mut echo = echo.clone();
+        async move {
+            echo.check(HealthCheckRequest::default()).await?;
+            Ok(())
+        }
+    })
+    .await?;
+    let profile = ProfileServiceClient::new(examreg_kit::grpc::channel(profile_url)?);
+    let direct = timed(|| {
+        let mut profile = profile.clone();
+        async move {
+            profile
+                .list_regions(with_bearer(ListRegionsRequest {}, token)?)
+                .await?;
+            Ok(())
+        }
+    })
+    .await?;
+    // Each call from an address of its own: the per-IP budget is not what is measured here.
+    let calls = std::sync::atomic::AtomicU32::new(0);
+    let through_gateway = timed(|| async {
+        let n = calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let response = http
+            .get(format!("{base}/v1/reference/regions"))
+            .header(
+                "x-forwarded-for",
+                format!("10.255.{}.{}", (n >> 8) & 255, n & 255),
+            )
+            .send()
+            .await?;
+        anyhow::ensure!(response.status().is_success(), "{}", response.status());
+        response.bytes().await?;
+        Ok(())
+    })
+    .await?;
+    let hop = through_gateway - direct;
+    Ok(json!({
+        "bare_tonic_p50_ms": bare,
+        "direct_list_regions_p50_ms": direct,
+        "gateway_list_regions_p50_ms": through_gateway,
+        "gateway_hop_p50_ms": hop,
+        "hop_over_bare_tonic": hop / bare,
+    }))
+}
