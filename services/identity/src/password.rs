@@ -3,11 +3,14 @@
 //! login flood would starve every other request).
 
 use argon2::{
-    Algorithm, Argon2, Params, PasswordHash, PasswordHasher, PasswordVerifier, Version,
-    password_hash::SaltString,
+    Algorithm, Argon2, Block, Params, PasswordHash, Version,
+    password_hash::{Output, ParamsString, Salt, SaltString},
 };
 use examreg_kit::work::{Gate, Overloaded};
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 /// Why a password is refused; `code()` is the stable reason.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -69,6 +72,9 @@ pub fn check_policy(password: &str, personal: &[&str]) -> Result<(), PolicyError
 pub struct Hasher {
     params: Params,
     gate: Gate,
+    /// argon2's working memory (19 MiB and more), kept between hashes: at most one block per
+    /// hash running, so memory stays bounded and no hash pays for a fresh allocation.
+    memory: Arc<Mutex<Vec<Vec<Block>>>>,
     /// A hash of a random password with the current parameters: an unknown login is checked
     /// against it, so it costs the same time as a known one.
     dummy: Arc<String>,
@@ -106,31 +112,43 @@ impl Hasher {
         let params = Params::new(memory_kib, iterations, parallelism, None)
             .map_err(|e| HashError::Argon2(e.to_string()))?;
         let dummy_password: [u8; 16] = rand::random();
-        let dummy = hash_blocking(&params, &hex::encode(dummy_password))?;
+        let dummy = hash_with(&params, &hex::encode(dummy_password), &mut Vec::new())?;
         Ok(Self {
             params,
             gate: Gate::new("argon2", concurrency, queue, Duration::from_secs(1)),
+            memory: Arc::default(),
             dummy: Arc::new(dummy),
         })
     }
 
     async fn run<T: Send + 'static>(
         &self,
-        work: impl FnOnce(Params) -> T + Send + 'static,
+        work: impl FnOnce(Params, &mut Vec<Block>) -> T + Send + 'static,
     ) -> Result<T, HashError> {
         let _permit = self.gate.enter().await?;
         let params = self.params.clone();
+        let pool = self.memory.clone();
         let span = tracing::Span::current();
         Ok(tokio::task::spawn_blocking(move || {
             let _entered = span.enter();
-            work(params)
+            let mut memory = pool
+                .lock()
+                .map(|mut p| p.pop())
+                .ok()
+                .flatten()
+                .unwrap_or_default();
+            let result = work(params, &mut memory);
+            if let Ok(mut pool) = pool.lock() {
+                pool.push(memory);
+            }
+            result
         })
         .await?)
     }
 
     pub async fn hash(&self, password: &str) -> Result<String, HashError> {
         let password = password.to_owned();
-        self.run(move |params| hash_blocking(&params, &password))
+        self.run(move |params, memory| hash_with(&params, &password, memory))
             .await?
     }
 
@@ -144,13 +162,10 @@ impl Hasher {
         let real = stored.is_some();
         let stored = stored.map_or_else(|| (*self.dummy).clone(), str::to_owned);
         let verified = self
-            .run(move |params| -> Result<Verified, HashError> {
+            .run(move |params, memory| -> Result<Verified, HashError> {
                 let hash =
                     PasswordHash::new(&stored).map_err(|e| HashError::Argon2(e.to_string()))?;
-                if Argon2::default()
-                    .verify_password(password.as_bytes(), &hash)
-                    .is_err()
-                {
+                if !matches(&hash, password.as_bytes(), memory)? {
                     return Ok(Verified::No);
                 }
                 let current = hash.algorithm.as_str() == "argon2id"
@@ -170,12 +185,88 @@ impl Hasher {
     }
 }
 
-fn hash_blocking(params: &Params, password: &str) -> Result<String, HashError> {
+fn argon2_error(e: impl std::fmt::Display) -> HashError {
+    HashError::Argon2(e.to_string())
+}
+
+/// One argon2 computation in `memory` (grown to the parameters' size, kept for the next).
+fn compute(
+    algorithm: Algorithm,
+    version: Version,
+    params: &Params,
+    password: &[u8],
+    salt: Salt<'_>,
+    output_len: usize,
+    memory: &mut Vec<Block>,
+) -> Result<Output, HashError> {
+    let mut salt_buffer = [0u8; 64];
+    let salt = salt.decode_b64(&mut salt_buffer).map_err(argon2_error)?;
+    memory.resize(params.block_count(), Block::default());
+    let argon2 = Argon2::new(algorithm, version, params.clone());
+    Output::init_with(output_len, |out| {
+        argon2
+            .hash_password_into_with_memory(password, salt, out, &mut memory[..])
+            .map_err(Into::into)
+    })
+    .map_err(argon2_error)
+}
+
+/// A new argon2id hash of `password` in PHC string form, the same as
+/// `Argon2::hash_password` writes, computed in reused memory.
+fn hash_with(
+    params: &Params,
+    password: &str,
+    memory: &mut Vec<Block>,
+) -> Result<String, HashError> {
     let salt = SaltString::generate(&mut rand::rngs::OsRng);
-    Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone())
-        .hash_password(password.as_bytes(), &salt)
-        .map(|h| h.to_string())
-        .map_err(|e| HashError::Argon2(e.to_string()))
+    let output_len = params.output_len().unwrap_or(Params::DEFAULT_OUTPUT_LEN);
+    let output = compute(
+        Algorithm::Argon2id,
+        Version::V0x13,
+        params,
+        password.as_bytes(),
+        salt.as_salt(),
+        output_len,
+        memory,
+    )?;
+    let hash = PasswordHash {
+        algorithm: Algorithm::Argon2id.ident(),
+        version: Some(Version::V0x13.into()),
+        params: ParamsString::try_from(params).map_err(argon2_error)?,
+        salt: Some(salt.as_salt()),
+        hash: Some(output),
+    };
+    Ok(hash.to_string())
+}
+
+/// Whether `password` gives `stored`'s hash with `stored`'s own algorithm, version and
+/// parameters (compared in constant time by `Output`).
+fn matches(
+    stored: &PasswordHash<'_>,
+    password: &[u8],
+    memory: &mut Vec<Block>,
+) -> Result<bool, HashError> {
+    let (Some(salt), Some(expected)) = (stored.salt, stored.hash) else {
+        return Ok(false);
+    };
+    let algorithm = Algorithm::try_from(stored.algorithm).map_err(argon2_error)?;
+    let version = stored
+        .version
+        .map(Version::try_from)
+        .transpose()
+        .map_err(argon2_error)?
+        .unwrap_or_default();
+    let params = Params::try_from(stored).map_err(argon2_error)?;
+    let output = compute(
+        algorithm,
+        version,
+        &params,
+        password,
+        salt,
+        expected.len(),
+        memory,
+    )?;
+    Ok(output == expected)
 }
 
 #[cfg(test)]
@@ -291,5 +382,48 @@ mod tests {
             "{hashed} hashed, {refused} refused"
         );
         assert_eq!(hashed + refused, 8);
+    }
+
+    #[tokio::test]
+    async fn hashes_in_reused_memory_agree_with_the_reference_implementation() {
+        use argon2::{PasswordHasher, PasswordVerifier};
+        let hasher = Hasher::new(19456, 2, 1, 1, 4).unwrap();
+        let ours = hasher.hash("correct horse battery staple").await.unwrap();
+        // The reference verifies ours…
+        let parsed = PasswordHash::new(&ours).unwrap();
+        assert!(
+            Argon2::default()
+                .verify_password(b"correct horse battery staple", &parsed)
+                .is_ok()
+        );
+        assert!(
+            Argon2::default()
+                .verify_password(b"wrong", &parsed)
+                .is_err()
+        );
+        // …and we verify the reference's, twice in the same reused memory.
+        let salt = SaltString::generate(&mut rand::rngs::OsRng);
+        let theirs = Argon2::default()
+            .hash_password(b"correct horse battery staple", &salt)
+            .unwrap()
+            .to_string();
+        for _ in 0..2 {
+            assert_eq!(
+                hasher
+                    .verify("correct horse battery staple", Some(&theirs))
+                    .await
+                    .unwrap(),
+                Verified::Yes
+            );
+            assert_eq!(
+                hasher
+                    .verify("correct horse battery stapler", Some(&theirs))
+                    .await
+                    .unwrap(),
+                Verified::No
+            );
+        }
+        // One hash at a time: one block of memory kept.
+        assert_eq!(hasher.memory.lock().unwrap().len(), 1);
     }
 }
