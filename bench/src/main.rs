@@ -30,6 +30,8 @@ struct Args {
     mail: String,
     profile: String,
     out: std::path::PathBuf,
+    /// After the measured run, a second one at twice its rate.
+    overload: bool,
 }
 
 fn args() -> anyhow::Result<Args> {
@@ -41,6 +43,7 @@ fn args() -> anyhow::Result<Args> {
         base: "http://127.0.0.1:8080".into(),
         mail: "http://127.0.0.1:1080".into(),
         profile: "http://127.0.0.1:50054".into(),
+        overload: false,
         out: "bench-report".into(),
     };
     let mut given = std::env::args().skip(1);
@@ -59,6 +62,7 @@ fn args() -> anyhow::Result<Args> {
             "--mail" => args.mail = value()?,
             "--profile" => args.profile = value()?,
             "--out" => args.out = value()?.into(),
+            "--overload" => args.overload = true,
             other => anyhow::bail!("unknown argument {other}"),
         }
     }
@@ -139,7 +143,13 @@ async fn main() -> anyhow::Result<()> {
         })
         .collect();
     let rate = completed as f64 / seconds;
+    let overload = if args.overload && rate > 0.0 {
+        overload_run(&ctx, 2.0 * rate).await
+    } else {
+        Value::Null
+    };
     let report = json!({
+        "overload": overload,
         "machine": machine(),
         "mode": mode,
         "completed": completed,
@@ -208,6 +218,47 @@ async fn closed_loop(
         totals.1 += failed;
     }
     totals
+}
+
+/// Twice the sustainable rate for about thirty seconds: the suite should stay up, refuse what
+/// it cannot take (429 `overloaded` with Retry-After) and keep the cheap steps fast.
+async fn overload_run(ctx: &Arc<Ctx>, rate: f64) -> Value {
+    let over = Arc::new(Ctx {
+        http: ctx.http.clone(),
+        base: ctx.base.clone(),
+        mailbox: ctx.mailbox.clone(),
+        recorder: report::Recorder::default(),
+        photos: Photos::load(),
+        next: AtomicU64::new(ctx.next.load(std::sync::atomic::Ordering::Relaxed) + 1_000),
+        token: std::sync::Mutex::new(None),
+    });
+    let count = ((rate * 30.0) as u64).max(60);
+    eprintln!("overload: {rate:.1} arrivals/s for {count} applicants…");
+    let started = Instant::now();
+    let (completed, failed) = open_loop(
+        &over,
+        rate,
+        count,
+        Instant::now() + Duration::from_secs(120),
+    )
+    .await;
+    let seconds = started.elapsed().as_secs_f64();
+    let (steps, errors) = over.recorder.summary();
+    let peak: serde_json::Map<String, Value> = report::processes()
+        .into_iter()
+        .map(|(name, (_, peak_kib))| (name, json!(peak_kib as f64 / 1024.0)))
+        .collect();
+    json!({
+        "arrivals_per_second": rate,
+        "started": count,
+        "completed": completed,
+        "failed": failed,
+        "seconds": seconds,
+        "registrations_per_second": completed as f64 / seconds,
+        "steps": steps,
+        "errors": errors,
+        "peak_rss_mib": peak,
+    })
 }
 
 /// A new applicant every 1/R seconds, whatever the answers, until `count` have started.

@@ -181,6 +181,35 @@ pub(crate) fn markdown(report: &Value) -> String {
             ));
         }
     }
+    let over = &report["overload"];
+    if over.is_object() {
+        out.push_str(&format!(
+            "\nOverload ({} arrivals/s, twice the rate above): {} of {} completed ({} \
+             registrations/s), {} turned away; the cheap steps at p50/p99: start {}/{} ms, \
+             identifier {}/{} ms, email {}/{} ms, verify {}/{} ms.\n",
+            f(&over["arrivals_per_second"]),
+            over["completed"],
+            over["started"],
+            f(&over["registrations_per_second"]),
+            over["failed"],
+            f(&over["steps"]["start"]["p50_ms"]),
+            f(&over["steps"]["start"]["p99_ms"]),
+            f(&over["steps"]["identifier"]["p50_ms"]),
+            f(&over["steps"]["identifier"]["p99_ms"]),
+            f(&over["steps"]["email"]["p50_ms"]),
+            f(&over["steps"]["email"]["p99_ms"]),
+            f(&over["steps"]["verify"]["p50_ms"]),
+            f(&over["steps"]["verify"]["p99_ms"]),
+        ));
+        if let Some(errors) = over["errors"].as_object() {
+            let list: Vec<String> = errors.iter().map(|(k, v)| format!("`{k}` × {v}")).collect();
+            out.push_str(&format!("Refusals under overload: {}\n", list.join(", ")));
+        }
+        if let Some(peak) = over["peak_rss_mib"].as_object() {
+            let list: Vec<String> = peak.iter().map(|(k, v)| format!("{k} {}", f(v))).collect();
+            out.push_str(&format!("Peak RSS after it (MiB): {}\n", list.join(", ")));
+        }
+    }
     if let Some(errors) = report["errors"].as_object()
         && !errors.is_empty()
     {
