@@ -3,8 +3,9 @@
 
 use crate::store::Purpose;
 
-/// A letter ready for the outbox.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+/// A letter ready for the outbox. Its `Debug` masks the address and leaves out the text,
+/// which carries the code.
+#[derive(Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Letter {
     pub to: String,
     pub subject: String,
@@ -13,6 +14,15 @@ pub struct Letter {
     /// The trace of the request that queued the letter, for the delivery span's link.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub traceparent: Option<String>,
+}
+
+impl std::fmt::Debug for Letter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Letter")
+            .field("to", &examreg_domain::mask_email(&self.to))
+            .field("subject", &self.subject)
+            .finish_non_exhaustive()
+    }
 }
 
 /// ru, kk or en; anything else falls back to ru.
@@ -116,5 +126,13 @@ mod tests {
         assert_eq!(locale("de"), "ru");
         let kk = code_letter("a@mail.kz", Purpose::Recovery, "kk", "000001");
         assert_eq!(kk.subject, "ИСО-да құпиясөзді қалпына келтіру");
+    }
+
+    #[test]
+    fn debug_output_masks_the_address_and_leaves_out_the_code() {
+        let letter = code_letter("aigerim@example.kz", Purpose::Registration, "ru", "493027");
+        let shown = format!("{letter:?}");
+        assert!(!shown.contains("aigerim@example.kz"), "{shown}");
+        assert!(!shown.contains("493027"), "{shown}");
     }
 }
