@@ -12,7 +12,7 @@ use crate::{
 use axum::{
     Json,
     extract::{Path, State},
-    http::{StatusCode, header},
+    http::StatusCode,
 };
 use examreg_kit::auth::{Caller, with_bearer};
 use examreg_proto::{
@@ -34,13 +34,7 @@ impl axum::extract::FromRequestParts<AppState> for Operator {
         parts: &mut http::request::Parts,
         state: &AppState,
     ) -> Result<Self, ApiError> {
-        let token = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim)
-            .ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "unauthenticated"))?;
+        let token = crate::bearer(parts)?;
         let caller = state
             .keys
             .authenticate(token)

@@ -197,6 +197,17 @@ pub struct User {
     pub token: String,
 }
 
+/// The request's bearer token, or 401.
+pub(crate) fn bearer(parts: &http::request::Parts) -> Result<&str, ApiError> {
+    parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "unauthenticated"))
+}
+
 impl axum::extract::FromRequestParts<AppState> for User {
     type Rejection = ApiError;
 
@@ -204,13 +215,7 @@ impl axum::extract::FromRequestParts<AppState> for User {
         parts: &mut http::request::Parts,
         state: &AppState,
     ) -> Result<Self, ApiError> {
-        let token = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim)
-            .ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "unauthenticated"))?;
+        let token = bearer(parts)?;
         match state.keys.authenticate(token) {
             Ok(Caller::User { account_id, .. }) => {
                 examreg_kit::telemetry::journey("account_id", &account_id);

@@ -65,16 +65,25 @@ pub async fn onboarding_of(state: &AppState, token: &str) -> ApiResult<Onboardin
         state.profile_of(token),
         state.account_of(token)
     )?;
+    Ok(onboarding_from(&captures, &profile, &account))
+}
+
+/// Where the applicant stands, from what the three services answered.
+pub fn onboarding_from(
+    captures: &bio::GetCaptureStatusResponse,
+    profile: &examreg_proto::profile::v1::Profile,
+    account: &id::Account,
+) -> Onboarding {
     let registered = account.status == id::AccountStatus::Registered as i32;
-    let mut missing = captures.missing;
-    missing.extend(profile.missing);
+    let mut missing = captures.missing.clone();
+    missing.extend(profile.missing.iter().cloned());
     let passport = captures.document_type == bio::DocumentType::Passport as i32;
     let (steps, next) = steps_from(&missing, passport, registered);
-    Ok(Onboarding {
+    Onboarding {
         steps,
         next_step: next,
         document_type: if passport { "passport" } else { "id_card" },
-    })
+    }
 }
 
 pub struct Onboarding {

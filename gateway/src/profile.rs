@@ -131,7 +131,12 @@ async fn written(
     lang: Lang,
     p: &pb::Profile,
 ) -> ApiResult<Json<Value>> {
-    let onboarding = crate::me::onboarding_of(state, &user.token).await?;
+    // The profile is the one just written: only the other two services are asked.
+    let (captures, account) = tokio::try_join!(
+        state.captures_of(&user.token),
+        state.account_of(&user.token)
+    )?;
+    let onboarding = crate::me::onboarding_from(&captures, p, &account);
     let mut body = profile_json(lang, p);
     body["next_step"] = json!(onboarding.next_step);
     Ok(Json(body))
@@ -323,12 +328,12 @@ pub async fn cabinet(
     client: Client,
 ) -> ApiResult<Json<Value>> {
     let lang = client.lang;
-    let (account, captures, profile, onboarding) = tokio::try_join!(
+    let (account, captures, profile) = tokio::try_join!(
         state.account_of(&user.token),
         state.captures_of(&user.token),
         state.profile_of(&user.token),
-        crate::me::onboarding_of(&state, &user.token),
     )?;
+    let onboarding = crate::me::onboarding_from(&captures, &profile, &account);
     let (iin, passport) = match &account.identifier {
         Some(id::account::Identifier::Iin(v)) => (json!(v), Value::Null),
         Some(id::account::Identifier::PassportNumber(v)) => (Value::Null, json!(v)),

@@ -150,6 +150,18 @@ impl Caller {
         }
     }
 
+    /// The account a call is about: an end user's own, or — for a service holding `scope` —
+    /// the one the request names (`named`, a UUID).
+    pub fn account_for(&self, scope: &str, named: &str) -> Result<Uuid, Status> {
+        match self {
+            Self::User { account_id, .. } => Ok(*account_id),
+            Self::Service { .. } => {
+                self.require_scope(scope)?;
+                account_id_field(named)
+            }
+        }
+    }
+
     /// The account id if the caller is an end user; PERMISSION_DENIED otherwise.
     pub fn require_user(&self) -> Result<(Uuid, Uuid), Status> {
         match self {
@@ -162,6 +174,17 @@ impl Caller {
             )),
         }
     }
+}
+
+/// The account id a request names in its `account_id` field: a UUID, or INVALID_ARGUMENT.
+pub fn account_id_field(value: &str) -> Result<Uuid, Status> {
+    value.parse().map_err(|_| {
+        crate::errors::invalid(
+            "invalid_account_id",
+            "account_id is a UUID",
+            &[("account_id", "invalid")],
+        )
+    })
 }
 
 /// The caller the auth layer attached to a request.

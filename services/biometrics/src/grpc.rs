@@ -7,7 +7,7 @@ use crate::{
     store,
 };
 use examreg_kit::{
-    auth::caller,
+    auth::{account_id_field, caller},
     errors::{self, internal, invalid},
 };
 use examreg_proto::biometrics::v1::{self as pb, biometrics_service_server::BiometricsService};
@@ -292,19 +292,8 @@ impl BiometricsService for Biometrics {
         &self,
         request: Request<pb::GetCaptureStatusRequest>,
     ) -> Result<Response<pb::GetCaptureStatusResponse>, Status> {
-        let account = match caller(&request)? {
-            examreg_kit::auth::Caller::User { account_id, .. } => *account_id,
-            service @ examreg_kit::auth::Caller::Service { .. } => {
-                service.require_scope("biometrics:status")?;
-                request.get_ref().account_id.parse().map_err(|_| {
-                    invalid(
-                        "invalid_account_id",
-                        "account_id is a UUID",
-                        &[("account_id", "invalid")],
-                    )
-                })?
-            }
-        };
+        let account =
+            caller(&request)?.account_for("biometrics:status", &request.get_ref().account_id)?;
         let (captures, document_type, consent, missing) = self.missing(account).await?;
         Ok(Response::new(pb::GetCaptureStatusResponse {
             captures: captures
@@ -434,13 +423,7 @@ impl BiometricsService for Biometrics {
         request: Request<pb::DeleteBiometricDataRequest>,
     ) -> Result<Response<pb::DeleteBiometricDataResponse>, Status> {
         caller(&request)?.require_scope("biometrics:admin")?;
-        let account: Uuid = request.get_ref().account_id.parse().map_err(|_| {
-            invalid(
-                "invalid_account_id",
-                "account_id is a UUID",
-                &[("account_id", "invalid")],
-            )
-        })?;
+        let account: Uuid = account_id_field(&request.get_ref().account_id)?;
         let keys = store::delete_account(&self.pool, account)
             .await
             .map_err(db)?;

@@ -10,7 +10,7 @@ use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
 use chrono::{DateTime, Utc};
 use examreg_domain::{Email, Iin, KAZAKHSTAN, PassportNumber};
 use examreg_kit::{
-    auth::{Caller, Claims, PROOF_AUDIENCE, PROOF_ISSUER, ProofClaims, caller},
+    auth::{Claims, PROOF_AUDIENCE, PROOF_ISSUER, ProofClaims, account_id_field, caller},
     errors::{self, internal, invalid, rate_limited},
     tokens::{KeySet, SigningKey, jwks_json},
 };
@@ -465,19 +465,7 @@ impl IdentityService for Identity {
         &self,
         request: Request<pb::GetAccountRequest>,
     ) -> Result<Response<pb::GetAccountResponse>, Status> {
-        let id = match caller(&request)? {
-            Caller::User { account_id, .. } => *account_id,
-            service @ Caller::Service { .. } => {
-                service.require_scope("accounts:read")?;
-                request.get_ref().account_id.parse().map_err(|_| {
-                    invalid(
-                        "invalid_account_id",
-                        "account_id is a UUID",
-                        &[("account_id", "invalid")],
-                    )
-                })?
-            }
-        };
+        let id = caller(&request)?.account_for("accounts:read", &request.get_ref().account_id)?;
         let row = store::account_by_id(&self.pool, id)
             .await
             .map_err(store_error)?
@@ -533,13 +521,7 @@ impl IdentityService for Identity {
         let actor = caller(&request)?
             .require_scope("accounts:delete")?
             .to_owned();
-        let account: Uuid = request.get_ref().account_id.parse().map_err(|_| {
-            invalid(
-                "invalid_account_id",
-                "account_id is a UUID",
-                &[("account_id", "invalid")],
-            )
-        })?;
+        let account: Uuid = account_id_field(&request.get_ref().account_id)?;
         let email = store::delete_account(&self.pool, account)
             .await
             .map_err(store_error)?;

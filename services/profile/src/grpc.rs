@@ -8,7 +8,7 @@ use crate::{
 use chrono::{NaiveDate, Utc};
 use examreg_domain::{Iin, KAZAKHSTAN, Sex};
 use examreg_kit::{
-    auth::{Caller, bearer_of, caller, with_bearer},
+    auth::{account_id_field, bearer_of, caller, with_bearer},
     errors::{self, db, invalid},
 };
 use examreg_proto::{
@@ -173,19 +173,8 @@ impl ProfileService for Profiles {
         &self,
         request: Request<pb::GetProfileRequest>,
     ) -> Result<Response<pb::GetProfileResponse>, Status> {
-        let account = match caller(&request)? {
-            Caller::User { account_id, .. } => *account_id,
-            service @ Caller::Service { .. } => {
-                service.require_scope("profile:read")?;
-                request.get_ref().account_id.parse().map_err(|_| {
-                    invalid(
-                        "invalid_account_id",
-                        "account_id is a UUID",
-                        &[("account_id", "invalid")],
-                    )
-                })?
-            }
-        };
+        let account =
+            caller(&request)?.account_for("profile:read", &request.get_ref().account_id)?;
         Ok(Response::new(pb::GetProfileResponse {
             profile: Some(self.current(account).await?),
         }))
@@ -245,17 +234,7 @@ impl ProfileService for Profiles {
                 )
             })?;
         person::check_age(birth_date, Utc::now().date_naive()).map_err(refused)?;
-        let region = req.region_code.trim().to_ascii_uppercase();
-        if !directory::region_exists(&self.pool, &region)
-            .await
-            .map_err(db)?
-        {
-            return Err(invalid(
-                "unknown_region",
-                "region_code is an ISO 3166-2:KZ code from the directory",
-                &[("region_code", "unknown")],
-            ));
-        }
+        let region = self.known_region(&req.region_code).await?;
         let account_row = self.account(&request).await?;
         let citizen = account_row.citizenship == KAZAKHSTAN;
         let phone = person::mobile_phone(&req.mobile_phone, citizen).map_err(refused)?;
@@ -369,13 +348,7 @@ impl ProfileService for Profiles {
         request: Request<pb::DeleteProfileRequest>,
     ) -> Result<Response<pb::DeleteProfileResponse>, Status> {
         let actor = caller(&request)?.require_scope("profile:admin")?.to_owned();
-        let account: Uuid = request.get_ref().account_id.parse().map_err(|_| {
-            invalid(
-                "invalid_account_id",
-                "account_id is a UUID",
-                &[("account_id", "invalid")],
-            )
-        })?;
+        let account: Uuid = account_id_field(&request.get_ref().account_id)?;
         let deleted = store::delete(&self.pool, account).await.map_err(db)?;
         tracing::info!(%account, actor, deleted, "profile deleted");
         Ok(Response::new(pb::DeleteProfileResponse { deleted }))
@@ -639,6 +612,23 @@ impl ProfileService for Profiles {
 }
 
 impl Profiles {
+    /// A region code from the directory, normalized (`kz-71` → `KZ-71`).
+    async fn known_region(&self, code: &str) -> Result<String, Status> {
+        let region = code.trim().to_ascii_uppercase();
+        if directory::region_exists(&self.pool, &region)
+            .await
+            .map_err(db)?
+        {
+            Ok(region)
+        } else {
+            Err(invalid(
+                "unknown_region",
+                "region_code is an ISO 3166-2:KZ code from the directory",
+                &[("region_code", "unknown")],
+            ))
+        }
+    }
+
     async fn checked_institution(&self, given: pb::Institution) -> Result<Institution, Status> {
         let id = given.id.trim().to_ascii_lowercase();
         let id_ok = (2..=64).contains(&id.len())
@@ -653,17 +643,7 @@ impl Profiles {
                 &[("id", "invalid")],
             ));
         }
-        let region = given.region_code.trim().to_ascii_uppercase();
-        if !directory::region_exists(&self.pool, &region)
-            .await
-            .map_err(db)?
-        {
-            return Err(invalid(
-                "unknown_region",
-                "region_code is an ISO 3166-2:KZ code from the directory",
-                &[("region_code", "unknown")],
-            ));
-        }
+        let region = self.known_region(&given.region_code).await?;
         let kind = given.kind.trim();
         if !KINDS.contains(&kind) {
             return Err(invalid(
