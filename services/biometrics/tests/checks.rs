@@ -136,9 +136,59 @@ fn the_kept_photo_carries_no_metadata() {
     exif.extend_from_slice(payload);
     exif.extend_from_slice(&SELFIE[2..]);
     assert!(exif.windows(11).any(|w| w == b"GPSLatitude"));
-    let accepted = timed(&exif, Kind::Face).unwrap();
+    // An XMP packet and a comment, and bytes a camera appended after the end of the image.
+    let mut marked = Vec::from(&exif[..2]);
+    marked.extend_from_slice(&segment(
+        0xE1,
+        b"http://ns.adobe.com/xap/1.0/\0<x:xmpmeta>Almaty</x:xmpmeta>",
+    ));
+    marked.extend_from_slice(&segment(0xFE, b"taken by Aigerim"));
+    marked.extend_from_slice(&exif[2..]);
+    marked.extend_from_slice(b"MAKERNOTE-TRAILER");
+    let accepted = timed(&marked, Kind::Face).unwrap();
+    for needle in [
+        &b"Exif"[..],
+        b"GPSLatitude",
+        b"xmpmeta",
+        b"Aigerim",
+        b"MAKERNOTE",
+    ] {
+        assert!(!accepted.jpeg.windows(needle.len()).any(|w| w == needle));
+    }
+    // The pixels are the ones that were checked: the compressed data is kept as it came.
+    let original = image::load_from_memory(SELFIE).unwrap().to_rgb8();
+    let kept = image::load_from_memory(&accepted.jpeg).unwrap().to_rgb8();
+    assert_eq!(original, kept);
+    assert!(accepted.jpeg.len() <= SELFIE.len());
+}
+
+fn segment(marker: u8, payload: &[u8]) -> Vec<u8> {
+    let mut out = vec![0xFF, marker];
+    out.extend_from_slice(&u16::try_from(payload.len() + 2).unwrap().to_be_bytes());
+    out.extend_from_slice(payload);
+    out
+}
+
+#[test]
+fn a_photo_taken_sideways_is_kept_upright_and_without_its_exif() {
+    // What a phone writes for a portrait photo stored in landscape: EXIF orientation 6
+    // ("rotate 90° clockwise to view").
+    // The selfie on a 330 × 400 canvas, stored turned a quarter to the left (400 × 330).
+    let mut upright = RgbImage::from_pixel(330, 400, Rgb([128, 128, 128]));
+    imageops::overlay(&mut upright, &selfie().to_rgb8(), 0, 35);
+    let stored = DynamicImage::ImageRgb8(imageops::rotate270(&upright));
+    let plain = jpeg(&stored);
+    let tiff = b"Exif\0\0MM\0\x2a\0\0\0\x08\0\x01\x01\x12\0\x03\0\0\0\x01\0\x06\0\0\0\0\0\0";
+    let mut sideways = Vec::from(&plain[..2]);
+    sideways.extend_from_slice(&segment(0xE1, tiff));
+    sideways.extend_from_slice(&plain[2..]);
+    let accepted = timed(&sideways, Kind::Face).unwrap();
+    assert_eq!((accepted.scores.width, accepted.scores.height), (330, 400));
+    let kept = image::load_from_memory(&accepted.jpeg).unwrap();
+    assert_eq!((kept.width(), kept.height()), (330, 400));
     assert!(!accepted.jpeg.windows(4).any(|w| w == b"Exif"));
-    assert!(!accepted.jpeg.windows(11).any(|w| w == b"GPSLatitude"));
+    // Without the orientation the same photo is a face lying on its side: no face found.
+    assert_eq!(timed(&plain, Kind::Face).unwrap_err().code(), "no_face");
 }
 
 /// The card photographed the way applicants do it: lying on a table (the coffee photograph
