@@ -83,7 +83,10 @@ struct Step<'a> {
 
 impl Step<'_> {
     /// Sends one request as this person and records its latency under `name`; an answer other
-    /// than `expect` ends the journey with an error kind `name:status:code`.
+    /// than `expect` ends the journey with an error kind `name:status:code`. Past the first
+    /// screen a person told `overloaded` does what the answer asks — waits its Retry-After and
+    /// sends the step again (for up to a minute; each such wait counts as
+    /// `name:429:overloaded:retried`); at the first screen it is turned away.
     async fn call(
         &self,
         name: &'static str,
@@ -92,6 +95,35 @@ impl Step<'_> {
         body: Body,
         expect: StatusCode,
     ) -> Result<Value, String> {
+        let patience = Instant::now() + Duration::from_secs(60);
+        loop {
+            match self
+                .once(name, method.clone(), path, body.clone(), expect)
+                .await
+            {
+                Err(Refused::Overloaded(wait))
+                    if name != "start" && Instant::now() + wait < patience =>
+                {
+                    self.ctx
+                        .recorder
+                        .error(format!("{name}:429:overloaded:retried"));
+                    tokio::time::sleep(wait).await;
+                }
+                Err(Refused::Overloaded(_)) => return Err(format!("{name}:429:overloaded")),
+                Err(Refused::Other(kind)) => return Err(kind),
+                Ok(value) => return Ok(value),
+            }
+        }
+    }
+
+    async fn once(
+        &self,
+        name: &'static str,
+        method: Method,
+        path: &str,
+        body: Body,
+        expect: StatusCode,
+    ) -> Result<Value, Refused> {
         let mut request = self
             .ctx
             .http
@@ -109,18 +141,34 @@ impl Step<'_> {
         let started = Instant::now();
         let response = request.send().await;
         let elapsed = started.elapsed();
-        let response = response.map_err(|e| format!("{name}:transport:{}", kind_of(&e)))?;
+        let response =
+            response.map_err(|e| Refused::Other(format!("{name}:transport:{}", kind_of(&e))))?;
         let status = response.status();
+        let retry_after = response
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
+            .unwrap_or(1);
         let value: Value = response.json().await.unwrap_or(Value::Null);
         self.ctx.recorder.step(name, elapsed);
         if status != expect {
             let code = value["error"]["code"].as_str().unwrap_or("-");
-            return Err(format!("{name}:{}:{code}", status.as_u16()));
+            if status == StatusCode::TOO_MANY_REQUESTS && code == "overloaded" {
+                return Err(Refused::Overloaded(Duration::from_secs(retry_after)));
+            }
+            return Err(Refused::Other(format!("{name}:{}:{code}", status.as_u16())));
         }
         Ok(value)
     }
 }
 
+enum Refused {
+    /// Refused with `overloaded`, to be tried again after this long.
+    Overloaded(Duration),
+    Other(String),
+}
+
+#[derive(Clone)]
 enum Body {
     None,
     Json(Value),

@@ -132,6 +132,14 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// The stable code of the error a response carries, before it is localized.
+pub fn code_of(response: &Response) -> Option<&str> {
+    response
+        .extensions()
+        .get::<Pending>()
+        .map(|Pending(error)| error.code.as_str())
+}
+
 /// Renders errors in the caller's language.
 pub async fn localize(request: Request, next: Next) -> Response {
     let lang = Lang::from_header(

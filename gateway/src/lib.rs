@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 pub mod admin;
+pub mod admission;
 pub mod error;
 pub mod flow;
 pub mod i18n;
@@ -57,6 +58,8 @@ pub struct Config {
     /// Take the client address from the last `X-Forwarded-For` hop (only behind a trusted
     /// proxy that sets it).
     pub trust_forwarded_for: bool,
+    /// How long new journeys are refused after a service answers `overloaded`.
+    pub admission_pause: Duration,
 }
 
 impl Config {
@@ -102,6 +105,7 @@ impl Config {
             photo_limit: env.parse("GATEWAY_PHOTO_LIMIT_BYTES", 10 * 1024 * 1024),
             rate_limit: env.parse("GATEWAY_RATE_LIMIT_PER_MINUTE", 120),
             trust_forwarded_for: env.parse("GATEWAY_TRUST_FORWARDED_FOR", false),
+            admission_pause: Duration::from_millis(env.parse("GATEWAY_ADMISSION_PAUSE_MS", 1000)),
         }
     }
 }
@@ -128,6 +132,7 @@ pub struct Inner {
     pub token: ServiceToken,
     pub keys: Keys,
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
+    pub admission: admission::Admission,
 }
 
 impl std::ops::Deref for AppState {
@@ -340,6 +345,10 @@ fn cors(origins: &[String]) -> CorsLayer {
 pub fn router(state: AppState) -> Router {
     let api = routes::api()
         .layer(middleware::from_fn_with_state(state.clone(), rate_limit))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            admission::admit,
+        ))
         .layer(DefaultBodyLimit::max(state.config.body_limit));
     Router::new()
         .merge(api)
@@ -398,6 +407,7 @@ impl Application {
                 token,
                 keys,
                 metrics: examreg_kit::metrics::recorder(),
+                admission: admission::Admission::new(config.admission_pause),
                 config,
             }),
         };

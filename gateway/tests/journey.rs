@@ -5,6 +5,7 @@ mod common;
 
 use common::*;
 use examreg_testkit as tk;
+use futures::stream::{FuturesUnordered, StreamExt};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -758,9 +759,12 @@ async fn after_login_the_applicant_photographs_face_and_document_consents_and_mo
 }
 
 #[tokio::test]
-async fn a_login_flood_beyond_the_hashing_queue_gets_429_with_retry_after_not_a_growing_wait() {
+async fn a_login_flood_beyond_the_hashing_queue_gets_429_with_retry_after_and_shuts_the_door_briefly()
+ {
+    let pause = Duration::from_secs(4);
     let s = suite_with(Options {
         hashing: (1, 1),
+        admission_pause: pause,
         ..Options::default()
     })
     .await;
@@ -771,7 +775,9 @@ async fn a_login_flood_beyond_the_hashing_queue_gets_429_with_retry_after_not_a_
         s.register(&iin, &tk::unique_email()).await;
         iins.push(iin);
     }
-    let logins: Vec<_> = iins
+    // A registration already under way when the flood comes.
+    let under_way = s.start("KZ").await;
+    let mut logins: FuturesUnordered<_> = iins
         .iter()
         .flat_map(|iin| std::iter::repeat_n(iin.clone(), 3))
         .map(|iin| {
@@ -794,17 +800,48 @@ async fn a_login_flood_beyond_the_hashing_queue_gets_429_with_retry_after_not_a_
         })
         .collect();
     let (mut ok, mut refused) = (0, 0);
-    for login in logins {
-        let (status, retry_after, body) = login.await.unwrap();
+    let mut door_checked = false;
+    while let Some(login) = logins.next().await {
+        let (status, retry_after, body) = login.unwrap();
         match status {
             StatusCode::CREATED => ok += 1,
             StatusCode::TOO_MANY_REQUESTS => {
                 assert_eq!(body["error"]["code"], "overloaded", "{body}");
                 assert!(retry_after.is_some(), "429 carries Retry-After");
                 refused += 1;
+                if !door_checked {
+                    door_checked = true;
+                    // Right after the refusal a new registration is turned away at the door,
+                    // told when to come back...
+                    let (status, headers, body) = s
+                        .call(
+                            reqwest::Method::POST,
+                            "/v1/registrations",
+                            Some(json!({"citizenship": "KZ", "terms_version": "2026-01", "terms_accepted": true})),
+                            &[("accept-language", "kk")],
+                        )
+                        .await;
+                    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+                    assert_eq!(body["error"]["code"], "overloaded");
+                    assert_eq!(headers["content-language"], "kk");
+                    let wait: u64 = headers["retry-after"].to_str().unwrap().parse().unwrap();
+                    assert!((1..=pause.as_secs()).contains(&wait), "{wait}");
+                    // ...while the one under way goes on.
+                    let (status, body) = s
+                        .put(
+                            &format!("/v1/registrations/{under_way}/identifier"),
+                            json!({"iin": valid_iin()}),
+                        )
+                        .await;
+                    assert_eq!(status, StatusCode::OK, "{body}");
+                }
             }
             other => panic!("{other}: {body}"),
         }
     }
     assert!(ok >= 2 && refused >= 1, "{ok} logged in, {refused} refused");
+    assert!(door_checked);
+    // Once the pause has passed without another refusal, the door opens again.
+    tokio::time::sleep(pause).await;
+    s.start("KZ").await;
 }

@@ -49,6 +49,8 @@ pub(crate) struct Options {
     pub(crate) s3_endpoint: String,
     /// identity's argon2 bound: hashes at once, and waiting.
     pub(crate) hashing: (usize, usize),
+    /// How long the gateway refuses new journeys after an `overloaded`.
+    pub(crate) admission_pause: Duration,
 }
 
 impl Default for Options {
@@ -59,6 +61,7 @@ impl Default for Options {
             client_secret: SECRET,
             s3_endpoint: tk::s3_endpoint(),
             hashing: (2, 64),
+            admission_pause: Duration::from_secs(1),
         }
     }
 }
@@ -150,6 +153,7 @@ pub(crate) async fn suite_with(options: Options) -> Suite {
     config.cors_origins = vec!["https://abiturient.example.kz".into()];
     config.body_limit = 16 * 1024;
     config.rate_limit = options.rate_limit;
+    config.admission_pause = options.admission_pause;
     let gateway = examreg_gateway::Application::build(config, keys.clone())
         .await
         .unwrap();
