@@ -26,6 +26,8 @@ pub(crate) struct Ctx {
     pub(crate) next: AtomicU64,
     /// One applicant's access token, for the hop measurement after the load.
     pub(crate) token: std::sync::Mutex<Option<String>>,
+    /// The IINs of the people who completed, for the login-only run.
+    pub(crate) registered: std::sync::Mutex<Vec<String>>,
 }
 
 pub(crate) struct Photos {
@@ -330,5 +332,9 @@ pub(crate) async fn run(ctx: Arc<Ctx>) -> Result<(), String> {
     )
     .await?;
     ctx.recorder.step("registration", started.elapsed());
+    ctx.registered
+        .lock()
+        .expect("registered lock")
+        .push(person.iin.as_str().to_owned());
     Ok(())
 }

@@ -1,16 +1,23 @@
 //! `examreg-bench`: runs applicants through the whole registration against a running suite
 //! (loopback only), measures in the same run what the hardware allows, and writes the report.
 //!
-//!   examreg-bench [--concurrency C | --rate R] [--count N] [--max-seconds S]
-//!                 [--base http://127.0.0.1:8080] [--mail http://127.0.0.1:1080] [--out DIR]
+//!   examreg-bench [--concurrency C | --rate R] [--count N] [--max-seconds S] [--overload]
+//!                 [--login-seconds S] [--base http://127.0.0.1:8080]
+//!                 [--mail http://127.0.0.1:1080] [--out DIR]
+//!   examreg-bench --bound-only
 //!
 //! Closed loop (`--concurrency`, default 4): C applicants at a time, each starting when one
 //! finishes. Fixed arrival rate (`--rate`): R new applicants per second whatever the suite's
 //! answers. Stops after N applicants (default 50) or S seconds (default 300).
+//!
+//! Then, against the same suite: a run at half the achieved rate (the cheap steps' latency
+//! when the suite is not saturated), a login-only run (`--login-seconds`, default 20; 0 skips
+//! it) and, with `--overload`, a run at twice the achieved rate.
 
 mod bound;
 mod hop;
 mod journey;
+mod login;
 mod mail;
 mod report;
 
@@ -32,6 +39,10 @@ struct Args {
     out: std::path::PathBuf,
     /// After the measured run, a second one at twice its rate.
     overload: bool,
+    /// Seconds of the login-only run (0: none).
+    login_seconds: u64,
+    /// Measure the bound only (no suite needed) and print it.
+    bound_only: bool,
 }
 
 fn args() -> anyhow::Result<Args> {
@@ -44,6 +55,8 @@ fn args() -> anyhow::Result<Args> {
         mail: "http://127.0.0.1:1080".into(),
         profile: "http://127.0.0.1:50054".into(),
         overload: false,
+        login_seconds: 20,
+        bound_only: false,
         out: "bench-report".into(),
     };
     let mut given = std::env::args().skip(1);
@@ -63,6 +76,8 @@ fn args() -> anyhow::Result<Args> {
             "--profile" => args.profile = value()?,
             "--out" => args.out = value()?.into(),
             "--overload" => args.overload = true,
+            "--login-seconds" => args.login_seconds = value()?.parse()?,
+            "--bound-only" => args.bound_only = true,
             other => anyhow::bail!("unknown argument {other}"),
         }
     }
@@ -80,7 +95,12 @@ async fn main() -> anyhow::Result<()> {
     let args = args()?;
     let photos = Photos::load();
     eprintln!("measuring the bound (argon2id on every core, the three photo checks)…");
-    let bound = bound::measure(&photos).await?;
+    let bound_before = bound::parts(&photos).await?;
+    if args.bound_only {
+        let bound = bound::bound(&bound_before, &bound::parts(&photos).await?);
+        println!("{}", serde_json::to_string_pretty(&bound)?);
+        return Ok(());
+    }
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(120))
         .pool_max_idle_per_host(256)
@@ -93,8 +113,10 @@ async fn main() -> anyhow::Result<()> {
         photos,
         next: AtomicU64::new(0),
         token: std::sync::Mutex::new(None),
+        registered: std::sync::Mutex::new(Vec::new()),
     });
     let before = report::processes();
+    let busy_before = report::machine_busy();
     anyhow::ensure!(
         !before.is_empty(),
         "no examreg-* process found: start the suite first (deploy/bench does)"
@@ -113,6 +135,7 @@ async fn main() -> anyhow::Result<()> {
     };
     let seconds = started.elapsed().as_secs_f64();
     let after = report::processes();
+    let busy = report::machine_busy() - busy_before;
     let token = ctx.token.lock().expect("token lock").clone();
     let hop = match token {
         Some(token) => hop::measure(&ctx.http, &args.base, &args.profile, &token)
@@ -143,12 +166,34 @@ async fn main() -> anyhow::Result<()> {
         })
         .collect();
     let rate = completed as f64 / seconds;
-    let overload = if args.overload && rate > 0.0 {
-        overload_run(&ctx, 2.0 * rate).await
+    let services_cpu: f64 = processes
+        .values()
+        .filter_map(|p| p["cpu_seconds"].as_f64())
+        .sum();
+    let half = if rate > 0.0 {
+        eprintln!("half load: {:.1} arrivals/s for 20 s…", rate / 2.0);
+        rate_run(&ctx, rate / 2.0, 20.0).await
     } else {
         Value::Null
     };
+    let people = ctx.registered.lock().expect("registered lock").clone();
+    let logins = if args.login_seconds > 0 {
+        eprintln!("login only: {} s…", args.login_seconds);
+        login::run(&ctx.http, &args.base, &people, 8, args.login_seconds).await
+    } else {
+        Value::Null
+    };
+    let overload = if args.overload && rate > 0.0 {
+        eprintln!("overload: {:.1} arrivals/s for 30 s…", 2.0 * rate);
+        rate_run(&ctx, 2.0 * rate, 30.0).await
+    } else {
+        Value::Null
+    };
+    eprintln!("measuring the bound again, on the idle suite…");
+    let bound = bound::bound(&bound_before, &bound::parts(&ctx.photos).await?);
     let report = json!({
+        "half_load": half,
+        "logins": logins,
         "overload": overload,
         "machine": machine(),
         "mode": mode,
@@ -159,6 +204,7 @@ async fn main() -> anyhow::Result<()> {
         "bound": bound,
         "hop": hop,
         "achieved_over_bound": rate / bound["registrations_per_second"].as_f64().unwrap_or(f64::NAN),
+        "cpu": cpu_split(&bound, rate, seconds, busy, services_cpu),
         "steps": steps,
         "errors": errors,
         "processes": processes,
@@ -174,6 +220,30 @@ async fn main() -> anyhow::Result<()> {
     println!("{markdown}");
     eprintln!("report written to {}", args.out.display());
     Ok(())
+}
+
+/// Where the machine's CPU went in the main run: the suite's services, and everything else
+/// on the same two cores (Postgres, Redis, Garage, the mail catcher, this load generator,
+/// the kernel). In production the stores and the clients are elsewhere, so the bound on the
+/// CPU the services actually had tells how close the services themselves run to it.
+fn cpu_split(bound: &Value, rate: f64, seconds: f64, busy: f64, services: f64) -> Value {
+    let cores = std::thread::available_parallelism().map_or(2, usize::from) as f64;
+    let unavoidable = bound["cpu_seconds_per_registration"]
+        .as_f64()
+        .unwrap_or(f64::NAN);
+    let others = (busy - services).max(0.0);
+    let left_to_services = cores - others / seconds;
+    let services_bound = left_to_services / unavoidable;
+    json!({
+        "machine_busy_cpu_seconds": busy,
+        "services_cpu_seconds": services,
+        "others_cpu_seconds": others,
+        "others_cpu_seconds_per_registration": if rate > 0.0 { others / (rate * seconds) } else { 0.0 },
+        "services_cpu_seconds_per_registration": if rate > 0.0 { services / (rate * seconds) } else { 0.0 },
+        "cores_left_to_services": left_to_services,
+        "bound_on_services_cores": services_bound,
+        "achieved_over_services_bound": rate / services_bound,
+    })
 }
 
 /// C applicants at a time until `count` have run.
@@ -220,9 +290,11 @@ async fn closed_loop(
     totals
 }
 
-/// Twice the sustainable rate for about thirty seconds: the suite should stay up, refuse what
-/// it cannot take (429 `overloaded` with Retry-After) and keep the cheap steps fast.
-async fn overload_run(ctx: &Arc<Ctx>, rate: f64) -> Value {
+/// New applicants at `rate` for about `seconds` (at least 30 of them). At half the sustainable
+/// rate this shows the cheap steps' latency on an unsaturated suite; at twice it, that the suite
+/// stays up, refuses what it cannot take (429 `overloaded` with Retry-After) and keeps the cheap
+/// steps fast.
+async fn rate_run(ctx: &Arc<Ctx>, rate: f64, seconds: f64) -> Value {
     let over = Arc::new(Ctx {
         http: ctx.http.clone(),
         base: ctx.base.clone(),
@@ -231,9 +303,9 @@ async fn overload_run(ctx: &Arc<Ctx>, rate: f64) -> Value {
         photos: Photos::load(),
         next: AtomicU64::new(ctx.next.load(std::sync::atomic::Ordering::Relaxed) + 1_000),
         token: std::sync::Mutex::new(None),
+        registered: std::sync::Mutex::new(Vec::new()),
     });
-    let count = ((rate * 30.0) as u64).max(60);
-    eprintln!("overload: {rate:.1} arrivals/s for {count} applicants…");
+    let count = ((rate * seconds) as u64).max(30);
     let started = Instant::now();
     let (completed, failed) = open_loop(
         &over,

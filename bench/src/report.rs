@@ -66,6 +66,29 @@ impl Recorder {
     }
 }
 
+/// CPU seconds the whole machine has spent busy so far (every process and the kernel).
+pub(crate) fn machine_busy() -> f64 {
+    std::fs::read_to_string("/proc/stat")
+        .ok()
+        .and_then(|stat| {
+            let fields: Vec<u64> = stat
+                .lines()
+                .next()?
+                .split_whitespace()
+                .skip(1)
+                .filter_map(|v| v.parse().ok())
+                .collect();
+            // user nice system idle iowait irq softirq steal: all but idle and iowait.
+            let busy = fields.iter().take(8).enumerate();
+            Some(
+                busy.filter(|(i, _)| *i != 3 && *i != 4)
+                    .map(|(_, v)| v)
+                    .sum::<u64>(),
+            )
+        })
+        .map_or(0.0, |ticks| ticks as f64 / 100.0)
+}
+
 /// CPU seconds used so far and peak resident memory of each running `examreg-*` process.
 pub(crate) fn processes() -> BTreeMap<String, (f64, u64)> {
     let mut found = BTreeMap::new();
@@ -179,6 +202,58 @@ pub(crate) fn markdown(report: &Value) -> String {
                 f(&p["cpu_seconds_per_registration"]),
                 f(&p["peak_rss_mib"])
             ));
+        }
+    }
+    let cpu = &report["cpu"];
+    if cpu.is_object() {
+        out.push_str(&format!(
+            "\nCPU in the main run: the services {} CPU-s per registration (the unavoidable part {}), \
+             everything else on the machine (Postgres, Redis, Garage, the mail catcher, the load \
+             generator, the kernel) {}. On the {} cores left to the services the bound is {} \
+             registrations/s: achieved/that **{}**.\n",
+            f(&cpu["services_cpu_seconds_per_registration"]),
+            f(&report["bound"]["cpu_seconds_per_registration"]),
+            f(&cpu["others_cpu_seconds_per_registration"]),
+            f(&cpu["cores_left_to_services"]),
+            f(&cpu["bound_on_services_cores"]),
+            f(&cpu["achieved_over_services_bound"]),
+        ));
+    }
+    let half = &report["half_load"];
+    if half.is_object() {
+        out.push_str(&format!(
+            "\nHalf load ({} arrivals/s): {} of {} completed; send-code (`email`) p50/p99 {}/{} ms, \
+             verify-code p50/p99 {}/{} ms, start {}/{} ms.\n",
+            f(&half["arrivals_per_second"]),
+            half["completed"],
+            half["started"],
+            f(&half["steps"]["email"]["p50_ms"]),
+            f(&half["steps"]["email"]["p99_ms"]),
+            f(&half["steps"]["verify"]["p50_ms"]),
+            f(&half["steps"]["verify"]["p99_ms"]),
+            f(&half["steps"]["start"]["p50_ms"]),
+            f(&half["steps"]["start"]["p99_ms"]),
+        ));
+    }
+    let logins = &report["logins"];
+    if logins.is_object() && logins["logins"].is_number() {
+        out.push_str(&format!(
+            "\nLogin only ({} at once, {} s): **{} logins/s, {} per core**; p50/p99 {}/{} ms; \
+             identity {} CPU-ms per login, gateway {}.\n",
+            logins["concurrency"],
+            f(&logins["seconds"]),
+            f(&logins["logins_per_second"]),
+            f(&logins["logins_per_second_per_core"]),
+            f(&logins["latency"]["p50_ms"]),
+            f(&logins["latency"]["p99_ms"]),
+            f(&logins["identity_cpu_ms_per_login"]),
+            f(&logins["gateway_cpu_ms_per_login"]),
+        ));
+        if let Some(errors) = logins["errors"].as_object()
+            && !errors.is_empty()
+        {
+            let list: Vec<String> = errors.iter().map(|(k, v)| format!("`{k}` × {v}")).collect();
+            out.push_str(&format!("Login refusals: {}\n", list.join(", ")));
         }
     }
     let over = &report["overload"];
