@@ -39,17 +39,32 @@ async fn hashes_per_second(cores: usize, window: Duration) -> anyhow::Result<f64
     Ok(f64::from(total) / started.elapsed().as_secs_f64())
 }
 
-/// Milliseconds of one core to check `bytes` as `kind` (the median of `rounds`).
+/// Milliseconds of one core to check `bytes` as `kind`, with every core checking at once (as
+/// when the suite is saturated; one core alone runs faster, and that is not the bound): the
+/// median over `rounds` checks per core.
 fn photo_ms(bytes: &[u8], kind: Kind, rounds: usize) -> f64 {
+    let cores = std::thread::available_parallelism().map_or(2, usize::from);
     let thresholds = Thresholds::default();
-    let mut times: Vec<f64> = (0..rounds)
-        .map(|_| {
-            let started = Instant::now();
-            let accepted = check(bytes, kind, &thresholds);
-            assert!(accepted.is_ok(), "the benchmark's photos pass the checks");
-            started.elapsed().as_secs_f64() * 1000.0
-        })
-        .collect();
+    let mut times: Vec<f64> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..cores)
+            .map(|_| {
+                scope.spawn(|| {
+                    (0..rounds)
+                        .map(|_| {
+                            let started = Instant::now();
+                            let accepted = check(bytes, kind, &thresholds);
+                            assert!(accepted.is_ok(), "the benchmark's photos pass the checks");
+                            started.elapsed().as_secs_f64() * 1000.0
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().expect("a check thread"))
+            .collect()
+    });
     times.sort_by(f64::total_cmp);
     times[times.len() / 2]
 }
