@@ -115,6 +115,7 @@ async fn main() -> anyhow::Result<()> {
         token: std::sync::Mutex::new(None),
         registered: std::sync::Mutex::new(Vec::new()),
     });
+    let idle_rss = report::rss_now();
     let before = report::processes();
     let busy_before = report::machine_busy();
     anyhow::ensure!(
@@ -192,6 +193,7 @@ async fn main() -> anyhow::Result<()> {
     eprintln!("measuring the bound again, on the idle suite…");
     let bound = bound::bound(&bound_before, &bound::parts(&ctx.photos).await?);
     let report = json!({
+        "idle_rss_mib": idle_rss,
         "half_load": half,
         "logins": logins,
         "overload": overload,

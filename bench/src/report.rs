@@ -89,24 +89,54 @@ pub(crate) fn machine_busy() -> f64 {
         .map_or(0.0, |ticks| ticks as f64 / 100.0)
 }
 
+/// A `/proc/<pid>/status` memory line in KiB.
+fn status_kib(dir: &std::path::Path, key: &str) -> u64 {
+    std::fs::read_to_string(dir.join("status"))
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(key))
+                .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// Resident memory now of each running `examreg-*` service, in MiB.
+pub(crate) fn rss_now() -> BTreeMap<String, f64> {
+    suite_processes()
+        .into_iter()
+        .map(|(name, dir)| (name, status_kib(&dir, "VmRSS:") as f64 / 1024.0))
+        .fold(BTreeMap::new(), |mut all, (name, mib)| {
+            *all.entry(name).or_insert(0.0) += mib;
+            all
+        })
+}
+
+/// The `/proc` directories of the running suite's services, by service name.
+fn suite_processes() -> Vec<(String, std::path::PathBuf)> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|entry| {
+            let dir = entry.path();
+            // argv[0]'s file name: `comm` is cut at 15 characters.
+            let cmdline = std::fs::read(dir.join("cmdline")).ok()?;
+            let program = cmdline.split(|b| *b == 0).next().unwrap_or_default();
+            let program = String::from_utf8_lossy(program);
+            let name = program.rsplit('/').next().unwrap_or_default();
+            (name.starts_with("examreg-") && name != "examreg-bench")
+                .then(|| (name.trim_start_matches("examreg-").to_owned(), dir))
+        })
+        .collect()
+}
+
 /// CPU seconds used so far and peak resident memory of each running `examreg-*` process.
 pub(crate) fn processes() -> BTreeMap<String, (f64, u64)> {
     let mut found = BTreeMap::new();
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return found;
-    };
-    for entry in entries.flatten() {
-        let dir = entry.path();
-        // argv[0]'s file name: `comm` is cut at 15 characters.
-        let Ok(cmdline) = std::fs::read(dir.join("cmdline")) else {
-            continue;
-        };
-        let program = cmdline.split(|b| *b == 0).next().unwrap_or_default();
-        let program = String::from_utf8_lossy(program);
-        let name = program.rsplit('/').next().unwrap_or_default();
-        if !name.starts_with("examreg-") || name == "examreg-bench" {
-            continue;
-        }
+    for (name, dir) in suite_processes() {
         let cpu = std::fs::read_to_string(dir.join("stat"))
             .ok()
             .and_then(|stat| {
@@ -119,18 +149,8 @@ pub(crate) fn processes() -> BTreeMap<String, (f64, u64)> {
                 Some(ticks as f64 / 100.0)
             })
             .unwrap_or(0.0);
-        let peak_kib = std::fs::read_to_string(dir.join("status"))
-            .ok()
-            .and_then(|status| {
-                status
-                    .lines()
-                    .find_map(|l| l.strip_prefix("VmHWM:"))
-                    .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
-            })
-            .unwrap_or(0);
-        let slot = found
-            .entry(name.trim_start_matches("examreg-").to_owned())
-            .or_insert((0.0, 0));
+        let peak_kib = status_kib(&dir, "VmHWM:");
+        let slot = found.entry(name).or_insert((0.0, 0));
         slot.0 += cpu;
         slot.1 = slot.1.max(peak_kib);
     }
@@ -203,6 +223,13 @@ pub(crate) fn markdown(report: &Value) -> String {
                 f(&p["peak_rss_mib"])
             ));
         }
+    }
+    if let Some(idle) = report["idle_rss_mib"].as_object() {
+        let list: Vec<String> = idle.iter().map(|(k, v)| format!("{k} {}", f(v))).collect();
+        out.push_str(&format!(
+            "\nResident memory idle, before the load (MiB): {}\n",
+            list.join(", ")
+        ));
     }
     let cpu = &report["cpu"];
     if cpu.is_object() {
