@@ -4,6 +4,7 @@
 //! that only grows while a rush lasts and makes every applicant wait longer.
 
 use std::{
+    cell::Cell,
     sync::{
         Arc,
         atomic::{AtomicUsize, Ordering},
@@ -19,6 +20,35 @@ pub struct Gate {
     waiting: Arc<AtomicUsize>,
     queue: usize,
     retry_after: Duration,
+}
+
+/// How much lower than everything else the heavy work runs (the nice value of its threads).
+pub const BACKGROUND_NICE: i32 = 10;
+
+/// Lowers the calling thread's CPU priority to [`BACKGROUND_NICE`], once per thread; called at
+/// the start of every heavy job on a blocking thread. The heavy work still takes every idle
+/// cycle, but a cheap request (a code check, a token refresh, a store's reply) that becomes
+/// runnable preempts it instead of waiting for a 20 ms hash to end — so the cheap steps stay
+/// fast while the pools are full. A thread cannot raise its priority back without privileges;
+/// the blocking threads of these services do little else. Best effort: if the system refuses,
+/// the work runs at normal priority.
+pub fn background_priority() {
+    thread_local! {
+        static LOWERED: Cell<bool> = const { Cell::new(false) };
+    }
+    LOWERED.with(|lowered| {
+        if !lowered.replace(true) {
+            #[cfg(target_os = "linux")]
+            {
+                // On Linux the nice value belongs to the thread; name this one by its id.
+                let thread = rustix::thread::gettid();
+                if let Err(e) = rustix::process::setpriority_process(Some(thread), BACKGROUND_NICE)
+                {
+                    tracing::debug!(error = %e, "could not lower a worker thread's priority");
+                }
+            }
+        }
+    });
 }
 
 /// The gate was full: try again after `retry_after`.
@@ -88,6 +118,22 @@ impl Gate {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn heavy_work_lowers_only_its_own_thread() {
+        let own = || rustix::process::getpriority_process(Some(rustix::thread::gettid())).unwrap();
+        let before = own();
+        let worker = std::thread::spawn(move || {
+            background_priority();
+            background_priority();
+            own()
+        })
+        .join()
+        .unwrap();
+        assert_eq!(worker, (before + BACKGROUND_NICE).min(19));
+        assert_eq!(own(), before, "the calling thread keeps its priority");
+    }
 
     #[tokio::test]
     async fn beyond_the_queue_work_is_refused_at_once_and_slots_come_back() {

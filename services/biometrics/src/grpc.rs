@@ -211,6 +211,7 @@ impl BiometricsService for Biometrics {
         let checked = tokio::task::spawn_blocking(move || {
             let _entered = span.enter();
             let _permit = permit;
+            examreg_kit::work::background_priority();
             checks::check(&bytes, kind, &thresholds)
         })
         .await

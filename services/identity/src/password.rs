@@ -131,6 +131,7 @@ impl Hasher {
         let span = tracing::Span::current();
         Ok(tokio::task::spawn_blocking(move || {
             let _entered = span.enter();
+            examreg_kit::work::background_priority();
             let mut memory = pool
                 .lock()
                 .map(|mut p| p.pop())
