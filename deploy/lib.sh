@@ -33,6 +33,15 @@ apt_install() {
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
 }
 
+# Debian's Chromium and its WebDriver, for the browser tests (a downloaded browser is not
+# possible on a closed network).
+install_browser() {
+  if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
+    say "installing chromium and chromium-driver (browser tests)"
+    apt_install chromium chromium-driver
+  fi
+}
+
 install_packages() {
   local missing=()
   command -v pg_ctlcluster >/dev/null || missing+=(postgresql)

@@ -13,6 +13,7 @@ pub mod ops;
 pub mod profile;
 pub mod reference;
 pub mod routes;
+pub mod web;
 
 use axum::{
     Router,
@@ -353,6 +354,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(api)
         .merge(ops::routes())
+        .merge(web::routes())
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found") })
         .layer(middleware::from_fn(error::localize))
         .layer(middleware::from_fn(track))

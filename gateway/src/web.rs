@@ -1,0 +1,102 @@
+//! The reference web pages, embedded in the binary and served at `/`: one HTML page, one
+//! script with the interface texts, one script with the screens, one stylesheet. No build
+//! step and no separate server. The pages run under a Content-Security-Policy that allows
+//! scripts, styles, connections and images from this origin only (and camera frames as blob:
+//! images), with no inline script or style, no framing, no plugins.
+
+use axum::{
+    Router,
+    http::{HeaderMap, HeaderValue, header},
+    response::IntoResponse,
+    routing::get,
+};
+
+use crate::AppState;
+
+const INDEX: &str = include_str!("../web/index.html");
+const APP_JS: &str = include_str!("../web/app.js");
+const TEXTS_JS: &str = include_str!("../web/texts.js");
+const APP_CSS: &str = include_str!("../web/app.css");
+
+/// Everything the pages load comes from this origin; camera previews are blob: URLs and the
+/// QR code of a hand-off is an inline SVG data: image.
+pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; \
+     style-src 'self'; img-src 'self' blob: data:; media-src 'self' blob:; connect-src 'self'; \
+     font-src 'self'; manifest-src 'self'; base-uri 'none'; form-action 'self'; \
+     frame-ancestors 'none'";
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/",
+            get(|| async { page(INDEX, "text/html; charset=utf-8") }),
+        )
+        .route(
+            "/assets/app.js",
+            get(|| async { page(APP_JS, "text/javascript; charset=utf-8") }),
+        )
+        .route(
+            "/assets/texts.js",
+            get(|| async { page(TEXTS_JS, "text/javascript; charset=utf-8") }),
+        )
+        .route(
+            "/assets/app.css",
+            get(|| async { page(APP_CSS, "text/css; charset=utf-8") }),
+        )
+}
+
+fn page(body: &'static str, content_type: &'static str) -> impl IntoResponse {
+    let mut headers = HeaderMap::new();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    // Small files that change with each release: always revalidate.
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    security_headers(&mut headers);
+    (headers, body)
+}
+
+/// The headers every page response carries.
+pub fn security_headers(headers: &mut HeaderMap) {
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CONTENT_SECURITY_POLICY),
+    );
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(
+        "permissions-policy",
+        HeaderValue::from_static("camera=(self), microphone=(), geolocation=(), payment=()"),
+    );
+    headers.insert(
+        "cross-origin-opener-policy",
+        HeaderValue::from_static("same-origin"),
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_pages_need_no_inline_script_or_style_and_keep_tokens_in_the_tab() {
+        for unsafe_source in ["'unsafe-inline'", "'unsafe-eval'", "*"] {
+            assert!(!CONTENT_SECURITY_POLICY.contains(unsafe_source));
+        }
+        // Every script is a file of this origin; no inline handlers, no style attributes.
+        let scripts = INDEX.matches("<script").count();
+        assert_eq!(scripts, INDEX.matches("<script src=\"/assets/").count());
+        assert!(!INDEX.contains(" style=") && !INDEX.contains(" onclick="));
+        // innerHTML would parse text as markup; the screens set text only.
+        assert!(!APP_JS.contains("innerHTML") && !APP_JS.contains("eval("));
+        // Only the language outlives the tab; tokens go to sessionStorage.
+        for (at, _) in APP_JS.match_indices("localStorage.setItem(") {
+            assert!(APP_JS[at..].starts_with("localStorage.setItem('lang'"));
+        }
+    }
+}

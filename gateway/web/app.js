@@ -1,0 +1,892 @@
+// The reference front end: every screen of the seed flow on the gateway's public API.
+// Plain modern JavaScript, no build step. Tokens live in this tab only (sessionStorage,
+// gone when the tab closes); nothing but the language choice is kept longer.
+'use strict';
+
+const LANGS = ['kk', 'ru', 'en'];
+const store = window.sessionStorage;
+
+const state = {
+  lang: pickLang(),
+  flow: store.getItem('flow'),
+  kind: store.getItem('flow_kind') || 'registration',
+  citizenship: store.getItem('citizenship') || 'KZ',
+  email: store.getItem('email') || '',
+  resendAt: Number(store.getItem('resend_at') || 0),
+  access: store.getItem('access'),
+  refresh: store.getItem('refresh'),
+  login: store.getItem('login') || '',
+  notice: '',
+};
+
+function pickLang() {
+  const saved = window.localStorage.getItem('lang');
+  if (LANGS.includes(saved)) return saved;
+  for (const l of navigator.languages || []) {
+    const short = l.slice(0, 2).toLowerCase();
+    if (LANGS.includes(short)) return short;
+  }
+  return 'ru';
+}
+
+function keep(key, value) {
+  if (value === null || value === undefined || value === '') store.removeItem(key);
+  else store.setItem(key, String(value));
+}
+
+function save() {
+  keep('flow', state.flow);
+  keep('flow_kind', state.kind);
+  keep('citizenship', state.citizenship);
+  keep('email', state.email);
+  keep('resend_at', state.resendAt || '');
+  keep('access', state.access);
+  keep('refresh', state.refresh);
+  keep('login', state.login);
+}
+
+/** The text `key` in the current language, with `{name}` placeholders filled. */
+function t(key, vars) {
+  const parts = key.split('.');
+  let entry = TEXTS;
+  for (const p of parts) entry = entry && entry[p];
+  let text = entry ? entry[LANGS.indexOf(state.lang)] : key;
+  for (const [k, v] of Object.entries(vars || {})) text = text.replace(`{${k}}`, v);
+  return text;
+}
+
+// ---------------------------------------------------------------------------------------
+// DOM helpers (text is always set as text, never parsed as HTML)
+
+function h(tag, attrs, ...children) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === false || v === null || v === undefined) continue;
+    if (k.startsWith('on')) el.addEventListener(k.slice(2), v);
+    else if (k === 'text') el.textContent = v;
+    else el.setAttribute(k, v === true ? '' : v);
+  }
+  for (const c of children.flat()) {
+    if (c === null || c === undefined || c === false) continue;
+    el.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+  return el;
+}
+
+let fieldSeq = 0;
+
+/** A labelled input with its own error line. */
+function field(name, label, attrs = {}, hint = '') {
+  const id = `f-${name}-${++fieldSeq}`;
+  const input = h(attrs.tag || 'input', {
+    id, name, type: attrs.tag ? undefined : (attrs.type || 'text'),
+    'aria-describedby': `${id}-error${hint ? ` ${id}-hint` : ''}`,
+    ...Object.fromEntries(Object.entries(attrs).filter(([k]) => k !== 'tag')),
+  });
+  return h('div', { class: 'field', 'data-field': name },
+    h('label', { for: id, text: label }),
+    input,
+    hint ? h('p', { class: 'muted', id: `${id}-hint`, text: hint }) : null,
+    h('p', { class: 'error', id: `${id}-error`, 'aria-live': 'polite' }));
+}
+
+function alertBox() {
+  return h('div', { class: 'alert', role: 'alert' });
+}
+
+function actions(...buttons) {
+  return h('div', { class: 'actions' }, buttons);
+}
+
+function primary(label, attrs = {}) {
+  return h('button', { type: 'submit', class: 'primary', ...attrs, text: label });
+}
+
+function secondary(label, onclick, attrs = {}) {
+  return h('button', { type: 'button', class: 'secondary', onclick, ...attrs, text: label });
+}
+
+/** Renders a screen into <main>, names it for tests and moves focus to its heading. */
+function show(name, title, ...content) {
+  const app = document.getElementById('app');
+  app.dataset.screen = name;
+  app.replaceChildren(h('h1', { tabindex: '-1', text: title }), ...content.filter((c) => c));
+  document.title = `${title} — ${t('brand')}`;
+  const heading = app.querySelector('h1');
+  if (heading) heading.focus({ preventScroll: false });
+}
+
+// ---------------------------------------------------------------------------------------
+// The API
+
+class ApiError extends Error {
+  constructor(status, body, retryAfter) {
+    const error = (body && body.error) || {};
+    super(error.message || `HTTP ${status}`);
+    this.status = status;
+    this.code = error.code || 'http_' + status;
+    this.fields = error.fields || {};
+    this.body = error;
+    this.retryAfter = retryAfter;
+  }
+}
+
+async function api(method, path, body, opts = {}) {
+  const headers = { 'Accept-Language': state.lang };
+  let payload;
+  if (body instanceof Blob) {
+    headers['Content-Type'] = body.type || 'image/jpeg';
+    payload = body;
+  } else if (body !== undefined) {
+    headers['Content-Type'] = 'application/json';
+    payload = JSON.stringify(body);
+  }
+  if (opts.auth && state.access) headers.Authorization = `Bearer ${state.access}`;
+  let response;
+  try {
+    response = await fetch(path, { method, headers, body: payload, credentials: 'omit', cache: 'no-store' });
+  } catch (e) {
+    throw new ApiError(0, { error: { code: 'network', message: t('error_network') } });
+  }
+  if (response.status === 401 && opts.auth && state.refresh && !opts.refreshed) {
+    if (await refreshSession()) return api(method, path, body, { ...opts, refreshed: true });
+  }
+  const type = response.headers.get('content-type') || '';
+  const data = type.includes('application/json') ? await response.json() : null;
+  if (!response.ok) {
+    const retry = Number(response.headers.get('retry-after') || 0);
+    if (response.status === 401 && opts.auth) endSession(t('session_over'));
+    throw new ApiError(response.status, data, retry);
+  }
+  return data;
+}
+
+async function refreshSession() {
+  try {
+    const pair = await api('POST', '/v1/sessions/refresh', { refresh_token: state.refresh });
+    state.access = pair.access_token;
+    state.refresh = pair.refresh_token;
+    save();
+    return true;
+  } catch (e) {
+    return false;
+  }
+}
+
+function endSession(notice) {
+  state.access = null;
+  state.refresh = null;
+  save();
+  state.notice = notice || '';
+  route('login');
+  throw new ApiError(401, { error: { code: 'unauthenticated', message: notice } });
+}
+
+/** Shows an API error next to the fields it names, or in the form's alert. */
+const FIELD_NAMES = { passport_number: 'passport_number', login: 'login', code: 'code' };
+
+function showError(form, error) {
+  for (const el of form.querySelectorAll('.error')) el.textContent = '';
+  for (const el of form.querySelectorAll('[aria-invalid]')) el.removeAttribute('aria-invalid');
+  const alert = form.querySelector('.alert');
+  let placed = false;
+  for (const name of Object.keys(error.fields || {})) {
+    const wrapper = form.querySelector(`[data-field="${FIELD_NAMES[name] || name}"]`);
+    if (!wrapper) continue;
+    const line = wrapper.querySelector('.error');
+    line.textContent = error.message;
+    const input = wrapper.querySelector('input, select, textarea');
+    if (input) {
+      input.setAttribute('aria-invalid', 'true');
+      if (!placed) input.focus();
+    }
+    placed = true;
+  }
+  if (!placed && alert) alert.textContent = error.message;
+}
+
+/** Runs `work` on submit, with the button disabled and errors shown where they belong. */
+function onSubmit(form, work) {
+  form.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    const button = form.querySelector('button[type=submit]');
+    if (button) button.disabled = true;
+    try {
+      await work(new FormData(form));
+    } catch (error) {
+      if (error instanceof ApiError) showError(form, error);
+      else throw error;
+    } finally {
+      if (button && button.isConnected) button.disabled = false;
+    }
+  });
+  return form;
+}
+
+// ---------------------------------------------------------------------------------------
+// Screens before an account exists
+
+function welcome() {
+  show('welcome', t('welcome_title'),
+    state.notice ? h('p', { class: 'notice', role: 'status', text: state.notice }) : null,
+    h('p', { text: t('welcome_text') }),
+    actions(
+      h('button', { type: 'button', class: 'primary', onclick: () => route('login'), text: t('login_button') }),
+      secondary(t('register_button'), () => route('citizenship'))),
+    h('p', {}, h('button', { type: 'button', class: 'link', onclick: () => route('recovery'), text: t('forgot_link') })));
+  state.notice = '';
+}
+
+async function citizenship() {
+  const [countries, terms] = await Promise.all([
+    api('GET', '/v1/reference/citizenships'),
+    api('GET', '/v1/terms/current'),
+  ]);
+  const select = field('citizenship', t('citizenship'), { tag: 'select', required: true });
+  const input = select.querySelector('select');
+  for (const c of countries.items) {
+    input.append(h('option', { value: c.code, selected: c.code === state.citizenship, text: c.name }));
+  }
+  const text = h('div', { class: 'terms', id: 'terms-text', tabindex: '0', hidden: true, text: terms.text });
+  const tick = h('input', { type: 'checkbox', id: 'terms-tick', name: 'terms_accepted', disabled: true });
+  const read = secondary(t('terms_read'), () => {
+    tick.disabled = false;
+    read.disabled = true;
+    tick.focus();
+  }, { id: 'terms-read', hidden: true });
+  const open = h('button', {
+    type: 'button', class: 'link', 'aria-controls': 'terms-text', 'aria-expanded': 'false',
+    onclick: () => {
+      text.hidden = false;
+      read.hidden = false;
+      open.setAttribute('aria-expanded', 'true');
+      text.focus();
+    },
+    text: `${t('terms_link')}: ${terms.title}`,
+  });
+  const form = h('form', { novalidate: true },
+    alertBox(), select,
+    h('p', {}, open), text, read,
+    h('div', { class: 'field', 'data-field': 'terms_accepted' },
+      h('div', { class: 'choice' }, tick, h('label', { for: 'terms-tick', text: t('terms_tick') })),
+      h('p', { class: 'error', 'aria-live': 'polite' })),
+    actions(primary(t('continue')), secondary(t('back'), () => route('welcome'))));
+  onSubmit(form, async () => {
+    if (!tick.checked) {
+      showError(form, { fields: { terms_accepted: 'required' }, message: t('terms_read_first') });
+      return;
+    }
+    const flow = await api('POST', '/v1/registrations', {
+      citizenship: input.value, terms_version: terms.version, terms_accepted: true,
+    });
+    Object.assign(state, { flow: flow.flow_id, kind: 'registration', citizenship: input.value });
+    save();
+    route(flow.next_step);
+  });
+  show('citizenship', t('citizenship_title'), form);
+}
+
+function identifier(usePassport) {
+  const passport = usePassport ?? state.citizenship !== 'KZ';
+  const input = passport
+    ? field('passport_number', t('passport_number'), { autocomplete: 'off', autocapitalize: 'characters', required: true })
+    : field('iin', t('iin'), { inputmode: 'numeric', autocomplete: 'off', maxlength: '12', pattern: '[0-9]{12}', required: true }, t('iin_hint'));
+  const toggle = state.citizenship === 'KZ' ? null : h('p', {},
+    h('button', { type: 'button', class: 'link', onclick: () => identifier(!passport), text: passport ? t('use_iin') : t('use_passport') }));
+  const form = h('form', { novalidate: true }, alertBox(), input, toggle,
+    actions(primary(t('continue'))));
+  onSubmit(form, async (data) => {
+    const body = passport
+      ? { passport_number: String(data.get('passport_number')).trim() }
+      : { iin: String(data.get('iin')).replace(/\s/g, '') };
+    state.login = body.iin || body.passport_number;
+    save();
+    const answer = await api('PUT', `/v1/registrations/${state.flow}/identifier`, body);
+    route(answer.next_step);
+  });
+  show('identifier', t('identifier_title'), form);
+}
+
+function email() {
+  const form = h('form', { novalidate: true }, alertBox(),
+    h('p', { class: 'notice', text: t('email_warning') }),
+    field('email', t('email'), { type: 'email', autocomplete: 'email', required: true, value: state.email }),
+    actions(primary(t('continue'))));
+  onSubmit(form, async (data) => {
+    const address = String(data.get('email')).trim();
+    const answer = await api('PUT', `/v1/registrations/${state.flow}/email`, { email: address });
+    state.email = address;
+    state.resendAt = Date.parse(answer.resend_available_at) || 0;
+    save();
+    route(answer.next_step);
+  });
+  show('email', t('email_title'), form);
+}
+
+/** The code screen, for registration and for recovery. */
+function emailCode() {
+  const base = state.kind === 'recovery' ? `/v1/recovery/${state.flow}` : `/v1/registrations/${state.flow}`;
+  const verifyPath = state.kind === 'recovery' ? `${base}/verify` : `${base}/email/verify`;
+  const resendPath = state.kind === 'recovery' ? `${base}/resend` : `${base}/email/resend`;
+  const status = h('p', { class: 'muted', role: 'status', 'aria-live': 'polite' });
+  const resend = secondary(t('resend'), async () => {
+    try {
+      const answer = await api('POST', resendPath);
+      state.resendAt = Date.parse(answer.resend_available_at) || Date.now() + 60000;
+      save();
+      status.textContent = t('resent');
+      tick();
+    } catch (error) {
+      if (error.retryAfter) state.resendAt = Date.now() + error.retryAfter * 1000;
+      status.textContent = error.message;
+      tick();
+    }
+  }, { id: 'resend' });
+  let timer = null;
+  function tick() {
+    clearTimeout(timer);
+    const left = Math.ceil((state.resendAt - Date.now()) / 1000);
+    if (left > 0 && resend.isConnected !== false) {
+      resend.disabled = true;
+      resend.textContent = t('resend_in', { s: left });
+      timer = setTimeout(tick, 1000);
+    } else {
+      resend.disabled = false;
+      resend.textContent = t('resend');
+    }
+  }
+  const form = h('form', { novalidate: true }, alertBox(),
+    state.email ? h('p', {}, `${t('code_sent')} `, h('strong', { text: state.email })) : (state.notice ? h('p', { class: 'notice', text: state.notice }) : null),
+    field('code', t('code'), { inputmode: 'numeric', autocomplete: 'one-time-code', maxlength: '6', pattern: '[0-9]{6}', required: true }),
+    h('p', { class: 'muted', text: t('spam_hint') }),
+    status,
+    actions(primary(t('continue')), resend));
+  onSubmit(form, async (data) => {
+    const answer = await api('POST', verifyPath, { code: String(data.get('code')).replace(/\s/g, '') });
+    route(answer.next_step);
+  });
+  show('email_code', t('code_title'), form);
+  state.notice = '';
+  tick();
+}
+
+function password() {
+  const form = h('form', { novalidate: true }, alertBox(),
+    field('password', t('password_new'), { type: 'password', autocomplete: 'new-password', required: true }, t('password_hint')),
+    field('password_confirmation', t('password_confirm'), { type: 'password', autocomplete: 'new-password', required: true }),
+    actions(primary(t('continue'))));
+  onSubmit(form, async (data) => {
+    const body = { password: data.get('password'), password_confirmation: data.get('password_confirmation') };
+    if (state.kind === 'recovery') {
+      await api('POST', `/v1/recovery/${state.flow}/password`, body);
+      state.notice = t('recovery_done');
+    } else {
+      await api('POST', `/v1/registrations/${state.flow}/password`, body);
+      state.notice = t('registered_notice');
+    }
+    state.flow = null;
+    save();
+    route('login');
+  });
+  show('password', t('password_title'), form);
+}
+
+function login() {
+  const form = h('form', { novalidate: true },
+    state.notice ? h('p', { class: 'notice', role: 'status', text: state.notice }) : null,
+    alertBox(),
+    field('login', t('login'), { autocomplete: 'username', required: true, value: state.login }),
+    field('password', t('password'), { type: 'password', autocomplete: 'current-password', required: true }),
+    actions(primary(t('login_button')), secondary(t('back'), () => route('welcome'))),
+    h('p', {}, h('button', { type: 'button', class: 'link', onclick: () => route('recovery'), text: t('forgot_link') })));
+  state.notice = '';
+  onSubmit(form, async (data) => {
+    const session = await api('POST', '/v1/sessions', {
+      login: String(data.get('login')).trim(), password: data.get('password'),
+    });
+    state.access = session.access_token;
+    state.refresh = session.refresh_token;
+    state.login = String(data.get('login')).trim();
+    save();
+    route(session.next_step);
+  });
+  show('login', t('login_title'), form);
+}
+
+function recovery() {
+  const form = h('form', { novalidate: true }, alertBox(),
+    field('login', t('recovery_login'), { autocomplete: 'username', required: true, value: state.login }),
+    actions(primary(t('continue')), secondary(t('back'), () => route('welcome'))));
+  onSubmit(form, async (data) => {
+    const value = String(data.get('login')).trim();
+    const flow = await api('POST', '/v1/recovery', value.includes('@') ? { email: value } : { login: value });
+    Object.assign(state, { flow: flow.flow_id, kind: 'recovery', email: '', resendAt: Date.now() + 60000 });
+    state.notice = t('recovery_sent');
+    save();
+    route('email_code');
+  });
+  show('recovery', t('recovery_title'), form);
+}
+
+// ---------------------------------------------------------------------------------------
+// After login: photos, consent, personal data, completion, cabinet
+
+const ONBOARDING = ['face', 'document_front', 'document_back', 'consent', 'name', 'details', 'education', 'complete'];
+
+function progress(current) {
+  return h('ol', { class: 'progress', 'aria-label': 'progress' },
+    ONBOARDING.map((step) => h('li', {
+      class: step === current ? 'current' : (ONBOARDING.indexOf(step) < ONBOARDING.indexOf(current) ? 'done' : ''),
+      'aria-current': step === current ? 'step' : false,
+      text: t(`steps.${step}`),
+    })));
+}
+
+let camera = null;
+
+function stopCamera() {
+  if (camera) for (const track of camera.getTracks()) track.stop();
+  camera = null;
+}
+
+/** A photo step: the camera with its guide, a 3-second countdown, preview, retake or send. */
+async function capture(kind) {
+  const onboarding = await api('GET', '/v1/me/onboarding', undefined, { auth: true });
+  let documentType = onboarding.document_type || 'id_card';
+  const isFace = kind === 'face';
+  const title = isFace ? t('face_title') : (kind === 'document_front' ? t('front_title') : t('back_title'));
+  const video = h('video', { autoplay: true, playsinline: true, muted: true });
+  const guide = h('div', { class: `guide ${isFace ? 'oval' : 'card'}`, 'aria-hidden': 'true' });
+  const counter = h('div', { class: 'countdown', 'aria-live': 'assertive' });
+  const preview = h('img', { alt: '', hidden: true });
+  const stage = h('div', { class: `stage${isFace ? ' mirror' : ''}` }, video, preview, guide, counter);
+  const status = h('p', { class: 'muted', role: 'status', 'aria-live': 'polite', text: t('camera_starting') });
+  const alert = alertBox();
+  let photo = null;
+
+  const take = h('button', { type: 'button', class: 'primary', id: 'take', disabled: true, text: t('take_photo') });
+  const retake = secondary(t('retake'), () => reset(), { id: 'retake', hidden: true });
+  const send = h('button', { type: 'button', class: 'primary', id: 'send', hidden: true, text: kind === 'document_back' ? t('finish_documents') : t('continue') });
+  const file = h('input', { type: 'file', id: `file-${kind}`, accept: 'image/jpeg,image/png', class: 'file' });
+  file.addEventListener('change', () => {
+    if (file.files && file.files[0]) {
+      photo = file.files[0];
+      showPreview();
+    }
+  });
+
+  let typeChoice = null;
+  if (kind === 'document_front') {
+    typeChoice = h('fieldset', {}, h('legend', { text: t('document_type') }),
+      ['id_card', 'passport'].map((value) => h('div', { class: 'choice' },
+        h('input', {
+          type: 'radio', name: 'document_type', id: `type-${value}`, value, checked: documentType === value,
+          onchange: () => { documentType = value; },
+        }),
+        h('label', { for: `type-${value}`, text: t(value) }))));
+  }
+
+  function reset() {
+    photo = null;
+    if (preview.src) URL.revokeObjectURL(preview.src);
+    preview.hidden = true;
+    video.hidden = false;
+    retake.hidden = true;
+    send.hidden = true;
+    take.hidden = false;
+    take.disabled = !camera;
+    alert.textContent = '';
+    file.value = '';
+  }
+
+  function showPreview() {
+    if (preview.src) URL.revokeObjectURL(preview.src);
+    preview.src = URL.createObjectURL(photo);
+    preview.hidden = false;
+    video.hidden = true;
+    take.hidden = true;
+    retake.hidden = false;
+    send.hidden = false;
+    alert.textContent = '';
+    send.focus();
+  }
+
+  take.addEventListener('click', () => {
+    take.disabled = true;
+    let left = 3;
+    counter.textContent = String(left);
+    const timer = setInterval(() => {
+      left -= 1;
+      if (left > 0) {
+        counter.textContent = String(left);
+        return;
+      }
+      clearInterval(timer);
+      counter.textContent = '';
+      const canvas = document.createElement('canvas');
+      canvas.width = video.videoWidth;
+      canvas.height = video.videoHeight;
+      canvas.getContext('2d').drawImage(video, 0, 0);
+      canvas.toBlob((blob) => {
+        photo = blob;
+        showPreview();
+      }, 'image/jpeg', 0.92);
+    }, 1000);
+  });
+
+  send.addEventListener('click', async () => {
+    send.disabled = true;
+    retake.disabled = true;
+    status.textContent = t('uploading');
+    const path = `/v1/me/biometrics/${kind.replace('_', '-')}`
+      + (kind === 'face' ? '' : `?document_type=${encodeURIComponent(documentType)}`);
+    try {
+      for (;;) {
+        try {
+          const answer = await api('PUT', path, photo, { auth: true });
+          status.textContent = t('photo_accepted');
+          stopCamera();
+          route(answer.next_step);
+          return;
+        } catch (error) {
+          // A busy suite asks to come back shortly: wait as told, then send again.
+          if (error.code === 'overloaded' && error.retryAfter) {
+            status.textContent = t('retry_in', { s: error.retryAfter });
+            await new Promise((r) => setTimeout(r, error.retryAfter * 1000));
+            continue;
+          }
+          throw error;
+        }
+      }
+    } catch (error) {
+      if (!(error instanceof ApiError)) throw error;
+      status.textContent = '';
+      alert.textContent = error.message;
+      retake.focus();
+    } finally {
+      send.disabled = false;
+      retake.disabled = false;
+    }
+  });
+
+  show(kind, title, progress(kind),
+    h('p', { text: isFace ? t('face_text') : t('document_text') }),
+    typeChoice, stage, status, alert,
+    actions(take, retake, send),
+    h('div', { class: 'field' }, h('label', { for: file.id, text: t('upload_file') }), file));
+
+  try {
+    stopCamera();
+    camera = await navigator.mediaDevices.getUserMedia({
+      video: { facingMode: isFace ? 'user' : 'environment' }, audio: false,
+    });
+    video.srcObject = camera;
+    await video.play().catch(() => {});
+    status.textContent = '';
+    guide.classList.add('ready');
+    take.disabled = false;
+  } catch (e) {
+    status.textContent = t('camera_denied');
+  }
+}
+
+async function consent() {
+  const text = await api('GET', '/v1/terms/biometric-consent');
+  const tick = h('input', { type: 'checkbox', id: 'consent-tick', name: 'accepted' });
+  const form = h('form', { novalidate: true }, alertBox(),
+    h('h2', { text: text.title }),
+    h('div', { class: 'terms', tabindex: '0', text: text.text }),
+    h('div', { class: 'field', 'data-field': 'accepted' },
+      h('div', { class: 'choice' }, tick, h('label', { for: 'consent-tick', text: t('consent_tick') })),
+      h('p', { class: 'error', 'aria-live': 'polite' })),
+    actions(primary(t('continue'))));
+  onSubmit(form, async () => {
+    const answer = await api('POST', '/v1/me/biometrics/consent',
+      { consent_version: text.version, accepted: tick.checked }, { auth: true });
+    route(answer.next_step);
+  });
+  show('consent', t('consent_title'), progress('consent'), form);
+}
+
+async function profileNow() {
+  return api('GET', '/v1/me/profile', undefined, { auth: true });
+}
+
+async function nextAfterProfile() {
+  const onboarding = await api('GET', '/v1/me/onboarding', undefined, { auth: true });
+  route(onboarding.next_step);
+}
+
+async function name() {
+  const p = await profileNow();
+  const form = h('form', { novalidate: true }, alertBox(),
+    field('surname', t('surname'), { autocomplete: 'family-name', required: true, value: p.surname || '' }),
+    field('given_name', t('given_name'), { autocomplete: 'given-name', required: true, value: p.given_name || '' }),
+    field('patronymic', t('patronymic'), { autocomplete: 'additional-name', value: p.patronymic || '' }),
+    actions(primary(t('continue'))));
+  onSubmit(form, async (data) => {
+    const body = { surname: data.get('surname'), given_name: data.get('given_name') };
+    if (String(data.get('patronymic')).trim()) body.patronymic = data.get('patronymic');
+    await api('PUT', '/v1/me/profile/name', body, { auth: true });
+    await nextAfterProfile();
+  });
+  show('name', t('name_title'), progress('name'), form);
+}
+
+/** dd.mm.yyyy ⇄ yyyy-mm-dd */
+function toIsoDate(text) {
+  const m = /^\s*(\d{1,2})[./-](\d{1,2})[./-](\d{4})\s*$/.exec(text);
+  return m ? `${m[3]}-${m[2].padStart(2, '0')}-${m[1].padStart(2, '0')}` : text.trim();
+}
+
+function fromIsoDate(iso) {
+  const m = /^(\d{4})-(\d{2})-(\d{2})$/.exec(iso || '');
+  return m ? `${m[3]}.${m[2]}.${m[1]}` : '';
+}
+
+/** Formats a Kazakhstan mobile number as it is typed: +7 (701) 777-77-77. */
+function formatPhone(text) {
+  let digits = text.replace(/\D/g, '');
+  if (digits.startsWith('8')) digits = '7' + digits.slice(1);
+  if (!digits.startsWith('7') || !text.trim().match(/^(\+?7|8)/)) return text;
+  const d = digits.slice(1, 11);
+  let out = '+7';
+  if (d.length > 0) out += ` (${d.slice(0, 3)}`;
+  if (d.length >= 3) out += ')';
+  if (d.length > 3) out += ` ${d.slice(3, 6)}`;
+  if (d.length > 6) out += `-${d.slice(6, 8)}`;
+  if (d.length > 8) out += `-${d.slice(8, 10)}`;
+  return out;
+}
+
+async function details() {
+  const [p, regions] = await Promise.all([profileNow(), api('GET', '/v1/reference/regions')]);
+  const suggested = p.suggested || {};
+  const sex = p.sex || suggested.sex || '';
+  const sexes = h('fieldset', { 'data-field': 'sex' }, h('legend', { text: t('sex') }),
+    ['male', 'female'].map((value) => h('div', { class: 'choice' },
+      h('input', { type: 'radio', name: 'sex', id: `sex-${value}`, value, checked: sex === value }),
+      h('label', { for: `sex-${value}`, text: t(value) }))),
+    h('p', { class: 'error', 'aria-live': 'polite' }));
+  const region = field('region_code', t('region'), { tag: 'select', required: true });
+  const select = region.querySelector('select');
+  select.append(h('option', { value: '', text: t('choose') }));
+  for (const r of regions.items) select.append(h('option', { value: r.code, selected: r.code === p.region_code, text: r.name }));
+  const phone = field('mobile_phone', t('mobile_phone'), {
+    type: 'tel', autocomplete: 'tel', inputmode: 'tel', placeholder: '+7 (701) 777-77-77', required: true,
+    value: p.mobile_phone ? formatPhone(p.mobile_phone) : '',
+  });
+  const phoneInput = phone.querySelector('input');
+  phoneInput.addEventListener('input', () => {
+    const formatted = formatPhone(phoneInput.value);
+    if (formatted !== phoneInput.value) phoneInput.value = formatted;
+  });
+  const form = h('form', { novalidate: true }, alertBox(), sexes,
+    field('birth_date', t('birth_date'), { inputmode: 'numeric', autocomplete: 'bday', placeholder: 'dd.mm.yyyy', required: true,
+      value: fromIsoDate(p.birth_date || suggested.birth_date) }),
+    region, phone,
+    actions(primary(t('continue'))));
+  onSubmit(form, async (data) => {
+    await api('PUT', '/v1/me/profile/details', {
+      sex: data.get('sex') || '',
+      birth_date: toIsoDate(String(data.get('birth_date'))),
+      region_code: data.get('region_code'),
+      mobile_phone: data.get('mobile_phone'),
+    }, { auth: true });
+    await nextAfterProfile();
+  });
+  show('details', t('details_title'), progress('details'), form);
+}
+
+async function education() {
+  const [p, contingents] = await Promise.all([profileNow(), api('GET', '/v1/reference/contingents')]);
+  const contingent = field('contingent_code', t('contingent'), { tag: 'select', required: true });
+  const select = contingent.querySelector('select');
+  select.append(h('option', { value: '', text: t('choose') }));
+  for (const c of contingents.items) {
+    select.append(h('option', { value: c.code, 'data-kind': c.institution_kind, selected: c.code === p.contingent_code, text: c.name }));
+  }
+  let chosen = p.institution ? p.institution.id : '';
+  const search = field('institution_id', t('institution'), {
+    type: 'search', role: 'combobox', autocomplete: 'off', 'aria-autocomplete': 'list',
+    'aria-expanded': 'false', 'aria-controls': 'institutions', value: p.institution ? p.institution.name : '',
+  }, t('institution_hint'));
+  const input = search.querySelector('input');
+  const list = h('ul', { class: 'suggestions', id: 'institutions', role: 'listbox' });
+  input.after(list);
+  let seq = 0;
+  let debounce = null;
+  function choose(item) {
+    chosen = item.id;
+    input.value = item.name;
+    list.replaceChildren();
+    input.setAttribute('aria-expanded', 'false');
+  }
+  async function lookup() {
+    const mine = ++seq;
+    const kind = select.selectedOptions[0] ? select.selectedOptions[0].dataset.kind || '' : '';
+    const query = new URLSearchParams({ query: input.value.trim(), page_size: '10' });
+    if (kind) query.set('kind', kind);
+    try {
+      const found = await api('GET', `/v1/reference/institutions?${query}`);
+      if (mine !== seq) return; // a later keystroke already asked
+      list.replaceChildren(...(found.items.length ? found.items.map((item, i) => h('li', {
+        role: 'option', id: `inst-${i}`, 'data-id': item.id, 'aria-selected': 'false',
+        onclick: () => choose(item), text: item.name,
+      })) : [h('li', { 'aria-disabled': 'true', text: t('institution_none') })]));
+      input.setAttribute('aria-expanded', 'true');
+    } catch (e) {
+      list.replaceChildren();
+    }
+  }
+  input.addEventListener('input', () => {
+    chosen = '';
+    clearTimeout(debounce);
+    debounce = setTimeout(lookup, 150);
+  });
+  input.addEventListener('keydown', (event) => {
+    const options = [...list.querySelectorAll('li[role=option]')];
+    if (!options.length) return;
+    let at = options.findIndex((o) => o.getAttribute('aria-selected') === 'true');
+    if (event.key === 'ArrowDown' || event.key === 'ArrowUp') {
+      event.preventDefault();
+      at = event.key === 'ArrowDown' ? Math.min(at + 1, options.length - 1) : Math.max(at - 1, 0);
+      options.forEach((o, i) => o.setAttribute('aria-selected', String(i === at)));
+      input.setAttribute('aria-activedescendant', options[at].id);
+    } else if (event.key === 'Enter' && at >= 0) {
+      event.preventDefault();
+      options[at].click();
+    } else if (event.key === 'Escape') {
+      list.replaceChildren();
+    }
+  });
+  select.addEventListener('change', () => { if (input.value.trim()) lookup(); });
+  const form = h('form', { novalidate: true }, alertBox(), contingent, search, actions(primary(t('continue'))));
+  onSubmit(form, async (data) => {
+    await api('PUT', '/v1/me/profile/education', {
+      contingent_code: data.get('contingent_code'), institution_id: chosen,
+    }, { auth: true });
+    await nextAfterProfile();
+  });
+  show('education', t('education_title'), progress('education'), form);
+}
+
+function summary(me) {
+  const p = me.profile || {};
+  const rows = [
+    [t('iin'), me.account.iin || me.account.passport_number],
+    [t('email'), me.account.email],
+    [t('surname'), p.surname], [t('given_name'), p.given_name], [t('patronymic'), p.patronymic],
+    [t('birth_date'), fromIsoDate(p.birth_date)], [t('mobile_phone'), p.mobile_phone ? formatPhone(p.mobile_phone) : null],
+    [t('institution'), me.education && me.education.institution ? me.education.institution.name : null],
+  ];
+  return h('dl', { class: 'summary' }, rows.flatMap(([k, v]) => [h('dt', { text: k }), h('dd', { text: v || t('none') })]));
+}
+
+async function complete() {
+  const me = await api('GET', '/v1/me', undefined, { auth: true });
+  const form = h('form', { novalidate: true }, alertBox(),
+    h('p', { text: t('complete_text') }), summary(me),
+    actions(primary(t('complete_button'))));
+  onSubmit(form, async () => {
+    await api('POST', '/v1/me/registration/complete', undefined, { auth: true });
+    route('done');
+  });
+  show('complete', t('complete_title'), progress('complete'), form);
+}
+
+async function cabinet() {
+  const me = await api('GET', '/v1/me', undefined, { auth: true });
+  if (me.next_step && me.next_step !== 'done') {
+    route(me.next_step);
+    return;
+  }
+  const logout = secondary(t('logout'), async () => {
+    try { await api('DELETE', '/v1/sessions/current', undefined, { auth: true }); } catch (e) { /* gone anyway */ }
+    state.access = null;
+    state.refresh = null;
+    save();
+    route('welcome');
+  }, { id: 'logout' });
+  show('cabinet', t('cabinet_title'),
+    h('p', { class: 'notice', role: 'status', text: t('registered') }),
+    summary(me),
+    actions(logout));
+}
+
+// ---------------------------------------------------------------------------------------
+// Routing by the API's next_step
+
+const SCREENS = {
+  welcome, citizenship, identifier: () => identifier(), email, email_code: emailCode, password, login, recovery,
+  face: () => capture('face'), document_front: () => capture('document_front'), document_back: () => capture('document_back'),
+  consent, name, details, education, complete, done: cabinet, cabinet,
+};
+
+async function route(step) {
+  if (!['face', 'document_front', 'document_back'].includes(step)) stopCamera();
+  const screen = SCREENS[step] || welcome;
+  try {
+    await screen();
+  } catch (error) {
+    if (!(error instanceof ApiError)) throw error;
+    if (error.status === 401) return; // endSession already moved to the login screen
+    if (error.code === 'flow_expired' || error.code === 'flow_not_found') {
+      state.flow = null;
+      save();
+      state.notice = error.message;
+      welcome();
+      return;
+    }
+    const app = document.getElementById('app');
+    app.dataset.screen = 'error';
+    app.replaceChildren(h('div', { class: 'alert', role: 'alert', text: error.message }),
+      actions(secondary(t('back'), () => route(step))));
+  }
+}
+
+async function resume() {
+  if (state.access) {
+    try {
+      const onboarding = await api('GET', '/v1/me/onboarding', undefined, { auth: true });
+      return route(onboarding.next_step);
+    } catch (e) {
+      return undefined;
+    }
+  }
+  if (state.flow) {
+    const path = state.kind === 'recovery' ? null : `/v1/registrations/${state.flow}`;
+    if (path) {
+      try {
+        const flow = await api('GET', path);
+        return route(flow.next_step);
+      } catch (e) {
+        state.flow = null;
+        save();
+      }
+    }
+  }
+  return route('welcome');
+}
+
+function applyLang() {
+  document.documentElement.lang = state.lang;
+  document.getElementById('brand').textContent = t('brand');
+  for (const button of document.querySelectorAll('.lang')) {
+    button.setAttribute('aria-pressed', String(button.dataset.lang === state.lang));
+  }
+}
+
+document.addEventListener('DOMContentLoaded', () => {
+  for (const button of document.querySelectorAll('.lang')) {
+    button.addEventListener('click', () => {
+      state.lang = button.dataset.lang;
+      window.localStorage.setItem('lang', state.lang);
+      applyLang();
+      const current = document.getElementById('app').dataset.screen;
+      route(current === 'loading' || current === 'error' ? 'welcome' : current);
+    });
+  }
+  applyLang();
+  resume();
+});
