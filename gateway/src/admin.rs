@@ -50,7 +50,9 @@ impl axum::extract::FromRequestParts<AppState> for Operator {
                     token: token.to_owned(),
                 })
             }
-            Caller::User { .. } => Err(ApiError::new(StatusCode::FORBIDDEN, "forbidden")),
+            Caller::User { .. } | Caller::Capture { .. } => {
+                Err(ApiError::new(StatusCode::FORBIDDEN, "forbidden"))
+            }
         }
     }
 }

@@ -420,6 +420,21 @@ pub fn message(code: &str, lang: Lang) -> &'static str {
             "Please log in.",
         ),
         "forbidden" => ("Недостаточно прав.", "Құқық жеткіліксіз.", "Not allowed."),
+        "handoff_expired" => (
+            "Ссылка устарела или уже использована. Создайте новую на компьютере.",
+            "Сілтеменің мерзімі өтті немесе ол пайдаланылды. Компьютерде жаңасын жасаңыз.",
+            "This link has expired or was already used. Make a new one on the computer.",
+        ),
+        "invalid_handoff" => (
+            "Это не ссылка для продолжения на телефоне.",
+            "Бұл телефонда жалғастыруға арналған сілтеме емес.",
+            "This is not a link for continuing on a phone.",
+        ),
+        "capture_only" => (
+            "С телефона можно только сделать снимки. Продолжите на компьютере.",
+            "Телефоннан тек суретке түсіруге болады. Компьютерде жалғастырыңыз.",
+            "The phone may only take the photos. Continue on the computer.",
+        ),
         "overloaded" => (
             "Сейчас очень много заявок. Повторите через несколько секунд.",
             "Қазір өтініштер өте көп. Бірнеше секундтан кейін қайталаңыз.",
@@ -490,6 +505,9 @@ mod tests {
             "invalid_page_token",
             "invalid_kind",
             "overloaded",
+            "handoff_expired",
+            "invalid_handoff",
+            "capture_only",
         ] {
             let all = [
                 message(code, Lang::Ru),

@@ -7,6 +7,7 @@ pub mod admin;
 pub mod admission;
 pub mod error;
 pub mod flow;
+pub mod handoff;
 pub mod i18n;
 pub mod me;
 pub mod ops;
@@ -61,6 +62,10 @@ pub struct Config {
     pub trust_forwarded_for: bool,
     /// How long new journeys are refused after a service answers `overloaded`.
     pub admission_pause: Duration,
+    /// Where applicants reach these pages (the hand-off link points there).
+    pub public_url: String,
+    /// How long a hand-off link waits to be opened.
+    pub handoff_ttl: Duration,
 }
 
 impl Config {
@@ -107,6 +112,8 @@ impl Config {
             rate_limit: env.parse("GATEWAY_RATE_LIMIT_PER_MINUTE", 120),
             trust_forwarded_for: env.parse("GATEWAY_TRUST_FORWARDED_FOR", false),
             admission_pause: Duration::from_millis(env.parse("GATEWAY_ADMISSION_PAUSE_MS", 1000)),
+            public_url: env.string("GATEWAY_PUBLIC_URL", "http://localhost:8080"),
+            handoff_ttl: env.seconds("GATEWAY_HANDOFF_TTL_SECS", 300),
         }
     }
 }
@@ -221,18 +228,49 @@ impl axum::extract::FromRequestParts<AppState> for User {
         parts: &mut http::request::Parts,
         state: &AppState,
     ) -> Result<Self, ApiError> {
-        let token = bearer(parts)?;
-        match state.keys.authenticate(token) {
-            Ok(Caller::User { account_id, .. }) => {
-                examreg_kit::telemetry::journey("account_id", &account_id);
-                Ok(Self {
-                    account_id,
-                    token: token.to_owned(),
-                })
-            }
-            Ok(Caller::Service { .. }) | Err(_) => {
-                Err(ApiError::new(StatusCode::UNAUTHORIZED, "unauthenticated"))
-            }
+        authenticate(parts, state, false)
+    }
+}
+
+/// A caller of the photo steps (`PUT /v1/me/biometrics/{kind}`, `GET /v1/me/onboarding`): the
+/// applicant, or the phone they handed the photos to (a capture token).
+pub struct PhotoTaker(pub User);
+
+impl axum::extract::FromRequestParts<AppState> for PhotoTaker {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut http::request::Parts,
+        state: &AppState,
+    ) -> Result<Self, ApiError> {
+        authenticate(parts, state, true).map(Self)
+    }
+}
+
+fn authenticate(
+    parts: &http::request::Parts,
+    state: &AppState,
+    capture_allowed: bool,
+) -> Result<User, ApiError> {
+    let token = bearer(parts)?;
+    match state.keys.authenticate(token) {
+        Ok(Caller::User { account_id, .. }) => {
+            examreg_kit::telemetry::journey("account_id", &account_id);
+            Ok(User {
+                account_id,
+                token: token.to_owned(),
+            })
+        }
+        Ok(Caller::Capture { account_id, .. }) if capture_allowed => {
+            examreg_kit::telemetry::journey("account_id", &account_id);
+            Ok(User {
+                account_id,
+                token: token.to_owned(),
+            })
+        }
+        Ok(Caller::Capture { .. }) => Err(ApiError::new(StatusCode::FORBIDDEN, "capture_only")),
+        Ok(Caller::Service { .. }) | Err(_) => {
+            Err(ApiError::new(StatusCode::UNAUTHORIZED, "unauthenticated"))
         }
     }
 }

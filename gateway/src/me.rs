@@ -2,7 +2,7 @@
 //! photos and the consent (SEED.md steps 8–10), then the personal data (issue 4).
 
 use crate::{
-    AppState, User,
+    AppState, PhotoTaker, User,
     error::{ApiError, ApiJson, ApiResult},
     reference,
 };
@@ -93,7 +93,10 @@ pub struct Onboarding {
     pub document_type: &'static str,
 }
 
-pub async fn onboarding(State(state): State<AppState>, user: User) -> ApiResult<Json<Value>> {
+pub async fn onboarding(
+    State(state): State<AppState>,
+    PhotoTaker(user): PhotoTaker,
+) -> ApiResult<Json<Value>> {
     let onboarding = onboarding_of(&state, &user.token).await?;
     let steps: Vec<Value> = onboarding
         .steps
@@ -127,7 +130,7 @@ pub struct UploadQuery {
 /// body.
 pub async fn upload(
     State(state): State<AppState>,
-    user: User,
+    PhotoTaker(user): PhotoTaker,
     Path(kind): Path<String>,
     query: Result<Query<UploadQuery>, axum::extract::rejection::QueryRejection>,
     headers: HeaderMap,

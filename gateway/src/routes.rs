@@ -68,6 +68,8 @@ pub fn api() -> Router<AppState> {
         .route("/v1/admin/people/{account_id}", delete(crate::admin::erase))
         .route("/v1/me/biometrics/consent", post(crate::me::consent))
         .route("/v1/me/biometrics/{kind}", put(crate::me::upload))
+        .route("/v1/me/handoff", post(crate::handoff::create))
+        .route("/v1/handoff/redeem", post(crate::handoff::redeem))
 }
 
 fn rfc3339(t: DateTime<Utc>) -> String {

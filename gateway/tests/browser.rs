@@ -8,10 +8,11 @@ use common::*;
 use examreg_gateway::i18n::{Lang, message};
 use examreg_testkit::{
     self as tk,
-    browser::{Browser, Options, camera_frame, y4m},
+    browser::{Browser, Options as BrowserOptions, camera_frame, y4m},
     photos::{SELFIE, id_card, jpeg},
 };
 use image::DynamicImage;
+use serde_json::json;
 use std::path::PathBuf;
 
 /// Files a test hands to the browser: the camera's video and photos to upload.
@@ -184,7 +185,7 @@ async fn a_person_registers_in_the_browser_at_desktop_size_in_russian() {
     let s = suite().await;
     let files = Files::new("desktop");
     let camera = files.camera(&selfie());
-    let b = Browser::start(Options {
+    let b = Browser::start(BrowserOptions {
         test: "desktop_ru",
         size: (1280, 900),
         phone: false,
@@ -202,7 +203,7 @@ async fn a_person_registers_on_a_phone_sized_screen_in_kazakh() {
     let s = suite().await;
     let files = Files::new("phone");
     let camera = files.camera(&selfie());
-    let b = Browser::start(Options {
+    let b = Browser::start(BrowserOptions {
         test: "phone_kk",
         size: (375, 812),
         phone: true,
@@ -231,7 +232,7 @@ async fn a_blurred_selfie_gets_the_retake_advice_in_the_chosen_language() {
     );
     assert_eq!(check.unwrap_err().code(), "blurred");
     let camera = files.camera(&blurred);
-    let b = Browser::start(Options {
+    let b = Browser::start(BrowserOptions {
         test: "blurred_kk",
         size: (1280, 900),
         phone: false,
@@ -300,4 +301,239 @@ async fn the_pages_are_served_with_their_security_headers() {
                 .contains("camera=(self)")
         );
     }
+}
+
+/// Calls `method path` with `token` as the bearer.
+async fn as_bearer(
+    s: &Suite,
+    token: &str,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<serde_json::Value>,
+) -> (reqwest::StatusCode, serde_json::Value) {
+    let auth = format!("Bearer {token}");
+    let (status, _, json) = s
+        .call(method, path, body, &[("authorization", auth.as_str())])
+        .await;
+    (status, json)
+}
+
+fn link_id(url: &str) -> String {
+    url.split_once("#handoff=")
+        .expect("a hand-off link")
+        .1
+        .to_owned()
+}
+
+#[tokio::test]
+async fn a_handoff_link_works_once_for_the_photos_only_and_expires() {
+    use reqwest::{Method, StatusCode};
+    let s = suite_with(Options {
+        handoff_ttl: std::time::Duration::from_secs(2),
+        ..Options::default()
+    })
+    .await;
+    let iin = valid_iin();
+    s.register(&iin, &tk::unique_email()).await;
+    let (_, session) = s.login(&iin, PASSWORD).await;
+    let access = session["access_token"].as_str().unwrap();
+
+    let (status, link) = as_bearer(&s, access, Method::POST, "/v1/me/handoff", None).await;
+    assert_eq!(status, StatusCode::CREATED, "{link}");
+    let url = link["url"].as_str().unwrap();
+    assert!(url.starts_with("http://localhost:8080/#handoff="), "{url}");
+    assert!(
+        link["qr"]
+            .as_str()
+            .unwrap()
+            .starts_with("data:image/svg+xml;base64,")
+    );
+
+    let id = link_id(url);
+    let (status, redeemed) = s.post("/v1/handoff/redeem", json!({"handoff": id})).await;
+    assert_eq!(status, StatusCode::OK, "{redeemed}");
+    assert_eq!(redeemed["next_step"], "face");
+    let capture = redeemed["capture_token"].as_str().unwrap();
+    // Once only.
+    let (status, again) = s.post("/v1/handoff/redeem", json!({"handoff": id})).await;
+    assert_eq!(status, StatusCode::GONE);
+    assert_eq!(again["error"]["code"], "handoff_expired");
+
+    // The phone may take the photos and read where things stand...
+    let (status, onboarding) = as_bearer(&s, capture, Method::GET, "/v1/me/onboarding", None).await;
+    assert_eq!(status, StatusCode::OK, "{onboarding}");
+    let response = s
+        .http
+        .put(format!("{}/v1/me/biometrics/face", s.base))
+        .bearer_auth(capture)
+        .header("content-type", "image/jpeg")
+        .body(SELFIE.to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    // ...and nothing else: not the cabinet, not the profile, not another hand-off, not consent.
+    for (method, path, body) in [
+        (Method::GET, "/v1/me", None),
+        (Method::GET, "/v1/me/profile", None),
+        (
+            Method::PUT,
+            "/v1/me/profile/name",
+            Some(json!({"surname": "Жұмабаев", "given_name": "Ерлан"})),
+        ),
+        (Method::POST, "/v1/me/handoff", None),
+        (
+            Method::POST,
+            "/v1/me/biometrics/consent",
+            Some(json!({"consent_version": "2026-01", "accepted": true})),
+        ),
+        (Method::DELETE, "/v1/sessions/current", None),
+    ] {
+        let (status, body) = as_bearer(&s, capture, method, path, body).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{path}: {body}");
+        assert_eq!(body["error"]["code"], "capture_only", "{path}");
+    }
+
+    // A link nobody opens in time expires.
+    let (_, late) = as_bearer(&s, access, Method::POST, "/v1/me/handoff", None).await;
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    let (status, body) = s
+        .post(
+            "/v1/handoff/redeem",
+            json!({"handoff": link_id(late["url"].as_str().unwrap())}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::GONE, "{body}");
+    // Something that is not a link id at all.
+    let (status, body) = s
+        .post("/v1/handoff/redeem", json!({"handoff": "../../etc"}))
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+
+    // After logging out, the desktop cannot hand off any more (identity checks the session).
+    let (status, _) = as_bearer(&s, access, Method::DELETE, "/v1/sessions/current", None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, body) = as_bearer(&s, access, Method::POST, "/v1/me/handoff", None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+}
+
+#[tokio::test]
+async fn the_photos_move_to_a_phone_and_the_desktop_follows() {
+    let s = suite().await;
+    let iin = valid_iin();
+    s.register(&iin, &tk::unique_email()).await;
+    let files = Files::new("handoff");
+    let camera = files.camera(&selfie());
+
+    // The desktop, without a camera of its own, offers the phone.
+    let desktop = Browser::start(BrowserOptions {
+        test: "handoff_desktop",
+        size: (1280, 900),
+        phone: false,
+        camera: None,
+        lang: "ru",
+    })
+    .await;
+    desktop.goto(&format!("{}/", s.base)).await;
+    desktop.on_screen("welcome").await;
+    desktop.click("#app .primary").await;
+    desktop.on_screen("login").await;
+    desktop.fill("input[name=login]", &iin).await;
+    desktop.fill("input[name=password]", PASSWORD).await;
+    desktop.click("button[type=submit]").await;
+    desktop.on_screen("face").await;
+    desktop.click("#handoff").await;
+    desktop.on_screen("handoff").await;
+    desktop
+        .wait_for(
+            "the QR code",
+            "const q = document.querySelector('.qr'); return q && q.complete && q.naturalWidth > 0",
+            serde_json::json!([]),
+        )
+        .await;
+    let url = desktop.value("input[name=handoff_link]").await;
+    // What a phone's camera reads off the screen is that link.
+    let screen = image::load_from_memory(&desktop.screenshot("handoff-qr").await)
+        .unwrap()
+        .to_luma8();
+    let mut prepared = rqrr::PreparedImage::prepare(screen);
+    let grids = prepared.detect_grids();
+    assert_eq!(grids.len(), 1, "one QR code on the screen");
+    assert_eq!(grids[0].decode().unwrap().1, url);
+    let link = format!("{}/#handoff={}", s.base, link_id(&url));
+
+    // The phone opens the link, takes the selfie with its camera and the documents from its
+    // gallery.
+    let phone = Browser::start(BrowserOptions {
+        test: "handoff_phone",
+        size: (375, 812),
+        phone: true,
+        camera: Some(&camera),
+        lang: "ru",
+    })
+    .await;
+    phone.goto(&link).await;
+    phone.on_screen("face").await;
+    let address = phone
+        .execute("return window.location.href", serde_json::json!([]))
+        .await;
+    assert!(
+        !address.as_str().unwrap().contains("handoff"),
+        "the link id left the address bar: {address}"
+    );
+    assert!(
+        phone
+            .text("#app")
+            .await
+            .find("Продолжить на телефоне")
+            .is_none(),
+        "a phone does not hand off again"
+    );
+    phone.click("#take").await;
+    phone
+        .wait_for(
+            "the preview",
+            "return !document.getElementById('send').hidden",
+            serde_json::json!([]),
+        )
+        .await;
+    phone.click("#send").await;
+    phone.on_screen("document_front").await;
+    desktop
+        .wait_for(
+            "the desktop to see the selfie",
+            "return /1\\/3/.test(document.querySelector('[role=status]').textContent)",
+            serde_json::json!([]),
+        )
+        .await;
+    desktop.screenshot("handoff-progress").await;
+    phone
+        .upload(
+            "#file-document_front",
+            &files.write("front.jpg", &id_card(true)),
+        )
+        .await;
+    phone.click("#send").await;
+    phone.on_screen("document_back").await;
+    phone
+        .upload(
+            "#file-document_back",
+            &files.write("back.jpg", &id_card(false)),
+        )
+        .await;
+    phone.click("#send").await;
+    phone.on_screen("handoff_done").await;
+
+    // The desktop moves on by itself.
+    desktop.on_screen("consent").await;
+
+    // The same link again: refused, with the reason in the phone's language.
+    phone.goto(&link).await;
+    phone.on_screen("handoff_refused").await;
+    assert_eq!(
+        phone.text("#app .alert").await,
+        message("handoff_expired", Lang::Ru)
+    );
+    phone.close().await;
+    desktop.close().await;
 }

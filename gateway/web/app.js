@@ -16,6 +16,8 @@ const state = {
   access: store.getItem('access'),
   refresh: store.getItem('refresh'),
   login: store.getItem('login') || '',
+  // 'capture' on a phone that opened a hand-off link: only the photo steps.
+  mode: store.getItem('mode') || '',
   notice: '',
 };
 
@@ -43,6 +45,7 @@ function save() {
   keep('access', state.access);
   keep('refresh', state.refresh);
   keep('login', state.login);
+  keep('mode', state.mode);
 }
 
 /** The text `key` in the current language, with `{name}` placeholders filled. */
@@ -174,11 +177,13 @@ async function refreshSession() {
 }
 
 function endSession(notice) {
+  const phone = state.mode === 'capture';
   state.access = null;
   state.refresh = null;
+  state.mode = '';
   save();
   state.notice = notice || '';
-  route('login');
+  route(phone ? 'welcome' : 'login');
   throw new ApiError(401, { error: { code: 'unauthenticated', message: notice } });
 }
 
@@ -569,11 +574,14 @@ async function capture(kind) {
     }
   });
 
+  const toPhone = state.mode === 'capture' ? null
+    : h('p', {}, h('button', { type: 'button', class: 'link', id: 'handoff', onclick: () => handoff(kind), text: t('handoff_offer') }));
   show(kind, title, progress(kind),
     h('p', { text: isFace ? t('face_text') : t('document_text') }),
     typeChoice, stage, status, alert,
     actions(take, retake, send),
-    h('div', { class: 'field' }, h('label', { for: file.id, text: t('upload_file') }), file));
+    h('div', { class: 'field' }, h('label', { for: file.id, text: t('upload_file') }), file),
+    toPhone);
 
   try {
     stopCamera();
@@ -815,6 +823,66 @@ async function cabinet() {
 }
 
 // ---------------------------------------------------------------------------------------
+// Continuing on a phone
+
+/** The desktop's side: a QR code of a single-use link, then follow the phone's progress. */
+async function handoff(from) {
+  const link = await api('POST', '/v1/me/handoff', undefined, { auth: true });
+  stopCamera();
+  const status = h('p', { class: 'muted', role: 'status', 'aria-live': 'polite', text: t('handoff_waiting') });
+  show('handoff', t('handoff_offer'),
+    h('p', { text: t('handoff_text') }),
+    h('img', { class: 'qr', id: 'handoff-qr', src: link.qr, alt: link.url }),
+    field('handoff_link', t('handoff_link'), { readonly: true, value: link.url }),
+    status,
+    actions(
+      secondary(t('handoff_new'), () => handoff(from)),
+      secondary(t('handoff_here'), () => route(from))));
+  const expires = Date.parse(link.expires_at) || Date.now() + 300000;
+  const app = document.getElementById('app');
+  let started = false;
+  const poll = async () => {
+    if (!app.contains(status)) return; // this screen was left
+    try {
+      const onboarding = await api('GET', '/v1/me/onboarding', undefined, { auth: true });
+      if (!PHOTO_STEPS.includes(onboarding.next_step)) {
+        route(onboarding.next_step);
+        return;
+      }
+      const done = onboarding.steps.filter((s) => PHOTO_STEPS.includes(s.step) && s.done).length;
+      started = started || done > 0;
+      const all = onboarding.document_type === 'passport' ? 2 : 3;
+      status.textContent = !started && Date.now() > expires
+        ? t('handoff_link_expired') : `${t('handoff_waiting')} ${done}/${all}`;
+    } catch (e) {
+      if (!(e instanceof ApiError)) throw e;
+    }
+    setTimeout(poll, 2000);
+  };
+  setTimeout(poll, 2000);
+}
+
+/** The phone's side: trade the link for a capture token, once. */
+async function redeemHandoff(id) {
+  try {
+    const answer = await api('POST', '/v1/handoff/redeem', { handoff: id });
+    Object.assign(state, { access: answer.capture_token, refresh: null, mode: 'capture', flow: null });
+    save();
+    route(answer.next_step);
+  } catch (error) {
+    if (!(error instanceof ApiError)) throw error;
+    show('handoff_refused', t('handoff_offer'),
+      h('div', { class: 'alert', role: 'alert', text: error.message }),
+      actions(secondary(t('back'), () => route('welcome'))));
+  }
+}
+
+/** The phone after its photos: the rest happens on the computer. */
+function phoneDone() {
+  show('handoff_done', t('handoff_offer'), h('p', { class: 'notice', role: 'status', text: t('handoff_phone_done') }));
+}
+
+// ---------------------------------------------------------------------------------------
 // Routing by the API's next_step
 
 const SCREENS = {
@@ -823,9 +891,11 @@ const SCREENS = {
   consent, name, details, education, complete, done: cabinet, cabinet,
 };
 
+const PHOTO_STEPS = ['face', 'document_front', 'document_back'];
+
 async function route(step) {
-  if (!['face', 'document_front', 'document_back'].includes(step)) stopCamera();
-  const screen = SCREENS[step] || welcome;
+  if (!PHOTO_STEPS.includes(step)) stopCamera();
+  const screen = state.mode === 'capture' && !PHOTO_STEPS.includes(step) ? phoneDone : (SCREENS[step] || welcome);
   try {
     await screen();
   } catch (error) {
@@ -846,6 +916,12 @@ async function route(step) {
 }
 
 async function resume() {
+  const handoffId = new URLSearchParams(window.location.hash.slice(1)).get('handoff');
+  if (handoffId) {
+    // The link's id leaves the address bar and the history at once.
+    window.history.replaceState(null, '', window.location.pathname);
+    return redeemHandoff(handoffId);
+  }
   if (state.access) {
     try {
       const onboarding = await api('GET', '/v1/me/onboarding', undefined, { auth: true });
@@ -889,4 +965,9 @@ document.addEventListener('DOMContentLoaded', () => {
   }
   applyLang();
   resume();
+});
+
+// A hand-off link opened in a tab that already shows these pages changes only the fragment.
+window.addEventListener('hashchange', () => {
+  if (window.location.hash.includes('handoff=')) resume();
 });

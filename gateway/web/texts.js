@@ -137,6 +137,13 @@ const TEXTS = {
     'Телефонның камерасымен QR-кодты сканерлеңіз. Сілтеме бір рет және бірнеше минут жұмыс істейді. Телефонда суреттер түсірілгенде, бұл бет өзі жалғасады.',
     'Отсканируйте QR-код камерой телефона. Ссылка действует один раз и несколько минут. Когда снимки будут сделаны на телефоне, эта страница продолжит сама.',
     'Scan the QR code with your phone\'s camera. The link works once and for a few minutes. When the photos are taken on the phone, this page moves on by itself.'],
+  handoff_link: ['Сілтеме', 'Ссылка', 'The link'],
+  handoff_new: ['Жаңа сілтеме', 'Новая ссылка', 'A new link'],
+  handoff_here: ['Осы құрылғыда түсіру', 'Снять на этом устройстве', 'Take the photos here'],
+  handoff_link_expired: [
+    'Сілтеменің мерзімі өтті. Жаңасын жасаңыз.',
+    'Срок ссылки истёк. Создайте новую.',
+    'The link has expired. Make a new one.'],
   handoff_waiting: ['Телефонды күтудеміз…', 'Ждём телефон…', 'Waiting for the phone…'],
   handoff_phone_done: [
     'Суреттер жіберілді. Компьютерде тіркелуді жалғастырыңыз.',

@@ -27,6 +27,8 @@ pub enum TokenKind {
     Access,
     /// A service client's token.
     Service,
+    /// A phone's token after a hand-off: the photos of one account, nothing else.
+    Capture,
 }
 
 /// Issuer and audience of email proofs (signed by verification, accepted once by identity).
@@ -89,6 +91,14 @@ impl Claims {
         }
     }
 
+    /// A capture token: what a phone holds after the desktop handed the photo steps to it.
+    pub fn capture(account_id: Uuid, session_id: Uuid, ttl: Duration) -> Self {
+        Self {
+            typ: TokenKind::Capture,
+            ..Self::access(account_id, session_id, ttl)
+        }
+    }
+
     pub fn service(client_id: &str, scopes: &[String], ttl: Duration) -> Self {
         let now = unix_now();
         Self {
@@ -116,12 +126,22 @@ pub enum Caller {
         client_id: String,
         scopes: Vec<String>,
     },
+    /// A phone after a hand-off: it may take and read the photos of this account, and read
+    /// where the registration stands; every other call refuses it.
+    Capture {
+        account_id: Uuid,
+        session_id: Uuid,
+    },
 }
 
 impl Caller {
     fn from_claims(claims: Claims) -> Option<Self> {
         match claims.typ {
             TokenKind::Access => Some(Self::User {
+                account_id: claims.sub.parse().ok()?,
+                session_id: claims.sid?.parse().ok()?,
+            }),
+            TokenKind::Capture => Some(Self::Capture {
                 account_id: claims.sub.parse().ok()?,
                 session_id: claims.sid?.parse().ok()?,
             }),
@@ -144,9 +164,9 @@ impl Caller {
             Self::Service { client_id, scopes } if scopes.iter().any(|s| s == scope) => {
                 Ok(client_id)
             }
-            Self::Service { .. } | Self::User { .. } => Err(Status::permission_denied(format!(
-                "this call needs the scope {scope}"
-            ))),
+            Self::Service { .. } | Self::User { .. } | Self::Capture { .. } => Err(
+                Status::permission_denied(format!("this call needs the scope {scope}")),
+            ),
         }
     }
 
@@ -159,6 +179,27 @@ impl Caller {
                 self.require_scope(scope)?;
                 account_id_field(named)
             }
+            Self::Capture { .. } => Err(capture_only()),
+        }
+    }
+
+    /// Like [`Caller::account_for`], for the calls a phone may make after a hand-off (taking
+    /// photos, reading where the registration stands): a capture token counts as its account.
+    pub fn account_for_capture(&self, scope: &str, named: &str) -> Result<Uuid, Status> {
+        match self {
+            Self::Capture { account_id, .. } => Ok(*account_id),
+            Self::User { .. } | Self::Service { .. } => self.account_for(scope, named),
+        }
+    }
+
+    /// The account whose photos the caller may take: an end user's own, or the one a capture
+    /// token was handed for; PERMISSION_DENIED for services.
+    pub fn capturing_account(&self) -> Result<Uuid, Status> {
+        match self {
+            Self::User { account_id, .. } | Self::Capture { account_id, .. } => Ok(*account_id),
+            Self::Service { .. } => Err(Status::permission_denied(
+                "this call acts for an end user and needs their access token",
+            )),
         }
     }
 
@@ -172,8 +213,17 @@ impl Caller {
             Self::Service { .. } => Err(Status::permission_denied(
                 "this call acts for an end user and needs their access token",
             )),
+            Self::Capture { .. } => Err(capture_only()),
         }
     }
+}
+
+fn capture_only() -> Status {
+    crate::errors::status(
+        tonic::Code::PermissionDenied,
+        "capture_only",
+        "a hand-off token may only take the photos",
+    )
 }
 
 /// The account id a request names in its `account_id` field: a UUID, or INVALID_ARGUMENT.
@@ -370,4 +420,53 @@ pub fn with_bearer<T>(message: T, token: &str) -> Result<Request<T>, Status> {
         .map_err(|_| Status::internal("token is not valid metadata"))?;
     request.metadata_mut().insert("authorization", value);
     Ok(request)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_capture_token_takes_photos_of_its_account_and_nothing_else() {
+        let key = SigningKey::generate();
+        let keys = Keys::from(&key);
+        let (account, session) = (Uuid::new_v4(), Uuid::new_v4());
+        let token = key.sign(&Claims::capture(account, session, Duration::from_secs(60)));
+        let caller = keys.authenticate(&token).unwrap();
+        assert_eq!(
+            caller,
+            Caller::Capture {
+                account_id: account,
+                session_id: session
+            }
+        );
+        assert_eq!(caller.capturing_account().unwrap(), account);
+        assert_eq!(caller.account_for_capture("x:read", "").unwrap(), account);
+        for refused in [
+            caller.account_for("x:read", ""),
+            caller.require_user().map(|(a, _)| a),
+            caller.require_scope("x:read").map(|_| account),
+        ] {
+            assert_eq!(refused.unwrap_err().code(), tonic::Code::PermissionDenied);
+        }
+        // An access token of the same account is not a capture token, and a service's scope
+        // still names other accounts.
+        let access = key.sign(&Claims::access(account, session, Duration::from_secs(60)));
+        assert!(matches!(
+            keys.authenticate(&access).unwrap(),
+            Caller::User { .. }
+        ));
+        let other = Uuid::new_v4();
+        let service = Caller::Service {
+            client_id: "ops".into(),
+            scopes: vec!["x:read".into()],
+        };
+        assert_eq!(
+            service
+                .account_for_capture("x:read", &other.to_string())
+                .unwrap(),
+            other
+        );
+        assert!(service.capturing_account().is_err());
+    }
 }

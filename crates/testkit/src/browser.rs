@@ -342,8 +342,8 @@ impl Browser {
         .to_owned()
     }
 
-    /// Saves a PNG of the viewport as `NN-name.png` in the test's artifacts.
-    pub async fn screenshot(&self, name: &str) {
+    /// Saves a PNG of the viewport as `NN-name.png` in the test's artifacts, and returns it.
+    pub async fn screenshot(&self, name: &str) -> Vec<u8> {
         let shot = self
             .command(reqwest::Method::GET, "/screenshot", None)
             .await;
@@ -352,7 +352,8 @@ impl Browser {
             .expect("a base64 PNG");
         let n = self.shots.fetch_add(1, Ordering::Relaxed) + 1;
         let path = self.artifacts.join(format!("{n:02}-{name}.png"));
-        std::fs::write(&path, png).expect("the screenshot is saved");
+        std::fs::write(&path, &png).expect("the screenshot is saved");
+        png
     }
 
     /// Ends the session (Chromium exits) and stops the driver.

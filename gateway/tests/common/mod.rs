@@ -51,6 +51,8 @@ pub(crate) struct Options {
     pub(crate) hashing: (usize, usize),
     /// How long the gateway refuses new journeys after an `overloaded`.
     pub(crate) admission_pause: Duration,
+    /// How long a hand-off link waits to be opened.
+    pub(crate) handoff_ttl: Duration,
 }
 
 impl Default for Options {
@@ -62,6 +64,7 @@ impl Default for Options {
             s3_endpoint: tk::s3_endpoint(),
             hashing: (2, 64),
             admission_pause: Duration::from_secs(1),
+            handoff_ttl: Duration::from_secs(300),
         }
     }
 }
@@ -154,6 +157,7 @@ pub(crate) async fn suite_with(options: Options) -> Suite {
     config.body_limit = 16 * 1024;
     config.rate_limit = options.rate_limit;
     config.admission_pause = options.admission_pause;
+    config.handoff_ttl = options.handoff_ttl;
     let gateway = examreg_gateway::Application::build(config, keys.clone())
         .await
         .unwrap();

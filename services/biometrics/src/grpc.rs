@@ -151,7 +151,7 @@ impl BiometricsService for Biometrics {
         &self,
         request: Request<Streaming<pb::UploadCaptureRequest>>,
     ) -> Result<Response<pb::UploadCaptureResponse>, Status> {
-        let (account, _) = caller(&request)?.require_user()?;
+        let account = caller(&request)?.capturing_account()?;
         let mut stream = request.into_inner();
         let header = match stream.message().await? {
             Some(pb::UploadCaptureRequest {
@@ -293,8 +293,8 @@ impl BiometricsService for Biometrics {
         &self,
         request: Request<pb::GetCaptureStatusRequest>,
     ) -> Result<Response<pb::GetCaptureStatusResponse>, Status> {
-        let account =
-            caller(&request)?.account_for("biometrics:status", &request.get_ref().account_id)?;
+        let account = caller(&request)?
+            .account_for_capture("biometrics:status", &request.get_ref().account_id)?;
         let (captures, document_type, consent, missing) = self.missing(account).await?;
         Ok(Response::new(pb::GetCaptureStatusResponse {
             captures: captures

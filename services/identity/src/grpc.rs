@@ -465,7 +465,9 @@ impl IdentityService for Identity {
         &self,
         request: Request<pb::GetAccountRequest>,
     ) -> Result<Response<pb::GetAccountResponse>, Status> {
-        let id = caller(&request)?.account_for("accounts:read", &request.get_ref().account_id)?;
+        // A phone after a hand-off reads whether the registration is still open.
+        let id = caller(&request)?
+            .account_for_capture("accounts:read", &request.get_ref().account_id)?;
         let row = store::account_by_id(&self.pool, id)
             .await
             .map_err(store_error)?
@@ -673,4 +675,33 @@ impl IdentityService for Identity {
             jwks_json: jwks_json([&self.signing_key]),
         }))
     }
+
+    #[tracing::instrument(skip_all)]
+    async fn issue_capture_token(
+        &self,
+        request: Request<pb::IssueCaptureTokenRequest>,
+    ) -> Result<Response<pb::IssueCaptureTokenResponse>, Status> {
+        let (account, session) = caller(&request)?.require_user()?;
+        // An access token is checked without a lookup; a hand-off is rarer and longer-lived,
+        // so it asks whether the session was logged out.
+        if !store::session_is_live(&self.pool, session)
+            .await
+            .map_err(store_error)?
+        {
+            return Err(Status::unauthenticated(
+                "the session has ended; log in again",
+            ));
+        }
+        let token = self
+            .signing_key
+            .sign(&Claims::capture(account, session, CAPTURE_TTL));
+        tracing::info!(%account, "capture token issued");
+        Ok(Response::new(pb::IssueCaptureTokenResponse {
+            capture_token: token,
+            expires_in: i64::try_from(CAPTURE_TTL.as_secs()).unwrap_or(900),
+        }))
+    }
 }
+
+/// How long a phone may take photos after a hand-off.
+const CAPTURE_TTL: Duration = Duration::from_secs(15 * 60);

@@ -285,6 +285,18 @@ pub async fn spend_refresh(conn: &mut PgConnection, hash: &[u8]) -> Result<Spend
     })
 }
 
+/// Whether a session exists and was not revoked (logged out, password reset, erased).
+#[tracing::instrument(skip_all)]
+pub async fn session_is_live(pool: &PgPool, session: Uuid) -> Result<bool, StoreError> {
+    let live = sqlx::query_scalar!(
+        r#"SELECT EXISTS (SELECT 1 FROM sessions WHERE id = $1 AND revoked_at IS NULL) AS "live!""#,
+        session
+    )
+    .fetch_one(pool)
+    .await?;
+    Ok(live)
+}
+
 #[tracing::instrument(skip_all)]
 pub async fn revoke_session(
     conn: &mut PgConnection,

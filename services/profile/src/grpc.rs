@@ -174,7 +174,7 @@ impl ProfileService for Profiles {
         request: Request<pb::GetProfileRequest>,
     ) -> Result<Response<pb::GetProfileResponse>, Status> {
         let account =
-            caller(&request)?.account_for("profile:read", &request.get_ref().account_id)?;
+            caller(&request)?.account_for_capture("profile:read", &request.get_ref().account_id)?;
         Ok(Response::new(pb::GetProfileResponse {
             profile: Some(self.current(account).await?),
         }))
