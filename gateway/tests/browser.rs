@@ -70,6 +70,31 @@ async fn register(b: &Browser, s: &Suite, files: &Files, lang: &str) {
     b.click("button[type=submit]").await; // «Продолжить»
 
     b.on_screen("identifier").await;
+    // A mistyped IIN: the API's reason appears under the field, in the chosen language.
+    b.fill("input[name=iin]", "123456789012").await;
+    b.click("button[type=submit]").await;
+    let error = b
+        .wait_for(
+            "the error under the IIN",
+            "return document.querySelector('[data-field=iin] .error').textContent",
+            serde_json::json!([]),
+        )
+        .await;
+    let lang_of = match lang {
+        "kk" => Lang::Kk,
+        "en" => Lang::En,
+        _ => Lang::Ru,
+    };
+    assert_eq!(error.as_str(), Some(message("invalid_iin", lang_of)));
+    assert_eq!(
+        b.execute(
+            "return document.querySelector('input[name=iin]').getAttribute('aria-invalid')",
+            serde_json::json!([])
+        )
+        .await,
+        "true"
+    );
+    b.screenshot("identifier-error").await;
     b.fill("input[name=iin]", &iin).await;
     b.click("button[type=submit]").await;
 
@@ -536,4 +561,47 @@ async fn the_photos_move_to_a_phone_and_the_desktop_follows() {
     );
     phone.close().await;
     desktop.close().await;
+}
+
+#[tokio::test]
+async fn a_forgotten_password_is_replaced_in_the_browser_in_english() {
+    let s = suite().await;
+    let iin = valid_iin();
+    let email = tk::unique_email();
+    s.register(&iin, &email).await;
+    let b = Browser::start(BrowserOptions {
+        test: "recovery_en",
+        size: (1280, 900),
+        phone: false,
+        camera: None,
+        lang: "en",
+    })
+    .await;
+    b.goto(&format!("{}/", s.base)).await;
+    b.on_screen("welcome").await;
+    assert!(
+        b.text("#app").await.contains("Forgot password"),
+        "English from the browser's language"
+    );
+    b.click("#app .link").await; // «Забыли пароль»
+    b.on_screen("recovery").await;
+    b.fill("input[name=login]", &iin).await;
+    b.click("button[type=submit]").await;
+    b.on_screen("email_code").await;
+    // The registration's letter was the first; the recovery code is the second.
+    let code = tk::nth_code(&email, 2).await;
+    b.fill("input[name=code]", &code).await;
+    b.click("button[type=submit]").await;
+    b.on_screen("password").await;
+    let new_password = "Көктемгі-жаңа-құпия-8";
+    b.fill("input[name=password]", new_password).await;
+    b.fill("input[name=password_confirmation]", new_password)
+        .await;
+    b.click("button[type=submit]").await;
+    b.on_screen("login").await;
+    b.fill("input[name=login]", &iin).await;
+    b.fill("input[name=password]", new_password).await;
+    b.click("button[type=submit]").await;
+    b.on_screen("face").await;
+    b.close().await;
 }

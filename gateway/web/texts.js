@@ -25,7 +25,7 @@ const TEXTS = {
   terms_read_first: ['Алдымен келісімді оқып шығыңыз.', 'Сначала прочитайте соглашение.', 'Read the agreement first.'],
   identifier_title: ['Жеке басты анықтау', 'Идентификация', 'Identification'],
   iin: ['ЖСН', 'ИИН', 'IIN'],
-  iin_hint: ['12 цифр', '12 цифр', '12 digits'],
+  iin_hint: ['12 сан', '12 цифр', '12 digits'],
   passport_number: ['Паспорт нөмірі', 'Номер паспорта', 'Passport number'],
   use_passport: ['Менде ЖСН жоқ — паспортпен', 'У меня нет ИИН — по паспорту', 'I have no IIN — use my passport'],
   use_iin: ['Менде ЖСН бар', 'У меня есть ИИН', 'I have an IIN'],

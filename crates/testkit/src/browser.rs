@@ -53,10 +53,19 @@ fn free_port() -> u16 {
         .expect("a free loopback port")
 }
 
-/// Where a test's artifacts go.
+/// Where a test's artifacts go: `EXAMREG_ARTIFACTS`, or `test-artifacts/` at the root of the
+/// workspace the test runs in (found from the working directory at run time: a path baked in
+/// at compile time would name whichever checkout last built this crate into a shared target
+/// directory).
 pub fn artifacts_dir(test: &str) -> PathBuf {
     let root = std::env::var_os("EXAMREG_ARTIFACTS").map_or_else(
-        || PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../test-artifacts")),
+        || {
+            let here = std::env::current_dir().expect("a working directory");
+            here.ancestors()
+                .find(|dir| dir.join("Cargo.lock").exists())
+                .unwrap_or(&here)
+                .join("test-artifacts")
+        },
         PathBuf::from,
     );
     root.join("browser").join(test)
