@@ -193,7 +193,15 @@ async fn register(b: &Browser, s: &Suite, files: &Files, lang: &str) {
     )
     .await;
     b.screenshot("education-suggestions").await;
-    b.click("#institutions li[role=option]").await;
+    // Chosen with the keyboard: down to the first suggestion, Enter.
+    b.keys("\u{E015}\u{E007}").await;
+    b.wait_for(
+        "the chosen institution",
+        "const i = document.querySelector('input[name=institution_id]'); \
+         return !document.querySelector('#institutions li') && /Гумил/.test(i.value) && i.value",
+        serde_json::json!([]),
+    )
+    .await;
     b.click("button[type=submit]").await;
 
     b.on_screen("complete").await;
@@ -585,8 +593,9 @@ async fn a_forgotten_password_is_replaced_in_the_browser_in_english() {
     );
     b.click("#app .link").await; // «Забыли пароль»
     b.on_screen("recovery").await;
+    // Sent with the keyboard: Enter in the field submits the form.
     b.fill("input[name=login]", &iin).await;
-    b.click("button[type=submit]").await;
+    b.keys("\u{E007}").await;
     b.on_screen("email_code").await;
     // The registration's letter was the first; the recovery code is the second.
     let code = tk::nth_code(&email, 2).await;

@@ -19,6 +19,7 @@ const state = {
   // 'capture' on a phone that opened a hand-off link: only the photo steps.
   mode: store.getItem('mode') || '',
   notice: '',
+  docType: '',
 };
 
 function pickLang() {
@@ -439,8 +440,10 @@ function recovery() {
 const ONBOARDING = ['face', 'document_front', 'document_back', 'consent', 'name', 'details', 'education', 'complete'];
 
 function progress(current) {
+  // A passport has no back to photograph.
+  const steps = ONBOARDING.filter((step) => !(step === 'document_back' && state.docType === 'passport'));
   return h('ol', { class: 'progress', 'aria-label': 'progress' },
-    ONBOARDING.map((step) => h('li', {
+    steps.map((step) => h('li', {
       class: step === current ? 'current' : (ONBOARDING.indexOf(step) < ONBOARDING.indexOf(current) ? 'done' : ''),
       'aria-current': step === current ? 'step' : false,
       text: t(`steps.${step}`),
@@ -458,6 +461,7 @@ function stopCamera() {
 async function capture(kind) {
   const onboarding = await api('GET', '/v1/me/onboarding', undefined, { auth: true });
   let documentType = onboarding.document_type || 'id_card';
+  state.docType = documentType;
   const isFace = kind === 'face';
   const title = isFace ? t('face_title') : (kind === 'document_front' ? t('front_title') : t('back_title'));
   const video = h('video', { autoplay: true, playsinline: true, muted: true });
@@ -486,7 +490,7 @@ async function capture(kind) {
       ['id_card', 'passport'].map((value) => h('div', { class: 'choice' },
         h('input', {
           type: 'radio', name: 'document_type', id: `type-${value}`, value, checked: documentType === value,
-          onchange: () => { documentType = value; },
+          onchange: () => { documentType = value; state.docType = value; },
         }),
         h('label', { for: `type-${value}`, text: t(value) }))));
   }

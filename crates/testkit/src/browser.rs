@@ -303,6 +303,17 @@ impl Browser {
             .await;
     }
 
+    /// Presses keys in the element that has the focus (WebDriver key codes, e.g. `\u{E007}`
+    /// for Enter, `\u{E015}` for the down arrow).
+    pub async fn keys(&self, keys: &str) {
+        let active = self
+            .command(reqwest::Method::GET, "/element/active", None)
+            .await;
+        let id = active[ELEMENT].as_str().expect("a focused element");
+        self.post(&format!("/element/{id}/value"), json!({"text": keys}))
+            .await;
+    }
+
     /// Hands a file to an `<input type=file>` (hidden ones too).
     pub async fn upload(&self, css: &str, path: &Path) {
         let found = self
