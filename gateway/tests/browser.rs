@@ -162,6 +162,9 @@ async fn register(b: &Browser, s: &Suite, files: &Files, lang: &str) {
     b.click("button[type=submit]").await;
 
     b.on_screen("name").await;
+    // A reload in the same tab resumes where the applicant was (the session lives in the tab).
+    b.goto(&format!("{}/", s.base)).await;
+    b.on_screen("name").await;
     b.fill("input[name=surname]", "Жұмабаев").await;
     b.fill("input[name=given_name]", "Ерлан").await;
     b.click("button[type=submit]").await;

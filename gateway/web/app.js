@@ -893,6 +893,9 @@ const SCREENS = {
   welcome, citizenship, identifier: () => identifier(), email, email_code: emailCode, password, login, recovery,
   face: () => capture('face'), document_front: () => capture('document_front'), document_back: () => capture('document_back'),
   consent, name, details, education, complete, done: cabinet, cabinet,
+  // Re-rendered (a language switch): the hand-off screen goes back to the photo step it
+  // came from, where a new link is one press away.
+  handoff: () => resume(), handoff_done: () => phoneDone(), handoff_refused: welcome,
 };
 
 const PHOTO_STEPS = ['face', 'document_front', 'document_back'];
@@ -931,7 +934,11 @@ async function resume() {
       const onboarding = await api('GET', '/v1/me/onboarding', undefined, { auth: true });
       return route(onboarding.next_step);
     } catch (e) {
-      return undefined;
+      if (!(e instanceof ApiError)) throw e;
+      // A 401 already moved to the login screen; anything else starts over with a notice.
+      if (e.status === 401) return undefined;
+      state.notice = e.message;
+      return route('welcome');
     }
   }
   if (state.flow) {
