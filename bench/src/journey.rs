@@ -146,11 +146,7 @@ impl Step<'_> {
         let response =
             response.map_err(|e| Refused::Other(format!("{name}:transport:{}", kind_of(&e))))?;
         let status = response.status();
-        let retry_after = response
-            .headers()
-            .get(reqwest::header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
-            .unwrap_or(1);
+        let retry_after = retry_after(&response).unwrap_or(1);
         let value: Value = response.json().await.unwrap_or(Value::Null);
         self.ctx.recorder.step(name, elapsed);
         if status != expect {
@@ -162,6 +158,14 @@ impl Step<'_> {
         }
         Ok(value)
     }
+}
+
+/// The seconds an answer's Retry-After asks to wait.
+pub(crate) fn retry_after(response: &reqwest::Response) -> Option<u64> {
+    response
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
 }
 
 enum Refused {

@@ -56,10 +56,7 @@ pub(crate) async fn run(
                         }
                         Ok(r) => {
                             let status = r.status().as_u16();
-                            let retry = r
-                                .headers()
-                                .get(reqwest::header::RETRY_AFTER)
-                                .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+                            let retry = crate::journey::retry_after(&r);
                             let body: Value = r.json().await.unwrap_or(Value::Null);
                             let code = body["error"]["code"].as_str().unwrap_or("-");
                             recorder.error(format!("login:{status}:{code}"));

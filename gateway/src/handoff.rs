@@ -33,8 +33,7 @@ struct Parked {
 
 fn key(state: &AppState, link_id: &str) -> String {
     let digest = Sha256::digest(link_id.as_bytes());
-    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-    format!("{}handoff:{hex}", state.config.key_prefix)
+    format!("{}handoff:{}", state.config.key_prefix, hex::encode(digest))
 }
 
 /// The link as a QR code, an SVG in a data: URL the page can show as an image.

@@ -47,6 +47,26 @@ fn selfie() -> DynamicImage {
     image::load_from_memory(SELFIE).unwrap()
 }
 
+/// Waits until the photo just taken or chosen is shown with «Переснять» / «Продолжить».
+async fn preview(b: &Browser) {
+    b.wait_for(
+        "the preview",
+        "return !document.getElementById('send').hidden",
+        serde_json::json!([]),
+    )
+    .await;
+}
+
+/// From the welcome screen through «Войти» to the first photo step.
+async fn log_in(b: &Browser, iin: &str) {
+    b.click("#app .primary").await;
+    b.on_screen("login").await;
+    b.fill("input[name=login]", iin).await;
+    b.fill("input[name=password]", PASSWORD).await;
+    b.click("button[type=submit]").await;
+    b.on_screen("face").await;
+}
+
 /// From the first screen to the cabinet, the way a person does it.
 async fn register(b: &Browser, s: &Suite, files: &Files, lang: &str) {
     let iin = valid_iin();
@@ -131,12 +151,7 @@ async fn register(b: &Browser, s: &Suite, files: &Files, lang: &str) {
     // The selfie: the camera plays the photograph; a 3-second countdown, then the preview.
     b.on_screen("face").await;
     b.click("#take").await;
-    b.wait_for(
-        "the preview",
-        "return !document.getElementById('send').hidden",
-        serde_json::json!([]),
-    )
-    .await;
+    preview(b).await;
     b.screenshot("face-preview").await;
     b.click("#send").await;
 
@@ -145,12 +160,7 @@ async fn register(b: &Browser, s: &Suite, files: &Files, lang: &str) {
     let back = files.write("back.jpg", &id_card(false));
     b.on_screen("document_front").await;
     b.upload("#file-document_front", &front).await;
-    b.wait_for(
-        "the preview",
-        "return !document.getElementById('send').hidden",
-        serde_json::json!([]),
-    )
-    .await;
+    preview(b).await;
     b.screenshot("document-front-preview").await;
     b.click("#send").await;
     b.on_screen("document_back").await;
@@ -279,19 +289,9 @@ async fn a_blurred_selfie_gets_the_retake_advice_in_the_chosen_language() {
     b.goto(&format!("{}/", s.base)).await;
     b.on_screen("welcome").await;
     b.click("button[data-lang=kk]").await;
-    b.click("#app .primary").await; // «Кіру»
-    b.on_screen("login").await;
-    b.fill("input[name=login]", &iin).await;
-    b.fill("input[name=password]", PASSWORD).await;
-    b.click("button[type=submit]").await;
-    b.on_screen("face").await;
+    log_in(&b, &iin).await; // «Кіру»
     b.click("#take").await;
-    b.wait_for(
-        "the preview",
-        "return !document.getElementById('send').hidden",
-        serde_json::json!([]),
-    )
-    .await;
+    preview(&b).await;
     b.click("#send").await;
     let advice = b
         .wait_for(
@@ -472,12 +472,7 @@ async fn the_photos_move_to_a_phone_and_the_desktop_follows() {
     .await;
     desktop.goto(&format!("{}/", s.base)).await;
     desktop.on_screen("welcome").await;
-    desktop.click("#app .primary").await;
-    desktop.on_screen("login").await;
-    desktop.fill("input[name=login]", &iin).await;
-    desktop.fill("input[name=password]", PASSWORD).await;
-    desktop.click("button[type=submit]").await;
-    desktop.on_screen("face").await;
+    log_in(&desktop, &iin).await;
     desktop.click("#handoff").await;
     desktop.on_screen("handoff").await;
     desktop
@@ -526,13 +521,7 @@ async fn the_photos_move_to_a_phone_and_the_desktop_follows() {
         "a phone does not hand off again"
     );
     phone.click("#take").await;
-    phone
-        .wait_for(
-            "the preview",
-            "return !document.getElementById('send').hidden",
-            serde_json::json!([]),
-        )
-        .await;
+    preview(&phone).await;
     phone.click("#send").await;
     phone.on_screen("document_front").await;
     desktop
