@@ -346,6 +346,23 @@ async fn rate_limit(State(state): State<AppState>, request: Request, next: Next)
     }
 }
 
+/// `Cache-Control: no-store` (and HTTP/1.0's `Pragma: no-cache`) on every `/v1` answer but
+/// the public reference data and terms: tokens, codes, flows and personal data are never kept
+/// by a shared cache or a browser's disk cache. Errors too (a 401 or a 409 names a flow's
+/// state). The pages keep their own caching.
+async fn no_store(request: Request, next: Next) -> Response {
+    let path = request.uri().path();
+    let public = path.starts_with("/v1/reference/") || path.starts_with("/v1/terms/");
+    let private = path.starts_with("/v1/") && !public;
+    let mut response = next.run(request).await;
+    if private {
+        let headers = response.headers_mut();
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    }
+    response
+}
+
 /// Request count and latency per route and status.
 async fn track(request: Request, next: Next) -> Response {
     let route = request
@@ -395,6 +412,7 @@ pub fn router(state: AppState) -> Router {
         .merge(web::routes())
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found") })
         .layer(middleware::from_fn(error::localize))
+        .layer(middleware::from_fn(no_store))
         .layer(middleware::from_fn(track))
         .layer(cors(&state.config.cors_origins))
         .with_state(state)

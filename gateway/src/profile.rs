@@ -271,7 +271,8 @@ fn incomplete(missing: Vec<String>) -> ApiError {
 }
 
 /// `POST /v1/me/registration/complete`: every service confirms its part, the profile locks,
-/// then identity marks the account registered. Calling it again answers the same.
+/// biometrics seals the photos and consent, then identity marks the account registered.
+/// Calling it again answers the same.
 pub async fn complete(State(state): State<AppState>, user: User) -> ApiResult<Json<Value>> {
     let (account, captures, profile) = tokio::try_join!(
         state.account_of(&user.token),
@@ -304,6 +305,17 @@ pub async fn complete(State(state): State<AppState>, user: User) -> ApiResult<Js
     .into_inner();
     if !lock.locked {
         return Err(incomplete(lock.missing));
+    }
+    // Then the photos and the consent, sealed by biometrics under the set's own lock: an
+    // upload still arriving now is refused there, whatever was checked above.
+    let seal = retrying(|| async {
+        let request = with_bearer(bio::SealCapturesRequest {}, &user.token)?;
+        Ok(state.biometrics.clone().seal_captures(request).await?)
+    })
+    .await?
+    .into_inner();
+    if !seal.sealed {
+        return Err(incomplete(seal.missing));
     }
     let done = retrying(|| async {
         let request = with_bearer(id::CompleteRegistrationRequest {}, &user.token)?;

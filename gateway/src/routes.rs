@@ -88,7 +88,7 @@ async fn load(state: &AppState, flow_id: &str, kind: Kind) -> ApiResult<Flow> {
     let id: Uuid = flow_id
         .parse()
         .map_err(|_| ApiError::new(StatusCode::NOT_FOUND, "not_found"))?;
-    examreg_kit::telemetry::journey("flow_id", &id);
+    examreg_kit::telemetry::journey("flow_id", &examreg_kit::telemetry::fingerprint(&id));
     match state.flows.load(id).await.map_err(redis_down)? {
         Some(flow) if flow.kind == kind => {
             if let Some(account) = &flow.account_id {
@@ -180,8 +180,8 @@ async fn start(
     flow.terms_version = body.terms_version;
     state.flows.create(&flow).await.map_err(redis_down)?;
     metrics::counter!("registrations_started_total").increment(1);
-    examreg_kit::telemetry::journey("flow_id", &flow.id);
-    tracing::info!(flow = %flow.id, "registration started");
+    examreg_kit::telemetry::journey("flow_id", &examreg_kit::telemetry::fingerprint(&flow.id));
+    tracing::info!("registration started");
     Ok((
         StatusCode::CREATED,
         Json(
@@ -616,13 +616,13 @@ async fn recovery_start(
                 }
                 // Over a budget: answer as for any other login, so the answer tells nothing.
                 Err(e) if e.status == StatusCode::TOO_MANY_REQUESTS => {
-                    tracing::warn!(flow = %flow.id, "recovery code not sent: budget exhausted");
+                    tracing::warn!("recovery code not sent: budget exhausted");
                 }
                 Err(e) => return Err(e),
             }
         }
         Err(status) if status.code() == tonic::Code::NotFound => {
-            tracing::info!(flow = %flow.id, "recovery for an unknown login; answering as usual");
+            tracing::info!("recovery for an unknown login; answering as usual");
         }
         Err(status) => return Err(status.into()),
     }

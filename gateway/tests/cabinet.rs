@@ -369,12 +369,13 @@ async fn traces(s: &Suite, account: uuid::Uuid, email: &str) -> Vec<String> {
         (
             &s.biometrics_db,
             "capture_sets",
-            "SELECT count(*) FROM capture_sets WHERE account_id = $1",
+            // Erasure leaves a tombstone (the id and when) so nothing recreates the person.
+            "SELECT count(*) FROM capture_sets WHERE account_id = $1 AND erased_at IS NULL",
         ),
         (
             &s.profile_db,
             "profiles",
-            "SELECT count(*) FROM profiles WHERE account_id = $1",
+            "SELECT count(*) FROM profiles WHERE account_id = $1 AND erased_at IS NULL",
         ),
     ] {
         if count(db, sql, account).await > 0 {
@@ -524,6 +525,20 @@ async fn an_operator_erases_a_person_from_every_store_and_a_second_erasure_finds
     );
     let (status, _) = s.login(&iin, PASSWORD).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
+    // The applicant's access token has not expired yet: what it writes now recreates nobody.
+    let (status, body) = s
+        .me(
+            Method::PUT,
+            "/v1/me/profile/name",
+            &token,
+            Some(json!({"surname": "Жұмабаев", "given_name": "Ерлан"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    assert_eq!(
+        traces(&s, account, &email.to_lowercase()).await,
+        Vec::<String>::new()
+    );
 
     let (status, again) = erase(operator).await;
     assert_eq!(status, StatusCode::OK, "{again}");

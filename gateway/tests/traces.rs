@@ -308,6 +308,8 @@ async fn a_login_is_one_trace_across_the_gateway_and_every_service_it_touches() 
     )
     .await;
     let flow_id = flow["flow_id"].as_str().unwrap().to_owned();
+    // Spans carry the flow's fingerprint, never the flow id itself (it is the flow's credential).
+    let flow_tag = examreg_kit::telemetry::fingerprint(&flow_id);
     call(
         reqwest::Method::PUT,
         format!("/v1/registrations/{flow_id}/identifier"),
@@ -418,7 +420,7 @@ async fn a_login_is_one_trace_across_the_gateway_and_every_service_it_touches() 
         .unwrap()
         .iter()
         .filter(|(service, span)| {
-            service == "gateway" && attribute(span, "flow_id").as_deref() == Some(flow_id.as_str())
+            service == "gateway" && attribute(span, "flow_id").as_deref() == Some(flow_tag.as_str())
         })
         .count();
     assert!(
@@ -436,7 +438,7 @@ async fn a_login_is_one_trace_across_the_gateway_and_every_service_it_touches() 
             let linked = &delivery.links[0];
             assert!(spans.iter().any(|(service, span)| service == "gateway"
                 && span.trace_id == linked.trace_id
-                && attribute(span, "flow_id").as_deref() == Some(flow_id.as_str())));
+                && attribute(span, "flow_id").as_deref() == Some(flow_tag.as_str())));
             break;
         }
         assert!(Instant::now() < deadline, "no linked delivery span");

@@ -10,7 +10,7 @@ mod passport;
 
 pub use email::{Email, EmailError};
 pub use iin::{Iin, IinError, Sex};
-pub use mask::{mask_email, mask_identifier};
+pub use mask::{mask_email, mask_emails_in, mask_identifier};
 pub use passport::{PassportError, PassportNumber};
 
 /// ISO 3166-1 alpha-2 code of Kazakhstan.

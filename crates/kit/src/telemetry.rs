@@ -28,14 +28,25 @@ impl Drop for Telemetry {
     }
 }
 
-/// Installs the global subscriber once; later calls (tests) only return a handle.
-pub fn init(service: &'static str) -> Telemetry {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let json = tracing_subscriber::fmt::layer()
+/// The log lines every service writes: JSON, with the current span's fields. Tests that
+/// read the logs (for personal data that must not be there) install the same layer.
+pub fn json_layer<S, W>(writer: W) -> impl Layer<S>
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
+    tracing_subscriber::fmt::layer()
         .json()
         .with_current_span(true)
         .with_span_list(false)
-        .with_target(true);
+        .with_target(true)
+        .with_writer(writer)
+}
+
+/// Installs the global subscriber once; later calls (tests) only return a handle.
+pub fn init(service: &'static str) -> Telemetry {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let json = json_layer(std::io::stdout);
     let endpoint = std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT")
         .ok()
         .filter(|e| !e.is_empty());
@@ -115,8 +126,8 @@ impl Extractor for HeaderExtractor<'_> {
 }
 
 /// A span for an incoming request whose parent is the caller's trace, if it sent one. Its
-/// `flow_id` and `account_id` are recorded once known (see [`journey`]), so an operator finds
-/// every trace of one registration by either id.
+/// `flow_id` (as a [`fingerprint`]) and `account_id` are recorded once known (see
+/// [`journey`]), so an operator finds every trace of one registration by either.
 pub fn request_span(kind: &'static str, path: &str, headers: &http::HeaderMap) -> tracing::Span {
     let span = tracing::info_span!(
         "request",
@@ -148,6 +159,16 @@ pub fn link_to(span: &tracing::Span, traceparent: &str) {
     if linked.is_valid() {
         span.add_link(linked);
     }
+}
+
+/// What logs and traces carry instead of an id that is a credential (a registration or
+/// recovery flow id, a challenge id): the first 16 hex digits of its SHA-256. An operator
+/// holding the id finds its records (`printf %s "$FLOW" | sha256sum | cut -c1-16`); a reader
+/// of the logs cannot act as the flow.
+pub fn fingerprint(id: &dyn std::fmt::Display) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(id.to_string().as_bytes());
+    digest[..8].iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Records which registration the current request belongs to (`flow_id` or `account_id`):

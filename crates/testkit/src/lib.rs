@@ -245,6 +245,8 @@ pub fn s3_credentials() -> (String, String) {
 
 /// Photographs for tests: a real portrait and images derived from it.
 pub mod browser;
+pub mod logs;
+pub mod smtp;
 
 pub mod photos {
     use image::{DynamicImage, ImageFormat, Rgb, RgbImage, imageops};

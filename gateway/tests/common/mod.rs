@@ -53,6 +53,9 @@ pub(crate) struct Options {
     pub(crate) admission_pause: Duration,
     /// How long a hand-off link waits to be opened.
     pub(crate) handoff_ttl: Duration,
+    /// Where verification sends mail (host:port): the mail catcher, or a test server in
+    /// front of it.
+    pub(crate) smtp: String,
 }
 
 impl Default for Options {
@@ -65,6 +68,7 @@ impl Default for Options {
             hashing: (2, 64),
             admission_pause: Duration::from_secs(1),
             handoff_ttl: Duration::from_secs(300),
+            smtp: tk::smtp_addr(),
         }
     }
 }
@@ -110,7 +114,8 @@ pub(crate) async fn suite_with(options: Options) -> Suite {
     let mut config = examreg_verification::Config::defaults();
     let verification_prefix = tk::unique_prefix("verification");
     config.key_prefix = verification_prefix.clone();
-    config.smtp_url = format!("smtp://{}", tk::smtp_addr());
+    config.smtp_url = format!("smtp://{}", options.smtp);
+    config.outbox.retry_base = Duration::from_secs(1);
     config.code_key = Secret::new("test-code-key-0123456789abcdef0123456789");
     config.proof_key = Some(proof);
     config.limits.ip_hourly = 1000;
@@ -409,6 +414,62 @@ impl Suite {
             .json()
             .await
             .unwrap()
+    }
+
+    /// An applicant logged in with every step done but the completion; their access token.
+    pub(crate) async fn ready_to_complete(&self) -> String {
+        let token = self.logged_in().await;
+        let auth = format!("Bearer {token}");
+        let me = |method: reqwest::Method, path: &'static str, body: Value| {
+            let auth = auth.clone();
+            async move {
+                let (status, _, body) = self
+                    .call(
+                        method,
+                        path,
+                        Some(body),
+                        &[("authorization", auth.as_str())],
+                    )
+                    .await;
+                assert!(status.is_success(), "{path}: {status} {body}");
+                body
+            }
+        };
+        for (kind, photo) in [
+            ("face", tk::photos::SELFIE.to_vec()),
+            ("document-front", tk::photos::id_card(true)),
+            ("document-back", tk::photos::id_card(false)),
+        ] {
+            let (status, body) = self.photo(&token, kind, "image/jpeg", photo).await;
+            assert_eq!(status, StatusCode::OK, "{kind}: {body}");
+        }
+        me(
+            reqwest::Method::POST,
+            "/v1/me/biometrics/consent",
+            json!({"consent_version": "2026-01", "accepted": true}),
+        )
+        .await;
+        me(
+            reqwest::Method::PUT,
+            "/v1/me/profile/name",
+            json!({"surname": "Нұрланов", "given_name": "Арман"}),
+        )
+        .await;
+        let profile = me(reqwest::Method::GET, "/v1/me/profile", Value::Null).await;
+        me(
+            reqwest::Method::PUT,
+            "/v1/me/profile/details",
+            json!({"sex": "male", "birth_date": profile["suggested"]["birth_date"],
+                   "region_code": "KZ-55", "mobile_phone": "8 777 123 45 67"}),
+        )
+        .await;
+        me(
+            reqwest::Method::PUT,
+            "/v1/me/profile/education",
+            json!({"contingent_code": "bachelor", "institution_id": "toraighyrov"}),
+        )
+        .await;
+        token
     }
 
     /// A registered applicant's access token.

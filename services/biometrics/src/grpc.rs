@@ -37,6 +37,22 @@ fn object_error(e: ObjectError) -> Status {
     }
 }
 
+/// A write to a set that is final (the registration is complete) or gone (erased).
+fn closed_status(closed: store::Closed) -> Status {
+    match closed {
+        store::Closed::Sealed => errors::status(
+            Code::FailedPrecondition,
+            "registration_completed",
+            "the registration is complete: the photos and the consent are final",
+        ),
+        store::Closed::Erased => errors::status(
+            Code::NotFound,
+            "account_not_found",
+            "the person's data was erased",
+        ),
+    }
+}
+
 fn kind_of(value: i32) -> Result<Kind, Status> {
     match pb::CaptureKind::try_from(value) {
         Ok(pb::CaptureKind::Face) => Ok(Kind::Face),
@@ -114,20 +130,7 @@ impl Biometrics {
         let captures = store::captures_of(&self.pool, account).await.map_err(db)?;
         let (document_type, _) = store::capture_set(&self.pool, account).await.map_err(db)?;
         let consent = store::consent_of(&self.pool, account).await.map_err(db)?;
-        let has = |kind: &str| captures.iter().any(|c| c.kind == kind);
-        let mut missing = Vec::new();
-        if !has("face") {
-            missing.push("face");
-        }
-        if !has("document_front") {
-            missing.push("document_front");
-        }
-        if document_type == "id_card" && !has("document_back") {
-            missing.push("document_back");
-        }
-        if consent.is_none() {
-            missing.push("consent");
-        }
+        let missing = store::missing_of(&captures, &document_type, consent.is_some());
         Ok((captures, document_type, consent, missing))
     }
 
@@ -265,7 +268,11 @@ impl BiometricsService for Biometrics {
             document_type,
         };
         let replaced = match store::replace_capture(&self.pool, &capture).await {
-            Ok(replaced) => replaced,
+            Ok(Ok(replaced)) => replaced,
+            Ok(Err(closed)) => {
+                let _ = self.objects.delete(&object_key).await;
+                return Err(closed_status(closed));
+            }
             Err(e) => {
                 let _ = self.objects.delete(&object_key).await;
                 return Err(db(e));
@@ -351,12 +358,41 @@ impl BiometricsService for Biometrics {
             &req.user_agent,
         )
         .await
-        .map_err(db)?;
+        .map_err(db)?
+        .map_err(closed_status)?;
         let missing = self.submit_if_complete(account).await?;
         Ok(Response::new(pb::RecordConsentResponse {
             submitted: missing.is_empty(),
             missing,
         }))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn seal_captures(
+        &self,
+        request: Request<pb::SealCapturesRequest>,
+    ) -> Result<Response<pb::SealCapturesResponse>, Status> {
+        let (account, _) = caller(&request)?.require_user()?;
+        let answer = match store::seal(&self.pool, account).await.map_err(db)? {
+            store::Seal::Sealed(at) => pb::SealCapturesResponse {
+                sealed: true,
+                sealed_at: Some(prost_types::Timestamp {
+                    seconds: at.timestamp(),
+                    nanos: 0,
+                }),
+                missing: Vec::new(),
+            },
+            store::Seal::Incomplete(missing) => pb::SealCapturesResponse {
+                sealed: false,
+                sealed_at: None,
+                missing: missing.into_iter().map(str::to_owned).collect(),
+            },
+            store::Seal::Erased => return Err(closed_status(store::Closed::Erased)),
+        };
+        if answer.sealed {
+            tracing::info!(%account, "capture set sealed");
+        }
+        Ok(Response::new(answer))
     }
 
     type DownloadCaptureStream = DownloadStream;

@@ -52,6 +52,8 @@ impl Config {
         let defaults = checks::Thresholds::default();
         let thresholds = checks::Thresholds {
             max_bytes: env.parse("BIOMETRICS_MAX_BYTES", defaults.max_bytes),
+            max_decoded_bytes: env
+                .parse("BIOMETRICS_MAX_DECODED_BYTES", defaults.max_decoded_bytes),
             min_sharpness: env.parse("BIOMETRICS_MIN_SHARPNESS", defaults.min_sharpness),
             min_document_sharpness: env.parse(
                 "BIOMETRICS_MIN_DOCUMENT_SHARPNESS",

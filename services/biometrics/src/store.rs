@@ -1,7 +1,7 @@
 //! Capture records, consents, capture sets and the access log in Postgres.
 
 use chrono::{DateTime, Utc};
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 pub struct NewCapture<'a> {
@@ -27,16 +27,51 @@ pub struct CaptureRow {
     pub created_at: DateTime<Utc>,
 }
 
+/// Why a write to a capture set was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Closed {
+    /// The registration is complete: the set is final.
+    Sealed,
+    /// The person was erased.
+    Erased,
+}
+
+/// Takes the set's row lock for the transaction (making the row if it is the first write) and
+/// says whether the set may still change. Every write to a set goes through here first, so
+/// the seal and the erasure are checked by the transaction that would write.
+async fn open_set(tx: &mut PgConnection, account: Uuid) -> Result<Result<(), Closed>, sqlx::Error> {
+    sqlx::query!(
+        "INSERT INTO capture_sets (account_id) VALUES ($1) ON CONFLICT (account_id) DO NOTHING",
+        account
+    )
+    .execute(&mut *tx)
+    .await?;
+    let row = sqlx::query!(
+        "SELECT sealed_at, erased_at FROM capture_sets WHERE account_id = $1 FOR UPDATE",
+        account
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    Ok(match (row.erased_at, row.sealed_at) {
+        (Some(_), _) => Err(Closed::Erased),
+        (None, Some(_)) => Err(Closed::Sealed),
+        (None, None) => Ok(()),
+    })
+}
+
 /// Makes `capture` the current one of its kind, in one transaction, and returns the object
 /// keys no longer needed (to delete once committed): the capture it replaced, and the back of
 /// an ID card when the applicant switched to a passport (biometric data is kept only while it
-/// serves its purpose).
+/// serves its purpose). Refused, recording nothing, once the set is sealed or erased.
 #[tracing::instrument(skip_all)]
 pub async fn replace_capture(
     pool: &PgPool,
     c: &NewCapture<'_>,
-) -> Result<Vec<String>, sqlx::Error> {
+) -> Result<Result<Vec<String>, Closed>, sqlx::Error> {
     let mut tx = pool.begin().await?;
+    if let Err(closed) = open_set(&mut tx, c.account_id).await? {
+        return Ok(Err(closed));
+    }
     let old = sqlx::query_scalar!(
         "SELECT object_key FROM captures WHERE account_id = $1 AND kind = $2 FOR UPDATE",
         c.account_id,
@@ -86,7 +121,7 @@ pub async fn replace_capture(
         );
     }
     tx.commit().await?;
-    Ok(unneeded)
+    Ok(Ok(unneeded))
 }
 
 #[tracing::instrument(skip_all)]
@@ -148,6 +183,7 @@ pub async fn set_submitted(
     Ok(())
 }
 
+/// Records the consent; refused, recording nothing, once the set is sealed or erased.
 #[tracing::instrument(skip_all)]
 pub async fn record_consent(
     pool: &PgPool,
@@ -155,7 +191,11 @@ pub async fn record_consent(
     version: &str,
     ip: &str,
     agent: &str,
-) -> Result<(), sqlx::Error> {
+) -> Result<Result<(), Closed>, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    if let Err(closed) = open_set(&mut tx, account).await? {
+        return Ok(Err(closed));
+    }
     sqlx::query!(
         r#"INSERT INTO consents (account_id, version, client_ip, user_agent) VALUES ($1, $2, $3, $4)
            ON CONFLICT (account_id) DO UPDATE SET version = EXCLUDED.version, accepted_at = now(),
@@ -165,9 +205,88 @@ pub async fn record_consent(
         ip,
         agent
     )
-    .execute(pool)
+    .execute(&mut *tx)
     .await?;
-    Ok(())
+    tx.commit().await?;
+    Ok(Ok(()))
+}
+
+/// What sealing a set came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Seal {
+    /// Sealed now or before, at this time.
+    Sealed(DateTime<Utc>),
+    /// Not sealed: these are still missing.
+    Incomplete(Vec<&'static str>),
+    Erased,
+}
+
+/// What a set lacks, in the order the applicant does it.
+pub fn missing_of(
+    captures: &[CaptureRow],
+    document_type: &str,
+    consent: bool,
+) -> Vec<&'static str> {
+    let has = |kind: &str| captures.iter().any(|c| c.kind == kind);
+    let mut missing = Vec::new();
+    if !has("face") {
+        missing.push("face");
+    }
+    if !has("document_front") {
+        missing.push("document_front");
+    }
+    if document_type == "id_card" && !has("document_back") {
+        missing.push("document_back");
+    }
+    if !consent {
+        missing.push("consent");
+    }
+    missing
+}
+
+/// Seals a complete set (idempotent): under the set's lock, so what is checked complete is
+/// what stays; an upload racing it either committed before (and is part of what is sealed)
+/// or waits and is refused.
+#[tracing::instrument(skip_all)]
+pub async fn seal(pool: &PgPool, account: Uuid) -> Result<Seal, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    match open_set(&mut tx, account).await? {
+        Err(Closed::Erased) => return Ok(Seal::Erased),
+        Err(Closed::Sealed) | Ok(()) => {}
+    }
+    let captures = sqlx::query_as!(
+        CaptureRow,
+        "SELECT id, kind, scores, created_at FROM captures WHERE account_id = $1 ORDER BY kind",
+        account
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    let document_type = sqlx::query_scalar!(
+        "SELECT document_type FROM capture_sets WHERE account_id = $1",
+        account
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    let consent = sqlx::query_scalar!(
+        r#"SELECT EXISTS (SELECT 1 FROM consents WHERE account_id = $1) AS "consent!""#,
+        account
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    let missing = missing_of(&captures, &document_type, consent);
+    if !missing.is_empty() {
+        return Ok(Seal::Incomplete(missing));
+    }
+    let sealed_at = sqlx::query_scalar!(
+        r#"UPDATE capture_sets SET sealed_at = COALESCE(sealed_at, now()),
+             submitted_at = COALESCE(submitted_at, now())
+           WHERE account_id = $1 RETURNING sealed_at AS "sealed_at!""#,
+        account
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(Seal::Sealed(sealed_at))
 }
 
 #[tracing::instrument(skip_all)]
@@ -218,11 +337,22 @@ pub async fn log_access(
     Ok(())
 }
 
-/// Deletes an account's captures, consent and set in one transaction; returns the object keys
-/// to delete. The access log stays: it records who read the data while it existed.
+/// Deletes an account's captures and consent in one transaction and leaves its set as a
+/// tombstone (nothing but the id and the time), so no later write creates the person again;
+/// returns the object keys to delete. The tombstone is written first: it takes the set's lock,
+/// so an upload in flight either committed before (and is deleted here) or is refused. The
+/// access log stays: it records who read the data while it existed.
 #[tracing::instrument(skip_all)]
 pub async fn delete_account(pool: &PgPool, account: Uuid) -> Result<Vec<String>, sqlx::Error> {
     let mut tx = pool.begin().await?;
+    sqlx::query!(
+        r#"INSERT INTO capture_sets (account_id, erased_at) VALUES ($1, now())
+           ON CONFLICT (account_id) DO UPDATE SET erased_at = COALESCE(capture_sets.erased_at, now()),
+             document_type = 'id_card', submitted_at = NULL, sealed_at = NULL"#,
+        account
+    )
+    .execute(&mut *tx)
+    .await?;
     let keys = sqlx::query_scalar!(
         "DELETE FROM captures WHERE account_id = $1 RETURNING object_key",
         account
@@ -230,9 +360,6 @@ pub async fn delete_account(pool: &PgPool, account: Uuid) -> Result<Vec<String>,
     .fetch_all(&mut *tx)
     .await?;
     sqlx::query!("DELETE FROM consents WHERE account_id = $1", account)
-        .execute(&mut *tx)
-        .await?;
-    sqlx::query!("DELETE FROM capture_sets WHERE account_id = $1", account)
         .execute(&mut *tx)
         .await?;
     tx.commit().await?;

@@ -4,6 +4,7 @@ use examreg_biometrics::{Application, Config, envelope::MasterKeys, objects::Obj
 use examreg_kit::{
     auth::{Claims, with_bearer},
     config::Secret,
+    errors::reason_of,
     tokens::SigningKey,
 };
 use examreg_proto::biometrics::v1::{
@@ -399,6 +400,121 @@ async fn deleting_a_persons_biometric_data_removes_records_and_objects() {
     assert_eq!(deleted.captures_deleted, 2);
     assert!(app.status(&token).await.captures.is_empty());
     assert!(app.objects.list().await.unwrap().is_empty());
+    // The person's token has not expired yet: an upload or a consent now recreates nothing.
+    let late = app
+        .upload(&token, pb::CaptureKind::Face, SELFIE)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (late.code(), reason_of(&late).reason.as_str()),
+        (Code::NotFound, "account_not_found")
+    );
+    let consent = app.consent(&token).await.unwrap_err();
+    assert_eq!(consent.code(), Code::NotFound);
+    assert!(app.status(&token).await.captures.is_empty());
+    assert!(app.objects.list().await.unwrap().is_empty());
+}
+
+impl TestApp {
+    async fn consent(&self, token: &str) -> Result<pb::RecordConsentResponse, tonic::Status> {
+        Ok(self
+            .client
+            .clone()
+            .record_consent(
+                with_bearer(
+                    pb::RecordConsentRequest {
+                        version: "2026-01".into(),
+                        accepted: true,
+                        ..Default::default()
+                    },
+                    token,
+                )
+                .unwrap(),
+            )
+            .await?
+            .into_inner())
+    }
+
+    async fn seal(&self, token: &str) -> Result<pb::SealCapturesResponse, tonic::Status> {
+        Ok(self
+            .client
+            .clone()
+            .seal_captures(with_bearer(pb::SealCapturesRequest {}, token).unwrap())
+            .await?
+            .into_inner())
+    }
+}
+
+#[tokio::test]
+async fn a_sealed_set_refuses_retakes_document_switches_and_consent_and_keeps_its_photos() {
+    let app = spawn().await;
+    let me = app.user(Uuid::new_v4());
+    assert!(
+        app.upload(&me, pb::CaptureKind::Face, SELFIE)
+            .await
+            .unwrap()
+            .accepted
+    );
+    // Incomplete: not sealed, and what is missing is named; uploads still go through.
+    let early = app.seal(&me).await.unwrap();
+    assert!(!early.sealed);
+    assert_eq!(
+        early.missing,
+        ["document_front", "document_back", "consent"]
+    );
+    for (kind, photo) in [
+        (pb::CaptureKind::DocumentFront, tk::photos::id_card(true)),
+        (pb::CaptureKind::DocumentBack, tk::photos::id_card(false)),
+    ] {
+        assert!(app.upload(&me, kind, &photo).await.unwrap().accepted);
+    }
+    app.consent(&me).await.unwrap();
+    let sealed = app.seal(&me).await.unwrap();
+    assert!(sealed.sealed && sealed.missing.is_empty(), "{sealed:?}");
+    assert!(sealed.sealed_at.is_some());
+    // Sealing again answers the same.
+    assert_eq!(app.seal(&me).await.unwrap().sealed_at, sealed.sealed_at);
+    let before = app.status(&me).await;
+    let objects = app.objects.list().await.unwrap().len();
+
+    let refused = |status: tonic::Status| {
+        assert_eq!(
+            (status.code(), reason_of(&status).reason),
+            (
+                Code::FailedPrecondition,
+                "registration_completed".to_owned()
+            )
+        );
+    };
+    refused(
+        app.upload(&me, pb::CaptureKind::Face, SELFIE)
+            .await
+            .unwrap_err(),
+    );
+    refused(app.consent(&me).await.unwrap_err());
+    // Switching to a passport would drop the back: refused too.
+    let mut parts = vec![pb::UploadCaptureRequest {
+        part: Some(Part::Header(pb::UploadHeader {
+            kind: pb::CaptureKind::DocumentFront.into(),
+            content_type: "image/jpeg".into(),
+            document_type: pb::DocumentType::Passport.into(),
+        })),
+    }];
+    parts.push(pb::UploadCaptureRequest {
+        part: Some(Part::Chunk(tk::photos::id_card(true))),
+    });
+    let switch = app
+        .client
+        .clone()
+        .upload_capture(with_bearer(futures::stream::iter(parts), &me).unwrap())
+        .await
+        .unwrap_err();
+    refused(switch);
+    let after = app.status(&me).await;
+    assert_eq!(after.captures, before.captures);
+    assert_eq!(after.document_type, before.document_type);
+    // The objects of the refused uploads were removed again.
+    assert_eq!(app.objects.list().await.unwrap().len(), objects);
 }
 
 #[tokio::test]
@@ -442,4 +558,80 @@ async fn the_sweeper_deletes_only_old_unreferenced_objects() {
     assert_eq!(left.len(), 1);
     assert_ne!(left[0], orphan);
     assert_eq!(app.status(&me).await.captures.len(), 1);
+}
+
+/// This process's peak resident memory (the service runs in it), in bytes.
+fn peak_rss() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap();
+    kib * 1024
+}
+
+/// A valid PNG of 7999 × 7999 16-bit RGBA pixels, all black: 488 MiB decoded, a few hundred
+/// KB on the wire. Written row by row, so making it costs no frame of memory.
+fn png_bomb() -> Vec<u8> {
+    /// The encoder wants to own a writer for as long as it likes; this one shares its bytes.
+    #[derive(Clone, Default)]
+    struct Shared(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+    impl std::io::Write for Shared {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let side = 7999u32;
+    let out = Shared::default();
+    let mut encoder = png::Encoder::new(out.clone(), side, side);
+    encoder.set_color(png::ColorType::Rgba);
+    encoder.set_depth(png::BitDepth::Sixteen);
+    encoder.set_compression(png::Compression::High);
+    let mut writer = encoder
+        .write_header()
+        .unwrap()
+        .into_stream_writer()
+        .unwrap();
+    let row = vec![0u8; side as usize * 8];
+    for _ in 0..side {
+        std::io::Write::write_all(&mut writer, &row).unwrap();
+    }
+    writer.finish().unwrap();
+    out.0.lock().unwrap().clone()
+}
+
+#[tokio::test]
+async fn a_small_png_declaring_a_huge_frame_is_refused_without_allocating_it() {
+    let app = spawn().await;
+    let bomb = tokio::task::spawn_blocking(png_bomb).await.unwrap();
+    println!("PNG bomb: {} bytes", bomb.len());
+    assert!(bomb.len() < 2 * 1024 * 1024, "{} bytes", bomb.len());
+    let token = app.user(Uuid::new_v4());
+    // Warm up the path (connections, the pool, the detector) with a photo that is kept, then
+    // measure from here: "5" resets the peak to what is resident now.
+    assert!(
+        app.upload(&token, pb::CaptureKind::Face, SELFIE)
+            .await
+            .unwrap()
+            .accepted
+    );
+    std::fs::write("/proc/self/clear_refs", "5").unwrap();
+    let before = peak_rss();
+    let answer = app
+        .upload(&token, pb::CaptureKind::Face, &bomb)
+        .await
+        .unwrap();
+    let grown = peak_rss().saturating_sub(before);
+    println!("peak RSS grew by {} KiB", grown / 1024);
+    assert!(!answer.accepted);
+    assert_eq!(answer.reason, "too_large");
+    assert!(grown < 64 * 1024 * 1024, "peak RSS grew by {grown} bytes");
+    // And the selfie kept before is still the current one.
+    let status = app.status(&token).await;
+    assert_eq!(status.captures.len(), 1);
 }

@@ -35,15 +35,18 @@ async fn a_retake_leaves_exactly_one_current_capture_and_names_the_object_to_del
     assert_eq!(
         store::replace_capture(&pool, &capture(account, "face", "p/one"))
             .await
+            .unwrap()
             .unwrap(),
         Vec::<String>::new()
     );
     let replaced = store::replace_capture(&pool, &capture(account, "face", "p/two"))
         .await
+        .unwrap()
         .unwrap();
     assert_eq!(replaced, ["p/one"]);
     store::replace_capture(&pool, &capture(account, "document_front", "p/three"))
         .await
+        .unwrap()
         .unwrap();
     let rows = store::captures_of(&pool, account).await.unwrap();
     let kinds: Vec<&str> = rows.iter().map(|r| r.kind.as_str()).collect();
@@ -68,6 +71,7 @@ async fn switching_to_a_passport_drops_the_back_of_the_id_card_in_the_same_trans
     let account = Uuid::new_v4();
     store::replace_capture(&pool, &capture(account, "document_back", "p/back"))
         .await
+        .unwrap()
         .unwrap();
     assert_eq!(
         store::capture_set(&pool, account).await.unwrap().0,
@@ -78,7 +82,10 @@ async fn switching_to_a_passport_drops_the_back_of_the_id_card_in_the_same_trans
         ..capture(account, "document_front", "p/front")
     };
     assert_eq!(
-        store::replace_capture(&pool, &front).await.unwrap(),
+        store::replace_capture(&pool, &front)
+            .await
+            .unwrap()
+            .unwrap(),
         ["p/back"]
     );
     assert_eq!(

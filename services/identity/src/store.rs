@@ -21,17 +21,9 @@ pub enum StoreError {
     Db(#[from] sqlx::Error),
 }
 
-fn on_conflict(e: sqlx::Error) -> StoreError {
-    if let sqlx::Error::Database(db) = &e {
-        match db.constraint() {
-            Some("accounts_login_key") => return StoreError::Conflict(Conflict::Login),
-            Some("accounts_email_key") => return StoreError::Conflict(Conflict::Email),
-            Some("consumed_proofs_pkey") => return StoreError::Conflict(Conflict::Proof),
-            _ => {}
-        }
-    }
-    StoreError::Db(e)
-}
+// Uniqueness is decided without raising an error (`ON CONFLICT DO NOTHING`, then asking which
+// key was taken): a unique violation makes Postgres log its DETAIL, `Key (login)=(<IIN>)`, in
+// the server log, and personal data stays out of every log, the stores' included.
 
 pub struct NewAccount<'a> {
     pub id: Uuid,
@@ -65,23 +57,60 @@ pub async fn consume_proof(
     jti: Uuid,
     expires_at: DateTime<Utc>,
 ) -> Result<(), StoreError> {
-    sqlx::query!(
-        "INSERT INTO consumed_proofs (jti, expires_at) VALUES ($1, $2)",
+    let consumed = sqlx::query_scalar!(
+        r#"INSERT INTO consumed_proofs (jti, expires_at) VALUES ($1, $2)
+           ON CONFLICT (jti) DO NOTHING RETURNING jti"#,
         jti,
         expires_at
     )
-    .execute(conn)
-    .await
-    .map_err(on_conflict)?;
-    Ok(())
+    .fetch_optional(conn)
+    .await?;
+    match consumed {
+        Some(_) => Ok(()),
+        None => Err(StoreError::Conflict(Conflict::Proof)),
+    }
 }
 
+/// Inserts the account, or says which of its login and email another account holds (the
+/// login first).
 #[tracing::instrument(skip_all)]
 pub async fn insert_account(conn: &mut PgConnection, a: &NewAccount<'_>) -> Result<(), StoreError> {
-    sqlx::query!(
+    // Twice at most: a conflicting account deleted between the insert and the question is
+    // gone, and the second insert decides.
+    for _ in 0..2 {
+        if try_insert_account(conn, a).await? {
+            return Ok(());
+        }
+        let taken = sqlx::query!(
+            r#"SELECT COALESCE(bool_or(login = $1), false) AS "login!",
+                      COALESCE(bool_or(email = $2), false) AS "email!"
+               FROM accounts WHERE login = $1 OR email = $2"#,
+            a.login,
+            a.email,
+        )
+        .fetch_one(&mut *conn)
+        .await?;
+        if taken.login {
+            return Err(StoreError::Conflict(Conflict::Login));
+        }
+        if taken.email {
+            return Err(StoreError::Conflict(Conflict::Email));
+        }
+    }
+    Err(StoreError::Db(sqlx::Error::Protocol(
+        "an account insert kept conflicting with no account holding its login or email".into(),
+    )))
+}
+
+async fn try_insert_account(
+    conn: &mut PgConnection,
+    a: &NewAccount<'_>,
+) -> Result<bool, StoreError> {
+    let inserted = sqlx::query_scalar!(
         r#"INSERT INTO accounts (id, citizenship, login, login_kind, email, password_hash,
                                  terms_version, terms_accepted_at, terms_client_ip, terms_user_agent)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"#,
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+           ON CONFLICT DO NOTHING RETURNING id"#,
         a.id,
         a.citizenship,
         a.login,
@@ -93,10 +122,9 @@ pub async fn insert_account(conn: &mut PgConnection, a: &NewAccount<'_>) -> Resu
         a.terms_client_ip,
         a.terms_user_agent,
     )
-    .execute(conn)
-    .await
-    .map_err(on_conflict)?;
-    Ok(())
+    .fetch_optional(conn)
+    .await?;
+    Ok(inserted.is_some())
 }
 
 #[tracing::instrument(skip_all)]

@@ -3,7 +3,7 @@
 use crate::{
     directory::{self, Institution, Names},
     person::{self, Invalid},
-    store::{self, Locked, ProfileRow},
+    store::{self, ProfileRow},
 };
 use chrono::{NaiveDate, Utc};
 use examreg_domain::{Iin, KAZAKHSTAN, Sex};
@@ -34,6 +34,17 @@ fn locked(field: &str) -> Status {
         "the registration is complete: name, birth date and sex no longer change",
         &[(field, "locked")],
     )
+}
+
+fn refused_write(refused: store::Refused, field: &str) -> Status {
+    match refused {
+        store::Refused::Locked => locked(field),
+        store::Refused::Erased => errors::status(
+            tonic::Code::NotFound,
+            "account_not_found",
+            "the person's data was erased",
+        ),
+    }
 }
 
 fn names_pb(n: &Names) -> pb::LocalizedName {
@@ -205,7 +216,7 @@ impl ProfileService for Profiles {
         )
         .await
         .map_err(db)?
-        .map_err(|Locked| locked("surname"))?;
+        .map_err(|r| refused_write(r, "surname"))?;
         Ok(Response::new(pb::UpdateNameResponse {
             profile: Some(self.current(account).await?),
         }))
@@ -254,7 +265,7 @@ impl ProfileService for Profiles {
         )
         .await
         .map_err(db)?
-        .map_err(|Locked| locked("birth_date"))?;
+        .map_err(|r| refused_write(r, "birth_date"))?;
         Ok(Response::new(pb::UpdateDetailsResponse {
             profile: Some(self.current(account).await?),
         }))
@@ -311,6 +322,7 @@ impl ProfileService for Profiles {
         if !store::set_education(&self.pool, account, &contingent.code, &institution.id)
             .await
             .map_err(db)?
+            .map_err(|r| refused_write(r, "institution_id"))?
         {
             // Archived between the read and the write.
             return Err(archived());

@@ -37,9 +37,29 @@ impl ProfileRow {
     }
 }
 
-/// A write refused because the profile is locked.
-#[derive(Debug)]
-pub struct Locked;
+/// Why a write changed nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    /// The registration is complete: name, birth date and sex are final.
+    Locked,
+    /// The person was erased.
+    Erased,
+}
+
+/// Why a guarded write affected no row: the tombstone, or else the lock.
+async fn refusal(pool: &PgPool, account: Uuid) -> Result<Refused, sqlx::Error> {
+    let erased = sqlx::query_scalar!(
+        r#"SELECT erased_at IS NOT NULL AS "erased!" FROM profiles WHERE account_id = $1"#,
+        account
+    )
+    .fetch_optional(pool)
+    .await?;
+    Ok(if erased == Some(true) {
+        Refused::Erased
+    } else {
+        Refused::Locked
+    })
+}
 
 #[tracing::instrument(skip_all)]
 pub async fn get(pool: &PgPool, account: Uuid) -> Result<Option<ProfileRow>, sqlx::Error> {
@@ -47,7 +67,7 @@ pub async fn get(pool: &PgPool, account: Uuid) -> Result<Option<ProfileRow>, sql
         ProfileRow,
         r#"SELECT account_id, surname, given_name, patronymic, sex, birth_date, region_code,
                   mobile_phone, contingent_code, institution_id, locked_at
-           FROM profiles WHERE account_id = $1"#,
+           FROM profiles WHERE account_id = $1 AND erased_at IS NULL"#,
         account
     )
     .fetch_optional(pool)
@@ -65,12 +85,12 @@ pub async fn set_name(
     pool: &PgPool,
     account: Uuid,
     n: &Name<'_>,
-) -> Result<Result<(), Locked>, sqlx::Error> {
+) -> Result<Result<(), Refused>, sqlx::Error> {
     let written = sqlx::query!(
         r#"INSERT INTO profiles (account_id, surname, given_name, patronymic) VALUES ($1, $2, $3, $4)
            ON CONFLICT (account_id) DO UPDATE SET surname = EXCLUDED.surname,
              given_name = EXCLUDED.given_name, patronymic = EXCLUDED.patronymic, updated_at = now()
-           WHERE profiles.locked_at IS NULL"#,
+           WHERE profiles.locked_at IS NULL AND profiles.erased_at IS NULL"#,
         account,
         n.surname,
         n.given_name,
@@ -79,7 +99,11 @@ pub async fn set_name(
     .execute(pool)
     .await?
     .rows_affected();
-    Ok(if written == 1 { Ok(()) } else { Err(Locked) })
+    Ok(if written == 1 {
+        Ok(())
+    } else {
+        Err(refusal(pool, account).await?)
+    })
 }
 
 pub struct Details<'a> {
@@ -96,15 +120,15 @@ pub async fn set_details(
     pool: &PgPool,
     account: Uuid,
     d: &Details<'_>,
-) -> Result<Result<(), Locked>, sqlx::Error> {
+) -> Result<Result<(), Refused>, sqlx::Error> {
     let written = sqlx::query!(
         r#"INSERT INTO profiles (account_id, sex, birth_date, region_code, mobile_phone)
            VALUES ($1, $2, $3, $4, $5)
            ON CONFLICT (account_id) DO UPDATE SET sex = EXCLUDED.sex,
              birth_date = EXCLUDED.birth_date, region_code = EXCLUDED.region_code,
              mobile_phone = EXCLUDED.mobile_phone, updated_at = now()
-           WHERE profiles.locked_at IS NULL
-              OR (profiles.sex = EXCLUDED.sex AND profiles.birth_date = EXCLUDED.birth_date)"#,
+           WHERE profiles.erased_at IS NULL AND (profiles.locked_at IS NULL
+              OR (profiles.sex = EXCLUDED.sex AND profiles.birth_date = EXCLUDED.birth_date))"#,
         account,
         d.sex,
         d.birth_date,
@@ -114,23 +138,28 @@ pub async fn set_details(
     .execute(pool)
     .await?
     .rows_affected();
-    Ok(if written == 1 { Ok(()) } else { Err(Locked) })
+    Ok(if written == 1 {
+        Ok(())
+    } else {
+        Err(refusal(pool, account).await?)
+    })
 }
 
 /// Sets the education. The institution must be active at this moment: the check and the write
-/// are one statement, so an archive racing the choice cannot slip through (false then).
+/// are one statement, so an archive racing the choice cannot slip through (`Ok(false)` then).
 #[tracing::instrument(skip_all)]
 pub async fn set_education(
     pool: &PgPool,
     account: Uuid,
     contingent: &str,
     institution: &str,
-) -> Result<bool, sqlx::Error> {
+) -> Result<Result<bool, Refused>, sqlx::Error> {
     let written = sqlx::query!(
         r#"INSERT INTO profiles (account_id, contingent_code, institution_id)
            SELECT $1, $2, id FROM institutions WHERE id = $3 AND archived_at IS NULL
            ON CONFLICT (account_id) DO UPDATE SET contingent_code = EXCLUDED.contingent_code,
-             institution_id = EXCLUDED.institution_id, updated_at = now()"#,
+             institution_id = EXCLUDED.institution_id, updated_at = now()
+           WHERE profiles.erased_at IS NULL"#,
         account,
         contingent,
         institution,
@@ -138,7 +167,13 @@ pub async fn set_education(
     .execute(pool)
     .await?
     .rows_affected();
-    Ok(written == 1)
+    if written == 1 {
+        return Ok(Ok(true));
+    }
+    Ok(match refusal(pool, account).await? {
+        Refused::Erased => Err(Refused::Erased),
+        Refused::Locked => Ok(false),
+    })
 }
 
 /// Locks a complete profile (idempotent); None when something is still missing.
@@ -155,11 +190,23 @@ pub async fn lock(pool: &PgPool, account: Uuid) -> Result<Option<DateTime<Utc>>,
     .await
 }
 
+/// Empties the profile and leaves the row as a tombstone, so nothing written later creates
+/// the person again; whether there was anything to erase.
 #[tracing::instrument(skip_all)]
 pub async fn delete(pool: &PgPool, account: Uuid) -> Result<bool, sqlx::Error> {
-    let deleted = sqlx::query!("DELETE FROM profiles WHERE account_id = $1", account)
-        .execute(pool)
-        .await?
-        .rows_affected();
-    Ok(deleted == 1)
+    let deleted = sqlx::query_scalar!(
+        r#"WITH before AS (
+             SELECT 1 FROM profiles WHERE account_id = $1 AND erased_at IS NULL
+           )
+           INSERT INTO profiles (account_id, erased_at) VALUES ($1, now())
+           ON CONFLICT (account_id) DO UPDATE SET surname = NULL, given_name = NULL,
+             patronymic = NULL, sex = NULL, birth_date = NULL, region_code = NULL,
+             mobile_phone = NULL, contingent_code = NULL, institution_id = NULL,
+             locked_at = NULL, erased_at = COALESCE(profiles.erased_at, now()), updated_at = now()
+           RETURNING EXISTS (SELECT 1 FROM before) AS "deleted!""#,
+        account
+    )
+    .fetch_one(pool)
+    .await?;
+    Ok(deleted)
 }

@@ -153,7 +153,7 @@ impl VerificationService for Verification {
             .create(challenge, email.as_str(), purpose, &code)
             .await
             .map_err(store_error)?;
-        tracing::info!(%challenge, %email, purpose = purpose.as_str(), "challenge started");
+        tracing::info!(challenge = %examreg_kit::telemetry::fingerprint(&challenge), %email, purpose = purpose.as_str(), "challenge started");
         metrics::counter!("verification_codes_sent_total", "purpose" => purpose.as_str())
             .increment(1);
         Ok(Response::new(pb::StartChallengeResponse {
@@ -201,7 +201,7 @@ impl VerificationService for Verification {
                 self.outbox.enqueue(&letter).await.map_err(|e| match e {
                     crate::outbox::OutboxError::Redis(e) => errors::unavailable("redis", &e),
                 })?;
-                tracing::info!(%challenge, "code resent");
+                tracing::info!(challenge = %examreg_kit::telemetry::fingerprint(&challenge), "code resent");
                 metrics::counter!("verification_codes_resent_total").increment(1);
                 Ok(Response::new(pb::ResendChallengeResponse {
                     expires_at: Some(timestamp(timing.expires_at_ms)),
@@ -244,7 +244,7 @@ impl VerificationService for Verification {
                     iat: now,
                     exp,
                 };
-                tracing::info!(%challenge, "code confirmed");
+                tracing::info!(challenge = %examreg_kit::telemetry::fingerprint(&challenge), "code confirmed");
                 metrics::counter!("verification_codes_confirmed_total").increment(1);
                 Ok(Response::new(pb::ConfirmChallengeResponse {
                     proof: self.proof_key.sign(&claims),

@@ -28,9 +28,8 @@ pub struct Config {
     pub proof_key: Option<SigningKey>,
     pub proof_ttl: Duration,
     pub limits: store::Limits,
-    /// Letters left unacknowledged this long by a replica (crashed or restarted) are taken
-    /// over by another.
-    pub outbox_claim_after: Duration,
+    /// How letters are retried, given up on and taken over.
+    pub outbox: outbox::Policy,
     /// Where to fetch the JWK Set that authenticates callers.
     pub identity_url: String,
 }
@@ -69,6 +68,38 @@ impl Config {
         if limits.max_attempts == 0 {
             env.invalid("VERIFICATION_MAX_ATTEMPTS", "must be at least 1");
         }
+        let policy = outbox::Policy::default();
+        let outbox = outbox::Policy {
+            claim_after: env.seconds(
+                "VERIFICATION_OUTBOX_CLAIM_AFTER_SECS",
+                policy.claim_after.as_secs(),
+            ),
+            max_attempts: env.parse("VERIFICATION_OUTBOX_MAX_ATTEMPTS", policy.max_attempts),
+            max_age: env.seconds("VERIFICATION_OUTBOX_MAX_AGE_SECS", policy.max_age.as_secs()),
+            retry_base: env.seconds(
+                "VERIFICATION_OUTBOX_RETRY_BASE_SECS",
+                policy.retry_base.as_secs(),
+            ),
+            retry_max: env.seconds(
+                "VERIFICATION_OUTBOX_RETRY_MAX_SECS",
+                policy.retry_max.as_secs(),
+            ),
+            concurrency: env.parse("VERIFICATION_OUTBOX_CONCURRENCY", policy.concurrency),
+        };
+        if outbox.max_attempts == 0 {
+            env.invalid("VERIFICATION_OUTBOX_MAX_ATTEMPTS", "must be at least 1");
+        }
+        if outbox.concurrency == 0 {
+            env.invalid("VERIFICATION_OUTBOX_CONCURRENCY", "must be at least 1");
+        }
+        if outbox.claim_after < Duration::from_secs(15) {
+            // A lease shorter than an SMTP exchange (10 s timeout) would hand a letter being
+            // sent to a second replica.
+            env.invalid(
+                "VERIFICATION_OUTBOX_CLAIM_AFTER_SECS",
+                "must be at least 15",
+            );
+        }
         Self {
             addr: env.parse(
                 "VERIFICATION_ADDR",
@@ -82,7 +113,7 @@ impl Config {
             proof_key: examreg_kit::tokens::signing_key_from_env(env, "VERIFICATION_PROOF_KEY"),
             proof_ttl: env.seconds("VERIFICATION_PROOF_TTL_SECS", 1800),
             limits,
-            outbox_claim_after: env.seconds("VERIFICATION_OUTBOX_CLAIM_AFTER_SECS", 60),
+            outbox,
             identity_url: env.string("IDENTITY_URL", "http://127.0.0.1:50051"),
         }
     }
@@ -112,7 +143,7 @@ impl Application {
             .set_response_timeout(Some(Duration::from_secs(3)));
         let redis =
             redis::aio::ConnectionManager::new_with_config(client.clone(), manager_config).await?;
-        // The worker blocks on XREADGROUP, so it gets a connection of its own.
+        // The worker blocks on BLPOP while idle, so it gets a connection of its own.
         let worker_redis = redis::aio::ConnectionManager::new_with_config(
             client,
             redis::aio::ConnectionManagerConfig::new()
@@ -147,7 +178,7 @@ impl Application {
             sealer,
             smtp,
             config.mail_from,
-            config.outbox_claim_after,
+            config.outbox,
         );
         let (listener, addr) = examreg_kit::grpc::bind(config.addr).await?;
         Ok(Self {

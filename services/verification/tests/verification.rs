@@ -40,6 +40,7 @@ fn config(limits: Limits, smtp: &str) -> Config {
     config.smtp_url = format!("smtp://{smtp}");
     config.code_key = Secret::new("test-code-key-0123456789abcdef0123456789");
     config.limits = limits;
+    config.outbox.retry_base = Duration::from_secs(1);
     config
 }
 
@@ -385,7 +386,8 @@ async fn a_letter_queued_while_smtp_is_down_arrives_when_it_is_back() {
 async fn a_letter_held_by_a_replica_that_stopped_is_delivered_by_the_next_one() {
     let mut relay = tk::Relay::down(&tk::smtp_addr()).await;
     let mut first = config(limits(), &relay.addr.to_string());
-    first.outbox_claim_after = Duration::from_secs(1);
+    first.outbox.claim_after = Duration::from_secs(1);
+    first.outbox.retry_base = Duration::from_secs(1);
     let second = first.clone();
     let app = spawn_config(first).await;
     let email = tk::unique_email();
@@ -435,4 +437,164 @@ async fn reflection_lists_this_service_and_health_only() {
             "grpc.health.v1.Health"
         ]
     );
+}
+
+/// The queue's keys under a test's prefix (see `outbox`).
+fn mail_key(config: &Config, name: &str) -> String {
+    format!("{}mail:{{mail}}:{name}", config.key_prefix)
+}
+
+async fn redis() -> redis::aio::MultiplexedConnection {
+    redis::Client::open(tk::redis_url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap()
+}
+
+/// Waits until `done` holds, checking every 50 ms, for at most `within`.
+async fn eventually(within: Duration, what: &str, mut done: impl AsyncFnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + within;
+    while !done().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not within {within:?}: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn dead_letters(config: &Config) -> Vec<std::collections::HashMap<String, String>> {
+    /// Per entry: its id and its fields.
+    type Entries = Vec<(String, Vec<(String, Vec<u8>)>)>;
+    let entries: Entries = redis::cmd("XRANGE")
+        .arg(mail_key(config, "dead"))
+        .arg("-")
+        .arg("+")
+        .query_async(&mut redis().await)
+        .await
+        .unwrap();
+    entries
+        .into_iter()
+        .map(|(_, fields)| {
+            fields
+                .into_iter()
+                .filter(|(name, _)| name != "letter")
+                .map(|(name, value)| (name, String::from_utf8_lossy(&value).into_owned()))
+                .collect()
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_recipient_the_relay_keeps_deferring_holds_back_nobody_and_ends_in_the_dead_letters() {
+    let stuck = tk::unique_email();
+    let smtp = tk::smtp::SmtpServer::start(&[&stuck]).await;
+    let mut config = config(limits(), &smtp.addr.to_string());
+    config.outbox.retry_base = Duration::from_millis(400);
+    config.outbox.max_attempts = 4;
+    let app = spawn_config(config.clone()).await;
+    app.start(&stuck).await;
+    eventually(Duration::from_secs(10), "the first deferral", async || {
+        smtp.deferrals_of(&stuck) >= 1
+    })
+    .await;
+    // Applicants who ask after it get their codes at once, while it waits its own backoff.
+    let others: Vec<String> = (0..3).map(|_| tk::unique_email()).collect();
+    for other in &others {
+        app.start(other).await;
+    }
+    eventually(Duration::from_secs(5), "the others' letters", async || {
+        others.iter().all(|o| smtp.accepted_for(o).len() == 1)
+    })
+    .await;
+    // After the configured attempts it is dead, with its reason, and the queue is empty.
+    eventually(Duration::from_secs(20), "the dead letter", async || {
+        !dead_letters(&config).await.is_empty()
+    })
+    .await;
+    assert_eq!(smtp.deferrals_of(&stuck), 4);
+    assert!(smtp.accepted_for(&stuck).is_empty());
+    let dead = dead_letters(&config).await;
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0]["attempts"], "4", "{dead:?}");
+    let reason = &dead[0]["reason"];
+    assert!(reason.starts_with("too_many_attempts: "), "{reason}");
+    assert!(reason.contains("450"), "{reason}");
+    assert!(!reason.contains(&stuck), "the address is masked: {reason}");
+    assert!(
+        reason.contains(&examreg_domain::mask_email(&stuck)),
+        "{reason}"
+    );
+    let queued: u64 = redis::cmd("ZCARD")
+        .arg(mail_key(&config, "born"))
+        .query_async(&mut redis().await)
+        .await
+        .unwrap();
+    assert_eq!(queued, 0);
+}
+
+#[tokio::test]
+async fn a_letter_that_cannot_be_opened_or_buried_stays_queued_and_the_rest_go_out() {
+    let stuck = tk::unique_email();
+    let smtp = tk::smtp::SmtpServer::start(&[&stuck]).await;
+    let mut config = config(limits(), &smtp.addr.to_string());
+    config.outbox.retry_base = Duration::from_millis(200);
+    config.outbox.max_attempts = 2;
+    let mut redis = redis().await;
+    // A letter sealed with some other key, queued before the service starts.
+    let _: () = redis::pipe()
+        .hset(
+            mail_key(&config, "letters"),
+            "foreign",
+            b"sealed elsewhere, 0123456789".as_slice(),
+        )
+        .zadd(mail_key(&config, "due"), "foreign", 0)
+        .zadd(mail_key(&config, "born"), "foreign", 0)
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    // The dead letters cannot be written (the key holds something else).
+    let _: () = redis::cmd("SET")
+        .arg(mail_key(&config, "dead"))
+        .arg("not a stream")
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    let app = spawn_config(config.clone()).await;
+    app.start(&stuck).await;
+    let other = tk::unique_email();
+    app.start(&other).await;
+    eventually(Duration::from_secs(10), "the other letter", async || {
+        smtp.accepted_for(&other).len() == 1
+    })
+    .await;
+    eventually(Duration::from_secs(10), "the attempts", async || {
+        smtp.deferrals_of(&stuck) >= 3
+    })
+    .await;
+    // Both are still queued: the foreign one untouched, the dead one not dropped.
+    let letters: Vec<String> = redis::cmd("HKEYS")
+        .arg(mail_key(&config, "letters"))
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    assert_eq!(letters.len(), 2, "{letters:?}");
+    assert!(letters.contains(&"foreign".to_owned()));
+    // Once the dead letters can be written, the stuck letter moves there; the foreign stays.
+    let _: () = redis::cmd("DEL")
+        .arg(mail_key(&config, "dead"))
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    eventually(Duration::from_secs(20), "the dead letter", async || {
+        dead_letters(&config).await.len() == 1
+    })
+    .await;
+    let letters: Vec<String> = redis::cmd("HKEYS")
+        .arg(mail_key(&config, "letters"))
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    assert_eq!(letters, ["foreign"]);
 }

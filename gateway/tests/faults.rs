@@ -1,0 +1,294 @@
+//! What an attacker or a fault would try against the suite's promises to lose and leak
+//! nothing: a photo still arriving as the registration completes, answers kept by a cache, and
+//! personal data in the services' logs or in Postgres' own log.
+
+mod common;
+
+use common::*;
+use examreg_testkit as tk;
+use reqwest::{Method, StatusCode, header::HeaderMap};
+use serde_json::{Value, json};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+fn bearer(token: &str) -> String {
+    format!("Bearer {token}")
+}
+
+fn kept_by_no_cache(headers: &HeaderMap) -> bool {
+    headers.get("cache-control").and_then(|v| v.to_str().ok()) == Some("no-store")
+        && headers.get("pragma").and_then(|v| v.to_str().ok()) == Some("no-cache")
+}
+
+#[tokio::test]
+async fn answers_carrying_tokens_flows_or_personal_data_are_never_stored_by_a_cache() {
+    let s = suite().await;
+    let (status, headers, terms) = s.call(Method::GET, "/v1/terms/current", None, &[]).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(!kept_by_no_cache(&headers), "public text may be cached");
+    let (_, headers, _) = s
+        .call(Method::GET, "/v1/reference/regions", None, &[])
+        .await;
+    assert!(!kept_by_no_cache(&headers), "reference data may be cached");
+
+    let (status, headers, flow) = s
+        .call(
+            Method::POST,
+            "/v1/registrations",
+            Some(json!({"citizenship": "KZ", "terms_version": terms["version"], "terms_accepted": true})),
+            &[],
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert!(kept_by_no_cache(&headers), "a new flow");
+    let flow = flow["flow_id"].as_str().unwrap().to_owned();
+    let (_, headers, _) = s
+        .call(Method::GET, &format!("/v1/registrations/{flow}"), None, &[])
+        .await;
+    assert!(kept_by_no_cache(&headers), "a flow resumed");
+
+    let iin = valid_iin();
+    s.register(&iin, &tk::unique_email()).await;
+    let (status, headers, session) = s
+        .call(
+            Method::POST,
+            "/v1/sessions",
+            Some(json!({"login": iin, "password": PASSWORD})),
+            &[],
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert!(kept_by_no_cache(&headers), "tokens");
+    let token = session["access_token"].as_str().unwrap();
+    let (status, headers, _) = s
+        .call(
+            Method::POST,
+            "/v1/sessions/refresh",
+            Some(json!({"refresh_token": session["refresh_token"]})),
+            &[],
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(kept_by_no_cache(&headers), "refreshed tokens");
+    for path in ["/v1/me", "/v1/me/profile", "/v1/me/onboarding"] {
+        let (status, headers, _) = s
+            .call(
+                Method::GET,
+                path,
+                None,
+                &[("authorization", &bearer(token))],
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{path}");
+        assert!(kept_by_no_cache(&headers), "{path}");
+    }
+    // Errors too: a 401 or a 410 says something about a session or a flow.
+    let (status, headers, _) = s.call(Method::GET, "/v1/me", None, &[]).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(kept_by_no_cache(&headers), "an error");
+    // The pages keep their own caching.
+    let (_, headers, _) = s.call(Method::GET, "/", None, &[]).await;
+    assert_eq!(headers["cache-control"], "no-cache");
+}
+
+/// The current selfie's record: its id and the digest of what is stored.
+async fn current_selfie(s: &Suite) -> (uuid::Uuid, Vec<u8>) {
+    let pool = sqlx::PgPool::connect(&s.biometrics_db).await.unwrap();
+    let row: (uuid::Uuid, Vec<u8>) =
+        sqlx::query_as("SELECT id, sha256 FROM captures WHERE kind = 'face'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    pool.close().await;
+    row
+}
+
+#[tokio::test]
+async fn a_photo_still_arriving_when_the_registration_completes_is_refused_and_the_selfie_stays() {
+    let s = suite().await;
+    let token = s.ready_to_complete().await;
+    let before = current_selfie(&s).await;
+    // A retake (another photo of the same face) whose body is still on its way: the request
+    // line, the headers and half the photo now.
+    let retake = tk::photos::jpeg(&image::load_from_memory(tk::photos::SELFIE).unwrap().fliph());
+    let mut upload = tokio::net::TcpStream::connect(s.base.trim_start_matches("http://"))
+        .await
+        .unwrap();
+    let head = format!(
+        "PUT /v1/me/biometrics/face HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {token}\r\n\
+         Content-Type: image/jpeg\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        retake.len()
+    );
+    let (first, rest) = retake.split_at(retake.len() / 2);
+    upload.write_all(head.as_bytes()).await.unwrap();
+    upload.write_all(first).await.unwrap();
+    // The gateway has checked that the registration is open and waits for the body.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (status, _, done) = s
+        .call(
+            Method::POST,
+            "/v1/me/registration/complete",
+            None,
+            &[("authorization", &bearer(&token))],
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{done}");
+    // Now the rest of the photo arrives.
+    upload.write_all(rest).await.unwrap();
+    let mut answer = String::new();
+    upload.read_to_string(&mut answer).await.unwrap();
+    let status_line = answer.lines().next().unwrap_or_default();
+    assert!(status_line.contains(" 409 "), "{answer}");
+    let body: Value = serde_json::from_str(answer.split("\r\n\r\n").nth(1).unwrap()).unwrap();
+    assert_eq!(body["error"]["code"], "registration_completed", "{body}");
+    assert_eq!(
+        current_selfie(&s).await,
+        before,
+        "the stored selfie is unchanged"
+    );
+}
+
+#[tokio::test]
+async fn no_iin_email_or_flow_id_reaches_the_services_logs_or_the_postgres_log() {
+    let logs = tk::logs::ServiceLogs::capture();
+    let postgres = tk::logs::PostgresLog::from_now();
+    let deferred = tk::unique_email();
+    let smtp = tk::smtp::SmtpServer::in_front_of(&tk::smtp_addr(), &[&deferred]).await;
+    let s = suite_with(Options {
+        smtp: smtp.addr.to_string(),
+        ..Options::default()
+    })
+    .await;
+    let password = json!({"password": PASSWORD, "password_confirmation": PASSWORD});
+    // A duplicate registration: the IIN is taken, then the email is.
+    let (iin, email) = (valid_iin(), tk::unique_email());
+    s.register(&iin, &email).await;
+    let second_email = tk::unique_email();
+    let taken_iin = s.prove_email(&iin, &second_email, 1).await;
+    let (status, body) = s
+        .post(
+            &format!("/v1/registrations/{taken_iin}/password"),
+            password.clone(),
+        )
+        .await;
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (StatusCode::CONFLICT, &json!("identifier_taken"))
+    );
+    let other_iin = valid_iin();
+    let taken_email = s.prove_email(&other_iin, &email, 2).await;
+    let (status, body) = s
+        .post(
+            &format!("/v1/registrations/{taken_email}/password"),
+            password.clone(),
+        )
+        .await;
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (StatusCode::CONFLICT, &json!("email_taken"))
+    );
+    // A recovery, through to the new password.
+    let (status, recovery) = s.post("/v1/recovery", json!({"login": iin})).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let recovery = recovery["flow_id"].as_str().unwrap().to_owned();
+    let code = tk::nth_code(&email, 3).await;
+    let (status, body) = s
+        .post(
+            &format!("/v1/recovery/{recovery}/verify"),
+            json!({"code": code}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = s
+        .post(
+            &format!("/v1/recovery/{recovery}/password"),
+            password.clone(),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    // A letter the mail server keeps deferring (its replies name the address).
+    let deferred_flow = s.start("KZ").await;
+    let deferred_iin = valid_iin();
+    let (status, _) = s
+        .put(
+            &format!("/v1/registrations/{deferred_flow}/identifier"),
+            json!({"iin": deferred_iin}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = s
+        .put(
+            &format!("/v1/registrations/{deferred_flow}/email"),
+            json!({"email": deferred}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while smtp.deferrals_of(&deferred) < 2 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the letter was not tried twice"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    // The scans read real logs: the services' lines name the masked address of the deferred
+    // letter, and Postgres logs a failing statement with our marker.
+    let services = logs.text();
+    assert!(services.contains("outbox: letter deferred"), "{services}");
+    assert!(services.contains(&examreg_domain::mask_email(&deferred)));
+    let marker = format!("privacy-scan-{}", uuid::Uuid::new_v4().simple());
+    let pool = sqlx::PgPool::connect(&s.identity_db).await.unwrap();
+    assert!(
+        sqlx::query(sqlx::AssertSqlSafe(format!("SELECT '{marker}'::int")))
+            .execute(&pool)
+            .await
+            .is_err()
+    );
+    pool.close().await;
+    let mut server = String::new();
+    for _ in 0..50 {
+        server = postgres.since();
+        if server.contains(&marker) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        server.contains(&marker),
+        "the Postgres log is the one the server writes"
+    );
+
+    let secrets = [
+        ("IIN", iin.clone()),
+        ("IIN", other_iin),
+        ("IIN", deferred_iin),
+        ("email", email.clone()),
+        ("email", second_email),
+        ("email", deferred.clone()),
+        ("flow id", taken_iin),
+        ("flow id", taken_email),
+        ("flow id", recovery),
+        ("flow id", deferred_flow),
+    ];
+    for (what, secret) in &secrets {
+        let secret = secret.to_lowercase();
+        assert!(
+            !services.to_lowercase().contains(&secret),
+            "a {what} in the services' logs: {}",
+            services
+                .lines()
+                .find(|l| l.to_lowercase().contains(&secret))
+                .unwrap_or_default()
+        );
+        assert!(
+            !server.to_lowercase().contains(&secret),
+            "a {what} in the Postgres log: {}",
+            server
+                .lines()
+                .find(|l| l.to_lowercase().contains(&secret))
+                .unwrap_or_default()
+        );
+    }
+}
