@@ -190,23 +190,7 @@ async fn a_complete_set_is_submitted_and_a_retake_leaves_one_capture_and_no_orph
         .await
         .unwrap();
     assert!(back.accepted, "{back:?}");
-    let consent = app
-        .client
-        .clone()
-        .record_consent(
-            with_bearer(
-                pb::RecordConsentRequest {
-                    version: "2026-01".into(),
-                    accepted: true,
-                    ..Default::default()
-                },
-                &me,
-            )
-            .unwrap(),
-        )
-        .await
-        .unwrap()
-        .into_inner();
+    let consent = app.consent(&me).await.unwrap();
     assert!(consent.submitted);
     let status = app.status(&me).await;
     assert!(status.submitted && status.missing.is_empty());

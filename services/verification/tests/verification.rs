@@ -486,13 +486,23 @@ async fn dead_letters(config: &Config) -> Vec<std::collections::HashMap<String, 
         .collect()
 }
 
-#[tokio::test]
-async fn a_recipient_the_relay_keeps_deferring_holds_back_nobody_and_ends_in_the_dead_letters() {
+/// An address a mail server defers forever, that server, and a configuration sending there
+/// with the given first wait and attempts.
+async fn deferring(
+    retry_base: Duration,
+    max_attempts: u32,
+) -> (String, tk::smtp::SmtpServer, Config) {
     let stuck = tk::unique_email();
     let smtp = tk::smtp::SmtpServer::start(&[&stuck]).await;
     let mut config = config(limits(), &smtp.addr.to_string());
-    config.outbox.retry_base = Duration::from_millis(400);
-    config.outbox.max_attempts = 4;
+    config.outbox.retry_base = retry_base;
+    config.outbox.max_attempts = max_attempts;
+    (stuck, smtp, config)
+}
+
+#[tokio::test]
+async fn a_recipient_the_relay_keeps_deferring_holds_back_nobody_and_ends_in_the_dead_letters() {
+    let (stuck, smtp, config) = deferring(Duration::from_millis(400), 4).await;
     let app = spawn_config(config.clone()).await;
     app.start(&stuck).await;
     eventually(Duration::from_secs(10), "the first deferral", async || {
@@ -536,11 +546,7 @@ async fn a_recipient_the_relay_keeps_deferring_holds_back_nobody_and_ends_in_the
 
 #[tokio::test]
 async fn a_letter_that_cannot_be_opened_or_buried_stays_queued_and_the_rest_go_out() {
-    let stuck = tk::unique_email();
-    let smtp = tk::smtp::SmtpServer::start(&[&stuck]).await;
-    let mut config = config(limits(), &smtp.addr.to_string());
-    config.outbox.retry_base = Duration::from_millis(200);
-    config.outbox.max_attempts = 2;
+    let (stuck, smtp, config) = deferring(Duration::from_millis(200), 2).await;
     let mut redis = redis().await;
     // A letter sealed with some other key, queued before the service starts.
     let _: () = redis::pipe()
