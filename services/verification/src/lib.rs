@@ -125,6 +125,14 @@ fn derive(key: &[u8], label: &[u8]) -> [u8; 32] {
     mac.finalize().into_bytes().into()
 }
 
+/// What seals the letters in Redis, derived from `VERIFICATION_CODE_KEY`.
+pub fn outbox_sealer(code_key: &examreg_kit::config::Secret) -> outbox::Sealer {
+    outbox::Sealer::new(&derive(
+        code_key.expose().as_bytes(),
+        b"examreg outbox seal v1",
+    ))
+}
+
 /// A built, bound service: `port` is known before it runs.
 pub struct Application {
     listener: TcpListener,
@@ -152,7 +160,7 @@ impl Application {
         )
         .await?;
         let key = config.code_key.expose().as_bytes();
-        let sealer = outbox::Sealer::new(&derive(key, b"examreg outbox seal v1"));
+        let sealer = outbox_sealer(&config.code_key);
         let store = store::CodeStore::new(
             redis.clone(),
             config.key_prefix.clone(),

@@ -54,7 +54,7 @@ impl Sealer {
         Self(Aes256Gcm::new(key.into()))
     }
 
-    fn seal(&self, letter: &Letter) -> Vec<u8> {
+    pub fn seal(&self, letter: &Letter) -> Vec<u8> {
         let nonce = Aes256Gcm::generate_nonce(&mut OsRng);
         let plain = serde_json::to_vec(letter).expect("a letter serializes");
         let mut out = nonce.to_vec();
@@ -470,7 +470,8 @@ impl Worker {
 
     /// Moves letters left in the stream an earlier version kept them in into the queue (each
     /// written to the queue before it leaves the stream, so a crash in between repeats a
-    /// letter at worst, never loses one).
+    /// letter at worst, never loses one; a letter an old replica is sending at that moment may
+    /// go out twice).
     async fn adopt_legacy(&mut self) -> Result<(), redis::RedisError> {
         loop {
             let page: redis::streams::StreamRangeReply = self
@@ -671,7 +672,6 @@ impl Worker {
     pub async fn run(mut self, shutdown: impl Future<Output = ()>) {
         tokio::pin!(shutdown);
         let mut failures: u32 = 0;
-        let mut adopted = false;
         let mut published = tokio::time::Instant::now() - Duration::from_secs(60);
         loop {
             let pause = if failures == 0 {
@@ -683,13 +683,13 @@ impl Worker {
                 () = &mut shutdown => return,
                 () = tokio::time::sleep(pause) => {}
             }
-            if !adopted {
-                match self.adopt_legacy().await {
-                    Ok(()) => adopted = true,
-                    Err(e) => tracing::warn!(error = %e, "outbox: old stream not read yet"),
-                }
-            }
             if published.elapsed() >= Duration::from_secs(5) {
+                // During a rolling update replicas of the earlier version still queue into
+                // the old stream, so it is looked at again every few seconds (an empty
+                // XRANGE), not once.
+                if let Err(e) = self.adopt_legacy().await {
+                    tracing::warn!(error = %e, "outbox: old stream not read yet");
+                }
                 self.publish_depth().await;
                 published = tokio::time::Instant::now();
             }

@@ -604,3 +604,33 @@ async fn a_letter_that_cannot_be_opened_or_buried_stays_queued_and_the_rest_go_o
         .unwrap();
     assert_eq!(letters, ["foreign"]);
 }
+
+#[tokio::test]
+async fn letters_left_in_the_stream_of_the_earlier_version_are_delivered() {
+    let config = config(limits(), &tk::smtp_addr());
+    let email = tk::unique_email();
+    let letter = examreg_verification::letters::code_letter(
+        &email,
+        examreg_verification::store::Purpose::Registration,
+        "ru",
+        "246810",
+    );
+    let sealed = examreg_verification::outbox_sealer(&config.code_key).seal(&letter);
+    let _: String = redis::cmd("XADD")
+        .arg(format!("{}outbox", config.key_prefix))
+        .arg("*")
+        .arg("letter")
+        .arg(sealed)
+        .query_async(&mut redis().await)
+        .await
+        .unwrap();
+    let _app = spawn_config(config.clone()).await;
+    let mails = tk::wait_for_mails(&email, 1, Duration::from_secs(20)).await;
+    assert_eq!(tk::code_in(&mails[0]), "246810");
+    let left: u64 = redis::cmd("XLEN")
+        .arg(format!("{}outbox", config.key_prefix))
+        .query_async(&mut redis().await)
+        .await
+        .unwrap();
+    assert_eq!(left, 0);
+}
