@@ -610,6 +610,22 @@ mod tests {
     }
 
     #[test]
+    fn every_reason_verification_answers_the_public_with_has_its_messages() {
+        for reason in examreg_verification::error::REASONS {
+            // The gateway always names the purpose itself; no applicant can cause this one.
+            if *reason == "invalid_purpose" {
+                continue;
+            }
+            let status = examreg_kit::errors::status(tonic::Code::InvalidArgument, reason, "");
+            let code = crate::error::ApiError::from(status).code;
+            assert!(
+                CATALOGUE.iter().any(|e| e.code == code),
+                "{reason} reaches applicants as {code}, which has no messages"
+            );
+        }
+    }
+
+    #[test]
     fn the_error_catalogue_in_docs_lists_every_code_and_no_other() {
         let docs = include_str!("../../docs/errors.md");
         let documented: std::collections::BTreeSet<&str> = docs

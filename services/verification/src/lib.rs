@@ -1,7 +1,10 @@
-//! The verification service: proves that an applicant can read a mailbox. See `store` for the
-//! code rules, `outbox` for mail delivery and `grpc` for the API.
+//! The verification service: proves that an applicant can read a mailbox. See `challenges`
+//! for what it does, `store` for the code rules, `outbox` for mail delivery, `error` for every
+//! failure it reports and `grpc` for the API.
 #![forbid(unsafe_code)]
 
+pub mod challenges;
+pub mod error;
 pub mod grpc;
 pub mod letters;
 pub mod outbox;
@@ -175,10 +178,12 @@ impl Application {
             .clone()
             .ok_or_else(|| anyhow::anyhow!("VERIFICATION_PROOF_KEY is required"))?;
         let service = grpc::Verification {
-            store,
-            outbox: outbox::Outbox::new(redis, &config.key_prefix, sealer.clone()),
-            proof_key,
-            proof_ttl: config.proof_ttl,
+            challenges: challenges::Challenges {
+                store,
+                outbox: outbox::Outbox::new(redis, &config.key_prefix, sealer.clone()),
+                proof_key,
+                proof_ttl: config.proof_ttl,
+            },
         };
         let worker = outbox::Worker::new(
             worker_redis,
