@@ -610,18 +610,36 @@ mod tests {
     }
 
     #[test]
-    fn every_reason_verification_answers_the_public_with_has_its_messages() {
-        for reason in examreg_verification::error::REASONS {
-            // The gateway always names the purpose itself; no applicant can cause this one.
-            if *reason == "invalid_purpose" {
-                continue;
+    fn every_reason_a_service_can_give_an_applicant_has_its_messages() {
+        // Per service, its reasons and those no applicant can cause through the gateway (it
+        // sends them well-formed, or the call is an operator's over gRPC).
+        let services: [(&str, &[&str], &[&str]); 2] = [
+            (
+                "verification",
+                examreg_verification::error::REASONS,
+                &["invalid_purpose"],
+            ),
+            (
+                "biometrics",
+                examreg_biometrics::error::REASONS,
+                &[
+                    "header_required",
+                    "invalid_kind",
+                    "consent_version_required",
+                    "purpose_required",
+                    "capture_not_found",
+                ],
+            ),
+        ];
+        for (service, reasons, internal_only) in services {
+            for reason in reasons.iter().filter(|r| !internal_only.contains(r)) {
+                let status = examreg_kit::errors::status(tonic::Code::InvalidArgument, reason, "");
+                let code = crate::error::ApiError::from(status).code;
+                assert!(
+                    CATALOGUE.iter().any(|e| e.code == code),
+                    "{service}'s {reason} reaches applicants as {code}, which has no messages"
+                );
             }
-            let status = examreg_kit::errors::status(tonic::Code::InvalidArgument, reason, "");
-            let code = crate::error::ApiError::from(status).code;
-            assert!(
-                CATALOGUE.iter().any(|e| e.code == code),
-                "{reason} reaches applicants as {code}, which has no messages"
-            );
         }
     }
 

@@ -1,10 +1,13 @@
-//! The biometrics service: the applicant's selfie and identity-document photos. `checks`
-//! decides whether a photo is usable, `envelope` encrypts it, `objects` stores it in S3,
-//! `store` keeps the records, `grpc` is the API.
+//! The biometrics service: the applicant's selfie and identity-document photos. `captures`
+//! is what it does, `checks` decides whether a photo is usable, `envelope` encrypts it,
+//! `objects` stores it in S3, `store` keeps the records, `error` is every failure it reports,
+//! `grpc` is the API.
 #![forbid(unsafe_code)]
 
+pub mod captures;
 pub mod checks;
 pub mod envelope;
+pub mod error;
 pub mod grpc;
 pub mod objects;
 pub mod store;
@@ -121,18 +124,20 @@ impl Application {
             .await?;
         sqlx::migrate!("./migrations").run(&pool).await?;
         let service = grpc::Biometrics {
-            pool,
-            objects: objects::Objects::new(&config.s3),
-            keys: config
-                .master_keys
-                .ok_or_else(|| anyhow::anyhow!("BIOMETRICS_MASTER_KEYS is required"))?,
-            thresholds: Arc::new(config.thresholds),
-            gate: examreg_kit::work::Gate::new(
-                "photo_checks",
-                config.check_concurrency,
-                config.check_queue,
-                Duration::from_secs(1),
-            ),
+            captures: captures::Captures {
+                pool,
+                objects: objects::Objects::new(&config.s3),
+                keys: config
+                    .master_keys
+                    .ok_or_else(|| anyhow::anyhow!("BIOMETRICS_MASTER_KEYS is required"))?,
+                thresholds: Arc::new(config.thresholds),
+                gate: examreg_kit::work::Gate::new(
+                    "photo_checks",
+                    config.check_concurrency,
+                    config.check_queue,
+                    Duration::from_secs(1),
+                ),
+            },
         };
         let (listener, addr) = examreg_kit::grpc::bind(config.addr).await?;
         Ok(Self {
@@ -178,10 +183,10 @@ impl Application {
 /// or by a failed delete) every ten minutes.
 async fn sweeper(service: Arc<grpc::Biometrics>, stop: impl Future<Output = ()>) {
     examreg_kit::grpc::periodically(Duration::from_secs(600), stop, || async {
-        match service.sweep(Duration::from_secs(600)).await {
+        match service.captures.sweep(Duration::from_secs(600)).await {
             Ok(0) => {}
             Ok(swept) => tracing::info!(swept, "unreferenced objects deleted"),
-            Err(status) => tracing::warn!(code = ?status.code(), "sweep failed; will retry"),
+            Err(e) => tracing::warn!(error = %e, "sweep failed; will retry"),
         }
     })
     .await;

@@ -515,7 +515,7 @@ async fn the_sweeper_deletes_only_old_unreferenced_objects() {
         .await
         .unwrap();
     let config = Config::defaults();
-    let service = examreg_biometrics::grpc::Biometrics {
+    let service = examreg_biometrics::captures::Captures {
         pool: sqlx::PgPool::connect(&app.database).await.unwrap(),
         objects: app.objects.clone(),
         keys: MasterKeys::parse(MASTER).unwrap(),

@@ -1,0 +1,253 @@
+//! Captures: what the service does, on domain values, without gRPC. A photo is checked off the
+//! async runtime behind a bound, sealed with a fresh data key, written to the object store, and
+//! only then recorded (so a failure in between leaves at most an unreferenced object, which the
+//! sweeper removes, never a record without its object). A set is sealed at completion and
+//! final after; an erased person's set is a tombstone.
+
+use crate::{
+    checks::{self, Kind, Thresholds},
+    envelope::MasterKeys,
+    error::Error,
+    objects::Objects,
+    store,
+};
+use sha2::{Digest, Sha256};
+use sqlx::PgPool;
+use std::sync::Arc;
+use uuid::Uuid;
+
+pub struct Captures {
+    pub pool: PgPool,
+    pub objects: Objects,
+    pub keys: MasterKeys,
+    pub thresholds: Arc<Thresholds>,
+    /// Bounds how many photos are checked at once (decoding and detection are CPU-bound) and
+    /// how many wait; beyond that an upload is refused with a retry hint.
+    pub gate: examreg_kit::work::Gate,
+}
+
+/// Where a capture set stands.
+pub struct SetStatus {
+    pub captures: Vec<store::CaptureRow>,
+    pub document_type: String,
+    pub consent: Option<String>,
+    /// What the set still lacks, in the order the applicant does it.
+    pub missing: Vec<&'static str>,
+}
+
+/// What an upload came to.
+pub enum Upload {
+    /// Kept: the capture, its scores, and what the set lacks now.
+    Stored {
+        id: Uuid,
+        scores: checks::Scores,
+        missing: Vec<&'static str>,
+    },
+    /// Refused by a check; nothing changed.
+    Refused(checks::Refusal),
+    /// Larger than the limit while it arrived; nothing changed.
+    TooLarge,
+}
+
+/// The associated data that binds a sealed object to its key, owner and kind.
+fn aad(object_key: &str, account: Uuid, kind: &str) -> Vec<u8> {
+    format!("{object_key}|{account}|{kind}").into_bytes()
+}
+
+impl Captures {
+    pub fn max_bytes(&self) -> usize {
+        self.thresholds.max_bytes
+    }
+
+    pub async fn status(&self, account: Uuid) -> Result<SetStatus, Error> {
+        let captures = store::captures_of(&self.pool, account).await?;
+        let (document_type, _) = store::capture_set(&self.pool, account).await?;
+        let consent = store::consent_of(&self.pool, account).await?;
+        let missing = store::missing_of(&captures, &document_type, consent.is_some());
+        Ok(SetStatus {
+            captures,
+            document_type,
+            consent,
+            missing,
+        })
+    }
+
+    /// Records whether the set is complete; returns what is still missing.
+    async fn submit_if_complete(&self, account: Uuid) -> Result<Vec<&'static str>, Error> {
+        let missing = self.status(account).await?.missing;
+        store::set_submitted(&self.pool, account, missing.is_empty()).await?;
+        Ok(missing)
+    }
+
+    /// Whether `kind` is refused before the photo is read: the back of a passport.
+    pub async fn refuse_kind(
+        &self,
+        account: Uuid,
+        kind: Kind,
+        document_type: Option<&str>,
+    ) -> Result<(), Error> {
+        if kind != Kind::DocumentBack {
+            return Ok(());
+        }
+        let passport = match document_type {
+            Some(chosen) => chosen == "passport",
+            None => store::capture_set(&self.pool, account).await?.0 == "passport",
+        };
+        if passport {
+            return Err(Error::DocumentBackNotNeeded);
+        }
+        Ok(())
+    }
+
+    /// Checks and keeps a photo of `kind` (a retake replaces the current one).
+    pub async fn upload(
+        &self,
+        account: Uuid,
+        kind: Kind,
+        document_type: Option<&'static str>,
+        bytes: Vec<u8>,
+    ) -> Result<Upload, Error> {
+        let permit = self.gate.enter().await.map_err(Error::Overloaded)?;
+        let thresholds = self.thresholds.clone();
+        let span = tracing::Span::current();
+        let started = std::time::Instant::now();
+        let checked = tokio::task::spawn_blocking(move || {
+            let _entered = span.enter();
+            let _permit = permit;
+            examreg_kit::work::background_priority();
+            checks::check(&bytes, kind, &thresholds)
+        })
+        .await?;
+        let accepted = match checked {
+            Ok(accepted) => accepted,
+            Err(refusal) => {
+                tracing::info!(
+                    kind = kind.as_str(),
+                    reason = refusal.code(),
+                    ms = started.elapsed().as_millis(),
+                    "capture refused"
+                );
+                metrics::counter!(
+                    "biometrics_captures_refused_total",
+                    "kind" => kind.as_str(),
+                    "reason" => refusal.code()
+                )
+                .increment(1);
+                return Ok(Upload::Refused(refusal));
+            }
+        };
+        let id = Uuid::now_v7();
+        let object_key = self.objects.new_key();
+        let sealed = self
+            .keys
+            .seal(&accepted.jpeg, &aad(&object_key, account, kind.as_str()));
+        self.objects.put(&object_key, sealed).await?;
+        let capture = store::NewCapture {
+            id,
+            account_id: account,
+            kind: kind.as_str(),
+            object_key: &object_key,
+            master_key_id: self.keys.current_id(),
+            sha256: &Sha256::digest(&accepted.jpeg),
+            size_bytes: i32::try_from(accepted.jpeg.len()).unwrap_or(i32::MAX),
+            width: i32::try_from(accepted.scores.width).unwrap_or(0),
+            height: i32::try_from(accepted.scores.height).unwrap_or(0),
+            scores: serde_json::to_value(&accepted.scores).unwrap_or_default(),
+            document_type,
+        };
+        let recorded = store::replace_capture(&self.pool, &capture).await;
+        let replaced = match recorded {
+            Ok(Ok(replaced)) => replaced,
+            Ok(Err(closed)) => {
+                let _ = self.objects.delete(&object_key).await;
+                return Err(closed.into());
+            }
+            Err(e) => {
+                let _ = self.objects.delete(&object_key).await;
+                return Err(e.into());
+            }
+        };
+        for old in replaced {
+            if let Err(e) = self.objects.delete(&old).await {
+                tracing::warn!(error = %e, "replaced object not deleted; the sweeper will");
+            }
+        }
+        let missing = self.submit_if_complete(account).await?;
+        tracing::info!(capture = %id, kind = kind.as_str(), ms = started.elapsed().as_millis(), "capture stored");
+        metrics::counter!("biometrics_captures_stored_total", "kind" => kind.as_str()).increment(1);
+        Ok(Upload::Stored {
+            id,
+            scores: accepted.scores,
+            missing,
+        })
+    }
+
+    /// Records the consent; returns what the set still lacks.
+    pub async fn consent(
+        &self,
+        account: Uuid,
+        version: &str,
+        client_ip: &str,
+        user_agent: &str,
+    ) -> Result<Vec<&'static str>, Error> {
+        store::record_consent(&self.pool, account, version, client_ip, user_agent).await??;
+        self.submit_if_complete(account).await
+    }
+
+    pub async fn seal(&self, account: Uuid) -> Result<store::Seal, Error> {
+        let seal = store::seal(&self.pool, account).await?;
+        match &seal {
+            store::Seal::Erased => return Err(Error::Erased),
+            store::Seal::Sealed(_) => tracing::info!(%account, "capture set sealed"),
+            store::Seal::Incomplete(_) => {}
+        }
+        Ok(seal)
+    }
+
+    /// The decrypted image, once its read is on record (who, why).
+    pub async fn download(&self, id: Uuid, actor: &str, purpose: &str) -> Result<Vec<u8>, Error> {
+        let capture = store::capture_by_id(&self.pool, id)
+            .await?
+            .ok_or(Error::CaptureNotFound)?;
+        let sealed = self.objects.get(&capture.object_key).await?;
+        let plain = self.keys.open(
+            &sealed,
+            &aad(&capture.object_key, capture.account_id, &capture.kind),
+        )?;
+        store::log_access(&self.pool, id, capture.account_id, actor, purpose).await?;
+        tracing::info!(capture = %id, actor, "capture read");
+        Ok(plain)
+    }
+
+    /// Deletes every capture, object and consent of an account; how many captures.
+    pub async fn delete(&self, account: Uuid) -> Result<usize, Error> {
+        let keys = store::delete_account(&self.pool, account).await?;
+        for key in &keys {
+            if let Err(e) = self.objects.delete(key).await {
+                tracing::warn!(error = %e, "object not deleted; the sweeper will");
+            }
+        }
+        tracing::info!(%account, captures = keys.len(), "biometric data deleted");
+        Ok(keys.len())
+    }
+
+    /// Deletes objects that no capture references and that are older than `grace` (younger
+    /// ones may belong to an upload whose record is being written). Returns how many.
+    pub async fn sweep(&self, grace: std::time::Duration) -> Result<usize, Error> {
+        let cutoff =
+            chrono::Utc::now().timestamp() - i64::try_from(grace.as_secs()).unwrap_or(i64::MAX);
+        let old: Vec<String> = self
+            .objects
+            .list()
+            .await?
+            .into_iter()
+            .filter(|(_, modified)| *modified < cutoff)
+            .map(|(key, _)| key)
+            .collect();
+        let orphans = store::unreferenced(&self.pool, &old).await?;
+        for key in &orphans {
+            self.objects.delete(key).await?;
+        }
+        Ok(orphans.len())
+    }
+}
