@@ -613,7 +613,7 @@ mod tests {
     fn every_reason_a_service_can_give_an_applicant_has_its_messages() {
         // Per service, its reasons and those no applicant can cause through the gateway (it
         // sends them well-formed, or the call is an operator's over gRPC).
-        let services: [(&str, &[&str], &[&str]); 2] = [
+        let services: [(&str, &[&str], &[&str]); 3] = [
             (
                 "verification",
                 examreg_verification::error::REASONS,
@@ -628,6 +628,18 @@ mod tests {
                     "consent_version_required",
                     "purpose_required",
                     "capture_not_found",
+                ],
+            ),
+            (
+                "profile",
+                examreg_profile::error::REASONS,
+                // Directory administration is the exam center's, over gRPC.
+                &[
+                    "invalid_institution_name",
+                    "invalid_institution_id",
+                    "institution_not_found",
+                    "institution_exists",
+                    "invalid_csv",
                 ],
             ),
         ];

@@ -1,11 +1,15 @@
 //! The profile service: the applicant's personal data and education, and the directories they
-//! are chosen from. `person` validates personal data, `directory` and `store` keep the data,
-//! `grpc` is the API.
+//! are chosen from. `people` and `reference` are what it does, `person` validates personal
+//! data, `directory` and `store` keep the data, `error` is every failure it reports, `grpc` is
+//! the API.
 #![forbid(unsafe_code)]
 
 pub mod directory;
+pub mod error;
 pub mod grpc;
+pub mod people;
 pub mod person;
+pub mod reference;
 pub mod store;
 
 use examreg_kit::{
@@ -67,7 +71,13 @@ impl Application {
         Ok(Self {
             listener,
             addr,
-            service: grpc::Profiles { pool, identity },
+            service: grpc::Profiles {
+                people: people::People {
+                    pool: pool.clone(),
+                    identity,
+                },
+                reference: reference::Reference { pool },
+            },
             keys,
         })
     }
