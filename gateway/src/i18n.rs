@@ -613,7 +613,13 @@ mod tests {
     fn every_reason_a_service_can_give_an_applicant_has_its_messages() {
         // Per service, its reasons and those no applicant can cause through the gateway (it
         // sends them well-formed, or the call is an operator's over gRPC).
-        let services: [(&str, &[&str], &[&str]); 3] = [
+        let services: [(&str, &[&str], &[&str]); 4] = [
+            (
+                "identity",
+                examreg_identity::error::REASONS,
+                // The gateway checks the login is there, and presents its own client.
+                &["login_required", "invalid_client"],
+            ),
             (
                 "verification",
                 examreg_verification::error::REASONS,

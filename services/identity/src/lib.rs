@@ -1,9 +1,14 @@
 //! The identity service: accounts, credentials, sessions, login throttling, password reset,
-//! service clients and the keys that sign every token of the suite.
+//! service clients and the keys that sign every token of the suite. `accounts` and
+//! `sessions` are what it does, `password` hashes and judges passwords, `store` keeps the
+//! data, `error` is every failure it reports, `grpc` is the API.
 #![forbid(unsafe_code)]
 
+pub mod accounts;
+pub mod error;
 pub mod grpc;
 pub mod password;
+pub mod sessions;
 pub mod store;
 
 use examreg_kit::{

@@ -1,0 +1,158 @@
+//! Accounts: creation from a proven email, reading, completion, deletion, and the password
+//! reset of recovery. On domain values, without gRPC.
+
+use crate::{error::Error, grpc::Identity, password, store};
+use chrono::{DateTime, Utc};
+use examreg_domain::Email;
+use examreg_kit::auth::{PROOF_AUDIENCE, PROOF_ISSUER, ProofClaims};
+use uuid::Uuid;
+
+/// A checked registration: every value already valid but the proof and the password, which
+/// are checked here.
+pub struct NewAccount {
+    pub citizenship: String,
+    /// The IIN or the normalized passport number, and which of the two (`iin`, `passport`).
+    pub login: String,
+    pub login_kind: &'static str,
+    pub email: Email,
+    pub email_proof: String,
+    pub password: String,
+    pub terms: Terms,
+}
+
+/// The acceptance of the terms of use: the version and where it was accepted.
+pub struct Terms {
+    pub version: String,
+    pub accepted_at: DateTime<Utc>,
+    pub client_ip: String,
+    pub user_agent: String,
+}
+
+/// How recovery names the account.
+pub enum RecoveryBy {
+    Login(String),
+    Email(Email),
+}
+
+impl Identity {
+    /// Checks an email proof's signature, audience, purpose and email.
+    fn check_proof(
+        &self,
+        proof: &str,
+        purpose: &str,
+        email: Option<&Email>,
+    ) -> Result<ProofClaims, Error> {
+        let claims: ProofClaims = self
+            .proof_keys
+            .verify(proof, PROOF_ISSUER, PROOF_AUDIENCE)
+            .map_err(|_| Error::InvalidEmailProof)?;
+        if claims.purpose != purpose || email.is_some_and(|e| e.as_str() != claims.sub) {
+            return Err(Error::InvalidEmailProof);
+        }
+        Ok(claims)
+    }
+
+    pub(crate) async fn create(&self, new: NewAccount) -> Result<Uuid, Error> {
+        let proof = self.check_proof(&new.email_proof, "registration", Some(&new.email))?;
+        password::check_policy(&new.password, &[&new.login, new.email.local_part()])
+            .map_err(Error::WeakPassword)?;
+        if new.terms.version.trim().is_empty() {
+            return Err(Error::TermsNotAccepted);
+        }
+        let jti: Uuid = proof.jti.parse().map_err(|_| Error::InvalidEmailProof)?;
+        let proof_expires = DateTime::from_timestamp(proof.exp, 0).unwrap_or_else(Utc::now);
+        let hash = self.hasher.hash(&new.password).await?;
+        let id = Uuid::now_v7();
+        // The proof is consumed and the account created in one transaction: either both
+        // happen, or neither (a duplicate IIN leaves the proof usable for nothing else anyway).
+        let mut tx = self.pool.begin().await?;
+        store::consume_proof(&mut tx, jti, proof_expires).await?;
+        store::insert_account(
+            &mut tx,
+            &store::NewAccount {
+                id,
+                citizenship: &new.citizenship,
+                login: &new.login,
+                login_kind: new.login_kind,
+                email: new.email.as_str(),
+                password_hash: &hash,
+                terms_version: new.terms.version.trim(),
+                terms_accepted_at: new.terms.accepted_at,
+                terms_client_ip: &new.terms.client_ip,
+                terms_user_agent: &new.terms.user_agent,
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        tracing::info!(account = %id, email = %new.email, "account created");
+        metrics::counter!("identity_accounts_created_total").increment(1);
+        Ok(id)
+    }
+
+    pub(crate) async fn account(&self, id: Uuid) -> Result<store::AccountRow, Error> {
+        store::account_by_id(&self.pool, id)
+            .await?
+            .ok_or(Error::AccountNotFound)
+    }
+
+    pub(crate) async fn complete(&self, account: Uuid) -> Result<DateTime<Utc>, Error> {
+        let registered_at = store::complete_registration(&self.pool, account)
+            .await?
+            .ok_or(Error::AccountBlocked)?;
+        tracing::info!(%account, "registration completed");
+        metrics::counter!("identity_registrations_completed_total").increment(1);
+        Ok(registered_at)
+    }
+
+    /// Deletes the account; its email, if there was one.
+    pub(crate) async fn delete(&self, account: Uuid, actor: &str) -> Result<Option<String>, Error> {
+        let email = store::delete_account(&self.pool, account).await?;
+        tracing::info!(%account, actor, deleted = email.is_some(), "account deleted");
+        Ok(email)
+    }
+
+    /// The email a recovery code goes to.
+    pub(crate) async fn recovery_email(&self, by: RecoveryBy) -> Result<String, Error> {
+        let row = match by {
+            RecoveryBy::Login(login) => {
+                let login =
+                    crate::sessions::normalize_login(&login).ok_or(Error::AccountNotFound)?;
+                store::account_by_login(&self.pool, &login).await?
+            }
+            RecoveryBy::Email(email) => {
+                let mut conn = self.pool.acquire().await?;
+                store::account_by_email(&mut conn, email.as_str()).await?
+            }
+        };
+        Ok(row.ok_or(Error::AccountNotFound)?.email)
+    }
+
+    /// Sets a new password from a recovery proof, ends every session and clears the login's
+    /// failures; the account and how many sessions ended.
+    pub(crate) async fn reset_password(
+        &self,
+        recovery_proof: &str,
+        new_password: &str,
+    ) -> Result<(Uuid, u64), Error> {
+        let proof = self.check_proof(recovery_proof, "recovery", None)?;
+        let jti: Uuid = proof.jti.parse().map_err(|_| Error::InvalidEmailProof)?;
+        let proof_expires = DateTime::from_timestamp(proof.exp, 0).unwrap_or_else(Utc::now);
+        let mut conn = self.pool.acquire().await?;
+        let account = store::account_by_email(&mut conn, &proof.sub)
+            .await?
+            .ok_or(Error::AccountNotFound)?;
+        drop(conn);
+        let local = proof.sub.split('@').next().unwrap_or("");
+        password::check_policy(new_password, &[&account.login, local])
+            .map_err(Error::WeakPassword)?;
+        let hash = self.hasher.hash(new_password).await?;
+        let mut tx = self.pool.begin().await?;
+        store::consume_proof(&mut tx, jti, proof_expires).await?;
+        store::set_password_hash(&mut tx, account.id, &hash).await?;
+        let revoked = store::revoke_all_sessions(&mut tx, account.id, "password_reset").await?;
+        store::throttle_clear(&mut tx, &crate::sessions::login_key(&account.login)).await?;
+        tx.commit().await?;
+        tracing::info!(account = %account.id, revoked, "password reset");
+        Ok((account.id, revoked))
+    }
+}

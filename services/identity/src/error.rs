@@ -1,0 +1,199 @@
+//! Every failure identity reports, and the one place it becomes a gRPC status.
+
+use crate::{
+    password::{HashError, PolicyError},
+    store::{Conflict, StoreError},
+};
+use examreg_domain::{EmailError, IinError, PassportError};
+use examreg_kit::errors::{self, internal, invalid, rate_limited};
+use std::time::Duration;
+use tonic::{Code, Status};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("citizenship is an ISO 3166-1 alpha-2 code")]
+    InvalidCitizenship,
+    #[error("{0}")]
+    InvalidIin(IinError),
+    #[error("citizens of Kazakhstan register with their IIN")]
+    IinRequired,
+    #[error("{0}")]
+    InvalidPassportNumber(PassportError),
+    #[error("an IIN or a passport number is required")]
+    IdentifierRequired,
+    #[error("{0}")]
+    InvalidEmail(EmailError),
+    #[error("the email proof is invalid, expired or already used; confirm the email again")]
+    InvalidEmailProof,
+    #[error("{0}")]
+    WeakPassword(PolicyError),
+    #[error("the terms must be accepted")]
+    TermsNotAccepted,
+    #[error("an account with this IIN or passport number already exists")]
+    IdentifierTaken,
+    #[error("an account with this email already exists")]
+    EmailTaken,
+    #[error("wrong login or password")]
+    InvalidCredentials,
+    #[error("too many failed logins; try again later")]
+    TooManyAttempts { wait: Duration },
+    #[error("this refresh token was already used; the session is closed, log in again")]
+    RefreshTokenReused,
+    #[error("the refresh token is invalid or expired; log in again")]
+    InvalidRefreshToken,
+    #[error("no such account")]
+    AccountNotFound,
+    #[error("this account cannot complete a registration")]
+    AccountBlocked,
+    #[error("a login or an email is required")]
+    LoginRequired,
+    #[error("unknown client or wrong secret")]
+    InvalidClient,
+    /// A hand-off asked for a session that was logged out.
+    #[error("the session has ended; log in again")]
+    SessionEnded,
+    #[error(transparent)]
+    Hash(#[from] HashError),
+    #[error(transparent)]
+    Db(#[from] sqlx::Error),
+}
+
+impl From<StoreError> for Error {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Conflict(Conflict::Login) => Self::IdentifierTaken,
+            StoreError::Conflict(Conflict::Email) => Self::EmailTaken,
+            StoreError::Conflict(Conflict::Proof) => Self::InvalidEmailProof,
+            StoreError::Db(e) => Self::Db(e),
+        }
+    }
+}
+
+/// Every reason identity answers with (besides the auth layer's), once.
+pub const REASONS: &[&str] = &[
+    "invalid_citizenship",
+    "invalid_iin",
+    "iin_required",
+    "invalid_passport_number",
+    "identifier_required",
+    "invalid_email",
+    "invalid_email_proof",
+    "weak_password",
+    "terms_not_accepted",
+    "identifier_taken",
+    "email_taken",
+    "invalid_credentials",
+    "too_many_attempts",
+    "refresh_token_reused",
+    "invalid_refresh_token",
+    "account_not_found",
+    "account_blocked",
+    "login_required",
+    "invalid_client",
+];
+
+impl From<Error> for Status {
+    fn from(error: Error) -> Self {
+        let message = error.to_string();
+        match error {
+            Error::InvalidCitizenship => invalid(
+                "invalid_citizenship",
+                message,
+                &[("citizenship", "invalid")],
+            ),
+            Error::InvalidIin(e) => invalid("invalid_iin", message, &[("iin", e.code())]),
+            Error::IinRequired => invalid(
+                "iin_required",
+                message,
+                &[("passport_number", "iin_required")],
+            ),
+            Error::InvalidPassportNumber(e) => invalid(
+                "invalid_passport_number",
+                message,
+                &[("passport_number", e.code())],
+            ),
+            Error::IdentifierRequired => {
+                invalid("identifier_required", message, &[("iin", "required")])
+            }
+            Error::InvalidEmail(e) => invalid("invalid_email", message, &[("email", e.code())]),
+            Error::InvalidEmailProof => invalid(
+                "invalid_email_proof",
+                message,
+                &[("email_proof", "invalid")],
+            ),
+            Error::WeakPassword(e) => invalid("weak_password", message, &[("password", e.code())]),
+            Error::TermsNotAccepted => invalid(
+                "terms_not_accepted",
+                message,
+                &[("terms_version", "required")],
+            ),
+            Error::IdentifierTaken => {
+                errors::status(Code::AlreadyExists, "identifier_taken", message)
+            }
+            Error::EmailTaken => errors::status(Code::AlreadyExists, "email_taken", message),
+            Error::InvalidCredentials => {
+                errors::status(Code::Unauthenticated, "invalid_credentials", message)
+            }
+            Error::TooManyAttempts { wait } => rate_limited("too_many_attempts", message, wait),
+            Error::RefreshTokenReused => {
+                errors::status(Code::Unauthenticated, "refresh_token_reused", message)
+            }
+            Error::InvalidRefreshToken => {
+                errors::status(Code::Unauthenticated, "invalid_refresh_token", message)
+            }
+            Error::AccountNotFound => errors::status(Code::NotFound, "account_not_found", message),
+            Error::AccountBlocked => {
+                errors::status(Code::FailedPrecondition, "account_blocked", message)
+            }
+            Error::LoginRequired => invalid("login_required", message, &[("login", "required")]),
+            Error::InvalidClient => {
+                errors::status(Code::Unauthenticated, "invalid_client", message)
+            }
+            Error::SessionEnded => Status::unauthenticated(message),
+            Error::Hash(HashError::Overloaded(overloaded)) => overloaded.status(),
+            Error::Hash(e @ (HashError::Argon2(_) | HashError::Join(_))) => internal(&e),
+            Error::Db(e) => errors::db(e),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use examreg_kit::errors::reason_of;
+
+    #[test]
+    fn the_reasons_listed_are_the_ones_answered() {
+        let errors = [
+            Error::InvalidCitizenship,
+            Error::InvalidIin(IinError::Checksum),
+            Error::IinRequired,
+            Error::InvalidPassportNumber(PassportError::Invalid),
+            Error::IdentifierRequired,
+            Error::InvalidEmail(EmailError::Invalid),
+            Error::InvalidEmailProof,
+            Error::WeakPassword(PolicyError::TooShort),
+            Error::TermsNotAccepted,
+            Error::IdentifierTaken,
+            Error::EmailTaken,
+            Error::InvalidCredentials,
+            Error::TooManyAttempts {
+                wait: Duration::from_secs(60),
+            },
+            Error::RefreshTokenReused,
+            Error::InvalidRefreshToken,
+            Error::AccountNotFound,
+            Error::AccountBlocked,
+            Error::LoginRequired,
+            Error::InvalidClient,
+        ];
+        let reasons: Vec<String> = errors
+            .into_iter()
+            .map(|e| reason_of(&Status::from(e)).reason)
+            .collect();
+        assert_eq!(reasons, REASONS);
+        let status = Status::from(Error::Hash(HashError::Argon2("bad params".into())));
+        assert_eq!(status.code(), Code::Internal);
+        assert!(!status.message().contains("params"), "{}", status.message());
+    }
+}
