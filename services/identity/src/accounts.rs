@@ -150,7 +150,7 @@ impl Identity {
         store::consume_proof(&mut tx, jti, proof_expires).await?;
         store::set_password_hash(&mut tx, account.id, &hash).await?;
         let revoked = store::revoke_all_sessions(&mut tx, account.id, "password_reset").await?;
-        store::throttle_clear(&mut tx, &crate::sessions::login_key(&account.login)).await?;
+        store::throttle_clear(&mut tx, &crate::throttle::login_key(&account.login)).await?;
         tx.commit().await?;
         tracing::info!(account = %account.id, revoked, "password reset");
         Ok((account.id, revoked))

@@ -1,6 +1,6 @@
 //! The identity service: accounts, credentials, sessions, login throttling, password reset,
 //! service clients and the keys that sign every token of the suite. `accounts` and
-//! `sessions` are what it does, `password` hashes and judges passwords, `store` keeps the
+//! `sessions` are what it does, `throttle` bounds login guesses, `password` hashes and judges passwords, `store` keeps the
 //! data, `error` is every failure it reports, `grpc` is the API.
 #![forbid(unsafe_code)]
 
@@ -10,6 +10,7 @@ pub mod grpc;
 pub mod password;
 pub mod sessions;
 pub mod store;
+pub mod throttle;
 
 use examreg_kit::{
     auth::Keys,

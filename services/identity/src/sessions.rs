@@ -1,12 +1,12 @@
-//! Sessions: logging in (with the failure budgets per login and per address, and growing
-//! lockouts), refreshing and ending sessions, and the service and capture tokens. On domain
-//! values, without gRPC.
+//! Sessions: logging in (within the failure budgets of `throttle`), refreshing and ending
+//! sessions, and the service and capture tokens. On domain values, without gRPC.
 
 use crate::{
     error::Error,
     grpc::Identity,
     password::Verified,
     store::{self, AccountRow, Spend},
+    throttle::Attempt,
 };
 use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
 use chrono::{DateTime, Utc};
@@ -34,15 +34,6 @@ pub struct Client<'a> {
 
 pub(crate) fn sha256(bytes: &[u8]) -> Vec<u8> {
     Sha256::digest(bytes).to_vec()
-}
-
-/// Key of a login identifier's failure budget (hashed: unknown logins are arbitrary input).
-pub(crate) fn login_key(login: &str) -> String {
-    format!("login:{}", hex::encode(sha256(login.as_bytes())))
-}
-
-fn ip_key(ip: &str) -> String {
-    format!("ip:{ip}")
 }
 
 /// The login identifier as typed: an IIN when it is 12 digits, else a passport number.
@@ -83,24 +74,6 @@ impl Identity {
         })
     }
 
-    async fn locked(&self, key: &str) -> Error {
-        let secs = store::throttle_locked_for(&self.pool, key)
-            .await
-            .unwrap_or(1.0);
-        Error::TooManyAttempts {
-            wait: Duration::from_secs_f64(secs.max(1.0)),
-        }
-    }
-
-    /// Gives back the slots reserved for a guess that was never made.
-    async fn give_back(&self, login_key: &str, ip: Option<&str>) -> Result<(), Error> {
-        store::throttle_succeed(&self.pool, login_key, false).await?;
-        if let Some(ip) = ip {
-            store::throttle_succeed(&self.pool, ip, false).await?;
-        }
-        Ok(())
-    }
-
     /// Checks a login and a password against both failure budgets; a success opens a session.
     pub(crate) async fn login(
         &self,
@@ -112,27 +85,7 @@ impl Identity {
             return Err(Error::InvalidCredentials);
         }
         let login = normalize_login(login).ok_or(Error::InvalidCredentials)?;
-        let t = &self.throttle;
-        let login_key = login_key(&login);
-        let ip_key = (!client.ip.is_empty()).then(|| ip_key(client.ip));
-        let window = t.window.as_secs_f64();
-        if store::throttle_reserve(&self.pool, &login_key, t.login_budget, window)
-            .await?
-            .is_none()
-        {
-            metrics::counter!("identity_logins_total", "outcome" => "locked").increment(1);
-            return Err(self.locked(&login_key).await);
-        }
-        if let Some(ip_key) = &ip_key
-            && store::throttle_reserve(&self.pool, ip_key, t.ip_budget, window)
-                .await?
-                .is_none()
-        {
-            // The login slot was not used for a guess: give it back.
-            self.give_back(&login_key, None).await?;
-            metrics::counter!("identity_logins_total", "outcome" => "locked").increment(1);
-            return Err(self.locked(ip_key).await);
-        }
+        let attempt = Attempt::reserve(&self.pool, &self.throttle, &login, client.ip).await?;
         let account = store::account_by_login(&self.pool, &login).await?;
         let verified = match self
             .hasher
@@ -141,9 +94,8 @@ impl Identity {
         {
             Ok(verified) => verified,
             Err(e) => {
-                // Nothing was guessed (the hash never ran, e.g. refused as overloaded): give
-                // the reserved slots back.
-                self.give_back(&login_key, ip_key.as_deref()).await?;
+                // Nothing was guessed (the hash never ran, e.g. refused as overloaded).
+                attempt.abandon().await?;
                 return Err(e.into());
             }
         };
@@ -152,25 +104,12 @@ impl Identity {
                 account
             }
             (Some(_) | None, Verified::Yes | Verified::YesRehash | Verified::No) => {
-                let base = t.lockout_base.as_secs_f64();
-                let max = t.lockout_max.as_secs_f64();
-                if let Some(secs) =
-                    store::throttle_fail(&self.pool, &login_key, t.login_budget, base, max).await?
-                {
-                    tracing::warn!(secs, "login identifier locked after failed logins");
-                    metrics::counter!("identity_lockouts_total").increment(1);
-                }
-                if let Some(ip_key) = &ip_key {
-                    store::throttle_fail(&self.pool, ip_key, t.ip_budget, base, max).await?;
-                }
+                attempt.failed().await?;
                 metrics::counter!("identity_logins_total", "outcome" => "failed").increment(1);
                 return Err(Error::InvalidCredentials);
             }
         };
-        store::throttle_succeed(&self.pool, &login_key, true).await?;
-        if let Some(ip_key) = &ip_key {
-            store::throttle_succeed(&self.pool, ip_key, false).await?;
-        }
+        attempt.succeeded().await?;
         if verified == Verified::YesRehash {
             let fresh = self.hasher.hash(password).await?;
             store::rehash_password(&self.pool, account.id, &account.password_hash, &fresh).await?;
