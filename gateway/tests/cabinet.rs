@@ -554,17 +554,6 @@ async fn an_operator_erases_a_person_from_every_store_and_a_second_erasure_finds
 }
 
 /// The value of a counter in a Prometheus text page (summed over its label sets).
-fn counter(page: &str, name: &str, labels: &[&str]) -> f64 {
-    page.lines()
-        .filter(|line| !line.starts_with('#'))
-        .filter(|line| {
-            line.starts_with(&format!("{name}{{")) || line.starts_with(&format!("{name} "))
-        })
-        .filter(|line| labels.iter().all(|l| line.contains(l)))
-        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
-}
-
 #[tokio::test]
 async fn every_service_serves_metrics_and_a_registration_moves_the_counters() {
     let s = suite().await;

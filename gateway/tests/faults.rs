@@ -146,6 +146,17 @@ async fn a_photo_still_arriving_when_the_registration_completes_is_refused_and_t
         before,
         "the stored selfie is unchanged"
     );
+    // And it was biometrics that refused it, under its seal, not the gateway's check before
+    // the body was read.
+    let refused = counter(
+        &s.metrics_of("biometrics").await,
+        "grpc_server_handled_total",
+        &[
+            "method=\"/examreg.biometrics.v1.BiometricsService/UploadCapture\"",
+            "code=\"FailedPrecondition\"",
+        ],
+    );
+    assert_eq!(refused, 1.0);
 }
 
 #[tokio::test]

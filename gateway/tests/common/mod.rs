@@ -480,3 +480,36 @@ impl Suite {
         session["access_token"].as_str().unwrap().to_owned()
     }
 }
+
+/// The sum of a Prometheus counter's samples on a `/metrics` page whose labels contain all of
+/// `labels` (e.g. `code="Ok"`).
+pub(crate) fn counter(page: &str, name: &str, labels: &[&str]) -> f64 {
+    page.lines()
+        .filter(|line| !line.starts_with('#'))
+        .filter(|line| {
+            line.starts_with(&format!("{name}{{")) || line.starts_with(&format!("{name} "))
+        })
+        .filter(|line| labels.iter().all(|l| line.contains(l)))
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+impl Suite {
+    /// A service's `/metrics` page.
+    pub(crate) async fn metrics_of(&self, service: &str) -> String {
+        let url = &self
+            .services
+            .iter()
+            .find(|(name, _)| *name == service)
+            .expect("a service of the suite")
+            .1;
+        self.http
+            .get(format!("{url}/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+}
