@@ -167,8 +167,7 @@ pub fn link_to(span: &tracing::Span, traceparent: &str) {
 /// of the logs cannot act as the flow.
 pub fn fingerprint(id: &dyn std::fmt::Display) -> String {
     use sha2::Digest;
-    let digest = sha2::Sha256::digest(id.to_string().as_bytes());
-    digest[..8].iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(&sha2::Sha256::digest(id.to_string().as_bytes())[..8])
 }
 
 /// Records which registration the current request belongs to (`flow_id` or `account_id`):

@@ -8,8 +8,16 @@ use std::{
 };
 use tracing_subscriber::{EnvFilter, layer::SubscriberExt, util::SubscriberInitExt};
 
+/// Bytes written from anywhere (a log layer, an encoder that wants to own its writer) and read
+/// back by the test.
 #[derive(Clone, Default)]
-struct Sink(Arc<Mutex<Vec<u8>>>);
+pub struct Sink(Arc<Mutex<Vec<u8>>>);
+
+impl Sink {
+    pub fn bytes(&self) -> Vec<u8> {
+        self.0.lock().expect("not poisoned").clone()
+    }
+}
 
 impl std::io::Write for Sink {
     fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
@@ -47,7 +55,7 @@ impl ServiceLogs {
     }
 
     pub fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.0.lock().expect("not poisoned")).into_owned()
+        String::from_utf8_lossy(&self.0.bytes()).into_owned()
     }
 }
 

@@ -558,20 +558,9 @@ fn peak_rss() -> u64 {
 /// A valid PNG of 7999 × 7999 16-bit RGBA pixels, all black: 488 MiB decoded, a few hundred
 /// KB on the wire. Written row by row, so making it costs no frame of memory.
 fn png_bomb() -> Vec<u8> {
-    /// The encoder wants to own a writer for as long as it likes; this one shares its bytes.
-    #[derive(Clone, Default)]
-    struct Shared(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-    impl std::io::Write for Shared {
-        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(bytes);
-            Ok(bytes.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
     let side = 7999u32;
-    let out = Shared::default();
+    // The encoder wants to own its writer; this one shares its bytes.
+    let out = tk::logs::Sink::default();
     let mut encoder = png::Encoder::new(out.clone(), side, side);
     encoder.set_color(png::ColorType::Rgba);
     encoder.set_depth(png::BitDepth::Sixteen);
@@ -586,7 +575,7 @@ fn png_bomb() -> Vec<u8> {
         std::io::Write::write_all(&mut writer, &row).unwrap();
     }
     writer.finish().unwrap();
-    out.0.lock().unwrap().clone()
+    out.bytes()
 }
 
 #[tokio::test]

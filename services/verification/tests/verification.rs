@@ -486,6 +486,15 @@ async fn dead_letters(config: &Config) -> Vec<std::collections::HashMap<String, 
         .collect()
 }
 
+/// The ids of the letters still queued.
+async fn queued(config: &Config) -> Vec<String> {
+    redis::cmd("HKEYS")
+        .arg(mail_key(config, "letters"))
+        .query_async(&mut redis().await)
+        .await
+        .unwrap()
+}
+
 /// An address a mail server defers forever, that server, and a configuration sending there
 /// with the given first wait and attempts.
 async fn deferring(
@@ -580,11 +589,7 @@ async fn a_letter_that_cannot_be_opened_or_buried_stays_queued_and_the_rest_go_o
     })
     .await;
     // Both are still queued: the foreign one untouched, the dead one not dropped.
-    let letters: Vec<String> = redis::cmd("HKEYS")
-        .arg(mail_key(&config, "letters"))
-        .query_async(&mut redis)
-        .await
-        .unwrap();
+    let letters = queued(&config).await;
     assert_eq!(letters.len(), 2, "{letters:?}");
     assert!(letters.contains(&"foreign".to_owned()));
     // Once the dead letters can be written, the stuck letter moves there; the foreign stays.
@@ -597,12 +602,7 @@ async fn a_letter_that_cannot_be_opened_or_buried_stays_queued_and_the_rest_go_o
         dead_letters(&config).await.len() == 1
     })
     .await;
-    let letters: Vec<String> = redis::cmd("HKEYS")
-        .arg(mail_key(&config, "letters"))
-        .query_async(&mut redis)
-        .await
-        .unwrap();
-    assert_eq!(letters, ["foreign"]);
+    assert_eq!(queued(&config).await, ["foreign"]);
 }
 
 #[tokio::test]
