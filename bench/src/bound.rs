@@ -3,7 +3,7 @@
 //! with the services' own code and configured parameters.
 
 use crate::journey::{PASSWORD, Photos};
-use examreg_biometrics::checks::{Kind, Thresholds, check};
+use examreg_biometrics::checks::{CaptureKind, Thresholds, check};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 
@@ -42,7 +42,7 @@ async fn hashes_per_second(cores: usize, window: Duration) -> anyhow::Result<f64
 /// Milliseconds of one core to check `bytes` as `kind`, with every core checking at once (as
 /// when the suite is saturated; one core alone runs faster, and that is not the bound): the
 /// median over `rounds` checks per core.
-fn photo_ms(bytes: &[u8], kind: Kind, rounds: usize) -> f64 {
+fn photo_ms(bytes: &[u8], kind: CaptureKind, rounds: usize) -> f64 {
     let cores = std::thread::available_parallelism().map_or(2, usize::from);
     let thresholds = Thresholds::default();
     let mut times: Vec<f64> = std::thread::scope(|scope| {
@@ -81,9 +81,9 @@ pub(crate) async fn parts(photos: &Photos) -> anyhow::Result<Parts> {
     let cores = std::thread::available_parallelism().map_or(2, usize::from);
     Ok(Parts {
         hashes: hashes_per_second(cores, Duration::from_secs(3)).await?,
-        face: photo_ms(&photos.face, Kind::Face, 15),
-        front: photo_ms(&photos.front, Kind::DocumentFront, 15),
-        back: photo_ms(&photos.back, Kind::DocumentBack, 15),
+        face: photo_ms(&photos.face, CaptureKind::Face, 15),
+        front: photo_ms(&photos.front, CaptureKind::DocumentFront, 15),
+        back: photo_ms(&photos.back, CaptureKind::DocumentBack, 15),
     })
 }
 

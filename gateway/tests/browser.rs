@@ -273,7 +273,7 @@ async fn a_blurred_selfie_gets_the_retake_advice_in_the_chosen_language() {
     // The same picture as a file is refused as blurred by the service itself.
     let check = examreg_biometrics::checks::check(
         &jpeg(&blurred),
-        examreg_biometrics::checks::Kind::Face,
+        examreg_biometrics::checks::CaptureKind::Face,
         &Default::default(),
     );
     assert_eq!(check.unwrap_err().code(), "blurred");

@@ -1,10 +1,13 @@
 //! The examreg gRPC contracts: generated messages, clients and servers, plus the encoded file
-//! descriptor set that services hand to the reflection service.
+//! descriptor set that services hand to the reflection service, and the conversions between
+//! the wire and the domain (`convert`).
 #![allow(unreachable_pub, clippy::wildcard_enum_match_arm)]
 
 /// Encoded `FileDescriptorSet` of every examreg proto, for gRPC server reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/examreg_descriptor.bin"));
+
+pub mod convert;
 
 pub mod biometrics {
     pub mod v1 {

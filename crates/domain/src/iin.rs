@@ -3,6 +3,7 @@
 //! odd male, even female); K is a check digit computed with up to two weight passes. A number
 //! whose both passes give 10 is never issued.
 
+use crate::Sex;
 use chrono::{Datelike, NaiveDate};
 use std::fmt;
 
@@ -29,22 +30,6 @@ impl IinError {
             Self::BirthDate => "invalid_birth_date",
             Self::NeverIssued => "never_issued",
             Self::Checksum => "invalid_checksum",
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Sex {
-    Male,
-    Female,
-}
-
-impl Sex {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Male => "male",
-            Self::Female => "female",
         }
     }
 }

@@ -5,12 +5,13 @@
 //! final after; an erased person's set is a tombstone.
 
 use crate::{
-    checks::{self, Kind, Thresholds},
+    checks::{self, Thresholds},
     envelope::MasterKeys,
     error::Error,
     objects::Objects,
     store,
 };
+use examreg_domain::{CaptureKind, DocumentType};
 use sha2::{Digest, Sha256};
 use sqlx::PgPool;
 use std::sync::Arc;
@@ -29,7 +30,7 @@ pub struct Captures {
 /// Where a capture set stands.
 pub struct SetStatus {
     pub captures: Vec<store::CaptureRow>,
-    pub document_type: String,
+    pub document_type: DocumentType,
     pub consent: Option<String>,
     /// What the set still lacks, in the order the applicant does it.
     pub missing: Vec<&'static str>,
@@ -50,7 +51,7 @@ pub enum Upload {
 }
 
 /// The associated data that binds a sealed object to its key, owner and kind.
-fn aad(object_key: &str, account: Uuid, kind: &str) -> Vec<u8> {
+fn aad(object_key: &str, account: Uuid, kind: CaptureKind) -> Vec<u8> {
     format!("{object_key}|{account}|{kind}").into_bytes()
 }
 
@@ -63,7 +64,7 @@ impl Captures {
         let captures = store::captures_of(&self.pool, account).await?;
         let (document_type, _) = store::capture_set(&self.pool, account).await?;
         let consent = store::consent_of(&self.pool, account).await?;
-        let missing = store::missing_of(&captures, &document_type, consent.is_some());
+        let missing = store::missing_of(&captures, document_type, consent.is_some());
         Ok(SetStatus {
             captures,
             document_type,
@@ -83,17 +84,17 @@ impl Captures {
     pub async fn refuse_kind(
         &self,
         account: Uuid,
-        kind: Kind,
-        document_type: Option<&str>,
+        kind: CaptureKind,
+        document_type: Option<DocumentType>,
     ) -> Result<(), Error> {
-        if kind != Kind::DocumentBack {
+        if kind != CaptureKind::DocumentBack {
             return Ok(());
         }
-        let passport = match document_type {
-            Some(chosen) => chosen == "passport",
-            None => store::capture_set(&self.pool, account).await?.0 == "passport",
+        let document_type = match document_type {
+            Some(chosen) => chosen,
+            None => store::capture_set(&self.pool, account).await?.0,
         };
-        if passport {
+        if !document_type.captures().contains(&kind) {
             return Err(Error::DocumentBackNotNeeded);
         }
         Ok(())
@@ -103,8 +104,8 @@ impl Captures {
     pub async fn upload(
         &self,
         account: Uuid,
-        kind: Kind,
-        document_type: Option<&'static str>,
+        kind: CaptureKind,
+        document_type: Option<DocumentType>,
         bytes: Vec<u8>,
     ) -> Result<Upload, Error> {
         let permit = self.gate.enter().await.map_err(Error::Overloaded)?;
@@ -140,12 +141,12 @@ impl Captures {
         let object_key = self.objects.new_key();
         let sealed = self
             .keys
-            .seal(&accepted.jpeg, &aad(&object_key, account, kind.as_str()));
+            .seal(&accepted.jpeg, &aad(&object_key, account, kind));
         self.objects.put(&object_key, sealed).await?;
         let capture = store::NewCapture {
             id,
             account_id: account,
-            kind: kind.as_str(),
+            kind,
             object_key: &object_key,
             master_key_id: self.keys.current_id(),
             sha256: &Sha256::digest(&accepted.jpeg),
@@ -212,7 +213,7 @@ impl Captures {
         let sealed = self.objects.get(&capture.object_key).await?;
         let plain = self.keys.open(
             &sealed,
-            &aad(&capture.object_key, capture.account_id, &capture.kind),
+            &aad(&capture.object_key, capture.account_id, capture.kind),
         )?;
         store::log_access(&self.pool, id, capture.account_id, actor, purpose).await?;
         tracing::info!(capture = %id, actor, "capture read");

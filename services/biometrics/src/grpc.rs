@@ -4,12 +4,16 @@
 
 use crate::{
     captures::{Captures, Upload},
-    checks::{self, Kind},
+    checks,
     error::Error,
     store,
 };
+use examreg_domain::{CaptureKind, DocumentType};
 use examreg_kit::auth::{account_id_field, caller};
-use examreg_proto::biometrics::v1::{self as pb, biometrics_service_server::BiometricsService};
+use examreg_proto::{
+    biometrics::v1::{self as pb, biometrics_service_server::BiometricsService},
+    convert::{FromWire, timestamp},
+};
 use std::pin::Pin;
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status, Streaming};
@@ -19,31 +23,14 @@ pub struct Biometrics {
     pub captures: Captures,
 }
 
-fn kind_of(value: i32) -> Result<Kind, Error> {
-    match pb::CaptureKind::try_from(value) {
-        Ok(pb::CaptureKind::Face) => Ok(Kind::Face),
-        Ok(pb::CaptureKind::DocumentFront) => Ok(Kind::DocumentFront),
-        Ok(pb::CaptureKind::DocumentBack) => Ok(Kind::DocumentBack),
-        Ok(pb::CaptureKind::Unspecified) | Err(_) => Err(Error::InvalidKind),
+/// The document chosen with an upload: unspecified means "as before".
+fn document_type_of(value: i32) -> Result<Option<DocumentType>, Error> {
+    if value == i32::from(pb::DocumentType::Unspecified) {
+        return Ok(None);
     }
-}
-
-fn document_type_of(value: i32) -> Result<Option<&'static str>, Error> {
-    match pb::DocumentType::try_from(value) {
-        Ok(pb::DocumentType::IdCard) => Ok(Some("id_card")),
-        Ok(pb::DocumentType::Passport) => Ok(Some("passport")),
-        Ok(pb::DocumentType::Unspecified) => Ok(None),
-        Err(_) => Err(Error::InvalidDocumentType),
-    }
-}
-
-fn kind_pb(kind: &str) -> pb::CaptureKind {
-    match kind {
-        "face" => pb::CaptureKind::Face,
-        "document_front" => pb::CaptureKind::DocumentFront,
-        "document_back" => pb::CaptureKind::DocumentBack,
-        _ => pb::CaptureKind::Unspecified,
-    }
+    DocumentType::from_wire(value)
+        .map(Some)
+        .ok_or(Error::InvalidDocumentType)
 }
 
 fn scores_pb(s: &checks::Scores) -> pb::CaptureScores {
@@ -79,13 +66,6 @@ fn scores_from_json(v: &serde_json::Value) -> pb::CaptureScores {
     }
 }
 
-fn timestamp(at: chrono::DateTime<chrono::Utc>) -> prost_types::Timestamp {
-    prost_types::Timestamp {
-        seconds: at.timestamp(),
-        nanos: 0,
-    }
-}
-
 fn owned(missing: Vec<&'static str>) -> Vec<String> {
     missing.into_iter().map(str::to_owned).collect()
 }
@@ -108,7 +88,7 @@ impl BiometricsService for Biometrics {
             }) => h,
             _ => return Err(Error::HeaderRequired.into()),
         };
-        let kind = kind_of(header.kind)?;
+        let kind = CaptureKind::from_wire(header.kind).ok_or(Error::InvalidKind)?;
         let document_type = document_type_of(header.document_type)?;
         self.captures
             .refuse_kind(account, kind, document_type)
@@ -172,18 +152,13 @@ impl BiometricsService for Biometrics {
                 .captures
                 .iter()
                 .map(|c| pb::CaptureSummary {
-                    kind: kind_pb(&c.kind).into(),
+                    kind: pb::CaptureKind::from(c.kind).into(),
                     capture_id: c.id.to_string(),
                     captured_at: Some(timestamp(c.created_at)),
                     scores: Some(scores_from_json(&c.scores)),
                 })
                 .collect(),
-            document_type: if set.document_type == "passport" {
-                pb::DocumentType::Passport
-            } else {
-                pb::DocumentType::IdCard
-            }
-            .into(),
+            document_type: pb::DocumentType::from(set.document_type).into(),
             consent_given: set.consent.is_some(),
             consent_version: set.consent.unwrap_or_default(),
             submitted: set.missing.is_empty(),

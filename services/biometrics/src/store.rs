@@ -1,13 +1,14 @@
 //! Capture records, consents, capture sets and the access log in Postgres.
 
 use chrono::{DateTime, Utc};
+use examreg_domain::{CaptureKind, DocumentType};
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 pub struct NewCapture<'a> {
     pub id: Uuid,
     pub account_id: Uuid,
-    pub kind: &'a str,
+    pub kind: CaptureKind,
     pub object_key: &'a str,
     pub master_key_id: &'a str,
     pub sha256: &'a [u8],
@@ -16,13 +17,13 @@ pub struct NewCapture<'a> {
     pub height: i32,
     pub scores: serde_json::Value,
     /// The document the applicant chose with this upload, if they chose one.
-    pub document_type: Option<&'a str>,
+    pub document_type: Option<DocumentType>,
 }
 
 #[derive(Debug, Clone)]
 pub struct CaptureRow {
     pub id: Uuid,
-    pub kind: String,
+    pub kind: CaptureKind,
     pub scores: serde_json::Value,
     pub created_at: DateTime<Utc>,
 }
@@ -75,7 +76,7 @@ pub async fn replace_capture(
     let old = sqlx::query_scalar!(
         "SELECT object_key FROM captures WHERE account_id = $1 AND kind = $2 FOR UPDATE",
         c.account_id,
-        c.kind
+        c.kind as CaptureKind
     )
     .fetch_optional(&mut *tx)
     .await?;
@@ -88,7 +89,7 @@ pub async fn replace_capture(
              height = EXCLUDED.height, scores = EXCLUDED.scores, created_at = now()"#,
         c.id,
         c.account_id,
-        c.kind,
+        c.kind as CaptureKind,
         c.object_key,
         c.master_key_id,
         c.sha256,
@@ -104,13 +105,13 @@ pub async fn replace_capture(
             r#"INSERT INTO capture_sets (account_id, document_type) VALUES ($1, $2)
                ON CONFLICT (account_id) DO UPDATE SET document_type = EXCLUDED.document_type"#,
             c.account_id,
-            document_type
+            document_type as DocumentType
         )
         .execute(&mut *tx)
         .await?;
     }
     let mut unneeded: Vec<String> = old.into_iter().collect();
-    if c.document_type == Some("passport") {
+    if c.document_type == Some(DocumentType::Passport) {
         unneeded.extend(
             sqlx::query_scalar!(
                 "DELETE FROM captures WHERE account_id = $1 AND kind = 'document_back' RETURNING object_key",
@@ -128,7 +129,7 @@ pub async fn replace_capture(
 pub async fn captures_of(pool: &PgPool, account: Uuid) -> Result<Vec<CaptureRow>, sqlx::Error> {
     sqlx::query_as!(
         CaptureRow,
-        "SELECT id, kind, scores, created_at FROM captures WHERE account_id = $1 ORDER BY kind",
+        r#"SELECT id, kind AS "kind: CaptureKind", scores, created_at FROM captures WHERE account_id = $1 ORDER BY kind"#,
         account
     )
     .fetch_all(pool)
@@ -149,15 +150,18 @@ pub async fn unreferenced(pool: &PgPool, keys: &[String]) -> Result<Vec<String>,
 
 /// The set's document type and whether it was submitted.
 #[tracing::instrument(skip_all)]
-pub async fn capture_set(pool: &PgPool, account: Uuid) -> Result<(String, bool), sqlx::Error> {
+pub async fn capture_set(
+    pool: &PgPool,
+    account: Uuid,
+) -> Result<(DocumentType, bool), sqlx::Error> {
     let row = sqlx::query!(
-        "SELECT document_type, submitted_at FROM capture_sets WHERE account_id = $1",
+        r#"SELECT document_type AS "document_type: DocumentType", submitted_at FROM capture_sets WHERE account_id = $1"#,
         account
     )
     .fetch_optional(pool)
     .await?;
     Ok(row.map_or_else(
-        || ("id_card".to_owned(), false),
+        || (DocumentType::IdCard, false),
         |r| (r.document_type, r.submitted_at.is_some()),
     ))
 }
@@ -224,20 +228,15 @@ pub enum Seal {
 /// What a set lacks, in the order the applicant does it.
 pub fn missing_of(
     captures: &[CaptureRow],
-    document_type: &str,
+    document_type: DocumentType,
     consent: bool,
 ) -> Vec<&'static str> {
-    let has = |kind: &str| captures.iter().any(|c| c.kind == kind);
-    let mut missing = Vec::new();
-    if !has("face") {
-        missing.push("face");
-    }
-    if !has("document_front") {
-        missing.push("document_front");
-    }
-    if document_type == "id_card" && !has("document_back") {
-        missing.push("document_back");
-    }
+    let mut missing: Vec<&'static str> = document_type
+        .captures()
+        .iter()
+        .filter(|&&kind| !captures.iter().any(|c| c.kind == kind))
+        .map(|kind| kind.as_str())
+        .collect();
     if !consent {
         missing.push("consent");
     }
@@ -256,13 +255,13 @@ pub async fn seal(pool: &PgPool, account: Uuid) -> Result<Seal, sqlx::Error> {
     }
     let captures = sqlx::query_as!(
         CaptureRow,
-        "SELECT id, kind, scores, created_at FROM captures WHERE account_id = $1 ORDER BY kind",
+        r#"SELECT id, kind AS "kind: CaptureKind", scores, created_at FROM captures WHERE account_id = $1 ORDER BY kind"#,
         account
     )
     .fetch_all(&mut *tx)
     .await?;
     let document_type = sqlx::query_scalar!(
-        "SELECT document_type FROM capture_sets WHERE account_id = $1",
+        r#"SELECT document_type AS "document_type: DocumentType" FROM capture_sets WHERE account_id = $1"#,
         account
     )
     .fetch_one(&mut *tx)
@@ -273,7 +272,7 @@ pub async fn seal(pool: &PgPool, account: Uuid) -> Result<Seal, sqlx::Error> {
     )
     .fetch_one(&mut *tx)
     .await?;
-    let missing = missing_of(&captures, &document_type, consent);
+    let missing = missing_of(&captures, document_type, consent);
     if !missing.is_empty() {
         return Ok(Seal::Incomplete(missing));
     }
@@ -302,7 +301,7 @@ pub async fn consent_of(pool: &PgPool, account: Uuid) -> Result<Option<String>, 
 #[derive(Debug, Clone)]
 pub struct StoredCapture {
     pub account_id: Uuid,
-    pub kind: String,
+    pub kind: CaptureKind,
     pub object_key: String,
 }
 
@@ -310,7 +309,7 @@ pub struct StoredCapture {
 pub async fn capture_by_id(pool: &PgPool, id: Uuid) -> Result<Option<StoredCapture>, sqlx::Error> {
     sqlx::query_as!(
         StoredCapture,
-        "SELECT account_id, kind, object_key FROM captures WHERE id = $1",
+        r#"SELECT account_id, kind AS "kind: CaptureKind", object_key FROM captures WHERE id = $1"#,
         id
     )
     .fetch_optional(pool)

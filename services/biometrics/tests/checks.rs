@@ -2,7 +2,7 @@
 //! sample data; a cup of coffee from the same set; the 1927 Solvay conference group photo that
 //! rustface ships) and on images derived from them here.
 
-use examreg_biometrics::checks::{Kind, Refusal, Thresholds, check};
+use examreg_biometrics::checks::{CaptureKind, Refusal, Thresholds, check};
 use examreg_testkit::photos::{SELFIE, id_card, jpeg};
 use image::{DynamicImage, ImageFormat, Rgb, RgbImage, imageops};
 use std::{io::Cursor, time::Instant};
@@ -18,7 +18,7 @@ fn selfie() -> DynamicImage {
     image::load_from_memory(SELFIE).unwrap()
 }
 
-fn timed(bytes: &[u8], kind: Kind) -> Result<examreg_biometrics::checks::Accepted, Refusal> {
+fn timed(bytes: &[u8], kind: CaptureKind) -> Result<examreg_biometrics::checks::Accepted, Refusal> {
     let started = Instant::now();
     let result = check(bytes, kind, &Thresholds::default());
     let outcome = match &result {
@@ -36,7 +36,7 @@ fn timed(bytes: &[u8], kind: Kind) -> Result<examreg_biometrics::checks::Accepte
 
 #[test]
 fn a_good_selfie_is_accepted_with_its_scores() {
-    let accepted = timed(SELFIE, Kind::Face).unwrap();
+    let accepted = timed(SELFIE, CaptureKind::Face).unwrap();
     assert_eq!(accepted.scores.faces, 1);
     assert!(accepted.scores.face_share.unwrap() > 0.2);
     // Re-encoded as a plain JPEG.
@@ -50,35 +50,35 @@ fn a_good_selfie_is_accepted_with_its_scores() {
 fn a_group_photo_is_refused_for_several_faces() {
     // Six people of the middle rows, brightened: the 1927 print is darker than a phone photo.
     let crop = group_photo().crop_imm(430, 130, 440, 340).brighten(50);
-    let err = timed(&jpeg(&crop), Kind::Face).unwrap_err();
+    let err = timed(&jpeg(&crop), CaptureKind::Face).unwrap_err();
     assert_eq!(err.code(), "several_faces", "{err:?}");
     assert!(err.scores().unwrap().faces > 1);
 }
 
 #[test]
 fn a_photo_without_a_face_is_refused() {
-    let err = timed(COFFEE, Kind::Face).unwrap_err();
+    let err = timed(COFFEE, CaptureKind::Face).unwrap_err();
     assert_eq!(err.code(), "no_face", "{err:?}");
 }
 
 #[test]
 fn a_blurred_copy_is_refused() {
     let blurred = selfie().blur(4.0);
-    let err = timed(&jpeg(&blurred), Kind::Face).unwrap_err();
+    let err = timed(&jpeg(&blurred), CaptureKind::Face).unwrap_err();
     assert_eq!(err.code(), "blurred", "{err:?}");
 }
 
 #[test]
 fn a_dark_copy_is_refused() {
     let dark = selfie().brighten(-110);
-    let err = timed(&jpeg(&dark), Kind::Face).unwrap_err();
+    let err = timed(&jpeg(&dark), CaptureKind::Face).unwrap_err();
     assert_eq!(err.code(), "too_dark", "{err:?}");
 }
 
 #[test]
 fn a_tiny_image_is_refused() {
     let tiny = selfie().resize(160, 160, imageops::FilterType::Triangle);
-    let err = timed(&jpeg(&tiny), Kind::Face).unwrap_err();
+    let err = timed(&jpeg(&tiny), CaptureKind::Face).unwrap_err();
     assert_eq!(err.code(), "too_small");
 }
 
@@ -86,11 +86,11 @@ fn a_tiny_image_is_refused() {
 fn truncated_files_and_non_images_are_refused() {
     let truncated = &SELFIE[..SELFIE.len() / 2];
     assert_eq!(
-        timed(truncated, Kind::Face).unwrap_err().code(),
+        timed(truncated, CaptureKind::Face).unwrap_err().code(),
         "undecodable"
     );
     assert_eq!(
-        timed(b"%PDF-1.7 not a photo", Kind::Face)
+        timed(b"%PDF-1.7 not a photo", CaptureKind::Face)
             .unwrap_err()
             .code(),
         "unsupported_type"
@@ -101,7 +101,7 @@ fn truncated_files_and_non_images_are_refused() {
         .ok();
     if !gif.is_empty() {
         assert_eq!(
-            timed(&gif, Kind::Face).unwrap_err().code(),
+            timed(&gif, CaptureKind::Face).unwrap_err().code(),
             "unsupported_type"
         );
     }
@@ -121,7 +121,7 @@ fn a_decompression_bomb_is_refused_quickly() {
     let crc = crc32(&bomb[12..29]);
     bomb[29..33].copy_from_slice(&crc.to_be_bytes());
     let started = Instant::now();
-    let err = timed(&bomb, Kind::Face).unwrap_err();
+    let err = timed(&bomb, CaptureKind::Face).unwrap_err();
     assert_eq!(err.code(), "undecodable");
     assert!(started.elapsed().as_secs() < 5);
 }
@@ -145,7 +145,7 @@ fn the_kept_photo_carries_no_metadata() {
     marked.extend_from_slice(&segment(0xFE, b"taken by Aigerim"));
     marked.extend_from_slice(&exif[2..]);
     marked.extend_from_slice(b"MAKERNOTE-TRAILER");
-    let accepted = timed(&marked, Kind::Face).unwrap();
+    let accepted = timed(&marked, CaptureKind::Face).unwrap();
     for needle in [
         &b"Exif"[..],
         b"GPSLatitude",
@@ -182,13 +182,16 @@ fn a_photo_taken_sideways_is_kept_upright_and_without_its_exif() {
     let mut sideways = Vec::from(&plain[..2]);
     sideways.extend_from_slice(&segment(0xE1, tiff));
     sideways.extend_from_slice(&plain[2..]);
-    let accepted = timed(&sideways, Kind::Face).unwrap();
+    let accepted = timed(&sideways, CaptureKind::Face).unwrap();
     assert_eq!((accepted.scores.width, accepted.scores.height), (330, 400));
     let kept = image::load_from_memory(&accepted.jpeg).unwrap();
     assert_eq!((kept.width(), kept.height()), (330, 400));
     assert!(!accepted.jpeg.windows(4).any(|w| w == b"Exif"));
     // Without the orientation the same photo is a face lying on its side: no face found.
-    assert_eq!(timed(&plain, Kind::Face).unwrap_err().code(), "no_face");
+    assert_eq!(
+        timed(&plain, CaptureKind::Face).unwrap_err().code(),
+        "no_face"
+    );
 }
 
 /// The card photographed the way applicants do it: lying on a table (the coffee photograph
@@ -236,26 +239,26 @@ fn photographed(card: &[u8], card_width: u32, degrees: f64) -> DynamicImage {
 #[test]
 fn a_photographed_id_card_is_accepted_and_its_faults_are_named() {
     let front = photographed(&id_card(true), 1200, 4.0);
-    let accepted = timed(&jpeg(&front), Kind::DocumentFront).unwrap();
+    let accepted = timed(&jpeg(&front), CaptureKind::DocumentFront).unwrap();
     assert!(accepted.scores.faces >= 1, "{:?}", accepted.scores);
     let back = photographed(&id_card(false), 1200, -3.0);
-    timed(&jpeg(&back), Kind::DocumentBack).unwrap();
+    timed(&jpeg(&back), CaptureKind::DocumentBack).unwrap();
     // The back sent as the front: no holder's photo.
-    let err = timed(&jpeg(&back), Kind::DocumentFront).unwrap_err();
+    let err = timed(&jpeg(&back), CaptureKind::DocumentFront).unwrap_err();
     assert_eq!(err.code(), "no_face", "{err:?}");
     // A phone's usual softness passes; a shaken photo, whose print smears over several
     // pixels, does not.
-    timed(&jpeg(&front.blur(1.0)), Kind::DocumentFront).unwrap();
-    let err = timed(&jpeg(&front.blur(3.0)), Kind::DocumentFront).unwrap_err();
+    timed(&jpeg(&front.blur(1.0)), CaptureKind::DocumentFront).unwrap();
+    let err = timed(&jpeg(&front.blur(3.0)), CaptureKind::DocumentFront).unwrap_err();
     assert_eq!(err.code(), "blurred", "{err:?}");
     // Under a lamp's glare, in a dim room.
-    let err = timed(&jpeg(&front.brighten(110)), Kind::DocumentFront).unwrap_err();
+    let err = timed(&jpeg(&front.brighten(110)), CaptureKind::DocumentFront).unwrap_err();
     assert_eq!(err.code(), "too_bright", "{err:?}");
-    let err = timed(&jpeg(&front.brighten(-150)), Kind::DocumentFront).unwrap_err();
+    let err = timed(&jpeg(&front.brighten(-150)), CaptureKind::DocumentFront).unwrap_err();
     assert_eq!(err.code(), "too_dark", "{err:?}");
     // Taken from across the room: the card, and the holder's face on it, too small to read.
     let far = photographed(&id_card(true), 380, 0.0);
-    let err = timed(&jpeg(&far), Kind::DocumentFront).unwrap_err();
+    let err = timed(&jpeg(&far), CaptureKind::DocumentFront).unwrap_err();
     assert!(
         ["face_too_small", "no_face"].contains(&err.code()),
         "{err:?}"

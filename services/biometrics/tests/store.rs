@@ -1,6 +1,7 @@
 //! Capture records against a fresh database of the local stack.
 
 use examreg_biometrics::store::{self, NewCapture};
+use examreg_domain::{CaptureKind, DocumentType};
 use examreg_testkit as tk;
 use uuid::Uuid;
 
@@ -16,7 +17,7 @@ fn capture<'a>(account: Uuid, kind: &'a str, key: &'a str) -> NewCapture<'a> {
     NewCapture {
         id: Uuid::new_v4(),
         account_id: account,
-        kind,
+        kind: CaptureKind::parse(kind).unwrap(),
         object_key: key,
         master_key_id: "dev1",
         sha256: &[0; 32],
@@ -74,11 +75,11 @@ async fn switching_to_a_passport_drops_the_back_of_the_id_card_in_the_same_trans
         .unwrap()
         .unwrap();
     assert_eq!(
-        store::capture_set(&pool, account).await.unwrap().0,
+        store::capture_set(&pool, account).await.unwrap().0.as_str(),
         "id_card"
     );
     let front = NewCapture {
-        document_type: Some("passport"),
+        document_type: Some(DocumentType::Passport),
         ..capture(account, "document_front", "p/front")
     };
     assert_eq!(
@@ -89,14 +90,14 @@ async fn switching_to_a_passport_drops_the_back_of_the_id_card_in_the_same_trans
         ["p/back"]
     );
     assert_eq!(
-        store::capture_set(&pool, account).await.unwrap().0,
+        store::capture_set(&pool, account).await.unwrap().0.as_str(),
         "passport"
     );
-    let kinds: Vec<String> = store::captures_of(&pool, account)
+    let kinds: Vec<&str> = store::captures_of(&pool, account)
         .await
         .unwrap()
         .into_iter()
-        .map(|r| r.kind)
+        .map(|r| r.kind.as_str())
         .collect();
     assert_eq!(kinds, ["document_front"]);
 }

@@ -3,7 +3,7 @@
 
 use crate::{error::Error, grpc::Identity, password, store};
 use chrono::{DateTime, Utc};
-use examreg_domain::Email;
+use examreg_domain::{Email, LoginKind};
 use examreg_kit::auth::{PROOF_AUDIENCE, PROOF_ISSUER, ProofClaims};
 use uuid::Uuid;
 
@@ -13,7 +13,7 @@ pub struct NewAccount {
     pub citizenship: String,
     /// The IIN or the normalized passport number, and which of the two (`iin`, `passport`).
     pub login: String,
-    pub login_kind: &'static str,
+    pub login_kind: LoginKind,
     pub email: Email,
     pub email_proof: String,
     pub password: String,

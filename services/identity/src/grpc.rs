@@ -10,13 +10,16 @@ use crate::{
     sessions::{CAPTURE_TTL, Client, Tokens},
     store::AccountRow,
 };
-use chrono::{DateTime, Utc};
-use examreg_domain::{Email, Iin, KAZAKHSTAN, PassportNumber};
+use chrono::Utc;
+use examreg_domain::{Email, Iin, KAZAKHSTAN, LoginKind, PassportNumber};
 use examreg_kit::{
     auth::{account_id_field, caller},
     tokens::{KeySet, SigningKey, jwks_json},
 };
-use examreg_proto::identity::v1::{self as pb, identity_service_server::IdentityService};
+use examreg_proto::{
+    convert::{datetime, timestamp},
+    identity::v1::{self as pb, identity_service_server::IdentityService},
+};
 use sqlx::PgPool;
 use std::time::Duration;
 use tonic::{Request, Response, Status};
@@ -31,27 +34,6 @@ pub struct Identity {
     pub refresh_ttl: Duration,
     pub service_token_ttl: Duration,
     pub throttle: Throttle,
-}
-
-fn timestamp(t: DateTime<Utc>) -> prost_types::Timestamp {
-    prost_types::Timestamp {
-        seconds: t.timestamp(),
-        nanos: i32::try_from(t.timestamp_subsec_nanos()).unwrap_or(0),
-    }
-}
-
-fn parse_time(ts: Option<&prost_types::Timestamp>) -> DateTime<Utc> {
-    ts.and_then(|t| DateTime::from_timestamp(t.seconds, u32::try_from(t.nanos).unwrap_or(0)))
-        .unwrap_or_else(Utc::now)
-}
-
-fn status_name(status: &str) -> pb::AccountStatus {
-    match status {
-        "active" => pb::AccountStatus::Active,
-        "registered" => pb::AccountStatus::Registered,
-        "blocked" => pb::AccountStatus::Blocked,
-        _ => pb::AccountStatus::Unspecified,
-    }
 }
 
 fn email_of(text: &str) -> Result<Email, Error> {
@@ -70,17 +52,16 @@ impl Identity {
 }
 
 fn account_pb(row: AccountRow) -> pb::Account {
-    let identifier = if row.login_kind == "iin" {
-        pb::account::Identifier::Iin(row.login)
-    } else {
-        pb::account::Identifier::PassportNumber(row.login)
+    let identifier = match row.login_kind {
+        LoginKind::Iin => pb::account::Identifier::Iin(row.login),
+        LoginKind::Passport => pb::account::Identifier::PassportNumber(row.login),
     };
     pb::Account {
         account_id: row.id.to_string(),
         citizenship: row.citizenship,
         identifier: Some(identifier),
         email: row.email,
-        status: status_name(&row.status).into(),
+        status: pb::AccountStatus::from(row.status).into(),
         created_at: Some(timestamp(row.created_at)),
         registered_at: row.registered_at.map(timestamp),
     }
@@ -96,14 +77,14 @@ fn new_account(req: pb::CreateAccountRequest) -> Result<NewAccount, Error> {
     let (login, login_kind) = match req.identifier {
         Some(pb::create_account_request::Identifier::Iin(text)) => {
             let iin = Iin::parse(&text).map_err(Error::InvalidIin)?;
-            (iin.as_str().to_owned(), "iin")
+            (iin.as_str().to_owned(), LoginKind::Iin)
         }
         Some(pb::create_account_request::Identifier::PassportNumber(text)) => {
             if citizenship == KAZAKHSTAN {
                 return Err(Error::IinRequired);
             }
             let passport = PassportNumber::parse(&text).map_err(Error::InvalidPassportNumber)?;
-            (passport.as_str().to_owned(), "passport")
+            (passport.as_str().to_owned(), LoginKind::Passport)
         }
         None => return Err(Error::IdentifierRequired),
     };
@@ -118,7 +99,7 @@ fn new_account(req: pb::CreateAccountRequest) -> Result<NewAccount, Error> {
         password: req.password,
         terms: Terms {
             version: terms.version,
-            accepted_at: parse_time(terms.accepted_at.as_ref()),
+            accepted_at: datetime(terms.accepted_at.as_ref()).unwrap_or_else(Utc::now),
             client_ip: terms.client_ip,
             user_agent: terms.user_agent,
         },
@@ -154,7 +135,7 @@ impl IdentityService for Identity {
         Ok(Response::new(pb::LoginResponse {
             tokens: Some(self.pair_pb(tokens)),
             account_id: account.id.to_string(),
-            status: status_name(&account.status).into(),
+            status: pb::AccountStatus::from(account.status).into(),
         }))
     }
 

@@ -10,7 +10,7 @@ use crate::{
 };
 use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
 use chrono::{DateTime, Utc};
-use examreg_domain::PassportNumber;
+use examreg_domain::{AccountStatus, PassportNumber};
 use examreg_kit::auth::Claims;
 use sha2::{Digest, Sha256};
 use std::time::Duration;
@@ -100,7 +100,9 @@ impl Identity {
             }
         };
         let account = match (account, verified) {
-            (Some(account), Verified::Yes | Verified::YesRehash) if account.status != "blocked" => {
+            (Some(account), Verified::Yes | Verified::YesRehash)
+                if account.status != AccountStatus::Blocked =>
+            {
                 account
             }
             (Some(_) | None, Verified::Yes | Verified::YesRehash | Verified::No) => {

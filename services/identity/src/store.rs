@@ -2,6 +2,7 @@
 //! compile time against the migrations (offline data in `.sqlx/`).
 
 use chrono::{DateTime, Utc};
+use examreg_domain::{AccountStatus, LoginKind};
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
@@ -29,7 +30,7 @@ pub struct NewAccount<'a> {
     pub id: Uuid,
     pub citizenship: &'a str,
     pub login: &'a str,
-    pub login_kind: &'a str,
+    pub login_kind: LoginKind,
     pub email: &'a str,
     pub password_hash: &'a str,
     pub terms_version: &'a str,
@@ -43,10 +44,10 @@ pub struct AccountRow {
     pub id: Uuid,
     pub citizenship: String,
     pub login: String,
-    pub login_kind: String,
+    pub login_kind: LoginKind,
     pub email: String,
     pub password_hash: String,
-    pub status: String,
+    pub status: AccountStatus,
     pub created_at: DateTime<Utc>,
     pub registered_at: Option<DateTime<Utc>>,
 }
@@ -114,7 +115,7 @@ async fn try_insert_account(
         a.id,
         a.citizenship,
         a.login,
-        a.login_kind,
+        a.login_kind as LoginKind,
         a.email,
         a.password_hash,
         a.terms_version,
@@ -134,7 +135,8 @@ pub async fn account_by_login(
 ) -> Result<Option<AccountRow>, StoreError> {
     Ok(sqlx::query_as!(
         AccountRow,
-        r#"SELECT id, citizenship, login, login_kind, email, password_hash, status, created_at, registered_at
+        r#"SELECT id, citizenship, login, login_kind AS "login_kind: LoginKind", email, password_hash,
+                  status AS "status: AccountStatus", created_at, registered_at
            FROM accounts WHERE login = $1"#,
         login
     )
@@ -149,7 +151,8 @@ pub async fn account_by_email(
 ) -> Result<Option<AccountRow>, StoreError> {
     Ok(sqlx::query_as!(
         AccountRow,
-        r#"SELECT id, citizenship, login, login_kind, email, password_hash, status, created_at, registered_at
+        r#"SELECT id, citizenship, login, login_kind AS "login_kind: LoginKind", email, password_hash,
+                  status AS "status: AccountStatus", created_at, registered_at
            FROM accounts WHERE email = $1"#,
         email
     )
@@ -161,7 +164,8 @@ pub async fn account_by_email(
 pub async fn account_by_id(pool: &PgPool, id: Uuid) -> Result<Option<AccountRow>, StoreError> {
     Ok(sqlx::query_as!(
         AccountRow,
-        r#"SELECT id, citizenship, login, login_kind, email, password_hash, status, created_at, registered_at
+        r#"SELECT id, citizenship, login, login_kind AS "login_kind: LoginKind", email, password_hash,
+                  status AS "status: AccountStatus", created_at, registered_at
            FROM accounts WHERE id = $1"#,
         id
     )

@@ -9,7 +9,10 @@ use crate::{
 };
 use examreg_domain::Sex;
 use examreg_kit::auth::{account_id_field, bearer_of, caller};
-use examreg_proto::profile::v1::{self as pb, profile_service_server::ProfileService};
+use examreg_proto::{
+    convert::{FromWire, timestamp},
+    profile::v1::{self as pb, profile_service_server::ProfileService},
+};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
@@ -44,12 +47,7 @@ fn profile_pb(p: Profile) -> pb::Profile {
         surname: row.surname.unwrap_or_default(),
         given_name: row.given_name.unwrap_or_default(),
         patronymic: row.patronymic.unwrap_or_default(),
-        sex: match row.sex.as_deref() {
-            Some("male") => pb::Sex::Male,
-            Some("female") => pb::Sex::Female,
-            _ => pb::Sex::Unspecified,
-        }
-        .into(),
+        sex: row.sex.map_or(pb::Sex::Unspecified, pb::Sex::from).into(),
         birth_date: row
             .birth_date
             .map(|d| d.format("%Y-%m-%d").to_string())
@@ -58,18 +56,7 @@ fn profile_pb(p: Profile) -> pb::Profile {
         mobile_phone: row.mobile_phone.unwrap_or_default(),
         contingent_code: row.contingent_code.unwrap_or_default(),
         institution: p.institution.as_ref().map(institution_pb),
-        locked_at: row.locked_at.map(|t| prost_types::Timestamp {
-            seconds: t.timestamp(),
-            nanos: 0,
-        }),
-    }
-}
-
-fn sex_of(value: i32) -> Option<Sex> {
-    match pb::Sex::try_from(value) {
-        Ok(pb::Sex::Male) => Some(Sex::Male),
-        Ok(pb::Sex::Female) => Some(Sex::Female),
-        Ok(pb::Sex::Unspecified) | Err(_) => None,
+        locked_at: row.locked_at.map(timestamp),
     }
 }
 
@@ -127,7 +114,7 @@ impl ProfileService for Profiles {
             .to_owned();
         let req = request.into_inner();
         let given = DetailsInput {
-            sex: sex_of(req.sex),
+            sex: Sex::from_wire(req.sex),
             birth_date: &req.birth_date,
             region_code: &req.region_code,
             mobile_phone: &req.mobile_phone,

@@ -125,7 +125,7 @@ impl People {
             person::check_against_iin(&iin, birth_date, sex).map_err(Error::Invalid)?;
         }
         let details = store::Details {
-            sex: sex.as_str(),
+            sex,
             birth_date,
             region_code: &region,
             mobile_phone: &phone,

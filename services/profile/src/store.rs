@@ -2,6 +2,7 @@
 //! racing the completion can never change a locked field.
 
 use chrono::{DateTime, NaiveDate, Utc};
+use examreg_domain::Sex;
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -11,7 +12,7 @@ pub struct ProfileRow {
     pub surname: Option<String>,
     pub given_name: Option<String>,
     pub patronymic: Option<String>,
-    pub sex: Option<String>,
+    pub sex: Option<Sex>,
     pub birth_date: Option<NaiveDate>,
     pub region_code: Option<String>,
     pub mobile_phone: Option<String>,
@@ -65,7 +66,7 @@ async fn refusal(pool: &PgPool, account: Uuid) -> Result<Refused, sqlx::Error> {
 pub async fn get(pool: &PgPool, account: Uuid) -> Result<Option<ProfileRow>, sqlx::Error> {
     sqlx::query_as!(
         ProfileRow,
-        r#"SELECT account_id, surname, given_name, patronymic, sex, birth_date, region_code,
+        r#"SELECT account_id, surname, given_name, patronymic, sex AS "sex: Sex", birth_date, region_code,
                   mobile_phone, contingent_code, institution_id, locked_at
            FROM profiles WHERE account_id = $1 AND erased_at IS NULL"#,
         account
@@ -107,7 +108,7 @@ pub async fn set_name(
 }
 
 pub struct Details<'a> {
-    pub sex: &'a str,
+    pub sex: Sex,
     pub birth_date: NaiveDate,
     pub region_code: &'a str,
     pub mobile_phone: &'a str,
@@ -130,7 +131,7 @@ pub async fn set_details(
            WHERE profiles.erased_at IS NULL AND (profiles.locked_at IS NULL
               OR (profiles.sex = EXCLUDED.sex AND profiles.birth_date = EXCLUDED.birth_date))"#,
         account,
-        d.sex,
+        d.sex as Sex,
         d.birth_date,
         d.region_code,
         d.mobile_phone,

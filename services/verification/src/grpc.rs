@@ -4,21 +4,15 @@
 use crate::{challenges::Challenges, error::Error, store::Code, store::Purpose};
 use examreg_domain::Email;
 use examreg_kit::auth::caller;
-use examreg_proto::verification::v1::{
-    self as pb, verification_service_server::VerificationService,
+use examreg_proto::{
+    convert::timestamp_ms,
+    verification::v1::{self as pb, verification_service_server::VerificationService},
 };
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 pub struct Verification {
     pub challenges: Challenges,
-}
-
-fn timestamp(ms: i64) -> prost_types::Timestamp {
-    prost_types::Timestamp {
-        seconds: ms.div_euclid(1000),
-        nanos: i32::try_from(ms.rem_euclid(1000) * 1_000_000).unwrap_or(0),
-    }
 }
 
 fn email_of(text: &str) -> Result<Email, Error> {
@@ -71,8 +65,8 @@ impl VerificationService for Verification {
             .await?;
         Ok(Response::new(pb::StartChallengeResponse {
             challenge_id: started.challenge.to_string(),
-            expires_at: Some(timestamp(started.timing.expires_at_ms)),
-            resend_available_at: Some(timestamp(started.timing.resend_at_ms)),
+            expires_at: Some(timestamp_ms(started.timing.expires_at_ms)),
+            resend_available_at: Some(timestamp_ms(started.timing.resend_at_ms)),
         }))
     }
 
@@ -89,8 +83,8 @@ impl VerificationService for Verification {
             .resend(challenge, &req.locale, &req.client_ip)
             .await?;
         Ok(Response::new(pb::ResendChallengeResponse {
-            expires_at: Some(timestamp(timing.expires_at_ms)),
-            resend_available_at: Some(timestamp(timing.resend_at_ms)),
+            expires_at: Some(timestamp_ms(timing.expires_at_ms)),
+            resend_available_at: Some(timestamp_ms(timing.resend_at_ms)),
         }))
     }
 
@@ -107,7 +101,7 @@ impl VerificationService for Verification {
         Ok(Response::new(pb::ConfirmChallengeResponse {
             proof: proven.proof,
             email: proven.email,
-            proof_expires_at: Some(timestamp(proven.expires_at * 1000)),
+            proof_expires_at: Some(timestamp_ms(proven.expires_at * 1000)),
         }))
     }
 }

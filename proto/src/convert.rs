@@ -1,0 +1,127 @@
+//! Conversions between the wire and the domain, in one place: timestamps, and each gRPC enum
+//! to and from its domain state. A proto enum's `UNSPECIFIED` (or a number this build does not
+//! know) has no domain value: `from_wire` gives `None` and the caller decides what that means.
+
+use crate::{biometrics::v1 as bio, identity::v1 as id, profile::v1 as prof};
+use chrono::{DateTime, Utc};
+use examreg_domain::{AccountStatus, CaptureKind, DocumentType, Sex};
+use prost_types::Timestamp;
+
+/// A time on the wire.
+pub fn timestamp(at: DateTime<Utc>) -> Timestamp {
+    Timestamp {
+        seconds: at.timestamp(),
+        nanos: i32::try_from(at.timestamp_subsec_nanos()).unwrap_or(0),
+    }
+}
+
+/// A time given in milliseconds since the epoch (what Redis' clock gives), on the wire.
+pub fn timestamp_ms(ms: i64) -> Timestamp {
+    Timestamp {
+        seconds: ms.div_euclid(1000),
+        nanos: i32::try_from(ms.rem_euclid(1000) * 1_000_000).unwrap_or(0),
+    }
+}
+
+/// A time off the wire; `None` when absent or out of range.
+pub fn datetime(at: Option<&Timestamp>) -> Option<DateTime<Utc>> {
+    at.and_then(|t| DateTime::from_timestamp(t.seconds, u32::try_from(t.nanos).ok()?))
+}
+
+/// A domain state read from a proto enum field (an `i32` in prost's messages).
+pub trait FromWire: Sized {
+    fn from_wire(value: i32) -> Option<Self>;
+}
+
+/// Pairs a domain enum with its proto enum, variant by variant, both ways.
+macro_rules! wire_enum {
+    ($domain:ident <=> $proto:path { $($variant:ident),+ $(,)? }) => {
+        impl From<$domain> for $proto {
+            fn from(value: $domain) -> Self {
+                match value {
+                    $($domain::$variant => <$proto>::$variant,)+
+                }
+            }
+        }
+
+        impl TryFrom<$proto> for $domain {
+            type Error = $proto;
+
+            fn try_from(value: $proto) -> Result<Self, $proto> {
+                match value {
+                    $(<$proto>::$variant => Ok($domain::$variant),)+
+                    #[allow(unreachable_patterns)]
+                    other => Err(other),
+                }
+            }
+        }
+
+        impl FromWire for $domain {
+            fn from_wire(value: i32) -> Option<Self> {
+                <$proto>::try_from(value).ok()?.try_into().ok()
+            }
+        }
+    };
+}
+
+wire_enum!(AccountStatus <=> id::AccountStatus { Active, Registered, Blocked });
+wire_enum!(CaptureKind <=> bio::CaptureKind { Face, DocumentFront, DocumentBack });
+wire_enum!(DocumentType <=> bio::DocumentType { IdCard, Passport });
+wire_enum!(Sex <=> prof::Sex { Male, Female });
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_round_trip_to_the_nanosecond() {
+        let at = DateTime::from_timestamp(1_790_000_000, 123_456_789).unwrap();
+        assert_eq!(datetime(Some(&timestamp(at))), Some(at));
+        assert_eq!(datetime(None), None);
+        let broken = Timestamp {
+            seconds: 0,
+            nanos: -1,
+        };
+        assert_eq!(datetime(Some(&broken)), None);
+        let before_epoch = timestamp_ms(-1);
+        assert_eq!(
+            (before_epoch.seconds, before_epoch.nanos),
+            (-1, 999_000_000)
+        );
+        assert_eq!(
+            datetime(Some(&timestamp_ms(1_790_000_000_123))),
+            DateTime::from_timestamp_millis(1_790_000_000_123)
+        );
+    }
+
+    #[test]
+    fn every_state_round_trips_and_unspecified_has_none() {
+        for &kind in CaptureKind::ALL {
+            assert_eq!(
+                CaptureKind::from_wire(bio::CaptureKind::from(kind).into()),
+                Some(kind)
+            );
+        }
+        for &status in AccountStatus::ALL {
+            assert_eq!(
+                AccountStatus::from_wire(id::AccountStatus::from(status).into()),
+                Some(status)
+            );
+        }
+        for &document in DocumentType::ALL {
+            assert_eq!(
+                DocumentType::from_wire(bio::DocumentType::from(document).into()),
+                Some(document)
+            );
+        }
+        for &sex in Sex::ALL {
+            assert_eq!(Sex::from_wire(prof::Sex::from(sex).into()), Some(sex));
+        }
+        assert_eq!(Sex::from_wire(0), None);
+        assert_eq!(CaptureKind::from_wire(99), None);
+        assert_eq!(
+            AccountStatus::try_from(id::AccountStatus::Unspecified),
+            Err(id::AccountStatus::Unspecified)
+        );
+    }
+}
