@@ -20,6 +20,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         prost::Message::encode_to_vec(&fds),
     )?;
     tonic_prost_build::configure()
+        // A photo's chunks share the buffer it arrived in, on both sides of the stream.
+        .bytes(".examreg.biometrics.v1.UploadCaptureRequest.chunk")
         .build_client(true)
         .build_server(true)
         .compile_fds(fds)?;

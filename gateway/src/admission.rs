@@ -9,7 +9,7 @@
 //! Each gateway replica learns from its own answers; no shared state is needed because every
 //! replica sends work to the same pools and sees their refusals.
 
-use crate::{AppState, error::ApiError};
+use crate::error::ApiError;
 use axum::{
     extract::{MatchedPath, Request, State},
     http::{Method, StatusCode},
@@ -17,7 +17,10 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use std::{
-    sync::atomic::{AtomicU64, Ordering},
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
     time::{Duration, Instant},
 };
 
@@ -66,13 +69,17 @@ impl Admission {
 }
 
 /// Refuses a new journey while the door is shut; watches every other answer for `overloaded`.
-pub async fn admit(State(state): State<AppState>, request: Request, next: Next) -> Response {
+pub async fn admit(
+    State(admission): State<Arc<Admission>>,
+    request: Request,
+    next: Next,
+) -> Response {
     let is_door = request.extensions().get::<MatchedPath>().is_some_and(|p| {
         DOORS
             .iter()
             .any(|(m, path)| *m == request.method() && *path == p.as_str())
     });
-    if is_door && let Some(wait) = state.admission.shut_for() {
+    if is_door && let Some(wait) = admission.shut_for() {
         metrics::counter!("gateway_admission_refused_total").increment(1);
         return ApiError::new(StatusCode::TOO_MANY_REQUESTS, "overloaded")
             .retry_after(wait)
@@ -80,7 +87,7 @@ pub async fn admit(State(state): State<AppState>, request: Request, next: Next) 
     }
     let response = next.run(request).await;
     if crate::error::code_of(&response) == Some("overloaded") {
-        state.admission.overloaded();
+        admission.overloaded();
     }
     response
 }

@@ -3,6 +3,8 @@
 //! The next step is derived from what the flow holds, never stored beside it, so the two
 //! cannot disagree.
 
+use crate::error::{ApiError, ApiResult};
+use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use redis::aio::ConnectionManager;
 use serde::{Deserialize, Serialize};
@@ -130,6 +132,48 @@ impl Flows {
 
     fn key(&self, id: Uuid) -> String {
         format!("{}flow:{{{id}}}", self.prefix)
+    }
+
+    /// The live flow of `kind` a URL names: 404 for an id that is malformed or of the other
+    /// kind, 410 `flow_expired` once it is gone, 503 while Redis is.
+    pub async fn open(&self, flow_id: &str, kind: Kind) -> ApiResult<Flow> {
+        let id: Uuid = flow_id
+            .parse()
+            .map_err(|_| ApiError::new(StatusCode::NOT_FOUND, "not_found"))?;
+        examreg_kit::telemetry::journey("flow_id", &examreg_kit::telemetry::fingerprint(&id));
+        match self.load(id).await.map_err(|e| ApiError::unavailable(&e))? {
+            Some(flow) if flow.kind == kind => {
+                if let Some(account) = &flow.account_id {
+                    examreg_kit::telemetry::journey("account_id", account);
+                }
+                Ok(flow)
+            }
+            Some(_) => Err(ApiError::new(StatusCode::NOT_FOUND, "not_found")),
+            None => Err(ApiError::flow_expired()),
+        }
+    }
+
+    /// Stores a new flow, or 503 while Redis is down.
+    pub async fn begin(&self, flow: &Flow) -> ApiResult<()> {
+        self.create(flow)
+            .await
+            .map_err(|e| ApiError::unavailable(&e))?;
+        examreg_kit::telemetry::journey("flow_id", &examreg_kit::telemetry::fingerprint(&flow.id));
+        Ok(())
+    }
+
+    /// Saves a flow as [`Flows::save`] does, answering 409 `flow_changed` when another request
+    /// changed it meanwhile and 410 `flow_expired` when it is gone.
+    pub async fn commit(&self, flow: &mut Flow) -> ApiResult<()> {
+        match self
+            .save(flow)
+            .await
+            .map_err(|e| ApiError::unavailable(&e))?
+        {
+            Saved::Yes => Ok(()),
+            Saved::Conflict => Err(ApiError::new(StatusCode::CONFLICT, "flow_changed")),
+            Saved::Expired => Err(ApiError::flow_expired()),
+        }
     }
 
     /// Loads a live flow; `None` when it expired or never existed.

@@ -13,17 +13,23 @@
 //! gateway answers it 403 `capture_only` on every other route.
 
 use crate::{
-    AppState, User,
     error::{ApiError, ApiJson, ApiResult},
-    retrying,
+    extract::User,
+    json::rfc3339,
+    onboarding,
+    state::AppState,
 };
-use axum::{Json, extract::State, http::StatusCode};
+use axum::{Json, Router, extract::State, http::StatusCode, routing::post};
 use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
-use examreg_kit::auth::with_bearer;
-use examreg_proto::identity::v1 as id;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/me/handoff", post(create))
+        .route("/v1/handoff/redeem", post(redeem))
+}
 
 #[derive(Serialize, Deserialize)]
 struct Parked {
@@ -52,17 +58,9 @@ fn qr_data_url(link: &str) -> ApiResult<String> {
 }
 
 /// `POST /v1/me/handoff`: a single-use, short-lived link for the phone.
-pub async fn create(
-    State(state): State<AppState>,
-    user: User,
-) -> ApiResult<(StatusCode, Json<Value>)> {
-    crate::profile::ensure_open(&state, &user.token).await?;
-    let issued = retrying(|| async {
-        let request = with_bearer(id::IssueCaptureTokenRequest {}, &user.token)?;
-        Ok(state.identity.clone().issue_capture_token(request).await?)
-    })
-    .await?
-    .into_inner();
+async fn create(State(state): State<AppState>, user: User) -> ApiResult<(StatusCode, Json<Value>)> {
+    onboarding::ensure_open(&state, &user.token).await?;
+    let issued = state.identity.issue_capture_token(&user.token).await?;
     let link_id = URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>());
     let parked = serde_json::to_string(&Parked {
         capture_token: issued.capture_token,
@@ -91,7 +89,7 @@ pub async fn create(
         Json(json!({
             "url": link,
             "qr": qr_data_url(&link)?,
-            "expires_at": expires_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            "expires_at": rfc3339(expires_at),
         })),
     ))
 }
@@ -102,7 +100,7 @@ pub struct RedeemBody {
 }
 
 /// `POST /v1/handoff/redeem`: the phone trades the link for its capture token, once.
-pub async fn redeem(
+async fn redeem(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<RedeemBody>,
 ) -> ApiResult<Json<Value>> {
@@ -129,7 +127,7 @@ pub async fn redeem(
         return Err(ApiError::new(StatusCode::GONE, "handoff_expired"));
     };
     let parked: Parked = serde_json::from_str(&parked).map_err(|e| ApiError::internal(&e))?;
-    let onboarding = crate::me::onboarding_of(&state, &parked.capture_token).await?;
+    let onboarding = onboarding::of(&state, &parked.capture_token).await?;
     metrics::counter!("gateway_handoffs_total", "event" => "redeemed").increment(1);
     Ok(Json(json!({
         "capture_token": parked.capture_token,

@@ -1,7 +1,7 @@
 //! Operations endpoints: liveness, readiness (checks the dependencies), Prometheus metrics,
 //! the OpenAPI document and a docs page that works offline.
 
-use crate::AppState;
+use crate::{state::AppState, upstream::serving};
 use axum::{
     Json, Router,
     extract::State,
@@ -10,13 +10,12 @@ use axum::{
     routing::get,
 };
 use serde_json::json;
-use std::time::Duration;
 
 pub const OPENAPI: &str = include_str!("../static/openapi.json");
 const DOCS_HTML: &str = include_str!("../static/docs.html");
 const DOCS_JS: &str = include_str!("../static/docs.js");
 
-pub fn routes() -> Router<AppState> {
+pub fn router() -> Router<AppState> {
     Router::new()
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/readyz", get(readyz))
@@ -37,26 +36,6 @@ pub fn routes() -> Router<AppState> {
         )
 }
 
-async fn grpc_ready(channel: tonic::transport::Channel) -> bool {
-    let mut client = tonic_health_client(channel);
-    tokio::time::timeout(
-        Duration::from_secs(2),
-        client.check(HealthRequest {
-            service: String::new(),
-        }),
-    )
-    .await
-    .is_ok_and(|r| r.is_ok_and(|a| a.into_inner().status == 1))
-}
-
-use examreg_kit::grpc::health::{HealthClient as TonicHealthClient, HealthRequest};
-
-fn tonic_health_client(
-    channel: tonic::transport::Channel,
-) -> TonicHealthClient<tonic::transport::Channel> {
-    TonicHealthClient::new(channel)
-}
-
 async fn readyz(State(state): State<AppState>) -> Response {
     let redis = async {
         let pong: Result<String, _> = redis::cmd("PING")
@@ -66,10 +45,10 @@ async fn readyz(State(state): State<AppState>) -> Response {
     };
     let (redis, identity, verification, biometrics, profile) = tokio::join!(
         redis,
-        grpc_ready(state.identity_channel.clone()),
-        grpc_ready(state.verification_channel.clone()),
-        grpc_ready(state.biometrics_channel.clone()),
-        grpc_ready(state.profile_channel.clone())
+        serving(state.identity.channel()),
+        serving(state.verification.channel()),
+        serving(state.biometrics.channel()),
+        serving(state.profile.channel())
     );
     let body = json!({
         "redis": redis, "identity": identity, "verification": verification,

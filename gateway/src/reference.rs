@@ -1,18 +1,41 @@
-//! Reference data the gateway serves itself: the user agreement, the consent to processing
-//! biometric data, and the citizenships.
+//! `/v1/terms` and `/v1/reference`: what the screens need before anyone logs in. The gateway
+//! serves the user agreement, the consent to processing biometric data and the citizenships
+//! itself; the regions, contingents and institutions come from profile's directories.
 
-use crate::Client;
-use axum::Json;
+use crate::{
+    error::{ApiError, ApiResult},
+    extract::Client,
+    i18n::Lang,
+    json::non_empty,
+    state::AppState,
+};
+use axum::{
+    Json, Router,
+    extract::{Query, State},
+    routing::get,
+};
+use examreg_proto::profile::v1 as pb;
+use serde::Deserialize;
 use serde_json::{Value, json};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/terms/current", get(terms))
+        .route("/v1/terms/biometric-consent", get(biometric_consent))
+        .route("/v1/reference/citizenships", get(citizenships))
+        .route("/v1/reference/regions", get(regions))
+        .route("/v1/reference/contingents", get(contingents))
+        .route("/v1/reference/institutions", get(institutions))
+}
 
 /// The version of the user agreement a registration must accept.
 pub const TERMS_VERSION: &str = "2026-01";
 /// The version of the consent to processing biometric data.
 pub const BIOMETRIC_CONSENT_VERSION: &str = "2026-01";
 
-pub async fn terms(client: Client) -> Json<Value> {
+async fn terms(client: Client) -> Json<Value> {
     let (title, text) = match client.lang {
-        crate::i18n::Lang::Ru => (
+        Lang::Ru => (
             "Пользовательское соглашение",
             "Настоящее соглашение регулирует использование информационной системы оценивания (ИСО). \
              Регистрируясь, вы подтверждаете, что указываете достоверные данные о себе, используете \
@@ -21,7 +44,7 @@ pub async fn terms(client: Client) -> Json<Value> {
              данных и их защите» для целей организации тестирования. Данные хранятся на территории \
              Республики Казахстан и удаляются по достижении цели обработки.",
         ),
-        crate::i18n::Lang::Kk => (
+        Lang::Kk => (
             "Пайдаланушы келісімі",
             "Осы келісім бағалаудың ақпараттық жүйесін (БАЖ) пайдалануды реттейді. Тіркелу арқылы сіз \
              өзіңіз туралы дұрыс деректерді көрсететініңізді, жүйені тек тестілеуге тіркелу үшін \
@@ -30,7 +53,7 @@ pub async fn terms(client: Client) -> Json<Value> {
              өңдеуге келісім беретініңізді растайсыз. Деректер Қазақстан Республикасының аумағында \
              сақталады және өңдеу мақсатына қол жеткізілгенде жойылады.",
         ),
-        crate::i18n::Lang::En => (
+        Lang::En => (
             "User agreement",
             "This agreement governs the use of the assessment information system (ISO). By registering \
              you confirm that the data you give about yourself is true, that you use the system only to \
@@ -43,9 +66,9 @@ pub async fn terms(client: Client) -> Json<Value> {
     Json(json!({"version": TERMS_VERSION, "title": title, "text": text}))
 }
 
-pub async fn biometric_consent(client: Client) -> Json<Value> {
+async fn biometric_consent(client: Client) -> Json<Value> {
     let (title, text) = match client.lang {
-        crate::i18n::Lang::Ru => (
+        Lang::Ru => (
             "Согласие на обработку биометрических данных",
             "Я даю согласие на сбор и обработку моих биометрических данных (фотография лица и \
              фотографии документа, удостоверяющего личность) для подтверждения моей личности при \
@@ -53,7 +76,7 @@ pub async fn biometric_consent(client: Client) -> Json<Value> {
              данные удаляются по достижении цели обработки. Если мне нет 18 лет, согласие дано моим \
              законным представителем.",
         ),
-        crate::i18n::Lang::Kk => (
+        Lang::Kk => (
             "Биометриялық деректерді өңдеуге келісім",
             "Мен тіркелу және тестілеу кезінде жеке басымды растау үшін биометриялық деректерімді \
              (бет-әлпет фотосы және жеке басты куәландыратын құжаттың фотолары) жинауға және өңдеуге \
@@ -61,7 +84,7 @@ pub async fn biometric_consent(client: Client) -> Json<Value> {
              мақсатына қол жеткізілгенде жойылады. Егер маған 18 жас толмаса, келісімді заңды өкілім \
              берді.",
         ),
-        crate::i18n::Lang::En => (
+        Lang::En => (
             "Consent to processing biometric data",
             "I consent to the collection and processing of my biometric data (a photograph of my face \
              and photographs of my identity document) to confirm my identity at registration and at \
@@ -119,7 +142,7 @@ const NAMED: &[(&str, &str, &str, &str)] = &[
     ("GB", "Великобритания", "Ұлыбритания", "United Kingdom"),
 ];
 
-pub async fn citizenships(client: Client) -> Json<Value> {
+async fn citizenships(client: Client) -> Json<Value> {
     let mut items: Vec<Value> = NAMED
         .iter()
         .map(|(code, ru, kk, en)| json!({"code": code, "name": client.lang.pick(ru, kk, en)}))
@@ -144,4 +167,89 @@ mod tests {
         assert!(!is_country("XX") && !is_country("kz") && !is_country("KAZ"));
         assert!(NAMED.iter().all(|(code, ..)| is_country(code)));
     }
+}
+
+/// A directory name in the caller's language.
+pub fn pick(lang: Lang, name: Option<&pb::LocalizedName>) -> String {
+    name.map(|n| lang.pick_owned(&n.ru, &n.kk, &n.en))
+        .unwrap_or_default()
+}
+
+pub fn institution_json(lang: Lang, i: &pb::Institution) -> Value {
+    json!({
+        "id": i.id,
+        "name": pick(lang, i.name.as_ref()),
+        "region_code": i.region_code,
+        "kind": i.kind,
+        "archived": i.archived,
+    })
+}
+
+/// `GET /v1/reference/regions`.
+async fn regions(State(state): State<AppState>, client: Client) -> ApiResult<Json<Value>> {
+    let regions = state.profile.regions().await?;
+    let items: Vec<Value> = regions
+        .iter()
+        .map(|r| json!({"code": r.code, "name": pick(client.lang, r.name.as_ref())}))
+        .collect();
+    Ok(Json(json!({"items": items})))
+}
+
+/// `GET /v1/reference/contingents`.
+async fn contingents(State(state): State<AppState>, client: Client) -> ApiResult<Json<Value>> {
+    let contingents = state.profile.contingents().await?;
+    let items: Vec<Value> = contingents
+        .iter()
+        .map(|c| {
+            json!({
+                "code": c.code,
+                "name": pick(client.lang, c.name.as_ref()),
+                "institution_kind": c.institution_kind,
+            })
+        })
+        .collect();
+    Ok(Json(json!({"items": items})))
+}
+
+#[derive(Deserialize)]
+pub struct InstitutionQuery {
+    #[serde(default)]
+    query: String,
+    #[serde(default)]
+    region_code: String,
+    #[serde(default)]
+    kind: String,
+    #[serde(default)]
+    page_size: Option<u32>,
+    #[serde(default)]
+    page_token: String,
+}
+
+/// `GET /v1/reference/institutions?query=&region_code=&kind=&page_size=&page_token=`.
+async fn institutions(
+    State(state): State<AppState>,
+    client: Client,
+    query: Result<Query<InstitutionQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Json<Value>> {
+    let Query(q) =
+        query.map_err(|_| ApiError::validation("invalid_page_size", "page_size", "invalid"))?;
+    let search = pb::SearchInstitutionsRequest {
+        query: q.query,
+        region_code: q.region_code,
+        kind: q.kind,
+        page_size: q.page_size.unwrap_or(20),
+        page_token: q.page_token,
+        language: client.lang.tag().to_owned(),
+        include_archived: false,
+    };
+    let found = state.profile.search_institutions(search).await?;
+    let items: Vec<Value> = found
+        .institutions
+        .iter()
+        .map(|i| institution_json(client.lang, i))
+        .collect();
+    Ok(Json(json!({
+        "items": items,
+        "next_page_token": non_empty(&found.next_page_token),
+    })))
 }

@@ -343,19 +343,37 @@ async fn ops_endpoints_answer_and_the_openapi_document_covers_every_route() {
     let (_, _, doc) = s
         .call(reqwest::Method::GET, "/openapi.json", None, &[])
         .await;
-    // Every path the router declares, read from its source so a new route cannot be missed.
-    let source = include_str!("../src/routes.rs");
-    let routes: Vec<&str> = source
-        .match_indices("\"/v1/")
-        .map(|(at, _)| {
-            let rest = &source[at + 1..];
-            &rest[..rest.find('"').unwrap()]
-        })
-        .collect();
+    // Every path a resource's router declares, read from the sources of every module so a new
+    // route (or a new module) cannot be missed.
+    let mut routes: Vec<String> = Vec::new();
+    let mut sources = vec![std::path::PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/src"
+    ))];
+    while let Some(dir) = sources.pop() {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                sources.push(path);
+                continue;
+            }
+            let source = std::fs::read_to_string(&path).unwrap();
+            for (at, _) in source.match_indices(".route(") {
+                let rest = source[at + ".route(".len()..].trim_start();
+                let Some(rest) = rest.strip_prefix('"') else {
+                    continue;
+                };
+                let route = &rest[..rest.find('"').unwrap()];
+                if route.starts_with("/v1/") {
+                    routes.push(route.to_owned());
+                }
+            }
+        }
+    }
     assert!(routes.len() > 25, "{routes:?}");
-    for route in routes {
+    for route in &routes {
         assert!(
-            doc["paths"][route].is_object(),
+            doc["paths"][route.as_str()].is_object(),
             "{route} missing from openapi.json"
         );
     }

@@ -95,7 +95,7 @@ impl TestApp {
             })),
         }];
         parts.extend(bytes.chunks(16 * 1024).map(|c| pb::UploadCaptureRequest {
-            part: Some(Part::Chunk(c.to_vec())),
+            part: Some(Part::Chunk(c.to_vec().into())),
         }));
         let request = with_bearer(futures::stream::iter(parts), token).unwrap();
         Ok(self
@@ -485,7 +485,7 @@ async fn a_sealed_set_refuses_retakes_document_switches_and_consent_and_keeps_it
         })),
     }];
     parts.push(pb::UploadCaptureRequest {
-        part: Some(Part::Chunk(tk::photos::id_card(true))),
+        part: Some(Part::Chunk(tk::photos::id_card(true).into())),
     });
     let switch = app
         .client

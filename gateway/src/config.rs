@@ -1,0 +1,85 @@
+//! The gateway's configuration, from `GATEWAY_*` variables and the services' URLs.
+
+use axum::http::HeaderValue;
+use examreg_kit::config::{Env, Secret};
+use std::{net::SocketAddr, time::Duration};
+
+/// Configuration, from `GATEWAY_*` variables.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub addr: SocketAddr,
+    pub redis_url: String,
+    pub key_prefix: String,
+    pub identity_url: String,
+    pub verification_url: String,
+    pub biometrics_url: String,
+    pub profile_url: String,
+    pub client_id: String,
+    pub client_secret: Secret,
+    pub flow_ttl: Duration,
+    pub cors_origins: Vec<String>,
+    pub body_limit: usize,
+    /// Largest photo body (the biometrics service applies its own limit too).
+    pub photo_limit: usize,
+    /// Requests per client IP per minute.
+    pub rate_limit: u32,
+    /// Take the client address from the last `X-Forwarded-For` hop (only behind a trusted
+    /// proxy that sets it).
+    pub trust_forwarded_for: bool,
+    /// How long new journeys are refused after a service answers `overloaded`.
+    pub admission_pause: Duration,
+    /// Where applicants reach these pages (the hand-off link points there).
+    pub public_url: String,
+    /// How long a hand-off link waits to be opened.
+    pub handoff_ttl: Duration,
+}
+
+impl Config {
+    /// Every default, listening on a free loopback port, without secrets: for tests and tools,
+    /// which set the secrets they need.
+    pub fn defaults() -> Self {
+        let mut config = Self::from_env(&mut Env::from_map(Default::default()));
+        config.addr = "127.0.0.1:0".parse().expect("literal");
+        config
+    }
+
+    pub fn from_env(env: &mut Env) -> Self {
+        let cors = env.string("GATEWAY_CORS_ORIGINS", "");
+        let cors_origins: Vec<String> = cors
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect();
+        for origin in &cors_origins {
+            if HeaderValue::from_str(origin).is_err()
+                || !(origin.starts_with("http://") || origin.starts_with("https://"))
+            {
+                env.invalid(
+                    "GATEWAY_CORS_ORIGINS",
+                    format!("{origin:?} is not an origin like https://example.kz"),
+                );
+            }
+        }
+        Self {
+            addr: env.parse("GATEWAY_ADDR", "127.0.0.1:8080".parse().expect("literal")),
+            redis_url: env.string("GATEWAY_REDIS_URL", "redis://127.0.0.1:6379"),
+            key_prefix: env.string("GATEWAY_KEY_PREFIX", "examreg:gateway:"),
+            identity_url: env.string("IDENTITY_URL", "http://127.0.0.1:50051"),
+            verification_url: env.string("VERIFICATION_URL", "http://127.0.0.1:50052"),
+            biometrics_url: env.string("BIOMETRICS_URL", "http://127.0.0.1:50053"),
+            profile_url: env.string("PROFILE_URL", "http://127.0.0.1:50054"),
+            client_id: env.string("GATEWAY_CLIENT_ID", "gateway"),
+            client_secret: env.required_secret("GATEWAY_CLIENT_SECRET"),
+            flow_ttl: env.seconds("GATEWAY_FLOW_TTL_SECS", 3600),
+            cors_origins,
+            body_limit: env.parse("GATEWAY_BODY_LIMIT_BYTES", 64 * 1024),
+            photo_limit: env.parse("GATEWAY_PHOTO_LIMIT_BYTES", 10 * 1024 * 1024),
+            rate_limit: env.parse("GATEWAY_RATE_LIMIT_PER_MINUTE", 120),
+            trust_forwarded_for: env.parse("GATEWAY_TRUST_FORWARDED_FOR", false),
+            admission_pause: Duration::from_millis(env.parse("GATEWAY_ADMISSION_PAUSE_MS", 1000)),
+            public_url: env.string("GATEWAY_PUBLIC_URL", "http://localhost:8080"),
+            handoff_ttl: env.seconds("GATEWAY_HANDOFF_TTL_SECS", 300),
+        }
+    }
+}

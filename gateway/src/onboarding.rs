@@ -1,0 +1,181 @@
+//! `/v1/me/onboarding` and `/v1/me/registration/complete`: where a logged-in applicant stands
+//! after the first login — the selfie, the document photos and the consent (SEED.md steps
+//! 8–10), then the personal data and education — and the completion that makes it final.
+//! Every answer that names the next step gets it from here.
+
+use crate::{
+    error::{ApiError, ApiResult},
+    extract::{PhotoTaker, User},
+    json::time,
+    state::AppState,
+};
+use axum::{
+    Json, Router,
+    extract::State,
+    http::StatusCode,
+    routing::{get, post},
+};
+use examreg_domain::{AccountStatus, DocumentType};
+use examreg_proto::{
+    biometrics::v1 as bio, convert::FromWire, identity::v1 as id, profile::v1 as pb,
+};
+use serde_json::{Value, json};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/me/onboarding", get(show))
+        .route("/v1/me/registration/complete", post(complete))
+}
+
+/// The onboarding steps after the first login, in the seed's order.
+const STEPS: [&str; 8] = [
+    "face",
+    "document_front",
+    "document_back",
+    "consent",
+    "name",
+    "details",
+    "education",
+    "complete",
+];
+
+pub struct Onboarding {
+    pub steps: Vec<(&'static str, bool)>,
+    pub next_step: &'static str,
+    /// The identity document being photographed: front and back of an ID card, or a
+    /// passport's data page.
+    pub document_type: DocumentType,
+}
+
+fn registered(account: &id::Account) -> bool {
+    AccountStatus::from_wire(account.status) == Some(AccountStatus::Registered)
+}
+
+/// Where the applicant stands, from what the three services answered.
+pub fn from(
+    captures: &bio::GetCaptureStatusResponse,
+    profile: &pb::Profile,
+    account: &id::Account,
+) -> Onboarding {
+    let registered = registered(account);
+    let document_type =
+        DocumentType::from_wire(captures.document_type).unwrap_or(DocumentType::IdCard);
+    let missing = |step: &str| {
+        captures
+            .missing
+            .iter()
+            .chain(&profile.missing)
+            .any(|m| m == step)
+    };
+    let steps: Vec<(&'static str, bool)> = STEPS
+        .iter()
+        .filter(|step| !(document_type == DocumentType::Passport && **step == "document_back"))
+        .map(|&step| {
+            let done = match step {
+                "complete" => registered,
+                other => registered || !missing(other),
+            };
+            (step, done)
+        })
+        .collect();
+    let next_step = steps
+        .iter()
+        .find(|(_, done)| !done)
+        .map_or("done", |(step, _)| step);
+    Onboarding {
+        steps,
+        next_step,
+        document_type,
+    }
+}
+
+/// Where the applicant (or the phone) whose token this is stands: biometrics, profile and
+/// identity asked at once.
+pub async fn of(state: &AppState, token: &str) -> ApiResult<Onboarding> {
+    let (captures, profile, account) = tokio::try_join!(
+        state.biometrics.status(token),
+        state.profile.profile(token),
+        state.identity.account(token)
+    )?;
+    Ok(from(&captures, &profile, &account))
+}
+
+/// Photos and consent may be redone until the registration is complete, not after.
+pub async fn ensure_open(state: &AppState, token: &str) -> ApiResult<()> {
+    if registered(&state.identity.account(token).await?) {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "registration_completed",
+        ));
+    }
+    Ok(())
+}
+
+/// `GET /v1/me/onboarding`.
+async fn show(
+    State(state): State<AppState>,
+    PhotoTaker(user): PhotoTaker,
+) -> ApiResult<Json<Value>> {
+    let onboarding = of(&state, &user.token).await?;
+    let steps: Vec<Value> = onboarding
+        .steps
+        .iter()
+        .map(|(step, done)| json!({"step": step, "done": done}))
+        .collect();
+    Ok(Json(json!({
+        "steps": steps,
+        "next_step": onboarding.next_step,
+        "document_type": onboarding.document_type,
+    })))
+}
+
+fn incomplete(missing: Vec<String>) -> ApiError {
+    let mut error = ApiError::new(StatusCode::CONFLICT, "registration_incomplete");
+    error.extra = Some(json!({"missing": missing}));
+    error
+}
+
+/// `POST /v1/me/registration/complete`: every service confirms its part, the profile locks,
+/// biometrics seals the photos and consent, then identity marks the account registered.
+/// Calling it again answers the same.
+async fn complete(State(state): State<AppState>, user: User) -> ApiResult<Json<Value>> {
+    let token = &user.token;
+    let (account, captures, profile) = tokio::try_join!(
+        state.identity.account(token),
+        state.biometrics.status(token),
+        state.profile.profile(token),
+    )?;
+    if registered(&account) {
+        return Ok(Json(
+            json!({"status": "registered", "registered_at": time(account.registered_at.as_ref())}),
+        ));
+    }
+    // The account exists only once its email was proven (identity consumes the proof when it
+    // creates the account), so the email needs no separate check here.
+    let missing: Vec<String> = captures
+        .missing
+        .iter()
+        .chain(&profile.missing)
+        .cloned()
+        .collect();
+    if !missing.is_empty() {
+        return Err(incomplete(missing));
+    }
+    // Locked first: from here on the name, birth date and sex are what was confirmed. If
+    // identity fails next, the applicant retries; the lock is idempotent.
+    let lock = state.profile.lock(token).await?;
+    if !lock.locked {
+        return Err(incomplete(lock.missing));
+    }
+    // Then the photos and the consent, sealed by biometrics under the set's own lock: an
+    // upload still arriving now is refused there, whatever was checked above.
+    let seal = state.biometrics.seal(token).await?;
+    if !seal.sealed {
+        return Err(incomplete(seal.missing));
+    }
+    let done = state.identity.complete_registration(token).await?;
+    metrics::counter!("registrations_completed_total").increment(1);
+    Ok(Json(
+        json!({"status": "registered", "registered_at": time(done.registered_at.as_ref())}),
+    ))
+}

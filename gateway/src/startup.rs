@@ -1,0 +1,123 @@
+//! Putting the gateway together: the router of every resource behind the middleware, and the
+//! [`Application`] that connects to Redis and the services, binds, and serves until stopped.
+
+use crate::{
+    admin, admission, capture,
+    config::Config,
+    error, handoff, middleware as mw, onboarding, ops, profile, recovery, reference, registration,
+    sessions,
+    state::{AppState, Inner},
+    upstream, web,
+};
+use axum::{
+    Router,
+    extract::DefaultBodyLimit,
+    http::StatusCode,
+    middleware::{from_fn, from_fn_with_state},
+};
+use examreg_kit::{auth::Keys, client::ServiceToken};
+use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
+use tokio::net::TcpListener;
+
+/// The `/v1` API, resource by resource.
+fn api() -> Router<AppState> {
+    Router::new()
+        .merge(reference::router())
+        .merge(registration::router())
+        .merge(sessions::router())
+        .merge(recovery::router())
+        .merge(onboarding::router())
+        .merge(capture::router())
+        .merge(profile::router())
+        .merge(handoff::router())
+        .merge(admin::router())
+}
+
+pub fn router(state: AppState) -> Router {
+    let api = api()
+        .layer(from_fn_with_state(state.clone(), mw::rate_limit))
+        .layer(from_fn_with_state(
+            state.admission.clone(),
+            admission::admit,
+        ))
+        .layer(DefaultBodyLimit::max(state.config.body_limit));
+    Router::new()
+        .merge(api)
+        .merge(ops::router())
+        .merge(web::router())
+        .fallback(|| async { error::ApiError::new(StatusCode::NOT_FOUND, "not_found") })
+        .layer(from_fn(error::localize))
+        .layer(from_fn(mw::no_store))
+        .layer(from_fn(mw::track))
+        .layer(mw::cors(&state.config.cors_origins))
+        .with_state(state)
+}
+
+pub struct Application {
+    listener: TcpListener,
+    addr: SocketAddr,
+    state: AppState,
+}
+
+impl Application {
+    /// Connects to Redis and the services and binds the listener. `keys` must hold identity's
+    /// JWK Set (see `examreg_kit::client::fetch_jwks`).
+    pub async fn build(config: Config, keys: Keys) -> anyhow::Result<Self> {
+        let client = redis::Client::open(config.redis_url.as_str())?;
+        let redis = redis::aio::ConnectionManager::new_with_config(
+            client,
+            redis::aio::ConnectionManagerConfig::new()
+                .set_connection_timeout(Some(Duration::from_secs(3)))
+                .set_response_timeout(Some(Duration::from_secs(3))),
+        )
+        .await?;
+        let identity = examreg_kit::grpc::channel(&config.identity_url)?;
+        let calls = upstream::Calls::new(ServiceToken::new(
+            identity.clone(),
+            config.client_id.clone(),
+            config.client_secret.clone(),
+        ));
+        let verification = examreg_kit::grpc::channel(&config.verification_url)?;
+        let biometrics = examreg_kit::grpc::channel(&config.biometrics_url)?;
+        let profile = examreg_kit::grpc::channel(&config.profile_url)?;
+        let (listener, addr) = examreg_kit::grpc::bind(config.addr).await?;
+        let state = AppState {
+            inner: Arc::new(Inner {
+                flows: crate::flow::Flows::new(redis.clone(), config.key_prefix.clone()),
+                identity: upstream::Identity::new(identity, calls.clone()),
+                verification: upstream::Verification::new(verification, calls.clone()),
+                biometrics: upstream::Biometrics::new(biometrics, calls.clone()),
+                profile: upstream::Profile::new(profile, calls),
+                redis,
+                keys,
+                metrics: examreg_kit::metrics::recorder(),
+                admission: Arc::new(admission::Admission::new(config.admission_pause)),
+                config,
+            }),
+        };
+        Ok(Self {
+            listener,
+            addr,
+            state,
+        })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let app = router(self.state).into_make_service_with_connect_info::<SocketAddr>();
+        // Replies go out at once (no waiting on the client's delayed ACK).
+        let listener = axum::serve::ListenerExt::tap_io(self.listener, |tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
+        axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,102 @@
+//! Biometrics as the gateway calls it: the photos and the consent.
+
+use super::{As, Calls};
+use crate::error::ApiResult;
+use axum::body::Bytes;
+use examreg_proto::biometrics::v1::{
+    self as bio, biometrics_service_client::BiometricsServiceClient, upload_capture_request::Part,
+};
+use tonic::transport::Channel;
+
+#[derive(Clone)]
+pub struct Biometrics {
+    client: BiometricsServiceClient<Channel>,
+    channel: Channel,
+    calls: Calls,
+}
+
+/// A photo to upload: what it is, and its bytes as they arrived.
+pub struct Upload {
+    pub kind: bio::CaptureKind,
+    pub content_type: String,
+    pub document_type: bio::DocumentType,
+    pub photo: Bytes,
+}
+
+/// How much of the photo goes in one stream message.
+const CHUNK: usize = 64 * 1024;
+
+impl Biometrics {
+    pub(crate) fn new(channel: Channel, calls: Calls) -> Self {
+        Self {
+            client: BiometricsServiceClient::new(channel.clone()),
+            channel,
+            calls,
+        }
+    }
+
+    pub fn channel(&self) -> &Channel {
+        &self.channel
+    }
+
+    /// Where the capture set of the applicant (or phone) whose token this is stands.
+    pub async fn status(&self, token: &str) -> ApiResult<bio::GetCaptureStatusResponse> {
+        let message = bio::GetCaptureStatusRequest::default();
+        call!(self, As::Bearer(token), message => get_capture_status).await
+    }
+
+    /// Streams a photo to biometrics in chunks that share the body's buffer, so a retry
+    /// sends the same bytes again without copying them.
+    pub async fn upload(
+        &self,
+        token: &str,
+        upload: Upload,
+    ) -> ApiResult<bio::UploadCaptureResponse> {
+        let mut parts = Vec::with_capacity(1 + upload.photo.len().div_ceil(CHUNK));
+        parts.push(bio::UploadCaptureRequest {
+            part: Some(Part::Header(bio::UploadHeader {
+                kind: upload.kind.into(),
+                content_type: upload.content_type,
+                document_type: upload.document_type.into(),
+            })),
+        });
+        let mut offset = 0;
+        while offset < upload.photo.len() {
+            let end = (offset + CHUNK).min(upload.photo.len());
+            parts.push(bio::UploadCaptureRequest {
+                part: Some(Part::Chunk(upload.photo.slice(offset..end))),
+            });
+            offset = end;
+        }
+        self.calls
+            .call(
+                &self.client,
+                As::Bearer(token),
+                parts,
+                |mut c, r| async move { c.upload_capture(r.map(futures::stream::iter)).await },
+            )
+            .await
+    }
+
+    pub async fn record_consent(
+        &self,
+        token: &str,
+        consent: bio::RecordConsentRequest,
+    ) -> ApiResult<bio::RecordConsentResponse> {
+        call!(self, As::Bearer(token), consent => record_consent).await
+    }
+
+    /// Seals a complete set (idempotent); what is missing when it is not complete.
+    pub async fn seal(&self, token: &str) -> ApiResult<bio::SealCapturesResponse> {
+        call!(self, As::Bearer(token), bio::SealCapturesRequest {} => seal_captures).await
+    }
+
+    /// Erases a person's photos and consent for an operator; how many photos.
+    pub async fn delete(&self, operator: &str, account_id: &str) -> ApiResult<u32> {
+        let message = bio::DeleteBiometricDataRequest {
+            account_id: account_id.to_owned(),
+        };
+        let answer = call!(self, As::Bearer(operator), message => delete_biometric_data).await?;
+        Ok(answer.captures_deleted)
+    }
+}

@@ -1,0 +1,203 @@
+//! The services as the gateway calls them: one typed facade per service
+//! ([`Identity`], [`Verification`], [`Biometrics`], [`Profile`]) whose methods take domain
+//! values and give answers, so a handler reads `state.identity.login(…)`. A facade owns what
+//! every call needs: who the call is made as ([`As`]: the gateway's own service token or a
+//! bearer the caller presented), the retry of UNAVAILABLE while a replica restarts, and the
+//! reading of the refusals a handler acts on into typed outcomes. Nothing here knows HTTP
+//! routes or flows.
+
+pub use biometrics::{Biometrics, Upload};
+pub use identity::{Created, Identity};
+pub use profile::Profile;
+pub use verification::Verification;
+
+use crate::error::{ApiError, ApiResult};
+use examreg_kit::{auth::with_bearer, client::ServiceToken};
+use std::{future::Future, time::Duration};
+use tonic::{Request, Response, Status, transport::Channel};
+
+/// Who a call is made as.
+#[derive(Debug, Clone, Copy)]
+pub enum As<'a> {
+    /// The gateway itself, with its service token (the flows before an account exists, the
+    /// public reference data).
+    Gateway,
+    /// The token the caller presented, forwarded: an applicant's access or capture token, or
+    /// an operator's service token. Each service checks it itself.
+    Bearer(&'a str),
+}
+
+/// `call!(self, who, message => rpc)`: the facade's RPC `rpc` through [`Calls::call`] (and
+/// likewise `call_or_refused!`, `call_once!`), so each facade method names only what differs.
+macro_rules! call {
+    ($facade:ident, $who:expr, $message:expr => $rpc:ident) => {
+        $facade
+            .calls
+            .call(&$facade.client, $who, $message, |mut c, r| async move {
+                c.$rpc(r).await
+            })
+    };
+}
+
+macro_rules! call_or_refused {
+    ($facade:ident, $who:expr, $message:expr => $rpc:ident) => {
+        $facade
+            .calls
+            .call_or_refused(&$facade.client, $who, $message, |mut c, r| async move {
+                c.$rpc(r).await
+            })
+    };
+}
+
+macro_rules! call_once {
+    ($facade:ident, $who:expr, $message:expr => $rpc:ident) => {
+        $facade
+            .calls
+            .call_once(&$facade.client, $who, $message, |mut c, r| async move {
+                c.$rpc(r).await
+            })
+    };
+}
+
+mod biometrics;
+mod identity;
+mod profile;
+mod verification;
+
+/// What the facades share: the gateway's service token.
+#[derive(Clone)]
+pub(crate) struct Calls {
+    token: ServiceToken,
+}
+
+impl Calls {
+    pub(crate) fn new(token: ServiceToken) -> Self {
+        Self { token }
+    }
+
+    /// `message` as a request made as `who`. Failing to get the gateway's own token is the
+    /// gateway's problem, never the applicant's: it answers 503, not 401.
+    async fn request<M>(&self, who: As<'_>, message: M) -> ApiResult<Request<M>> {
+        match who {
+            As::Gateway => self.token.request(message).await.map_err(|status| {
+                ApiError::unavailable(&format_args!(
+                    "no service token from identity: {:?} {}",
+                    status.code(),
+                    status.message()
+                ))
+            }),
+            As::Bearer(token) => Ok(with_bearer(message, token)?),
+        }
+    }
+
+    /// Calls `rpc` on a clone of `client` with `message` as `who`, again while the answer is a
+    /// 503 (the service UNAVAILABLE, a call cut off by a restarting replica, no service token
+    /// yet; see [`retrying`]); every failure becomes the public error.
+    async fn call<C, M, R, F, Fut>(
+        &self,
+        client: &C,
+        who: As<'_>,
+        message: M,
+        rpc: F,
+    ) -> ApiResult<R>
+    where
+        C: Clone,
+        M: Clone,
+        F: Fn(C, Request<M>) -> Fut,
+        Fut: Future<Output = Result<Response<R>, Status>>,
+    {
+        retrying(|| async {
+            let request = self.request(who, message.clone()).await?;
+            Ok(rpc(client.clone(), request).await?.into_inner())
+        })
+        .await
+    }
+
+    /// As [`Calls::call`], but the service's answer is handed back as it is, for the facade to
+    /// read its refusals; only UNAVAILABLE is retried, and only it and a missing service token
+    /// are errors.
+    async fn call_or_refused<C, M, R, F, Fut>(
+        &self,
+        client: &C,
+        who: As<'_>,
+        message: M,
+        rpc: F,
+    ) -> ApiResult<Result<R, Status>>
+    where
+        C: Clone,
+        M: Clone,
+        F: Fn(C, Request<M>) -> Fut,
+        Fut: Future<Output = Result<Response<R>, Status>>,
+    {
+        retrying(|| async {
+            let request = self.request(who, message.clone()).await?;
+            match rpc(client.clone(), request).await {
+                Err(status) if status.code() == tonic::Code::Unavailable => Err(status.into()),
+                other => Ok(other.map(Response::into_inner)),
+            }
+        })
+        .await
+    }
+
+    /// One call, not retried: for the calls whose repeat is not harmless (a refresh token
+    /// presented twice revokes its session).
+    async fn call_once<C, M, R, F, Fut>(
+        &self,
+        client: &C,
+        who: As<'_>,
+        message: M,
+        rpc: F,
+    ) -> ApiResult<R>
+    where
+        C: Clone,
+        F: FnOnce(C, Request<M>) -> Fut,
+        Fut: Future<Output = Result<Response<R>, Status>>,
+    {
+        let request = self.request(who, message).await?;
+        Ok(rpc(client.clone(), request).await?.into_inner())
+    }
+}
+
+/// How long the gateway keeps calling a service that is unavailable (a replica restarting or
+/// draining): long enough for a rolling restart, short enough for a person waiting.
+const RETRY_DEADLINE: Duration = Duration::from_secs(10);
+
+/// Runs `attempt` again while it fails with 503 (a service or identity's token endpoint
+/// UNAVAILABLE), with a doubling pause, until `RETRY_DEADLINE`. Every call the gateway retries
+/// is safe to repeat: reads, writes that set values, and calls whose repeat a drained replica
+/// cannot have seen (graceful shutdown finishes what it accepted). Refreshing a session is the
+/// exception and is never retried ([`Calls::call_once`]).
+pub async fn retrying<R, Fut>(mut attempt: impl FnMut() -> Fut) -> ApiResult<R>
+where
+    Fut: Future<Output = ApiResult<R>>,
+{
+    let deadline = std::time::Instant::now() + RETRY_DEADLINE;
+    let mut pause = Duration::from_millis(50);
+    loop {
+        match attempt().await {
+            Err(e)
+                if e.status == axum::http::StatusCode::SERVICE_UNAVAILABLE
+                    && std::time::Instant::now() + pause < deadline =>
+            {
+                metrics::counter!("gateway_retries_total").increment(1);
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(1));
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Whether the service behind `channel` answers its health check as serving, within 2 s.
+pub(crate) async fn serving(channel: &Channel) -> bool {
+    use examreg_kit::grpc::health::{HealthClient, HealthRequest};
+    let mut client = HealthClient::new(channel.clone());
+    tokio::time::timeout(
+        Duration::from_secs(2),
+        client.check(HealthRequest {
+            service: String::new(),
+        }),
+    )
+    .await
+    .is_ok_and(|r| r.is_ok_and(|a| a.into_inner().status == 1))
+}

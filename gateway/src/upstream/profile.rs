@@ -1,0 +1,97 @@
+//! Profile as the gateway calls it: the personal data, the education, the directories.
+
+use super::{As, Calls};
+use crate::error::{ApiError, ApiResult};
+use examreg_proto::profile::v1::{self as pb, profile_service_client::ProfileServiceClient};
+use tonic::transport::Channel;
+
+#[derive(Clone)]
+pub struct Profile {
+    client: ProfileServiceClient<Channel>,
+    channel: Channel,
+    calls: Calls,
+}
+
+fn written(profile: Option<pb::Profile>) -> ApiResult<pb::Profile> {
+    profile.ok_or_else(|| ApiError::internal(&"profile answered without a profile"))
+}
+
+impl Profile {
+    pub(crate) fn new(channel: Channel, calls: Calls) -> Self {
+        Self {
+            client: ProfileServiceClient::new(channel.clone()),
+            channel,
+            calls,
+        }
+    }
+
+    pub fn channel(&self) -> &Channel {
+        &self.channel
+    }
+
+    /// The profile of the applicant whose token this is.
+    pub async fn profile(&self, token: &str) -> ApiResult<pb::Profile> {
+        let message = pb::GetProfileRequest::default();
+        let answer = call!(self, As::Bearer(token), message => get_profile).await?;
+        written(answer.profile)
+    }
+
+    pub async fn update_name(
+        &self,
+        token: &str,
+        name: pb::UpdateNameRequest,
+    ) -> ApiResult<pb::Profile> {
+        let answer = call!(self, As::Bearer(token), name => update_name).await?;
+        written(answer.profile)
+    }
+
+    pub async fn update_details(
+        &self,
+        token: &str,
+        details: pb::UpdateDetailsRequest,
+    ) -> ApiResult<pb::Profile> {
+        let answer = call!(self, As::Bearer(token), details => update_details).await?;
+        written(answer.profile)
+    }
+
+    pub async fn update_education(
+        &self,
+        token: &str,
+        education: pb::UpdateEducationRequest,
+    ) -> ApiResult<pb::Profile> {
+        let answer = call!(self, As::Bearer(token), education => update_education).await?;
+        written(answer.profile)
+    }
+
+    /// Locks name, birth date and sex (idempotent); what is missing when it cannot.
+    pub async fn lock(&self, token: &str) -> ApiResult<pb::LockProfileResponse> {
+        call!(self, As::Bearer(token), pb::LockProfileRequest {} => lock_profile).await
+    }
+
+    pub async fn regions(&self) -> ApiResult<Vec<pb::Region>> {
+        let answer = call!(self, As::Gateway, pb::ListRegionsRequest {} => list_regions).await?;
+        Ok(answer.regions)
+    }
+
+    pub async fn contingents(&self) -> ApiResult<Vec<pb::Contingent>> {
+        let answer =
+            call!(self, As::Gateway, pb::ListContingentsRequest {} => list_contingents).await?;
+        Ok(answer.contingents)
+    }
+
+    pub async fn search_institutions(
+        &self,
+        search: pb::SearchInstitutionsRequest,
+    ) -> ApiResult<pb::SearchInstitutionsResponse> {
+        call!(self, As::Gateway, search => search_institutions).await
+    }
+
+    /// Erases a person's profile for an operator; whether there was one.
+    pub async fn delete(&self, operator: &str, account_id: &str) -> ApiResult<bool> {
+        let message = pb::DeleteProfileRequest {
+            account_id: account_id.to_owned(),
+        };
+        let answer = call!(self, As::Bearer(operator), message => delete_profile).await?;
+        Ok(answer.deleted)
+    }
+}
