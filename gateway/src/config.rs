@@ -38,9 +38,7 @@ impl Config {
     /// Every default, listening on a free loopback port, without secrets: for tests and tools,
     /// which set the secrets they need.
     pub fn defaults() -> Self {
-        let mut config = Self::from_env(&mut Env::from_map(Default::default()));
-        config.addr = "127.0.0.1:0".parse().expect("literal");
-        config
+        examreg_kit::config::defaults(Self::from_env, "GATEWAY_ADDR")
     }
 
     pub fn from_env(env: &mut Env) -> Self {

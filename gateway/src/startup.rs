@@ -15,7 +15,11 @@ use axum::{
     http::StatusCode,
     middleware::{from_fn, from_fn_with_state},
 };
-use examreg_kit::{auth::Keys, client::ServiceToken};
+use examreg_kit::{
+    auth::Keys,
+    client::ServiceToken,
+    service::{Serve, Stop},
+};
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 use tokio::net::TcpListener;
 
@@ -119,5 +123,15 @@ impl Application {
             .with_graceful_shutdown(shutdown)
             .await?;
         Ok(())
+    }
+}
+
+impl Serve for Application {
+    fn local_addr(&self) -> SocketAddr {
+        self.addr()
+    }
+
+    fn serve(self, shutdown: Stop) -> impl Future<Output = anyhow::Result<()>> {
+        self.run_until_stopped(shutdown)
     }
 }

@@ -3,6 +3,8 @@
 
 mod common;
 
+use examreg_kit::service::{Probe, healthcheck};
+
 use common::*;
 use examreg_testkit as tk;
 use futures::stream::{FuturesUnordered, StreamExt};
@@ -340,6 +342,19 @@ async fn ops_endpoints_answer_and_the_openapi_document_covers_every_route() {
     let s = suite().await;
     let (status, _, body) = s.call(reqwest::Method::GET, "/readyz", None, &[]).await;
     assert_eq!(status, StatusCode::OK, "{body}");
+    // The `healthcheck` subcommand's probes, as the containers run them.
+    let address =
+        |url: &str| -> std::net::SocketAddr { url.trim_start_matches("http://").parse().unwrap() };
+    healthcheck(address(&s.base), Probe::Http("/healthz"))
+        .await
+        .unwrap();
+    let refused = healthcheck(address(&s.base), Probe::Http("/v1/nothing-here")).await;
+    assert!(refused.is_err(), "a 404 is not healthy: {refused:?}");
+    for (name, url) in &s.services {
+        healthcheck(address(url), Probe::Grpc)
+            .await
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+    }
     let (_, _, doc) = s
         .call(reqwest::Method::GET, "/openapi.json", None, &[])
         .await;

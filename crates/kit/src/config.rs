@@ -146,6 +146,15 @@ impl Env {
     }
 }
 
+/// Every default of a service's configuration, listening on a free loopback port (the
+/// variable `addr_var` as `127.0.0.1:0`), without secrets: for tests and tools, which set the
+/// secrets they need.
+pub fn defaults<T>(load: impl FnOnce(&mut Env) -> T, addr_var: &str) -> T {
+    let mut values = std::collections::HashMap::new();
+    values.insert(addr_var.to_owned(), "127.0.0.1:0".to_owned());
+    load(&mut Env::from_map(values))
+}
+
 /// Loads configuration or exits with status 2 naming every bad variable, before any port is
 /// bound. The message names variables and reasons only, never values of secrets.
 pub fn load_or_exit<T>(load: impl FnOnce(&mut Env) -> T) -> T {

@@ -141,25 +141,6 @@ pub async fn healthcheck(addr: SocketAddr) -> Result<(), String> {
     }
 }
 
-/// Runs the `healthcheck` subcommand if it was asked for: exits 0 when the server at `addr`
-/// answers SERVING, 1 otherwise. Returns when the binary was started without it.
-pub fn healthcheck_subcommand(addr: SocketAddr) {
-    if std::env::args().nth(1).as_deref() != Some("healthcheck") {
-        return;
-    }
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime starts");
-    match runtime.block_on(healthcheck(addr)) {
-        Ok(()) => std::process::exit(0),
-        Err(e) => {
-            eprintln!("unhealthy: {e}");
-            std::process::exit(1);
-        }
-    }
-}
-
 /// A lazily connecting channel to another service.
 pub fn channel(url: &str) -> Result<tonic::transport::Channel, tonic::transport::Error> {
     Ok(tonic::transport::Endpoint::from_shared(url.to_owned())?

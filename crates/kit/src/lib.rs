@@ -9,6 +9,7 @@ pub mod config;
 pub mod errors;
 pub mod grpc;
 pub mod metrics;
+pub mod service;
 pub mod telemetry;
 pub mod tokens;
 pub mod work;

@@ -15,10 +15,11 @@ pub mod store;
 use examreg_kit::{
     auth::Keys,
     config::{Env, Secret},
+    service::{self, Service},
 };
-use sqlx::postgres::PgPoolOptions;
+use examreg_proto::biometrics::v1::biometrics_service_server::BiometricsServiceServer;
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
-use tokio::net::TcpListener;
+use tonic::service::Routes;
 
 /// Configuration, from `BIOMETRICS_*` variables.
 #[derive(Debug, Clone)]
@@ -38,9 +39,7 @@ pub struct Config {
 impl Config {
     /// Every default, listening on a free loopback port, without secrets.
     pub fn defaults() -> Self {
-        let mut config = Self::from_env(&mut Env::from_map(Default::default()));
-        config.addr = "127.0.0.1:0".parse().expect("literal");
-        config
+        examreg_kit::config::defaults(Self::from_env, "BIOMETRICS_ADDR")
     }
 
     pub fn from_env(env: &mut Env) -> Self {
@@ -108,22 +107,15 @@ impl Config {
     }
 }
 
-pub struct Application {
-    listener: TcpListener,
-    addr: SocketAddr,
-    service: grpc::Biometrics,
-    keys: Keys,
-}
+/// The biometrics service's start-up.
+pub struct Application;
 
 impl Application {
-    pub async fn build(config: Config, keys: Keys) -> anyhow::Result<Self> {
-        let pool = PgPoolOptions::new()
-            .max_connections(20)
-            .acquire_timeout(Duration::from_secs(5))
-            .connect(config.database_url.expose())
-            .await?;
-        sqlx::migrate!("./migrations").run(&pool).await?;
-        let service = grpc::Biometrics {
+    /// Connects to Postgres (applying the migrations), prepares the photo checks and binds the
+    /// listener; the sweeper runs while it serves.
+    pub async fn build(config: Config, keys: Keys) -> anyhow::Result<Service> {
+        let pool = service::postgres(&config.database_url, &sqlx::migrate!("./migrations")).await?;
+        let biometrics = Arc::new(grpc::Biometrics {
             captures: captures::Captures {
                 pool,
                 objects: objects::Objects::new(&config.s3),
@@ -138,44 +130,15 @@ impl Application {
                     Duration::from_secs(1),
                 ),
             },
-        };
-        let (listener, addr) = examreg_kit::grpc::bind(config.addr).await?;
-        Ok(Self {
-            listener,
-            addr,
-            service,
-            keys,
-        })
-    }
-
-    pub fn addr(&self) -> SocketAddr {
-        self.addr
-    }
-
-    pub async fn run_until_stopped(
-        self,
-        shutdown: impl Future<Output = ()> + Send + 'static,
-    ) -> anyhow::Result<()> {
-        let service = Arc::new(self.service);
-        let stop = examreg_kit::grpc::Trigger::default();
-        let sweeper = tokio::spawn(sweeper(service.clone(), stop.signal()));
-        let routes = tonic::service::Routes::new(
-            examreg_proto::biometrics::v1::biometrics_service_server::BiometricsServiceServer::from_arc(service)
+        });
+        let routes = Routes::new(
+            BiometricsServiceServer::from_arc(biometrics.clone())
                 .max_decoding_message_size(4 * 1024 * 1024),
         );
-        let served = examreg_kit::grpc::serve(
-            self.listener,
-            routes,
-            &["examreg.biometrics.v1.BiometricsService"],
-            self.keys,
-            &[],
-            shutdown,
-        )
-        .await;
-        stop.fire();
-        sweeper.await?;
-        served?;
-        Ok(())
+        let names = &["examreg.biometrics.v1.BiometricsService"];
+        Ok(Service::bind(config.addr, routes, names, keys)
+            .await?
+            .task(|stop| sweeper(biometrics, stop)))
     }
 }
 

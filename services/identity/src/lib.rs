@@ -15,11 +15,12 @@ pub mod throttle;
 use examreg_kit::{
     auth::Keys,
     config::{Env, Secret},
+    service::{self, Service},
     tokens::{KeySet, SigningKey},
 };
-use sqlx::postgres::PgPoolOptions;
+use examreg_proto::identity::v1::identity_service_server::IdentityServiceServer;
 use std::{future::Future, net::SocketAddr, time::Duration};
-use tokio::net::TcpListener;
+use tonic::service::Routes;
 
 /// A service client allowed to obtain service tokens.
 #[derive(Debug, Clone, serde::Deserialize)]
@@ -70,9 +71,7 @@ impl Config {
     /// Every default, listening on a free loopback port, without secrets: for tests and tools,
     /// which set the secrets they need.
     pub fn defaults() -> Self {
-        let mut config = Self::from_env(&mut Env::from_map(Default::default()));
-        config.addr = "127.0.0.1:0".parse().expect("literal");
-        config
+        examreg_kit::config::defaults(Self::from_env, "IDENTITY_ADDR")
     }
 
     pub fn from_env(env: &mut Env) -> Self {
@@ -141,29 +140,20 @@ impl Config {
     }
 }
 
-pub struct Application {
-    listener: TcpListener,
-    addr: SocketAddr,
-    service: grpc::Identity,
-    keys: Keys,
-}
-
 /// RPCs that need no token: the token endpoints themselves.
 pub const PUBLIC_PATHS: &[&str] = &[
     "/examreg.identity.v1.IdentityService/IssueServiceToken",
     "/examreg.identity.v1.IdentityService/GetJwks",
 ];
 
+/// The identity service's start-up.
+pub struct Application;
+
 impl Application {
-    /// Connects to Postgres, applies the migrations (under sqlx's advisory lock, so replicas
-    /// starting together apply them once), prepares the hasher and binds the listener.
-    pub async fn build(config: Config) -> anyhow::Result<Self> {
-        let pool = PgPoolOptions::new()
-            .max_connections(20)
-            .acquire_timeout(Duration::from_secs(5))
-            .connect(config.database_url.expose())
-            .await?;
-        sqlx::migrate!("./migrations").run(&pool).await?;
+    /// Connects to Postgres (applying the migrations), prepares the hasher and binds the
+    /// listener; the sweeper runs while it serves. It checks tokens with its own keys.
+    pub async fn build(config: Config) -> anyhow::Result<Service> {
+        let pool = service::postgres(&config.database_url, &sqlx::migrate!("./migrations")).await?;
         let signing_key = config
             .signing_key
             .clone()
@@ -176,8 +166,9 @@ impl Application {
             config.hash_queue,
         )?;
         let keys = Keys::from(&signing_key);
-        let service = grpc::Identity {
-            pool,
+        let window = config.throttle.window;
+        let identity = grpc::Identity {
+            pool: pool.clone(),
             hasher,
             signing_key,
             proof_keys: config.proof_keys,
@@ -187,47 +178,12 @@ impl Application {
             service_token_ttl: config.service_token_ttl,
             throttle: config.throttle,
         };
-        let (listener, addr) = examreg_kit::grpc::bind(config.addr).await?;
-        Ok(Self {
-            listener,
-            addr,
-            service,
-            keys,
-        })
-    }
-
-    pub fn addr(&self) -> SocketAddr {
-        self.addr
-    }
-
-    pub async fn run_until_stopped(
-        self,
-        shutdown: impl Future<Output = ()> + Send + 'static,
-    ) -> anyhow::Result<()> {
-        let stop = examreg_kit::grpc::Trigger::default();
-        let sweeper = tokio::spawn(sweeper(
-            self.service.pool.clone(),
-            self.service.throttle.window,
-            stop.signal(),
-        ));
-        let routes = tonic::service::Routes::new(
-            examreg_proto::identity::v1::identity_service_server::IdentityServiceServer::new(
-                self.service,
-            ),
-        );
-        let served = examreg_kit::grpc::serve(
-            self.listener,
-            routes,
-            &["examreg.identity.v1.IdentityService"],
-            self.keys,
-            PUBLIC_PATHS,
-            shutdown,
-        )
-        .await;
-        stop.fire();
-        sweeper.await?;
-        served?;
-        Ok(())
+        let routes = Routes::new(IdentityServiceServer::new(identity));
+        let names = &["examreg.identity.v1.IdentityService"];
+        Ok(Service::bind(config.addr, routes, names, keys)
+            .await?
+            .public(PUBLIC_PATHS)
+            .task(move |stop| sweeper(pool, window, stop)))
     }
 }
 

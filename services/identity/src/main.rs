@@ -1,12 +1,14 @@
 use examreg_identity::{Application, Config};
-use examreg_kit::{config, grpc, telemetry};
+use examreg_kit::service::{Binary, Probe, main as serve};
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let config = config::load_or_exit(Config::from_env);
-    grpc::healthcheck_subcommand(config.addr);
-    let _telemetry = telemetry::init("identity");
-    let app = Application::build(config).await?;
-    tracing::info!(addr = %app.addr(), "identity listening");
-    app.run_until_stopped(grpc::shutdown_signal()).await
+fn main() -> anyhow::Result<()> {
+    serve(Binary {
+        name: "identity",
+        config: Config::from_env,
+        addr: |config| config.addr,
+        // Identity checks tokens with its own keys.
+        identity_url: |_| None,
+        probe: Probe::Grpc,
+        start: |config, _keys| Application::build(config),
+    })
 }

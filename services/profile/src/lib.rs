@@ -15,10 +15,14 @@ pub mod store;
 use examreg_kit::{
     auth::Keys,
     config::{Env, Secret},
+    service::{self, Service},
 };
-use sqlx::postgres::PgPoolOptions;
-use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
-use tokio::net::TcpListener;
+use examreg_proto::{
+    identity::v1::identity_service_client::IdentityServiceClient,
+    profile::v1::profile_service_server::ProfileServiceServer,
+};
+use std::net::SocketAddr;
+use tonic::service::Routes;
 
 /// Configuration, from `PROFILE_*` variables.
 #[derive(Debug, Clone)]
@@ -32,9 +36,7 @@ pub struct Config {
 impl Config {
     /// Every default, listening on a free loopback port.
     pub fn defaults() -> Self {
-        let mut config = Self::from_env(&mut Env::from_map(Default::default()));
-        config.addr = "127.0.0.1:0".parse().expect("literal");
-        config
+        examreg_kit::config::defaults(Self::from_env, "PROFILE_ADDR")
     }
 
     pub fn from_env(env: &mut Env) -> Self {
@@ -48,62 +50,29 @@ impl Config {
     }
 }
 
-pub struct Application {
-    listener: TcpListener,
-    addr: SocketAddr,
-    service: grpc::Profiles,
-    keys: Keys,
-}
+/// The profile service's start-up.
+pub struct Application;
 
 impl Application {
-    pub async fn build(config: Config, keys: Keys) -> anyhow::Result<Self> {
-        let pool = PgPoolOptions::new()
-            .max_connections(20)
-            .acquire_timeout(Duration::from_secs(5))
-            .connect(config.database_url.expose())
-            .await?;
-        sqlx::migrate!("./migrations").run(&pool).await?;
+    /// Connects to Postgres (applying the migrations) and binds the listener.
+    pub async fn build(config: Config, keys: Keys) -> anyhow::Result<Service> {
+        let pool = service::postgres(&config.database_url, &sqlx::migrate!("./migrations")).await?;
         let identity =
-            examreg_proto::identity::v1::identity_service_client::IdentityServiceClient::new(
-                examreg_kit::grpc::channel(&config.identity_url)?,
-            );
-        let (listener, addr) = examreg_kit::grpc::bind(config.addr).await?;
-        Ok(Self {
-            listener,
-            addr,
-            service: grpc::Profiles {
-                people: people::People {
-                    pool: pool.clone(),
-                    identity,
-                },
-                reference: reference::Reference { pool },
+            IdentityServiceClient::new(examreg_kit::grpc::channel(&config.identity_url)?);
+        let profiles = grpc::Profiles {
+            people: people::People {
+                pool: pool.clone(),
+                identity,
             },
-            keys,
-        })
-    }
-
-    pub fn addr(&self) -> SocketAddr {
-        self.addr
-    }
-
-    pub async fn run_until_stopped(
-        self,
-        shutdown: impl Future<Output = ()> + Send + 'static,
-    ) -> anyhow::Result<()> {
-        let routes = tonic::service::Routes::new(
-            examreg_proto::profile::v1::profile_service_server::ProfileServiceServer::from_arc(
-                Arc::new(self.service),
-            ),
-        );
-        examreg_kit::grpc::serve(
-            self.listener,
+            reference: reference::Reference { pool },
+        };
+        let routes = Routes::new(ProfileServiceServer::new(profiles));
+        Ok(Service::bind(
+            config.addr,
             routes,
             &["examreg.profile.v1.ProfileService"],
-            self.keys,
-            &[],
-            shutdown,
+            keys,
         )
-        .await?;
-        Ok(())
+        .await?)
     }
 }

@@ -10,12 +10,13 @@ pub mod letters;
 pub mod outbox;
 pub mod store;
 
-use examreg_kit::{auth::Keys, config::Env, tokens::SigningKey};
+use examreg_kit::{auth::Keys, config::Env, service::Service, tokens::SigningKey};
+use examreg_proto::verification::v1::verification_service_server::VerificationServiceServer;
 use hmac::{Hmac, Mac};
 use lettre::{AsyncSmtpTransport, Tokio1Executor, message::Mailbox};
 use sha2::Sha256;
-use std::{future::Future, net::SocketAddr, time::Duration};
-use tokio::net::TcpListener;
+use std::{net::SocketAddr, time::Duration};
+use tonic::service::Routes;
 
 /// Configuration, from `VERIFICATION_*` variables.
 #[derive(Debug, Clone)]
@@ -41,9 +42,7 @@ impl Config {
     /// Every default, listening on a free loopback port, without secrets: for tests and tools,
     /// which set the secrets they need.
     pub fn defaults() -> Self {
-        let mut config = Self::from_env(&mut Env::from_map(Default::default()));
-        config.addr = "127.0.0.1:0".parse().expect("literal");
-        config
+        examreg_kit::config::defaults(Self::from_env, "VERIFICATION_ADDR")
     }
 
     pub fn from_env(env: &mut Env) -> Self {
@@ -137,17 +136,13 @@ pub fn outbox_sealer(code_key: &examreg_kit::config::Secret) -> outbox::Sealer {
 }
 
 /// A built, bound service: `port` is known before it runs.
-pub struct Application {
-    listener: TcpListener,
-    addr: SocketAddr,
-    service: grpc::Verification,
-    worker: outbox::Worker,
-    keys: Keys,
-}
+/// The verification service's start-up.
+pub struct Application;
 
 impl Application {
-    /// Connects to Redis, prepares SMTP and binds the listener. `keys` authenticate callers.
-    pub async fn build(config: Config, keys: Keys) -> anyhow::Result<Self> {
+    /// Connects to Redis, prepares SMTP and binds the listener; the mail queue's worker runs
+    /// while it serves. `keys` authenticate callers.
+    pub async fn build(config: Config, keys: Keys) -> anyhow::Result<Service> {
         let client = redis::Client::open(config.redis_url.as_str())?;
         let manager_config = redis::aio::ConnectionManagerConfig::new()
             .set_connection_timeout(Some(Duration::from_secs(3)))
@@ -193,42 +188,10 @@ impl Application {
             config.mail_from,
             config.outbox,
         );
-        let (listener, addr) = examreg_kit::grpc::bind(config.addr).await?;
-        Ok(Self {
-            listener,
-            addr,
-            service,
-            worker,
-            keys,
-        })
-    }
-
-    pub fn addr(&self) -> SocketAddr {
-        self.addr
-    }
-
-    /// Serves until `shutdown`, then drains calls and stops the outbox worker.
-    pub async fn run_until_stopped(
-        self,
-        shutdown: impl Future<Output = ()> + Send + 'static,
-    ) -> anyhow::Result<()> {
-        let stop = examreg_kit::grpc::Trigger::default();
-        let worker = tokio::spawn(self.worker.run(stop.signal()));
-        let routes = tonic::service::Routes::new(
-            examreg_proto::verification::v1::verification_service_server::VerificationServiceServer::new(self.service),
-        );
-        let served = examreg_kit::grpc::serve(
-            self.listener,
-            routes,
-            &["examreg.verification.v1.VerificationService"],
-            self.keys,
-            &[],
-            shutdown,
-        )
-        .await;
-        stop.fire();
-        worker.await?;
-        served?;
-        Ok(())
+        let routes = Routes::new(VerificationServiceServer::new(service));
+        let names = &["examreg.verification.v1.VerificationService"];
+        Ok(Service::bind(config.addr, routes, names, keys)
+            .await?
+            .task(|stop| worker.run(stop)))
     }
 }

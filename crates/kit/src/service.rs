@@ -1,0 +1,245 @@
+//! Service start-up, written once. A service's `Application` is a [`Service`] (its gRPC
+//! routes bound, with the background tasks that live as long as it serves) or, for the
+//! gateway, an HTTP server; its `main` is [`main`], which reads the configuration, answers the
+//! `healthcheck` subcommand, starts telemetry, fetches identity's keys and keeps them fresh,
+//! builds the application, serves until SIGTERM and stops every task before it returns. A
+//! binary's `main.rs` names its pieces in a [`Binary`] and hands it to [`main`].
+
+use crate::{
+    auth::Keys,
+    config::{Env, load_or_exit},
+    grpc::{Trigger, bind, serve, shutdown_signal},
+};
+use std::{future::Future, net::SocketAddr, pin::Pin, time::Duration};
+use tokio::net::TcpListener;
+use tonic::service::Routes;
+
+type Task = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// A gRPC service bound and ready: its routes behind the auth layer, with health and
+/// reflection for its service names, and its background tasks (sweepers, workers), which start
+/// when it serves and are stopped and awaited when it stops.
+pub struct Service {
+    listener: TcpListener,
+    addr: SocketAddr,
+    routes: Routes,
+    names: &'static [&'static str],
+    public_paths: &'static [&'static str],
+    keys: Keys,
+    stop: Trigger,
+    tasks: Vec<Task>,
+}
+
+impl Service {
+    /// Binds `addr` (port 0 gives a free one) for `routes`, whose gRPC service `names` health
+    /// reports as SERVING, checking callers' tokens with `keys`.
+    pub async fn bind(
+        addr: SocketAddr,
+        routes: Routes,
+        names: &'static [&'static str],
+        keys: Keys,
+    ) -> std::io::Result<Self> {
+        let (listener, addr) = bind(addr).await?;
+        Ok(Self {
+            listener,
+            addr,
+            routes,
+            names,
+            public_paths: &[],
+            keys,
+            stop: Trigger::default(),
+            tasks: Vec::new(),
+        })
+    }
+
+    /// RPC paths that need no token.
+    pub fn public(mut self, paths: &'static [&'static str]) -> Self {
+        self.public_paths = paths;
+        self
+    }
+
+    /// A task that runs while the service serves: `task` gets the signal that it must stop.
+    pub fn task<Fut>(mut self, task: impl FnOnce(Stop) -> Fut) -> Self
+    where
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let running = task(Box::pin(self.stop.signal()));
+        self.tasks.push(Box::pin(running));
+        self
+    }
+
+    /// The address it listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Serves until `shutdown`, drains the calls in flight, then stops the tasks and waits
+    /// for them.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let tasks: Vec<_> = self.tasks.into_iter().map(tokio::spawn).collect();
+        let served = serve(
+            self.listener,
+            self.routes,
+            self.names,
+            self.keys,
+            self.public_paths,
+            shutdown,
+        )
+        .await;
+        self.stop.fire();
+        for task in tasks {
+            task.await?;
+        }
+        served?;
+        Ok(())
+    }
+}
+
+/// The signal a [`Service::task`] gets: resolves when the service stops.
+pub type Stop = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// How the `healthcheck` subcommand asks a running binary whether it is well.
+#[derive(Debug, Clone, Copy)]
+pub enum Probe {
+    /// grpc.health.v1 says SERVING.
+    Grpc,
+    /// `GET` of this path over HTTP answers 200.
+    Http(&'static str),
+}
+
+/// What [`main`] needs to know of a binary.
+pub struct Binary<C, S> {
+    /// The service's name, in telemetry and logs.
+    pub name: &'static str,
+    /// Its configuration, from the environment.
+    pub config: fn(&mut Env) -> C,
+    /// Where it listens.
+    pub addr: fn(&C) -> SocketAddr,
+    /// Identity's URL, to fetch and refresh its keys from; `None` for identity itself.
+    pub identity_url: fn(&C) -> Option<String>,
+    /// How the `healthcheck` subcommand asks it.
+    pub probe: Probe,
+    /// Builds it, bound and ready to serve.
+    pub start: S,
+}
+
+/// A server bound and ready: where it listens, and serving until a signal.
+pub trait Serve {
+    fn local_addr(&self) -> SocketAddr;
+    fn serve(self, shutdown: Stop) -> impl Future<Output = anyhow::Result<()>>;
+}
+
+impl Serve for Service {
+    fn local_addr(&self) -> SocketAddr {
+        self.addr()
+    }
+
+    fn serve(self, shutdown: Stop) -> impl Future<Output = anyhow::Result<()>> {
+        self.run_until_stopped(shutdown)
+    }
+}
+
+/// The `main` of every binary. `examreg-<name> healthcheck` asks the running one (on the
+/// configured address) whether it is well and exits 0 or 1.
+pub fn main<C, S, Fut, R>(binary: Binary<C, S>) -> anyhow::Result<()>
+where
+    S: FnOnce(C, Keys) -> Fut,
+    Fut: Future<Output = anyhow::Result<R>>,
+    R: Serve,
+{
+    let config = load_or_exit(binary.config);
+    if std::env::args().nth(1).as_deref() == Some("healthcheck") {
+        let addr = (binary.addr)(&config);
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        match runtime.block_on(healthcheck(addr, binary.probe)) {
+            Ok(()) => std::process::exit(0),
+            Err(e) => {
+                eprintln!("{addr}: unhealthy: {e}");
+                std::process::exit(1);
+            }
+        }
+    }
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(run(binary, config))
+}
+
+async fn run<C, S, Fut, R>(binary: Binary<C, S>, config: C) -> anyhow::Result<()>
+where
+    S: FnOnce(C, Keys) -> Fut,
+    Fut: Future<Output = anyhow::Result<R>>,
+    R: Serve,
+{
+    let _telemetry = crate::telemetry::init(binary.name);
+    let stop = Trigger::default();
+    let (keys, refresher) = match (binary.identity_url)(&config) {
+        Some(url) => {
+            let (keys, refresher) = crate::client::synced_keys(&url, &stop)
+                .await
+                .map_err(|e| anyhow::anyhow!(e))?;
+            (keys, Some(refresher))
+        }
+        None => (Keys::default(), None),
+    };
+    let running = (binary.start)(config, keys).await?;
+    tracing::info!(addr = %running.local_addr(), "{} listening", binary.name);
+    let served = running.serve(Box::pin(shutdown_signal())).await;
+    stop.fire();
+    if let Some(refresher) = refresher {
+        refresher.await?;
+    }
+    served
+}
+
+/// Asks the binary listening on `addr` whether it is well.
+pub async fn healthcheck(addr: SocketAddr, probe: Probe) -> Result<(), String> {
+    match probe {
+        Probe::Grpc => crate::grpc::healthcheck(addr).await,
+        Probe::Http(path) => http_ok(addr, path).await,
+    }
+}
+
+/// `GET path` over HTTP/1.1 answers 200 within two seconds.
+async fn http_ok(addr: SocketAddr, path: &str) -> Result<(), String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let ask = async {
+        let mut tcp = tokio::net::TcpStream::connect(addr).await?;
+        let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+        tcp.write_all(request.as_bytes()).await?;
+        let mut head = [0_u8; 12];
+        tcp.read_exact(&mut head).await?;
+        Ok::<_, std::io::Error>(head)
+    };
+    let head = tokio::time::timeout(Duration::from_secs(2), ask)
+        .await
+        .map_err(|_| "no answer within 2 s".to_owned())?
+        .map_err(|e| e.to_string())?;
+    let status = String::from_utf8_lossy(&head[9..12]).into_owned();
+    if status == "200" {
+        Ok(())
+    } else {
+        Err(format!("{path} answered {status}"))
+    }
+}
+
+/// A Postgres pool of up to 20 connections, with the service's migrations applied (under
+/// sqlx's advisory lock, so replicas starting together apply them once).
+#[cfg(feature = "postgres")]
+pub async fn postgres(
+    url: &crate::config::Secret,
+    migrations: &sqlx::migrate::Migrator,
+) -> anyhow::Result<sqlx::PgPool> {
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(20)
+        .acquire_timeout(Duration::from_secs(5))
+        .connect(url.expose())
+        .await?;
+    migrations.run(&pool).await?;
+    Ok(pool)
+}
