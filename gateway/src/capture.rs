@@ -82,7 +82,8 @@ async fn upload(
             "unsupported_media_type",
         ));
     }
-    onboarding::ensure_open(&state, &user.token).await?;
+    // Whether the registration is still open is biometrics' to say: it refuses a sealed set
+    // before it reads the photo, and again in the transaction that would keep it.
     let photo = axum::body::to_bytes(body, state.config.photo_limit)
         .await
         .map_err(|_| ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large"))?;
@@ -110,7 +111,7 @@ async fn upload(
         error.extra = Some(json!({"checks": checks}));
         return Err(error);
     }
-    let next = onboarding::of(&state, &user.token).await?.next_step;
+    let next = onboarding::after_capture(&state, &user.token, &answer.missing).await?;
     Ok(Json(
         json!({"capture_id": answer.capture_id, "accepted": true, "checks": checks, "next_step": next}),
     ))
@@ -144,17 +145,16 @@ async fn consent(
             "outdated",
         ));
     }
-    onboarding::ensure_open(&state, &user.token).await?;
     let consent = bio::RecordConsentRequest {
         version: body.consent_version,
         accepted: true,
         client_ip: client.ip,
         user_agent: client.user_agent,
     };
-    state
+    let recorded = state
         .biometrics
         .record_consent(&user.token, consent)
         .await?;
-    let next = onboarding::of(&state, &user.token).await?.next_step;
+    let next = onboarding::after_capture(&state, &user.token, &recorded.missing).await?;
     Ok(Json(json!({"next_step": next})))
 }

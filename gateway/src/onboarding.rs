@@ -57,14 +57,52 @@ pub fn from(
     profile: &pb::Profile,
     account: &id::Account,
 ) -> Onboarding {
-    let registered = registered(account);
     let document_type =
         DocumentType::from_wire(captures.document_type).unwrap_or(DocumentType::IdCard);
+    steps(
+        &captures.missing,
+        &profile.missing,
+        document_type,
+        registered(account),
+    )
+}
+
+/// The next step after a photo or the consent was taken, from what biometrics answered then
+/// (what the set still lacks): the photo steps come first, so profile is asked only once they
+/// are done, and identity never — biometrics took the write, so the set is not sealed and the
+/// registration is not complete.
+pub async fn after_capture(
+    state: &AppState,
+    token: &str,
+    captures_missing: &[String],
+) -> ApiResult<&'static str> {
+    // The document type only hides the back of a passport, which biometrics never lists as
+    // missing for a passport.
+    let (document_type, registered) = (DocumentType::IdCard, false);
+    let next = steps(captures_missing, &[], document_type, registered).next_step;
+    if captures_missing.iter().any(|m| m == next) {
+        return Ok(next);
+    }
+    let profile = state.profile.profile(token).await?;
+    Ok(steps(
+        captures_missing,
+        &profile.missing,
+        document_type,
+        registered,
+    )
+    .next_step)
+}
+
+fn steps(
+    captures_missing: &[String],
+    profile_missing: &[String],
+    document_type: DocumentType,
+    registered: bool,
+) -> Onboarding {
     let missing = |step: &str| {
-        captures
-            .missing
+        captures_missing
             .iter()
-            .chain(&profile.missing)
+            .chain(profile_missing)
             .any(|m| m == step)
     };
     let steps: Vec<(&'static str, bool)> = STEPS

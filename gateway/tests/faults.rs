@@ -122,7 +122,7 @@ async fn a_photo_still_arriving_when_the_registration_completes_is_refused_and_t
     let (first, rest) = retake.split_at(retake.len() / 2);
     upload.write_all(head.as_bytes()).await.unwrap();
     upload.write_all(first).await.unwrap();
-    // The gateway has checked that the registration is open and waits for the body.
+    // The gateway waits for the body; biometrics has not seen the upload yet.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let (status, _, done) = s
         .call(
@@ -146,8 +146,8 @@ async fn a_photo_still_arriving_when_the_registration_completes_is_refused_and_t
         before,
         "the stored selfie is unchanged"
     );
-    // And it was biometrics that refused it, under its seal, not the gateway's check before
-    // the body was read.
+    // And it was biometrics that refused it, under its seal (the gateway asks nobody else
+    // whether the registration is open).
     let refused = counter(
         &s.metrics_of("biometrics").await,
         "grpc_server_handled_total",
@@ -157,6 +157,73 @@ async fn a_photo_still_arriving_when_the_registration_completes_is_refused_and_t
         ],
     );
     assert_eq!(refused, 1.0);
+}
+
+/// What `deploy/backfill-seals` says, after running it against the suite's databases.
+fn backfill_seals(s: &Suite) -> String {
+    let output = std::process::Command::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../deploy/backfill-seals"
+    ))
+    .env("IDENTITY_DATABASE_URL", &s.identity_db)
+    .env("BIOMETRICS_DATABASE_URL", &s.biometrics_db)
+    .output()
+    .unwrap();
+    let said = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+    assert!(
+        output.status.success(),
+        "{said} {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    said
+}
+
+#[tokio::test]
+async fn a_registration_completed_before_the_seal_existed_is_sealed_by_the_backfill() {
+    let s = suite().await;
+    let token = s.ready_to_complete().await;
+    let (status, _, done) = s
+        .call(
+            Method::POST,
+            "/v1/me/registration/complete",
+            None,
+            &[("authorization", &bearer(&token))],
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{done}");
+    // As a registration completed by an earlier version left it: registered, the set open.
+    let biometrics = sqlx::PgPool::connect(&s.biometrics_db).await.unwrap();
+    sqlx::query("UPDATE capture_sets SET sealed_at = NULL")
+        .execute(&biometrics)
+        .await
+        .unwrap();
+    let before = current_selfie(&s).await;
+
+    assert_eq!(backfill_seals(&s), "capture sets sealed: 1");
+    let identity = sqlx::PgPool::connect(&s.identity_db).await.unwrap();
+    let registered_at: chrono::DateTime<chrono::Utc> =
+        sqlx::query_scalar("SELECT registered_at FROM accounts")
+            .fetch_one(&identity)
+            .await
+            .unwrap();
+    let sealed_at: Option<chrono::DateTime<chrono::Utc>> =
+        sqlx::query_scalar("SELECT sealed_at FROM capture_sets")
+            .fetch_one(&biometrics)
+            .await
+            .unwrap();
+    assert_eq!(
+        sealed_at,
+        Some(registered_at),
+        "sealed when it was registered"
+    );
+    // Run again, it changes nothing.
+    assert_eq!(backfill_seals(&s), "capture sets sealed: 0");
+
+    let retake = tk::photos::jpeg(&image::load_from_memory(tk::photos::SELFIE).unwrap().fliph());
+    let (status, body) = s.photo(&token, "face", "image/jpeg", retake).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["error"]["code"], "registration_completed", "{body}");
+    assert_eq!(current_selfie(&s).await, before, "the selfie is unchanged");
 }
 
 #[tokio::test]

@@ -62,7 +62,7 @@ impl Captures {
 
     pub async fn status(&self, account: Uuid) -> Result<SetStatus, Error> {
         let captures = store::captures_of(&self.pool, account).await?;
-        let (document_type, _) = store::capture_set(&self.pool, account).await?;
+        let document_type = store::capture_set(&self.pool, account).await?.document_type;
         let consent = store::consent_of(&self.pool, account).await?;
         let missing = store::missing_of(&captures, document_type, consent.is_some());
         Ok(SetStatus {
@@ -80,21 +80,24 @@ impl Captures {
         Ok(missing)
     }
 
-    /// Whether `kind` is refused before the photo is read: the back of a passport.
-    pub async fn refuse_kind(
+    /// Whether an upload of `kind` is refused before the photo is read (and before any CPU is
+    /// spent checking it): a set that is sealed (the registration is complete) or erased, and
+    /// the back of a passport. The write checks the seal again under the set's lock.
+    pub async fn refuse_early(
         &self,
         account: Uuid,
         kind: CaptureKind,
         document_type: Option<DocumentType>,
     ) -> Result<(), Error> {
-        if kind != CaptureKind::DocumentBack {
-            return Ok(());
+        let set = store::capture_set(&self.pool, account).await?;
+        if let Some(closed) = set.closed {
+            return Err(closed.into());
         }
-        let document_type = match document_type {
-            Some(chosen) => chosen,
-            None => store::capture_set(&self.pool, account).await?.0,
-        };
-        if !document_type.captures().contains(&kind) {
+        if !document_type
+            .unwrap_or(set.document_type)
+            .captures()
+            .contains(&kind)
+        {
             return Err(Error::DocumentBackNotNeeded);
         }
         Ok(())

@@ -91,7 +91,7 @@ impl BiometricsService for Biometrics {
         let kind = CaptureKind::from_wire(header.kind).ok_or(Error::InvalidKind)?;
         let document_type = document_type_of(header.document_type)?;
         self.captures
-            .refuse_kind(account, kind, document_type)
+            .refuse_early(account, kind, document_type)
             .await?;
         let limit = self.captures.max_bytes();
         let mut bytes = Vec::new();

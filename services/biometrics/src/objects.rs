@@ -39,6 +39,11 @@ pub struct Objects {
     prefix: String,
 }
 
+/// A store that did not answer, with the whole chain of what went wrong.
+fn unavailable(e: impl std::error::Error) -> ObjectError {
+    ObjectError::Unavailable(aws_sdk_s3::error::DisplayErrorContext(e).to_string())
+}
+
 impl Objects {
     pub fn new(config: &S3Config) -> Self {
         let credentials = Credentials::new(
@@ -91,9 +96,7 @@ impl Objects {
             .body(ByteStream::from(body))
             .send()
             .await
-            .map_err(|e| {
-                ObjectError::Unavailable(aws_sdk_s3::error::DisplayErrorContext(e).to_string())
-            })?;
+            .map_err(unavailable)?;
         Ok(())
     }
 
@@ -110,7 +113,7 @@ impl Objects {
                 if e.as_service_error().is_some_and(|s| s.is_no_such_key()) {
                     ObjectError::Missing
                 } else {
-                    ObjectError::Unavailable(aws_sdk_s3::error::DisplayErrorContext(e).to_string())
+                    unavailable(e)
                 }
             })?;
         let body = answer
@@ -129,9 +132,7 @@ impl Objects {
             .key(key)
             .send()
             .await
-            .map_err(|e| {
-                ObjectError::Unavailable(aws_sdk_s3::error::DisplayErrorContext(e).to_string())
-            })?;
+            .map_err(unavailable)?;
         Ok(())
     }
 
@@ -148,9 +149,7 @@ impl Objects {
             .into_paginator()
             .send();
         while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| {
-                ObjectError::Unavailable(aws_sdk_s3::error::DisplayErrorContext(e).to_string())
-            })?;
+            let page = page.map_err(unavailable)?;
             for object in page.contents() {
                 if let Some(key) = object.key() {
                     keys.push((

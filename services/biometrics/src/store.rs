@@ -148,21 +148,41 @@ pub async fn unreferenced(pool: &PgPool, keys: &[String]) -> Result<Vec<String>,
     .await
 }
 
-/// The set's document type and whether it was submitted.
+/// Where a capture set stands, as read outside a write (a write checks again under the lock).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SetState {
+    pub document_type: DocumentType,
+    pub submitted: bool,
+    /// Sealed or erased: no write goes through.
+    pub closed: Option<Closed>,
+}
+
+/// The set's document type, whether it was submitted and whether it is closed; a set nobody
+/// wrote yet is an open ID-card set.
 #[tracing::instrument(skip_all)]
-pub async fn capture_set(
-    pool: &PgPool,
-    account: Uuid,
-) -> Result<(DocumentType, bool), sqlx::Error> {
+pub async fn capture_set(pool: &PgPool, account: Uuid) -> Result<SetState, sqlx::Error> {
     let row = sqlx::query!(
-        r#"SELECT document_type AS "document_type: DocumentType", submitted_at FROM capture_sets WHERE account_id = $1"#,
+        r#"SELECT document_type AS "document_type: DocumentType", submitted_at, sealed_at, erased_at
+           FROM capture_sets WHERE account_id = $1"#,
         account
     )
     .fetch_optional(pool)
     .await?;
-    Ok(row.map_or_else(
-        || (DocumentType::IdCard, false),
-        |r| (r.document_type, r.submitted_at.is_some()),
+    Ok(row.map_or(
+        SetState {
+            document_type: DocumentType::IdCard,
+            submitted: false,
+            closed: None,
+        },
+        |r| SetState {
+            document_type: r.document_type,
+            submitted: r.submitted_at.is_some(),
+            closed: match (r.erased_at, r.sealed_at) {
+                (Some(_), _) => Some(Closed::Erased),
+                (None, Some(_)) => Some(Closed::Sealed),
+                (None, None) => None,
+            },
+        },
     ))
 }
 

@@ -75,7 +75,11 @@ async fn switching_to_a_passport_drops_the_back_of_the_id_card_in_the_same_trans
         .unwrap()
         .unwrap();
     assert_eq!(
-        store::capture_set(&pool, account).await.unwrap().0.as_str(),
+        store::capture_set(&pool, account)
+            .await
+            .unwrap()
+            .document_type
+            .as_str(),
         "id_card"
     );
     let front = NewCapture {
@@ -90,7 +94,11 @@ async fn switching_to_a_passport_drops_the_back_of_the_id_card_in_the_same_trans
         ["p/back"]
     );
     assert_eq!(
-        store::capture_set(&pool, account).await.unwrap().0.as_str(),
+        store::capture_set(&pool, account)
+            .await
+            .unwrap()
+            .document_type
+            .as_str(),
         "passport"
     );
     let kinds: Vec<&str> = store::captures_of(&pool, account)
