@@ -21,6 +21,7 @@ pub mod error;
 pub mod flow;
 pub mod i18n;
 pub mod json;
+pub mod openapi;
 pub mod upstream;
 
 pub mod extract;

@@ -1,5 +1,6 @@
 //! Operations endpoints: liveness, readiness (checks the dependencies), Prometheus metrics,
-//! the OpenAPI document and a docs page that works offline.
+//! and the docs page: Swagger UI (vendored in the binary, so it needs nothing from the
+//! internet) over `/openapi.json`, with try-it-out.
 
 use crate::{state::AppState, upstream::serving};
 use axum::{
@@ -11,29 +12,28 @@ use axum::{
 };
 use serde_json::json;
 
-pub const OPENAPI: &str = include_str!("../static/openapi.json");
-const DOCS_HTML: &str = include_str!("../static/docs.html");
-const DOCS_JS: &str = include_str!("../static/docs.js");
-
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
-        .route(
-            "/openapi.json",
-            get(|| async { ([(header::CONTENT_TYPE, "application/json")], OPENAPI) }),
-        )
-        .route("/docs", get(docs))
-        .route(
-            "/docs/app.js",
-            get(|| async {
-                (
-                    [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
-                    DOCS_JS,
-                )
-            }),
-        )
+}
+
+/// The docs page's routes (Swagger UI and `/openapi.json`) behind a content security policy
+/// that lets the page load nothing but its own files and call nothing but this gateway.
+pub fn docs<S: Clone + Send + Sync + 'static>(swagger: Router<S>) -> Router<S> {
+    swagger.layer(axum::middleware::map_response(
+        |mut response: Response| async move {
+            response.headers_mut().insert(
+                header::CONTENT_SECURITY_POLICY,
+                HeaderValue::from_static(
+                    "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
+                 img-src 'self' data:; connect-src 'self'",
+                ),
+            );
+            response
+        },
+    ))
 }
 
 async fn readyz(State(state): State<AppState>) -> Response {
@@ -67,17 +67,4 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         state.metrics.render(),
     )
-}
-
-async fn docs() -> Response {
-    let mut response = (
-        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
-        DOCS_HTML,
-    )
-        .into_response();
-    response.headers_mut().insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static("default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; connect-src 'self'"),
-    );
-    response
 }

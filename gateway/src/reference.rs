@@ -6,26 +6,86 @@ use crate::{
     error::{ApiError, ApiResult},
     extract::Client,
     i18n::Lang,
-    json::non_empty,
+    openapi::{AcceptLanguage, ErrorBody},
     state::AppState,
 };
 use axum::{
-    Json, Router,
+    Json,
     extract::{Query, State},
-    routing::get,
 };
 use examreg_proto::profile::v1 as pb;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/terms/current", get(terms))
-        .route("/v1/terms/biometric-consent", get(biometric_consent))
-        .route("/v1/reference/citizenships", get(citizenships))
-        .route("/v1/reference/regions", get(regions))
-        .route("/v1/reference/contingents", get(contingents))
-        .route("/v1/reference/institutions", get(institutions))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(terms))
+        .routes(routes!(biometric_consent))
+        .routes(routes!(citizenships))
+        .routes(routes!(regions))
+        .routes(routes!(contingents))
+        .routes(routes!(institutions))
+}
+
+/// A text the applicant accepts, in the caller's language.
+#[derive(Serialize, ToSchema)]
+pub struct Document {
+    /// What a registration or consent must name to accept this text.
+    #[schema(example = "2026-01")]
+    version: &'static str,
+    title: &'static str,
+    text: &'static str,
+}
+
+/// A code with its name in the caller's language.
+#[derive(Serialize, ToSchema)]
+pub struct Named {
+    #[schema(example = "KZ")]
+    code: String,
+    #[schema(example = "Казахстан")]
+    name: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct NamedList {
+    items: Vec<Named>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Contingent {
+    #[schema(example = "school_graduate")]
+    code: String,
+    name: String,
+    /// The kind of institution its education is at.
+    #[schema(example = "school")]
+    institution_kind: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ContingentList {
+    items: Vec<Contingent>,
+}
+
+/// An institution of the directory.
+#[derive(Serialize, ToSchema)]
+pub struct Institution {
+    id: String,
+    name: String,
+    #[schema(example = "KZ-75")]
+    region_code: String,
+    #[schema(example = "university")]
+    kind: String,
+    archived: bool,
+}
+
+/// One page of institutions.
+#[derive(Serialize, ToSchema)]
+pub struct InstitutionPage {
+    items: Vec<Institution>,
+    /// For the next page; null on the last.
+    next_page_token: Option<String>,
 }
 
 /// The version of the user agreement a registration must accept.
@@ -33,7 +93,16 @@ pub const TERMS_VERSION: &str = "2026-01";
 /// The version of the consent to processing biometric data.
 pub const BIOMETRIC_CONSENT_VERSION: &str = "2026-01";
 
-async fn terms(client: Client) -> Json<Value> {
+/// The user agreement, localized.
+#[utoipa::path(
+    get,
+    path = "/v1/terms/current",
+    tag = "reference",
+    operation_id = "getTerms",
+    params(AcceptLanguage),
+    responses((status = 200, description = "The agreement", body = Document))
+)]
+async fn terms(client: Client) -> Json<Document> {
     let (title, text) = match client.lang {
         Lang::Ru => (
             "Пользовательское соглашение",
@@ -63,10 +132,23 @@ async fn terms(client: Client) -> Json<Value> {
              of Kazakhstan and deleted once the purpose of processing is met.",
         ),
     };
-    Json(json!({"version": TERMS_VERSION, "title": title, "text": text}))
+    Json(Document {
+        version: TERMS_VERSION,
+        title,
+        text,
+    })
 }
 
-async fn biometric_consent(client: Client) -> Json<Value> {
+/// The consent to processing biometric data, localized.
+#[utoipa::path(
+    get,
+    path = "/v1/terms/biometric-consent",
+    tag = "reference",
+    operation_id = "getBiometricConsent",
+    params(AcceptLanguage),
+    responses((status = 200, description = "The consent text", body = Document))
+)]
+async fn biometric_consent(client: Client) -> Json<Document> {
     let (title, text) = match client.lang {
         Lang::Ru => (
             "Согласие на обработку биометрических данных",
@@ -92,7 +174,11 @@ async fn biometric_consent(client: Client) -> Json<Value> {
              purpose is met. If I am under 18, this consent is given by my legal representative.",
         ),
     };
-    Json(json!({"version": BIOMETRIC_CONSENT_VERSION, "title": title, "text": text}))
+    Json(Document {
+        version: BIOMETRIC_CONSENT_VERSION,
+        title,
+        text,
+    })
 }
 
 /// Every ISO 3166-1 alpha-2 code (officially assigned).
@@ -142,18 +228,34 @@ const NAMED: &[(&str, &str, &str, &str)] = &[
     ("GB", "Великобритания", "Ұлыбритания", "United Kingdom"),
 ];
 
-async fn citizenships(client: Client) -> Json<Value> {
-    let mut items: Vec<Value> = NAMED
+/// Every citizenship (ISO 3166-1 alpha-2): Kazakhstan first, then the countries most
+/// applicants come from, named in the caller's language; any other code under its code.
+#[utoipa::path(
+    get,
+    path = "/v1/reference/citizenships",
+    tag = "reference",
+    operation_id = "listCitizenships",
+    params(AcceptLanguage),
+    responses((status = 200, description = "The list", body = NamedList))
+)]
+async fn citizenships(client: Client) -> Json<NamedList> {
+    let mut items: Vec<Named> = NAMED
         .iter()
-        .map(|(code, ru, kk, en)| json!({"code": code, "name": client.lang.pick(ru, kk, en)}))
+        .map(|(code, ru, kk, en)| Named {
+            code: (*code).to_owned(),
+            name: client.lang.pick(ru, kk, en).to_owned(),
+        })
         .collect();
     items.extend(
         ISO_CODES
             .split_whitespace()
             .filter(|code| !NAMED.iter().any(|(named, ..)| named == code))
-            .map(|code| json!({"code": code, "name": code})),
+            .map(|code| Named {
+                code: code.to_owned(),
+                name: code.to_owned(),
+            }),
     );
-    Json(json!({"items": items}))
+    Json(NamedList { items })
 }
 
 #[cfg(test)]
@@ -175,62 +277,119 @@ pub fn pick(lang: Lang, name: Option<&pb::LocalizedName>) -> String {
         .unwrap_or_default()
 }
 
+impl Institution {
+    pub fn of(lang: Lang, i: &pb::Institution) -> Self {
+        Self {
+            id: i.id.clone(),
+            name: pick(lang, i.name.as_ref()),
+            region_code: i.region_code.clone(),
+            kind: i.kind.clone(),
+            archived: i.archived,
+        }
+    }
+}
+
+/// An institution as the profile shows it.
 pub fn institution_json(lang: Lang, i: &pb::Institution) -> Value {
-    json!({
-        "id": i.id,
-        "name": pick(lang, i.name.as_ref()),
-        "region_code": i.region_code,
-        "kind": i.kind,
-        "archived": i.archived,
-    })
+    serde_json::to_value(Institution::of(lang, i)).unwrap_or_default()
 }
 
-/// `GET /v1/reference/regions`.
-async fn regions(State(state): State<AppState>, client: Client) -> ApiResult<Json<Value>> {
+/// The regions of Kazakhstan (ISO 3166-2:KZ), named in the caller's language.
+#[utoipa::path(
+    get,
+    path = "/v1/reference/regions",
+    tag = "reference",
+    operation_id = "listRegions",
+    params(AcceptLanguage),
+    responses(
+        (status = 200, description = "The list", body = NamedList),
+        (status = 503, description = "A dependency is down; retry later", body = ErrorBody),
+    )
+)]
+async fn regions(State(state): State<AppState>, client: Client) -> ApiResult<Json<NamedList>> {
     let regions = state.profile.regions().await?;
-    let items: Vec<Value> = regions
+    let items = regions
         .iter()
-        .map(|r| json!({"code": r.code, "name": pick(client.lang, r.name.as_ref())}))
-        .collect();
-    Ok(Json(json!({"items": items})))
-}
-
-/// `GET /v1/reference/contingents`.
-async fn contingents(State(state): State<AppState>, client: Client) -> ApiResult<Json<Value>> {
-    let contingents = state.profile.contingents().await?;
-    let items: Vec<Value> = contingents
-        .iter()
-        .map(|c| {
-            json!({
-                "code": c.code,
-                "name": pick(client.lang, c.name.as_ref()),
-                "institution_kind": c.institution_kind,
-            })
+        .map(|r| Named {
+            code: r.code.clone(),
+            name: pick(client.lang, r.name.as_ref()),
         })
         .collect();
-    Ok(Json(json!({"items": items})))
+    Ok(Json(NamedList { items }))
 }
 
-#[derive(Deserialize)]
+/// Who the applicant is as a learner (school graduate, college graduate, …), named in the
+/// caller's language, with the kind of institution each studies at.
+#[utoipa::path(
+    get,
+    path = "/v1/reference/contingents",
+    tag = "reference",
+    operation_id = "listContingents",
+    params(AcceptLanguage),
+    responses(
+        (status = 200, description = "The list", body = ContingentList),
+        (status = 503, description = "A dependency is down; retry later", body = ErrorBody),
+    )
+)]
+async fn contingents(
+    State(state): State<AppState>,
+    client: Client,
+) -> ApiResult<Json<ContingentList>> {
+    let contingents = state.profile.contingents().await?;
+    let items = contingents
+        .iter()
+        .map(|c| Contingent {
+            code: c.code.clone(),
+            name: pick(client.lang, c.name.as_ref()),
+            institution_kind: c.institution_kind.clone(),
+        })
+        .collect();
+    Ok(Json(ContingentList { items }))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct InstitutionQuery {
+    /// Any part of the name in kk, ru or en (case-insensitive), up to 100 characters.
     #[serde(default)]
+    #[param(max_length = 100)]
     query: String,
+    /// A region's code.
     #[serde(default)]
+    #[param(example = "KZ-75")]
     region_code: String,
+    /// `university`, `college` or `school`.
     #[serde(default)]
+    #[param(pattern = "^(university|college|school)?$")]
     kind: String,
+    /// 1–100, 20 when absent.
     #[serde(default)]
+    #[param(minimum = 1, maximum = 100)]
     page_size: Option<u32>,
+    /// `next_page_token` of the previous page.
     #[serde(default)]
     page_token: String,
 }
 
-/// `GET /v1/reference/institutions?query=&region_code=&kind=&page_size=&page_token=`.
+/// Institutions whose name in kk, ru or en contains the query, by region and kind, ordered by
+/// the name in the caller's language, paged.
+#[utoipa::path(
+    get,
+    path = "/v1/reference/institutions",
+    tag = "reference",
+    operation_id = "searchInstitutions",
+    params(AcceptLanguage, InstitutionQuery),
+    responses(
+        (status = 200, description = "One page", body = InstitutionPage),
+        (status = 422, description = "`query_too_long`, `invalid_page_size`, `invalid_page_token`, `invalid_kind`", body = ErrorBody),
+        (status = 503, description = "A dependency is down; retry later", body = ErrorBody),
+    )
+)]
 async fn institutions(
     State(state): State<AppState>,
     client: Client,
     query: Result<Query<InstitutionQuery>, axum::extract::rejection::QueryRejection>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<InstitutionPage>> {
     let Query(q) =
         query.map_err(|_| ApiError::validation("invalid_page_size", "page_size", "invalid"))?;
     let search = pb::SearchInstitutionsRequest {
@@ -243,13 +402,13 @@ async fn institutions(
         include_archived: false,
     };
     let found = state.profile.search_institutions(search).await?;
-    let items: Vec<Value> = found
+    let items = found
         .institutions
         .iter()
-        .map(|i| institution_json(client.lang, i))
+        .map(|i| Institution::of(client.lang, i))
         .collect();
-    Ok(Json(json!({
-        "items": items,
-        "next_page_token": non_empty(&found.next_page_token),
-    })))
+    Ok(Json(InstitutionPage {
+        items,
+        next_page_token: Some(found.next_page_token).filter(|t| !t.is_empty()),
+    }))
 }

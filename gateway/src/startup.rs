@@ -4,8 +4,8 @@
 use crate::{
     admin, admission, capture,
     config::Config,
-    error, handoff, middleware as mw, onboarding, ops, profile, recovery, reference, registration,
-    sessions,
+    error, handoff, middleware as mw, onboarding, openapi, ops, profile, recovery, reference,
+    registration, sessions,
     state::{AppState, Inner},
     upstream, web,
 };
@@ -22,11 +22,17 @@ use examreg_kit::{
 };
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 use tokio::net::TcpListener;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_swagger_ui::{Config as SwaggerConfig, SwaggerUi};
 
-/// The `/v1` API, resource by resource.
-fn api() -> Router<AppState> {
-    Router::new()
+/// The `/v1` API, resource by resource, with the OpenAPI document its routes describe (the
+/// resources whose routes are not described yet are merged after; their paths come from the
+/// hand-written document, see `openapi`).
+fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    let (described, generated) = OpenApiRouter::with_openapi(openapi::frame())
         .merge(reference::router())
+        .split_for_parts();
+    let router = described
         .merge(registration::router())
         .merge(sessions::router())
         .merge(recovery::router())
@@ -34,11 +40,20 @@ fn api() -> Router<AppState> {
         .merge(capture::router())
         .merge(profile::router())
         .merge(handoff::router())
-        .merge(admin::router())
+        .merge(admin::router());
+    (router, generated)
 }
 
 pub fn router(state: AppState) -> Router {
-    let api = api()
+    let (api, generated) = api();
+    let docs = SwaggerUi::new("/docs")
+        .url("/openapi.json", openapi::document(generated))
+        .config(
+            SwaggerConfig::default()
+                .validator_url("none")
+                .try_it_out_enabled(true),
+        );
+    let api = api
         .layer(from_fn_with_state(state.clone(), mw::rate_limit))
         .layer(from_fn_with_state(
             state.admission.clone(),
@@ -48,6 +63,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(api)
         .merge(ops::router())
+        .merge(ops::docs(Router::from(docs)))
         .merge(web::router())
         .fallback(|| async { error::ApiError::new(StatusCode::NOT_FOUND, "not_found") })
         .layer(from_fn(error::localize))

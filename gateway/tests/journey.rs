@@ -361,6 +361,7 @@ async fn ops_endpoints_answer_and_the_openapi_document_covers_every_route() {
     // Every path a resource's router declares, read from the sources of every module so a new
     // route (or a new module) cannot be missed.
     let mut routes: Vec<String> = Vec::new();
+    let mut described: Vec<String> = Vec::new();
     let mut sources = vec![std::path::PathBuf::from(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/src"
@@ -383,6 +384,19 @@ async fn ops_endpoints_answer_and_the_openapi_document_covers_every_route() {
                     routes.push(route.to_owned());
                 }
             }
+            // Routes described for the document (`routes!` registers them from the same
+            // attribute).
+            for (at, _) in source.match_indices("#[utoipa::path(") {
+                let attribute = &source[at..at + source[at..].find(")]").unwrap()];
+                let path = attribute.split("path = \"").nth(1).unwrap();
+                let route = &path[..path.find('"').unwrap()];
+                assert!(
+                    attribute.contains("operation_id = \""),
+                    "{route} has no operation_id"
+                );
+                described.push(route.to_owned());
+                routes.push(route.to_owned());
+            }
         }
     }
     assert!(routes.len() > 25, "{routes:?}");
@@ -390,6 +404,15 @@ async fn ops_endpoints_answer_and_the_openapi_document_covers_every_route() {
         assert!(
             doc["paths"][route.as_str()].is_object(),
             "{route} missing from openapi.json"
+        );
+    }
+    // A described route is in the document as the code describes it, with its operationId.
+    assert!(described.len() >= 6, "{described:?}");
+    for route in &described {
+        let operations = doc["paths"][route.as_str()].as_object().unwrap();
+        assert!(
+            operations.values().all(|o| o["operationId"].is_string()),
+            "{route}: {operations:?}"
         );
     }
     let (_, _, list) = s
@@ -415,12 +438,27 @@ async fn ops_endpoints_answer_and_the_openapi_document_covers_every_route() {
         .unwrap();
     assert!(metrics.contains("gateway_http_requests_total"), "{metrics}");
     let docs = s.http.get(format!("{}/docs", s.base)).send().await.unwrap();
+    assert_eq!(docs.status(), StatusCode::OK);
     assert!(
         docs.headers()["content-security-policy"]
             .to_str()
             .unwrap()
             .contains("script-src 'self'")
     );
+    let page = docs.text().await.unwrap();
+    assert!(page.contains("swagger-ui"), "{page}");
+    // Everything the page loads is the gateway's own: no address elsewhere.
+    assert!(!page.contains("https://"), "{page}");
+    let initializer = s
+        .http
+        .get(format!("{}/docs/swagger-initializer.js", s.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(initializer.contains("/openapi.json"), "{initializer}");
     // CORS answers only the configured origin.
     let preflight = s
         .http

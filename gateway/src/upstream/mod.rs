@@ -93,46 +93,61 @@ impl Calls {
     /// Calls `rpc` on a clone of `client` with `message` as `who`, again while the answer is a
     /// 503 (the service UNAVAILABLE, a call cut off by a restarting replica, no service token
     /// yet; see [`retrying`]); every failure becomes the public error.
-    async fn call<C, M, R, F, Fut>(
+    async fn call<C: Clone, M: Clone, R, Fut>(
         &self,
         client: &C,
         who: As<'_>,
         message: M,
-        rpc: F,
+        rpc: impl Fn(C, Request<M>) -> Fut,
     ) -> ApiResult<R>
     where
-        C: Clone,
-        M: Clone,
-        F: Fn(C, Request<M>) -> Fut,
         Fut: Future<Output = Result<Response<R>, Status>>,
     {
-        retrying(|| async {
-            let request = self.request(who, message.clone()).await?;
-            Ok(rpc(client.clone(), request).await?.into_inner())
-        })
-        .await
+        // The codes the public API answers 503 for.
+        let unavailable = |status: &Status| {
+            matches!(
+                status.code(),
+                tonic::Code::Unavailable | tonic::Code::DeadlineExceeded | tonic::Code::Cancelled
+            )
+        };
+        self.attempts(client, who, message, rpc, unavailable)
+            .await?
+            .map_err(ApiError::from)
     }
 
     /// As [`Calls::call`], but the service's answer is handed back as it is, for the facade to
     /// read its refusals; only UNAVAILABLE is retried, and only it and a missing service token
     /// are errors.
-    async fn call_or_refused<C, M, R, F, Fut>(
+    async fn call_or_refused<C: Clone, M: Clone, R, Fut>(
         &self,
         client: &C,
         who: As<'_>,
         message: M,
-        rpc: F,
+        rpc: impl Fn(C, Request<M>) -> Fut,
     ) -> ApiResult<Result<R, Status>>
     where
-        C: Clone,
-        M: Clone,
-        F: Fn(C, Request<M>) -> Fut,
+        Fut: Future<Output = Result<Response<R>, Status>>,
+    {
+        let unavailable = |status: &Status| status.code() == tonic::Code::Unavailable;
+        self.attempts(client, who, message, rpc, unavailable).await
+    }
+
+    /// The attempts of one call: again while `retried` says so of the answer.
+    async fn attempts<C: Clone, M: Clone, R, Fut>(
+        &self,
+        client: &C,
+        who: As<'_>,
+        message: M,
+        rpc: impl Fn(C, Request<M>) -> Fut,
+        retried: impl Fn(&Status) -> bool,
+    ) -> ApiResult<Result<R, Status>>
+    where
         Fut: Future<Output = Result<Response<R>, Status>>,
     {
         retrying(|| async {
             let request = self.request(who, message.clone()).await?;
             match rpc(client.clone(), request).await {
-                Err(status) if status.code() == tonic::Code::Unavailable => Err(status.into()),
+                Err(status) if retried(&status) => Err(status.into()),
                 other => Ok(other.map(Response::into_inner)),
             }
         })

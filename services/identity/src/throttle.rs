@@ -111,6 +111,16 @@ impl<'a> Attempt<'a> {
 mod tests {
     use super::*;
 
+    /// An attempt reserved in both budgets (the test fails if it is refused).
+    async fn attempt<'a>(
+        pool: &'a PgPool,
+        policy: &'a Throttle,
+        login: &str,
+        ip: &str,
+    ) -> Attempt<'a> {
+        Attempt::reserve(pool, policy, login, ip).await.unwrap()
+    }
+
     async fn pool() -> PgPool {
         let pool = PgPool::connect(&examreg_testkit::fresh_database("throttle").await)
             .await
@@ -140,18 +150,14 @@ mod tests {
     async fn a_spent_login_budget_locks_that_login_and_a_spent_address_budget_the_address() {
         let (pool, policy) = (pool().await, policy());
         for _ in 0..2 {
-            let attempt = Attempt::reserve(&pool, &policy, "791028302728", "10.0.0.1")
-                .await
-                .unwrap();
+            let attempt = attempt(&pool, &policy, "791028302728", "10.0.0.1").await;
             attempt.failed().await.unwrap();
         }
         let locked = Attempt::reserve(&pool, &policy, "791028302728", "10.0.0.1").await;
         let wait = waits(locked.err().unwrap());
         assert!(wait > Duration::from_secs(50) && wait <= Duration::from_secs(60));
         // Another login from the same address has one guess left of the address's three.
-        let other = Attempt::reserve(&pool, &policy, "061211600012", "10.0.0.1")
-            .await
-            .unwrap();
+        let other = attempt(&pool, &policy, "061211600012", "10.0.0.1").await;
         other.failed().await.unwrap();
         waits(
             Attempt::reserve(&pool, &policy, "N1234567", "10.0.0.1")
@@ -160,9 +166,8 @@ mod tests {
                 .unwrap(),
         );
         // From elsewhere, the other login still may try.
-        Attempt::reserve(&pool, &policy, "061211600012", "10.0.0.2")
+        attempt(&pool, &policy, "061211600012", "10.0.0.2")
             .await
-            .unwrap()
             .succeeded()
             .await
             .unwrap();
@@ -172,30 +177,26 @@ mod tests {
     async fn an_abandoned_attempt_costs_nothing_and_a_success_forgets_the_failures() {
         let (pool, policy) = (pool().await, policy());
         for _ in 0..5 {
-            Attempt::reserve(&pool, &policy, "791028302728", "")
+            attempt(&pool, &policy, "791028302728", "")
                 .await
-                .unwrap()
                 .abandon()
                 .await
                 .unwrap();
         }
-        Attempt::reserve(&pool, &policy, "791028302728", "")
+        attempt(&pool, &policy, "791028302728", "")
             .await
-            .unwrap()
             .failed()
             .await
             .unwrap();
-        Attempt::reserve(&pool, &policy, "791028302728", "")
+        attempt(&pool, &policy, "791028302728", "")
             .await
-            .unwrap()
             .succeeded()
             .await
             .unwrap();
         // The failure before the success is forgotten: two more wrong guesses are allowed.
         for _ in 0..2 {
-            Attempt::reserve(&pool, &policy, "791028302728", "")
+            attempt(&pool, &policy, "791028302728", "")
                 .await
-                .unwrap()
                 .failed()
                 .await
                 .unwrap();

@@ -10,6 +10,12 @@ pub struct Names {
     pub en: String,
 }
 
+impl Names {
+    pub fn new(kk: String, ru: String, en: String) -> Self {
+        Self { kk, ru, en }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Region {
     pub code: String,
@@ -77,11 +83,7 @@ pub async fn regions(pool: &PgPool) -> Result<Vec<Region>, sqlx::Error> {
         .into_iter()
         .map(|r| Region {
             code: r.code,
-            names: Names {
-                kk: r.name_kk,
-                ru: r.name_ru,
-                en: r.name_en,
-            },
+            names: Names::new(r.name_kk, r.name_ru, r.name_en),
         })
         .collect())
 }
@@ -97,11 +99,7 @@ pub async fn contingents(pool: &PgPool) -> Result<Vec<Contingent>, sqlx::Error> 
         .into_iter()
         .map(|r| Contingent {
             code: r.code,
-            names: Names {
-                kk: r.name_kk,
-                ru: r.name_ru,
-                en: r.name_en,
-            },
+            names: Names::new(r.name_kk, r.name_ru, r.name_en),
             institution_kind: r.institution_kind,
         })
         .collect())
@@ -161,11 +159,7 @@ impl From<InstitutionRow> for Institution {
             id: r.id,
             region_code: r.region_code,
             kind: r.kind,
-            names: Names {
-                kk: r.name_kk,
-                ru: r.name_ru,
-                en: r.name_en,
-            },
+            names: Names::new(r.name_kk, r.name_ru, r.name_en),
             archived: r.archived,
         }
     }

@@ -62,6 +62,19 @@ async fn refusal(pool: &PgPool, account: Uuid) -> Result<Refused, sqlx::Error> {
     })
 }
 
+/// A guarded write that touched its row went through; one that did not was refused, and why.
+async fn written_or_refused(
+    pool: &PgPool,
+    account: Uuid,
+    written: u64,
+) -> Result<Result<(), Refused>, sqlx::Error> {
+    Ok(if written == 1 {
+        Ok(())
+    } else {
+        Err(refusal(pool, account).await?)
+    })
+}
+
 #[tracing::instrument(skip_all)]
 pub async fn get(pool: &PgPool, account: Uuid) -> Result<Option<ProfileRow>, sqlx::Error> {
     sqlx::query_as!(
@@ -100,11 +113,7 @@ pub async fn set_name(
     .execute(pool)
     .await?
     .rows_affected();
-    Ok(if written == 1 {
-        Ok(())
-    } else {
-        Err(refusal(pool, account).await?)
-    })
+    written_or_refused(pool, account, written).await
 }
 
 pub struct Details<'a> {
@@ -139,11 +148,7 @@ pub async fn set_details(
     .execute(pool)
     .await?
     .rows_affected();
-    Ok(if written == 1 {
-        Ok(())
-    } else {
-        Err(refusal(pool, account).await?)
-    })
+    written_or_refused(pool, account, written).await
 }
 
 /// Sets the education. The institution must be active at this moment: the check and the write
