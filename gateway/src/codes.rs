@@ -5,12 +5,12 @@ use crate::{
     error::{ApiError, ApiResult},
     extract::Client,
     flow::Flow,
-    json::rfc3339,
+    openapi::Resend,
     state::AppState,
 };
 use axum::{Json, http::StatusCode};
 use serde::Deserialize;
-use serde_json::{Value, json};
+use utoipa::ToSchema;
 
 /// A step asked for before the one it needs.
 pub fn out_of_order() -> ApiError {
@@ -18,7 +18,7 @@ pub fn out_of_order() -> ApiError {
 }
 
 /// Sends the flow's code again and keeps when the next may be sent.
-pub async fn resend(state: &AppState, client: &Client, flow: &mut Flow) -> ApiResult<Json<Value>> {
+pub async fn resend(state: &AppState, client: &Client, flow: &mut Flow) -> ApiResult<Json<Resend>> {
     let Some(challenge) = flow.challenge_id.clone() else {
         return Err(out_of_order());
     };
@@ -27,13 +27,15 @@ pub async fn resend(state: &AppState, client: &Client, flow: &mut Flow) -> ApiRe
         .resend(&challenge, client.lang.tag(), &client.ip)
         .await?;
     state.flows.commit(flow).await?;
-    Ok(Json(
-        json!({"resend_available_at": flow.resend_available_at.map(rfc3339)}),
-    ))
+    Ok(Json(Resend {
+        resend_available_at: flow.resend_available_at,
+    }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct CodeBody {
+    /// The 6 digits from the letter.
+    #[schema(pattern = "^[0-9]{6}$", example = "482915")]
     pub code: String,
 }
 
@@ -46,9 +48,13 @@ pub async fn confirm(state: &AppState, flow: &mut Flow, code: &str) -> ApiResult
     state.flows.commit(flow).await
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct PasswordBody {
+    /// At least 8 characters, not a common password, not the IIN or the email.
+    #[schema(format = Password, min_length = 8, max_length = 128)]
     pub password: String,
+    /// The same again.
+    #[schema(format = Password)]
     pub password_confirmation: String,
 }
 

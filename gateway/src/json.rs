@@ -23,3 +23,19 @@ pub fn non_empty(value: &str) -> Value {
         json!(value)
     }
 }
+
+/// `serialize_with` for a time shown as [`rfc3339`].
+pub fn secs<S: serde::Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&rfc3339(*t))
+}
+
+/// `serialize_with` for a time that may be absent, shown as [`rfc3339`] or null.
+pub fn secs_or_null<S: serde::Serializer>(
+    t: &Option<DateTime<Utc>>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    match t {
+        Some(t) => secs(t, s),
+        None => s.serialize_none(),
+    }
+}

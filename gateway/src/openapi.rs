@@ -26,7 +26,7 @@ const HAND_WRITTEN: &str = include_str!("../static/openapi.json");
                        default)."
     ),
     servers((url = "/")),
-    components(schemas(ErrorBody)),
+    components(schemas(ErrorBody, Step)),
     modifiers(&Bearer)
 )]
 struct ApiDoc;
@@ -81,6 +81,76 @@ pub struct ErrorDetail {
     pub fields: Option<BTreeMap<String, String>>,
 }
 
+/// Where the applicant goes next: a step of the registration flow (`identifier` … `login`)
+/// or of the onboarding after the first login (`face` … `complete`), or `done`.
+#[derive(serde::Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[schema(as = NextStep)]
+pub enum Step {
+    Identifier,
+    Email,
+    EmailCode,
+    Password,
+    Login,
+    Face,
+    DocumentFront,
+    DocumentBack,
+    Consent,
+    Name,
+    Details,
+    Education,
+    Complete,
+    Done,
+}
+
+/// A flow's id in a path.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path, names("flow_id"))]
+pub struct FlowId(
+    /// The `flow_id` the flow started with.
+    #[param(format = Uuid)]
+    pub String,
+);
+
+/// The refusals every step of a registration or recovery flow may answer with.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)]
+pub enum FlowRefusals {
+    /// Unknown flow id, or one of the other kind of flow (`not_found`).
+    #[response(status = 404)]
+    NotFound(#[to_schema] ErrorBody),
+    /// Step out of order (`step_out_of_order`), the flow already completed (`flow_completed`),
+    /// or changed by a concurrent request (`flow_changed`).
+    #[response(status = 409)]
+    Conflict(#[to_schema] ErrorBody),
+    /// The flow expired (`flow_expired`): start again.
+    #[response(status = 410)]
+    Gone(#[to_schema] ErrorBody),
+    /// Validation failed; `fields` names the fields.
+    #[response(status = 422)]
+    Invalid(#[to_schema] ErrorBody),
+    /// Too many requests, or a budget spent (codes, resends); see Retry-After.
+    #[response(status = 429)]
+    TooMany(#[to_schema] ErrorBody),
+    /// A dependency is down; retry later.
+    #[response(status = 503)]
+    Unavailable(#[to_schema] ErrorBody),
+}
+
+/// What a flow's step answers: the next step.
+#[derive(serde::Serialize, ToSchema)]
+pub struct Next {
+    #[schema(value_type = Step)]
+    pub next_step: &'static str,
+}
+
+/// When another code may be sent.
+#[derive(serde::Serialize, ToSchema)]
+pub struct Resend {
+    #[serde(serialize_with = "crate::json::secs_or_null")]
+    pub resend_available_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
 /// The language of the answer's texts and messages.
 #[derive(IntoParams)]
 #[into_params(parameter_in = Header, names("Accept-Language"))]
@@ -93,13 +163,9 @@ pub struct AcceptLanguage(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use utoipa_axum::router::OpenApiRouter;
 
     fn generated() -> utoipa::openapi::OpenApi {
-        OpenApiRouter::<crate::state::AppState>::with_openapi(frame())
-            .merge(crate::reference::router())
-            .split_for_parts()
-            .1
+        crate::startup::described().split_for_parts().1
     }
 
     #[test]

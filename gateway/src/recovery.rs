@@ -7,27 +7,27 @@ use crate::{
     error::{ApiError, ApiJson, ApiResult},
     extract::Client,
     flow::{Flow, Kind},
-    json::rfc3339,
+    openapi::{AcceptLanguage, ErrorBody, FlowId, FlowRefusals, Next, Resend, Step},
     state::AppState,
 };
 use axum::{
-    Json, Router,
+    Json,
     extract::{Path, State},
     http::StatusCode,
-    routing::post,
 };
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use examreg_domain::Email;
 use examreg_proto::{identity::v1 as id, verification::v1::Purpose};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/recovery", post(start))
-        .route("/v1/recovery/{flow_id}/resend", post(resend))
-        .route("/v1/recovery/{flow_id}/verify", post(verify))
-        .route("/v1/recovery/{flow_id}/password", post(password))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(start))
+        .routes(routes!(resend))
+        .routes(routes!(verify))
+        .routes(routes!(password))
 }
 
 /// The recovery flow a URL names, while its password is not reset yet.
@@ -39,17 +39,49 @@ async fn open(state: &AppState, flow_id: &str) -> ApiResult<Flow> {
     Ok(flow)
 }
 
-#[derive(Deserialize)]
+/// One of the two: the login (IIN or passport number) or the account's email.
+#[derive(Deserialize, ToSchema)]
 pub struct RecoveryBody {
+    #[schema(example = "791028302728", max_length = 64)]
     login: Option<String>,
+    #[schema(format = Email, max_length = 254)]
     email: Option<String>,
 }
 
+/// A recovery flow just started: a code is on its way if the login or email belongs to an
+/// account, and the answer is the same either way.
+#[derive(Serialize, ToSchema)]
+pub struct RecoveryStarted {
+    #[schema(format = Uuid)]
+    flow_id: String,
+    #[schema(value_type = Step)]
+    next_step: &'static str,
+    #[serde(serialize_with = "crate::json::secs")]
+    expires_at: DateTime<Utc>,
+    #[serde(serialize_with = "crate::json::secs_or_null")]
+    resend_available_at: Option<DateTime<Utc>>,
+}
+
+/// Start a password recovery with the login or the email.
+#[utoipa::path(
+    post,
+    path = "/v1/recovery",
+    tag = "recovery",
+    operation_id = "startRecovery",
+    params(AcceptLanguage),
+    request_body = RecoveryBody,
+    responses(
+        (status = 201, description = "Flow started (for any login or email)", body = RecoveryStarted),
+        (status = 422, description = "`identifier_required`, `invalid_email`", body = ErrorBody),
+        (status = 429, description = "Too many requests, or new recoveries paused under overload (`overloaded`); see Retry-After", body = ErrorBody),
+        (status = 503, description = "A dependency is down; retry later", body = ErrorBody),
+    )
+)]
 async fn start(
     State(state): State<AppState>,
     client: Client,
     ApiJson(body): ApiJson<RecoveryBody>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<(StatusCode, Json<RecoveryStarted>)> {
     let by = match (
         body.login.filter(|s| !s.trim().is_empty()),
         body.email.filter(|s| !s.trim().is_empty()),
@@ -102,17 +134,29 @@ async fn start(
     state.flows.begin(&flow).await?;
     Ok((
         StatusCode::CREATED,
-        Json(
-            json!({"flow_id": flow.id, "next_step": flow.next_step(), "expires_at": rfc3339(flow.expires_at), "resend_available_at": flow.resend_available_at.map(rfc3339)}),
-        ),
+        Json(RecoveryStarted {
+            flow_id: flow.id.to_string(),
+            next_step: flow.next_step(),
+            expires_at: flow.expires_at,
+            resend_available_at: flow.resend_available_at,
+        }),
     ))
 }
 
+/// Send a new code once the cooldown has passed.
+#[utoipa::path(
+    post,
+    path = "/v1/recovery/{flow_id}/resend",
+    tag = "recovery",
+    operation_id = "resendRecoveryCode",
+    params(AcceptLanguage, FlowId),
+    responses((status = 200, description = "Code sent", body = Resend), FlowRefusals)
+)]
 async fn resend(
     State(state): State<AppState>,
     client: Client,
     Path(flow_id): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Resend>> {
     let mut flow = state.flows.open(&flow_id, Kind::Recovery).await?;
     if flow.challenge_id.is_some() {
         return codes::resend(&state, &client, &mut flow).await;
@@ -128,20 +172,32 @@ async fn resend(
     flow.resend_available_at = Some(now + chrono::Duration::seconds(60));
     flow.decoy_attempts = 0;
     state.flows.commit(&mut flow).await?;
-    Ok(Json(
-        json!({"resend_available_at": flow.resend_available_at.map(rfc3339)}),
-    ))
+    Ok(Json(Resend {
+        resend_available_at: flow.resend_available_at,
+    }))
 }
 
+/// Check the code from the letter.
+#[utoipa::path(
+    post,
+    path = "/v1/recovery/{flow_id}/verify",
+    tag = "recovery",
+    operation_id = "verifyRecoveryCode",
+    params(AcceptLanguage, FlowId),
+    request_body = CodeBody,
+    responses((status = 200, description = "Email proven", body = Next), FlowRefusals)
+)]
 async fn verify(
     State(state): State<AppState>,
     Path(flow_id): Path<String>,
     ApiJson(body): ApiJson<CodeBody>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Next>> {
     let mut flow = open(&state, &flow_id).await?;
     if flow.challenge_id.is_some() {
         codes::confirm(&state, &mut flow, &body.code).await?;
-        return Ok(Json(json!({"next_step": flow.next_step()})));
+        return Ok(Json(Next {
+            next_step: flow.next_step(),
+        }));
     }
     // No account behind this flow: behave as a real challenge whose code is never guessed.
     let code = body.code.trim();
@@ -169,6 +225,16 @@ async fn verify(
     Err(ApiError::validation("invalid_code", "code", "invalid_code"))
 }
 
+/// Set the new password; every session of the account ends.
+#[utoipa::path(
+    post,
+    path = "/v1/recovery/{flow_id}/password",
+    tag = "recovery",
+    operation_id = "setRecoveryPassword",
+    params(AcceptLanguage, FlowId),
+    request_body = PasswordBody,
+    responses((status = 204, description = "Password replaced"), FlowRefusals)
+)]
 async fn password(
     State(state): State<AppState>,
     Path(flow_id): Path<String>,

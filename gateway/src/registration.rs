@@ -7,32 +7,32 @@ use crate::{
     error::{ApiError, ApiJson, ApiResult},
     extract::Client,
     flow::{Flow, Kind},
-    json::rfc3339,
+    openapi::{AcceptLanguage, ErrorBody, FlowId, FlowRefusals, Next, Resend, Step},
     reference,
     state::AppState,
     upstream::Created,
 };
 use axum::{
-    Json, Router,
+    Json,
     extract::{Path, State},
     http::StatusCode,
-    routing::{get, post, put},
 };
-use chrono::SubsecRound;
+use chrono::{DateTime, SubsecRound, Utc};
 use examreg_domain::{Email, Iin, KAZAKHSTAN, PassportNumber, mask_email, mask_identifier};
 use examreg_proto::{convert, identity::v1 as id, verification::v1::Purpose};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/registrations", post(start))
-        .route("/v1/registrations/{flow_id}", get(show))
-        .route("/v1/registrations/{flow_id}/identifier", put(identifier))
-        .route("/v1/registrations/{flow_id}/email", put(email))
-        .route("/v1/registrations/{flow_id}/email/resend", post(resend))
-        .route("/v1/registrations/{flow_id}/email/verify", post(verify))
-        .route("/v1/registrations/{flow_id}/password", post(password))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(start))
+        .routes(routes!(show))
+        .routes(routes!(identifier))
+        .routes(routes!(email))
+        .routes(routes!(resend))
+        .routes(routes!(verify))
+        .routes(routes!(password))
 }
 
 /// The registration flow a URL names, while its account is not made yet.
@@ -44,20 +44,52 @@ async fn open(state: &AppState, flow_id: &str) -> ApiResult<Flow> {
     Ok(flow)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct StartBody {
+    /// ISO 3166-1 alpha-2 (`GET /v1/reference/citizenships`).
+    #[schema(pattern = "^[A-Za-z]{2}$", example = "KZ")]
     citizenship: String,
+    /// The version of the user agreement shown (`GET /v1/terms/current`).
     #[serde(default)]
+    #[schema(example = "2026-01")]
     terms_version: String,
+    /// The applicant accepted it.
     #[serde(default)]
     terms_accepted: bool,
 }
 
+/// A flow just started.
+#[derive(Serialize, ToSchema)]
+pub struct Started {
+    #[schema(format = Uuid)]
+    flow_id: String,
+    #[schema(value_type = Step)]
+    next_step: &'static str,
+    /// The flow ends then, whatever is done by then.
+    #[serde(serialize_with = "crate::json::secs")]
+    expires_at: DateTime<Utc>,
+}
+
+/// Start a registration: citizenship and the accepted terms.
+#[utoipa::path(
+    post,
+    path = "/v1/registrations",
+    tag = "registration",
+    operation_id = "startRegistration",
+    params(AcceptLanguage),
+    request_body = StartBody,
+    responses(
+        (status = 201, description = "Flow started", body = Started),
+        (status = 422, description = "`invalid_citizenship`, `terms_not_accepted`, `terms_version_outdated`", body = ErrorBody),
+        (status = 429, description = "Too many requests, or new registrations paused under overload (`overloaded`); see Retry-After", body = ErrorBody),
+        (status = 503, description = "A dependency is down; retry later", body = ErrorBody),
+    )
+)]
 async fn start(
     State(state): State<AppState>,
     client: Client,
     ApiJson(body): ApiJson<StartBody>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<(StatusCode, Json<Started>)> {
     let citizenship = body.citizenship.trim().to_ascii_uppercase();
     if !reference::is_country(&citizenship) {
         return Err(ApiError::validation(
@@ -93,41 +125,106 @@ async fn start(
     tracing::info!("registration started");
     Ok((
         StatusCode::CREATED,
-        Json(
-            json!({"flow_id": flow.id, "next_step": flow.next_step(), "expires_at": rfc3339(flow.expires_at)}),
-        ),
+        Json(Started {
+            flow_id: flow.id.to_string(),
+            next_step: flow.next_step(),
+            expires_at: flow.expires_at,
+        }),
     ))
 }
 
+/// Where a registration stands, personal data masked.
+#[derive(Serialize, ToSchema)]
+pub struct Registration {
+    #[schema(format = Uuid)]
+    flow_id: String,
+    #[schema(value_type = Step)]
+    next_step: &'static str,
+    #[serde(serialize_with = "crate::json::secs")]
+    expires_at: DateTime<Utc>,
+    #[schema(example = "KZ")]
+    citizenship: String,
+    /// `iin` or `passport_number`, once given.
+    #[schema(pattern = "^(iin|passport_number)$")]
+    identifier_kind: Option<&'static str>,
+    /// Masked.
+    #[schema(example = "79******2728")]
+    identifier: Option<String>,
+    /// Masked.
+    #[schema(example = "a***@mail.kz")]
+    email: Option<String>,
+    #[serde(serialize_with = "crate::json::secs_or_null")]
+    resend_available_at: Option<DateTime<Utc>>,
+    /// Once the account is made.
+    #[schema(format = Uuid)]
+    account_id: Option<String>,
+}
+
+/// Resume: where a registration stands.
+#[utoipa::path(
+    get,
+    path = "/v1/registrations/{flow_id}",
+    tag = "registration",
+    operation_id = "getRegistration",
+    params(AcceptLanguage, FlowId),
+    responses((status = 200, description = "The flow", body = Registration), FlowRefusals)
+)]
 async fn show(
     State(state): State<AppState>,
     Path(flow_id): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Registration>> {
     let flow = state.flows.open(&flow_id, Kind::Registration).await?;
-    Ok(Json(json!({
-        "flow_id": flow.id,
-        "next_step": flow.next_step(),
-        "expires_at": rfc3339(flow.expires_at),
-        "citizenship": flow.citizenship,
-        "identifier_kind": if flow.iin.is_some() { Some("iin") } else if flow.passport_number.is_some() { Some("passport_number") } else { None },
-        "identifier": flow.iin.as_deref().or(flow.passport_number.as_deref()).map(mask_identifier),
-        "email": flow.email.as_deref().map(mask_email),
-        "resend_available_at": flow.resend_available_at.map(rfc3339),
-        "account_id": flow.account_id,
-    })))
+    let identifier_kind = if flow.iin.is_some() {
+        Some("iin")
+    } else if flow.passport_number.is_some() {
+        Some("passport_number")
+    } else {
+        None
+    };
+    Ok(Json(Registration {
+        flow_id: flow.id.to_string(),
+        next_step: flow.next_step(),
+        expires_at: flow.expires_at,
+        identifier_kind,
+        identifier: flow
+            .iin
+            .as_deref()
+            .or(flow.passport_number.as_deref())
+            .map(mask_identifier),
+        email: flow.email.as_deref().map(mask_email),
+        resend_available_at: flow.resend_available_at,
+        account_id: flow.account_id.clone(),
+        citizenship: flow.citizenship,
+    }))
 }
 
-#[derive(Deserialize)]
+/// One of the two: the IIN (citizens of Kazakhstan must give it), or a non-resident's
+/// passport number.
+#[derive(Deserialize, ToSchema)]
 pub struct IdentifierBody {
+    /// 12 digits with a valid check digit.
+    #[schema(pattern = "^[0-9]{12}$", example = "791028302728")]
     iin: Option<String>,
+    /// Letters and digits, 5–20 once spaces and dashes are taken out.
+    #[schema(example = "N12345678", max_length = 40)]
     passport_number: Option<String>,
 }
 
+/// The identifier: the IIN, or a non-resident's passport number.
+#[utoipa::path(
+    put,
+    path = "/v1/registrations/{flow_id}/identifier",
+    tag = "registration",
+    operation_id = "setRegistrationIdentifier",
+    params(AcceptLanguage, FlowId),
+    request_body = IdentifierBody,
+    responses((status = 200, description = "Next step", body = Next), FlowRefusals)
+)]
 async fn identifier(
     State(state): State<AppState>,
     Path(flow_id): Path<String>,
     ApiJson(body): ApiJson<IdentifierBody>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Next>> {
     let mut flow = open(&state, &flow_id).await?;
     match (
         body.iin.filter(|s| !s.trim().is_empty()),
@@ -174,20 +271,42 @@ async fn identifier(
         }
     }
     state.flows.commit(&mut flow).await?;
-    Ok(Json(json!({"next_step": flow.next_step()})))
+    Ok(Json(Next {
+        next_step: flow.next_step(),
+    }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct EmailBody {
+    #[schema(format = Email, max_length = 254, example = "aigerim@mail.kz")]
     email: String,
 }
 
+/// A code was sent: the next step, and when another may be sent.
+#[derive(Serialize, ToSchema)]
+pub struct CodeSent {
+    #[schema(value_type = Step)]
+    next_step: &'static str,
+    #[serde(serialize_with = "crate::json::secs_or_null")]
+    resend_available_at: Option<DateTime<Utc>>,
+}
+
+/// The email: a 6-digit code is sent to it.
+#[utoipa::path(
+    put,
+    path = "/v1/registrations/{flow_id}/email",
+    tag = "registration",
+    operation_id = "setRegistrationEmail",
+    params(AcceptLanguage, FlowId),
+    request_body = EmailBody,
+    responses((status = 200, description = "Code sent", body = CodeSent), FlowRefusals)
+)]
 async fn email(
     State(state): State<AppState>,
     client: Client,
     Path(flow_id): Path<String>,
     ApiJson(body): ApiJson<EmailBody>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<CodeSent>> {
     let mut flow = open(&state, &flow_id).await?;
     if flow.iin.is_none() && flow.passport_number.is_none() {
         return Err(out_of_order());
@@ -203,35 +322,79 @@ async fn email(
     flow.resend_available_at = challenge.resend_at;
     flow.email_proof = None;
     state.flows.commit(&mut flow).await?;
-    Ok(Json(
-        json!({"next_step": flow.next_step(), "resend_available_at": challenge.resend_at.map(rfc3339)}),
-    ))
+    Ok(Json(CodeSent {
+        next_step: flow.next_step(),
+        resend_available_at: challenge.resend_at,
+    }))
 }
 
+/// Send a new code once the cooldown has passed.
+#[utoipa::path(
+    post,
+    path = "/v1/registrations/{flow_id}/email/resend",
+    tag = "registration",
+    operation_id = "resendRegistrationCode",
+    params(AcceptLanguage, FlowId),
+    responses((status = 200, description = "Code sent", body = Resend), FlowRefusals)
+)]
 async fn resend(
     State(state): State<AppState>,
     client: Client,
     Path(flow_id): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Resend>> {
     let mut flow = open(&state, &flow_id).await?;
     codes::resend(&state, &client, &mut flow).await
 }
 
+/// Check the code from the letter.
+#[utoipa::path(
+    post,
+    path = "/v1/registrations/{flow_id}/email/verify",
+    tag = "registration",
+    operation_id = "verifyRegistrationEmail",
+    params(AcceptLanguage, FlowId),
+    request_body = CodeBody,
+    responses((status = 200, description = "Email proven", body = Next), FlowRefusals)
+)]
 async fn verify(
     State(state): State<AppState>,
     Path(flow_id): Path<String>,
     ApiJson(body): ApiJson<CodeBody>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Next>> {
     let mut flow = open(&state, &flow_id).await?;
     codes::confirm(&state, &mut flow, &body.code).await?;
-    Ok(Json(json!({"next_step": flow.next_step()})))
+    Ok(Json(Next {
+        next_step: flow.next_step(),
+    }))
 }
 
+/// The account just made.
+#[derive(Serialize, ToSchema)]
+pub struct AccountCreated {
+    #[schema(format = Uuid)]
+    account_id: String,
+    #[schema(value_type = Step)]
+    next_step: &'static str,
+}
+
+/// Set the password: identity makes the account.
+#[utoipa::path(
+    post,
+    path = "/v1/registrations/{flow_id}/password",
+    tag = "registration",
+    operation_id = "setRegistrationPassword",
+    params(AcceptLanguage, FlowId),
+    request_body = PasswordBody,
+    responses(
+        (status = 201, description = "Account created", body = AccountCreated),
+        FlowRefusals
+    )
+)]
 async fn password(
     State(state): State<AppState>,
     Path(flow_id): Path<String>,
     ApiJson(body): ApiJson<PasswordBody>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<(StatusCode, Json<AccountCreated>)> {
     let mut flow = open(&state, &flow_id).await?;
     let (Some(proof), Some(email)) = (flow.email_proof.clone(), flow.email.clone()) else {
         return Err(out_of_order());
@@ -273,6 +436,9 @@ async fn password(
     metrics::counter!("accounts_created_total").increment(1);
     Ok((
         StatusCode::CREATED,
-        Json(json!({"account_id": account_id, "next_step": flow.next_step()})),
+        Json(AccountCreated {
+            account_id,
+            next_step: flow.next_step(),
+        }),
     ))
 }

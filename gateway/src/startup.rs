@@ -25,17 +25,21 @@ use tokio::net::TcpListener;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_swagger_ui::{Config as SwaggerConfig, SwaggerUi};
 
+/// The resources whose routes are described for the OpenAPI document.
+pub fn described() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(openapi::frame())
+        .merge(reference::router())
+        .merge(registration::router())
+        .merge(sessions::router())
+        .merge(recovery::router())
+}
+
 /// The `/v1` API, resource by resource, with the OpenAPI document its routes describe (the
 /// resources whose routes are not described yet are merged after; their paths come from the
 /// hand-written document, see `openapi`).
 fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
-    let (described, generated) = OpenApiRouter::with_openapi(openapi::frame())
-        .merge(reference::router())
-        .split_for_parts();
+    let (described, generated) = described().split_for_parts();
     let router = described
-        .merge(registration::router())
-        .merge(sessions::router())
-        .merge(recovery::router())
         .merge(onboarding::router())
         .merge(capture::router())
         .merge(profile::router())

@@ -18,6 +18,10 @@ use std::{
 };
 
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
+
+/// How long a wait for the page gives up after: long enough for a loaded CI machine (photo
+/// checks of two browsers at once), never a measure of speed.
+const WAIT: Duration = Duration::from_secs(60);
 pub const CHROMIUM: &str = "/usr/bin/chromium";
 pub const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 
@@ -221,7 +225,7 @@ impl Browser {
             if truthy {
                 return value;
             }
-            if started.elapsed() > Duration::from_secs(20) {
+            if started.elapsed() > WAIT {
                 self.screenshot(&format!("timeout-{what}")).await;
                 let screen = self.screen().await;
                 let alert = self
@@ -230,7 +234,7 @@ impl Browser {
                         json!([]),
                     )
                     .await;
-                panic!("waited 20 s for {what}; on screen {screen:?}, alert {alert}");
+                panic!("waited {WAIT:?} for {what}; on screen {screen:?}, alert {alert}");
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
