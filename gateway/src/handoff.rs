@@ -15,20 +15,45 @@
 use crate::{
     error::{ApiError, ApiJson, ApiResult},
     extract::User,
-    json::rfc3339,
     onboarding,
+    openapi::{AcceptLanguage, ErrorBody, Step},
     state::AppState,
 };
-use axum::{Json, Router, extract::State, http::StatusCode, routing::post};
+use axum::{Json, extract::State, http::StatusCode};
 use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/me/handoff", post(create))
-        .route("/v1/handoff/redeem", post(redeem))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create))
+        .routes(routes!(redeem))
+}
+
+/// A hand-off link for the phone.
+#[derive(Serialize, ToSchema)]
+pub struct Link {
+    /// The page with the link id in its fragment, which no browser sends to a server.
+    #[schema(example = "https://abiturient.example.kz/#handoff=…")]
+    url: String,
+    /// The link as an SVG QR code in a `data:` URL.
+    qr: String,
+    #[serde(serialize_with = "crate::json::secs")]
+    expires_at: DateTime<Utc>,
+}
+
+/// The phone's capture token: a bearer for `PUT /v1/me/biometrics/{kind}` and
+/// `GET /v1/me/onboarding` only.
+#[derive(Serialize, ToSchema)]
+pub struct CaptureToken {
+    capture_token: String,
+    /// Seconds it is good for.
+    expires_in: i64,
+    #[schema(value_type = Step)]
+    next_step: &'static str,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -57,8 +82,23 @@ fn qr_data_url(link: &str) -> ApiResult<String> {
     ))
 }
 
-/// `POST /v1/me/handoff`: a single-use, short-lived link for the phone.
-async fn create(State(state): State<AppState>, user: User) -> ApiResult<(StatusCode, Json<Value>)> {
+/// A single-use, short-lived link that moves the photo steps to a phone, with its QR code.
+#[utoipa::path(
+    post,
+    path = "/v1/me/handoff",
+    tag = "handoff",
+    operation_id = "createHandoff",
+    security(("bearer" = [])),
+    params(AcceptLanguage),
+    responses(
+        (status = 201, description = "The link", body = Link),
+        (status = 401, description = "No valid access token (`unauthenticated`)", body = ErrorBody),
+        (status = 403, description = "`capture_only`: a phone cannot hand off again", body = ErrorBody),
+        (status = 409, description = "`registration_completed`: the photos are final", body = ErrorBody),
+        (status = 503, description = "A dependency is down; retry later", body = ErrorBody),
+    )
+)]
+async fn create(State(state): State<AppState>, user: User) -> ApiResult<(StatusCode, Json<Link>)> {
     onboarding::ensure_open(&state, &user.token).await?;
     let issued = state.identity.issue_capture_token(&user.token).await?;
     let link_id = URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>());
@@ -86,24 +126,40 @@ async fn create(State(state): State<AppState>, user: User) -> ApiResult<(StatusC
     tracing::info!(account = %user.account_id, "hand-off link created");
     Ok((
         StatusCode::CREATED,
-        Json(json!({
-            "url": link,
-            "qr": qr_data_url(&link)?,
-            "expires_at": rfc3339(expires_at),
-        })),
+        Json(Link {
+            qr: qr_data_url(&link)?,
+            url: link,
+            expires_at,
+        }),
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct RedeemBody {
+    /// The link id from the fragment (`#handoff=…`).
+    #[schema(pattern = "^[A-Za-z0-9_-]{1,64}$")]
     handoff: String,
 }
 
-/// `POST /v1/handoff/redeem`: the phone trades the link for its capture token, once.
+/// The phone trades a hand-off link for its capture token, once.
+#[utoipa::path(
+    post,
+    path = "/v1/handoff/redeem",
+    tag = "handoff",
+    operation_id = "redeemHandoff",
+    params(AcceptLanguage),
+    request_body = RedeemBody,
+    responses(
+        (status = 200, description = "The capture token", body = CaptureToken),
+        (status = 410, description = "`handoff_expired`: the link expired or was used", body = ErrorBody),
+        (status = 422, description = "`invalid_handoff`", body = ErrorBody),
+        (status = 503, description = "A dependency is down; retry later", body = ErrorBody),
+    )
+)]
 async fn redeem(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<RedeemBody>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<CaptureToken>> {
     let link_id = body.handoff.trim();
     if link_id.is_empty()
         || link_id.len() > 64
@@ -129,9 +185,9 @@ async fn redeem(
     let parked: Parked = serde_json::from_str(&parked).map_err(|e| ApiError::internal(&e))?;
     let onboarding = onboarding::of(&state, &parked.capture_token).await?;
     metrics::counter!("gateway_handoffs_total", "event" => "redeemed").increment(1);
-    Ok(Json(json!({
-        "capture_token": parked.capture_token,
-        "expires_in": parked.expires_in,
-        "next_step": onboarding.next_step,
-    })))
+    Ok(Json(CaptureToken {
+        capture_token: parked.capture_token,
+        expires_in: parked.expires_in,
+        next_step: onboarding.next_step,
+    }))
 }

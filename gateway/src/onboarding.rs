@@ -7,24 +7,23 @@ use crate::{
     error::{ApiError, ApiResult},
     extract::{PhotoTaker, User},
     json::time,
+    openapi::{AcceptLanguage, ErrorBody, Step},
     state::AppState,
 };
-use axum::{
-    Json, Router,
-    extract::State,
-    http::StatusCode,
-    routing::{get, post},
-};
+use axum::{Json, extract::State, http::StatusCode};
 use examreg_domain::{AccountStatus, DocumentType};
 use examreg_proto::{
     biometrics::v1 as bio, convert::FromWire, identity::v1 as id, profile::v1 as pb,
 };
+use serde::Serialize;
 use serde_json::{Value, json};
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/me/onboarding", get(show))
-        .route("/v1/me/registration/complete", post(complete))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(show))
+        .routes(routes!(complete))
 }
 
 /// The onboarding steps after the first login, in the seed's order.
@@ -149,22 +148,64 @@ pub async fn ensure_open(state: &AppState, token: &str) -> ApiResult<()> {
     Ok(())
 }
 
-/// `GET /v1/me/onboarding`.
+/// A step of the onboarding and whether it is done.
+#[derive(Serialize, ToSchema)]
+pub struct StepState {
+    #[schema(value_type = Step)]
+    step: &'static str,
+    done: bool,
+}
+
+/// Where the applicant stands.
+#[derive(Serialize, ToSchema)]
+pub struct Progress {
+    /// In the order the applicant does them; a passport has no `document_back`.
+    steps: Vec<StepState>,
+    #[schema(value_type = Step)]
+    next_step: &'static str,
+    /// The document being photographed.
+    #[schema(value_type = String, pattern = "^(id_card|passport)$")]
+    document_type: DocumentType,
+}
+
+/// Where the logged-in applicant (or the phone taking the photos) stands: the steps with
+/// their state and the next one.
+#[utoipa::path(
+    get,
+    path = "/v1/me/onboarding",
+    tag = "onboarding",
+    operation_id = "getOnboarding",
+    security(("bearer" = [])),
+    params(AcceptLanguage),
+    responses(
+        (status = 200, description = "The steps", body = Progress),
+        (status = 401, description = "No valid access or capture token (`unauthenticated`)", body = ErrorBody),
+        (status = 503, description = "A dependency is down; retry later", body = ErrorBody),
+    )
+)]
 async fn show(
     State(state): State<AppState>,
     PhotoTaker(user): PhotoTaker,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Progress>> {
     let onboarding = of(&state, &user.token).await?;
-    let steps: Vec<Value> = onboarding
-        .steps
-        .iter()
-        .map(|(step, done)| json!({"step": step, "done": done}))
-        .collect();
-    Ok(Json(json!({
-        "steps": steps,
-        "next_step": onboarding.next_step,
-        "document_type": onboarding.document_type,
-    })))
+    Ok(Json(Progress {
+        steps: onboarding
+            .steps
+            .iter()
+            .map(|&(step, done)| StepState { step, done })
+            .collect(),
+        next_step: onboarding.next_step,
+        document_type: onboarding.document_type,
+    }))
+}
+
+/// The registration, complete.
+#[derive(Serialize, ToSchema)]
+pub struct Completed {
+    #[schema(example = "registered", pattern = "^registered$")]
+    status: &'static str,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    registered_at: Value,
 }
 
 fn incomplete(missing: Vec<String>) -> ApiError {
@@ -173,10 +214,25 @@ fn incomplete(missing: Vec<String>) -> ApiError {
     error
 }
 
-/// `POST /v1/me/registration/complete`: every service confirms its part, the profile locks,
-/// biometrics seals the photos and consent, then identity marks the account registered.
-/// Calling it again answers the same.
-async fn complete(State(state): State<AppState>, user: User) -> ApiResult<Json<Value>> {
+/// «Завершить регистрацию»: every service confirms its part, the profile locks, biometrics
+/// seals the photos and consent, then identity marks the account registered. Calling it again
+/// answers the same.
+#[utoipa::path(
+    post,
+    path = "/v1/me/registration/complete",
+    tag = "onboarding",
+    operation_id = "completeRegistration",
+    security(("bearer" = [])),
+    params(AcceptLanguage),
+    responses(
+        (status = 200, description = "Registered", body = Completed),
+        (status = 401, description = "No valid access token (`unauthenticated`)", body = ErrorBody),
+        (status = 403, description = "A capture token cannot complete (`capture_only`)", body = ErrorBody),
+        (status = 409, description = "`registration_incomplete`, with `missing`: the steps still to do", body = ErrorBody),
+        (status = 503, description = "A dependency is down; retry later", body = ErrorBody),
+    )
+)]
+async fn complete(State(state): State<AppState>, user: User) -> ApiResult<Json<Completed>> {
     let token = &user.token;
     let (account, captures, profile) = tokio::try_join!(
         state.identity.account(token),
@@ -184,9 +240,10 @@ async fn complete(State(state): State<AppState>, user: User) -> ApiResult<Json<V
         state.profile.profile(token),
     )?;
     if registered(&account) {
-        return Ok(Json(
-            json!({"status": "registered", "registered_at": time(account.registered_at.as_ref())}),
-        ));
+        return Ok(Json(Completed {
+            status: "registered",
+            registered_at: time(account.registered_at.as_ref()),
+        }));
     }
     // The account exists only once its email was proven (identity consumes the proof when it
     // creates the account), so the email needs no separate check here.
@@ -213,7 +270,8 @@ async fn complete(State(state): State<AppState>, user: User) -> ApiResult<Json<V
     }
     let done = state.identity.complete_registration(token).await?;
     metrics::counter!("registrations_completed_total").increment(1);
-    Ok(Json(
-        json!({"status": "registered", "registered_at": time(done.registered_at.as_ref())}),
-    ))
+    Ok(Json(Completed {
+        status: "registered",
+        registered_at: time(done.registered_at.as_ref()),
+    }))
 }
