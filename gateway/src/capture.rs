@@ -4,26 +4,83 @@
 use crate::{
     error::{ApiError, ApiJson, ApiResult},
     extract::{Client, PhotoTaker, User},
-    onboarding, reference,
+    onboarding,
+    openapi::{AcceptLanguage, ErrorBody, Next, Step},
+    reference,
     state::AppState,
     upstream::Upload,
 };
 use axum::{
-    Json, Router,
+    Json,
     body::Body,
     extract::{Path, Query, State},
     http::{HeaderMap, StatusCode, header},
-    routing::{post, put},
 };
 use examreg_domain::{CaptureKind, DocumentType};
 use examreg_proto::biometrics::v1 as bio;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/me/biometrics/consent", post(consent))
-        .route("/v1/me/biometrics/{kind}", put(upload))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(consent))
+        .routes(routes!(upload))
+}
+
+/// The measurements behind a photo's acceptance or refusal.
+#[derive(Serialize, ToSchema)]
+pub struct Checks {
+    width: u32,
+    height: u32,
+    /// Variance of the Laplacian: low is blurred.
+    sharpness: f64,
+    /// Mean luminance, 0–255.
+    brightness: f64,
+    faces: u32,
+    /// Share of the frame the face takes.
+    face_share: Option<f64>,
+    /// How far the face is from the centre, as a share of the frame.
+    face_offset: Option<f64>,
+    /// Share of a document photo's pixels burnt to white.
+    glare: Option<f64>,
+}
+
+impl From<bio::CaptureScores> for Checks {
+    fn from(s: bio::CaptureScores) -> Self {
+        Self {
+            width: s.width,
+            height: s.height,
+            sharpness: s.sharpness,
+            brightness: s.brightness,
+            faces: s.faces,
+            face_share: s.face_share,
+            face_offset: s.face_offset,
+            glare: s.glare,
+        }
+    }
+}
+
+/// A photo kept.
+#[derive(Serialize, ToSchema)]
+pub struct Accepted {
+    #[schema(format = Uuid)]
+    capture_id: String,
+    accepted: bool,
+    checks: Option<Checks>,
+    #[schema(value_type = Step)]
+    next_step: &'static str,
+}
+
+/// The photo a path names.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)]
+struct KindPath {
+    /// `face`, `document-front` or `document-back`.
+    #[param(pattern = "^(face|document-front|document-back)$")]
+    kind: String,
 }
 
 /// The photo a URL names (`face`, `document-front`, `document-back`).
@@ -34,15 +91,42 @@ fn kind_of(path: &str) -> Option<CaptureKind> {
         .find(|kind| kind.as_str().replace('_', "-") == path)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct UploadQuery {
-    /// `id_card` or `passport`, when the applicant chooses the document with this photo;
-    /// absent keeps the current choice (an ID card until one is made).
+    /// `id_card` (front and back) or `passport` (its data page, uploaded as document-front,
+    /// only), when the applicant chooses the document with this photo; absent keeps the
+    /// current choice (an ID card until one is made). Choosing a passport discards an
+    /// uploaded ID-card back.
+    #[param(pattern = "^(id_card|passport)$")]
     document_type: Option<String>,
 }
 
-/// `PUT /v1/me/biometrics/{kind}[?document_type=id_card|passport]` with the photo as the raw
-/// body.
+/// Upload the selfie (`face`) or a document side (`document-front`, `document-back`) as the
+/// raw body; again is a retake.
+#[utoipa::path(
+    put,
+    path = "/v1/me/biometrics/{kind}",
+    tag = "capture",
+    operation_id = "uploadPhoto",
+    security(("bearer" = [])),
+    params(AcceptLanguage, KindPath, UploadQuery),
+    request_body(
+        content((Vec<u8> = "image/jpeg"), (Vec<u8> = "image/png")),
+        description = "The photo, JPEG or PNG"
+    ),
+    responses(
+        (status = 200, description = "Accepted", body = Accepted),
+        (status = 401, description = "No valid access or capture token (`unauthenticated`)", body = ErrorBody),
+        (status = 404, description = "No such photo (`not_found`)", body = ErrorBody),
+        (status = 409, description = "`registration_completed`: the photos are final", body = ErrorBody),
+        (status = 413, description = "Larger than the limit (`body_too_large`)", body = ErrorBody),
+        (status = 415, description = "Not image/jpeg or image/png (`unsupported_media_type`)", body = ErrorBody),
+        (status = 422, description = "A check failed: `photo_<reason>` (blurred, too_dark, too_bright, no_face, several_faces, face_too_small, face_off_centre, too_small, undecodable, unsupported_type), with `fields.photo` and `checks`; `invalid_document_type`; `document_back_not_needed` for a back side of a passport", body = ErrorBody),
+        (status = 429, description = "Photo checks are saturated (`overloaded`); see Retry-After", body = ErrorBody),
+        (status = 503, description = "A dependency is down; retry later", body = ErrorBody),
+    )
+)]
 async fn upload(
     State(state): State<AppState>,
     PhotoTaker(user): PhotoTaker,
@@ -50,7 +134,7 @@ async fn upload(
     query: Result<Query<UploadQuery>, axum::extract::rejection::QueryRejection>,
     headers: HeaderMap,
     body: Body,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Accepted>> {
     let kind = kind_of(&kind).ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found"))?;
     let chosen = query
         .map_err(|_| ApiError::validation("invalid_document_type", "document_type", "invalid"))?;
@@ -94,13 +178,7 @@ async fn upload(
         photo,
     };
     let answer = state.biometrics.upload(&user.token, upload).await?;
-    let checks = answer.scores.map(|s| {
-        json!({
-            "width": s.width, "height": s.height, "sharpness": s.sharpness, "brightness": s.brightness,
-            "faces": s.faces, "face_share": s.face_share, "face_offset": s.face_offset,
-            "glare": s.glare,
-        })
-    });
+    let checks = answer.scores.map(Checks::from);
     if !answer.accepted {
         metrics::counter!("captures_refused_total", "reason" => answer.reason.clone()).increment(1);
         let mut error =
@@ -112,25 +190,48 @@ async fn upload(
         return Err(error);
     }
     let next = onboarding::after_capture(&state, &user.token, &answer.missing).await?;
-    Ok(Json(
-        json!({"capture_id": answer.capture_id, "accepted": true, "checks": checks, "next_step": next}),
-    ))
+    Ok(Json(Accepted {
+        capture_id: answer.capture_id,
+        accepted: true,
+        checks,
+        next_step: next,
+    }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct ConsentBody {
+    /// The version of the text shown (`GET /v1/terms/biometric-consent`).
+    #[schema(example = "2026-01")]
     consent_version: String,
+    /// The applicant consented.
     #[serde(default)]
     accepted: bool,
 }
 
-/// `POST /v1/me/biometrics/consent`.
+/// Consent to processing biometric data.
+#[utoipa::path(
+    post,
+    path = "/v1/me/biometrics/consent",
+    tag = "capture",
+    operation_id = "recordConsent",
+    security(("bearer" = [])),
+    params(AcceptLanguage),
+    request_body = ConsentBody,
+    responses(
+        (status = 200, description = "Recorded", body = Next),
+        (status = 401, description = "No valid access token (`unauthenticated`)", body = ErrorBody),
+        (status = 403, description = "A capture token cannot consent (`capture_only`)", body = ErrorBody),
+        (status = 409, description = "`registration_completed`: the consent is final", body = ErrorBody),
+        (status = 422, description = "`consent_not_given`, `consent_version_outdated`", body = ErrorBody),
+        (status = 503, description = "A dependency is down; retry later", body = ErrorBody),
+    )
+)]
 async fn consent(
     State(state): State<AppState>,
     user: User,
     client: Client,
     ApiJson(body): ApiJson<ConsentBody>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Next>> {
     if !body.accepted {
         return Err(ApiError::validation(
             "consent_not_given",
@@ -156,5 +257,5 @@ async fn consent(
         .record_consent(&user.token, consent)
         .await?;
     let next = onboarding::after_capture(&state, &user.token, &recorded.missing).await?;
-    Ok(Json(json!({"next_step": next})))
+    Ok(Json(Next { next_step: next }))
 }

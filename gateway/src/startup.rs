@@ -35,6 +35,7 @@ pub fn described() -> OpenApiRouter<AppState> {
         .merge(onboarding::router())
         .merge(handoff::router())
         .merge(admin::router())
+        .merge(capture::router())
 }
 
 /// The `/v1` API, resource by resource, with the OpenAPI document its routes describe (the
@@ -42,7 +43,7 @@ pub fn described() -> OpenApiRouter<AppState> {
 /// hand-written document, see `openapi`).
 fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     let (described, generated) = described().split_for_parts();
-    let router = described.merge(capture::router()).merge(profile::router());
+    let router = described.merge(profile::router());
     (router, generated)
 }
 
