@@ -73,6 +73,12 @@ pub struct Accepted {
     next_step: &'static str,
 }
 
+/// A photo's bytes, as the request body.
+#[derive(ToSchema)]
+#[schema(value_type = String, format = Binary)]
+#[allow(dead_code)]
+struct PhotoBytes(Vec<u8>);
+
 /// The photo a path names.
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Path)]
@@ -112,7 +118,7 @@ pub struct UploadQuery {
     security(("bearer" = [])),
     params(AcceptLanguage, KindPath, UploadQuery),
     request_body(
-        content((Vec<u8> = "image/jpeg"), (Vec<u8> = "image/png")),
+        content((PhotoBytes = "image/jpeg"), (PhotoBytes = "image/png")),
         description = "The photo, JPEG or PNG"
     ),
     responses(

@@ -15,15 +15,6 @@ pub fn time(t: Option<&prost_types::Timestamp>) -> Value {
     convert::datetime(t).map_or(Value::Null, |t| json!(t.trunc_subsecs(0).to_rfc3339()))
 }
 
-/// A proto string field: empty is null.
-pub fn non_empty(value: &str) -> Value {
-    if value.is_empty() {
-        Value::Null
-    } else {
-        json!(value)
-    }
-}
-
 /// `serialize_with` for a time shown as [`rfc3339`].
 pub fn secs<S: serde::Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&rfc3339(*t))

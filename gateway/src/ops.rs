@@ -8,15 +8,44 @@ use axum::{
     extract::State,
     http::{HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
-    routing::get,
 };
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(healthz))
+        .routes(routes!(readyz))
+        .routes(routes!(metrics))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Alive {
+    #[schema(example = "ok")]
+    status: &'static str,
+}
+
+/// Liveness: the process answers.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "ops",
+    operation_id = "healthz",
+    responses((status = 200, description = "Alive", body = Alive))
+)]
+async fn healthz() -> Json<Alive> {
+    Json(Alive { status: "ok" })
+}
+
+/// What readiness found: each dependency, answering or not.
+#[derive(Serialize, ToSchema)]
+pub struct Readiness {
+    redis: bool,
+    identity: bool,
+    verification: bool,
+    biometrics: bool,
+    profile: bool,
 }
 
 /// The docs page's routes (Swagger UI and `/openapi.json`) behind a content security policy
@@ -36,6 +65,17 @@ pub fn docs<S: Clone + Send + Sync + 'static>(swagger: Router<S>) -> Router<S> {
     ))
 }
 
+/// Readiness: Redis and the services answer.
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "ops",
+    operation_id = "readyz",
+    responses(
+        (status = 200, description = "Ready", body = Readiness),
+        (status = 503, description = "Not ready: the dependencies that did not answer are false", body = Readiness),
+    )
+)]
 async fn readyz(State(state): State<AppState>) -> Response {
     let redis = async {
         let pong: Result<String, _> = redis::cmd("PING")
@@ -50,10 +90,13 @@ async fn readyz(State(state): State<AppState>) -> Response {
         serving(state.biometrics.channel()),
         serving(state.profile.channel())
     );
-    let body = json!({
-        "redis": redis, "identity": identity, "verification": verification,
-        "biometrics": biometrics, "profile": profile,
-    });
+    let body = Readiness {
+        redis,
+        identity,
+        verification,
+        biometrics,
+        profile,
+    };
     let status = if redis && identity && verification && biometrics && profile {
         StatusCode::OK
     } else {
@@ -62,6 +105,14 @@ async fn readyz(State(state): State<AppState>) -> Response {
     (status, Json(body)).into_response()
 }
 
+/// Prometheus metrics.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "ops",
+    operation_id = "metrics",
+    responses((status = 200, description = "Metrics in the Prometheus text format", content_type = "text/plain", body = String))
+)]
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],

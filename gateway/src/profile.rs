@@ -6,48 +6,136 @@ use crate::{
     error::{ApiError, ApiJson, ApiResult},
     extract::{Client, User},
     i18n::Lang,
-    json::{non_empty, time},
+    json::time,
     onboarding,
-    reference::institution_json,
+    openapi::{AcceptLanguage, ErrorBody, Step},
+    reference::Institution,
     state::AppState,
 };
-use axum::{
-    Json, Router,
-    extract::State,
-    routing::{get, put},
-};
-use examreg_domain::{AccountStatus, CaptureKind, Iin, Sex};
+use axum::{Json, extract::State};
+use examreg_domain::{AccountStatus, CaptureKind, DocumentType, Iin, Sex};
 use examreg_proto::{convert::FromWire, identity::v1 as id, profile::v1 as pb};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/me", get(cabinet))
-        .route("/v1/me/profile", get(show))
-        .route("/v1/me/profile/name", put(name))
-        .route("/v1/me/profile/details", put(details))
-        .route("/v1/me/profile/education", put(education))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(cabinet))
+        .routes(routes!(show))
+        .routes(routes!(name))
+        .routes(routes!(details))
+        .routes(routes!(education))
 }
 
-fn sex_name(value: i32) -> Value {
-    Sex::from_wire(value).map_or(Value::Null, |sex| json!(sex.as_str()))
+/// A proto string field: empty is absent.
+fn given(value: &str) -> Option<String> {
+    Some(value.to_owned()).filter(|v| !v.is_empty())
 }
 
-fn profile_json(lang: Lang, p: &pb::Profile) -> Value {
-    json!({
-        "surname": non_empty(&p.surname),
-        "given_name": non_empty(&p.given_name),
-        "patronymic": non_empty(&p.patronymic),
-        "sex": sex_name(p.sex),
-        "birth_date": non_empty(&p.birth_date),
-        "region_code": non_empty(&p.region_code),
-        "mobile_phone": non_empty(&p.mobile_phone),
-        "contingent_code": non_empty(&p.contingent_code),
-        "institution": p.institution.as_ref().map(|i| institution_json(lang, i)),
-        "locked": p.locked_at.is_some(),
-        "missing": p.missing,
-    })
+/// The applicant's personal data; null where not given yet.
+#[derive(Serialize, ToSchema)]
+pub struct Personal {
+    surname: Option<String>,
+    given_name: Option<String>,
+    patronymic: Option<String>,
+    #[schema(pattern = "^(male|female)$")]
+    sex: Option<&'static str>,
+    #[schema(format = Date, example = "2007-03-15")]
+    birth_date: Option<String>,
+    #[schema(example = "KZ-75")]
+    region_code: Option<String>,
+    /// E.164.
+    #[schema(example = "+77011234567")]
+    mobile_phone: Option<String>,
+    /// After completion: name, birth date and sex no longer change.
+    locked: bool,
+}
+
+impl Personal {
+    fn of(p: &pb::Profile) -> Self {
+        Self {
+            surname: given(&p.surname),
+            given_name: given(&p.given_name),
+            patronymic: given(&p.patronymic),
+            sex: Sex::from_wire(p.sex).map(Sex::as_str),
+            birth_date: given(&p.birth_date),
+            region_code: given(&p.region_code),
+            mobile_phone: given(&p.mobile_phone),
+            locked: p.locked_at.is_some(),
+        }
+    }
+}
+
+/// The applicant's education.
+#[derive(Serialize, ToSchema)]
+pub struct Education {
+    #[schema(example = "school_graduate")]
+    contingent_code: Option<String>,
+    institution: Option<Institution>,
+}
+
+impl Education {
+    fn of(lang: Lang, p: &pb::Profile) -> Self {
+        Self {
+            contingent_code: given(&p.contingent_code),
+            institution: p.institution.as_ref().map(|i| Institution::of(lang, i)),
+        }
+    }
+}
+
+/// What the IIN encodes, offered as the birth date and sex to confirm.
+#[derive(Serialize, ToSchema)]
+pub struct Suggested {
+    #[schema(format = Date)]
+    birth_date: String,
+    #[schema(pattern = "^(male|female)$")]
+    sex: &'static str,
+}
+
+/// The profile: personal data and education, what is still missing, and (in answers to
+/// writes) the next step or (in `GET`) the IIN's suggestions.
+#[derive(Serialize, ToSchema)]
+pub struct Profile {
+    #[serde(flatten)]
+    personal: Personal,
+    #[serde(flatten)]
+    education: Education,
+    /// Of `name`, `details`, `education`.
+    missing: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Step>)]
+    next_step: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    suggested: Option<Suggested>,
+}
+
+impl Profile {
+    fn of(lang: Lang, p: &pb::Profile) -> Self {
+        Self {
+            personal: Personal::of(p),
+            education: Education::of(lang, p),
+            missing: p.missing.clone(),
+            next_step: None,
+            suggested: None,
+        }
+    }
+}
+
+/// The refusals every profile call may answer with.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)]
+enum Refusals {
+    /// No valid access token (`unauthenticated`).
+    #[response(status = 401)]
+    Unauthenticated(#[to_schema] ErrorBody),
+    /// A capture token reaches the photos only (`capture_only`).
+    #[response(status = 403)]
+    CaptureOnly(#[to_schema] ErrorBody),
+    /// A dependency is down; retry later.
+    #[response(status = 503)]
+    Unavailable(#[to_schema] ErrorBody),
 }
 
 /// The answer to a profile write: the profile and where the applicant goes next.
@@ -56,53 +144,88 @@ async fn written(
     user: &User,
     lang: Lang,
     p: &pb::Profile,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Profile>> {
     // The profile is the one just written: only the other two services are asked.
     let (captures, account) = tokio::try_join!(
         state.biometrics.status(&user.token),
         state.identity.account(&user.token)
     )?;
     let onboarding = onboarding::from(&captures, p, &account);
-    let mut body = profile_json(lang, p);
-    body["next_step"] = json!(onboarding.next_step);
-    Ok(Json(body))
+    Ok(Json(Profile {
+        next_step: Some(onboarding.next_step),
+        ..Profile::of(lang, p)
+    }))
 }
 
-/// `GET /v1/me/profile`, with the birth date and sex the IIN encodes as `suggested` values.
-async fn show(State(state): State<AppState>, user: User, client: Client) -> ApiResult<Json<Value>> {
+/// The applicant's personal data and education, with the birth date and sex the IIN encodes
+/// as suggestions.
+#[utoipa::path(
+    get,
+    path = "/v1/me/profile",
+    tag = "profile",
+    operation_id = "getProfile",
+    security(("bearer" = [])),
+    params(AcceptLanguage),
+    responses((status = 200, description = "The profile", body = Profile), Refusals)
+)]
+async fn show(
+    State(state): State<AppState>,
+    user: User,
+    client: Client,
+) -> ApiResult<Json<Profile>> {
     let (profile, account) = tokio::try_join!(
         state.profile.profile(&user.token),
         state.identity.account(&user.token)
     )?;
-    let mut body = profile_json(client.lang, &profile);
+    let mut body = Profile::of(client.lang, &profile);
     if let Some(id::account::Identifier::Iin(digits)) = &account.identifier
         && let Ok(iin) = Iin::parse(digits)
     {
-        body["suggested"] = json!({
-            "birth_date": iin.birth_date().format("%Y-%m-%d").to_string(),
-            "sex": iin.sex().as_str(),
+        body.suggested = Some(Suggested {
+            birth_date: iin.birth_date().format("%Y-%m-%d").to_string(),
+            sex: iin.sex().as_str(),
         });
     }
     Ok(Json(body))
 }
 
-#[derive(Deserialize)]
+/// «Фамилия», «Имя», «Отчество»: letters of the Kazakh/Russian Cyrillic and Latin alphabets,
+/// inner hyphens, apostrophes and spaces, up to 100 characters each.
+#[derive(Deserialize, ToSchema)]
 pub struct NameBody {
     #[serde(default)]
+    #[schema(example = "Сейтқали", max_length = 100)]
     surname: String,
     #[serde(default)]
+    #[schema(example = "Әйгерім", max_length = 100)]
     given_name: String,
+    /// Optional.
     #[serde(default)]
+    #[schema(max_length = 100)]
     patronymic: Option<String>,
 }
 
-/// `PUT /v1/me/profile/name`.
+/// Step 11: the name.
+#[utoipa::path(
+    put,
+    path = "/v1/me/profile/name",
+    tag = "profile",
+    operation_id = "setName",
+    security(("bearer" = [])),
+    params(AcceptLanguage),
+    request_body = NameBody,
+    responses(
+        (status = 200, description = "Saved; the profile with next_step", body = Profile),
+        (status = 422, description = "`name_required`, `name_invalid_characters`, `name_too_long`, `profile_locked`", body = ErrorBody),
+        Refusals
+    )
+)]
 async fn name(
     State(state): State<AppState>,
     user: User,
     client: Client,
     ApiJson(body): ApiJson<NameBody>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Profile>> {
     let message = pb::UpdateNameRequest {
         surname: body.surname,
         given_name: body.given_name,
@@ -112,25 +235,46 @@ async fn name(
     written(&state, &user, client.lang, &profile).await
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct DetailsBody {
     #[serde(default)]
+    #[schema(pattern = "^(male|female)$")]
     sex: String,
+    /// Within 14–100 years ago; for a citizen, the date the IIN encodes.
     #[serde(default)]
+    #[schema(format = Date, example = "2007-03-15")]
     birth_date: String,
     #[serde(default)]
+    #[schema(example = "KZ-75")]
     region_code: String,
+    /// Any spelling of a mobile number; citizens' must be a Kazakh mobile (+7 700–708, 747,
+    /// 771–778).
     #[serde(default)]
+    #[schema(example = "+7 701 123 45 67", max_length = 32)]
     mobile_phone: String,
 }
 
-/// `PUT /v1/me/profile/details`.
+/// Step 12: sex, birth date, region, mobile phone.
+#[utoipa::path(
+    put,
+    path = "/v1/me/profile/details",
+    tag = "profile",
+    operation_id = "setDetails",
+    security(("bearer" = [])),
+    params(AcceptLanguage),
+    request_body = DetailsBody,
+    responses(
+        (status = 200, description = "Saved; the profile with next_step", body = Profile),
+        (status = 422, description = "`sex_required`, `invalid_birth_date`, `birth_date_out_of_range`, `birth_date_mismatch_iin`, `sex_mismatch_iin`, `unknown_region`, `phone_required`, `phone_invalid`, `phone_not_kz_mobile`, `phone_not_mobile`, `profile_locked`", body = ErrorBody),
+        Refusals
+    )
+)]
 async fn details(
     State(state): State<AppState>,
     user: User,
     client: Client,
     ApiJson(body): ApiJson<DetailsBody>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Profile>> {
     let sex = match (body.sex.as_str(), Sex::parse(&body.sex)) {
         (_, Some(sex)) => pb::Sex::from(sex),
         ("", None) => pb::Sex::Unspecified,
@@ -146,21 +290,39 @@ async fn details(
     written(&state, &user, client.lang, &profile).await
 }
 
-#[derive(Deserialize)]
+/// «Контингент» and «Место образования».
+#[derive(Deserialize, ToSchema)]
 pub struct EducationBody {
+    /// From `GET /v1/reference/contingents`.
     #[serde(default)]
+    #[schema(example = "school_graduate")]
     contingent_code: String,
+    /// From `GET /v1/reference/institutions`, of the contingent's kind.
     #[serde(default)]
     institution_id: String,
 }
 
-/// `PUT /v1/me/profile/education`.
+/// Step 13: the education.
+#[utoipa::path(
+    put,
+    path = "/v1/me/profile/education",
+    tag = "profile",
+    operation_id = "setEducation",
+    security(("bearer" = [])),
+    params(AcceptLanguage),
+    request_body = EducationBody,
+    responses(
+        (status = 200, description = "Saved; the profile with next_step", body = Profile),
+        (status = 422, description = "`unknown_contingent`, `unknown_institution`, `institution_archived`, `institution_kind_mismatch`", body = ErrorBody),
+        Refusals
+    )
+)]
 async fn education(
     State(state): State<AppState>,
     user: User,
     client: Client,
     ApiJson(body): ApiJson<EducationBody>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Profile>> {
     let message = pb::UpdateEducationRequest {
         contingent_code: body.contingent_code,
         institution_id: body.institution_id,
@@ -169,63 +331,115 @@ async fn education(
     written(&state, &user, client.lang, &profile).await
 }
 
-/// `GET /v1/me`: the cabinet, gathered from the services at once. Never the images.
+/// The account as the cabinet shows it.
+#[derive(Serialize, ToSchema)]
+pub struct Account {
+    #[schema(format = Uuid)]
+    account_id: String,
+    #[schema(example = "KZ")]
+    citizenship: String,
+    iin: Option<String>,
+    passport_number: Option<String>,
+    #[schema(format = Email)]
+    email: String,
+    /// Always true: an account exists only once its email was proven.
+    email_verified: bool,
+    #[schema(pattern = "^(active|registered|blocked)$")]
+    status: &'static str,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    created_at: Value,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    registered_at: Value,
+}
+
+/// A photo kept: what it shows and when it was taken (never the image).
+#[derive(Serialize, ToSchema)]
+pub struct Photo {
+    #[schema(pattern = "^(face|document_front|document_back)$")]
+    kind: &'static str,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    captured_at: Value,
+}
+
+/// Where the identity verification stands.
+#[derive(Serialize, ToSchema)]
+pub struct Verification {
+    #[schema(value_type = String, pattern = "^(id_card|passport)$")]
+    document_type: DocumentType,
+    photos: Vec<Photo>,
+    consent_given: bool,
+    /// Every photo and the consent are there.
+    submitted: bool,
+}
+
+/// The cabinet («Личный кабинет»).
+#[derive(Serialize, ToSchema)]
+pub struct Cabinet {
+    account: Account,
+    profile: Personal,
+    education: Education,
+    verification: Verification,
+    #[schema(value_type = Step)]
+    next_step: &'static str,
+}
+
+/// The cabinet («Личный кабинет»): account, profile, education and verification status,
+/// gathered from the services at once; never the images.
+#[utoipa::path(
+    get,
+    path = "/v1/me",
+    tag = "profile",
+    operation_id = "getCabinet",
+    security(("bearer" = [])),
+    params(AcceptLanguage),
+    responses((status = 200, description = "The cabinet", body = Cabinet), Refusals)
+)]
 async fn cabinet(
     State(state): State<AppState>,
     user: User,
     client: Client,
-) -> ApiResult<Json<Value>> {
-    let lang = client.lang;
+) -> ApiResult<Json<Cabinet>> {
     let (account, captures, profile) = tokio::try_join!(
         state.identity.account(&user.token),
         state.biometrics.status(&user.token),
         state.profile.profile(&user.token),
     )?;
     let onboarding = onboarding::from(&captures, &profile, &account);
-    let (iin, passport) = match &account.identifier {
-        Some(id::account::Identifier::Iin(v)) => (json!(v), Value::Null),
-        Some(id::account::Identifier::PassportNumber(v)) => (Value::Null, json!(v)),
-        None => (Value::Null, Value::Null),
+    let (iin, passport_number) = match &account.identifier {
+        Some(id::account::Identifier::Iin(v)) => (Some(v.clone()), None),
+        Some(id::account::Identifier::PassportNumber(v)) => (None, Some(v.clone())),
+        None => (None, None),
     };
-    let status = AccountStatus::from_wire(account.status)
-        .unwrap_or(AccountStatus::Active)
-        .as_str();
-    let kind_name = |kind: i32| CaptureKind::from_wire(kind).map_or("unknown", CaptureKind::as_str);
-    let photos: Vec<Value> = captures
+    let photos = captures
         .captures
         .iter()
-        .map(|c| json!({"kind": kind_name(c.kind), "captured_at": time(c.captured_at.as_ref())}))
+        .map(|c| Photo {
+            kind: CaptureKind::from_wire(c.kind).map_or("unknown", CaptureKind::as_str),
+            captured_at: time(c.captured_at.as_ref()),
+        })
         .collect();
-    let mut personal = profile_json(lang, &profile);
-    let education = json!({
-        "contingent_code": personal["contingent_code"].take(),
-        "institution": personal["institution"].take(),
-    });
-    if let Some(fields) = personal.as_object_mut() {
-        fields.remove("contingent_code");
-        fields.remove("institution");
-        fields.remove("missing");
-    }
-    Ok(Json(json!({
-        "account": {
-            "account_id": account.account_id,
-            "citizenship": account.citizenship,
-            "iin": iin,
-            "passport_number": passport,
-            "email": account.email,
-            "email_verified": true,
-            "status": status,
-            "created_at": time(account.created_at.as_ref()),
-            "registered_at": time(account.registered_at.as_ref()),
+    Ok(Json(Cabinet {
+        account: Account {
+            status: AccountStatus::from_wire(account.status)
+                .unwrap_or(AccountStatus::Active)
+                .as_str(),
+            created_at: time(account.created_at.as_ref()),
+            registered_at: time(account.registered_at.as_ref()),
+            account_id: account.account_id,
+            citizenship: account.citizenship,
+            iin,
+            passport_number,
+            email: account.email,
+            email_verified: true,
         },
-        "profile": personal,
-        "education": education,
-        "verification": {
-            "document_type": onboarding.document_type,
-            "photos": photos,
-            "consent_given": captures.consent_given,
-            "submitted": captures.submitted,
+        profile: Personal::of(&profile),
+        education: Education::of(client.lang, &profile),
+        verification: Verification {
+            document_type: onboarding.document_type,
+            photos,
+            consent_given: captures.consent_given,
+            submitted: captures.submitted,
         },
-        "next_step": onboarding.next_step,
-    })))
+        next_step: onboarding.next_step,
+    }))
 }

@@ -15,7 +15,6 @@ use axum::{
 };
 use examreg_proto::profile::v1 as pb;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
@@ -287,11 +286,6 @@ impl Institution {
             archived: i.archived,
         }
     }
-}
-
-/// An institution as the profile shows it.
-pub fn institution_json(lang: Lang, i: &pb::Institution) -> Value {
-    serde_json::to_value(Institution::of(lang, i)).unwrap_or_default()
 }
 
 /// The regions of Kazakhstan (ISO 3166-2:KZ), named in the caller's language.

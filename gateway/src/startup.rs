@@ -25,8 +25,8 @@ use tokio::net::TcpListener;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_swagger_ui::{Config as SwaggerConfig, SwaggerUi};
 
-/// The resources whose routes are described for the OpenAPI document.
-pub fn described() -> OpenApiRouter<AppState> {
+/// The `/v1` API, resource by resource, each describing its routes for the document.
+fn described() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(openapi::frame())
         .merge(reference::router())
         .merge(registration::router())
@@ -36,21 +36,21 @@ pub fn described() -> OpenApiRouter<AppState> {
         .merge(handoff::router())
         .merge(admin::router())
         .merge(capture::router())
+        .merge(profile::router())
 }
 
-/// The `/v1` API, resource by resource, with the OpenAPI document its routes describe (the
-/// resources whose routes are not described yet are merged after; their paths come from the
-/// hand-written document, see `openapi`).
-fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
-    let (described, generated) = described().split_for_parts();
-    let router = described.merge(profile::router());
-    (router, generated)
+/// The OpenAPI document: what the routes of the API and of operations describe.
+pub fn document() -> utoipa::openapi::OpenApi {
+    let (_, mut document) = described().split_for_parts();
+    document.merge(ops::router().split_for_parts().1);
+    document
 }
 
 pub fn router(state: AppState) -> Router {
-    let (api, generated) = api();
+    let (api, _) = described().split_for_parts();
+    let (ops, _) = ops::router().split_for_parts();
     let docs = SwaggerUi::new("/docs")
-        .url("/openapi.json", openapi::document(generated))
+        .url("/openapi.json", document())
         .config(
             SwaggerConfig::default()
                 .validator_url("none")
@@ -65,7 +65,7 @@ pub fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(state.config.body_limit));
     Router::new()
         .merge(api)
-        .merge(ops::router())
+        .merge(ops)
         .merge(ops::docs(Router::from(docs)))
         .merge(web::router())
         .fallback(|| async { error::ApiError::new(StatusCode::NOT_FOUND, "not_found") })
