@@ -47,6 +47,41 @@ pub fn frame() -> utoipa::openapi::OpenApi {
     ApiDoc::openapi()
 }
 
+/// What holds for every operation of the API, added once the routers' paths are in: each
+/// address has its budget of requests per minute (`middleware::rate_limit`), so every `/v1`
+/// operation may answer 429 `rate_limited`.
+pub fn finish(document: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+    let limited = ResponseBuilder::new()
+        .description("Too many requests from this address (`rate_limited`); see Retry-After")
+        .content(
+            "application/json",
+            ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name("Error")))
+                .build(),
+        )
+        .build();
+    for (path, item) in &mut document.paths.paths {
+        if !path.starts_with("/v1/") {
+            continue;
+        }
+        let operations = [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.patch,
+        ];
+        for operation in operations.into_iter().flatten() {
+            operation
+                .responses
+                .responses
+                .entry("429".to_owned())
+                .or_insert_with(|| limited.clone().into());
+        }
+    }
+}
+
 /// This document (served by the docs page's router, so described here).
 #[utoipa::path(
     get,
@@ -186,6 +221,12 @@ mod tests {
             ),
             (&serde_json::json!(1), &serde_json::json!(100))
         );
+        // Every API operation may be refused by the address's budget.
+        for (path, operations) in paths.iter().filter(|(p, _)| p.starts_with("/v1/")) {
+            for (method, operation) in operations.as_object().unwrap() {
+                assert!(operation["responses"]["429"].is_object(), "{method} {path}");
+            }
+        }
         let code = &served["components"]["schemas"]["CodeBody"]["properties"]["code"];
         assert_eq!(code["pattern"], "^[0-9]{6}$");
         assert!(served["components"]["schemas"]["Error"].is_object());

@@ -43,6 +43,7 @@ fn described() -> OpenApiRouter<AppState> {
 pub fn document() -> utoipa::openapi::OpenApi {
     let (_, mut document) = described().split_for_parts();
     document.merge(ops::router().split_for_parts().1);
+    openapi::finish(&mut document);
     document
 }
 
