@@ -916,3 +916,31 @@ async fn a_login_flood_beyond_the_hashing_queue_gets_429_with_retry_after_and_sh
     tokio::time::sleep(pause).await;
     s.start("KZ").await;
 }
+
+#[tokio::test]
+async fn a_photo_costs_the_upload_alone_and_identity_is_not_asked() {
+    let s = suite().await;
+    let token = s.logged_in().await;
+    // Every service of the suite runs in this test's process: one page has every count.
+    let handled = |page: &str, method: &str| {
+        counter(
+            page,
+            "grpc_server_handled_total",
+            &[&format!("method=\"/examreg.{method}\"")],
+        )
+    };
+    let before = s.metrics_of("identity").await;
+    let (status, body) = s.photo(&token, "face", "image/jpeg", SELFIE.to_vec()).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["next_step"], "document_front");
+    let after = s.metrics_of("identity").await;
+    let calls = |method: &str| handled(&after, method) - handled(&before, method);
+    assert_eq!(calls("biometrics.v1.BiometricsService/UploadCapture"), 1.0);
+    for unasked in [
+        "identity.v1.IdentityService/GetAccount",
+        "biometrics.v1.BiometricsService/GetCaptureStatus",
+        "profile.v1.ProfileService/GetProfile",
+    ] {
+        assert_eq!(calls(unasked), 0.0, "{unasked}");
+    }
+}
