@@ -7,7 +7,7 @@ use common::*;
 use examreg_testkit as tk;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use tk::photos::{SELFIE, id_card};
+use tk::photos::SELFIE;
 
 impl Suite {
     /// A call with the applicant's token, answers in English.
@@ -84,24 +84,8 @@ async fn an_applicant_goes_from_the_first_screen_to_the_cabinet() {
     );
 
     // Steps 8–10: selfie, document, consent.
-    assert_eq!(
-        s.photo(&token, "face", "image/jpeg", SELFIE.to_vec())
-            .await
-            .0,
-        StatusCode::OK
-    );
-    assert_eq!(
-        s.photo(&token, "document-front", "image/jpeg", id_card(true))
-            .await
-            .0,
-        StatusCode::OK
-    );
-    assert_eq!(
-        s.photo(&token, "document-back", "image/jpeg", id_card(false))
-            .await
-            .0,
-        StatusCode::OK
-    );
+    s.photographed(&token, &["face", "document-front", "document-back"])
+        .await;
     let consent = s.get_json("/v1/terms/biometric-consent", "ru").await;
     let (status, body) = s
         .me(
@@ -440,18 +424,7 @@ async fn an_operator_erases_a_person_from_every_store_and_a_second_erasure_finds
     let account: uuid::Uuid = account_id.parse().unwrap();
     let (_, session) = s.login(&iin, PASSWORD).await;
     let token = session["access_token"].as_str().unwrap().to_owned();
-    assert_eq!(
-        s.photo(&token, "face", "image/jpeg", SELFIE.to_vec())
-            .await
-            .0,
-        StatusCode::OK
-    );
-    assert_eq!(
-        s.photo(&token, "document-front", "image/jpeg", id_card(true))
-            .await
-            .0,
-        StatusCode::OK
-    );
+    s.photographed(&token, &["face", "document-front"]).await;
     let consent = s.get_json("/v1/terms/biometric-consent", "ru").await;
     s.me(
         Method::POST,

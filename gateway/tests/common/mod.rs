@@ -417,6 +417,21 @@ impl Suite {
     }
 
     /// An applicant logged in with every step done but the completion; their access token.
+    /// Uploads the suite's good photo of each kind (`face`, `document-front`,
+    /// `document-back`), each accepted.
+    pub(crate) async fn photographed(&self, token: &str, kinds: &[&str]) {
+        for &kind in kinds {
+            let photo = match kind {
+                "face" => tk::photos::SELFIE.to_vec(),
+                "document-front" => tk::photos::id_card(true),
+                "document-back" => tk::photos::id_card(false),
+                other => panic!("no photo of {other}"),
+            };
+            let (status, body) = self.photo(token, kind, "image/jpeg", photo).await;
+            assert_eq!(status, StatusCode::OK, "{kind}: {body}");
+        }
+    }
+
     pub(crate) async fn ready_to_complete(&self) -> String {
         let token = self.logged_in().await;
         let auth = format!("Bearer {token}");
@@ -435,14 +450,8 @@ impl Suite {
                 body
             }
         };
-        for (kind, photo) in [
-            ("face", tk::photos::SELFIE.to_vec()),
-            ("document-front", tk::photos::id_card(true)),
-            ("document-back", tk::photos::id_card(false)),
-        ] {
-            let (status, body) = self.photo(&token, kind, "image/jpeg", photo).await;
-            assert_eq!(status, StatusCode::OK, "{kind}: {body}");
-        }
+        self.photographed(&token, &["face", "document-front", "document-back"])
+            .await;
         me(
             reqwest::Method::POST,
             "/v1/me/biometrics/consent",
