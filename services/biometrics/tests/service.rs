@@ -524,11 +524,9 @@ async fn the_sweeper_deletes_only_old_unreferenced_objects() {
     };
     // Young objects are left alone: their upload may still be writing its record.
     assert_eq!(service.sweep(Duration::from_secs(600)).await.unwrap(), 0);
-    assert_eq!(
-        service.sweep(Duration::ZERO).await.unwrap(),
-        0,
-        "S3 times are whole seconds"
-    );
+    // S3 times are whole seconds: past the next one, a sweep without grace sees it old.
+    // (Whether a sweep within the same second spares it depends on when the second ticks,
+    // so nothing is asserted about that.)
     tokio::time::sleep(Duration::from_millis(1100)).await;
     assert_eq!(service.sweep(Duration::ZERO).await.unwrap(), 1);
     let left: Vec<String> = app
