@@ -67,25 +67,30 @@ impl ApiError {
     }
 }
 
+/// The HTTP status a service's gRPC code becomes (before a reason may refine it).
+pub fn http_status(code: Code) -> StatusCode {
+    match code {
+        Code::InvalidArgument | Code::OutOfRange => StatusCode::UNPROCESSABLE_ENTITY,
+        Code::AlreadyExists | Code::Aborted => StatusCode::CONFLICT,
+        Code::NotFound => StatusCode::NOT_FOUND,
+        Code::Unauthenticated => StatusCode::UNAUTHORIZED,
+        Code::PermissionDenied => StatusCode::FORBIDDEN,
+        Code::ResourceExhausted => StatusCode::TOO_MANY_REQUESTS,
+        Code::FailedPrecondition => StatusCode::CONFLICT,
+        Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled => {
+            StatusCode::SERVICE_UNAVAILABLE
+        }
+        Code::Ok | Code::Unknown | Code::Internal | Code::Unimplemented | Code::DataLoss => {
+            StatusCode::INTERNAL_SERVER_ERROR
+        }
+    }
+}
+
 /// Maps a service's error to the public shape, keeping its stable reason.
 impl From<tonic::Status> for ApiError {
     fn from(status: tonic::Status) -> Self {
         let reason = reason_of(&status);
-        let http = match status.code() {
-            Code::InvalidArgument | Code::OutOfRange => StatusCode::UNPROCESSABLE_ENTITY,
-            Code::AlreadyExists | Code::Aborted => StatusCode::CONFLICT,
-            Code::NotFound => StatusCode::NOT_FOUND,
-            Code::Unauthenticated => StatusCode::UNAUTHORIZED,
-            Code::PermissionDenied => StatusCode::FORBIDDEN,
-            Code::ResourceExhausted => StatusCode::TOO_MANY_REQUESTS,
-            Code::FailedPrecondition => StatusCode::CONFLICT,
-            Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
-            Code::Ok | Code::Unknown | Code::Internal | Code::Unimplemented | Code::DataLoss => {
-                StatusCode::INTERNAL_SERVER_ERROR
-            }
-        };
+        let http = http_status(status.code());
         let code = match (reason.reason.as_str(), http) {
             // The public names of verification's reasons.
             ("challenge_expired", _) => "code_expired".to_owned(),

@@ -75,19 +75,19 @@ pub async fn after_capture(
     token: &str,
     captures_missing: &[String],
 ) -> ApiResult<&'static str> {
-    // The document type only hides the back of a passport, which biometrics never lists as
-    // missing for a passport.
-    let (document_type, registered) = (DocumentType::IdCard, false);
-    let next = steps(captures_missing, &[], document_type, registered).next_step;
-    if captures_missing.iter().any(|m| m == next) {
-        return Ok(next);
-    }
-    let profile = state.profile.profile(token).await?;
+    // The photo steps and the consent come before the profile's, so while biometrics lists
+    // one of them the profile cannot be next. The document type only hides the back of a
+    // passport, which biometrics never lists as missing for a passport.
+    let profile_missing = if captures_missing.is_empty() {
+        state.profile.profile(token).await?.missing
+    } else {
+        Vec::new()
+    };
     Ok(steps(
         captures_missing,
-        &profile.missing,
-        document_type,
-        registered,
+        &profile_missing,
+        DocumentType::IdCard,
+        false,
     )
     .next_step)
 }

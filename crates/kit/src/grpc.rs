@@ -126,6 +126,12 @@ pub async fn healthcheck(addr: SocketAddr) -> Result<(), String> {
         .connect_timeout(Duration::from_secs(2))
         .timeout(Duration::from_secs(2));
     let channel = endpoint.connect().await.map_err(|e| e.to_string())?;
+    serving(channel).await
+}
+
+/// Whether the server behind `channel` answers grpc.health.v1 as SERVING: the probe of the
+/// `healthcheck` subcommand and of the gateway's readiness.
+pub async fn serving(channel: tonic::transport::Channel) -> Result<(), String> {
     let mut client = tonic_health::pb::health_client::HealthClient::new(channel);
     let answer = client
         .check(tonic_health::pb::HealthCheckRequest {
@@ -148,11 +154,6 @@ pub fn channel(url: &str) -> Result<tonic::transport::Channel, tonic::transport:
         .timeout(Duration::from_secs(15))
         .http2_keep_alive_interval(Duration::from_secs(30))
         .connect_lazy())
-}
-
-/// The grpc.health.v1 client, for readiness checks of dependencies.
-pub mod health {
-    pub use tonic_health::pb::{HealthCheckRequest as HealthRequest, health_client::HealthClient};
 }
 
 /// A shutdown trigger for background tasks: `signal()` futures resolve once `fire()` is called

@@ -105,10 +105,7 @@ impl Calls {
     {
         // The codes the public API answers 503 for.
         let unavailable = |status: &Status| {
-            matches!(
-                status.code(),
-                tonic::Code::Unavailable | tonic::Code::DeadlineExceeded | tonic::Code::Cancelled
-            )
+            crate::error::http_status(status.code()) == axum::http::StatusCode::SERVICE_UNAVAILABLE
         };
         self.attempts(client, who, message, rpc, unavailable)
             .await?
@@ -205,14 +202,10 @@ where
 
 /// Whether the service behind `channel` answers its health check as serving, within 2 s.
 pub(crate) async fn serving(channel: &Channel) -> bool {
-    use examreg_kit::grpc::health::{HealthClient, HealthRequest};
-    let mut client = HealthClient::new(channel.clone());
     tokio::time::timeout(
         Duration::from_secs(2),
-        client.check(HealthRequest {
-            service: String::new(),
-        }),
+        examreg_kit::grpc::serving(channel.clone()),
     )
     .await
-    .is_ok_and(|r| r.is_ok_and(|a| a.into_inner().status == 1))
+    .is_ok_and(|answer| answer.is_ok())
 }
