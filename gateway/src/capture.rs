@@ -5,7 +5,7 @@ use crate::{
     error::{ApiError, ApiJson, ApiResult},
     extract::{Client, PhotoTaker, User},
     onboarding,
-    openapi::{AcceptLanguage, ErrorBody, Next, Step},
+    openapi::{self, AcceptLanguage, ErrorBody, Next, Step},
     reference,
     state::AppState,
     upstream::Upload,
@@ -207,11 +207,16 @@ async fn upload(
 #[derive(Deserialize, ToSchema)]
 pub struct ConsentBody {
     /// The version of the text shown (`GET /v1/terms/biometric-consent`).
-    #[schema(example = "2026-01")]
+    #[schema(schema_with = consent_version)]
     consent_version: String,
     /// The applicant consented.
     #[serde(default)]
+    #[schema(schema_with = openapi::must_be_true, required = true)]
     accepted: bool,
+}
+
+fn consent_version() -> utoipa::openapi::Object {
+    openapi::one_of([reference::BIOMETRIC_CONSENT_VERSION])
 }
 
 /// Consent to processing biometric data.

@@ -49,18 +49,10 @@ pub fn frame() -> utoipa::openapi::OpenApi {
 
 /// What holds for every operation of the API, added once the routers' paths are in: each
 /// address has its budget of requests per minute (`middleware::rate_limit`), so every `/v1`
-/// operation may answer 429 `rate_limited`.
+/// operation may answer 429 `rate_limited`; every JSON body goes through `error::ApiJson`, so
+/// an operation that takes one may answer 400 `malformed_request` (no body, not JSON, not
+/// `application/json`) and 413 `body_too_large`.
 pub fn finish(document: &mut utoipa::openapi::OpenApi) {
-    use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
-    let limited = ResponseBuilder::new()
-        .description("Too many requests from this address (`rate_limited`); see Retry-After")
-        .content(
-            "application/json",
-            ContentBuilder::new()
-                .schema(Some(Ref::from_schema_name("Error")))
-                .build(),
-        )
-        .build();
     for (path, item) in &mut document.paths.paths {
         if !path.starts_with("/v1/") {
             continue;
@@ -73,13 +65,109 @@ pub fn finish(document: &mut utoipa::openapi::OpenApi) {
             &mut item.patch,
         ];
         for operation in operations.into_iter().flatten() {
-            operation
-                .responses
-                .responses
-                .entry("429".to_owned())
-                .or_insert_with(|| limited.clone().into());
+            let takes_json = operation
+                .request_body
+                .as_ref()
+                .is_some_and(|body| body.content.contains_key("application/json"));
+            let mut add = |status: &str, description: &str| {
+                operation
+                    .responses
+                    .responses
+                    .entry(status.to_owned())
+                    .or_insert_with(|| error_response(description).into());
+            };
+            add(
+                "429",
+                "Too many requests from this address (`rate_limited`); see Retry-After",
+            );
+            if takes_json {
+                add(
+                    "400",
+                    "No body, or one that is not JSON sent as `application/json` (`malformed_request`)",
+                );
+                add(
+                    "413",
+                    "The body is larger than the gateway takes (`body_too_large`)",
+                );
+            }
         }
     }
+}
+
+fn error_response(description: &str) -> utoipa::openapi::Response {
+    use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+    ResponseBuilder::new()
+        .description(description)
+        .content(
+            "application/json",
+            ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name("Error")))
+                .build(),
+        )
+        .build()
+}
+
+/// A string the API takes only as one of `values` (the current version of a text, a code of
+/// a fixed list), for `#[schema(schema_with = …)]`.
+pub fn one_of<'a>(values: impl IntoIterator<Item = &'a str>) -> utoipa::openapi::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::Type::String)
+        .enum_values(Some(values))
+        .build()
+}
+
+/// An email address as `examreg_domain::Email::parse` takes it, in the usual shapes: a local
+/// part of at most 64 characters (with at most one dot, which keeps the pattern free of
+/// look-aheads that make generating from it slow), up to four labels of at most 63
+/// characters (letters, digits, inner hyphens) and a top-level label of letters (or `xn--…`),
+/// 254 characters in all. No `format: email`: validators read that as RFC 5321 with IDNA
+/// rules, which is neither what the API takes nor what it refuses.
+pub fn email() -> utoipa::openapi::Object {
+    const ATOM: &str = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]";
+    const LABEL: &str = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?";
+    const TOP: &str = r"(?:[A-Za-z][A-Za-z-]{0,61}[A-Za-z]|[Xx][Nn]--[A-Za-z0-9](?:[A-Za-z0-9-]{0,57}[A-Za-z0-9])?)";
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::Type::String)
+        .description(Some("An email address"))
+        .pattern(Some(format!(
+            r"^{ATOM}{{1,32}}(?:\.{ATOM}{{1,31}})?@(?:{LABEL}\.){{1,4}}{TOP}$"
+        )))
+        .max_length(Some(254))
+        .examples(["aigerim@mail.kz"])
+        .build()
+}
+
+/// A body with exactly one of two fields, the other blank or absent (a blank one counts as
+/// absent), as a `oneOf` of the two cases.
+pub fn exactly_one(
+    first: (&str, utoipa::openapi::Object),
+    second: (&str, utoipa::openapi::Object),
+) -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    use utoipa::openapi::{ObjectBuilder, OneOfBuilder, Type, schema::SchemaType};
+    let blank = || {
+        ObjectBuilder::new()
+            .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
+            .pattern(Some(r"^\s*$"))
+    };
+    let case = |(field, value): (&str, utoipa::openapi::Object), other: &str| {
+        ObjectBuilder::new()
+            .property(field, value)
+            .required(field)
+            .property(other, blank())
+    };
+    let (first_name, second_name) = (first.0, second.0);
+    OneOfBuilder::new()
+        .item(case(first, second_name))
+        .item(case(second, first_name))
+        .into()
+}
+
+/// A box the applicant must tick: `true`, and nothing else.
+pub fn must_be_true() -> utoipa::openapi::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::Type::Boolean)
+        .enum_values(Some([true]))
+        .build()
 }
 
 /// This document (served by the docs page's router, so described here).

@@ -194,15 +194,41 @@ async fn show(
 #[derive(Deserialize, ToSchema)]
 pub struct NameBody {
     #[serde(default)]
-    #[schema(example = "Сейтқали", max_length = 100)]
+    #[schema(schema_with = name_part, required = true, example = "Сейтқали")]
     surname: String,
     #[serde(default)]
-    #[schema(example = "Әйгерім", max_length = 100)]
+    #[schema(schema_with = name_part, required = true, example = "Әйгерім")]
     given_name: String,
     /// Optional.
     #[serde(default)]
-    #[schema(max_length = 100)]
+    #[schema(schema_with = optional_name_part)]
     patronymic: Option<String>,
+}
+
+/// What profile takes as a part of a name (`person::name_part`): letters of the Kazakh/Russian
+/// Cyrillic and Latin alphabets (with Latin-1 and Latin Extended-A diacritics), one hyphen,
+/// apostrophe (typographic ones too) or run of spaces between two letters, spaces around.
+const NAME_PART: &str = concat!(
+    r"\s*[A-Za-zА-яЁёӘәҒғҚқҢңӨөҰұҮүҺһІіÀ-ÖØ-öø-ſ]+",
+    r"(?:(?:[-'’ʼ`‘‐‑–]|\s+)[A-Za-zА-яЁёӘәҒғҚқҢңӨөҰұҮүҺһІіÀ-ÖØ-öø-ſ]+)*\s*"
+);
+
+fn name_part() -> utoipa::openapi::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::Type::String)
+        .pattern(Some(format!("^{NAME_PART}$")))
+        .max_length(Some(100))
+        .build()
+}
+
+/// A patronymic: a name part, blank or absent for none.
+fn optional_name_part() -> utoipa::openapi::Object {
+    use utoipa::openapi::{Type, schema::SchemaType};
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
+        .pattern(Some(format!(r"^(?:{NAME_PART}|\s*)$")))
+        .max_length(Some(100))
+        .build()
 }
 
 /// Step 11: the name.

@@ -39,14 +39,32 @@ async fn open(state: &AppState, flow_id: &str) -> ApiResult<Flow> {
     Ok(flow)
 }
 
-/// One of the two: the login (IIN or passport number) or the account's email.
-#[derive(Deserialize, ToSchema)]
+/// Longer than any IIN or passport number, with room for what people paste around them.
+const LOGIN_MAX: usize = 64;
+
+/// One of the two: the login (IIN or passport number) or the account's email; a blank one
+/// counts as absent.
+#[derive(Deserialize)]
 pub struct RecoveryBody {
-    #[schema(example = "791028302728", max_length = 64)]
     login: Option<String>,
-    #[schema(format = Email, max_length = 254)]
     email: Option<String>,
 }
+
+impl utoipa::PartialSchema for RecoveryBody {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::{ObjectBuilder, Type};
+        let login = ObjectBuilder::new()
+            .schema_type(Type::String)
+            .description(Some("IIN or passport number"))
+            .pattern(Some(r"\S"))
+            .max_length(Some(LOGIN_MAX))
+            .examples(["791028302728"])
+            .build();
+        crate::openapi::exactly_one(("login", login), ("email", crate::openapi::email()))
+    }
+}
+
+impl utoipa::ToSchema for RecoveryBody {}
 
 /// A recovery flow just started: a code is on its way if the login or email belongs to an
 /// account, and the answer is the same either way.
@@ -72,7 +90,7 @@ pub struct RecoveryStarted {
     request_body = RecoveryBody,
     responses(
         (status = 201, description = "Flow started (for any login or email)", body = RecoveryStarted),
-        (status = 422, description = "`identifier_required`, `invalid_email`", body = ErrorBody),
+        (status = 422, description = "`identifier_required`, `invalid_email`, `validation_failed` (a login over 64 characters)", body = ErrorBody),
         (status = 429, description = "Too many requests, or new recoveries paused under overload (`overloaded`); see Retry-After", body = ErrorBody),
         (status = 503, description = "A dependency is down; retry later", body = ErrorBody),
     )
@@ -86,6 +104,13 @@ async fn start(
         body.login.filter(|s| !s.trim().is_empty()),
         body.email.filter(|s| !s.trim().is_empty()),
     ) {
+        (Some(login), None) if login.chars().count() > LOGIN_MAX => {
+            return Err(ApiError::validation(
+                "validation_failed",
+                "login",
+                "too_long",
+            ));
+        }
         (Some(login), None) => id::lookup_recovery_request::By::Login(login),
         (None, Some(email)) => {
             let email = Email::parse(&email)

@@ -190,7 +190,12 @@ SA SB SC SD SE SG SH SI SJ SK SL SM SN SO SR SS ST SV SX SY SZ TC TD TF TG TH TJ
 UM US UY UZ VA VC VE VG VI VN VU WF WS YE YT ZA ZM ZW";
 
 pub fn is_country(code: &str) -> bool {
-    code.len() == 2 && ISO_CODES.split_whitespace().any(|c| c == code)
+    code.len() == 2 && countries().any(|c| c == code)
+}
+
+/// Every citizenship's code.
+pub fn countries() -> impl Iterator<Item = &'static str> {
+    ISO_CODES.split_whitespace()
 }
 
 /// Citizenships with names in ru, kk, en: Kazakhstan first, then the countries most applicants
@@ -360,8 +365,9 @@ pub struct InstitutionQuery {
     #[serde(default)]
     #[param(minimum = 1, maximum = 100)]
     page_size: Option<u32>,
-    /// `next_page_token` of the previous page.
+    /// `next_page_token` of the previous page (empty for the first page).
     #[serde(default)]
+    #[param(pattern = "^[0-9]{0,6}$")]
     page_token: String,
 }
 
@@ -390,7 +396,18 @@ async fn institutions(
         query: q.query,
         region_code: q.region_code,
         kind: q.kind,
-        page_size: q.page_size.unwrap_or(20),
+        // Profile reads 0 as "the default"; here absent is the default and 0 is refused.
+        page_size: match q.page_size {
+            None => 20,
+            Some(n @ 1..=100) => n,
+            Some(_) => {
+                return Err(ApiError::validation(
+                    "invalid_page_size",
+                    "page_size",
+                    "invalid",
+                ));
+            }
+        },
         page_token: q.page_token,
         language: client.lang.tag().to_owned(),
         include_archived: false,

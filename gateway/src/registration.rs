@@ -7,7 +7,7 @@ use crate::{
     error::{ApiError, ApiJson, ApiResult},
     extract::Client,
     flow::{Flow, Kind},
-    openapi::{AcceptLanguage, ErrorBody, FlowId, FlowRefusals, Next, Resend, Step},
+    openapi::{self, AcceptLanguage, ErrorBody, FlowId, FlowRefusals, Next, Resend, Step},
     reference,
     state::AppState,
     upstream::Created,
@@ -47,15 +47,24 @@ async fn open(state: &AppState, flow_id: &str) -> ApiResult<Flow> {
 #[derive(Deserialize, ToSchema)]
 pub struct StartBody {
     /// ISO 3166-1 alpha-2 (`GET /v1/reference/citizenships`).
-    #[schema(pattern = "^[A-Za-z]{2}$", example = "KZ")]
+    #[schema(schema_with = citizenship, example = "KZ")]
     citizenship: String,
     /// The version of the user agreement shown (`GET /v1/terms/current`).
     #[serde(default)]
-    #[schema(example = "2026-01")]
+    #[schema(schema_with = terms_version, required = true)]
     terms_version: String,
     /// The applicant accepted it.
     #[serde(default)]
+    #[schema(schema_with = openapi::must_be_true, required = true)]
     terms_accepted: bool,
+}
+
+fn citizenship() -> utoipa::openapi::Object {
+    openapi::one_of(reference::countries())
+}
+
+fn terms_version() -> utoipa::openapi::Object {
+    openapi::one_of([reference::TERMS_VERSION])
 }
 
 /// A flow just started.
@@ -199,16 +208,36 @@ async fn show(
 }
 
 /// One of the two: the IIN (citizens of Kazakhstan must give it), or a non-resident's
-/// passport number.
-#[derive(Deserialize, ToSchema)]
+/// passport number; a blank one counts as absent.
+#[derive(Deserialize)]
 pub struct IdentifierBody {
-    /// 12 digits with a valid check digit.
-    #[schema(pattern = "^[0-9]{12}$", example = "791028302728")]
     iin: Option<String>,
-    /// Letters and digits, 5–20 once spaces and dashes are taken out.
-    #[schema(example = "N12345678", max_length = 40)]
     passport_number: Option<String>,
 }
+
+impl utoipa::PartialSchema for IdentifierBody {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::{ObjectBuilder, Type};
+        let iin = ObjectBuilder::new()
+            .schema_type(Type::String)
+            .description(Some("12 digits with a valid check digit"))
+            .pattern(Some("^[0-9]{12}$"))
+            .examples(["791028302728"])
+            .build();
+        let passport = ObjectBuilder::new()
+            .schema_type(Type::String)
+            .description(Some(
+                "Letters and digits, 5–20 once spaces and dashes are taken out",
+            ))
+            .pattern(Some(r"\S"))
+            .max_length(Some(40))
+            .examples(["N12345678"])
+            .build();
+        openapi::exactly_one(("iin", iin), ("passport_number", passport))
+    }
+}
+
+impl utoipa::ToSchema for IdentifierBody {}
 
 /// The identifier: the IIN, or a non-resident's passport number.
 #[utoipa::path(
@@ -278,7 +307,7 @@ async fn identifier(
 
 #[derive(Deserialize, ToSchema)]
 pub struct EmailBody {
-    #[schema(format = Email, max_length = 254, example = "aigerim@mail.kz")]
+    #[schema(schema_with = openapi::email)]
     email: String,
 }
 

@@ -56,6 +56,10 @@ fn is_name_letter(c: char) -> bool {
 /// One part of a name: trimmed, inner whitespace collapsed to one space, NFC; letters with
 /// single hyphens, apostrophes or spaces between them.
 pub fn name_part(input: &str, field: &'static str) -> Result<String, Invalid> {
+    // The bound holds for the value as given too, spaces included, as the API documents it.
+    if input.chars().count() > NAME_MAX {
+        return Err(invalid("name_too_long", field, "too_long"));
+    }
     let collapsed = input.split_whitespace().collect::<Vec<_>>().join(" ");
     // Typographic apostrophes and the modifier letter people paste become one apostrophe.
     let value: String = collapsed
@@ -219,6 +223,13 @@ mod tests {
             "name_too_long"
         );
         assert!(name_part(&"а".repeat(100), "surname").is_ok());
+        // As given, spaces included: what the API documents as the longest value.
+        assert_eq!(
+            name_part(&format!("А{}", " ".repeat(100)), "patronymic")
+                .unwrap_err()
+                .code,
+            "name_too_long"
+        );
     }
 
     #[test]
