@@ -10,28 +10,6 @@ use serde_json::{Value, json};
 use tk::photos::SELFIE;
 
 impl Suite {
-    /// A call with the applicant's token, answers in English.
-    async fn me(
-        &self,
-        method: Method,
-        path: &str,
-        token: &str,
-        body: Option<Value>,
-    ) -> (StatusCode, Value) {
-        let (status, _, json) = self
-            .call(
-                method,
-                path,
-                body,
-                &[
-                    ("authorization", &format!("Bearer {token}")),
-                    ("accept-language", "en"),
-                ],
-            )
-            .await;
-        (status, json)
-    }
-
     async fn get_json(&self, path: &str, lang: &str) -> Value {
         let (status, _, json) = self
             .call(Method::GET, path, None, &[("accept-language", lang)])
@@ -453,14 +431,7 @@ async fn an_operator_erases_a_person_from_every_store_and_a_second_erasure_finds
         let s = &s;
         let path = path.clone();
         async move {
-            let (status, _, body) = s
-                .call(
-                    Method::DELETE,
-                    &path,
-                    None,
-                    &[("authorization", &format!("Bearer {token}"))],
-                )
-                .await;
+            let (status, body) = s.me(reqwest::Method::DELETE, &path, &token, None).await;
             (status, body)
         }
     };
@@ -474,18 +445,7 @@ async fn an_operator_erases_a_person_from_every_store_and_a_second_erasure_finds
             .contains(&"captures".to_owned())
     );
 
-    let operator = tk::service_token(
-        &s.signing,
-        "operator",
-        &[
-            "people:erase",
-            "accounts:read",
-            "accounts:delete",
-            "biometrics:admin",
-            "profile:admin",
-            "verification:erase",
-        ],
-    );
+    let operator = s.eraser();
     let (status, body) = erase(operator.clone()).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["removed"]["identity"]["account"], true);

@@ -6,7 +6,6 @@
 
 mod common;
 
-use examreg_testkit as tk;
 use reqwest::StatusCode;
 use serde_json::json;
 use std::path::Path;
@@ -21,18 +20,7 @@ async fn schemathesis_finds_the_api_as_documented() {
     .await;
     let applicant = suite.logged_in().await;
     let sacrifice = suite.logged_in().await;
-    let operator = tk::service_token(
-        &suite.signing,
-        "operator",
-        &[
-            "people:erase",
-            "accounts:read",
-            "accounts:delete",
-            "biometrics:admin",
-            "profile:admin",
-            "verification:erase",
-        ],
-    );
+    let operator = suite.eraser();
     // Live ids where the document can only say "an id": a registration and a recovery under
     // way and a hand-off link, so that those operations are tried past "not live".
     let registration = suite.start("KZ").await;
@@ -40,13 +28,8 @@ async fn schemathesis_finds_the_api_as_documented() {
         .post("/v1/recovery", json!({"login": common::valid_iin()}))
         .await;
     assert_eq!(status, StatusCode::CREATED, "{recovery}");
-    let (status, _, link) = suite
-        .call(
-            reqwest::Method::POST,
-            "/v1/me/handoff",
-            None,
-            &[("authorization", &format!("Bearer {applicant}"))],
-        )
+    let (status, link) = suite
+        .me(reqwest::Method::POST, "/v1/me/handoff", &applicant, None)
         .await;
     assert_eq!(status, StatusCode::CREATED, "{link}");
     let handoff = link["url"]

@@ -11,10 +11,6 @@ use serde_json::{Value, json};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-fn bearer(token: &str) -> String {
-    format!("Bearer {token}")
-}
-
 fn kept_by_no_cache(headers: &HeaderMap) -> bool {
     headers.get("cache-control").and_then(|v| v.to_str().ok()) == Some("no-store")
         && headers.get("pragma").and_then(|v| v.to_str().ok()) == Some("no-cache")
@@ -76,7 +72,7 @@ async fn answers_carrying_tokens_flows_or_personal_data_are_never_stored_by_a_ca
                 Method::GET,
                 path,
                 None,
-                &[("authorization", &bearer(token))],
+                &[("authorization", &format!("Bearer {token}"))],
             )
             .await;
         assert_eq!(status, StatusCode::OK, "{path}");
@@ -124,14 +120,7 @@ async fn a_photo_still_arriving_when_the_registration_completes_is_refused_and_t
     upload.write_all(first).await.unwrap();
     // The gateway waits for the body; biometrics has not seen the upload yet.
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let (status, _, done) = s
-        .call(
-            Method::POST,
-            "/v1/me/registration/complete",
-            None,
-            &[("authorization", &bearer(&token))],
-        )
-        .await;
+    let (status, done) = s.complete(&token).await;
     assert_eq!(status, StatusCode::OK, "{done}");
     // Now the rest of the photo arrives.
     upload.write_all(rest).await.unwrap();
@@ -182,14 +171,7 @@ fn backfill_seals(s: &Suite) -> String {
 async fn a_registration_completed_before_the_seal_existed_is_sealed_by_the_backfill() {
     let s = suite().await;
     let token = s.ready_to_complete().await;
-    let (status, _, done) = s
-        .call(
-            Method::POST,
-            "/v1/me/registration/complete",
-            None,
-            &[("authorization", &bearer(&token))],
-        )
-        .await;
+    let (status, done) = s.complete(&token).await;
     assert_eq!(status, StatusCode::OK, "{done}");
     // As a registration completed by an earlier version left it: registered, the set open.
     let biometrics = sqlx::PgPool::connect(&s.biometrics_db).await.unwrap();
@@ -241,30 +223,24 @@ async fn no_iin_email_or_flow_id_reaches_the_services_logs_or_the_postgres_log()
     // A duplicate registration: the IIN is taken, then the email is.
     let (iin, email) = (valid_iin(), tk::unique_email());
     s.register(&iin, &email).await;
-    let second_email = tk::unique_email();
+    let (second_email, other_iin) = (tk::unique_email(), valid_iin());
     let taken_iin = s.prove_email(&iin, &second_email, 1).await;
-    let (status, body) = s
-        .post(
-            &format!("/v1/registrations/{taken_iin}/password"),
-            password.clone(),
-        )
-        .await;
-    assert_eq!(
-        (status, &body["error"]["code"]),
-        (StatusCode::CONFLICT, &json!("identifier_taken"))
-    );
-    let other_iin = valid_iin();
     let taken_email = s.prove_email(&other_iin, &email, 2).await;
-    let (status, body) = s
-        .post(
-            &format!("/v1/registrations/{taken_email}/password"),
-            password.clone(),
-        )
-        .await;
-    assert_eq!(
-        (status, &body["error"]["code"]),
-        (StatusCode::CONFLICT, &json!("email_taken"))
-    );
+    for (flow, code) in [
+        (&taken_iin, "identifier_taken"),
+        (&taken_email, "email_taken"),
+    ] {
+        let (status, body) = s
+            .post(
+                &format!("/v1/registrations/{flow}/password"),
+                password.clone(),
+            )
+            .await;
+        assert_eq!(
+            (status, &body["error"]["code"]),
+            (StatusCode::CONFLICT, &json!(code))
+        );
+    }
     // A recovery, through to the new password.
     let (status, recovery) = s.post("/v1/recovery", json!({"login": iin})).await;
     assert_eq!(status, StatusCode::CREATED);

@@ -36,12 +36,12 @@ async fn an_applicant_registers_logs_in_refreshes_logs_out_and_recovers_the_pass
         .await;
     assert_eq!(status, StatusCode::OK, "{renewed}");
     let access = renewed["access_token"].as_str().unwrap().to_owned();
-    let (status, _, _) = s
-        .call(
+    let (status, _) = s
+        .me(
             reqwest::Method::DELETE,
             "/v1/sessions/current",
+            &access,
             None,
-            &[("authorization", &format!("Bearer {access}"))],
         )
         .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
@@ -122,14 +122,7 @@ async fn a_bad_iin_gets_the_error_shape_in_the_requested_language() {
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(body["error"]["code"], "iin_required");
     // Nothing changed: the flow still waits for the identifier.
-    let (_, _, state) = s
-        .call(
-            reqwest::Method::GET,
-            &format!("/v1/registrations/{flow}"),
-            None,
-            &[],
-        )
-        .await;
+    let (_, state) = s.get(&format!("/v1/registrations/{flow}")).await;
     assert_eq!(state["next_step"], "identifier");
 }
 
@@ -137,26 +130,20 @@ async fn a_bad_iin_gets_the_error_shape_in_the_requested_language() {
 async fn steps_go_in_order_and_bad_bodies_are_refused_cleanly() {
     let s = suite().await;
     let flow = s.start("UZ").await;
-    let (status, body) = s
-        .put(
-            &format!("/v1/registrations/{flow}/email"),
-            json!({"email": tk::unique_email()}),
-        )
-        .await;
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (StatusCode::CONFLICT, Some("step_out_of_order"))
-    );
-    let (status, body) = s
-        .post(
-            "/v1/registrations",
-            json!({"citizenship": "KZ", "terms_version": "2026-01", "terms_accepted": false}),
-        )
-        .await;
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (StatusCode::UNPROCESSABLE_ENTITY, Some("terms_not_accepted"))
-    );
+    s.refused(
+        reqwest::Method::PUT,
+        &format!("/v1/registrations/{flow}/email"),
+        json!({"email": tk::unique_email()}),
+        (StatusCode::CONFLICT, "step_out_of_order"),
+    )
+    .await;
+    s.refused(
+        reqwest::Method::POST,
+        "/v1/registrations",
+        json!({"citizenship": "KZ", "terms_version": "2026-01", "terms_accepted": false}),
+        (StatusCode::UNPROCESSABLE_ENTITY, "terms_not_accepted"),
+    )
+    .await;
     let (status, body) = s
         .post(
             "/v1/registrations",
@@ -179,13 +166,13 @@ async fn steps_go_in_order_and_bad_bodies_are_refused_cleanly() {
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["error"]["code"], "malformed_request");
     let huge = "x".repeat(64 * 1024);
-    let (status, body) = s
-        .post("/v1/registrations", json!({"citizenship": huge}))
-        .await;
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (StatusCode::PAYLOAD_TOO_LARGE, Some("body_too_large"))
-    );
+    s.refused(
+        reqwest::Method::POST,
+        "/v1/registrations",
+        json!({"citizenship": huge}),
+        (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large"),
+    )
+    .await;
     let (status, body) = s
         .post(
             &format!("/v1/registrations/{}/email/verify", uuid::Uuid::new_v4()),
@@ -340,7 +327,7 @@ async fn recovery_answers_the_same_for_an_unknown_login() {
 #[tokio::test]
 async fn ops_endpoints_answer_and_the_openapi_document_covers_every_route() {
     let s = suite().await;
-    let (status, _, body) = s.call(reqwest::Method::GET, "/readyz", None, &[]).await;
+    let (status, body) = s.get("/readyz").await;
     assert_eq!(status, StatusCode::OK, "{body}");
     // The `healthcheck` subcommand's probes, as the containers run them.
     let address =
@@ -355,9 +342,7 @@ async fn ops_endpoints_answer_and_the_openapi_document_covers_every_route() {
             .await
             .unwrap_or_else(|e| panic!("{name}: {e}"));
     }
-    let (_, _, doc) = s
-        .call(reqwest::Method::GET, "/openapi.json", None, &[])
-        .await;
+    let (_, doc) = s.get("/openapi.json").await;
     // Every path a resource's router declares, read from the sources of every module so a new
     // route (or a new module) cannot be missed.
     let mut routes: Vec<String> = Vec::new();
@@ -427,15 +412,7 @@ async fn ops_endpoints_answer_and_the_openapi_document_covers_every_route() {
         list["items"][0],
         json!({"code": "KZ", "name": "Kazakhstan"})
     );
-    let metrics = s
-        .http
-        .get(format!("{}/metrics", s.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = s.text("/metrics").await;
     assert!(metrics.contains("gateway_http_requests_total"), "{metrics}");
     let docs = s.http.get(format!("{}/docs", s.base)).send().await.unwrap();
     assert_eq!(docs.status(), StatusCode::OK);
@@ -449,15 +426,7 @@ async fn ops_endpoints_answer_and_the_openapi_document_covers_every_route() {
     assert!(page.contains("swagger-ui"), "{page}");
     // Everything the page loads is the gateway's own: no address elsewhere.
     assert!(!page.contains("https://"), "{page}");
-    let initializer = s
-        .http
-        .get(format!("{}/docs/swagger-initializer.js", s.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let initializer = s.text("/docs/swagger-initializer.js").await;
     assert!(initializer.contains("/openapi.json"), "{initializer}");
     // CORS answers only the configured origin.
     let preflight = s
@@ -485,9 +454,7 @@ async fn the_per_ip_budget_answers_429_with_retry_after() {
     })
     .await;
     for _ in 0..5 {
-        let (status, _, _) = s
-            .call(reqwest::Method::GET, "/v1/terms/current", None, &[])
-            .await;
+        let (status, _) = s.get("/v1/terms/current").await;
         assert_eq!(status, StatusCode::OK);
     }
     // The budget is per clock minute: if a minute turned during the test, the next window has
@@ -507,7 +474,7 @@ async fn the_per_ip_budget_answers_429_with_retry_after() {
     let wait: u64 = headers["retry-after"].to_str().unwrap().parse().unwrap();
     assert!((1..=60).contains(&wait));
     // Operations endpoints are outside the budget.
-    let (status, _, _) = s.call(reqwest::Method::GET, "/healthz", None, &[]).await;
+    let (status, _) = s.get("/healthz").await;
     assert_eq!(status, StatusCode::OK);
 }
 
@@ -532,14 +499,7 @@ async fn concurrent_requests_on_one_flow_never_undo_each_other() {
     }
     assert!(!won.is_empty());
     // The flow holds the identifier of the last request that won, and nothing was lost.
-    let (_, _, state) = s
-        .call(
-            reqwest::Method::GET,
-            &format!("/v1/registrations/{flow}"),
-            None,
-            &[],
-        )
-        .await;
+    let (_, state) = s.get(&format!("/v1/registrations/{flow}")).await;
     assert_eq!(state["next_step"], "email");
     let shown = state["identifier"].as_str().unwrap();
     assert!(
@@ -574,14 +534,7 @@ async fn a_gateway_refused_by_identity_answers_503_not_401() {
     assert_eq!(body["error"]["code"], "dependency_unavailable");
     assert!(headers.contains_key("retry-after"));
     // Nothing moved: the flow still waits for the email.
-    let (_, _, state) = s
-        .call(
-            reqwest::Method::GET,
-            &format!("/v1/registrations/{flow}"),
-            None,
-            &[],
-        )
-        .await;
+    let (_, state) = s.get(&format!("/v1/registrations/{flow}")).await;
     assert_eq!(state["next_step"], "email");
 }
 
@@ -795,14 +748,7 @@ async fn after_login_the_applicant_photographs_face_and_document_consents_and_mo
             Some("consent_version_outdated")
         )
     );
-    let (_, _, text) = s
-        .call(
-            reqwest::Method::GET,
-            "/v1/terms/biometric-consent",
-            None,
-            &[],
-        )
-        .await;
+    let (_, text) = s.get("/v1/terms/biometric-consent").await;
     let (status, body) = post(consent(text["version"].as_str().unwrap())).await;
     assert_eq!(
         (status, body["next_step"].as_str()),

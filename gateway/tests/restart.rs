@@ -5,20 +5,13 @@
 mod common;
 
 use common::*;
-use reqwest::{Method, StatusCode};
+use reqwest::StatusCode;
 use std::{sync::Arc, time::Duration};
 
 /// One applicant's whole journey, asserting every step succeeds.
 async fn journey(s: &Suite) {
     let token = s.ready_to_complete().await;
-    let (status, _, done) = s
-        .call(
-            Method::POST,
-            "/v1/me/registration/complete",
-            None,
-            &[("authorization", &format!("Bearer {token}"))],
-        )
-        .await;
+    let (status, done) = s.complete(&token).await;
     assert_eq!(status, StatusCode::OK, "{done}");
     assert_eq!(done["status"], "registered");
 }

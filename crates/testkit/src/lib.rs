@@ -45,6 +45,29 @@ pub fn unique_email() -> String {
 }
 
 /// A service token for `scopes`, signed by `key` as identity would.
+/// A stop button for a server a test runs: the receiver half is the shutdown signal to give
+/// `run_until_stopped`, which completes when the sender is used or dropped.
+pub fn stopper() -> (
+    tokio::sync::oneshot::Sender<()>,
+    impl std::future::Future<Output = ()> + Send + 'static,
+) {
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    (stop, async move {
+        let _ = stopped.await;
+    })
+}
+
+/// Learns identity's signing keys from its JWK Set, the way the services do in production.
+pub async fn learn_keys(identity_url: &str, keys: &examreg_kit::auth::Keys) {
+    examreg_kit::client::fetch_jwks(
+        examreg_kit::grpc::channel(identity_url).unwrap(),
+        keys,
+        Duration::from_secs(10),
+    )
+    .await
+    .unwrap();
+}
+
 pub fn service_token(key: &SigningKey, client: &str, scopes: &[&str]) -> String {
     let scopes: Vec<String> = scopes.iter().map(|s| (*s).to_owned()).collect();
     key.sign(&Claims::service(client, &scopes, Duration::from_secs(600)))

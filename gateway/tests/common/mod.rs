@@ -2,7 +2,7 @@
 //! profile running for real on the local stack, and the gateway in front of them.
 #![allow(dead_code, unreachable_pub)]
 
-use examreg_kit::{auth::Keys, client, config::Secret, tokens::SigningKey};
+use examreg_kit::{auth::Keys, config::Secret, tokens::SigningKey};
 use examreg_testkit as tk;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -28,16 +28,6 @@ pub(crate) struct Suite {
     keys: Keys,
     running: tokio::sync::Mutex<HashMap<&'static str, Running>>,
     _stops: Vec<tokio::sync::oneshot::Sender<()>>,
-}
-
-pub(crate) fn stopper() -> (
-    tokio::sync::oneshot::Sender<()>,
-    impl std::future::Future<Output = ()> + Send + 'static,
-) {
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    (tx, async move {
-        let _ = rx.await;
-    })
 }
 
 pub(crate) struct Options {
@@ -102,14 +92,7 @@ pub(crate) async fn suite_with(options: Options) -> Suite {
     let keys = Keys::default();
     let identity_url = start(&mut running, ServiceConfig::Identity(config), &keys).await;
 
-    // Services learn identity's keys the way they do in production: from its JWK Set.
-    client::fetch_jwks(
-        examreg_kit::grpc::channel(&identity_url).unwrap(),
-        &keys,
-        Duration::from_secs(10),
-    )
-    .await
-    .unwrap();
+    tk::learn_keys(&identity_url, &keys).await;
 
     let mut config = examreg_verification::Config::defaults();
     let verification_prefix = tk::unique_prefix("verification");
@@ -167,7 +150,7 @@ pub(crate) async fn suite_with(options: Options) -> Suite {
         .await
         .unwrap();
     let base = format!("http://{}", gateway.addr());
-    let (stop, signal) = stopper();
+    let (stop, signal) = tk::stopper();
     stops.push(stop);
     tokio::spawn(gateway.run_until_stopped(signal));
     Suite {
@@ -208,7 +191,7 @@ async fn start(
     mut config: ServiceConfig,
     keys: &Keys,
 ) -> String {
-    let (stop, signal) = stopper();
+    let (stop, signal) = tk::stopper();
     let (name, addr, task) = match &mut config {
         ServiceConfig::Identity(c) => {
             let app = examreg_identity::Application::build(c.clone())
@@ -299,18 +282,92 @@ impl Suite {
         (status, json)
     }
 
+    pub(crate) async fn get(&self, path: &str) -> (StatusCode, Value) {
+        let (status, _, json) = self.call(reqwest::Method::GET, path, None, &[]).await;
+        (status, json)
+    }
+
+    /// Asserts that a call is refused with this status and error code.
+    pub(crate) async fn refused(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Value,
+        (status, code): (StatusCode, &str),
+    ) {
+        let (got, _, answer) = self.call(method, path, Some(body), &[]).await;
+        assert_eq!(
+            (got, answer["error"]["code"].as_str()),
+            (status, Some(code)),
+            "{path}: {answer}"
+        );
+    }
+
+    /// A page's text (a `GET` that must answer).
+    pub(crate) async fn text(&self, path: &str) -> String {
+        let response = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .unwrap();
+        response.text().await.unwrap()
+    }
+
+    /// A call with the applicant's token, answers in English.
+    pub(crate) async fn me(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let bearer = format!("Bearer {token}");
+        let (status, _, json) = self
+            .call(
+                method,
+                path,
+                body,
+                &[("authorization", &bearer), ("accept-language", "en")],
+            )
+            .await;
+        (status, json)
+    }
+
+    /// `POST /v1/me/registration/complete`.
+    pub(crate) async fn complete(&self, token: &str) -> (StatusCode, Value) {
+        self.me(
+            reqwest::Method::POST,
+            "/v1/me/registration/complete",
+            token,
+            None,
+        )
+        .await
+    }
+
+    /// An operator's token with every scope an erasure across the suite needs.
+    pub(crate) fn eraser(&self) -> String {
+        tk::service_token(
+            &self.signing,
+            "operator",
+            &[
+                "people:erase",
+                "accounts:read",
+                "accounts:delete",
+                "biometrics:admin",
+                "profile:admin",
+                "verification:erase",
+            ],
+        )
+    }
+
     pub(crate) async fn put(&self, path: &str, body: Value) -> (StatusCode, Value) {
         let (status, _, json) = self.call(reqwest::Method::PUT, path, Some(body), &[]).await;
         (status, json)
     }
 
     pub(crate) async fn start(&self, citizenship: &str) -> String {
-        let (status, terms) = {
-            let (s, _, j) = self
-                .call(reqwest::Method::GET, "/v1/terms/current", None, &[])
-                .await;
-            (s, j)
-        };
+        let (status, terms) = self.get("/v1/terms/current").await;
         assert_eq!(status, StatusCode::OK);
         let (status, flow) = self
             .post("/v1/registrations", json!({"citizenship": citizenship, "terms_version": terms["version"], "terms_accepted": true}))

@@ -49,10 +49,8 @@ async fn spawn_at(
         .await
         .unwrap();
     let addr = app.addr();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(app.run_until_stopped(async move {
-        let _ = stopped.await;
-    }));
+    let (stop, stopped) = tk::stopper();
+    tokio::spawn(app.run_until_stopped(stopped));
     TestApp {
         client: BiometricsServiceClient::new(
             examreg_kit::grpc::channel(&format!("http://{addr}")).unwrap(),

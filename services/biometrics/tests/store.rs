@@ -66,6 +66,15 @@ async fn a_retake_leaves_exactly_one_current_capture_and_names_the_object_to_del
     );
 }
 
+/// The document type of an account's capture set.
+async fn document_type(pool: &sqlx::PgPool, account: Uuid) -> &'static str {
+    store::capture_set(pool, account)
+        .await
+        .unwrap()
+        .document_type
+        .as_str()
+}
+
 #[tokio::test]
 async fn switching_to_a_passport_drops_the_back_of_the_id_card_in_the_same_transaction() {
     let pool = pool().await;
@@ -74,14 +83,7 @@ async fn switching_to_a_passport_drops_the_back_of_the_id_card_in_the_same_trans
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(
-        store::capture_set(&pool, account)
-            .await
-            .unwrap()
-            .document_type
-            .as_str(),
-        "id_card"
-    );
+    assert_eq!(document_type(&pool, account).await, "id_card");
     let front = NewCapture {
         document_type: Some(DocumentType::Passport),
         ..capture(account, "document_front", "p/front")
@@ -93,14 +95,7 @@ async fn switching_to_a_passport_drops_the_back_of_the_id_card_in_the_same_trans
             .unwrap(),
         ["p/back"]
     );
-    assert_eq!(
-        store::capture_set(&pool, account)
-            .await
-            .unwrap()
-            .document_type
-            .as_str(),
-        "passport"
-    );
+    assert_eq!(document_type(&pool, account).await, "passport");
     let kinds: Vec<&str> = store::captures_of(&pool, account)
         .await
         .unwrap()

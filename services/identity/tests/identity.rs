@@ -44,10 +44,8 @@ async fn spawn() -> TestApp {
     }];
     let app = Application::build(config).await.unwrap();
     let addr = app.addr();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(app.run_until_stopped(async move {
-        let _ = stopped.await;
-    }));
+    let (stop, stopped) = tk::stopper();
+    tokio::spawn(app.run_until_stopped(stopped));
     TestApp {
         client: IdentityServiceClient::new(
             examreg_kit::grpc::channel(&format!("http://{addr}")).unwrap(),
@@ -114,6 +112,20 @@ impl TestApp {
             .await?
             .into_inner()
             .account_id)
+    }
+
+    /// Why identity refuses to create this account (the reason code).
+    async fn refusal(&self, request: pb::CreateAccountRequest) -> String {
+        reason(&self.create(request).await.unwrap_err())
+    }
+
+    /// A new account with a fresh IIN and email, and the password `STRONG`; its IIN.
+    async fn registered(&self) -> String {
+        let iin = valid_iin();
+        self.create(self.account(&iin, &tk::unique_email()))
+            .await
+            .unwrap();
+        iin
     }
 
     async fn login(&self, login: &str, password: &str) -> Result<pb::LoginResponse, tonic::Status> {
@@ -257,18 +269,15 @@ async fn duplicate_iin_or_email_is_refused_by_the_database_after_the_email_is_pr
             break candidate;
         }
     };
-    let err = app
-        .create(app.account(&other_iin, &email.to_uppercase()))
-        .await
-        .unwrap_err();
-    assert_eq!(reason(&err), "email_taken");
+    assert_eq!(
+        app.refusal(app.account(&other_iin, &email.to_uppercase()))
+            .await,
+        "email_taken"
+    );
     // Without a valid proof, a duplicate says nothing about existing accounts.
     let mut unproven = app.account(&iin, &email);
     unproven.email_proof = "forged".into();
-    assert_eq!(
-        reason(&app.create(unproven).await.unwrap_err()),
-        "invalid_email_proof"
-    );
+    assert_eq!(app.refusal(unproven).await, "invalid_email_proof");
 }
 
 #[tokio::test]
@@ -280,16 +289,10 @@ async fn an_email_proof_works_once_and_only_for_its_email_and_purpose() {
     app.create(first).await.unwrap();
     let mut again = app.account(&valid_iin(), &tk::unique_email());
     again.email_proof = proof;
-    assert_eq!(
-        reason(&app.create(again).await.unwrap_err()),
-        "invalid_email_proof"
-    );
+    assert_eq!(app.refusal(again).await, "invalid_email_proof");
     let mut wrong_purpose = app.account(&valid_iin(), &tk::unique_email());
     wrong_purpose.email_proof = app.proof(&wrong_purpose.email, "recovery");
-    assert_eq!(
-        reason(&app.create(wrong_purpose).await.unwrap_err()),
-        "invalid_email_proof"
-    );
+    assert_eq!(app.refusal(wrong_purpose).await, "invalid_email_proof");
     let mut foreign = app.account(&valid_iin(), &tk::unique_email());
     foreign.email_proof = SigningKey::generate().sign(&ProofClaims {
         iss: PROOF_ISSUER.into(),
@@ -300,10 +303,7 @@ async fn an_email_proof_works_once_and_only_for_its_email_and_purpose() {
         iat: unix_now(),
         exp: unix_now() + 600,
     });
-    assert_eq!(
-        reason(&app.create(foreign).await.unwrap_err()),
-        "invalid_email_proof"
-    );
+    assert_eq!(app.refusal(foreign).await, "invalid_email_proof");
 }
 
 #[tokio::test]
@@ -338,10 +338,7 @@ async fn weak_common_and_personal_passwords_are_refused() {
 #[tokio::test]
 async fn parallel_wrong_passwords_lock_the_login_within_its_budget() {
     let app = spawn().await;
-    let iin = valid_iin();
-    app.create(app.account(&iin, &tk::unique_email()))
-        .await
-        .unwrap();
+    let iin = app.registered().await;
     let attempts = (0..20).map(|i| {
         let app = &app;
         let iin = iin.clone();
@@ -374,10 +371,7 @@ async fn parallel_wrong_passwords_lock_the_login_within_its_budget() {
 #[tokio::test]
 async fn an_unknown_login_gets_the_same_answer_as_a_wrong_password() {
     let app = spawn().await;
-    let iin = valid_iin();
-    app.create(app.account(&iin, &tk::unique_email()))
-        .await
-        .unwrap();
+    let iin = app.registered().await;
     let wrong = app.login(&iin, "not-the-password").await.unwrap_err();
     let unknown = app
         .login("N00000000", "not-the-password")
@@ -393,10 +387,7 @@ async fn an_unknown_login_gets_the_same_answer_as_a_wrong_password() {
 #[tokio::test]
 async fn reusing_a_spent_refresh_token_revokes_the_whole_family() {
     let app = spawn().await;
-    let iin = valid_iin();
-    app.create(app.account(&iin, &tk::unique_email()))
-        .await
-        .unwrap();
+    let iin = app.registered().await;
     let first = app.login(&iin, STRONG).await.unwrap().tokens.unwrap();
     let second = app.refresh(&first.refresh_token).await.unwrap();
     let err = app.refresh(&first.refresh_token).await.unwrap_err();
@@ -468,10 +459,7 @@ async fn calls_without_a_token_or_scope_are_refused_and_clients_get_scoped_token
         .unwrap_err();
     assert_eq!(err.code(), Code::PermissionDenied);
     // A user's own access token cannot create accounts either.
-    let iin = valid_iin();
-    app.create(app.account(&iin, &tk::unique_email()))
-        .await
-        .unwrap();
+    let iin = app.registered().await;
     let user = app
         .login(&iin, STRONG)
         .await

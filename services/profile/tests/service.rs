@@ -4,7 +4,6 @@
 use examreg_domain::Sex;
 use examreg_kit::{
     auth::{Keys, PROOF_AUDIENCE, PROOF_ISSUER, ProofClaims, unix_now, with_bearer},
-    client,
     config::Secret,
     errors::reason_of,
     tokens::{KeySet, SigningKey},
@@ -17,7 +16,6 @@ use examreg_proto::{
     profile::v1::{self as pb, profile_service_client::ProfileServiceClient},
 };
 use examreg_testkit as tk;
-use std::time::Duration;
 use tonic::{Code, transport::Channel};
 use uuid::Uuid;
 
@@ -31,6 +29,17 @@ struct TestApp {
     _stops: Vec<tokio::sync::oneshot::Sender<()>>,
 }
 
+/// The profile an update RPC answered with, as the applicant of `token`.
+macro_rules! updated {
+    ($app:expr, $rpc:ident, $request:expr, $token:expr) => {
+        $app.profile
+            .clone()
+            .$rpc(with_bearer($request, $token).unwrap())
+            .await
+            .map(|answer| answer.into_inner().profile.unwrap())
+    };
+}
+
 async fn spawn() -> TestApp {
     let key = SigningKey::generate();
     let proof_key = SigningKey::generate();
@@ -40,18 +49,10 @@ async fn spawn() -> TestApp {
     config.proof_keys = KeySet::from_signing_keys([&proof_key]);
     let identity = examreg_identity::Application::build(config).await.unwrap();
     let identity_url = format!("http://{}", identity.addr());
-    let (stop_identity, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(identity.run_until_stopped(async move {
-        let _ = stopped.await;
-    }));
+    let (stop_identity, stopped) = tk::stopper();
+    tokio::spawn(identity.run_until_stopped(stopped));
     let keys = Keys::default();
-    client::fetch_jwks(
-        examreg_kit::grpc::channel(&identity_url).unwrap(),
-        &keys,
-        Duration::from_secs(10),
-    )
-    .await
-    .unwrap();
+    tk::learn_keys(&identity_url, &keys).await;
 
     let mut config = examreg_profile::Config::defaults();
     config.database_url = Secret::new(tk::fresh_database("profile").await);
@@ -60,10 +61,8 @@ async fn spawn() -> TestApp {
         .await
         .unwrap();
     let profile_url = format!("http://{}", profile.addr());
-    let (stop_profile, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(profile.run_until_stopped(async move {
-        let _ = stopped.await;
-    }));
+    let (stop_profile, stopped) = tk::stopper();
+    tokio::spawn(profile.run_until_stopped(stopped));
     TestApp {
         identity: IdentityServiceClient::new(examreg_kit::grpc::channel(&identity_url).unwrap()),
         profile: ProfileServiceClient::new(examreg_kit::grpc::channel(&profile_url).unwrap()),
@@ -160,14 +159,7 @@ impl TestApp {
             given_name: given.into(),
             patronymic: patronymic.into(),
         };
-        Ok(self
-            .profile
-            .clone()
-            .update_name(with_bearer(request, token).unwrap())
-            .await?
-            .into_inner()
-            .profile
-            .unwrap())
+        updated!(self, update_name, request, token)
     }
 
     async fn details(
@@ -184,14 +176,7 @@ impl TestApp {
             region_code: region.into(),
             mobile_phone: phone.into(),
         };
-        Ok(self
-            .profile
-            .clone()
-            .update_details(with_bearer(request, token).unwrap())
-            .await?
-            .into_inner()
-            .profile
-            .unwrap())
+        updated!(self, update_details, request, token)
     }
 
     async fn education(
@@ -204,14 +189,7 @@ impl TestApp {
             contingent_code: contingent.into(),
             institution_id: institution.into(),
         };
-        Ok(self
-            .profile
-            .clone()
-            .update_education(with_bearer(request, token).unwrap())
-            .await?
-            .into_inner()
-            .profile
-            .unwrap())
+        updated!(self, update_education, request, token)
     }
 
     async fn search(
@@ -305,64 +283,21 @@ async fn details_match_the_iin_and_every_phone_spelling_is_one_number() {
     let other_day = (iin.birth_date() + chrono::Days::new(1))
         .format("%Y-%m-%d")
         .to_string();
-    for (sex, birth_date, region, phone, code) in [
-        (
-            pb::Sex::Female,
-            other_day.as_str(),
-            "KZ-71",
-            "+77017777777",
-            "birth_date_mismatch_iin",
-        ),
-        (
-            pb::Sex::Male,
-            &birth(&iin),
-            "KZ-71",
-            "+77017777777",
-            "sex_mismatch_iin",
-        ),
-        (
-            pb::Sex::Female,
-            &birth(&iin),
-            "KZ-71",
-            "+7 916 123 45 67",
-            "phone_not_kz_mobile",
-        ),
-        (
-            pb::Sex::Female,
-            &birth(&iin),
-            "KZ-71",
-            "+7 701 77",
-            "phone_invalid",
-        ),
-        (
-            pb::Sex::Female,
-            &birth(&iin),
-            "KZ-99",
-            "+77017777777",
-            "unknown_region",
-        ),
-        (
-            pb::Sex::Female,
-            "2020-01-01",
-            "KZ-71",
-            "+77017777777",
-            "birth_date_out_of_range",
-        ),
-        (
-            pb::Sex::Female,
-            "11.12.2006",
-            "KZ-71",
-            "+77017777777",
-            "invalid_birth_date",
-        ),
-        (
-            pb::Sex::Unspecified,
-            &birth(&iin),
-            "KZ-71",
-            "+77017777777",
-            "sex_required",
-        ),
-    ] {
+    let born = birth(&iin);
+    let born = born.as_str();
+    // One value wrong at a time.
+    #[rustfmt::skip]
+    let cases = [
+        (pb::Sex::Female, other_day.as_str(), "KZ-71", "+77017777777", "birth_date_mismatch_iin"),
+        (pb::Sex::Male, born, "KZ-71", "+77017777777", "sex_mismatch_iin"),
+        (pb::Sex::Female, born, "KZ-71", "+7 916 123 45 67", "phone_not_kz_mobile"),
+        (pb::Sex::Female, born, "KZ-71", "+7 701 77", "phone_invalid"),
+        (pb::Sex::Female, born, "KZ-99", "+77017777777", "unknown_region"),
+        (pb::Sex::Female, "2020-01-01", "KZ-71", "+77017777777", "birth_date_out_of_range"),
+        (pb::Sex::Female, "11.12.2006", "KZ-71", "+77017777777", "invalid_birth_date"),
+        (pb::Sex::Unspecified, born, "KZ-71", "+77017777777", "sex_required"),
+    ];
+    for (sex, birth_date, region, phone, code) in cases {
         let err = app
             .details(&token, sex, birth_date, region, phone)
             .await

@@ -134,6 +134,11 @@ fn as_int(s: &str) -> Result<i64, StoreError> {
     s.parse().map_err(|_| StoreError::Protocol)
 }
 
+/// A script's answer (a list of strings, the first saying which case), to match on.
+fn words(answer: &[String]) -> Vec<&str> {
+    answer.iter().map(String::as_str).collect()
+}
+
 fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
@@ -238,12 +243,7 @@ impl CodeStore {
             .arg(self.limits.max_attempts)
             .invoke_async(&mut self.redis.clone())
             .await?;
-        match answer
-            .iter()
-            .map(String::as_str)
-            .collect::<Vec<_>>()
-            .as_slice()
-        {
+        match words(&answer).as_slice() {
             ["ok", email, purpose] => Ok(Confirm::Ok {
                 email: (*email).to_owned(),
                 purpose: Purpose::parse(purpose).ok_or(StoreError::Protocol)?,
@@ -290,12 +290,7 @@ impl CodeStore {
             .arg(millis(self.limits.code_ttl))
             .invoke_async(&mut self.redis.clone())
             .await?;
-        match answer
-            .iter()
-            .map(String::as_str)
-            .collect::<Vec<_>>()
-            .as_slice()
-        {
+        match words(&answer).as_slice() {
             ["ok", email, purpose, resend_at, expires_at] => Ok(Resend::Ok {
                 email: (*email).to_owned(),
                 purpose: Purpose::parse(purpose).ok_or(StoreError::Protocol)?,

@@ -56,10 +56,8 @@ async fn spawn_config(mut config: Config) -> TestApp {
         .await
         .unwrap();
     let addr = app.addr();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(app.run_until_stopped(async move {
-        let _ = stopped.await;
-    }));
+    let (stop, stopped) = tk::stopper();
+    tokio::spawn(app.run_until_stopped(stopped));
     let channel = examreg_kit::grpc::channel(&format!("http://{addr}")).unwrap();
     TestApp {
         addr,
