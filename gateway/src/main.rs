@@ -1,13 +1,5 @@
-use examreg_gateway::{Application, Config};
-use examreg_kit::service::{Binary, Probe, main as serve};
-
-fn main() -> anyhow::Result<()> {
-    serve(Binary {
-        name: "gateway",
-        config: Config::from_env,
-        addr: |config| config.addr,
-        identity_url: |config| Some(config.identity_url.clone()),
-        probe: Probe::Http("/healthz"),
-        start: Application::build,
-    })
-}
+examreg_kit::main!(
+    examreg_gateway,
+    "gateway",
+    examreg_kit::service::Probe::Http("/healthz")
+);

@@ -126,6 +126,29 @@ pub struct Binary<C, S> {
     pub start: S,
 }
 
+/// The `main` of a binary that learns its keys from identity: `examreg_kit::main!(crate_name,
+/// "name")` (or with a [`Probe`] after the name), for a crate whose `Config` has `addr` and
+/// `identity_url` and whose `Application::build(config, keys)` binds it. Identity, which has
+/// its own keys, writes its [`Binary`] out.
+#[macro_export]
+macro_rules! main {
+    ($krate:ident, $name:literal) => {
+        $crate::main!($krate, $name, $crate::service::Probe::Grpc);
+    };
+    ($krate:ident, $name:literal, $probe:expr) => {
+        fn main() -> ::anyhow::Result<()> {
+            $crate::service::main($crate::service::Binary {
+                name: $name,
+                config: $krate::Config::from_env,
+                addr: |config| config.addr,
+                identity_url: |config| Some(config.identity_url.clone()),
+                probe: $probe,
+                start: $krate::Application::build,
+            })
+        }
+    };
+}
+
 /// A server bound and ready: where it listens, and serving until a signal.
 pub trait Serve {
     fn local_addr(&self) -> SocketAddr;

@@ -248,6 +248,16 @@ pub(crate) async fn suite() -> Suite {
     suite_with(Options::default()).await
 }
 
+/// Asserts that an answer is the refusal `(status, code)`.
+#[track_caller]
+pub(crate) fn refusal(status: StatusCode, body: &Value, (expected, code): (StatusCode, &str)) {
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (expected, Some(code)),
+        "{body}"
+    );
+}
+
 pub(crate) fn valid_iin() -> String {
     tk::random_iin(examreg_domain::Sex::Male)
 }
@@ -296,11 +306,7 @@ impl Suite {
         (status, code): (StatusCode, &str),
     ) {
         let (got, _, answer) = self.call(method, path, Some(body), &[]).await;
-        assert_eq!(
-            (got, answer["error"]["code"].as_str()),
-            (status, Some(code)),
-            "{path}: {answer}"
-        );
+        refusal(got, &answer, (status, code));
     }
 
     /// A page's text (a `GET` that must answer).

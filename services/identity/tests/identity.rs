@@ -114,6 +114,19 @@ impl TestApp {
             .account_id)
     }
 
+    /// A service token for the gateway's client id, with this secret.
+    async fn issue_service_token(
+        &self,
+        secret: &str,
+    ) -> Result<pb::IssueServiceTokenResponse, tonic::Status> {
+        let request = pb::IssueServiceTokenRequest {
+            client_id: "gateway".into(),
+            client_secret: secret.into(),
+        };
+        let answer = self.client.clone().issue_service_token(request).await?;
+        Ok(answer.into_inner())
+    }
+
     /// Why identity refuses to create this account (the reason code).
     async fn refusal(&self, request: pb::CreateAccountRequest) -> String {
         reason(&self.create(request).await.unwrap_err())
@@ -475,16 +488,7 @@ async fn calls_without_a_token_or_scope_are_refused_and_clients_get_scoped_token
         .unwrap_err();
     assert_eq!(err.code(), Code::PermissionDenied);
 
-    let issued = app
-        .client
-        .clone()
-        .issue_service_token(pb::IssueServiceTokenRequest {
-            client_id: "gateway".into(),
-            client_secret: GATEWAY_SECRET.into(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let issued = app.issue_service_token(GATEWAY_SECRET).await.unwrap();
     assert!(issued.scopes.contains(&"accounts:create".to_owned()));
     app.create_with(
         &issued.access_token,
@@ -492,15 +496,7 @@ async fn calls_without_a_token_or_scope_are_refused_and_clients_get_scoped_token
     )
     .await
     .unwrap();
-    let err = app
-        .client
-        .clone()
-        .issue_service_token(pb::IssueServiceTokenRequest {
-            client_id: "gateway".into(),
-            client_secret: "guess".into(),
-        })
-        .await
-        .unwrap_err();
+    let err = app.issue_service_token("guess").await.unwrap_err();
     assert_eq!(err.code(), Code::Unauthenticated);
     let jwks = app
         .client
