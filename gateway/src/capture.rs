@@ -29,8 +29,10 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(upload))
 }
 
-/// The measurements behind a photo's acceptance or refusal.
-#[derive(Serialize, ToSchema)]
+/// The measurements behind a photo's acceptance or refusal: biometrics' scores, served as
+/// they come (this type is their shape in the document).
+#[derive(ToSchema)]
+#[allow(dead_code)]
 pub struct Checks {
     width: u32,
     height: u32,
@@ -47,28 +49,14 @@ pub struct Checks {
     glare: Option<f64>,
 }
 
-impl From<bio::CaptureScores> for Checks {
-    fn from(s: bio::CaptureScores) -> Self {
-        Self {
-            width: s.width,
-            height: s.height,
-            sharpness: s.sharpness,
-            brightness: s.brightness,
-            faces: s.faces,
-            face_share: s.face_share,
-            face_offset: s.face_offset,
-            glare: s.glare,
-        }
-    }
-}
-
 /// A photo kept.
 #[derive(Serialize, ToSchema)]
 pub struct Accepted {
     #[schema(format = Uuid)]
     capture_id: String,
     accepted: bool,
-    checks: Option<Checks>,
+    #[schema(value_type = Option<Checks>)]
+    checks: Option<bio::CaptureScores>,
     #[schema(value_type = Step)]
     next_step: &'static str,
 }
@@ -184,7 +172,7 @@ async fn upload(
         photo,
     };
     let answer = state.biometrics.upload(&user.token, upload).await?;
-    let checks = answer.scores.map(Checks::from);
+    let checks = answer.scores;
     if !answer.accepted {
         metrics::counter!("captures_refused_total", "reason" => answer.reason.clone()).increment(1);
         let mut error =

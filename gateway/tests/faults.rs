@@ -236,7 +236,7 @@ async fn no_iin_email_or_flow_id_reaches_the_services_logs_or_the_postgres_log()
                 password.clone(),
             )
             .await;
-        refusal(status, &body, (StatusCode::CONFLICT, code));
+        refusal(status, &body, 409, code);
     }
     // A recovery, through to the new password.
     let (status, recovery) = s.post("/v1/recovery", json!({"login": iin})).await;

@@ -134,14 +134,14 @@ async fn steps_go_in_order_and_bad_bodies_are_refused_cleanly() {
         reqwest::Method::PUT,
         &format!("/v1/registrations/{flow}/email"),
         json!({"email": tk::unique_email()}),
-        (StatusCode::CONFLICT, "step_out_of_order"),
+        (409, "step_out_of_order"),
     )
     .await;
     s.refused(
         reqwest::Method::POST,
         "/v1/registrations",
         json!({"citizenship": "KZ", "terms_version": "2026-01", "terms_accepted": false}),
-        (StatusCode::UNPROCESSABLE_ENTITY, "terms_not_accepted"),
+        (422, "terms_not_accepted"),
     )
     .await;
     let (status, body) = s
@@ -170,7 +170,7 @@ async fn steps_go_in_order_and_bad_bodies_are_refused_cleanly() {
         reqwest::Method::POST,
         "/v1/registrations",
         json!({"citizenship": huge}),
-        (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large"),
+        (413, "body_too_large"),
     )
     .await;
     let (status, body) = s
@@ -179,7 +179,7 @@ async fn steps_go_in_order_and_bad_bodies_are_refused_cleanly() {
             json!({"code": "123456"}),
         )
         .await;
-    refusal(status, &body, (StatusCode::GONE, "flow_expired"));
+    refusal(status, &body, 410, "flow_expired");
     let (status, _, _) = s
         .call(reqwest::Method::DELETE, "/v1/sessions/current", None, &[])
         .await;
@@ -218,11 +218,7 @@ async fn mismatched_and_weak_passwords_are_refused_with_their_field() {
             json!({"password": PASSWORD, "password_confirmation": "other"}),
         )
         .await;
-    refusal(
-        status,
-        &body,
-        (StatusCode::UNPROCESSABLE_ENTITY, "password_mismatch"),
-    );
+    refusal(status, &body, 422, "password_mismatch");
     assert_eq!(body["error"]["fields"]["password_confirmation"], "mismatch");
     let (status, body) = s
         .post(
@@ -287,7 +283,7 @@ async fn an_expired_flow_answers_410() {
             json!({"iin": valid_iin()}),
         )
         .await;
-    refusal(status, &body, (StatusCode::GONE, "flow_expired"));
+    refusal(status, &body, 410, "flow_expired");
 }
 
 #[tokio::test]
@@ -546,11 +542,7 @@ async fn a_passport_needs_its_data_page_only_and_the_choice_can_change() {
             id_card(true),
         )
         .await;
-    refusal(
-        status,
-        &body,
-        (StatusCode::UNPROCESSABLE_ENTITY, "invalid_document_type"),
-    );
+    refusal(status, &body, 422, "invalid_document_type");
     let (status, body) = s.photo(&token, "face", "image/jpeg", SELFIE.to_vec()).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     // An ID card's back first, then the applicant decides to use the passport instead.
@@ -584,11 +576,7 @@ async fn a_passport_needs_its_data_page_only_and_the_choice_can_change() {
     let (status, body) = s
         .photo(&token, "document-back", "image/jpeg", id_card(false))
         .await;
-    refusal(
-        status,
-        &body,
-        (StatusCode::UNPROCESSABLE_ENTITY, "document_back_not_needed"),
-    );
+    refusal(status, &body, 422, "document_back_not_needed");
     assert_eq!(
         body["error"]["message"],
         "A passport needs only its photo page; there is no back side to upload."
@@ -626,11 +614,7 @@ async fn garage_stopped_during_uploads_answers_503_records_nothing_and_the_retry
     let (status, body) = s
         .photo(&token, "document-front", "image/jpeg", id_card(true))
         .await;
-    refusal(
-        status,
-        &body,
-        (StatusCode::SERVICE_UNAVAILABLE, "dependency_unavailable"),
-    );
+    refusal(status, &body, 503, "dependency_unavailable");
     let onboarding = s.onboarding(&token).await;
     assert_eq!(onboarding["next_step"], "document_front", "{onboarding}");
 
@@ -657,11 +641,7 @@ async fn after_login_the_applicant_photographs_face_and_document_consents_and_mo
     let (status, body) = s
         .photo(&token, "face", "text/plain", b"hello".to_vec())
         .await;
-    refusal(
-        status,
-        &body,
-        (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
-    );
+    refusal(status, &body, 415, "unsupported_media_type");
     let blurred = jpeg(&image::load_from_memory(SELFIE).unwrap().blur(4.0));
     let (status, body) = s.photo(&token, "face", "image/jpeg", blurred).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
@@ -675,11 +655,7 @@ async fn after_login_the_applicant_photographs_face_and_document_consents_and_mo
     let (status, body) = s
         .photo(&token, "face", "image/jpeg", vec![0xFF; 11 * 1024 * 1024])
         .await;
-    refusal(
-        status,
-        &body,
-        (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large"),
-    );
+    refusal(status, &body, 413, "body_too_large");
 
     let (status, body) = s.photo(&token, "face", "image/jpeg", SELFIE.to_vec()).await;
     assert_eq!(status, StatusCode::OK, "{body}");
@@ -727,11 +703,7 @@ async fn after_login_the_applicant_photographs_face_and_document_consents_and_mo
         }
     };
     let (status, body) = post(consent("1999-01")).await;
-    refusal(
-        status,
-        &body,
-        (StatusCode::UNPROCESSABLE_ENTITY, "consent_version_outdated"),
-    );
+    refusal(status, &body, 422, "consent_version_outdated");
     let (_, text) = s.get("/v1/terms/biometric-consent").await;
     let (status, body) = post(consent(text["version"].as_str().unwrap())).await;
     assert_eq!(

@@ -26,13 +26,19 @@ struct TestApp {
     _stop: tokio::sync::oneshot::Sender<()>,
 }
 
-async fn spawn() -> TestApp {
-    let key = SigningKey::generate();
-    let proof_key = SigningKey::generate();
+/// Identity on a fresh database, signing with `key` and taking proofs signed with `proof`.
+async fn config(key: &SigningKey, proof: &SigningKey) -> Config {
     let mut config = Config::defaults();
     config.database_url = Secret::new(tk::fresh_database("identity").await);
     config.signing_key = Some(key.clone());
-    config.proof_keys = KeySet::from_signing_keys([&proof_key]);
+    config.proof_keys = KeySet::from_signing_keys([proof]);
+    config
+}
+
+async fn spawn() -> TestApp {
+    let key = SigningKey::generate();
+    let proof_key = SigningKey::generate();
+    let mut config = config(&key, &proof_key).await;
     config.service_clients = vec![ServiceClient {
         id: "gateway".into(),
         secret_sha256: hex::encode(sha2::Sha256::digest(GATEWAY_SECRET.as_bytes())),
@@ -528,19 +534,13 @@ impl TestApp {
 #[tokio::test]
 async fn shutdown_drains_the_calls_in_flight() {
     let key = SigningKey::generate();
-    let proof_key = SigningKey::generate();
-    let mut config = Config::defaults();
-    config.database_url = Secret::new(tk::fresh_database("identity").await);
-    config.signing_key = Some(key.clone());
-    config.proof_keys = KeySet::from_signing_keys([&proof_key]);
+    let mut config = config(&key, &SigningKey::generate()).await;
     // One hash at a time, so the logins queue up and are still running at shutdown.
     config.hash_concurrency = 1;
     let app = Application::build(config).await.unwrap();
     let addr = app.addr();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(app.run_until_stopped(async move {
-        let _ = stopped.await;
-    }));
+    let (stop, stopped) = tk::stopper();
+    let server = tokio::spawn(app.run_until_stopped(stopped));
     let client =
         IdentityServiceClient::new(examreg_kit::grpc::channel(&format!("http://{addr}")).unwrap());
     let token = tk::service_token(&key, "gateway", &["sessions:create"]);

@@ -29,14 +29,28 @@ struct TestApp {
     _stops: Vec<tokio::sync::oneshot::Sender<()>>,
 }
 
-/// The profile an update RPC answered with, as the applicant of `token`.
-macro_rules! updated {
-    ($app:expr, $rpc:ident, $request:expr, $token:expr) => {
-        $app.profile
+/// An RPC of `client` as the caller of `token`: the answer, or the refusal.
+macro_rules! rpc {
+    ($client:expr, $rpc:ident, $request:expr, $token:expr) => {
+        $client
             .clone()
             .$rpc(with_bearer($request, $token).unwrap())
             .await
-            .map(|answer| answer.into_inner().profile.unwrap())
+            .map(tonic::Response::into_inner)
+    };
+}
+
+/// Why a call is refused (the reason code).
+async fn refused<T: std::fmt::Debug>(
+    call: impl Future<Output = Result<T, tonic::Status>>,
+) -> String {
+    reason(&call.await.unwrap_err())
+}
+
+/// The profile an update RPC answered with, as the applicant of `token`.
+macro_rules! updated {
+    ($app:expr, $rpc:ident, $request:expr, $token:expr) => {
+        rpc!($app.profile, $rpc, $request, $token).map(|answer| answer.profile.unwrap())
     };
 }
 
@@ -97,47 +111,37 @@ impl TestApp {
             iat: unix_now(),
             exp: unix_now() + 600,
         });
-        self.identity
-            .clone()
-            .create_account(
-                with_bearer(
-                    id::CreateAccountRequest {
-                        citizenship: citizenship.into(),
-                        identifier: Some(identifier),
-                        email,
-                        email_proof: proof,
-                        password: PASSWORD.into(),
-                        terms: Some(id::TermsAcceptance {
-                            version: "2026-01".into(),
-                            accepted_at: None,
-                            client_ip: "127.0.0.1".into(),
-                            user_agent: "tests".into(),
-                        }),
-                    },
-                    &gateway,
-                )
-                .unwrap(),
-            )
-            .await
-            .unwrap();
-        let session = self
-            .identity
-            .clone()
-            .login(
-                with_bearer(
-                    id::LoginRequest {
-                        login,
-                        password: PASSWORD.into(),
-                        client_ip: "127.0.0.1".into(),
-                        user_agent: "tests".into(),
-                    },
-                    &gateway,
-                )
-                .unwrap(),
-            )
-            .await
-            .unwrap()
-            .into_inner();
+        rpc!(
+            self.identity,
+            create_account,
+            id::CreateAccountRequest {
+                citizenship: citizenship.into(),
+                identifier: Some(identifier),
+                email,
+                email_proof: proof,
+                password: PASSWORD.into(),
+                terms: Some(id::TermsAcceptance {
+                    version: "2026-01".into(),
+                    accepted_at: None,
+                    client_ip: "127.0.0.1".into(),
+                    user_agent: "tests".into(),
+                }),
+            },
+            &gateway
+        )
+        .unwrap();
+        let session = rpc!(
+            self.identity,
+            login,
+            id::LoginRequest {
+                login,
+                password: PASSWORD.into(),
+                client_ip: "127.0.0.1".into(),
+                user_agent: "tests".into(),
+            },
+            &gateway
+        )
+        .unwrap();
         session.tokens.unwrap().access_token
     }
 
@@ -197,12 +201,7 @@ impl TestApp {
         request: pb::SearchInstitutionsRequest,
     ) -> pb::SearchInstitutionsResponse {
         let token = self.service(&[]);
-        self.profile
-            .clone()
-            .search_institutions(with_bearer(request, &token).unwrap())
-            .await
-            .unwrap()
-            .into_inner()
+        rpc!(self.profile, search_institutions, request, &token).unwrap()
     }
 
     async fn lock(&self, token: &str) -> pb::LockProfileResponse {
@@ -256,15 +255,15 @@ async fn names_are_normalized_and_each_fault_has_its_code() {
         );
     }
     // A refused write changed nothing.
-    let stored = app
-        .profile
-        .clone()
-        .get_profile(with_bearer(pb::GetProfileRequest::default(), &token).unwrap())
-        .await
-        .unwrap()
-        .into_inner()
-        .profile
-        .unwrap();
+    let stored = rpc!(
+        app.profile,
+        get_profile,
+        pb::GetProfileRequest::default(),
+        &token
+    )
+    .unwrap()
+    .profile
+    .unwrap();
     assert_eq!(stored.surname, "Сәрсенбаева");
 }
 
@@ -445,24 +444,20 @@ async fn the_directory_is_administered_with_its_scope_and_archived_institutions_
         .await
         .unwrap_err();
     assert_eq!(reason(&taken), "institution_exists");
-    app.profile
-        .clone()
-        .rename_institution(
-            with_bearer(
-                pb::RenameInstitutionRequest {
-                    id: "astana-it".into(),
-                    name: Some(pb::LocalizedName {
-                        kk: "Astana IT университеті".into(),
-                        ru: "Университет Astana IT".into(),
-                        en: "Astana IT University".into(),
-                    }),
-                },
-                &admin,
-            )
-            .unwrap(),
-        )
-        .await
-        .unwrap();
+    rpc!(
+        app.profile,
+        rename_institution,
+        pb::RenameInstitutionRequest {
+            id: "astana-it".into(),
+            name: Some(pb::LocalizedName {
+                kk: "Astana IT университеті".into(),
+                ru: "Университет Astana IT".into(),
+                en: "Astana IT University".into(),
+            }),
+        },
+        &admin
+    )
+    .unwrap();
     let found = app
         .search(pb::SearchInstitutionsRequest {
             query: "университет astana".into(),
@@ -479,19 +474,11 @@ async fn the_directory_is_administered_with_its_scope_and_archived_institutions_
         .unwrap_err();
     assert_eq!(reason(&mismatch), "institution_kind_mismatch");
     assert_eq!(
-        reason(
-            &app.education(&token, "doctor", "astana-it")
-                .await
-                .unwrap_err()
-        ),
+        refused(app.education(&token, "doctor", "astana-it")).await,
         "unknown_contingent"
     );
     assert_eq!(
-        reason(
-            &app.education(&token, "bachelor", "nowhere")
-                .await
-                .unwrap_err()
-        ),
+        refused(app.education(&token, "bachelor", "nowhere")).await,
         "unknown_institution"
     );
     let chosen = app
@@ -502,37 +489,29 @@ async fn the_directory_is_administered_with_its_scope_and_archived_institutions_
         chosen.institution.unwrap().name.unwrap().ru,
         "Университет Astana IT"
     );
-    app.profile
-        .clone()
-        .archive_institution(
-            with_bearer(
-                pb::ArchiveInstitutionRequest {
-                    id: "astana-it".into(),
-                },
-                &admin,
-            )
-            .unwrap(),
-        )
-        .await
-        .unwrap();
+    rpc!(
+        app.profile,
+        archive_institution,
+        pb::ArchiveInstitutionRequest {
+            id: "astana-it".into(),
+        },
+        &admin
+    )
+    .unwrap();
     let (other, _) = app.citizen().await;
     assert_eq!(
-        reason(
-            &app.education(&other, "bachelor", "astana-it")
-                .await
-                .unwrap_err()
-        ),
+        refused(app.education(&other, "bachelor", "astana-it")).await,
         "institution_archived"
     );
-    let kept = app
-        .profile
-        .clone()
-        .get_profile(with_bearer(pb::GetProfileRequest::default(), &token).unwrap())
-        .await
-        .unwrap()
-        .into_inner()
-        .profile
-        .unwrap();
+    let kept = rpc!(
+        app.profile,
+        get_profile,
+        pb::GetProfileRequest::default(),
+        &token
+    )
+    .unwrap()
+    .profile
+    .unwrap();
     let institution = kept.institution.unwrap();
     assert_eq!(
         (institution.id.as_str(), institution.archived),
