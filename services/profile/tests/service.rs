@@ -196,6 +196,17 @@ impl TestApp {
         updated!(self, update_education, request, token)
     }
 
+    /// The applicant's profile as stored.
+    async fn stored(&self, token: &str) -> pb::Profile {
+        let answer = rpc!(
+            self.profile,
+            get_profile,
+            pb::GetProfileRequest::default(),
+            token
+        );
+        answer.unwrap().profile.unwrap()
+    }
+
     async fn search(
         &self,
         request: pb::SearchInstitutionsRequest,
@@ -255,15 +266,7 @@ async fn names_are_normalized_and_each_fault_has_its_code() {
         );
     }
     // A refused write changed nothing.
-    let stored = rpc!(
-        app.profile,
-        get_profile,
-        pb::GetProfileRequest::default(),
-        &token
-    )
-    .unwrap()
-    .profile
-    .unwrap();
+    let stored = app.stored(&token).await;
     assert_eq!(stored.surname, "Сәрсенбаева");
 }
 
@@ -503,15 +506,7 @@ async fn the_directory_is_administered_with_its_scope_and_archived_institutions_
         refused(app.education(&other, "bachelor", "astana-it")).await,
         "institution_archived"
     );
-    let kept = rpc!(
-        app.profile,
-        get_profile,
-        pb::GetProfileRequest::default(),
-        &token
-    )
-    .unwrap()
-    .profile
-    .unwrap();
+    let kept = app.stored(&token).await;
     let institution = kept.institution.unwrap();
     assert_eq!(
         (institution.id.as_str(), institution.archived),
