@@ -129,6 +129,10 @@ fn authenticate(
             })
         }
         Ok(Caller::Capture { .. }) => Err(ApiError::new(StatusCode::FORBIDDEN, "capture_only")),
+        // The list of ended sessions is not current: the token may be good, so not a 401.
+        Err(status) if status.code() == tonic::Code::Unavailable => {
+            Err(ApiError::unavailable(&status.message()))
+        }
         Ok(Caller::Service { .. }) | Err(_) => {
             Err(ApiError::new(StatusCode::UNAUTHORIZED, "unauthenticated"))
         }

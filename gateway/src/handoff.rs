@@ -183,6 +183,13 @@ async fn redeem(
         return Err(ApiError::new(StatusCode::GONE, "handoff_expired"));
     };
     let parked: Parked = serde_json::from_str(&parked).map_err(|e| ApiError::internal(&e))?;
+    // A link dies with the session that made it (its capture token carries that session).
+    if let Err(status) = state.keys.authenticate(&parked.capture_token)
+        && status.code() == tonic::Code::Unauthenticated
+    {
+        metrics::counter!("gateway_handoffs_total", "event" => "refused").increment(1);
+        return Err(ApiError::new(StatusCode::GONE, "handoff_expired"));
+    }
     let onboarding = onboarding::of(&state, &parked.capture_token).await?;
     metrics::counter!("gateway_handoffs_total", "event" => "redeemed").increment(1);
     Ok(Json(CaptureToken {

@@ -245,45 +245,144 @@ pub fn caller<T>(request: &Request<T>) -> Result<&Caller, Status> {
         .ok_or_else(|| Status::unauthenticated("missing bearer token"))
 }
 
-/// The keys that tokens are checked against, shared and replaceable (JWKS refresh).
+/// The keys that tokens are checked against, shared and replaceable (JWKS refresh), and the
+/// sessions that ended, whose tokens are refused although their signatures are good.
 #[derive(Clone, Default, Debug)]
-pub struct Keys(Arc<RwLock<KeySet>>);
+pub struct Keys {
+    set: Arc<RwLock<KeySet>>,
+    revoked: Revocations,
+}
 
 impl Keys {
     pub fn new(set: KeySet) -> Self {
-        Self(Arc::new(RwLock::new(set)))
+        Self {
+            set: Arc::new(RwLock::new(set)),
+            revoked: Revocations::default(),
+        }
     }
 
     pub fn replace(&self, set: KeySet) {
         *self
-            .0
+            .set
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = set;
     }
 
     pub fn snapshot(&self) -> KeySet {
-        self.0
+        self.set
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone()
     }
 
     pub fn contains(&self, kid: &str) -> bool {
-        self.0
+        self.set
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .contains(kid)
     }
 
-    /// Checks a bearer token and returns its caller.
+    /// The ended sessions these keys refuse the tokens of.
+    pub fn revocations(&self) -> &Revocations {
+        &self.revoked
+    }
+
+    /// Checks a bearer token and returns its caller. An end user's or a phone's token is
+    /// refused once its session has ended (UNAUTHENTICATED), and while the list of ended
+    /// sessions is not known to be current (UNAVAILABLE: retry, do not log out).
     pub fn authenticate(&self, token: &str) -> Result<Caller, Status> {
         let claims: Claims = self
-            .0
+            .set
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .verify(token, ISSUER, AUDIENCE)
             .map_err(|_| Status::unauthenticated("invalid or expired token"))?;
-        Caller::from_claims(claims).ok_or_else(|| Status::unauthenticated("invalid token claims"))
+        let caller = Caller::from_claims(claims)
+            .ok_or_else(|| Status::unauthenticated("invalid token claims"))?;
+        if let Caller::User { session_id, .. } | Caller::Capture { session_id, .. } = &caller {
+            self.revoked.check(*session_id)?;
+        }
+        Ok(caller)
+    }
+}
+
+/// How long a watched list of ended sessions may go without news from identity (which sends
+/// some every second) before end users' tokens are refused as UNAVAILABLE: a revocation could
+/// be missing from it.
+pub const REVOCATIONS_STALE_AFTER: Duration = Duration::from_secs(10);
+
+/// The sessions that ended while tokens of theirs may be unexpired, each with the time its
+/// last token expires. Fed by identity's `WatchRevocations` (see `client::watch_revocations`);
+/// checked in memory on every call.
+#[derive(Clone, Default, Debug)]
+pub struct Revocations(Arc<RwLock<RevocationState>>);
+
+#[derive(Default, Debug)]
+struct RevocationState {
+    /// Session id → Unix second after which its tokens have all expired.
+    ended: std::collections::HashMap<Uuid, i64>,
+    /// Set once a feed is attached; until then (a test's keys) nothing is stale.
+    watched: bool,
+    /// When the feed last said something (news or a heartbeat).
+    heard: Option<std::time::Instant>,
+}
+
+impl Revocations {
+    fn state(&self) -> std::sync::RwLockWriteGuard<'_, RevocationState> {
+        self.0
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// A feed is attached: from now on the list must stay current.
+    pub fn watched(&self) {
+        self.state().watched = true;
+    }
+
+    /// The feed spoke: these sessions ended (none for a heartbeat).
+    pub fn heard(&self, ended: impl IntoIterator<Item = (Uuid, i64)>) {
+        let now = unix_now();
+        let mut state = self.state();
+        state.ended.retain(|_, until| *until >= now);
+        state
+            .ended
+            .extend(ended.into_iter().filter(|(_, until)| *until >= now));
+        state.heard = Some(std::time::Instant::now());
+    }
+
+    /// Whether the feed has spoken at least once.
+    pub fn current(&self) -> bool {
+        let state = self.state();
+        state
+            .heard
+            .is_some_and(|at| at.elapsed() <= REVOCATIONS_STALE_AFTER)
+    }
+
+    fn check(&self, session: Uuid) -> Result<(), Status> {
+        let state = self
+            .0
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if state
+            .ended
+            .get(&session)
+            .is_some_and(|until| *until >= unix_now())
+        {
+            return Err(crate::errors::status(
+                tonic::Code::Unauthenticated,
+                "session_ended",
+                "the session has ended",
+            ));
+        }
+        let stale = state
+            .heard
+            .is_none_or(|at| at.elapsed() > REVOCATIONS_STALE_AFTER);
+        if state.watched && stale {
+            return Err(Status::unavailable(
+                "the list of ended sessions is not current",
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -425,6 +524,36 @@ pub fn with_bearer<T>(message: T, token: &str) -> Result<Request<T>, Status> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_ended_session_is_refused_and_an_unheard_feed_refuses_as_unavailable() {
+        let key = SigningKey::generate();
+        let keys = Keys::from(&key);
+        let (account, session, other) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+        let token = key.sign(&Claims::access(account, session, Duration::from_secs(60)));
+        let capture = key.sign(&Claims::capture(account, session, Duration::from_secs(60)));
+        let unrelated = key.sign(&Claims::access(account, other, Duration::from_secs(60)));
+        let service = key.sign(&Claims::service("gateway", &[], Duration::from_secs(60)));
+        // Keys nobody feeds (a test's) check signatures only.
+        assert!(keys.authenticate(&token).is_ok());
+        // Once watched, nothing passes until the feed has spoken…
+        keys.revocations().watched();
+        let code = |t: &str| keys.authenticate(t).map(|_| ()).map_err(|s| s.code());
+        assert_eq!(code(&token), Err(tonic::Code::Unavailable));
+        // …but services, which have no session, are not held up.
+        assert_eq!(code(&service), Ok(()));
+        keys.revocations().heard([]);
+        assert_eq!(code(&token), Ok(()));
+        // The session ends: its access and capture tokens are refused, others are not.
+        keys.revocations().heard([(session, unix_now() + 60)]);
+        assert_eq!(code(&token), Err(tonic::Code::Unauthenticated));
+        assert_eq!(code(&capture), Err(tonic::Code::Unauthenticated));
+        assert_eq!(code(&unrelated), Ok(()));
+        // A revocation whose tokens have all expired is dropped.
+        keys.revocations().heard([(other, unix_now() - 1)]);
+        assert_eq!(code(&unrelated), Ok(()));
+        assert!(!keys.revocations().state().ended.contains_key(&other));
+    }
 
     #[test]
     fn a_capture_token_takes_photos_of_its_account_and_nothing_else() {

@@ -4,7 +4,8 @@
 
 use crate::{auth::Keys, config::Secret, tokens::KeySet};
 use examreg_proto::identity::v1::{
-    GetJwksRequest, IssueServiceTokenRequest, identity_service_client::IdentityServiceClient,
+    GetJwksRequest, IssueServiceTokenRequest, WatchRevocationsRequest,
+    identity_service_client::IdentityServiceClient,
 };
 use std::{
     sync::Arc,
@@ -105,9 +106,62 @@ pub async fn jwks_refresher(
     .await;
 }
 
-/// Keys kept in step with identity's JWK Set: fetched now (waiting up to two minutes for
-/// identity to come up), then refreshed every five minutes until `stop` fires. Returns the
-/// keys and the refresher task to await at shutdown.
+/// Keeps `keys`' list of ended sessions current from identity's `WatchRevocations` until
+/// `shutdown` resolves. Each stream starts with the whole list, so a broken one is simply
+/// opened again; while it is down the list goes stale and end users' tokens are refused as
+/// UNAVAILABLE after [`crate::auth::REVOCATIONS_STALE_AFTER`].
+pub async fn watch_revocations(
+    identity: Channel,
+    keys: Keys,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
+    keys.revocations().watched();
+    tokio::pin!(shutdown);
+    let mut client = IdentityServiceClient::new(identity);
+    loop {
+        let feed = async {
+            let mut stream = client
+                .watch_revocations(WatchRevocationsRequest {})
+                .await?
+                .into_inner();
+            while let Some(news) = stream.message().await? {
+                keys.revocations().heard(
+                    news.revocations
+                        .iter()
+                        .filter_map(|r| Some((r.session_id.parse().ok()?, r.until))),
+                );
+            }
+            Ok::<(), Status>(())
+        };
+        tokio::select! {
+            () = &mut shutdown => return,
+            ended = feed => {
+                let code = ended.err().map(|status| status.code());
+                tracing::warn!(?code, "the revocation feed ended; opening it again");
+            }
+        }
+        tokio::select! {
+            () = &mut shutdown => return,
+            () = tokio::time::sleep(Duration::from_millis(500)) => {}
+        }
+    }
+}
+
+/// Waits until `keys`' list of ended sessions has been heard from, up to `give_up`.
+pub async fn revocations_current(keys: &Keys, give_up: Duration) -> Result<(), Status> {
+    let started = Instant::now();
+    while !keys.revocations().current() {
+        if started.elapsed() >= give_up {
+            return Err(Status::unavailable("no revocation feed from identity"));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Ok(())
+}
+
+/// Keys kept in step with identity: its JWK Set fetched now (waiting up to two minutes for
+/// identity to come up), then refreshed every five minutes, and its ended sessions watched,
+/// until `stop` fires. Returns the keys and the task to await at shutdown.
 pub async fn synced_keys(
     identity_url: &str,
     stop: &crate::grpc::Trigger,
@@ -115,11 +169,16 @@ pub async fn synced_keys(
     let identity = crate::grpc::channel(identity_url)?;
     let keys = Keys::default();
     fetch_jwks(identity.clone(), &keys, Duration::from_secs(120)).await?;
-    let refresher = tokio::spawn(jwks_refresher(
-        identity,
+    let refresher = jwks_refresher(
+        identity.clone(),
         keys.clone(),
         Duration::from_secs(300),
         stop.signal(),
-    ));
-    Ok((keys, refresher))
+    );
+    let watcher = watch_revocations(identity, keys.clone(), stop.signal());
+    let tasks = tokio::spawn(async move {
+        tokio::join!(refresher, watcher);
+    });
+    revocations_current(&keys, Duration::from_secs(120)).await?;
+    Ok((keys, tasks))
 }

@@ -27,6 +27,7 @@ pub struct Service {
     public_paths: &'static [&'static str],
     keys: Keys,
     stop: Trigger,
+    draining: Option<Trigger>,
     tasks: Vec<Task>,
 }
 
@@ -48,6 +49,7 @@ impl Service {
             public_paths: &[],
             keys,
             stop: Trigger::default(),
+            draining: None,
             tasks: Vec::new(),
         })
     }
@@ -55,6 +57,13 @@ impl Service {
     /// RPC paths that need no token.
     pub fn public(mut self, paths: &'static [&'static str]) -> Self {
         self.public_paths = paths;
+        self
+    }
+
+    /// Fires `trigger` when the service starts draining, before it waits for the calls in
+    /// flight: what streams that would otherwise never end (a watch) listen for.
+    pub fn draining(mut self, trigger: Trigger) -> Self {
+        self.draining = Some(trigger);
         self
     }
 
@@ -80,6 +89,13 @@ impl Service {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let tasks: Vec<_> = self.tasks.into_iter().map(tokio::spawn).collect();
+        let draining = self.draining;
+        let shutdown = async move {
+            shutdown.await;
+            if let Some(draining) = draining {
+                draining.fire();
+            }
+        };
         let served = serve(
             self.listener,
             self.routes,

@@ -57,15 +57,21 @@ pub fn stopper() -> (
     })
 }
 
-/// Learns identity's signing keys from its JWK Set, the way the services do in production.
+/// Learns identity's signing keys from its JWK Set and starts watching the sessions it ends,
+/// the way the services do in production; returns once both are known.
 pub async fn learn_keys(identity_url: &str, keys: &examreg_kit::auth::Keys) {
-    examreg_kit::client::fetch_jwks(
-        examreg_kit::grpc::channel(identity_url).unwrap(),
-        keys,
-        Duration::from_secs(10),
-    )
-    .await
-    .unwrap();
+    let identity = examreg_kit::grpc::channel(identity_url).unwrap();
+    examreg_kit::client::fetch_jwks(identity.clone(), keys, Duration::from_secs(10))
+        .await
+        .unwrap();
+    tokio::spawn(examreg_kit::client::watch_revocations(
+        identity,
+        keys.clone(),
+        std::future::pending(),
+    ));
+    examreg_kit::client::revocations_current(keys, Duration::from_secs(10))
+        .await
+        .unwrap();
 }
 
 pub fn service_token(key: &SigningKey, client: &str, scopes: &[&str]) -> String {

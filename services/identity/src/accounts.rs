@@ -106,7 +106,7 @@ impl Identity {
 
     /// Deletes the account; its email, if there was one.
     pub(crate) async fn delete(&self, account: Uuid, actor: &str) -> Result<Option<String>, Error> {
-        let email = store::delete_account(&self.pool, account).await?;
+        let email = store::delete_account(&self.pool, account, self.longest_token()).await?;
         tracing::info!(%account, actor, deleted = email.is_some(), "account deleted");
         Ok(email)
     }
@@ -149,7 +149,9 @@ impl Identity {
         let mut tx = self.pool.begin().await?;
         store::consume_proof(&mut tx, jti, proof_expires).await?;
         store::set_password_hash(&mut tx, account.id, &hash).await?;
-        let revoked = store::revoke_all_sessions(&mut tx, account.id, "password_reset").await?;
+        let revoked =
+            store::revoke_all_sessions(&mut tx, account.id, "password_reset", self.longest_token())
+                .await?;
         store::throttle_clear(&mut tx, &crate::throttle::login_key(&account.login)).await?;
         tx.commit().await?;
         tracing::info!(account = %account.id, revoked, "password reset");

@@ -32,8 +32,10 @@ pub struct Identity {
     pub clients: Vec<ServiceClient>,
     pub access_ttl: Duration,
     pub refresh_ttl: Duration,
+    pub session_lifetime: Duration,
     pub service_token_ttl: Duration,
     pub throttle: Throttle,
+    pub revocations: crate::revocations::Feed,
 }
 
 fn email_of(text: &str) -> Result<Email, Error> {
@@ -41,6 +43,12 @@ fn email_of(text: &str) -> Result<Email, Error> {
 }
 
 impl Identity {
+    /// The longest any token of a session may live: how long an ended session's tokens are
+    /// refused.
+    pub(crate) fn longest_token(&self) -> Duration {
+        self.access_ttl.max(CAPTURE_TTL)
+    }
+
     fn pair_pb(&self, tokens: Tokens) -> pb::TokenPair {
         pb::TokenPair {
             access_token: tokens.access_token,
@@ -247,6 +255,15 @@ impl IdentityService for Identity {
             expires_in: i64::try_from(self.service_token_ttl.as_secs()).unwrap_or(900),
             scopes,
         }))
+    }
+
+    type WatchRevocationsStream = crate::revocations::Watch;
+
+    async fn watch_revocations(
+        &self,
+        _request: Request<pb::WatchRevocationsRequest>,
+    ) -> Result<Response<Self::WatchRevocationsStream>, Status> {
+        Ok(Response::new(self.revocations.watch()))
     }
 
     async fn get_jwks(

@@ -1,6 +1,6 @@
 //! The identity service: accounts, credentials, sessions, login throttling, password reset,
 //! service clients and the keys that sign every token of the suite. `accounts` and
-//! `sessions` are what it does, `throttle` bounds login guesses, `password` hashes and judges passwords, `store` keeps the
+//! `sessions` are what it does, `revocations` tells every verifier which sessions ended, `throttle` bounds login guesses, `password` hashes and judges passwords, `store` keeps the
 //! data, `error` is every failure it reports, `grpc` is the API.
 #![forbid(unsafe_code)]
 
@@ -8,6 +8,7 @@ pub mod accounts;
 pub mod error;
 pub mod grpc;
 pub mod password;
+pub mod revocations;
 pub mod sessions;
 pub mod store;
 pub mod throttle;
@@ -57,6 +58,8 @@ pub struct Config {
     pub service_clients: Vec<ServiceClient>,
     pub access_ttl: Duration,
     pub refresh_ttl: Duration,
+    /// How long a session lasts from its login, however often it is refreshed.
+    pub session_lifetime: Duration,
     pub service_token_ttl: Duration,
     pub argon2_memory_kib: u32,
     pub argon2_iterations: u32,
@@ -123,6 +126,7 @@ impl Config {
             service_clients,
             access_ttl: env.seconds("IDENTITY_ACCESS_TTL_SECS", 900),
             refresh_ttl: env.seconds("IDENTITY_REFRESH_TTL_SECS", 30 * 24 * 3600),
+            session_lifetime: env.seconds("IDENTITY_SESSION_LIFETIME_SECS", 30 * 24 * 3600),
             service_token_ttl: env.seconds("IDENTITY_SERVICE_TOKEN_TTL_SECS", 900),
             argon2_memory_kib,
             argon2_iterations,
@@ -144,6 +148,7 @@ impl Config {
 pub const PUBLIC_PATHS: &[&str] = &[
     "/examreg.identity.v1.IdentityService/IssueServiceToken",
     "/examreg.identity.v1.IdentityService/GetJwks",
+    "/examreg.identity.v1.IdentityService/WatchRevocations",
 ];
 
 /// The identity service's start-up.
@@ -167,6 +172,8 @@ impl Application {
         )?;
         let keys = Keys::from(&signing_key);
         let window = config.throttle.window;
+        let draining = examreg_kit::grpc::Trigger::default();
+        let feed = revocations::Feed::new(pool.clone(), draining.clone());
         let identity = grpc::Identity {
             pool: pool.clone(),
             hasher,
@@ -175,14 +182,18 @@ impl Application {
             clients: config.service_clients,
             access_ttl: config.access_ttl,
             refresh_ttl: config.refresh_ttl,
+            session_lifetime: config.session_lifetime,
             service_token_ttl: config.service_token_ttl,
             throttle: config.throttle,
+            revocations: feed.clone(),
         };
         let routes = Routes::new(IdentityServiceServer::new(identity));
         let names = &["examreg.identity.v1.IdentityService"];
-        Ok(Service::bind(config.addr, routes, names, keys)
+        Ok(Service::bind(config.addr, routes, names, keys.clone())
             .await?
             .public(PUBLIC_PATHS)
+            .draining(draining)
+            .task(move |stop| revocations::listen(feed, keys, stop))
             .task(move |stop| sweeper(pool, window, stop)))
     }
 }

@@ -48,15 +48,18 @@ pub(crate) fn normalize_login(input: &str) -> Option<String> {
 }
 
 impl Identity {
+    /// A new pair for a session that began at `began`: the refresh token never outlives the
+    /// session's lifetime.
     async fn issue_pair(
         &self,
         conn: &mut sqlx::PgConnection,
         account: Uuid,
         session: Uuid,
+        began: DateTime<Utc>,
     ) -> Result<Tokens, Error> {
         let refresh: [u8; 32] = rand::random();
         let refresh_token = URL_SAFE_NO_PAD.encode(refresh);
-        let refresh_expires_at = Utc::now() + self.refresh_ttl;
+        let refresh_expires_at = (Utc::now() + self.refresh_ttl).min(began + self.session_lifetime);
         store::insert_refresh(
             conn,
             &sha256(refresh_token.as_bytes()),
@@ -120,7 +123,9 @@ impl Identity {
         let session = Uuid::now_v7();
         let mut tx = self.pool.begin().await?;
         store::insert_session(&mut tx, session, account.id, client.ip, client.user_agent).await?;
-        let tokens = self.issue_pair(&mut tx, account.id, session).await?;
+        let tokens = self
+            .issue_pair(&mut tx, account.id, session, Utc::now())
+            .await?;
         tx.commit().await?;
         tracing::info!(account = %account.id, %session, "logged in");
         metrics::counter!("identity_logins_total", "outcome" => "success").increment(1);
@@ -131,15 +136,25 @@ impl Identity {
     pub(crate) async fn refresh(&self, refresh_token: &str) -> Result<Tokens, Error> {
         let hash = sha256(refresh_token.trim().as_bytes());
         let mut tx = self.pool.begin().await?;
-        match store::spend_refresh(&mut tx, &hash).await? {
-            Spend::Spent { session, account } => {
-                let tokens = self.issue_pair(&mut tx, account, session).await?;
+        match store::spend_refresh(&mut tx, &hash, self.session_lifetime).await? {
+            Spend::Spent {
+                session,
+                account,
+                began,
+            } => {
+                let tokens = self.issue_pair(&mut tx, account, session, began).await?;
                 tx.commit().await?;
                 Ok(tokens)
             }
             Spend::Reused { session } => {
                 // A spent token came back: someone holds a copy. Kill the whole family.
-                store::revoke_session(&mut tx, session, "refresh_token_reused").await?;
+                store::revoke_session(
+                    &mut tx,
+                    session,
+                    "refresh_token_reused",
+                    self.longest_token(),
+                )
+                .await?;
                 tx.commit().await?;
                 tracing::warn!(%session, "spent refresh token reused; session revoked");
                 Err(Error::RefreshTokenReused)
@@ -150,7 +165,7 @@ impl Identity {
 
     pub(crate) async fn logout(&self, account: Uuid, session: Uuid) -> Result<(), Error> {
         let mut conn = self.pool.acquire().await?;
-        store::revoke_session(&mut conn, session, "logout").await?;
+        store::revoke_session(&mut conn, session, "logout", self.longest_token()).await?;
         tracing::info!(%account, %session, "logged out");
         Ok(())
     }

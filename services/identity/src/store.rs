@@ -4,6 +4,7 @@
 use chrono::{DateTime, Utc};
 use examreg_domain::{AccountStatus, LoginKind};
 use sqlx::{PgConnection, PgPool};
+use std::time::Duration;
 use uuid::Uuid;
 
 /// Which unique constraint an insert hit.
@@ -189,14 +190,21 @@ pub async fn complete_registration(
     .await?)
 }
 
-/// Deletes an account (its sessions and refresh tokens go with it); its email if it existed.
+/// Deletes an account (its sessions and refresh tokens go with it, its live sessions ended
+/// first as [`revoke_all_sessions`] ends them); its email if it existed.
 #[tracing::instrument(skip_all)]
-pub async fn delete_account(pool: &PgPool, id: Uuid) -> Result<Option<String>, StoreError> {
-    Ok(
-        sqlx::query_scalar!("DELETE FROM accounts WHERE id = $1 RETURNING email", id)
-            .fetch_optional(pool)
-            .await?,
-    )
+pub async fn delete_account(
+    pool: &PgPool,
+    id: Uuid,
+    keep: Duration,
+) -> Result<Option<String>, StoreError> {
+    let mut tx = pool.begin().await?;
+    revoke_all_sessions(&mut tx, id, "erased", keep).await?;
+    let email = sqlx::query_scalar!("DELETE FROM accounts WHERE id = $1 RETURNING email", id)
+        .fetch_optional(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(email)
 }
 
 #[tracing::instrument(skip_all)]
@@ -276,24 +284,36 @@ pub async fn insert_refresh(
 /// What spending a refresh token found.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Spend {
-    /// Spent now; the session is live.
-    Spent { session: Uuid, account: Uuid },
+    /// Spent now; the session is live (begun at `began`).
+    Spent {
+        session: Uuid,
+        account: Uuid,
+        began: DateTime<Utc>,
+    },
     /// Already spent before: a replay, the family must die.
     Reused { session: Uuid },
     /// Unknown, expired, or its session was revoked.
     Invalid,
 }
 
-/// Marks a refresh token spent, atomically: of two concurrent uses exactly one succeeds.
+/// Marks a refresh token spent, atomically: of two concurrent uses exactly one succeeds. A
+/// session older than `lifetime`, or of a blocked account, refreshes no more.
 #[tracing::instrument(skip_all)]
-pub async fn spend_refresh(conn: &mut PgConnection, hash: &[u8]) -> Result<Spend, StoreError> {
+pub async fn spend_refresh(
+    conn: &mut PgConnection,
+    hash: &[u8],
+    lifetime: Duration,
+) -> Result<Spend, StoreError> {
     let spent = sqlx::query!(
         r#"UPDATE refresh_tokens r SET spent_at = now()
-           FROM sessions s
+           FROM sessions s, accounts a
            WHERE r.token_hash = $1 AND r.spent_at IS NULL AND r.expires_at > now()
              AND s.id = r.session_id AND s.revoked_at IS NULL
-           RETURNING r.session_id, s.account_id"#,
-        hash
+             AND s.created_at > now() - make_interval(secs => $2)
+             AND a.id = s.account_id AND a.status <> 'blocked'
+           RETURNING r.session_id, s.account_id, s.created_at"#,
+        hash,
+        lifetime.as_secs_f64()
     )
     .fetch_optional(&mut *conn)
     .await?;
@@ -301,6 +321,7 @@ pub async fn spend_refresh(conn: &mut PgConnection, hash: &[u8]) -> Result<Spend
         return Ok(Spend::Spent {
             session: row.session_id,
             account: row.account_id,
+            began: row.created_at,
         });
     }
     let known = sqlx::query!(
@@ -329,36 +350,64 @@ pub async fn session_is_live(pool: &PgPool, session: Uuid) -> Result<bool, Store
     Ok(live)
 }
 
+/// Ends a session; its tokens are refused for `keep` (the longest a token of it may live).
 #[tracing::instrument(skip_all)]
 pub async fn revoke_session(
     conn: &mut PgConnection,
     session: Uuid,
     reason: &str,
+    keep: Duration,
 ) -> Result<bool, StoreError> {
     let done = sqlx::query!(
-        "UPDATE sessions SET revoked_at = now(), revoked_reason = $2 WHERE id = $1 AND revoked_at IS NULL",
+        r#"WITH ended AS (
+               UPDATE sessions SET revoked_at = now(), revoked_reason = $2
+               WHERE id = $1 AND revoked_at IS NULL RETURNING id)
+           INSERT INTO session_revocations (session_id, until)
+           SELECT id, now() + make_interval(secs => $3) FROM ended
+           ON CONFLICT (session_id) DO UPDATE SET until = EXCLUDED.until"#,
         session,
-        reason
+        reason,
+        keep.as_secs_f64()
     )
     .execute(conn)
     .await?;
     Ok(done.rows_affected() > 0)
 }
 
+/// Ends every live session of an account, as [`revoke_session`] does one.
 #[tracing::instrument(skip_all)]
 pub async fn revoke_all_sessions(
     conn: &mut PgConnection,
     account: Uuid,
     reason: &str,
+    keep: Duration,
 ) -> Result<u64, StoreError> {
     let done = sqlx::query!(
-        "UPDATE sessions SET revoked_at = now(), revoked_reason = $2 WHERE account_id = $1 AND revoked_at IS NULL",
+        r#"WITH ended AS (
+               UPDATE sessions SET revoked_at = now(), revoked_reason = $2
+               WHERE account_id = $1 AND revoked_at IS NULL RETURNING id)
+           INSERT INTO session_revocations (session_id, until)
+           SELECT id, now() + make_interval(secs => $3) FROM ended
+           ON CONFLICT (session_id) DO UPDATE SET until = EXCLUDED.until"#,
         account,
-        reason
+        reason,
+        keep.as_secs_f64()
     )
     .execute(conn)
     .await?;
     Ok(done.rows_affected())
+}
+
+/// The sessions whose tokens are still refused, each with when that ends.
+#[tracing::instrument(skip_all)]
+pub async fn live_revocations(pool: &PgPool) -> Result<Vec<(Uuid, i64)>, StoreError> {
+    let rows = sqlx::query!(
+        r#"SELECT session_id, ceil(extract(epoch FROM until))::bigint AS "until!"
+           FROM session_revocations WHERE until > now()"#
+    )
+    .fetch_all(pool)
+    .await?;
+    Ok(rows.into_iter().map(|r| (r.session_id, r.until)).collect())
 }
 
 /// Takes one slot of a failure budget before a password is checked, so that parallel guesses
@@ -469,6 +518,9 @@ pub struct Swept {
 /// a while), and throttle rows whose window and lock have both passed.
 #[tracing::instrument(skip_all)]
 pub async fn sweep(pool: &PgPool, window_secs: f64) -> Result<Swept, StoreError> {
+    sqlx::query!("DELETE FROM session_revocations WHERE until < now()")
+        .execute(pool)
+        .await?;
     let proofs = sqlx::query!("DELETE FROM consumed_proofs WHERE expires_at < now()")
         .execute(pool)
         .await?

@@ -23,6 +23,7 @@ struct TestApp {
     client: IdentityServiceClient<Channel>,
     key: SigningKey,
     proof_key: SigningKey,
+    database: Secret,
     _stop: tokio::sync::oneshot::Sender<()>,
 }
 
@@ -36,6 +37,11 @@ async fn config(key: &SigningKey, proof: &SigningKey) -> Config {
 }
 
 async fn spawn() -> TestApp {
+    spawn_with(|_| {}).await
+}
+
+/// Identity with its test configuration changed by `adjust`.
+async fn spawn_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
     let key = SigningKey::generate();
     let proof_key = SigningKey::generate();
     let mut config = config(&key, &proof_key).await;
@@ -48,11 +54,14 @@ async fn spawn() -> TestApp {
             "accounts:recover".into(),
         ],
     }];
+    adjust(&mut config);
+    let database = config.database_url.clone();
     let app = Application::build(config).await.unwrap();
     let addr = app.addr();
     let (stop, stopped) = tk::stopper();
     tokio::spawn(app.run_until_stopped(stopped));
     TestApp {
+        database,
         client: IdentityServiceClient::new(
             examreg_kit::grpc::channel(&format!("http://{addr}")).unwrap(),
         ),
@@ -414,6 +423,52 @@ async fn reusing_a_spent_refresh_token_revokes_the_whole_family() {
     // The legitimate holder's newer token died with the family.
     assert_eq!(
         reason(&app.refresh(&second.refresh_token).await.unwrap_err()),
+        "invalid_refresh_token"
+    );
+}
+
+#[tokio::test]
+async fn a_session_ends_at_its_lifetime_however_often_it_is_refreshed() {
+    let lifetime = Duration::from_secs(3);
+    let app = spawn_with(|config| config.session_lifetime = lifetime).await;
+    let iin = app.registered().await;
+    let login = app.login(&iin, STRONG).await.unwrap().tokens.unwrap();
+    let began = std::time::SystemTime::now();
+    let mut pair = app.refresh(&login.refresh_token).await.unwrap();
+    // Refreshing does not move the end: the refresh token expires with the session.
+    let ends = pair.refresh_expires_at.unwrap();
+    let ends = std::time::UNIX_EPOCH + Duration::from_secs(u64::try_from(ends.seconds).unwrap());
+    assert!(
+        ends <= began + lifetime + Duration::from_secs(1),
+        "{ends:?}"
+    );
+    while began.elapsed().unwrap() < lifetime + Duration::from_secs(1) {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        match app.refresh(&pair.refresh_token).await {
+            Ok(next) => pair = next,
+            Err(e) => {
+                assert_eq!(reason(&e), "invalid_refresh_token");
+                assert!(began.elapsed().unwrap() >= lifetime - Duration::from_secs(1));
+                return;
+            }
+        }
+    }
+    panic!("the session outlived its lifetime");
+}
+
+#[tokio::test]
+async fn a_blocked_account_refreshes_no_more() {
+    let app = spawn().await;
+    let iin = app.registered().await;
+    let pair = app.login(&iin, STRONG).await.unwrap().tokens.unwrap();
+    let db = sqlx::PgPool::connect(app.database.expose()).await.unwrap();
+    sqlx::query("UPDATE accounts SET status = 'blocked' WHERE login = $1")
+        .bind(&iin)
+        .execute(&db)
+        .await
+        .unwrap();
+    assert_eq!(
+        reason(&app.refresh(&pair.refresh_token).await.unwrap_err()),
         "invalid_refresh_token"
     );
 }

@@ -1,0 +1,198 @@
+//! An ended session ends everywhere: after a logout, a password reset or an erasure, the
+//! session's access tokens, the phone's capture token and an unredeemed hand-off link are
+//! refused within a second, at the gateway and at the services, though their signatures are
+//! still good and their lifetimes not over.
+
+mod common;
+
+use common::*;
+use examreg_kit::auth::with_bearer;
+use examreg_proto::profile::v1::{self as pb, profile_service_client::ProfileServiceClient};
+use examreg_testkit as tk;
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+use std::time::{Duration, Instant};
+
+/// How soon after its session ended a token must be refused: the promise under test.
+const WITHIN: Duration = Duration::from_secs(1);
+
+/// A registered applicant logged in.
+struct Applicant {
+    iin: String,
+    email: String,
+    account: String,
+    token: String,
+}
+
+async fn applicant(s: &Suite) -> Applicant {
+    let (iin, email) = (valid_iin(), tk::unique_email());
+    let account = s.register(&iin, &email).await;
+    let (status, session) = s.login(&iin, PASSWORD).await;
+    assert_eq!(status, StatusCode::CREATED, "{session}");
+    let token = session["access_token"].as_str().unwrap().to_owned();
+    Applicant {
+        iin,
+        email,
+        account,
+        token,
+    }
+}
+
+/// Asks the gateway with `token` until it is refused; panics if that takes longer than
+/// [`WITHIN`] from `since`.
+async fn refused_soon(s: &Suite, token: &str, since: Instant) {
+    loop {
+        let (status, body) = s.me(Method::GET, "/v1/me/onboarding", token, None).await;
+        if status == StatusCode::UNAUTHORIZED {
+            assert_eq!(body["error"]["code"], "unauthenticated");
+            return;
+        }
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert!(
+            since.elapsed() < WITHIN,
+            "still accepted {:?} after the session ended",
+            since.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// What profile answers a user token with, straight over gRPC.
+async fn profile_code(s: &Suite, token: &str) -> tonic::Code {
+    let url = &s.services.iter().find(|(n, _)| *n == "profile").unwrap().1;
+    let mut profile = ProfileServiceClient::new(examreg_kit::grpc::channel(url).unwrap());
+    let request = with_bearer(pb::GetProfileRequest::default(), token).unwrap();
+    match profile.get_profile(request).await {
+        Ok(_) => tonic::Code::Ok,
+        Err(status) => status.code(),
+    }
+}
+
+#[tokio::test]
+async fn a_logout_ends_the_session_at_the_gateway_and_the_services_within_a_second() {
+    let s = suite().await;
+    let Applicant { iin, token, .. } = applicant(&s).await;
+    let other = applicant(&s).await.token;
+    // A second session of the same person, on another device: it stays.
+    let (_, second) = s.login(&iin, PASSWORD).await;
+    let second = second["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(profile_code(&s, &token).await, tonic::Code::Ok);
+
+    let (status, _) = s
+        .me(Method::DELETE, "/v1/sessions/current", &token, None)
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    refused_soon(&s, &token, Instant::now()).await;
+    assert_eq!(profile_code(&s, &token).await, tonic::Code::Unauthenticated);
+    // Logging out again with it is refused too: the session is over.
+    let (status, _) = s
+        .me(Method::DELETE, "/v1/sessions/current", &token, None)
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    for (who, token) in [("the other device", &second), ("someone else", &other)] {
+        let (status, body) = s.me(Method::GET, "/v1/me/onboarding", token, None).await;
+        assert_eq!(status, StatusCode::OK, "{who}: {body}");
+    }
+}
+
+#[tokio::test]
+async fn a_password_reset_ends_every_session_of_the_account() {
+    let s = suite().await;
+    let Applicant {
+        iin, email, token, ..
+    } = applicant(&s).await;
+    let (_, second) = s.login(&iin, PASSWORD).await;
+    let second = second["access_token"].as_str().unwrap().to_owned();
+
+    let (status, recovery) = s.post("/v1/recovery", json!({"login": iin})).await;
+    assert_eq!(status, StatusCode::CREATED, "{recovery}");
+    let flow = recovery["flow_id"].as_str().unwrap().to_owned();
+    let code = tk::nth_code(&email, 2).await;
+    let (status, body) = s
+        .post(
+            &format!("/v1/recovery/{flow}/verify"),
+            json!({"code": code}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let new_password = "Сары-жапырақ-күзде-9";
+    let (status, body) = s
+        .post(
+            &format!("/v1/recovery/{flow}/password"),
+            json!({"password": new_password, "password_confirmation": new_password}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    let reset = Instant::now();
+    refused_soon(&s, &token, reset).await;
+    refused_soon(&s, &second, reset).await;
+    assert_eq!(
+        profile_code(&s, &second).await,
+        tonic::Code::Unauthenticated
+    );
+    // The owner, with the new password, is in.
+    let (status, session) = s.login(&iin, new_password).await;
+    assert_eq!(status, StatusCode::CREATED, "{session}");
+    let fresh = session["access_token"].as_str().unwrap();
+    let (status, body) = s.me(Method::GET, "/v1/me/onboarding", fresh, None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}
+
+#[tokio::test]
+async fn an_erasure_ends_the_sessions_of_the_erased() {
+    let s = suite().await;
+    let Applicant { account, token, .. } = applicant(&s).await;
+    let (status, body) = s
+        .me(
+            Method::DELETE,
+            &format!("/v1/admin/people/{account}"),
+            &s.eraser(),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    refused_soon(&s, &token, Instant::now()).await;
+}
+
+/// A hand-off link's id, made with `token`.
+async fn link(s: &Suite, token: &str) -> String {
+    let (status, link) = s.me(Method::POST, "/v1/me/handoff", token, None).await;
+    assert_eq!(status, StatusCode::CREATED, "{link}");
+    let url = link["url"].as_str().unwrap();
+    url.rsplit_once("#handoff=").unwrap().1.to_owned()
+}
+
+#[tokio::test]
+async fn a_phone_and_an_unused_link_die_with_the_session_that_handed_off() {
+    let s = suite().await;
+    let token = applicant(&s).await.token;
+    let (used, unused) = (link(&s, &token).await, link(&s, &token).await);
+    let (status, phone) = s.post("/v1/handoff/redeem", json!({"handoff": used})).await;
+    assert_eq!(status, StatusCode::OK, "{phone}");
+    let phone = phone["capture_token"].as_str().unwrap().to_owned();
+    let (status, body) = s
+        .photo(&phone, "face", "image/jpeg", tk::photos::SELFIE.to_vec())
+        .await;
+    assert_eq!(status, StatusCode::OK, "the phone works before: {body}");
+
+    let (status, _) = s
+        .me(Method::DELETE, "/v1/sessions/current", &token, None)
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let ended = Instant::now();
+    loop {
+        let (status, body) = s
+            .photo(&phone, "face", "image/jpeg", tk::photos::SELFIE.to_vec())
+            .await;
+        if status == StatusCode::UNAUTHORIZED {
+            break;
+        }
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert!(ended.elapsed() < WITHIN, "the phone still uploads");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (status, body) = s
+        .post("/v1/handoff/redeem", json!({"handoff": unused}))
+        .await;
+    refusal(status, &body, 410, "handoff_expired");
+}
