@@ -23,9 +23,10 @@ pub struct Config {
     pub photo_limit: usize,
     /// Requests per client IP per minute.
     pub rate_limit: u32,
-    /// Take the client address from the last `X-Forwarded-For` hop (only behind a trusted
-    /// proxy that sets it).
-    pub trust_forwarded_for: bool,
+    /// How many proxies of ours stand in front of the gateway, each appending the address it
+    /// saw to `X-Forwarded-For`: the client is the N-th address from the right, across all
+    /// the header's lines. 0 ignores the header (the peer is the client).
+    pub trusted_proxies: usize,
     /// How long new journeys are refused after a service answers `overloaded`.
     pub admission_pause: Duration,
     /// Where applicants reach these pages (the hand-off link points there).
@@ -74,7 +75,7 @@ impl Config {
             body_limit: env.parse("GATEWAY_BODY_LIMIT_BYTES", 64 * 1024),
             photo_limit: env.parse("GATEWAY_PHOTO_LIMIT_BYTES", 10 * 1024 * 1024),
             rate_limit: env.parse("GATEWAY_RATE_LIMIT_PER_MINUTE", 120),
-            trust_forwarded_for: env.parse("GATEWAY_TRUST_FORWARDED_FOR", false),
+            trusted_proxies: env.parse("GATEWAY_TRUSTED_PROXIES", 0),
             admission_pause: Duration::from_millis(env.parse("GATEWAY_ADMISSION_PAUSE_MS", 1000)),
             public_url: env.string("GATEWAY_PUBLIC_URL", "http://localhost:8080"),
             handoff_ttl: env.seconds("GATEWAY_HANDOFF_TTL_SECS", 300),

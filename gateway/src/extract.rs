@@ -20,14 +20,10 @@ pub struct Client {
 
 impl Client {
     pub fn from_parts(config: &Config, headers: &HeaderMap, peer: Option<SocketAddr>) -> Self {
-        let forwarded = config
-            .trust_forwarded_for
-            .then(|| headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()))
-            .flatten()
-            .and_then(|v| v.rsplit(',').next())
-            .map(|v| v.trim().to_owned())
-            .filter(|v| v.parse::<std::net::IpAddr>().is_ok());
-        let ip = forwarded.unwrap_or_else(|| peer.map(|p| p.ip().to_string()).unwrap_or_default());
+        let ip = forwarded_client(headers, config.trusted_proxies).map_or_else(
+            || peer.map(|p| p.ip().to_string()).unwrap_or_default(),
+            |ip| ip.to_string(),
+        );
         let user_agent: String = headers
             .get(header::USER_AGENT)
             .and_then(|v| v.to_str().ok())
@@ -46,6 +42,28 @@ impl Client {
             lang,
         }
     }
+}
+
+/// The client address our `trusted` proxies vouch for: the `trusted`-th entry from the right
+/// of `X-Forwarded-For`, all its lines read in order (a client can write the leftmost entries,
+/// and a whole first line, but not what our proxies append). `None` without trusted proxies,
+/// when fewer entries arrived than proxies stand in front (the request did not come through
+/// them all), or when that entry is not an address.
+fn forwarded_client(headers: &HeaderMap, trusted: usize) -> Option<std::net::IpAddr> {
+    if trusted == 0 {
+        return None;
+    }
+    let entries: Vec<&str> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .map(|line| line.to_str().ok())
+        .collect::<Option<Vec<_>>>()?
+        .into_iter()
+        .flat_map(|line| line.split(','))
+        .map(str::trim)
+        .collect();
+    let entry = entries.len().checked_sub(trusted).map(|at| entries[at])?;
+    entry.parse().ok()
 }
 
 impl axum::extract::FromRequestParts<AppState> for Client {
@@ -172,5 +190,39 @@ impl axum::extract::FromRequestParts<AppState> for Operator {
                 Err(ApiError::new(StatusCode::FORBIDDEN, "forbidden"))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(lines: &[&str]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        for line in lines {
+            headers.append("x-forwarded-for", line.parse().unwrap());
+        }
+        headers
+    }
+
+    #[test]
+    fn the_client_is_the_address_our_proxies_append_not_what_the_client_writes() {
+        let ip = |lines: &[&str], trusted| forwarded_client(&headers(lines), trusted);
+        // One proxy of ours appends its own line after the client's forged one.
+        assert_eq!(ip(&["6.6.6.6", "10.1.2.3"], 1), "10.1.2.3".parse().ok());
+        // Or appends to the client's line.
+        assert_eq!(ip(&["6.6.6.6, 10.1.2.3"], 1), "10.1.2.3".parse().ok());
+        // Two proxies (a CDN, then the ingress): the second from the right.
+        assert_eq!(
+            ip(&["6.6.6.6, 10.1.2.3", "172.16.0.9"], 2),
+            "10.1.2.3".parse().ok()
+        );
+        assert_eq!(ip(&["2001:db8::1"], 1), "2001:db8::1".parse().ok());
+        // Without trusted proxies the header means nothing.
+        assert_eq!(ip(&["10.1.2.3"], 0), None);
+        // Fewer entries than proxies, or garbage where the address should be: not believed.
+        assert_eq!(ip(&["10.1.2.3"], 2), None);
+        assert_eq!(ip(&["10.1.2.3, unknown"], 1), None);
+        assert_eq!(ip(&[], 1), None);
     }
 }

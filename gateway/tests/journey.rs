@@ -438,6 +438,41 @@ async fn ops_endpoints_answer_and_the_openapi_document_covers_every_route() {
 }
 
 #[tokio::test]
+async fn behind_a_proxy_the_budget_follows_the_address_it_appends_not_a_forged_first_line() {
+    let s = suite_with(Options {
+        rate_limit: 5,
+        trusted_proxies: 1,
+        ..Options::default()
+    })
+    .await;
+    let from = |lines: Vec<String>| {
+        let s = &s;
+        async move {
+            let headers: Vec<(&str, &str)> = lines
+                .iter()
+                .map(|l| ("x-forwarded-for", l.as_str()))
+                .collect();
+            let (status, _, _) = s
+                .call(reqwest::Method::GET, "/v1/terms/current", None, &headers)
+                .await;
+            status
+        }
+    };
+    // A new forged first line every time, and the same address our proxy appends: the
+    // budget of five a minute (ten if the minute turns) still runs out.
+    let mut statuses = Vec::new();
+    for i in 0..11 {
+        statuses.push(from(vec![format!("6.6.6.{i}"), "10.9.9.9".into()]).await);
+    }
+    assert!(
+        statuses.contains(&StatusCode::TOO_MANY_REQUESTS),
+        "{statuses:?}"
+    );
+    // Another applicant behind the same proxy has a budget of their own.
+    assert_eq!(from(vec!["10.9.9.10".into()]).await, StatusCode::OK);
+}
+
+#[tokio::test]
 async fn the_per_ip_budget_answers_429_with_retry_after() {
     let s = suite_with(Options {
         rate_limit: 5,

@@ -33,6 +33,8 @@ pub(crate) struct Suite {
 pub(crate) struct Options {
     pub(crate) flow_ttl: Duration,
     pub(crate) rate_limit: u32,
+    /// Proxies of ours in front of the gateway (`GATEWAY_TRUSTED_PROXIES`).
+    pub(crate) trusted_proxies: usize,
     /// The secret the gateway presents to identity.
     pub(crate) client_secret: &'static str,
     /// Where biometrics finds Garage (a relay to stop it).
@@ -53,6 +55,7 @@ impl Default for Options {
         Self {
             flow_ttl: Duration::from_secs(3600),
             rate_limit: 1000,
+            trusted_proxies: 0,
             client_secret: SECRET,
             s3_endpoint: tk::s3_endpoint(),
             hashing: (2, 64),
@@ -144,6 +147,7 @@ pub(crate) async fn suite_with(options: Options) -> Suite {
     config.cors_origins = vec!["https://abiturient.example.kz".into()];
     config.body_limit = 16 * 1024;
     config.rate_limit = options.rate_limit;
+    config.trusted_proxies = options.trusted_proxies;
     config.admission_pause = options.admission_pause;
     config.handoff_ttl = options.handoff_ttl;
     let gateway = examreg_gateway::Application::build(config, keys.clone())
