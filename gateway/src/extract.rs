@@ -106,7 +106,7 @@ impl axum::extract::FromRequestParts<AppState> for User {
         parts: &mut http::request::Parts,
         state: &AppState,
     ) -> Result<Self, ApiError> {
-        authenticate(parts, state, false)
+        authenticate(parts, state, false).await
     }
 }
 
@@ -121,17 +121,17 @@ impl axum::extract::FromRequestParts<AppState> for PhotoTaker {
         parts: &mut http::request::Parts,
         state: &AppState,
     ) -> Result<Self, ApiError> {
-        authenticate(parts, state, true).map(Self)
+        authenticate(parts, state, true).await.map(Self)
     }
 }
 
-fn authenticate(
+async fn authenticate(
     parts: &http::request::Parts,
     state: &AppState,
     capture_allowed: bool,
 ) -> Result<User, ApiError> {
     let token = bearer(parts)?;
-    match state.keys.authenticate(token) {
+    match state.keys.authenticate_fresh(token).await {
         Ok(Caller::User { account_id, .. }) => {
             examreg_kit::telemetry::journey("account_id", &account_id);
             Ok(User {
@@ -173,7 +173,8 @@ impl axum::extract::FromRequestParts<AppState> for Operator {
         let token = bearer(parts)?;
         let caller = state
             .keys
-            .authenticate(token)
+            .authenticate_fresh(token)
+            .await
             .map_err(|_| ApiError::new(StatusCode::UNAUTHORIZED, "unauthenticated"))?;
         match caller {
             Caller::Service { .. } => {

@@ -250,22 +250,90 @@ pub fn caller<T>(request: &Request<T>) -> Result<&Caller, Status> {
 #[derive(Clone, Default, Debug)]
 pub struct Keys {
     set: Arc<RwLock<KeySet>>,
+    /// When each key id was last in a set fetched from identity.
+    seen: Arc<std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>>,
+    /// Where to fetch the set again when a token names a key it lacks, and when it last did.
+    source: Arc<std::sync::OnceLock<Source>>,
     revoked: Revocations,
 }
+
+#[derive(Debug)]
+struct Source {
+    identity: tonic::transport::Channel,
+    fetched: tokio::sync::Mutex<Option<std::time::Instant>>,
+}
+
+/// How long a key stays accepted after identity stopped publishing it (longer than any token
+/// lives): replicas of identity in the middle of a rotation publish different sets.
+const KEY_KEPT: Duration = Duration::from_secs(3600);
+/// The least time between two fetches for an unknown key id, so a flood of forged key ids
+/// does not become a flood of fetches.
+const REFETCH_EVERY: Duration = Duration::from_secs(2);
 
 impl Keys {
     pub fn new(set: KeySet) -> Self {
         Self {
             set: Arc::new(RwLock::new(set)),
-            revoked: Revocations::default(),
+            ..Self::default()
         }
     }
 
-    pub fn replace(&self, set: KeySet) {
-        *self
+    /// Takes in a set fetched from identity: its keys are added, and a key no fetched set
+    /// has named for [`KEY_KEPT`] is dropped.
+    pub fn merge(&self, fetched: KeySet) {
+        let now = std::time::Instant::now();
+        let mut seen = self
+            .seen
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for kid in fetched.kids() {
+            seen.insert(kid.to_owned(), now);
+        }
+        seen.retain(|_, at| now.duration_since(*at) < KEY_KEPT);
+        let mut set = self
             .set
             .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = set;
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        *set = set.merged(&fetched, |kid| seen.contains_key(kid));
+    }
+
+    /// Fetch the set from this identity when a token names a key not in it.
+    pub fn refetch_from(&self, identity: tonic::transport::Channel) {
+        let _ = self.source.set(Source {
+            identity,
+            fetched: tokio::sync::Mutex::new(None),
+        });
+    }
+
+    /// Like [`Keys::authenticate`], but a token signed with a key these keys do not know yet
+    /// (identity rotated) makes them fetch identity's set first, at most every
+    /// [`REFETCH_EVERY`].
+    pub async fn authenticate_fresh(&self, token: &str) -> Result<Caller, Status> {
+        let outcome = self.authenticate(token);
+        let unknown = || {
+            jsonwebtoken::decode_header(token)
+                .ok()
+                .and_then(|header| header.kid)
+                .is_some_and(|kid| !self.contains(&kid))
+        };
+        let Some(source) = self.source.get() else {
+            return outcome;
+        };
+        if outcome.is_ok() || !unknown() {
+            return outcome;
+        }
+        let mut fetched = source.fetched.lock().await;
+        // Another call may have fetched it while this one waited.
+        if unknown() && fetched.is_none_or(|at| at.elapsed() >= REFETCH_EVERY) {
+            *fetched = Some(std::time::Instant::now());
+            if let Err(status) =
+                crate::client::fetch_jwks(source.identity.clone(), self, Duration::ZERO).await
+            {
+                tracing::warn!(code = ?status.code(), "JWKS fetch for an unknown key failed");
+            }
+        }
+        drop(fetched);
+        self.authenticate(token)
     }
 
     pub fn snapshot(&self) -> KeySet {
@@ -454,39 +522,44 @@ where
         let started = std::time::Instant::now();
         let method = request.uri().path().to_owned();
         let span = crate::telemetry::request_span("grpc", &method, request.headers());
-        let _entered = span.enter();
-        if !is_public(request.uri().path(), self.layer.public) {
-            let token = request
-                .headers()
-                .get(http::header::AUTHORIZATION)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.strip_prefix("Bearer "));
-            let outcome = match token {
-                None => Err(Status::unauthenticated("missing bearer token")),
-                Some(token) => self.layer.keys.authenticate(token.trim()),
-            };
-            match outcome {
-                Ok(caller) => {
-                    if let Caller::User { account_id, .. } = &caller {
-                        span.record("account_id", account_id.to_string());
-                    }
-                    request.extensions_mut().insert(caller);
-                }
-                Err(status) => {
-                    tracing::info!(code = ?status.code(), "call refused");
-                    crate::metrics::rpc_done(&method, &format!("{:?}", status.code()), started);
-                    return Box::pin(async move { Ok(status.into_http()) });
-                }
-            }
-        }
+        let needs_token = !is_public(request.uri().path(), self.layer.public);
+        let token = request
+            .headers()
+            .get(http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(|v| v.trim().to_owned());
+        let keys = self.layer.keys.clone();
         // The clone is the ready one's twin; swap so the polled-ready service handles the call.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
-        drop(_entered);
-        let call = inner.call(request);
         Box::pin(tracing::Instrument::instrument(
             async move {
-                let response = call.await;
+                if needs_token {
+                    let outcome = match token {
+                        None => Err(Status::unauthenticated("missing bearer token")),
+                        Some(token) => keys.authenticate_fresh(&token).await,
+                    };
+                    match outcome {
+                        Ok(caller) => {
+                            if let Caller::User { account_id, .. } = &caller {
+                                tracing::Span::current()
+                                    .record("account_id", account_id.to_string());
+                            }
+                            request.extensions_mut().insert(caller);
+                        }
+                        Err(status) => {
+                            tracing::info!(code = ?status.code(), "call refused");
+                            crate::metrics::rpc_done(
+                                &method,
+                                &format!("{:?}", status.code()),
+                                started,
+                            );
+                            return Ok(status.into_http());
+                        }
+                    }
+                }
+                let response = inner.call(request).await;
                 if method != crate::metrics::PATH {
                     let code = response
                         .as_ref()
@@ -524,6 +597,20 @@ pub fn with_bearer<T>(message: T, token: &str) -> Result<Request<T>, Status> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_fetched_set_adds_to_the_keys_instead_of_replacing_them() {
+        let (old, new) = (SigningKey::generate(), SigningKey::generate());
+        let keys = Keys::default();
+        keys.merge(KeySet::from_signing_keys([&old]));
+        // A replica that already publishes only the new key does not take the old one away.
+        keys.merge(KeySet::from_signing_keys([&new]));
+        let (account, session) = (Uuid::new_v4(), Uuid::new_v4());
+        for key in [&old, &new] {
+            let token = key.sign(&Claims::access(account, session, Duration::from_secs(60)));
+            assert!(keys.authenticate(&token).is_ok());
+        }
+    }
 
     #[test]
     fn an_ended_session_is_refused_and_an_unheard_feed_refuses_as_unavailable() {

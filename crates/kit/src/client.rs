@@ -56,6 +56,15 @@ impl ServiceToken {
         Ok(answer.access_token)
     }
 
+    /// Drops the held token if it is `token`: a service refused it (identity no longer
+    /// accepts the key that signed it), so the next request gets a new one.
+    pub async fn forget(&self, token: &str) {
+        let mut cached = self.cached.lock().await;
+        if cached.as_ref().is_some_and(|(held, _)| held == token) {
+            *cached = None;
+        }
+    }
+
     /// Builds a request carrying the service token.
     pub async fn request<T>(&self, message: T) -> Result<tonic::Request<T>, Status> {
         crate::auth::with_bearer(message, &self.get().await?)
@@ -72,7 +81,7 @@ pub async fn fetch_jwks(identity: Channel, keys: &Keys, give_up: Duration) -> Re
             Ok(answer) => {
                 let set = KeySet::from_jwks(&answer.into_inner().jwks_json)
                     .map_err(|e| Status::internal(e.to_string()))?;
-                keys.replace(set);
+                keys.merge(set);
                 return Ok(());
             }
             Err(status) if started.elapsed() < give_up => {
@@ -168,6 +177,7 @@ pub async fn synced_keys(
 ) -> Result<(Keys, tokio::task::JoinHandle<()>), Box<dyn std::error::Error + Send + Sync>> {
     let identity = crate::grpc::channel(identity_url)?;
     let keys = Keys::default();
+    keys.refetch_from(identity.clone());
     fetch_jwks(identity.clone(), &keys, Duration::from_secs(120)).await?;
     let refresher = jwks_refresher(
         identity.clone(),

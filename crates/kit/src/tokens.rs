@@ -185,6 +185,23 @@ impl KeySet {
         self.keys.contains_key(kid)
     }
 
+    /// The key ids.
+    pub fn kids(&self) -> impl Iterator<Item = &str> {
+        self.keys.keys().map(String::as_str)
+    }
+
+    /// This set with `other`'s keys added, but only those of this set's that `keep` keeps.
+    pub fn merged(&self, other: &Self, keep: impl Fn(&str) -> bool) -> Self {
+        let mut keys: HashMap<String, DecodingKey> = self
+            .keys
+            .iter()
+            .filter(|(kid, _)| keep(kid))
+            .map(|(kid, key)| (kid.clone(), key.clone()))
+            .collect();
+        keys.extend(other.keys.iter().map(|(k, v)| (k.clone(), v.clone())));
+        Self { keys }
+    }
+
     pub fn is_empty(&self) -> bool {
         self.keys.is_empty()
     }
@@ -217,6 +234,29 @@ impl KeySet {
 pub fn jwks_json<'a>(keys: impl IntoIterator<Item = &'a SigningKey>) -> String {
     let keys: Vec<_> = keys.into_iter().map(SigningKey::jwk).collect();
     serde_json::json!({ "keys": keys }).to_string()
+}
+
+/// Reads one or more Ed25519 private keys from config (PEM blocks one after the other, for a
+/// rotation: the first signs, all are published); a wrong one is a config problem naming
+/// `var`.
+pub fn signing_keys_from_env(env: &mut crate::config::Env, var: &str) -> Vec<SigningKey> {
+    let secret = env.required_secret(var);
+    let marker = "-----END PRIVATE KEY-----";
+    let mut keys = Vec::new();
+    for block in secret
+        .expose()
+        .split_inclusive(marker)
+        .filter(|b| b.contains(marker))
+    {
+        match SigningKey::from_pem(block) {
+            Ok(key) => keys.push(key),
+            Err(e) => env.invalid(var, e.to_string()),
+        }
+    }
+    if keys.is_empty() && !secret.expose().trim().is_empty() {
+        env.invalid(var, "no PRIVATE KEY block");
+    }
+    keys
 }
 
 /// Reads an Ed25519 private key from config; a wrong key is a config problem naming `var`.

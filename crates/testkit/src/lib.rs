@@ -61,6 +61,7 @@ pub fn stopper() -> (
 /// the way the services do in production; returns once both are known.
 pub async fn learn_keys(identity_url: &str, keys: &examreg_kit::auth::Keys) {
     let identity = examreg_kit::grpc::channel(identity_url).unwrap();
+    keys.refetch_from(identity.clone());
     examreg_kit::client::fetch_jwks(identity.clone(), keys, Duration::from_secs(10))
         .await
         .unwrap();

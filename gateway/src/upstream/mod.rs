@@ -143,7 +143,18 @@ impl Calls {
     {
         retrying(|| async {
             let request = self.request(who, message.clone()).await?;
-            match rpc(client.clone(), request).await {
+            let sent = crate::upstream::bearer(&request);
+            let mut answer = rpc(client.clone(), request).await;
+            // The gateway's own token refused (identity rotated away from the key that signed
+            // it): a new one, once.
+            if let (As::Gateway, Err(status), Some(sent)) = (who, &answer, sent)
+                && status.code() == tonic::Code::Unauthenticated
+            {
+                self.token.forget(&sent).await;
+                let request = self.request(who, message.clone()).await?;
+                answer = rpc(client.clone(), request).await;
+            }
+            match answer {
                 Err(status) if retried(&status) => Err(status.into()),
                 other => Ok(other.map(Response::into_inner)),
             }
@@ -168,6 +179,11 @@ impl Calls {
         let request = self.request(who, message).await?;
         Ok(rpc(client.clone(), request).await?.into_inner())
     }
+}
+
+/// The bearer token a request carries.
+fn bearer<M>(request: &Request<M>) -> Option<String> {
+    examreg_kit::auth::bearer_of(request).map(str::to_owned)
 }
 
 /// How long the gateway keeps calling a service that is unavailable (a replica restarting or

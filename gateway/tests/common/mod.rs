@@ -239,12 +239,24 @@ impl Suite {
     /// and exits), then starts a new instance on the same address after `down` — a rolling
     /// restart of the only replica.
     pub(crate) async fn restart(&self, name: &str, down: Duration) {
+        self.restart_with(name, down, |_| {}).await;
+    }
+
+    /// [`Suite::restart`] with a changed configuration (a new version rolled out).
+    pub(crate) async fn restart_with(
+        &self,
+        name: &str,
+        down: Duration,
+        change: impl FnOnce(&mut ServiceConfig),
+    ) {
         let mut running = self.running.lock().await;
         let old = running.remove(name).expect("a service of the suite");
         let _ = old.stop.send(());
         old.task.await.expect("the service stopped cleanly");
         tokio::time::sleep(down).await;
-        start(&mut running, old.config, &self.keys).await;
+        let mut config = old.config;
+        change(&mut config);
+        start(&mut running, config, &self.keys).await;
     }
 }
 

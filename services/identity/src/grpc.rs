@@ -28,6 +28,7 @@ pub struct Identity {
     pub pool: PgPool,
     pub hasher: Hasher,
     pub signing_key: SigningKey,
+    pub published_keys: Vec<SigningKey>,
     pub proof_keys: KeySet,
     pub clients: Vec<ServiceClient>,
     pub access_ttl: Duration,
@@ -271,7 +272,7 @@ impl IdentityService for Identity {
         _request: Request<pb::GetJwksRequest>,
     ) -> Result<Response<pb::GetJwksResponse>, Status> {
         Ok(Response::new(pb::GetJwksResponse {
-            jwks_json: jwks_json([&self.signing_key]),
+            jwks_json: jwks_json(std::iter::once(&self.signing_key).chain(&self.published_keys)),
         }))
     }
 

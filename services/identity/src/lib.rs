@@ -52,7 +52,11 @@ pub struct Throttle {
 pub struct Config {
     pub addr: SocketAddr,
     pub database_url: Secret,
+    /// The key that signs every token (the first of `IDENTITY_SIGNING_KEY`'s PEM blocks).
     pub signing_key: Option<SigningKey>,
+    /// Keys published beside it and still accepted, for a rotation: the next key before it
+    /// signs, or the last one while its tokens live (the rest of the blocks).
+    pub published_keys: Vec<SigningKey>,
     /// Public keys of verification that sign email proofs.
     pub proof_keys: KeySet,
     pub service_clients: Vec<ServiceClient>,
@@ -107,6 +111,7 @@ impl Config {
                 "secret_sha256 must be 64 hex digits",
             );
         }
+        let signing_keys = examreg_kit::tokens::signing_keys_from_env(env, "IDENTITY_SIGNING_KEY");
         let argon2_memory_kib = env.parse("IDENTITY_ARGON2_MEMORY_KIB", 19_456);
         let argon2_iterations = env.parse("IDENTITY_ARGON2_ITERATIONS", 2);
         if argon2_memory_kib < 19_456 || argon2_iterations < 2 {
@@ -121,7 +126,8 @@ impl Config {
             database_url: env.secret("IDENTITY_DATABASE_URL").unwrap_or_else(|| {
                 Secret::new("postgres://examreg:examreg@127.0.0.1:5432/examreg_identity")
             }),
-            signing_key: examreg_kit::tokens::signing_key_from_env(env, "IDENTITY_SIGNING_KEY"),
+            signing_key: signing_keys.first().cloned(),
+            published_keys: signing_keys.iter().skip(1).cloned().collect(),
             proof_keys,
             service_clients,
             access_ttl: env.seconds("IDENTITY_ACCESS_TTL_SECS", 900),
@@ -170,7 +176,9 @@ impl Application {
             config.hash_concurrency,
             config.hash_queue,
         )?;
-        let keys = Keys::from(&signing_key);
+        let keys = Keys::new(KeySet::from_signing_keys(
+            std::iter::once(&signing_key).chain(&config.published_keys),
+        ));
         let window = config.throttle.window;
         let draining = examreg_kit::grpc::Trigger::default();
         let feed = revocations::Feed::new(pool.clone(), draining.clone());
@@ -178,6 +186,7 @@ impl Application {
             pool: pool.clone(),
             hasher,
             signing_key,
+            published_keys: config.published_keys,
             proof_keys: config.proof_keys,
             clients: config.service_clients,
             access_ttl: config.access_ttl,
