@@ -25,7 +25,7 @@ SERVICES = {
 # Read by the shared kit in every service.
 COMMON = {"RUST_LOG", "OTEL_EXPORTER_OTLP_ENDPOINT"}
 READ = re.compile(
-    r'(?:env\s*\.\s*(string|parse|seconds|secret|required_secret)|signing_key_from_env)'
+    r'(?:env\s*\.\s*(string|parse|seconds|secret|required_secret)|signing_keys?_from_env)'
     r'\(\s*(?:env\s*,\s*)?"([A-Z0-9_]+)"',
     re.S,
 )
