@@ -239,24 +239,7 @@ async fn no_iin_email_or_flow_id_reaches_the_services_logs_or_the_postgres_log()
         refusal(status, &body, 409, code);
     }
     // A recovery, through to the new password.
-    let (status, recovery) = s.post("/v1/recovery", json!({"login": iin})).await;
-    assert_eq!(status, StatusCode::CREATED);
-    let recovery = recovery["flow_id"].as_str().unwrap().to_owned();
-    let code = tk::nth_code(&email, 3).await;
-    let (status, body) = s
-        .post(
-            &format!("/v1/recovery/{recovery}/verify"),
-            json!({"code": code}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    let (status, body) = s
-        .post(
-            &format!("/v1/recovery/{recovery}/password"),
-            password.clone(),
-        )
-        .await;
-    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    let recovery = s.recover(&iin, &email, 3, PASSWORD).await;
     // A letter the mail server keeps deferring (its replies name the address).
     let deferred_flow = s.start("KZ").await;
     let deferred_iin = valid_iin();

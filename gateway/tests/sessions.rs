@@ -109,25 +109,8 @@ async fn a_password_reset_ends_every_session_of_the_account() {
     let (_, second) = s.login(&iin, PASSWORD).await;
     let second = second["access_token"].as_str().unwrap().to_owned();
 
-    let (status, recovery) = s.post("/v1/recovery", json!({"login": iin})).await;
-    assert_eq!(status, StatusCode::CREATED, "{recovery}");
-    let flow = recovery["flow_id"].as_str().unwrap().to_owned();
-    let code = tk::nth_code(&email, 2).await;
-    let (status, body) = s
-        .post(
-            &format!("/v1/recovery/{flow}/verify"),
-            json!({"code": code}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
     let new_password = "Сары-жапырақ-күзде-9";
-    let (status, body) = s
-        .post(
-            &format!("/v1/recovery/{flow}/password"),
-            json!({"password": new_password, "password_confirmation": new_password}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    s.recover(&iin, &email, 2, new_password).await;
     let reset = Instant::now();
     refused_soon(&s, &token, reset).await;
     refused_soon(&s, &second, reset).await;

@@ -436,11 +436,8 @@ impl Revocations {
             .get(&session)
             .is_some_and(|until| *until >= unix_now())
         {
-            return Err(crate::errors::status(
-                tonic::Code::Unauthenticated,
-                "session_ended",
-                "the session has ended",
-            ));
+            // Like any other token that is no good: the gateway answers `unauthenticated`.
+            return Err(Status::unauthenticated("the session has ended"));
         }
         let stale = state
             .heard

@@ -336,6 +336,34 @@ impl Suite {
         response.text().await.unwrap()
     }
 
+    /// A password recovery by `login` through to `new_password`, with the code of the
+    /// `nth_letter` to `email`; the flow's id.
+    pub(crate) async fn recover(
+        &self,
+        login: &str,
+        email: &str,
+        nth_letter: usize,
+        new_password: &str,
+    ) -> String {
+        let (status, recovery) = self.post("/v1/recovery", json!({"login": login})).await;
+        assert_eq!(status, StatusCode::CREATED, "{recovery}");
+        let flow = recovery["flow_id"].as_str().unwrap().to_owned();
+        let code = tk::nth_code(email, nth_letter).await;
+        let (status, body) = self
+            .post(
+                &format!("/v1/recovery/{flow}/verify"),
+                json!({"code": code}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let password = json!({"password": new_password, "password_confirmation": new_password});
+        let (status, body) = self
+            .post(&format!("/v1/recovery/{flow}/password"), password)
+            .await;
+        assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+        flow
+    }
+
     /// A call with the applicant's token, answers in English.
     pub(crate) async fn me(
         &self,
