@@ -579,7 +579,14 @@ async function capture(kind) {
   });
 
   const toPhone = state.mode === 'capture' ? null
-    : h('p', {}, h('button', { type: 'button', class: 'link', id: 'handoff', onclick: () => handoff(kind), text: t('handoff_offer') }));
+    : h('p', {}, h('button', {
+      type: 'button', class: 'link', id: 'handoff', text: t('handoff_offer'),
+      // A refusal (the suite busy, the session over) is said where the photo errors are.
+      onclick: () => handoff(kind).catch((error) => {
+        if (!(error instanceof ApiError)) throw error;
+        alert.textContent = error.message;
+      }),
+    }));
   show(kind, title, progress(kind),
     h('p', { text: isFace ? t('face_text') : t('document_text') }),
     typeChoice, stage, status, alert,

@@ -266,6 +266,8 @@ struct Source {
 /// How long a key stays accepted after identity stopped publishing it (longer than any token
 /// lives): replicas of identity in the middle of a rotation publish different sets.
 const KEY_KEPT: Duration = Duration::from_secs(3600);
+/// How long a call waits for a quiet revocation feed to speak again before it is refused.
+const STALE_GRACE: Duration = Duration::from_secs(3);
 /// The least time between two fetches for an unknown key id, so a flood of forged key ids
 /// does not become a flood of fetches.
 const REFETCH_EVERY: Duration = Duration::from_secs(2);
@@ -309,7 +311,16 @@ impl Keys {
     /// (identity rotated) makes them fetch identity's set first, at most every
     /// [`REFETCH_EVERY`].
     pub async fn authenticate_fresh(&self, token: &str) -> Result<Caller, Status> {
-        let outcome = self.authenticate(token);
+        let mut outcome = self.authenticate(token);
+        // The feed went quiet (this process was starved, or identity is restarting): give it
+        // a moment to speak before refusing.
+        if matches!(&outcome, Err(status) if status.code() == tonic::Code::Unavailable) {
+            let waited = std::time::Instant::now();
+            while !self.revoked.current() && waited.elapsed() < STALE_GRACE {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            outcome = self.authenticate(token);
+        }
         let unknown = || {
             jsonwebtoken::decode_header(token)
                 .ok()
