@@ -9,6 +9,7 @@
 use base64::Engine as _;
 use image::{DynamicImage, RgbImage, imageops};
 use serde_json::{Value, json};
+use std::os::unix::process::CommandExt as _;
 use std::{
     net::TcpListener,
     path::{Path, PathBuf},
@@ -83,7 +84,10 @@ impl Browser {
              (deploy/test installs them: apt-get install chromium chromium-driver)"
         );
         let port = free_port();
+        // A process group of its own, which the Chromium it starts joins: a failed test
+        // stops them all (see Drop).
         let driver = Command::new(CHROMEDRIVER)
+            .process_group(0)
             .arg(format!("--port={port}"))
             .arg("--allowed-ips=127.0.0.1")
             .stdout(Stdio::null())
@@ -395,8 +399,15 @@ impl Browser {
 
 impl Drop for Browser {
     fn drop(&mut self) {
-        // A failed test never reaches close(): do not leave the driver behind.
+        // A failed test never reaches close(): do not leave the driver, or the Chromium it
+        // started (whose fake camera would keep a core busy), behind.
+        let _ = std::process::Command::new("kill")
+            .arg("-KILL")
+            .arg(format!("-{}", self.driver.id()))
+            .stderr(Stdio::null())
+            .status();
         let _ = self.driver.kill();
+        let _ = self.driver.wait();
     }
 }
 
