@@ -429,9 +429,12 @@ impl Revocations {
         state.heard = Some(std::time::Instant::now());
     }
 
-    /// Whether the feed has spoken at least once.
+    /// Whether the feed has spoken within [`REVOCATIONS_STALE_AFTER`].
     pub fn current(&self) -> bool {
-        let state = self.state();
+        let state = self
+            .0
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         state
             .heard
             .is_some_and(|at| at.elapsed() <= REVOCATIONS_STALE_AFTER)

@@ -235,6 +235,22 @@ async fn an_applicant_registers_logs_in_refreshes_and_logs_out() {
         .unwrap();
     let err = app.refresh(&next.refresh_token).await.unwrap_err();
     assert_eq!(reason(&err), "invalid_refresh_token");
+    // Identity itself refuses the logged-out access token within a second, as every verifier
+    // does (its own keys hear the revocation from its Postgres listener).
+    let ended = std::time::Instant::now();
+    loop {
+        let answer = app
+            .client
+            .clone()
+            .get_account(with_bearer(pb::GetAccountRequest::default(), &next.access_token).unwrap())
+            .await;
+        match answer {
+            Err(status) if status.code() == Code::Unauthenticated => break,
+            Ok(_) => assert!(ended.elapsed() < Duration::from_secs(1), "still accepted"),
+            Err(status) => panic!("{status:?}"),
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 #[tokio::test]
