@@ -43,10 +43,6 @@ pub struct Flow {
     pub email_proof: Option<String>,
     #[serde(default)]
     pub account_id: Option<String>,
-    /// Recovery for a login that matches no account: wrong codes are counted here so the flow
-    /// behaves exactly like a real one.
-    #[serde(default)]
-    pub decoy_attempts: u32,
     #[serde(default)]
     pub finished: bool,
     /// Bumped by every save; a save based on an older version is refused, so two concurrent
@@ -74,7 +70,6 @@ impl Flow {
             resend_available_at: None,
             email_proof: None,
             account_id: None,
-            decoy_attempts: 0,
             finished: false,
             version: 0,
         }

@@ -203,16 +203,10 @@ pub const CATALOGUE: &[Entry] = &[
         en: "The email confirmation is no longer valid. Confirm the email again.",
     },
     Entry {
-        code: "identifier_taken",
-        ru: "Учётная запись с этим ИИН или паспортом уже существует. Войдите или восстановите пароль.",
-        kk: "Бұл ЖСН немесе паспортпен тіркелгі бар. Кіріңіз немесе құпиясөзді қалпына келтіріңіз.",
-        en: "An account with this IIN or passport already exists. Log in or recover the password.",
-    },
-    Entry {
-        code: "email_taken",
-        ru: "Эта почта уже используется другой учётной записью.",
-        kk: "Бұл пошта басқа тіркелгіде қолданылады.",
-        en: "This email is already used by another account.",
+        code: "already_registered",
+        ru: "Учётная запись с этим ИИН, паспортом или почтой уже существует. Если она ваша, войдите или восстановите пароль («Забыли пароль»). Если ваш ИИН зарегистрировал кто-то другой, обратитесь в службу поддержки с удостоверением личности. Мы отправили письмо с подробностями на эту почту.",
+        kk: "Бұл ЖСН, паспорт немесе пошта бойынша тіркелгі бұрыннан бар. Егер ол сіздікі болса, кіріңіз немесе құпиясөзді қалпына келтіріңіз («Құпиясөзді ұмыттыңыз ба?»). Егер сіздің ЖСН-ды басқа біреу тіркеген болса, жеке куәлігіңізбен қолдау қызметіне хабарласыңыз. Толығырақ хатты осы поштаға жібердік.",
+        en: "An account with this IIN, passport number or email already exists. If it is yours, log in or recover the password (“Forgot password”). If someone else registered your IIN, contact the support desk with your ID document. We sent the details to this email.",
     },
     Entry {
         code: "flow_expired",
@@ -623,7 +617,8 @@ mod tests {
             (
                 "verification",
                 examreg_verification::error::REASONS,
-                &["invalid_purpose"],
+                // The gateway names the purpose and the notice itself.
+                &["invalid_purpose", "invalid_notice"],
             ),
             (
                 "biometrics",

@@ -238,7 +238,10 @@ pub enum FlowRefusals {
     #[response(status = 404)]
     NotFound(#[to_schema] ErrorBody),
     /// Step out of order (`step_out_of_order`), the flow already completed (`flow_completed`),
-    /// or changed by a concurrent request (`flow_changed`).
+    /// changed by a concurrent request (`flow_changed`), or, at the registration's password
+    /// step, an account already holds the IIN, passport number or email (`already_registered`:
+    /// one answer for either; the email's code is spent, the flow is back at the email step,
+    /// and the address gets a letter on how to recover the account or reach the support desk).
     #[response(status = 409)]
     Conflict(#[to_schema] ErrorBody),
     /// The flow expired (`flow_expired`): start again.

@@ -1,6 +1,7 @@
-//! `/v1/recovery`: a forgotten password (SEED.md "Забыли пароль?"). The answers are the same
-//! whether or not the login or email belongs to an account: for an unknown one the flow is a
-//! decoy that behaves like a real one, so the door tells nobody who is registered.
+//! `/v1/recovery`: a forgotten password ("Забыли пароль?"). The answers are the same whether
+//! or not the login or email belongs to an account: for an unknown one verification runs a
+//! decoy challenge, timed, capped and budgeted by the same rules as a real one and mailed to
+//! nobody, so the door tells nobody who is registered. The gateway keeps no code rules.
 
 use crate::{
     codes::{self, CodeBody, PasswordBody, out_of_order},
@@ -16,8 +17,8 @@ use axum::{
     http::StatusCode,
 };
 use chrono::{DateTime, Utc};
-use examreg_domain::Email;
-use examreg_proto::{identity::v1 as id, verification::v1::Purpose};
+use examreg_domain::{Email, normalize_login};
+use examreg_proto::identity::v1 as id;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -100,7 +101,9 @@ async fn start(
     client: Client,
     ApiJson(body): ApiJson<RecoveryBody>,
 ) -> ApiResult<(StatusCode, Json<RecoveryStarted>)> {
-    let by = match (
+    // The budget is counted against what was typed, normalized, so a known and an unknown
+    // login cost the same and two spellings of one cost as one.
+    let (by, subject) = match (
         body.login.filter(|s| !s.trim().is_empty()),
         body.email.filter(|s| !s.trim().is_empty()),
     ) {
@@ -111,11 +114,18 @@ async fn start(
                 "too_long",
             ));
         }
-        (Some(login), None) => id::lookup_recovery_request::By::Login(login),
+        (Some(login), None) => {
+            let subject = normalize_login(&login).unwrap_or_else(|| login.trim().to_owned());
+            (id::lookup_recovery_request::By::Login(login), subject)
+        }
         (None, Some(email)) => {
             let email = Email::parse(&email)
                 .map_err(|e| ApiError::validation("invalid_email", "email", e.code()))?;
-            id::lookup_recovery_request::By::Email(email.as_str().to_owned())
+            let subject = email.as_str().to_owned();
+            (
+                id::lookup_recovery_request::By::Email(subject.clone()),
+                subject,
+            )
         }
         (Some(_), Some(_)) | (None, None) => {
             return Err(ApiError::validation(
@@ -125,37 +135,23 @@ async fn start(
             ));
         }
     };
+    let email = match state.identity.recovery_email(by).await? {
+        Some(email) => Some(Email::parse(&email).map_err(|e| ApiError::internal(&e))?),
+        None => None,
+    };
+    let challenge = state
+        .verification
+        .start_recovery(email.as_ref(), &subject, client.lang.tag(), &client.ip)
+        .await?;
     let mut flow = Flow::new(
         Kind::Recovery,
         state.config.flow_ttl,
         &client.ip,
         &client.user_agent,
     );
-    match state.identity.recovery_email(by).await? {
-        Some(email) => {
-            let email = Email::parse(&email).map_err(|e| ApiError::internal(&e))?;
-            let sent = state
-                .verification
-                .start(&email, Purpose::Recovery, client.lang.tag(), &client.ip)
-                .await;
-            match sent {
-                Ok(challenge) => {
-                    flow.email = Some(email.as_str().to_owned());
-                    flow.challenge_id = Some(challenge.id);
-                    flow.resend_available_at = challenge.resend_at;
-                }
-                // Over a budget: answer as for any other login, so the answer tells nothing.
-                Err(e) if e.status == StatusCode::TOO_MANY_REQUESTS => {
-                    tracing::warn!("recovery code not sent: budget exhausted");
-                }
-                Err(e) => return Err(e),
-            }
-        }
-        None => tracing::info!("recovery for an unknown login; answering as usual"),
-    }
-    if flow.resend_available_at.is_none() {
-        flow.resend_available_at = Some(Utc::now() + chrono::Duration::seconds(60));
-    }
+    flow.email = email.map(|e| e.as_str().to_owned());
+    flow.challenge_id = Some(challenge.id);
+    flow.resend_available_at = challenge.resend_at;
     state.flows.begin(&flow).await?;
     Ok((
         StatusCode::CREATED,
@@ -182,24 +178,8 @@ async fn resend(
     client: Client,
     Path(flow_id): Path<String>,
 ) -> ApiResult<Json<Resend>> {
-    let mut flow = state.flows.open(&flow_id, Kind::Recovery).await?;
-    if flow.challenge_id.is_some() {
-        return codes::resend(&state, &client, &mut flow).await;
-    }
-    // A decoy flow keeps the same cooldown as a real one.
-    let now = Utc::now();
-    if let Some(at) = flow.resend_available_at.filter(|at| *at > now) {
-        let wait = (at - now).to_std().unwrap_or_default();
-        return Err(
-            ApiError::new(StatusCode::TOO_MANY_REQUESTS, "resend_too_early").retry_after(wait),
-        );
-    }
-    flow.resend_available_at = Some(now + chrono::Duration::seconds(60));
-    flow.decoy_attempts = 0;
-    state.flows.commit(&mut flow).await?;
-    Ok(Json(Resend {
-        resend_available_at: flow.resend_available_at,
-    }))
+    let mut flow = open(&state, &flow_id).await?;
+    codes::resend(&state, &client, &mut flow).await
 }
 
 /// Check the code from the letter.
@@ -218,36 +198,10 @@ async fn verify(
     ApiJson(body): ApiJson<CodeBody>,
 ) -> ApiResult<Json<Next>> {
     let mut flow = open(&state, &flow_id).await?;
-    if flow.challenge_id.is_some() {
-        codes::confirm(&state, &mut flow, &body.code).await?;
-        return Ok(Json(Next {
-            next_step: flow.next_step(),
-        }));
-    }
-    // No account behind this flow: behave as a real challenge whose code is never guessed.
-    let code = body.code.trim();
-    if code.len() != 6 || !code.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(ApiError::validation(
-            "invalid_code_format",
-            "code",
-            "invalid_format",
-        ));
-    }
-    if flow.decoy_attempts >= 5 {
-        return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "code_attempts_exhausted",
-        ));
-    }
-    flow.decoy_attempts += 1;
-    state.flows.commit(&mut flow).await?;
-    if flow.decoy_attempts >= 5 {
-        return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "code_attempts_exhausted",
-        ));
-    }
-    Err(ApiError::validation("invalid_code", "code", "invalid_code"))
+    codes::confirm(&state, &mut flow, &body.code).await?;
+    Ok(Json(Next {
+        next_step: flow.next_step(),
+    }))
 }
 
 /// Set the new password; every session of the account ends.

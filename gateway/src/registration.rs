@@ -397,6 +397,13 @@ async fn verify(
     }))
 }
 
+/// The email proof is gone: the flow goes back to the email step for a fresh code.
+async fn back_to_email(state: &AppState, flow: &mut Flow) -> ApiResult<()> {
+    flow.email_proof = None;
+    flow.challenge_id = None;
+    state.flows.commit(flow).await
+}
+
 /// The account just made.
 #[derive(Serialize, ToSchema)]
 pub struct AccountCreated {
@@ -421,6 +428,7 @@ pub struct AccountCreated {
 )]
 async fn password(
     State(state): State<AppState>,
+    client: Client,
     Path(flow_id): Path<String>,
     ApiJson(body): ApiJson<PasswordBody>,
 ) -> ApiResult<(StatusCode, Json<AccountCreated>)> {
@@ -440,7 +448,7 @@ async fn password(
         citizenship: flow.citizenship.clone(),
         identifier: Some(identifier),
         email,
-        email_proof: proof,
+        email_proof: proof.clone(),
         password: password.to_owned(),
         terms: Some(id::TermsAcceptance {
             version: flow.terms_version.clone(),
@@ -452,9 +460,22 @@ async fn password(
     let account_id = match state.identity.create_account(account).await? {
         Created::Account(id) => id,
         Created::ProofSpent(error) => {
-            flow.email_proof = None;
-            flow.challenge_id = None;
-            state.flows.commit(&mut flow).await?;
+            back_to_email(&state, &mut flow).await?;
+            return Err(error);
+        }
+        Created::AlreadyRegistered(error) => {
+            back_to_email(&state, &mut flow).await?;
+            // The letter tells the proven address how to recover the account or reach the
+            // support desk. The answer says the same, so a letter that fails to queue is
+            // logged rather than turned into an error the applicant cannot act on.
+            if let Err(e) = state
+                .verification
+                .notify_account_exists(&proof, client.lang.tag())
+                .await
+            {
+                tracing::warn!(code = e.code, "the account-exists letter was not queued");
+                metrics::counter!("account_exists_letters_failed_total").increment(1);
+            }
             return Err(error);
         }
     };

@@ -227,8 +227,8 @@ async fn no_iin_email_or_flow_id_reaches_the_services_logs_or_the_postgres_log()
     let taken_iin = s.prove_email(&iin, &second_email, 1).await;
     let taken_email = s.prove_email(&other_iin, &email, 2).await;
     for (flow, code) in [
-        (&taken_iin, "identifier_taken"),
-        (&taken_email, "email_taken"),
+        (&taken_iin, "already_registered"),
+        (&taken_email, "already_registered"),
     ] {
         let (status, body) = s
             .post(
@@ -238,8 +238,8 @@ async fn no_iin_email_or_flow_id_reaches_the_services_logs_or_the_postgres_log()
             .await;
         refusal(status, &body, 409, code);
     }
-    // A recovery, through to the new password.
-    let recovery = s.recover(&iin, &email, 3, PASSWORD).await;
+    // A recovery, through to the new password (letter 3 to the email said an account exists).
+    let recovery = s.recover(&iin, &email, 4, PASSWORD).await;
     // A letter the mail server keeps deferring (its replies name the address).
     let deferred_flow = s.start("KZ").await;
     let deferred_iin = valid_iin();

@@ -187,22 +187,102 @@ async fn steps_go_in_order_and_bad_bodies_are_refused_cleanly() {
 }
 
 #[tokio::test]
-async fn a_duplicate_iin_is_refused_only_after_the_email_is_proven() {
+async fn a_taken_iin_and_a_taken_email_get_one_answer_a_spent_code_and_a_letter() {
     let s = suite().await;
-    let iin = valid_iin();
-    s.register(&iin, &tk::unique_email()).await;
-    let other = tk::unique_email();
-    // Identifier and email steps say nothing about existing accounts…
-    let flow = s.prove_email(&iin, &other, 1).await;
-    // …the conflict shows only once the email is proven.
-    let (status, body) = s
-        .post(
-            &format!("/v1/registrations/{flow}/password"),
-            json!({"password": PASSWORD, "password_confirmation": PASSWORD}),
+    let (iin, email) = (valid_iin(), tk::unique_email());
+    s.register(&iin, &email).await;
+    // A prober with a mailbox of their own tries someone's registered IIN…
+    let prober = tk::unique_email();
+    let taken_iin = s.prove_email(&iin, &prober, 1).await;
+    // …and a free IIN with a registered email (whose owner reads the code here).
+    let taken_email = s.prove_email(&valid_iin(), &email, 2).await;
+    let password = json!({"password": PASSWORD, "password_confirmation": PASSWORD});
+    let mut answers = Vec::new();
+    for flow in [&taken_iin, &taken_email] {
+        let path = format!("/v1/registrations/{flow}/password");
+        let (status, headers, body) = s
+            .call(
+                reqwest::Method::POST,
+                &path,
+                Some(password.clone()),
+                &[("accept-language", "kk")],
+            )
+            .await;
+        refusal(status, &body, 409, "already_registered");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("Құпиясөзді ұмыттыңыз ба?")
+        );
+        answers.push((status, headers.get("content-type").cloned(), body));
+        // The code was spent on the answer: the flow is back at the email step, and the
+        // password again is out of order until a fresh code is proven.
+        let (status, shown) = s.get(&format!("/v1/registrations/{flow}")).await;
+        assert_eq!(
+            (status, shown["next_step"].as_str()),
+            (StatusCode::OK, Some("email"))
+        );
+        s.refused(
+            reqwest::Method::POST,
+            &path,
+            password.clone(),
+            (409, "step_out_of_order"),
         )
         .await;
-    assert_eq!(status, StatusCode::CONFLICT, "{body}");
-    assert_eq!(body["error"]["code"], "identifier_taken");
+    }
+    assert_eq!(
+        answers[0], answers[1],
+        "a taken IIN and a taken email answer alike"
+    );
+    // Each proven address gets one letter saying an account exists, in the asker's language,
+    // pointing to recovery and to the support desk: the same letter for either case.
+    let mut letters = Vec::new();
+    for (address, count) in [(&prober, 2), (&email, 3)] {
+        let mails = tk::wait_for_mails(address, count, Duration::from_secs(20)).await;
+        let letter = &mails[count - 1];
+        assert_eq!(letter.subject, "ИСО-да тіркелгі бұрыннан бар");
+        assert!(
+            letter.text.contains("Құпиясөзді ұмыттыңыз ба?"),
+            "{}",
+            letter.text
+        );
+        assert!(
+            letter.text.contains("support@examreg.local"),
+            "{}",
+            letter.text
+        );
+        assert!(
+            !letter.text.contains(&iin),
+            "the letter does not name the IIN"
+        );
+        letters.push((letter.subject.clone(), letter.text.clone()));
+    }
+    assert_eq!(letters[0], letters[1]);
+    // Proving the address again costs a fresh code, and the same answer comes back.
+    let (status, body) = s
+        .put(
+            &format!("/v1/registrations/{taken_iin}/email"),
+            json!({"email": prober}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let code = tk::nth_code(&prober, 3).await;
+    let (status, body) = s
+        .post(
+            &format!("/v1/registrations/{taken_iin}/email/verify"),
+            json!({"code": code}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    s.refused(
+        reqwest::Method::POST,
+        &format!("/v1/registrations/{taken_iin}/password"),
+        password,
+        (409, "already_registered"),
+    )
+    .await;
+    tk::wait_for_mails(&prober, 4, Duration::from_secs(20)).await;
 }
 
 #[tokio::test]
@@ -286,33 +366,198 @@ async fn an_expired_flow_answers_410() {
     refusal(status, &body, 410, "flow_expired");
 }
 
-#[tokio::test]
-async fn recovery_answers_the_same_for_an_unknown_login() {
-    let s = suite().await;
-    let (status, known_shape) = s.post("/v1/recovery", json!({"login": valid_iin()})).await;
-    assert_eq!(status, StatusCode::CREATED);
-    let mut keys: Vec<&String> = known_shape.as_object().unwrap().keys().collect();
-    keys.sort();
-    assert_eq!(
-        keys,
-        ["expires_at", "flow_id", "next_step", "resend_available_at"]
-    );
-    let flow = known_shape["flow_id"].as_str().unwrap();
-    for attempt in 1..=5 {
-        let (status, body) = s
-            .post(
-                &format!("/v1/recovery/{flow}/verify"),
-                json!({"code": "123456"}),
-            )
-            .await;
-        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
-        let expected = if attempt < 5 {
-            "invalid_code"
-        } else {
-            "code_attempts_exhausted"
-        };
-        assert_eq!(body["error"]["code"], expected, "attempt {attempt}");
+/// One answer of a recovery script: what it was, the status, the body with ids and times
+/// taken out, the times as seconds from when the answer came, and Retry-After.
+#[derive(Debug)]
+struct Answer {
+    step: &'static str,
+    status: StatusCode,
+    body: Value,
+    times: Vec<f64>,
+    retry_after: Option<f64>,
+    /// The flow a start made (not compared: ids are random).
+    flow: Option<String>,
+}
+
+impl Answer {
+    /// Takes the flow id and the timestamps out of the body.
+    fn new(
+        step: &'static str,
+        status: StatusCode,
+        retry_after: Option<f64>,
+        mut body: Value,
+    ) -> Self {
+        let now = chrono::Utc::now();
+        let (mut times, mut flow) = (Vec::new(), None);
+        if let Some(map) = body.as_object_mut() {
+            for (key, value) in map.iter_mut() {
+                if key == "flow_id" {
+                    flow = value.as_str().map(str::to_owned);
+                    *value = json!("<flow>");
+                } else if let Some(at) = value
+                    .as_str()
+                    .and_then(|v| chrono::DateTime::parse_from_rfc3339(v).ok())
+                {
+                    times.push((at.with_timezone(&chrono::Utc) - now).as_seconds_f64());
+                    *value = json!("<time>");
+                }
+            }
+        }
+        Self {
+            step,
+            status,
+            body,
+            times,
+            retry_after,
+            flow,
+        }
     }
+}
+
+async fn answer(s: &Suite, step: &'static str, path: &str, body: Option<Value>) -> Answer {
+    let (status, headers, body) = s
+        .call(
+            reqwest::Method::POST,
+            path,
+            body,
+            &[("accept-language", "en")],
+        )
+        .await;
+    let retry_after = headers
+        .get("retry-after")
+        .map(|v| v.to_str().unwrap().parse::<f64>().unwrap());
+    Answer::new(step, status, retry_after, body)
+}
+
+/// Runs the same recovery script for `login`: starts, resends to the budget, wrong codes to
+/// the cap (in parallel), a code after expiry; every answer in order.
+async fn recovery_script(s: &Suite, login: &str) -> Vec<Answer> {
+    let mut answers = Vec::new();
+    let start = || answer(s, "start", "/v1/recovery", Some(json!({"login": login})));
+    let started = |answer: &Answer| {
+        assert_eq!(answer.status, StatusCode::CREATED, "{answer:?}");
+        answer.flow.clone().unwrap()
+    };
+    // Flow A: a resend before the cooldown, wrong codes in parallel past the cap.
+    answers.push(start().await);
+    let a = started(&answers[0]);
+    answers.push(
+        answer(
+            s,
+            "resend A early",
+            &format!("/v1/recovery/{a}/resend"),
+            None,
+        )
+        .await,
+    );
+    let verify_a = format!("/v1/recovery/{a}/verify");
+    let wrong = ["000000", "111111", "222222", "333333"]
+        .map(|code| answer(s, "wrong code A", &verify_a, Some(json!({"code": code}))));
+    // In parallel the order is the scheduler's: compared as a sorted list.
+    let mut parallel = futures::future::join_all(wrong).await;
+    parallel.sort_by_key(|a| a.body.to_string());
+    answers.extend(parallel);
+    let after_cap = Some(json!({"code": "444444"}));
+    answers.push(answer(s, "wrong code A after the cap", &verify_a, after_cap).await);
+    // Flow B: a code after the challenge expired, and a resend then.
+    let b = started(&start().await);
+    tokio::time::sleep(CODE_TTL + Duration::from_millis(500)).await;
+    let code = Some(json!({"code": "555555"}));
+    answers.push(
+        answer(
+            s,
+            "code B after expiry",
+            &format!("/v1/recovery/{b}/verify"),
+            code,
+        )
+        .await,
+    );
+    answers.push(
+        answer(
+            s,
+            "resend B after expiry",
+            &format!("/v1/recovery/{b}/resend"),
+            None,
+        )
+        .await,
+    );
+    // Flow C: resends, each after the cooldown, to the budget; then a new flow is refused too.
+    let c = started(&start().await);
+    for _ in 0..2 {
+        tokio::time::sleep(COOLDOWN + Duration::from_millis(200)).await;
+        answers.push(answer(s, "resend C", &format!("/v1/recovery/{c}/resend"), None).await);
+    }
+    answers.push(start().await);
+    answers
+}
+
+const CODE_TTL: Duration = Duration::from_secs(3);
+const COOLDOWN: Duration = Duration::from_secs(1);
+
+#[tokio::test]
+async fn recovery_for_an_unknown_login_answers_exactly_as_for_a_known_one() {
+    let s = suite_with(Options {
+        codes: Some(examreg_verification::store::Limits {
+            code_ttl: CODE_TTL,
+            resend_cooldown: COOLDOWN,
+            max_attempts: 3,
+            email_hourly: 4,
+            ip_hourly: 1000,
+        }),
+        ..Options::default()
+    })
+    .await;
+    let (known, email) = (valid_iin(), tk::unique_email());
+    s.register(&known, &email).await;
+    let unknown = valid_iin();
+    // Side by side, so that the two scripts' clocks (cooldowns, budget windows) agree.
+    let (known_answers, unknown_answers) =
+        tokio::join!(recovery_script(&s, &known), recovery_script(&s, &unknown));
+    assert_eq!(known_answers.len(), unknown_answers.len());
+    for (k, u) in known_answers.iter().zip(&unknown_answers) {
+        assert_eq!(
+            (k.step, k.status, &k.body),
+            (u.step, u.status, &u.body),
+            "{k:?} / {u:?}"
+        );
+        assert_eq!(k.times.len(), u.times.len(), "{k:?} / {u:?}");
+        for (kt, ut) in k.times.iter().zip(&u.times) {
+            assert!((kt - ut).abs() < 1.5, "{k:?} / {u:?}");
+        }
+        match (k.retry_after, u.retry_after) {
+            (Some(kr), Some(ur)) => assert!((kr - ur).abs() <= 1.0, "{k:?} / {u:?}"),
+            (kr, ur) => assert_eq!(kr, ur, "{k:?} / {u:?}"),
+        }
+    }
+    // The script did meet every rule: the cooldown, the cap, the expiry and the budget.
+    let codes: Vec<&str> = known_answers
+        .iter()
+        .map(|a| a.body["error"]["code"].as_str().unwrap_or("ok"))
+        .collect();
+    assert_eq!(
+        codes,
+        [
+            "ok",
+            "resend_too_early",
+            "code_attempts_exhausted",
+            "code_attempts_exhausted",
+            "invalid_code",
+            "invalid_code",
+            "code_attempts_exhausted",
+            "code_expired",
+            "code_expired",
+            "ok",
+            "send_budget_exhausted",
+            "send_budget_exhausted",
+        ]
+    );
+    // Only the known login's mailbox got letters: one per code sent.
+    assert_eq!(
+        tk::wait_for_mails(&email, 5, Duration::from_secs(20))
+            .await
+            .len(),
+        5
+    );
 }
 
 #[tokio::test]

@@ -17,3 +17,15 @@ pub use states::{AccountStatus, CaptureKind, DocumentType, LoginKind, Sex};
 
 /// ISO 3166-1 alpha-2 code of Kazakhstan.
 pub const KAZAKHSTAN: &str = "KZ";
+
+/// A login as typed, the way accounts store it: an IIN when it is 12 digits, else a passport
+/// number; `None` when it is neither. Two spellings of one login give the same answer.
+pub fn normalize_login(input: &str) -> Option<String> {
+    let trimmed = input.trim();
+    if trimmed.len() == 12 && trimmed.bytes().all(|b| b.is_ascii_digit()) {
+        return Some(trimmed.to_owned());
+    }
+    PassportNumber::parse(trimmed)
+        .ok()
+        .map(|p| p.as_str().to_owned())
+}

@@ -19,6 +19,9 @@ pub enum Created {
     /// The email proof expired or was used: the email must be confirmed again. The error is
     /// the one to answer with.
     ProofSpent(ApiError),
+    /// An account already holds the IIN, passport number or email (identity does not say
+    /// which); the proof was spent on the answer. The error is the one to answer with.
+    AlreadyRegistered(ApiError),
 }
 
 impl Identity {
@@ -40,10 +43,10 @@ impl Identity {
             Ok(created) => Ok(Created::Account(created.account_id)),
             Err(status) => {
                 let error = ApiError::from(status);
-                if error.code == "invalid_email_proof" {
-                    Ok(Created::ProofSpent(error))
-                } else {
-                    Err(error)
+                match error.code.as_str() {
+                    "invalid_email_proof" => Ok(Created::ProofSpent(error)),
+                    "already_registered" => Ok(Created::AlreadyRegistered(error)),
+                    _ => Err(error),
                 }
             }
         }

@@ -46,12 +46,38 @@ impl Verification {
         locale: &str,
         ip: &str,
     ) -> ApiResult<Challenge> {
-        let message = ver::StartChallengeRequest {
+        self.start_challenge(ver::StartChallengeRequest {
             email: email.as_str().to_owned(),
             purpose: purpose.into(),
             locale: locale.to_owned(),
             client_ip: ip.to_owned(),
-        };
+            ..Default::default()
+        })
+        .await
+    }
+
+    /// Starts a recovery challenge whose budget is `subject`'s (what the applicant typed): a
+    /// code to `to`, or, with no account behind the subject (`None`), a decoy that verification
+    /// times, caps and budgets the same and never mails.
+    pub async fn start_recovery(
+        &self,
+        to: Option<&Email>,
+        subject: &str,
+        locale: &str,
+        ip: &str,
+    ) -> ApiResult<Challenge> {
+        self.start_challenge(ver::StartChallengeRequest {
+            email: to.map(|e| e.as_str().to_owned()).unwrap_or_default(),
+            purpose: Purpose::Recovery.into(),
+            locale: locale.to_owned(),
+            client_ip: ip.to_owned(),
+            decoy: to.is_none(),
+            budget_subject: subject.to_owned(),
+        })
+        .await
+    }
+
+    async fn start_challenge(&self, message: ver::StartChallengeRequest) -> ApiResult<Challenge> {
         let answer = call!(self, As::Gateway, message => start_challenge).await?;
         metrics::counter!("verification_codes_requested_total").increment(1);
         Ok(Challenge {
@@ -84,6 +110,18 @@ impl Verification {
         };
         let answer = call!(self, As::Gateway, message => confirm_challenge).await?;
         Ok(answer.proof)
+    }
+
+    /// Mails the address `proof` names that an account already holds the IIN, passport number
+    /// or email it tried to register with (once per proof).
+    pub async fn notify_account_exists(&self, proof: &str, locale: &str) -> ApiResult<()> {
+        let message = ver::SendNoticeRequest {
+            email_proof: proof.to_owned(),
+            notice: ver::Notice::AccountExists.into(),
+            locale: locale.to_owned(),
+        };
+        call!(self, As::Gateway, message => send_notice).await?;
+        Ok(())
     }
 
     /// Removes what verification holds for `email`, for an operator.

@@ -48,6 +48,9 @@ pub(crate) struct Options {
     /// Where verification sends mail (host:port): the mail catcher, or a test server in
     /// front of it.
     pub(crate) smtp: String,
+    /// verification's code rules (TTL, cooldown, attempts, budgets), when not its defaults
+    /// with a per-address budget too large to matter.
+    pub(crate) codes: Option<examreg_verification::store::Limits>,
 }
 
 impl Default for Options {
@@ -62,6 +65,7 @@ impl Default for Options {
             admission_pause: Duration::from_secs(1),
             handoff_ttl: Duration::from_secs(300),
             smtp: tk::smtp_addr(),
+            codes: None,
         }
     }
 }
@@ -105,6 +109,9 @@ pub(crate) async fn suite_with(options: Options) -> Suite {
     config.code_key = Secret::new("test-code-key-0123456789abcdef0123456789");
     config.proof_key = Some(proof);
     config.limits.ip_hourly = 1000;
+    if let Some(codes) = options.codes {
+        config.limits = codes;
+    }
     let verification_url = start(&mut running, ServiceConfig::Verification(config), &keys).await;
 
     let (s3_id, s3_secret) = tk::s3_credentials();

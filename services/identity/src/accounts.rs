@@ -63,11 +63,13 @@ impl Identity {
         let proof_expires = DateTime::from_timestamp(proof.exp, 0).unwrap_or_else(Utc::now);
         let hash = self.hasher.hash(&new.password).await?;
         let id = Uuid::now_v7();
-        // The proof is consumed and the account created in one transaction: either both
-        // happen, or neither (a duplicate IIN leaves the proof usable for nothing else anyway).
+        // The proof is consumed and the account created in one transaction. When an account
+        // already holds the login or the email the proof is consumed all the same: each such
+        // answer costs the asker a fresh code to a mailbox it proves, so probing which IINs
+        // are registered is as slow as the code budgets.
         let mut tx = self.pool.begin().await?;
         store::consume_proof(&mut tx, jti, proof_expires).await?;
-        store::insert_account(
+        let inserted = store::insert_account(
             &mut tx,
             &store::NewAccount {
                 id,
@@ -82,7 +84,14 @@ impl Identity {
                 terms_user_agent: &new.terms.user_agent,
             },
         )
-        .await?;
+        .await;
+        if let Err(store::StoreError::Conflict(store::Conflict::Taken)) = inserted {
+            tx.commit().await?;
+            tracing::info!(email = %new.email, "registration refused: already registered");
+            metrics::counter!("identity_registrations_refused_total").increment(1);
+            return Err(Error::AlreadyRegistered);
+        }
+        inserted?;
         tx.commit().await?;
         tracing::info!(account = %id, email = %new.email, "account created");
         metrics::counter!("identity_accounts_created_total").increment(1);
@@ -116,7 +125,7 @@ impl Identity {
         let row = match by {
             RecoveryBy::Login(login) => {
                 let login =
-                    crate::sessions::normalize_login(&login).ok_or(Error::AccountNotFound)?;
+                    examreg_domain::normalize_login(&login).ok_or(Error::AccountNotFound)?;
                 store::account_by_login(&self.pool, &login).await?
             }
             RecoveryBy::Email(email) => {

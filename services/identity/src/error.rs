@@ -29,10 +29,9 @@ pub enum Error {
     WeakPassword(PolicyError),
     #[error("the terms must be accepted")]
     TermsNotAccepted,
-    #[error("an account with this IIN or passport number already exists")]
-    IdentifierTaken,
-    #[error("an account with this email already exists")]
-    EmailTaken,
+    /// One answer for a taken login and a taken email, so it tells nobody which is registered.
+    #[error("an account with this IIN, passport number or email already exists")]
+    AlreadyRegistered,
     #[error("wrong login or password")]
     InvalidCredentials,
     #[error("too many failed logins; try again later")]
@@ -61,8 +60,7 @@ pub enum Error {
 impl From<StoreError> for Error {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::Conflict(Conflict::Login) => Self::IdentifierTaken,
-            StoreError::Conflict(Conflict::Email) => Self::EmailTaken,
+            StoreError::Conflict(Conflict::Taken) => Self::AlreadyRegistered,
             StoreError::Conflict(Conflict::Proof) => Self::InvalidEmailProof,
             StoreError::Db(e) => Self::Db(e),
         }
@@ -80,8 +78,7 @@ pub const REASONS: &[&str] = &[
     "invalid_email_proof",
     "weak_password",
     "terms_not_accepted",
-    "identifier_taken",
-    "email_taken",
+    "already_registered",
     "invalid_credentials",
     "too_many_attempts",
     "refresh_token_reused",
@@ -127,10 +124,9 @@ impl From<Error> for Status {
                 message,
                 &[("terms_version", "required")],
             ),
-            Error::IdentifierTaken => {
-                errors::status(Code::AlreadyExists, "identifier_taken", message)
+            Error::AlreadyRegistered => {
+                errors::status(Code::AlreadyExists, "already_registered", message)
             }
-            Error::EmailTaken => errors::status(Code::AlreadyExists, "email_taken", message),
             Error::InvalidCredentials => {
                 errors::status(Code::Unauthenticated, "invalid_credentials", message)
             }
@@ -174,8 +170,7 @@ mod tests {
             Error::InvalidEmailProof,
             Error::WeakPassword(PolicyError::TooShort),
             Error::TermsNotAccepted,
-            Error::IdentifierTaken,
-            Error::EmailTaken,
+            Error::AlreadyRegistered,
             Error::InvalidCredentials,
             Error::TooManyAttempts {
                 wait: Duration::from_secs(60),

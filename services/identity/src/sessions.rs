@@ -10,7 +10,7 @@ use crate::{
 };
 use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
 use chrono::{DateTime, Utc};
-use examreg_domain::{AccountStatus, PassportNumber};
+use examreg_domain::{AccountStatus, normalize_login};
 use examreg_kit::auth::Claims;
 use sha2::{Digest, Sha256};
 use std::time::Duration;
@@ -34,17 +34,6 @@ pub struct Client<'a> {
 
 pub(crate) fn sha256(bytes: &[u8]) -> Vec<u8> {
     Sha256::digest(bytes).to_vec()
-}
-
-/// The login identifier as typed: an IIN when it is 12 digits, else a passport number.
-pub(crate) fn normalize_login(input: &str) -> Option<String> {
-    let trimmed = input.trim();
-    if trimmed.len() == 12 && trimmed.bytes().all(|b| b.is_ascii_digit()) {
-        return Some(trimmed.to_owned());
-    }
-    PassportNumber::parse(trimmed)
-        .ok()
-        .map(|p| p.as_str().to_owned())
 }
 
 impl Identity {

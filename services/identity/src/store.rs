@@ -10,8 +10,8 @@ use uuid::Uuid;
 /// Which unique constraint an insert hit.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Conflict {
-    Login,
-    Email,
+    /// Another account holds the login or the email.
+    Taken,
     Proof,
 }
 
@@ -73,8 +73,8 @@ pub async fn consume_proof(
     }
 }
 
-/// Inserts the account, or says which of its login and email another account holds (the
-/// login first).
+/// Inserts the account, or says that another account holds its login or its email (not
+/// which: nobody is told that).
 #[tracing::instrument(skip_all)]
 pub async fn insert_account(conn: &mut PgConnection, a: &NewAccount<'_>) -> Result<(), StoreError> {
     // Twice at most: a conflicting account deleted between the insert and the question is
@@ -83,20 +83,15 @@ pub async fn insert_account(conn: &mut PgConnection, a: &NewAccount<'_>) -> Resu
         if try_insert_account(conn, a).await? {
             return Ok(());
         }
-        let taken = sqlx::query!(
-            r#"SELECT COALESCE(bool_or(login = $1), false) AS "login!",
-                      COALESCE(bool_or(email = $2), false) AS "email!"
-               FROM accounts WHERE login = $1 OR email = $2"#,
+        let taken = sqlx::query_scalar!(
+            r#"SELECT EXISTS (SELECT 1 FROM accounts WHERE login = $1 OR email = $2) AS "taken!""#,
             a.login,
             a.email,
         )
         .fetch_one(&mut *conn)
         .await?;
-        if taken.login {
-            return Err(StoreError::Conflict(Conflict::Login));
-        }
-        if taken.email {
-            return Err(StoreError::Conflict(Conflict::Email));
+        if taken {
+            return Err(StoreError::Conflict(Conflict::Taken));
         }
     }
     Err(StoreError::Db(sqlx::Error::Protocol(

@@ -6,7 +6,7 @@
 
 use crate::{
     error::Error,
-    letters,
+    letters::{self, Notice},
     outbox::Outbox,
     store::{Budget, Code, CodeStore, Confirm, Purpose, Resend, Timing},
 };
@@ -14,7 +14,7 @@ use examreg_domain::Email;
 use examreg_kit::{
     auth::{PROOF_AUDIENCE, PROOF_ISSUER, ProofClaims, unix_now},
     telemetry::fingerprint,
-    tokens::SigningKey,
+    tokens::{KeySet, SigningKey},
 };
 use std::time::Duration;
 use uuid::Uuid;
@@ -24,6 +24,8 @@ pub struct Challenges {
     pub outbox: Outbox,
     pub proof_key: SigningKey,
     pub proof_ttl: Duration,
+    /// How applicants reach the support desk, as notices name it.
+    pub support_contact: String,
 }
 
 /// A started or resent challenge.
@@ -46,29 +48,43 @@ pub struct Erased {
 }
 
 impl Challenges {
-    async fn spend_budgets(&self, email: &str, client_ip: &str) -> Result<(), Error> {
-        match self.store.spend_budgets(email, client_ip).await? {
+    async fn spend_budgets(&self, subject_tag: &str, client_ip: &str) -> Result<(), Error> {
+        match self.store.spend_budgets(subject_tag, client_ip).await? {
             Budget::Within => Ok(()),
             Budget::Over { retry_after } => Err(Error::BudgetExhausted { retry_after }),
         }
     }
 
-    /// Mails a new code to `email` for `purpose`.
+    /// Mails a new code to `to` for `purpose`, spending the budget of `subject` (what the
+    /// applicant typed: the email, or a login). With no address (`None`) the challenge is a
+    /// decoy: timed, capped and budgeted the same, but nothing is sent and no code confirms it.
     pub async fn start(
         &self,
-        email: &Email,
+        to: Option<&Email>,
+        subject: &str,
         purpose: Purpose,
         locale: &str,
         client_ip: &str,
     ) -> Result<Started, Error> {
-        self.spend_budgets(email.as_str(), client_ip).await?;
+        let tag = self.store.subject_tag(subject);
+        self.spend_budgets(&tag, client_ip).await?;
         let challenge = Uuid::new_v4();
+        let Some(email) = to else {
+            let timing = self
+                .store
+                .create(challenge, "", purpose, None, &tag)
+                .await?;
+            tracing::info!(challenge = %fingerprint(&challenge), purpose = purpose.as_str(), "decoy challenge started");
+            metrics::counter!("verification_decoys_started_total", "purpose" => purpose.as_str())
+                .increment(1);
+            return Ok(Started { challenge, timing });
+        };
         let code = Code::generate();
         let letter = letters::code_letter(email.as_str(), purpose, locale, code.expose());
         self.outbox.enqueue(&letter).await?;
         let timing = self
             .store
-            .create(challenge, email.as_str(), purpose, &code)
+            .create(challenge, email.as_str(), purpose, Some(&code), &tag)
             .await?;
         tracing::info!(challenge = %fingerprint(&challenge), %email, purpose = purpose.as_str(), "challenge started");
         metrics::counter!("verification_codes_sent_total", "purpose" => purpose.as_str())
@@ -76,7 +92,8 @@ impl Challenges {
         Ok(Started { challenge, timing })
     }
 
-    /// Mails a fresh code for a live challenge (the old one stops working), after the cooldown.
+    /// Mails a fresh code for a live challenge (the old one stops working), after the cooldown;
+    /// a decoy's is renewed the same way and sent nowhere.
     pub async fn resend(
         &self,
         challenge: Uuid,
@@ -88,14 +105,15 @@ impl Challenges {
             Some(Some(wait)) => return Err(Error::ResendTooEarly { wait }),
             Some(None) => {}
         }
-        let email = self
+        let subject = self
             .store
-            .email_of(challenge)
+            .subject_of(challenge)
             .await?
             .ok_or(Error::ChallengeExpired)?;
-        self.spend_budgets(&email, client_ip).await?;
-        let code = Code::generate();
-        match self.store.resend(challenge, &code).await? {
+        self.spend_budgets(&subject.budget, client_ip).await?;
+        let decoy = subject.email.is_empty();
+        let code = (!decoy).then(Code::generate);
+        match self.store.resend(challenge, code.as_ref()).await? {
             Resend::Missing => Err(Error::ChallengeExpired),
             Resend::Early { wait } => Err(Error::ResendTooEarly { wait }),
             Resend::Ok {
@@ -103,10 +121,12 @@ impl Challenges {
                 purpose,
                 timing,
             } => {
-                let letter = letters::code_letter(&email, purpose, locale, code.expose());
-                self.outbox.enqueue(&letter).await?;
-                tracing::info!(challenge = %fingerprint(&challenge), "code resent");
-                metrics::counter!("verification_codes_resent_total").increment(1);
+                if let Some(code) = code {
+                    let letter = letters::code_letter(&email, purpose, locale, code.expose());
+                    self.outbox.enqueue(&letter).await?;
+                    tracing::info!(challenge = %fingerprint(&challenge), "code resent");
+                    metrics::counter!("verification_codes_resent_total").increment(1);
+                }
                 Ok(timing)
             }
         }
@@ -139,6 +159,30 @@ impl Challenges {
             Confirm::Burnt => Err(Error::ChallengeBurnt),
             Confirm::Missing => Err(Error::ChallengeExpired),
         }
+    }
+
+    /// Mails `notice` to the address `proof` names: a proof this service signed for
+    /// registration, unexpired (spent or not). One notice per proof; `false` when it had one.
+    pub async fn notify(&self, proof: &str, notice: Notice, locale: &str) -> Result<bool, Error> {
+        let claims: ProofClaims = KeySet::from_signing_keys([&self.proof_key])
+            .verify(proof, PROOF_ISSUER, PROOF_AUDIENCE)
+            .map_err(|_| Error::InvalidProof)?;
+        if claims.purpose != Purpose::Registration.as_str() {
+            return Err(Error::InvalidProof);
+        }
+        let left = Duration::from_secs(u64::try_from(claims.exp - unix_now()).unwrap_or(1).max(1));
+        if !self.store.mark_notice(&claims.jti, left).await? {
+            return Ok(false);
+        }
+        let letter = letters::notice_letter(&claims.sub, notice, locale, &self.support_contact);
+        if let Err(e) = self.outbox.enqueue(&letter).await {
+            // Not queued: the mark goes too, so the caller's retry sends it.
+            self.store.unmark_notice(&claims.jti).await?;
+            return Err(e.into());
+        }
+        tracing::info!(to = %examreg_domain::mask_email(&claims.sub), notice = ?notice, "notice queued");
+        metrics::counter!("verification_notices_sent_total").increment(1);
+        Ok(true)
     }
 
     /// Removes every challenge, budget and letter (queued or dead) of an address.

@@ -25,6 +25,10 @@ pub enum Error {
     ResendTooEarly { wait: Duration },
     #[error("too many codes were requested; try again later")]
     BudgetExhausted { retry_after: Duration },
+    #[error("the email proof is not one this service signed for registration, or it expired")]
+    InvalidProof,
+    #[error("notice must be account_exists")]
+    InvalidNotice,
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -41,6 +45,8 @@ pub const REASONS: &[&str] = &[
     "challenge_burnt",
     "resend_too_early",
     "send_budget_exhausted",
+    "invalid_email_proof",
+    "invalid_notice",
 ];
 
 impl From<Error> for Status {
@@ -65,6 +71,12 @@ impl From<Error> for Status {
             Error::BudgetExhausted { retry_after } => {
                 rate_limited("send_budget_exhausted", message, retry_after)
             }
+            Error::InvalidProof => invalid(
+                "invalid_email_proof",
+                message,
+                &[("email_proof", "invalid")],
+            ),
+            Error::InvalidNotice => invalid("invalid_notice", message, &[("notice", "invalid")]),
             Error::Store(StoreError::Redis(e)) | Error::Outbox(OutboxError::Redis(e)) => {
                 errors::unavailable("redis", &e)
             }
@@ -93,6 +105,8 @@ mod tests {
             Error::BudgetExhausted {
                 retry_after: Duration::from_secs(60),
             },
+            Error::InvalidProof,
+            Error::InvalidNotice,
         ];
         let reasons: Vec<String> = errors
             .into_iter()

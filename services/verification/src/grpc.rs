@@ -1,7 +1,12 @@
 //! gRPC handlers, thin: who calls (the scope), the request into domain values, the call into
 //! [`Challenges`], the answer back. Every failure becomes a status in `error.rs`.
 
-use crate::{challenges::Challenges, error::Error, store::Code, store::Purpose};
+use crate::{
+    challenges::Challenges,
+    error::Error,
+    letters::Notice,
+    store::{Code, Purpose},
+};
 use examreg_domain::Email;
 use examreg_kit::auth::caller;
 use examreg_proto::{
@@ -57,11 +62,23 @@ impl VerificationService for Verification {
     ) -> Result<Response<pb::StartChallengeResponse>, Status> {
         caller(&request)?.require_scope("verification:send")?;
         let req = request.into_inner();
-        let email = email_of(&req.email)?;
         let purpose = purpose_of(req.purpose)?;
+        // The budget is the given subject's, else the email's; a decoy needs no address when
+        // it has a subject, a real challenge always does.
+        let subject = req.budget_subject.trim();
+        let email = if req.decoy && !subject.is_empty() {
+            None
+        } else {
+            Some(email_of(&req.email)?)
+        };
+        let subject = match &email {
+            Some(email) if subject.is_empty() => email.as_str(),
+            _ => subject,
+        };
+        let to = email.as_ref().filter(|_| !req.decoy);
         let started = self
             .challenges
-            .start(&email, purpose, &req.locale, &req.client_ip)
+            .start(to, subject, purpose, &req.locale, &req.client_ip)
             .await?;
         Ok(Response::new(pb::StartChallengeResponse {
             challenge_id: started.challenge.to_string(),
@@ -86,6 +103,24 @@ impl VerificationService for Verification {
             expires_at: Some(timestamp_ms(timing.expires_at_ms)),
             resend_available_at: Some(timestamp_ms(timing.resend_at_ms)),
         }))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn send_notice(
+        &self,
+        request: Request<pb::SendNoticeRequest>,
+    ) -> Result<Response<pb::SendNoticeResponse>, Status> {
+        caller(&request)?.require_scope("verification:send")?;
+        let req = request.into_inner();
+        let notice = match pb::Notice::try_from(req.notice) {
+            Ok(pb::Notice::AccountExists) => Notice::AccountExists,
+            Ok(pb::Notice::Unspecified) | Err(_) => return Err(Error::InvalidNotice.into()),
+        };
+        let sent = self
+            .challenges
+            .notify(&req.email_proof, notice, &req.locale)
+            .await?;
+        Ok(Response::new(pb::SendNoticeResponse { sent }))
     }
 
     #[tracing::instrument(skip_all)]

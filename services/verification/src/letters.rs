@@ -105,6 +105,84 @@ pub fn code_letter(to: &str, purpose: Purpose, locale_tag: &str, code: &str) -> 
     }
 }
 
+/// A letter without a code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Notice {
+    /// A registration with this address was refused: an account already holds its IIN,
+    /// passport number or email. The letter never says which of them, so it is no oracle.
+    AccountExists,
+}
+
+fn notice_wording(notice: Notice, locale: &str) -> (&'static str, [&'static str; 5]) {
+    // (subject, [greeting, what happened, if it is yours, if someone took your IIN, footer]);
+    // `{support}` is the support desk's contact.
+    match (notice, locale) {
+        (Notice::AccountExists, "kk") => (
+            "ИСО-да тіркелгі бұрыннан бар",
+            [
+                "Сәлеметсіз бе,",
+                "осы поштамен ИСО-да тіркелу әрекеті жасалды, бірақ көрсетілген ЖСН (немесе паспорт) не осы пошта бойынша тіркелгі бұрыннан бар.",
+                "Егер бұл сіздің тіркелгіңіз болса, кіріңіз немесе құпиясөзді қалпына келтіріңіз: кіру бетінде «Құпиясөзді ұмыттыңыз ба?» сілтемесін басып, ЖСН-ды немесе поштаны енгізіңіз.",
+                "Егер сіздің ЖСН-ды басқа біреу тіркеген болса, жеке басыңызды куәландыратын құжатпен қолдау қызметіне хабарласыңыз: {support}. Тіркелгі тексеріліп, сізге қайтарылады.",
+                "Егер сіз тіркелмесеңіз, бұл хатты елемеңіз.",
+            ],
+        ),
+        (Notice::AccountExists, "en") => (
+            "An account already exists in ISO",
+            [
+                "Hello,",
+                "someone tried to register in ISO with this email, but an account with the given IIN (or passport number) or with this email already exists.",
+                "If the account is yours, log in or recover the password: on the login page choose “Forgot password” and enter your IIN or this email.",
+                "If someone else registered your IIN, contact the support desk with your ID document: {support}. They will check the account and give it back to you.",
+                "If you did not try to register, ignore this letter.",
+            ],
+        ),
+        (Notice::AccountExists, _) => (
+            "Учётная запись в ИСО уже существует",
+            [
+                "Здравствуйте,",
+                "с этой почтой пытались зарегистрироваться в ИСО, но учётная запись с указанным ИИН (или паспортом) или с этой почтой уже существует.",
+                "Если это ваша учётная запись, войдите или восстановите пароль: на странице входа нажмите «Забыли пароль» и укажите ИИН или эту почту.",
+                "Если ваш ИИН зарегистрировал кто-то другой, обратитесь в службу поддержки с удостоверением личности: {support}. Учётную запись проверят и вернут вам.",
+                "Если вы не регистрировались, проигнорируйте это письмо.",
+            ],
+        ),
+    }
+}
+
+/// Builds the letter for `notice` in `locale`; `support` is how to reach the support desk.
+pub fn notice_letter(to: &str, notice: Notice, locale_tag: &str, support: &str) -> Letter {
+    let lang = locale(locale_tag);
+    let (subject, lines) = notice_wording(notice, lang);
+    let [greeting, what, yours, taken, footer] = lines.map(|l| l.replace("{support}", support));
+    let text = format!("{greeting} {what}\n\n{yours}\n\n{taken}\n\n{footer}\n");
+    let html = format!(
+        "<!doctype html><html lang=\"{lang}\"><head><meta charset=\"utf-8\"><title>{subject}</title></head>\
+         <body style=\"font-family:sans-serif\"><p>{greeting} {what}</p><p>{yours}</p><p>{taken}</p>\
+         <p style=\"color:#666\">{footer}</p></body></html>",
+        greeting = html_escape(&greeting),
+        what = html_escape(&what),
+        yours = html_escape(&yours),
+        taken = html_escape(&taken),
+        footer = html_escape(&footer),
+    );
+    Letter {
+        to: to.to_owned(),
+        subject: subject.to_owned(),
+        text,
+        html,
+        traceparent: None,
+    }
+}
+
+/// The support contact comes from config: escaped before it goes into HTML.
+fn html_escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -126,6 +204,32 @@ mod tests {
         assert_eq!(locale("de"), "ru");
         let kk = code_letter("a@mail.kz", Purpose::Recovery, "kk", "000001");
         assert_eq!(kk.subject, "ИСО-да құпиясөзді қалпына келтіру");
+    }
+
+    #[test]
+    fn the_account_exists_notice_names_recovery_and_support_in_every_language() {
+        for (tag, forgot) in [
+            ("ru", "Забыли пароль"),
+            ("kk", "Құпиясөзді ұмыттыңыз ба?"),
+            ("en", "Forgot password"),
+        ] {
+            let letter = notice_letter(
+                "a@mail.kz",
+                Notice::AccountExists,
+                tag,
+                "help@center.kz, +7 727 000 00 00",
+            );
+            for part in [letter.text.as_str(), letter.html.as_str()] {
+                assert!(part.contains(forgot), "{tag}: {part}");
+                assert!(
+                    part.contains("help@center.kz, +7 727 000 00 00"),
+                    "{tag}: {part}"
+                );
+                assert!(!part.contains("{support}"), "{tag}: {part}");
+            }
+        }
+        let html = notice_letter("a@mail.kz", Notice::AccountExists, "en", "<b>desk</b>").html;
+        assert!(html.contains("&lt;b&gt;desk&lt;/b&gt;"), "{html}");
     }
 
     #[test]

@@ -36,6 +36,8 @@ pub struct Config {
     pub outbox: outbox::Policy,
     /// Where to fetch the JWK Set that authenticates callers.
     pub identity_url: String,
+    /// How applicants reach the support desk, as the letters name it.
+    pub support_contact: String,
 }
 
 impl Config {
@@ -117,6 +119,7 @@ impl Config {
             limits,
             outbox,
             identity_url: env.string("IDENTITY_URL", "http://127.0.0.1:50051"),
+            support_contact: env.string("VERIFICATION_SUPPORT_CONTACT", "support@examreg.local"),
         }
     }
 }
@@ -178,6 +181,7 @@ impl Application {
                 outbox: outbox::Outbox::new(redis, &config.key_prefix, sealer.clone()),
                 proof_key,
                 proof_ttl: config.proof_ttl,
+                support_contact: config.support_contact,
             },
         };
         let worker = outbox::Worker::new(

@@ -162,23 +162,37 @@ impl CodeStore {
         hex::encode(mac.finalize().into_bytes())
     }
 
-    fn code_mac(&self, challenge: Uuid, code: &Code) -> String {
-        self.mac(&[b"code", challenge.as_bytes(), code.expose().as_bytes()])
+    /// The MAC a challenge keeps of its code; a decoy (`None`) keeps random bytes that no
+    /// offered code's MAC can equal.
+    fn code_mac(&self, challenge: Uuid, code: Option<&Code>) -> String {
+        match code {
+            Some(code) => self.mac(&[b"code", challenge.as_bytes(), code.expose().as_bytes()]),
+            None => hex::encode(rand::random::<[u8; 32]>()),
+        }
     }
 
     fn challenge_key(&self, challenge: Uuid) -> String {
         format!("{}ch:{{{challenge}}}", self.prefix)
     }
 
-    /// Spends one send from the email's and the IP's hourly budgets (email first: it is the
-    /// tighter one and the one an attacker cannot rotate).
+    /// The tag a subject's budget is counted under: an HMAC of the email, or of the login
+    /// the applicant typed (a login has no `@`, so the two never meet), never the value itself.
+    pub fn subject_tag(&self, subject: &str) -> String {
+        self.mac(&[b"email", subject.as_bytes()])[..32].to_owned()
+    }
+
+    /// Spends one send from the subject's and the IP's hourly budgets (the subject first: it
+    /// is the tighter one and the one an attacker cannot rotate).
     #[tracing::instrument(skip_all, fields(db.system = "redis"))]
-    pub async fn spend_budgets(&self, email: &str, client_ip: &str) -> Result<Budget, StoreError> {
+    pub async fn spend_budgets(
+        &self,
+        subject_tag: &str,
+        client_ip: &str,
+    ) -> Result<Budget, StoreError> {
         let hour = Duration::from_secs(3600);
-        let email_tag = &self.mac(&[b"email", email.as_bytes()])[..32];
-        let email_key = format!("{}budget:email:{{{email_tag}}}", self.prefix);
+        let subject_key = format!("{}budget:email:{{{subject_tag}}}", self.prefix);
         if let over @ Budget::Over { .. } = self
-            .spend(&email_key, self.limits.email_hourly, hour)
+            .spend(&subject_key, self.limits.email_hourly, hour)
             .await?
         {
             return Ok(over);
@@ -208,14 +222,16 @@ impl CodeStore {
         })
     }
 
-    /// Creates a challenge holding the MAC of `code`.
+    /// Creates a challenge holding the MAC of `code` (a decoy, `None`, holds one nothing
+    /// matches and an empty email) and the tag of the budget its resends spend.
     #[tracing::instrument(skip_all, fields(db.system = "redis"))]
     pub async fn create(
         &self,
         challenge: Uuid,
         email: &str,
         purpose: Purpose,
-        code: &Code,
+        code: Option<&Code>,
+        subject_tag: &str,
     ) -> Result<Timing, StoreError> {
         let answer: Vec<String> = CREATE
             .key(self.challenge_key(challenge))
@@ -224,6 +240,7 @@ impl CodeStore {
             .arg(self.code_mac(challenge, code))
             .arg(millis(self.limits.resend_cooldown))
             .arg(millis(self.limits.code_ttl))
+            .arg(subject_tag)
             .invoke_async(&mut self.redis.clone())
             .await?;
         match answer.as_slice() {
@@ -239,7 +256,7 @@ impl CodeStore {
     pub async fn confirm(&self, challenge: Uuid, code: &Code) -> Result<Confirm, StoreError> {
         let answer: Vec<String> = CONFIRM
             .key(self.challenge_key(challenge))
-            .arg(self.code_mac(challenge, code))
+            .arg(self.code_mac(challenge, Some(code)))
             .arg(self.limits.max_attempts)
             .invoke_async(&mut self.redis.clone())
             .await?;
@@ -282,7 +299,7 @@ impl CodeStore {
 
     /// Replaces the code of a challenge if its cooldown has passed.
     #[tracing::instrument(skip_all, fields(db.system = "redis"))]
-    pub async fn resend(&self, challenge: Uuid, code: &Code) -> Result<Resend, StoreError> {
+    pub async fn resend(&self, challenge: Uuid, code: Option<&Code>) -> Result<Resend, StoreError> {
         let answer: Vec<String> = RESEND
             .key(self.challenge_key(challenge))
             .arg(self.code_mac(challenge, code))
@@ -331,21 +348,69 @@ impl CodeStore {
                 deleted += 1;
             }
         }
-        let email_tag = &self.mac(&[b"email", email.as_bytes()])[..32];
         let _: i64 = redis::AsyncCommands::del(
             &mut redis,
-            format!("{}budget:email:{{{email_tag}}}", self.prefix),
+            format!(
+                "{}budget:email:{{{}}}",
+                self.prefix,
+                self.subject_tag(email)
+            ),
         )
         .await?;
         Ok(deleted)
     }
 
-    /// The email of a live challenge.
+    /// Marks that the proof `jti` had its notice, for as long as the proof lives; `false` when
+    /// it already had one.
     #[tracing::instrument(skip_all, fields(db.system = "redis"))]
-    pub async fn email_of(&self, challenge: Uuid) -> Result<Option<String>, StoreError> {
+    pub async fn mark_notice(&self, jti: &str, ttl: Duration) -> Result<bool, StoreError> {
         let mut redis = self.redis.clone();
-        Ok(redis::AsyncCommands::hget(&mut redis, self.challenge_key(challenge), "email").await?)
+        let set: Option<String> = redis::cmd("SET")
+            .arg(format!("{}notice:{{{jti}}}", self.prefix))
+            .arg(1)
+            .arg("NX")
+            .arg("PX")
+            .arg(millis(ttl))
+            .query_async(&mut redis)
+            .await?;
+        Ok(set.is_some())
     }
+
+    #[tracing::instrument(skip_all, fields(db.system = "redis"))]
+    pub async fn unmark_notice(&self, jti: &str) -> Result<(), StoreError> {
+        let mut redis = self.redis.clone();
+        let _: i64 =
+            redis::AsyncCommands::del(&mut redis, format!("{}notice:{{{jti}}}", self.prefix))
+                .await?;
+        Ok(())
+    }
+
+    /// Who a live challenge is for: its email (empty for a decoy) and the tag of the budget
+    /// its resends spend.
+    #[tracing::instrument(skip_all, fields(db.system = "redis"))]
+    pub async fn subject_of(&self, challenge: Uuid) -> Result<Option<Subject>, StoreError> {
+        let mut redis = self.redis.clone();
+        let (email, tag): (Option<String>, Option<String>) = redis::cmd("HMGET")
+            .arg(self.challenge_key(challenge))
+            .arg("email")
+            .arg("budget")
+            .query_async(&mut redis)
+            .await?;
+        Ok(email.map(|email| Subject {
+            // A challenge made before budgets were tagged counts against its email.
+            budget: tag.unwrap_or_else(|| self.subject_tag(&email)),
+            email,
+        }))
+    }
+}
+
+/// Who a challenge is for.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Subject {
+    /// Empty for a decoy.
+    pub email: String,
+    /// The tag of the budget its sends spend.
+    pub budget: String,
 }
 
 #[cfg(test)]

@@ -8,8 +8,8 @@ use examreg_kit::{
     tokens::{KeySet, SigningKey},
 };
 use examreg_proto::verification::v1::{
-    ConfirmChallengeRequest, Purpose, ResendChallengeRequest, StartChallengeRequest,
-    verification_service_client::VerificationServiceClient,
+    ConfirmChallengeRequest, Notice, Purpose, ResendChallengeRequest, SendNoticeRequest,
+    StartChallengeRequest, verification_service_client::VerificationServiceClient,
 };
 use examreg_testkit as tk;
 use examreg_verification::{Application, Config, store::Limits};
@@ -90,6 +90,7 @@ impl TestApp {
                 purpose: Purpose::Registration.into(),
                 locale: "ru".into(),
                 client_ip: "127.0.0.1".into(),
+                ..Default::default()
             }))
             .await
             .unwrap()
@@ -287,6 +288,7 @@ async fn the_hourly_budget_per_email_stops_a_flood_of_codes() {
             purpose: Purpose::Registration.into(),
             locale: "ru".into(),
             client_ip: "127.0.0.1".into(),
+            ..Default::default()
         }))
         .await
         .unwrap_err();
@@ -631,4 +633,154 @@ async fn letters_left_in_the_stream_of_the_earlier_version_are_delivered() {
         .await
         .unwrap();
     assert_eq!(left, 0);
+}
+
+impl TestApp {
+    async fn start_request(&self, request: StartChallengeRequest) -> Result<String, tonic::Status> {
+        Ok(self
+            .client
+            .clone()
+            .start_challenge(self.req(request))
+            .await?
+            .into_inner()
+            .challenge_id)
+    }
+
+    async fn notice(&self, proof: &str, notice: Notice) -> Result<bool, tonic::Status> {
+        Ok(self
+            .client
+            .clone()
+            .send_notice(self.req(SendNoticeRequest {
+                email_proof: proof.into(),
+                notice: notice.into(),
+                locale: "en".into(),
+            }))
+            .await?
+            .into_inner()
+            .sent)
+    }
+}
+
+fn decoy(subject: &str) -> StartChallengeRequest {
+    StartChallengeRequest {
+        purpose: Purpose::Recovery.into(),
+        locale: "ru".into(),
+        client_ip: "127.0.0.1".into(),
+        decoy: true,
+        budget_subject: subject.into(),
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn a_decoy_sends_nothing_never_confirms_and_keeps_a_real_challenges_rules() {
+    let app = spawn_with(
+        Limits {
+            max_attempts: 3,
+            ..limits()
+        },
+        &tk::smtp_addr(),
+    )
+    .await;
+    let login = tk::random_iin(examreg_domain::Sex::Female);
+    let challenge = app.start_request(decoy(&login)).await.unwrap();
+    // The cooldown holds as for a real challenge.
+    let err = app
+        .client
+        .clone()
+        .resend_challenge(app.req(ResendChallengeRequest {
+            challenge_id: challenge.clone(),
+            locale: "ru".into(),
+            client_ip: "127.0.0.1".into(),
+        }))
+        .await
+        .unwrap_err();
+    assert_eq!(reason_of(&err).reason, "resend_too_early");
+    // Wrong codes to the cap, then burnt: no code ever confirms it.
+    let mut reasons = Vec::new();
+    for code in ["000000", "123456", "999999", "654321"] {
+        reasons.push(reason_of(&app.confirm(&challenge, code).await.unwrap_err()).reason);
+    }
+    assert_eq!(
+        reasons,
+        [
+            "invalid_code",
+            "invalid_code",
+            "challenge_burnt",
+            "challenge_burnt"
+        ]
+    );
+    // The subject's budget counts decoys and real challenges alike: four more starts spend it
+    // (five an hour), a real challenge for the same subject is then refused as well.
+    for _ in 0..4 {
+        app.start_request(decoy(&login)).await.unwrap();
+    }
+    let real = StartChallengeRequest {
+        email: tk::unique_email(),
+        decoy: false,
+        ..decoy(&login)
+    };
+    let err = app.start_request(real).await.unwrap_err();
+    assert_eq!(reason_of(&err).reason, "send_budget_exhausted");
+    let err = app.start_request(decoy(&login)).await.unwrap_err();
+    assert_eq!(reason_of(&err).reason, "send_budget_exhausted");
+    // A decoy with nothing to count its budget against is refused.
+    let err = app.start_request(decoy("  ")).await.unwrap_err();
+    assert_eq!(reason_of(&err).reason, "invalid_email");
+}
+
+#[tokio::test]
+async fn a_notice_goes_once_per_proof_to_the_address_the_proof_names() {
+    let app = spawn().await;
+    let email = tk::unique_email();
+    let challenge = app.start(&email).await;
+    let code = tk::nth_code(&email, 1).await;
+    let proof = app
+        .client
+        .clone()
+        .confirm_challenge(app.req(ConfirmChallengeRequest {
+            challenge_id: challenge,
+            code,
+        }))
+        .await
+        .unwrap()
+        .into_inner()
+        .proof;
+    assert!(app.notice(&proof, Notice::AccountExists).await.unwrap());
+    let mails = tk::wait_for_mails(&email, 2, Duration::from_secs(20)).await;
+    assert_eq!(mails[1].subject, "An account already exists in ISO");
+    assert!(
+        mails[1].text.contains("Forgot password"),
+        "{}",
+        mails[1].text
+    );
+    // A retry sends nothing twice.
+    assert!(!app.notice(&proof, Notice::AccountExists).await.unwrap());
+    // Proofs this service did not sign, or signed for recovery, send nothing.
+    let forged = SigningKey::generate().sign(&ProofClaims {
+        iss: PROOF_ISSUER.into(),
+        aud: PROOF_AUDIENCE.into(),
+        sub: tk::unique_email(),
+        purpose: "registration".into(),
+        jti: uuid::Uuid::new_v4().to_string(),
+        iat: examreg_kit::auth::unix_now(),
+        exp: examreg_kit::auth::unix_now() + 600,
+    });
+    let recovery = app.proof_key.sign(&ProofClaims {
+        iss: PROOF_ISSUER.into(),
+        aud: PROOF_AUDIENCE.into(),
+        sub: email.clone(),
+        purpose: "recovery".into(),
+        jti: uuid::Uuid::new_v4().to_string(),
+        iat: examreg_kit::auth::unix_now(),
+        exp: examreg_kit::auth::unix_now() + 600,
+    });
+    for bad in [forged.as_str(), recovery.as_str(), "not-a-proof"] {
+        let err = app.notice(bad, Notice::AccountExists).await.unwrap_err();
+        assert_eq!(reason_of(&err).reason, "invalid_email_proof");
+    }
+    let err = app.notice(&proof, Notice::Unspecified).await.unwrap_err();
+    assert_eq!(reason_of(&err).reason, "invalid_notice");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(tk::mails_to(&email).await.len(), 2, "one code, one notice");
 }
