@@ -583,7 +583,39 @@ async fn a_forgotten_password_is_replaced_in_the_browser_in_english() {
         b.text("#app").await.contains("Forgot password"),
         "English from the browser's language"
     );
-    b.click("#app .link").await; // «Забыли пароль»
+    // Registering the IIN again, with another address, ends at the one answer for a taken IIN
+    // or email, whose way forward is recovery.
+    let other = tk::unique_email();
+    b.click("#app .secondary").await;
+    b.on_screen("citizenship").await;
+    b.click("button[aria-controls=terms-text]").await;
+    b.click("#terms-read").await;
+    b.click("#terms-tick").await;
+    b.click("button[type=submit]").await;
+    b.on_screen("identifier").await;
+    b.fill("input[name=iin]", &iin).await;
+    b.click("button[type=submit]").await;
+    b.on_screen("email").await;
+    b.fill("input[name=email]", &other).await;
+    b.click("button[type=submit]").await;
+    b.on_screen("email_code").await;
+    b.fill("input[name=code]", &tk::nth_code(&other, 1).await)
+        .await;
+    b.click("button[type=submit]").await;
+    b.on_screen("password").await;
+    b.fill("input[name=password]", PASSWORD).await;
+    b.fill("input[name=password_confirmation]", PASSWORD).await;
+    b.click("button[type=submit]").await;
+    b.on_screen("already_registered").await;
+    assert!(
+        b.text("#app")
+            .await
+            .contains(message("already_registered", Lang::En)),
+        "{}",
+        b.text("#app").await
+    );
+    b.screenshot("already-registered").await;
+    b.click("#app .primary").await; // «Forgot password»
     b.on_screen("recovery").await;
     // Sent with the keyboard: Enter in the field submits the form.
     b.fill("input[name=login]", &iin).await;

@@ -387,7 +387,17 @@ function password() {
       await api('POST', `/v1/recovery/${state.flow}/password`, body);
       state.notice = t('recovery_done');
     } else {
-      await api('POST', `/v1/registrations/${state.flow}/password`, body);
+      try {
+        await api('POST', `/v1/registrations/${state.flow}/password`, body);
+      } catch (error) {
+        // One answer for a taken IIN or email; the code is spent and the flow is back at
+        // the email step. The way forward: recover the account, or try another email.
+        if (!(error instanceof ApiError) || error.code !== 'already_registered') throw error;
+        state.notice = error.message;
+        save();
+        route('already_registered');
+        return;
+      }
       state.notice = t('registered_notice');
     }
     state.flow = null;
@@ -395,6 +405,16 @@ function password() {
     route('login');
   });
   show('password', t('password_title'), form);
+}
+
+/** An account already holds the IIN or the email: recovery, or another email. */
+function alreadyRegistered() {
+  show('already_registered', t('already_registered_title'),
+    h('p', { class: 'notice', role: 'alert', text: state.notice }),
+    actions(
+      h('button', { type: 'button', class: 'primary', onclick: () => route('recovery'), text: t('forgot_link') }),
+      secondary(t('other_email'), () => route('email'))));
+  state.notice = '';
 }
 
 function login() {
@@ -898,6 +918,7 @@ function phoneDone() {
 
 const SCREENS = {
   welcome, citizenship, identifier: () => identifier(), email, email_code: emailCode, password, login, recovery,
+  already_registered: alreadyRegistered,
   face: () => capture('face'), document_front: () => capture('document_front'), document_back: () => capture('document_back'),
   consent, name, details, education, complete, done: cabinet, cabinet,
   // Re-rendered (a language switch): the hand-off screen goes back to the photo step it

@@ -13,6 +13,8 @@ const TEXTS = {
   register_button: ['Тіркелу', 'Зарегистрироваться', 'Register'],
   forgot_link: ['Құпиясөзді ұмыттыңыз ба?', 'Забыли пароль', 'Forgot password'],
   back: ['Артқа', 'Назад', 'Back'],
+  already_registered_title: ['Тіркелгі бұрыннан бар', 'Учётная запись уже существует', 'An account already exists'],
+  other_email: ['Басқа поштаны көрсету', 'Указать другую почту', 'Use another email'],
   continue: ['Жалғастыру', 'Продолжить', 'Continue'],
   citizenship_title: ['Азаматтық және пайдалану шарттары', 'Гражданство и условия использования', 'Citizenship and terms of use'],
   citizenship: ['Сіздің азаматтығыңыз', 'Ваше гражданство', 'Your citizenship'],
