@@ -158,6 +158,7 @@ make_secrets() {
   [ -f "$SECRETS/verification_proof_key.pem" ] || openssl genpkey -algorithm ed25519 -out "$SECRETS/verification_proof_key.pem"
   openssl pkey -in "$SECRETS/verification_proof_key.pem" -pubout -out "$SECRETS/verification_proof_public.pem"
   [ -f "$SECRETS/verification_code_key" ] || openssl rand -hex 32 >"$SECRETS/verification_code_key"
+  [ -f "$SECRETS/gateway_pow_key" ] || openssl rand -hex 32 >"$SECRETS/gateway_pow_key"
   # Garage's own (the compose file and the cluster read them; the local stack keeps its
   # config under $STATE).
   [ -f "$SECRETS/garage_rpc_secret" ] || openssl rand -hex 32 >"$SECRETS/garage_rpc_secret"

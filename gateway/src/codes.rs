@@ -24,7 +24,7 @@ pub async fn resend(state: &AppState, client: &Client, flow: &mut Flow) -> ApiRe
     };
     flow.resend_available_at = state
         .verification
-        .resend(&challenge, client.lang.tag(), &client.ip)
+        .resend(&challenge, client.lang.tag(), &client.budget_key())
         .await?;
     state.flows.commit(flow).await?;
     Ok(Json(Resend {

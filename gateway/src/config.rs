@@ -21,8 +21,17 @@ pub struct Config {
     pub body_limit: usize,
     /// Largest photo body (the biometrics service applies its own limit too).
     pub photo_limit: usize,
-    /// Requests per client IP per minute.
+    /// Requests per client per minute: a soft limit for an address (past it a proof of work
+    /// earns a pass), a hard one for a pass.
     pub rate_limit: u32,
+    /// Keys the proof-of-work challenges and passes (shared by every replica).
+    pub pow_key: Secret,
+    /// The challenge's `maxnumber` for an address that earned no pass lately.
+    pub pow_base: u64,
+    /// Each this many passes an address earned in ten minutes add `pow_base` again.
+    pub pow_step: u64,
+    /// How long a pass lasts.
+    pub pow_pass_ttl: Duration,
     /// How many proxies of ours stand in front of the gateway, each appending the address it
     /// saw to `X-Forwarded-For`: the client is the N-th address from the right, across all
     /// the header's lines. 0 ignores the header (the peer is the client).
@@ -60,6 +69,13 @@ impl Config {
                 );
             }
         }
+        let pow_key = env.required_secret("GATEWAY_POW_KEY");
+        if !pow_key.expose().is_empty() && pow_key.expose().len() < 32 {
+            env.invalid(
+                "GATEWAY_POW_KEY",
+                "must be at least 32 characters of random",
+            );
+        }
         Self {
             addr: env.parse("GATEWAY_ADDR", "127.0.0.1:8080".parse().expect("literal")),
             redis_url: env.string("GATEWAY_REDIS_URL", "redis://127.0.0.1:6379"),
@@ -79,6 +95,10 @@ impl Config {
             admission_pause: Duration::from_millis(env.parse("GATEWAY_ADMISSION_PAUSE_MS", 1000)),
             public_url: env.string("GATEWAY_PUBLIC_URL", "http://localhost:8080"),
             handoff_ttl: env.seconds("GATEWAY_HANDOFF_TTL_SECS", 300),
+            pow_key,
+            pow_base: env.parse("GATEWAY_POW_BASE", 50_000),
+            pow_step: env.parse("GATEWAY_POW_STEP_PASSES", 100),
+            pow_pass_ttl: env.seconds("GATEWAY_POW_PASS_TTL_SECS", 3600),
         }
     }
 }

@@ -16,6 +16,8 @@ pub struct Client {
     pub ip: String,
     pub user_agent: String,
     pub lang: i18n::Lang,
+    /// The pass of a client vouched for by a proof of work (`middleware::Vouched`).
+    pub pass: Option<String>,
 }
 
 impl Client {
@@ -40,6 +42,16 @@ impl Client {
             ip,
             user_agent,
             lang,
+            pass: None,
+        }
+    }
+
+    /// Who the per-client letter budget at verification counts against: the pass when the
+    /// client earned one (an address shared by a school is not one client), else the address.
+    pub fn budget_key(&self) -> String {
+        match &self.pass {
+            Some(pass) => format!("pass:{pass}"),
+            None => self.ip.clone(),
         }
     }
 }
@@ -77,7 +89,12 @@ impl axum::extract::FromRequestParts<AppState> for Client {
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
             .map(|c| c.0);
-        Ok(Self::from_parts(&state.config, &parts.headers, peer))
+        let mut client = Self::from_parts(&state.config, &parts.headers, peer);
+        client.pass = parts
+            .extensions
+            .get::<crate::middleware::Vouched>()
+            .map(|v| v.0.clone());
+        Ok(client)
     }
 }
 

@@ -551,6 +551,18 @@ pub const CATALOGUE: &[Entry] = &[
         en: "Too many requests. Please wait a moment.",
     },
     Entry {
+        code: "proof_of_work_required",
+        ru: "С вашей сети сейчас очень много запросов. Ваше устройство решит небольшую задачу и повторит запрос — это займёт секунду.",
+        kk: "Желіңізден қазір сұраулар өте көп. Құрылғыңыз шағын есепті шешіп, сұрауды қайталайды — бұл бір секундқа созылады.",
+        en: "Very many requests come from your network right now. Your device solves a small puzzle and repeats the request; it takes a second.",
+    },
+    Entry {
+        code: "address_budget_exhausted",
+        ru: "С этого устройства запрошено слишком много кодов. Попробуйте позже.",
+        kk: "Бұл құрылғыдан тым көп код сұралды. Кейінірек қайталаңыз.",
+        en: "Too many codes were requested from this device. Try again later.",
+    },
+    Entry {
         code: "dependency_unavailable",
         ru: "Сервис временно недоступен. Повторите попытку позже.",
         kk: "Қызмет уақытша қолжетімсіз. Кейінірек қайталаңыз.",

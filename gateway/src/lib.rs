@@ -22,6 +22,7 @@ pub mod flow;
 pub mod i18n;
 pub mod json;
 pub mod openapi;
+pub mod pow;
 pub mod upstream;
 
 pub mod extract;

@@ -48,8 +48,8 @@ pub fn frame() -> utoipa::openapi::OpenApi {
 }
 
 /// What holds for every operation of the API, added once the routers' paths are in: each
-/// address has its budget of requests per minute (`middleware::rate_limit`), so every `/v1`
-/// operation may answer 429 `rate_limited`; every JSON body goes through `error::ApiJson`, so
+/// address and each pass has its budget of requests per minute (`middleware::rate_limit`), so
+/// every `/v1` operation may answer 429 `proof_of_work_required` or `rate_limited`; every JSON body goes through `error::ApiJson`, so
 /// an operation that takes one may answer 400 `malformed_request` (no body, not JSON, not
 /// `application/json`) and 413 `body_too_large`.
 pub fn finish(document: &mut utoipa::openapi::OpenApi) {
@@ -78,7 +78,10 @@ pub fn finish(document: &mut utoipa::openapi::OpenApi) {
             };
             add(
                 "429",
-                "Too many requests from this address (`rate_limited`); see Retry-After",
+                "Past the address's soft limit: `proof_of_work_required`, with `proof_of_work` \
+                 (solve it and send the same request again with `X-Proof-Of-Work`; the answer's \
+                 `X-Pow-Pass` is then sent with every request). Past a pass's limit: \
+                 `rate_limited`; see Retry-After",
             );
             if takes_json {
                 add(
@@ -197,6 +200,11 @@ pub struct ErrorDetail {
     pub message: String,
     /// The fields at fault, each with a reason (`required`, `invalid`, …).
     pub fields: Option<BTreeMap<String, String>>,
+    /// With `proof_of_work_required`: the challenge to solve (the ALTCHA scheme: find the
+    /// number in `0..=maxnumber` whose SHA-256 of `salt` followed by it in decimal, in hex, is
+    /// `challenge`), sent back as `X-Proof-Of-Work: base64(JSON {algorithm, challenge, number,
+    /// salt, signature})`.
+    pub proof_of_work: Option<crate::pow::Challenge>,
 }
 
 /// Where the applicant goes next: a step of the registration flow (`identifier` … `login`)

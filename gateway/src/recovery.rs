@@ -141,7 +141,12 @@ async fn start(
     };
     let challenge = state
         .verification
-        .start_recovery(email.as_ref(), &subject, client.lang.tag(), &client.ip)
+        .start_recovery(
+            email.as_ref(),
+            &subject,
+            client.lang.tag(),
+            &client.budget_key(),
+        )
         .await?;
     let mut flow = Flow::new(
         Kind::Recovery,

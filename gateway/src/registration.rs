@@ -344,7 +344,12 @@ async fn email(
         .map_err(|e| ApiError::validation("invalid_email", "email", e.code()))?;
     let challenge = state
         .verification
-        .start(&email, Purpose::Registration, client.lang.tag(), &client.ip)
+        .start(
+            &email,
+            Purpose::Registration,
+            client.lang.tag(),
+            &client.budget_key(),
+        )
         .await?;
     flow.email = Some(email.as_str().to_owned());
     flow.challenge_id = Some(challenge.id);

@@ -87,6 +87,10 @@ impl Application {
     /// Connects to Redis and the services and binds the listener. `keys` must hold identity's
     /// JWK Set (see `examreg_kit::client::fetch_jwks`).
     pub async fn build(config: Config, keys: Keys) -> anyhow::Result<Self> {
+        anyhow::ensure!(
+            !config.pow_key.expose().is_empty(),
+            "GATEWAY_POW_KEY is required"
+        );
         let client = redis::Client::open(config.redis_url.as_str())?;
         let redis = redis::aio::ConnectionManager::new_with_config(
             client,
@@ -116,6 +120,12 @@ impl Application {
                 keys,
                 metrics: examreg_kit::metrics::recorder(),
                 admission: Arc::new(admission::Admission::new(config.admission_pause)),
+                pow: crate::pow::Pow::new(
+                    config.pow_key.expose().as_bytes(),
+                    config.pow_base,
+                    config.pow_step,
+                    config.pow_pass_ttl,
+                ),
                 config,
             }),
         };

@@ -26,6 +26,8 @@ pub struct Inner {
     pub keys: Keys,
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
     pub admission: Arc<Admission>,
+    /// Proof-of-work challenges and passes past an address's soft limits.
+    pub pow: crate::pow::Pow,
 }
 
 impl std::ops::Deref for AppState {

@@ -1,5 +1,6 @@
 //! The reference web pages, embedded in the binary and served at `/`: one HTML page, one
-//! script with the interface texts, one script with the screens, one stylesheet. No build
+//! script with the interface texts, one script with the screens, the proof-of-work worker,
+//! one stylesheet. No build
 //! step and no separate server. The pages run under a Content-Security-Policy that allows
 //! scripts, styles, connections and images from this origin only (and camera frames as blob:
 //! images), with no inline script or style, no framing, no plugins.
@@ -17,10 +18,12 @@ const INDEX: &str = include_str!("../web/index.html");
 const APP_JS: &str = include_str!("../web/app.js");
 const TEXTS_JS: &str = include_str!("../web/texts.js");
 const APP_CSS: &str = include_str!("../web/app.css");
+const POW_JS: &str = include_str!("../web/pow.js");
 
 /// Everything the pages load comes from this origin; camera previews are blob: URLs and the
 /// QR code of a hand-off is an inline SVG data: image.
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; \
+     worker-src 'self'; \
      style-src 'self'; img-src 'self' blob: data:; media-src 'self' blob:; connect-src 'self'; \
      font-src 'self'; manifest-src 'self'; base-uri 'none'; form-action 'self'; \
      frame-ancestors 'none'";
@@ -38,6 +41,10 @@ pub fn router() -> Router<AppState> {
         .route(
             "/assets/texts.js",
             get(|| async { page(TEXTS_JS, "text/javascript; charset=utf-8") }),
+        )
+        .route(
+            "/assets/pow.js",
+            get(|| async { page(POW_JS, "text/javascript; charset=utf-8") }),
         )
         .route(
             "/assets/app.css",

@@ -315,6 +315,7 @@ async fn the_pages_are_served_with_their_security_headers() {
         ("/", "text/html"),
         ("/assets/app.js", "text/javascript"),
         ("/assets/texts.js", "text/javascript"),
+        ("/assets/pow.js", "text/javascript"),
         ("/assets/app.css", "text/css"),
     ] {
         let response = s
@@ -337,6 +338,54 @@ async fn the_pages_are_served_with_their_security_headers() {
                 .contains("camera=(self)")
         );
     }
+}
+
+#[tokio::test]
+async fn on_a_busy_network_the_page_solves_the_challenge_and_goes_on() {
+    // One request a minute from the address: every later one needs the pass the page earns.
+    let s = suite_with(Options {
+        rate_limit: 1,
+        pow_base: 20_000,
+        ..Options::default()
+    })
+    .await;
+    let b = Browser::start(BrowserOptions {
+        test: "busy_network",
+        size: (1280, 900),
+        phone: false,
+        camera: None,
+        lang: "ru",
+    })
+    .await;
+    b.goto(&format!("{}/", s.base)).await;
+    b.on_screen("welcome").await;
+    b.click("#app .link").await; // «Забыли пароль»
+    b.on_screen("recovery").await;
+    b.fill("input[name=login]", &valid_iin()).await;
+    b.click("button[type=submit]").await;
+    b.on_screen("email_code").await;
+    // A wrong code: the answer is the API's own, under the field, not a challenge.
+    b.fill("input[name=code]", "000000").await;
+    b.click("button[type=submit]").await;
+    let error = b
+        .wait_for(
+            "the error under the code",
+            "return document.querySelector('[data-field=code] .error').textContent",
+            serde_json::json!([]),
+        )
+        .await;
+    assert_eq!(error.as_str(), Some(message("invalid_code", Lang::Ru)));
+    let pass = b
+        .execute(
+            "return sessionStorage.getItem('pow_pass')",
+            serde_json::json!([]),
+        )
+        .await;
+    assert!(
+        pass.as_str().is_some_and(|p| p.starts_with("p1.")),
+        "{pass}"
+    );
+    b.close().await;
 }
 
 /// Calls `method path` with `token` as the bearer.

@@ -718,7 +718,7 @@ async fn behind_a_proxy_the_budget_follows_the_address_it_appends_not_a_forged_f
 }
 
 #[tokio::test]
-async fn the_per_ip_budget_answers_429_with_retry_after() {
+async fn past_the_per_address_limit_a_client_is_asked_for_a_proof_of_work() {
     let s = suite_with(Options {
         rate_limit: 5,
         ..Options::default()
@@ -729,21 +729,25 @@ async fn the_per_ip_budget_answers_429_with_retry_after() {
         assert_eq!(status, StatusCode::OK);
     }
     // The budget is per clock minute: if a minute turned during the test, the next window has
-    // five more, so the refusal comes at the latest by the eleventh request.
+    // five more, so the challenge comes at the latest with the eleventh request.
     let mut refused = None;
     for _ in 0..6 {
-        let (status, headers, body) = s
-            .call(reqwest::Method::GET, "/v1/terms/current", None, &[])
-            .await;
+        let (status, body) = s.get("/v1/terms/current").await;
         if status == StatusCode::TOO_MANY_REQUESTS {
-            refused = Some((headers, body));
+            refused = Some(body);
             break;
         }
     }
-    let (headers, body) = refused.expect("the per-IP budget refused a request");
-    assert_eq!(body["error"]["code"], "rate_limited");
-    let wait: u64 = headers["retry-after"].to_str().unwrap().parse().unwrap();
-    assert!((1..=60).contains(&wait));
+    let body = refused.expect("the per-address limit asked for work");
+    assert_eq!(body["error"]["code"], "proof_of_work_required");
+    let challenge = &body["error"]["proof_of_work"];
+    assert_eq!(
+        challenge["maxnumber"], 2_000,
+        "no pass earned yet: the base difficulty"
+    );
+    for member in ["challenge", "salt", "signature"] {
+        assert!(challenge[member].is_string(), "{body}");
+    }
     // Operations endpoints are outside the budget.
     let (status, _) = s.get("/healthz").await;
     assert_eq!(status, StatusCode::OK);
@@ -1125,4 +1129,154 @@ async fn a_photo_costs_the_upload_alone_and_identity_is_not_asked() {
     ] {
         assert_eq!(calls(unasked), 0.0, "{unasked}");
     }
+}
+
+/// Up to the code letter, as a device behind the school's address does it.
+async fn apply_behind_a_shared_address(s: &Suite, email: &str) -> Device {
+    let mut device = Device::default();
+    let (get, post, put) = (
+        reqwest::Method::GET,
+        reqwest::Method::POST,
+        reqwest::Method::PUT,
+    );
+    let (status, terms) = s
+        .call_solving(&mut device, get, "/v1/terms/current", None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{terms}");
+    let start =
+        json!({"citizenship": "KZ", "terms_version": terms["version"], "terms_accepted": true});
+    let (status, flow) = s
+        .call_solving(&mut device, post, "/v1/registrations", Some(start))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{flow}");
+    let flow = flow["flow_id"].as_str().unwrap().to_owned();
+    let path = format!("/v1/registrations/{flow}/identifier");
+    let (status, body) = s
+        .call_solving(
+            &mut device,
+            put.clone(),
+            &path,
+            Some(json!({"iin": valid_iin()})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let path = format!("/v1/registrations/{flow}/email");
+    let (status, body) = s
+        .call_solving(&mut device, put, &path, Some(json!({"email": email})))
+        .await;
+    assert_eq!(
+        (status, body["next_step"].as_str()),
+        (StatusCode::OK, Some("email_code")),
+        "{body}"
+    );
+    device
+}
+
+#[tokio::test]
+async fn two_hundred_applicants_behind_one_address_all_get_their_codes_by_solving_challenges() {
+    let s = suite_with(Options {
+        rate_limit: 30,
+        codes: Some(examreg_verification::store::Limits {
+            ip_hourly: 5,
+            ..examreg_verification::Config::defaults().limits
+        }),
+        ..Options::default()
+    })
+    .await;
+    let emails: Vec<String> = (0..200).map(|_| tk::unique_email()).collect();
+    let devices: Vec<Device> = futures::stream::iter(&emails)
+        .map(|email| apply_behind_a_shared_address(&s, email))
+        .buffer_unordered(16)
+        .collect()
+        .await;
+    // Every applicant's code arrived.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let all: Vec<tk::Mail> = reqwest::get(format!("{}/email", tk::maildev_url()))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let missing = emails
+            .iter()
+            .filter(|e| !all.iter().any(|m| m.to.iter().any(|a| a.address == **e)))
+            .count();
+        if missing == 0 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{missing} applicants got no code"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    // Past the address's soft limits (30 requests a minute, 5 letters an hour) each one
+    // solved a challenge, once: its pass carried it through the rest of its journey.
+    let unasked = devices.iter().filter(|d| d.solved == 0).count();
+    assert!(
+        unasked <= 5,
+        "{unasked} applicants sent their letter without a pass"
+    );
+    assert!(
+        devices.iter().all(|d| d.solved <= 1),
+        "a pass lasts a journey"
+    );
+    // The challenges grew harder as the address earned passes.
+    let hardest = devices.iter().flat_map(|d| &d.maxnumbers).max().unwrap();
+    assert!(*hardest >= 2 * 2_000, "{hardest}");
+
+    // A client that does not solve is refused past the threshold, and so are a forged pass
+    // and a solution used twice.
+    let start = json!({"citizenship": "KZ", "terms_version": "x", "terms_accepted": true});
+    let (status, body) = s.post("/v1/registrations", start.clone()).await;
+    refusal(status, &body, 429, "proof_of_work_required");
+    let challenge: examreg_gateway::pow::Challenge =
+        serde_json::from_value(body["error"]["proof_of_work"].clone()).unwrap();
+    assert_eq!(challenge.algorithm, "SHA-256");
+    let forged = [(
+        "x-pow-pass",
+        "p1.00000000000000000000000000000000.9999999999.00",
+    )];
+    let (status, _, body) = s
+        .call(reqwest::Method::GET, "/v1/terms/current", None, &forged)
+        .await;
+    refusal(status, &body, 429, "proof_of_work_required");
+    let solution = examreg_gateway::pow::solve(&challenge).unwrap();
+    let with_solution = [("x-proof-of-work", solution.as_str())];
+    let (status, headers, _) = s
+        .call(
+            reqwest::Method::GET,
+            "/v1/terms/current",
+            None,
+            &with_solution,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let pass = headers["x-pow-pass"].to_str().unwrap().to_owned();
+    let (status, _, body) = s
+        .call(
+            reqwest::Method::GET,
+            "/v1/terms/current",
+            None,
+            &with_solution,
+        )
+        .await;
+    refusal(status, &body, 429, "proof_of_work_required");
+    // A pass's own budget is hard: past it, `rate_limited` with Retry-After.
+    let with_pass = [("x-pow-pass", pass.as_str())];
+    let mut served = 0;
+    let refused = loop {
+        let (status, headers, body) = s
+            .call(reqwest::Method::GET, "/v1/terms/current", None, &with_pass)
+            .await;
+        if status != StatusCode::OK {
+            break (status, headers.get("retry-after").cloned(), body);
+        }
+        served += 1;
+        // A minute that turns mid-loop starts the count again, once.
+        assert!(served < 62, "a pass's budget held no line");
+    };
+    refusal(refused.0, &refused.2, 429, "rate_limited");
+    assert!(refused.1.is_some() && served >= 29, "{served}");
 }

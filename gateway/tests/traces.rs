@@ -265,6 +265,10 @@ async fn a_login_is_one_trace_across_the_gateway_and_every_service_it_touches() 
             ("GATEWAY_REDIS_URL", tk::redis_url()),
             ("GATEWAY_KEY_PREFIX", tk::unique_prefix("trace_gateway")),
             ("GATEWAY_CLIENT_SECRET", secret.into()),
+            (
+                "GATEWAY_POW_KEY",
+                "trace-pow-key-0123456789abcdef0123456789".into(),
+            ),
             ("IDENTITY_URL", identity_url.clone()),
             (
                 "VERIFICATION_URL",

@@ -18,6 +18,8 @@ const state = {
   login: store.getItem('login') || '',
   // 'capture' on a phone that opened a hand-off link: only the photo steps.
   mode: store.getItem('mode') || '',
+  // The pass this tab earned by a proof of work, when its network is busy (a school's lab).
+  pass: store.getItem('pow_pass'),
   notice: '',
   docType: '',
 };
@@ -47,6 +49,7 @@ function save() {
   keep('refresh', state.refresh);
   keep('login', state.login);
   keep('mode', state.mode);
+  keep('pow_pass', state.pass);
 }
 
 /** The text `key` in the current language, with `{name}` placeholders filled. */
@@ -146,11 +149,18 @@ async function api(method, path, body, opts = {}) {
     payload = JSON.stringify(body);
   }
   if (opts.auth && state.access) headers.Authorization = `Bearer ${state.access}`;
+  if (state.pass) headers['X-Pow-Pass'] = state.pass;
+  if (opts.solution) headers['X-Proof-Of-Work'] = opts.solution;
   let response;
   try {
     response = await fetch(path, { method, headers, body: payload, credentials: 'omit', cache: 'no-store' });
   } catch (e) {
     throw new ApiError(0, { error: { code: 'network', message: t('error_network') } });
+  }
+  const pass = response.headers.get('x-pow-pass');
+  if (pass) {
+    state.pass = pass;
+    save();
   }
   if (response.status === 401 && opts.auth && state.refresh && !opts.refreshed) {
     if (await refreshSession()) return api(method, path, body, { ...opts, refreshed: true });
@@ -160,9 +170,37 @@ async function api(method, path, body, opts = {}) {
   if (!response.ok) {
     const retry = Number(response.headers.get('retry-after') || 0);
     if (response.status === 401 && opts.auth) endSession(t('session_over'));
+    const challenge = data && data.error && data.error.proof_of_work;
+    if (response.status === 429 && challenge && (opts.solved || 0) < 3) {
+      // A busy network: solve the gateway's puzzle off the main thread and ask again. The
+      // pass a solution earns is sent with every later request, so this happens once.
+      state.pass = null;
+      const solution = await solve(challenge);
+      return api(method, path, body, { ...opts, solution, solved: (opts.solved || 0) + 1 });
+    }
     throw new ApiError(response.status, data, retry);
   }
   return data;
+}
+
+/** Solves a proof-of-work challenge in a Web Worker (`/assets/pow.js`): the header to send. */
+function solve(challenge) {
+  return new Promise((resolve, reject) => {
+    const worker = new Worker('/assets/pow.js');
+    worker.onmessage = (event) => {
+      worker.terminate();
+      if (event.data.number === null) reject(new ApiError(429, { error: { code: 'proof_of_work_required', message: t('error_network') } }));
+      else resolve(btoa(JSON.stringify({
+        algorithm: challenge.algorithm, challenge: challenge.challenge, number: event.data.number,
+        salt: challenge.salt, signature: challenge.signature,
+      })));
+    };
+    worker.onerror = () => {
+      worker.terminate();
+      reject(new ApiError(0, { error: { code: 'network', message: t('error_network') } }));
+    };
+    worker.postMessage(challenge);
+  });
 }
 
 async function refreshSession() {

@@ -51,6 +51,8 @@ pub(crate) struct Options {
     /// verification's code rules (TTL, cooldown, attempts, budgets), when not its defaults
     /// with a per-address budget too large to matter.
     pub(crate) codes: Option<examreg_verification::store::Limits>,
+    /// The proof of work's `maxnumber` for an address with no pass lately.
+    pub(crate) pow_base: u64,
 }
 
 impl Default for Options {
@@ -66,6 +68,7 @@ impl Default for Options {
             handoff_ttl: Duration::from_secs(300),
             smtp: tk::smtp_addr(),
             codes: None,
+            pow_base: 2_000,
         }
     }
 }
@@ -150,6 +153,8 @@ pub(crate) async fn suite_with(options: Options) -> Suite {
     config.identity_url = identity_url;
     config.verification_url = verification_url;
     config.client_secret = Secret::new(options.client_secret);
+    config.pow_key = Secret::new("test-pow-key-0123456789abcdef0123456789");
+    config.pow_base = options.pow_base;
     config.flow_ttl = options.flow_ttl;
     config.cors_origins = vec!["https://abiturient.example.kz".into()];
     config.body_limit = 16 * 1024;
@@ -267,6 +272,15 @@ impl Suite {
     }
 }
 
+/// A client behind a shared address: the pass it earned, the challenges it solved and how
+/// hard each was.
+#[derive(Default)]
+pub(crate) struct Device {
+    pub(crate) pass: Option<String>,
+    pub(crate) solved: u32,
+    pub(crate) maxnumbers: Vec<u64>,
+}
+
 pub(crate) async fn suite() -> Suite {
     suite_with(Options::default()).await
 }
@@ -306,6 +320,45 @@ impl Suite {
         let text = response.text().await.unwrap();
         let json = serde_json::from_str(&text).unwrap_or(Value::Null);
         (status, headers, json)
+    }
+
+    /// A call as a device behind a busy address makes it: with its pass if it earned one, and,
+    /// when asked for a proof of work, solving the challenge and asking again. How many
+    /// challenges it solved is counted in `device`.
+    pub(crate) async fn call_solving(
+        &self,
+        device: &mut Device,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut solution: Option<String> = None;
+        loop {
+            let mut headers = Vec::new();
+            if let Some(pass) = &device.pass {
+                headers.push(("x-pow-pass", pass.as_str()));
+            }
+            if let Some(solution) = &solution {
+                headers.push(("x-proof-of-work", solution.as_str()));
+            }
+            let (status, answer_headers, answer) = self
+                .call(method.clone(), path, body.clone(), &headers)
+                .await;
+            if let Some(pass) = answer_headers.get("x-pow-pass") {
+                device.pass = Some(pass.to_str().unwrap().to_owned());
+            }
+            if answer["error"]["code"] != "proof_of_work_required" {
+                return (status, answer);
+            }
+            assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{answer}");
+            assert!(device.solved < 5, "asked again and again: {answer}");
+            let challenge: examreg_gateway::pow::Challenge =
+                serde_json::from_value(answer["error"]["proof_of_work"].clone()).unwrap();
+            device.maxnumbers.push(challenge.maxnumber);
+            solution =
+                Some(examreg_gateway::pow::solve(&challenge).expect("a challenge has a solution"));
+            device.solved += 1;
+        }
     }
 
     pub(crate) async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {

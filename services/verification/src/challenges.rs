@@ -8,7 +8,7 @@ use crate::{
     error::Error,
     letters::{self, Notice},
     outbox::Outbox,
-    store::{Budget, Code, CodeStore, Confirm, Purpose, Resend, Timing},
+    store::{Budget, Code, CodeStore, Confirm, Limit, Purpose, Resend, Timing},
 };
 use examreg_domain::Email;
 use examreg_kit::{
@@ -51,7 +51,14 @@ impl Challenges {
     async fn spend_budgets(&self, subject_tag: &str, client_ip: &str) -> Result<(), Error> {
         match self.store.spend_budgets(subject_tag, client_ip).await? {
             Budget::Within => Ok(()),
-            Budget::Over { retry_after } => Err(Error::BudgetExhausted { retry_after }),
+            Budget::Over {
+                retry_after,
+                of: Limit::Subject,
+            } => Err(Error::BudgetExhausted { retry_after }),
+            Budget::Over {
+                retry_after,
+                of: Limit::Address,
+            } => Err(Error::AddressBudgetExhausted { retry_after }),
         }
     }
 

@@ -25,6 +25,9 @@ pub enum Error {
     ResendTooEarly { wait: Duration },
     #[error("too many codes were requested; try again later")]
     BudgetExhausted { retry_after: Duration },
+    /// The client address's budget, which the caller may lift for a client it vouches for.
+    #[error("too many codes were requested from this address; try again later")]
+    AddressBudgetExhausted { retry_after: Duration },
     #[error("the email proof is not one this service signed for registration, or it expired")]
     InvalidProof,
     #[error("notice must be account_exists")]
@@ -45,6 +48,7 @@ pub const REASONS: &[&str] = &[
     "challenge_burnt",
     "resend_too_early",
     "send_budget_exhausted",
+    "address_budget_exhausted",
     "invalid_email_proof",
     "invalid_notice",
 ];
@@ -70,6 +74,9 @@ impl From<Error> for Status {
             Error::ResendTooEarly { wait } => rate_limited("resend_too_early", message, wait),
             Error::BudgetExhausted { retry_after } => {
                 rate_limited("send_budget_exhausted", message, retry_after)
+            }
+            Error::AddressBudgetExhausted { retry_after } => {
+                rate_limited("address_budget_exhausted", message, retry_after)
             }
             Error::InvalidProof => invalid(
                 "invalid_email_proof",
@@ -103,6 +110,9 @@ mod tests {
                 wait: Duration::from_secs(30),
             },
             Error::BudgetExhausted {
+                retry_after: Duration::from_secs(60),
+            },
+            Error::AddressBudgetExhausted {
                 retry_after: Duration::from_secs(60),
             },
             Error::InvalidProof,

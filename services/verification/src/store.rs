@@ -119,7 +119,16 @@ pub enum Resend {
 #[derive(Debug, PartialEq, Eq)]
 pub enum Budget {
     Within,
-    Over { retry_after: Duration },
+    Over { retry_after: Duration, of: Limit },
+}
+
+/// Which budget a send was over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limit {
+    /// The email's, or the typed login's: strict.
+    Subject,
+    /// The client address's: the gateway may vouch for a client past it.
+    Address,
 }
 
 #[derive(Clone)]
@@ -182,7 +191,9 @@ impl CodeStore {
     }
 
     /// Spends one send from the subject's and the IP's hourly budgets (the subject first: it
-    /// is the tighter one and the one an attacker cannot rotate).
+    /// is the tighter one and the one an attacker cannot rotate). A send the IP's budget
+    /// refuses is given back to the subject's, so a caller that earns more room for its
+    /// address (the gateway's proof of work) and asks again has lost nothing.
     #[tracing::instrument(skip_all, fields(db.system = "redis"))]
     pub async fn spend_budgets(
         &self,
@@ -191,35 +202,48 @@ impl CodeStore {
     ) -> Result<Budget, StoreError> {
         let hour = Duration::from_secs(3600);
         let subject_key = format!("{}budget:email:{{{subject_tag}}}", self.prefix);
-        if let over @ Budget::Over { .. } = self
+        if let Some(retry_after) = self
             .spend(&subject_key, self.limits.email_hourly, hour)
             .await?
         {
-            return Ok(over);
+            return Ok(Budget::Over {
+                retry_after,
+                of: Limit::Subject,
+            });
         }
         if client_ip.is_empty() {
             return Ok(Budget::Within);
         }
         let ip_tag = &self.mac(&[b"ip", client_ip.as_bytes()])[..32];
         let ip_key = format!("{}budget:ip:{{{ip_tag}}}", self.prefix);
-        self.spend(&ip_key, self.limits.ip_hourly, hour).await
+        match self.spend(&ip_key, self.limits.ip_hourly, hour).await? {
+            None => Ok(Budget::Within),
+            Some(retry_after) => {
+                let _: i64 =
+                    redis::AsyncCommands::decr(&mut self.redis.clone(), &subject_key, 1).await?;
+                Ok(Budget::Over {
+                    retry_after,
+                    of: Limit::Address,
+                })
+            }
+        }
     }
 
+    /// Spends one unit of `key`'s budget; `Some(wait until the window resets)` when over it.
     #[tracing::instrument(skip_all, fields(db.system = "redis"))]
-    async fn spend(&self, key: &str, limit: u32, window: Duration) -> Result<Budget, StoreError> {
+    async fn spend(
+        &self,
+        key: &str,
+        limit: u32,
+        window: Duration,
+    ) -> Result<Option<Duration>, StoreError> {
         let (within, value): (i64, i64) = BUDGET
             .key(key)
             .arg(limit)
             .arg(millis(window))
             .invoke_async(&mut self.redis.clone())
             .await?;
-        Ok(if within == 1 {
-            Budget::Within
-        } else {
-            Budget::Over {
-                retry_after: Duration::from_millis(u64::try_from(value).unwrap_or(0)),
-            }
-        })
+        Ok((within != 1).then(|| Duration::from_millis(u64::try_from(value).unwrap_or(0))))
     }
 
     /// Creates a challenge holding the MAC of `code` (a decoy, `None`, holds one nothing
