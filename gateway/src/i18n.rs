@@ -623,8 +623,9 @@ mod tests {
             (
                 "identity",
                 examreg_identity::error::REASONS,
-                // The gateway checks the login is there, and presents its own client.
-                &["login_required", "invalid_client"],
+                // The gateway checks the login is there, and presents its own client; support
+                // actions are the exam center's, over gRPC.
+                &["login_required", "invalid_client", "reason_required"],
             ),
             (
                 "verification",

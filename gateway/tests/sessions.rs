@@ -1,4 +1,4 @@
-//! An ended session ends everywhere: after a logout, a password reset or an erasure, the
+//! An ended session ends everywhere: after a logout, a password reset, a block or an erasure, the
 //! session's access tokens, the phone's capture token and an unredeemed hand-off link are
 //! refused within a second, at the gateway and at the services, though their signatures are
 //! still good and their lifetimes not over.
@@ -140,6 +140,66 @@ async fn an_erasure_ends_the_sessions_of_the_erased() {
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     refused_soon(&s, &token, Instant::now()).await;
+}
+
+#[tokio::test]
+async fn a_blocked_account_loses_every_session_and_its_phone_within_a_second() {
+    use examreg_proto::identity::v1::{self as id, identity_service_client::IdentityServiceClient};
+    let s = suite().await;
+    let Applicant {
+        iin,
+        account,
+        token,
+        ..
+    } = applicant(&s).await;
+    let (_, second) = s.login(&iin, PASSWORD).await;
+    let second = second["access_token"].as_str().unwrap().to_owned();
+    let (status, phone) = s
+        .post(
+            "/v1/handoff/redeem",
+            json!({"handoff": link(&s, &token).await}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{phone}");
+    let phone = phone["capture_token"].as_str().unwrap().to_owned();
+
+    // The support desk blocks the account over gRPC.
+    let url = &s.services.iter().find(|(n, _)| *n == "identity").unwrap().1;
+    let mut identity = IdentityServiceClient::new(examreg_kit::grpc::channel(url).unwrap());
+    let support = tk::service_token(&s.signing, "support-desk", &["support:write"]);
+    let request = id::BlockAccountRequest {
+        account_id: account,
+        reason: "the IIN holder came to the desk".into(),
+    };
+    let answer = identity
+        .block_account(with_bearer(request, &support).unwrap())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(answer.revoked_sessions, 2);
+    let blocked = Instant::now();
+    refused_soon(&s, &token, blocked).await;
+    refused_soon(&s, &second, blocked).await;
+    assert_eq!(
+        profile_code(&s, &second).await,
+        tonic::Code::Unauthenticated
+    );
+    loop {
+        let (status, body) = s
+            .photo(&phone, "face", "image/jpeg", tk::photos::SELFIE.to_vec())
+            .await;
+        if status == StatusCode::UNAUTHORIZED {
+            break;
+        }
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert!(blocked.elapsed() < WITHIN, "the phone still uploads");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (status, body) = s.login(&iin, PASSWORD).await;
+    assert!(
+        status.is_client_error(),
+        "a blocked account logs in: {status} {body}"
+    );
 }
 
 /// A hand-off link's id, made with `token`.

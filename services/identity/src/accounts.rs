@@ -120,6 +120,35 @@ impl Identity {
         Ok(email)
     }
 
+    /// Blocks an account for `actor`, ending its sessions; how many ended.
+    pub(crate) async fn block(
+        &self,
+        account: Uuid,
+        actor: &str,
+        reason: &str,
+    ) -> Result<u64, Error> {
+        let ended = store::block_account(&self.pool, account, self.longest_token())
+            .await?
+            .ok_or(Error::AccountNotFound)?;
+        tracing::info!(%account, actor, reason, sessions_ended = ended, "account blocked");
+        metrics::counter!("identity_accounts_blocked_total").increment(1);
+        Ok(ended)
+    }
+
+    /// Lifts the block of an account for `actor`.
+    pub(crate) async fn unblock(
+        &self,
+        account: Uuid,
+        actor: &str,
+        reason: &str,
+    ) -> Result<(), Error> {
+        if !store::unblock_account(&self.pool, account).await? {
+            return Err(Error::AccountNotFound);
+        }
+        tracing::info!(%account, actor, reason, "account unblocked");
+        Ok(())
+    }
+
     /// The email a recovery code goes to.
     pub(crate) async fn recovery_email(&self, by: RecoveryBy) -> Result<String, Error> {
         let row = match by {

@@ -48,6 +48,9 @@ pub enum Error {
     LoginRequired,
     #[error("unknown client or wrong secret")]
     InvalidClient,
+    /// A support action without a reason (or one past 500 characters).
+    #[error("a reason of at most 500 characters is required")]
+    ReasonRequired { too_long: bool },
     /// A hand-off asked for a session that was logged out.
     #[error("the session has ended; log in again")]
     SessionEnded,
@@ -87,6 +90,7 @@ pub const REASONS: &[&str] = &[
     "account_blocked",
     "login_required",
     "invalid_client",
+    "reason_required",
 ];
 
 impl From<Error> for Status {
@@ -145,6 +149,11 @@ impl From<Error> for Status {
             Error::InvalidClient => {
                 errors::status(Code::Unauthenticated, "invalid_client", message)
             }
+            Error::ReasonRequired { too_long } => invalid(
+                "reason_required",
+                message,
+                &[("reason", if too_long { "too_long" } else { "required" })],
+            ),
             Error::SessionEnded => Status::unauthenticated(message),
             Error::Hash(HashError::Overloaded(overloaded)) => overloaded.status(),
             Error::Hash(e @ (HashError::Argon2(_) | HashError::Join(_))) => internal(&e),
@@ -181,6 +190,7 @@ mod tests {
             Error::AccountBlocked,
             Error::LoginRequired,
             Error::InvalidClient,
+            Error::ReasonRequired { too_long: false },
         ];
         let reasons: Vec<String> = errors
             .into_iter()

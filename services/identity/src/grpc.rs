@@ -115,6 +115,16 @@ fn new_account(req: pb::CreateAccountRequest) -> Result<NewAccount, Error> {
     })
 }
 
+/// The reason a support action gives, for the operator log: not blank, at most 500 characters.
+fn reason_field(value: &str) -> Result<&str, Error> {
+    let reason = value.trim();
+    match reason.chars().count() {
+        0 => Err(Error::ReasonRequired { too_long: false }),
+        1..=500 => Ok(reason),
+        _ => Err(Error::ReasonRequired { too_long: true }),
+    }
+}
+
 #[tonic::async_trait]
 impl IdentityService for Identity {
     #[tracing::instrument(skip_all)]
@@ -209,6 +219,34 @@ impl IdentityService for Identity {
             deleted: email.is_some(),
             email: email.unwrap_or_default(),
         }))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn block_account(
+        &self,
+        request: Request<pb::BlockAccountRequest>,
+    ) -> Result<Response<pb::BlockAccountResponse>, Status> {
+        let actor = caller(&request)?.require_scope("support:write")?.to_owned();
+        let req = request.into_inner();
+        let account = account_id_field(&req.account_id)?;
+        let reason = reason_field(&req.reason)?;
+        let ended = self.block(account, &actor, reason).await?;
+        Ok(Response::new(pb::BlockAccountResponse {
+            revoked_sessions: i64::try_from(ended).unwrap_or(i64::MAX),
+        }))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn unblock_account(
+        &self,
+        request: Request<pb::UnblockAccountRequest>,
+    ) -> Result<Response<pb::UnblockAccountResponse>, Status> {
+        let actor = caller(&request)?.require_scope("support:write")?.to_owned();
+        let req = request.into_inner();
+        let account = account_id_field(&req.account_id)?;
+        let reason = reason_field(&req.reason)?;
+        self.unblock(account, &actor, reason).await?;
+        Ok(Response::new(pb::UnblockAccountResponse {}))
     }
 
     #[tracing::instrument(skip_all)]

@@ -202,6 +202,46 @@ pub async fn delete_account(
     Ok(email)
 }
 
+/// Blocks an account and ends its live sessions in one transaction: how many ended, `None`
+/// when there is no such account.
+#[tracing::instrument(skip_all)]
+pub async fn block_account(
+    pool: &PgPool,
+    id: Uuid,
+    keep: Duration,
+) -> Result<Option<u64>, StoreError> {
+    let mut tx = pool.begin().await?;
+    let found = sqlx::query_scalar!(
+        "UPDATE accounts SET status = 'blocked' WHERE id = $1 RETURNING id",
+        id
+    )
+    .fetch_optional(&mut *tx)
+    .await?;
+    if found.is_none() {
+        return Ok(None);
+    }
+    let ended = revoke_all_sessions(&mut tx, id, "blocked", keep).await?;
+    tx.commit().await?;
+    Ok(Some(ended))
+}
+
+/// Lifts a block: active again, or registered when the registration was complete. `false`
+/// when there is no such account.
+#[tracing::instrument(skip_all)]
+pub async fn unblock_account(pool: &PgPool, id: Uuid) -> Result<bool, StoreError> {
+    let found = sqlx::query_scalar!(
+        r#"UPDATE accounts
+           SET status = CASE WHEN status <> 'blocked' THEN status
+                             WHEN registered_at IS NULL THEN 'active'
+                             ELSE 'registered' END
+           WHERE id = $1 RETURNING id"#,
+        id
+    )
+    .fetch_optional(pool)
+    .await?;
+    Ok(found.is_some())
+}
+
 #[tracing::instrument(skip_all)]
 pub async fn set_password_hash(
     conn: &mut PgConnection,

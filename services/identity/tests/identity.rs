@@ -237,20 +237,113 @@ async fn an_applicant_registers_logs_in_refreshes_and_logs_out() {
     assert_eq!(reason(&err), "invalid_refresh_token");
     // Identity itself refuses the logged-out access token within a second, as every verifier
     // does (its own keys hear the revocation from its Postgres listener).
-    let ended = std::time::Instant::now();
-    loop {
-        let answer = app
-            .client
-            .clone()
-            .get_account(with_bearer(pb::GetAccountRequest::default(), &next.access_token).unwrap())
-            .await;
-        match answer {
-            Err(status) if status.code() == Code::Unauthenticated => break,
-            Ok(_) => assert!(ended.elapsed() < Duration::from_secs(1), "still accepted"),
-            Err(status) => panic!("{status:?}"),
+    app.refused_within_a_second(&next.access_token).await;
+}
+
+impl TestApp {
+    /// Asserts that identity refuses `access_token` within a second from now.
+    async fn refused_within_a_second(&self, access_token: &str) {
+        let ended = std::time::Instant::now();
+        loop {
+            let answer = self
+                .client
+                .clone()
+                .get_account(with_bearer(pb::GetAccountRequest::default(), access_token).unwrap())
+                .await;
+            match answer {
+                Err(status) if status.code() == Code::Unauthenticated => return,
+                Ok(_) => assert!(ended.elapsed() < Duration::from_secs(1), "still accepted"),
+                Err(status) => panic!("{status:?}"),
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+#[tokio::test]
+async fn a_blocked_account_loses_its_sessions_at_once_and_logs_in_again_once_unblocked() {
+    let app = spawn().await;
+    let iin = app.registered().await;
+    let (phone, laptop) = (
+        app.login(&iin, STRONG).await.unwrap().tokens.unwrap(),
+        app.login(&iin, STRONG).await.unwrap().tokens.unwrap(),
+    );
+    let account = app.login(&iin, STRONG).await.unwrap().account_id;
+    let support = tk::service_token(&app.key, "support-desk", &["support:write"]);
+    let block = |reason: &str| {
+        with_bearer(
+            pb::BlockAccountRequest {
+                account_id: account.clone(),
+                reason: reason.into(),
+            },
+            &support,
+        )
+        .unwrap()
+    };
+    // A reason is required; the scope too (a user's own token is not enough).
+    let err = app
+        .client
+        .clone()
+        .block_account(block(" "))
+        .await
+        .unwrap_err();
+    assert_eq!(reason(&err), "reason_required");
+    let own = with_bearer(
+        pb::BlockAccountRequest {
+            account_id: account.clone(),
+            reason: "x".into(),
+        },
+        &phone.access_token,
+    )
+    .unwrap();
+    let err = app.client.clone().block_account(own).await.unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied);
+    let answer = app
+        .client
+        .clone()
+        .block_account(block("identity document does not match"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(answer.revoked_sessions, 3);
+    for tokens in [&phone, &laptop] {
+        app.refused_within_a_second(&tokens.access_token).await;
+        assert!(app.refresh(&tokens.refresh_token).await.is_err());
+    }
+    assert!(
+        app.login(&iin, STRONG).await.is_err(),
+        "a blocked account cannot log in"
+    );
+    // Blocking again changes nothing; an unknown account is not found.
+    let again = app
+        .client
+        .clone()
+        .block_account(block("again"))
+        .await
+        .unwrap();
+    assert_eq!(again.into_inner().revoked_sessions, 0);
+    let unknown = with_bearer(
+        pb::BlockAccountRequest {
+            account_id: uuid::Uuid::new_v4().to_string(),
+            reason: "x".into(),
+        },
+        &support,
+    )
+    .unwrap();
+    let err = app.client.clone().block_account(unknown).await.unwrap_err();
+    assert_eq!(reason(&err), "account_not_found");
+    // Unblocked, the applicant logs in anew, as the status it had.
+    let unblock = with_bearer(
+        pb::UnblockAccountRequest {
+            account_id: account.clone(),
+            reason: "checked at the desk".into(),
+        },
+        &support,
+    )
+    .unwrap();
+    app.client.clone().unblock_account(unblock).await.unwrap();
+    let login = app.login(&iin, STRONG).await.unwrap();
+    assert_eq!(login.status, pb::AccountStatus::Active as i32);
 }
 
 #[tokio::test]
