@@ -238,7 +238,9 @@ async fn no_iin_email_or_flow_id_reaches_the_services_logs_or_the_postgres_log()
             .await;
         refusal(status, &body, 409, code);
     }
-    // A recovery, through to the new password (letter 3 to the email said an account exists).
+    // A recovery, through to the new password. Letter 3 to the email said an account exists;
+    // it is awaited first, as letters queued together may arrive in either order.
+    tk::wait_for_mails(&email, 3, Duration::from_secs(20)).await;
     let recovery = s.recover(&iin, &email, 4, PASSWORD).await;
     // A letter the mail server keeps deferring (its replies name the address).
     let deferred_flow = s.start("KZ").await;
