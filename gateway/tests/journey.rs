@@ -1222,9 +1222,10 @@ async fn two_hundred_applicants_behind_one_address_all_get_their_codes_by_solvin
         devices.iter().all(|d| d.solved <= 1),
         "a pass lasts a journey"
     );
-    // The challenges grew harder as the address earned passes.
+    // The challenges grew harder as the address earned passes (over 190 of them; should a
+    // ten-minute window turn mid-test, one side still has half: at least 1.5 × the base).
     let hardest = devices.iter().flat_map(|d| &d.maxnumbers).max().unwrap();
-    assert!(*hardest >= 2 * 2_000, "{hardest}");
+    assert!(*hardest >= 3_000, "{hardest}");
 
     // A client that does not solve is refused past the threshold, and so are a forged pass
     // and a solution used twice.
