@@ -87,7 +87,13 @@ impl Challenges {
             return Ok(Started { challenge, timing });
         };
         let code = Code::generate();
-        let letter = letters::code_letter(email.as_str(), purpose, locale, code.expose());
+        let letter = letters::code_letter(
+            email.as_str(),
+            purpose,
+            locale,
+            code.expose(),
+            self.store.limits.code_ttl,
+        );
         self.outbox.enqueue(&letter).await?;
         let timing = self
             .store
@@ -129,7 +135,13 @@ impl Challenges {
                 timing,
             } => {
                 if let Some(code) = code {
-                    let letter = letters::code_letter(&email, purpose, locale, code.expose());
+                    let letter = letters::code_letter(
+                        &email,
+                        purpose,
+                        locale,
+                        code.expose(),
+                        self.store.limits.code_ttl,
+                    );
                     self.outbox.enqueue(&letter).await?;
                     tracing::info!(challenge = %fingerprint(&challenge), "code resent");
                     metrics::counter!("verification_codes_resent_total").increment(1);

@@ -2,6 +2,7 @@
 //! follows the exam center's own wording from the seed instruction.
 
 use crate::store::Purpose;
+use std::time::Duration;
 
 /// A letter ready for the outbox. Its `Debug` masks the address and leaves out the text,
 /// which carries the code.
@@ -50,45 +51,73 @@ fn wording(
             "ИСО-да тіркелуді растау",
             "Сәлеметсіз бе,",
             "Құрметті пайдаланушы, тіркеуді жалғастыру үшін кодты енгізіңіз:",
-            "Код 10 минут жарамды. Егер сіз тіркелмесеңіз, бұл хатты елемеңіз.",
+            "Код {minutes} жарамды. Егер сіз тіркелмесеңіз, бұл хатты елемеңіз.",
         ),
         (Purpose::Registration, "en") => (
             "Confirm your registration in ISO",
             "Hello,",
             "Dear user, to continue your registration, enter the code:",
-            "The code is valid for 10 minutes. If you did not register, ignore this letter.",
+            "The code is valid for {minutes}. If you did not register, ignore this letter.",
         ),
         (Purpose::Registration, _) => (
             "Подтверждение регистрации в ИСО",
             "Здравствуйте,",
             "Уважаемый пользователь для продолжения регистрации, введите код:",
-            "Код действует 10 минут. Если вы не регистрировались, проигнорируйте это письмо.",
+            "Код действует {minutes}. Если вы не регистрировались, проигнорируйте это письмо.",
         ),
         (Purpose::Recovery, "kk") => (
             "ИСО-да құпиясөзді қалпына келтіру",
             "Сәлеметсіз бе,",
             "Құрметті пайдаланушы, құпиясөзді қалпына келтіру үшін кодты енгізіңіз:",
-            "Код 10 минут жарамды. Егер сіз сұрамасаңыз, бұл хатты елемеңіз.",
+            "Код {minutes} жарамды. Егер сіз сұрамасаңыз, бұл хатты елемеңіз.",
         ),
         (Purpose::Recovery, "en") => (
             "Password recovery in ISO",
             "Hello,",
             "Dear user, to reset your password, enter the code:",
-            "The code is valid for 10 minutes. If you did not ask for it, ignore this letter.",
+            "The code is valid for {minutes}. If you did not ask for it, ignore this letter.",
         ),
         (Purpose::Recovery, _) => (
             "Восстановление пароля в ИСО",
             "Здравствуйте,",
             "Уважаемый пользователь для восстановления пароля, введите код:",
-            "Код действует 10 минут. Если вы не запрашивали код, проигнорируйте это письмо.",
+            "Код действует {minutes}. Если вы не запрашивали код, проигнорируйте это письмо.",
         ),
     }
 }
 
-/// Builds the letter carrying `code` for `purpose` in `locale`.
-pub fn code_letter(to: &str, purpose: Purpose, locale_tag: &str, code: &str) -> Letter {
+/// "10 минут", "1 minute": how long a code lives, in whole minutes (rounded up, at least one),
+/// as the footer of `lang` says it.
+fn minutes(lang: &str, ttl: Duration) -> String {
+    let n = ttl.as_secs().div_ceil(60).max(1);
+    match lang {
+        "en" if n == 1 => "1 minute".to_owned(),
+        "en" => format!("{n} minutes"),
+        // Kazakh does not inflect the noun after a numeral.
+        "kk" => format!("{n} минут"),
+        _ => {
+            let word = match (n % 10, n % 100) {
+                (_, 11..=14) => "минут",
+                (1, _) => "минуту",
+                (2..=4, _) => "минуты",
+                _ => "минут",
+            };
+            format!("{n} {word}")
+        }
+    }
+}
+
+/// Builds the letter carrying `code` for `purpose` in `locale`, for a code that lives `ttl`.
+pub fn code_letter(
+    to: &str,
+    purpose: Purpose,
+    locale_tag: &str,
+    code: &str,
+    ttl: Duration,
+) -> Letter {
     let lang = locale(locale_tag);
     let (subject, greeting, lead, footer) = wording(purpose, lang);
+    let footer = footer.replace("{minutes}", &minutes(lang, ttl));
     let text = format!("{greeting} {lead} {code}\n\n{footer}\n");
     let html = format!(
         "<!doctype html><html lang=\"{lang}\"><head><meta charset=\"utf-8\"><title>{subject}</title></head>\
@@ -187,9 +216,34 @@ fn html_escape(text: &str) -> String {
 mod tests {
     use super::*;
 
+    const TEN: Duration = Duration::from_secs(600);
+
+    #[test]
+    fn the_footer_names_the_codes_configured_lifetime() {
+        let say = |lang: &str, secs: u64| {
+            code_letter(
+                "a@mail.kz",
+                Purpose::Registration,
+                lang,
+                "301369",
+                Duration::from_secs(secs),
+            )
+            .text
+        };
+        assert!(say("ru", 600).contains("Код действует 10 минут."));
+        assert!(say("ru", 60).contains("Код действует 1 минуту."));
+        assert!(say("ru", 180).contains("Код действует 3 минуты."));
+        assert!(say("ru", 660).contains("Код действует 11 минут."));
+        assert!(say("ru", 1260).contains("Код действует 21 минуту."));
+        assert!(say("kk", 300).contains("Код 5 минут жарамды."));
+        assert!(say("en", 90).contains("valid for 2 minutes."));
+        assert!(say("en", 5).contains("valid for 1 minute."));
+        assert!(!say("en", 600).contains("{minutes}"));
+    }
+
     #[test]
     fn the_russian_registration_letter_follows_the_seed() {
-        let letter = code_letter("a@mail.kz", Purpose::Registration, "", "301369");
+        let letter = code_letter("a@mail.kz", Purpose::Registration, "", "301369", TEN);
         assert_eq!(letter.subject, "Подтверждение регистрации в ИСО");
         assert!(letter.text.starts_with(
             "Здравствуйте, Уважаемый пользователь для продолжения регистрации, введите код: 301369"
@@ -202,7 +256,7 @@ mod tests {
         assert_eq!(locale("kk-KZ"), "kk");
         assert_eq!(locale("en_US"), "en");
         assert_eq!(locale("de"), "ru");
-        let kk = code_letter("a@mail.kz", Purpose::Recovery, "kk", "000001");
+        let kk = code_letter("a@mail.kz", Purpose::Recovery, "kk", "000001", TEN);
         assert_eq!(kk.subject, "ИСО-да құпиясөзді қалпына келтіру");
     }
 
@@ -234,7 +288,13 @@ mod tests {
 
     #[test]
     fn debug_output_masks_the_address_and_leaves_out_the_code() {
-        let letter = code_letter("aigerim@example.kz", Purpose::Registration, "ru", "493027");
+        let letter = code_letter(
+            "aigerim@example.kz",
+            Purpose::Registration,
+            "ru",
+            "493027",
+            TEN,
+        );
         let shown = format!("{letter:?}");
         assert!(!shown.contains("aigerim@example.kz"), "{shown}");
         assert!(!shown.contains("493027"), "{shown}");

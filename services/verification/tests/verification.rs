@@ -614,6 +614,7 @@ async fn letters_left_in_the_stream_of_the_earlier_version_are_delivered() {
         examreg_verification::store::Purpose::Registration,
         "ru",
         "246810",
+        Duration::from_secs(600),
     );
     let sealed = examreg_verification::outbox_sealer(&config.code_key).seal(&letter);
     let _: String = redis::cmd("XADD")
