@@ -154,14 +154,7 @@ async fn a_blocked_account_loses_every_session_and_its_phone_within_a_second() {
     } = applicant(&s).await;
     let (_, second) = s.login(&iin, PASSWORD).await;
     let second = second["access_token"].as_str().unwrap().to_owned();
-    let (status, phone) = s
-        .post(
-            "/v1/handoff/redeem",
-            json!({"handoff": link(&s, &token).await}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{phone}");
-    let phone = phone["capture_token"].as_str().unwrap().to_owned();
+    let phone = redeem(&s, &link(&s, &token).await).await;
 
     // The support desk blocks the account over gRPC.
     let url = &s.services.iter().find(|(n, _)| *n == "identity").unwrap().1;
@@ -184,22 +177,35 @@ async fn a_blocked_account_loses_every_session_and_its_phone_within_a_second() {
         profile_code(&s, &second).await,
         tonic::Code::Unauthenticated
     );
-    loop {
-        let (status, body) = s
-            .photo(&phone, "face", "image/jpeg", tk::photos::SELFIE.to_vec())
-            .await;
-        if status == StatusCode::UNAUTHORIZED {
-            break;
-        }
-        assert_eq!(status, StatusCode::OK, "{body}");
-        assert!(blocked.elapsed() < WITHIN, "the phone still uploads");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    phone_refused_soon(&s, &phone, blocked).await;
     let (status, body) = s.login(&iin, PASSWORD).await;
     assert!(
         status.is_client_error(),
         "a blocked account logs in: {status} {body}"
     );
+}
+
+/// The capture token a phone gets for a hand-off link.
+async fn redeem(s: &Suite, link: &str) -> String {
+    let (status, phone) = s.post("/v1/handoff/redeem", json!({"handoff": link})).await;
+    assert_eq!(status, StatusCode::OK, "{phone}");
+    phone["capture_token"].as_str().unwrap().to_owned()
+}
+
+/// Uploads with the phone's capture token until it is refused; panics if that takes longer
+/// than [`WITHIN`] from `since`.
+async fn phone_refused_soon(s: &Suite, phone: &str, since: Instant) {
+    loop {
+        let (status, body) = s
+            .photo(phone, "face", "image/jpeg", tk::photos::SELFIE.to_vec())
+            .await;
+        if status == StatusCode::UNAUTHORIZED {
+            return;
+        }
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert!(since.elapsed() < WITHIN, "the phone still uploads");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 /// A hand-off link's id, made with `token`.
@@ -215,9 +221,7 @@ async fn a_phone_and_an_unused_link_die_with_the_session_that_handed_off() {
     let s = suite().await;
     let token = applicant(&s).await.token;
     let (used, unused) = (link(&s, &token).await, link(&s, &token).await);
-    let (status, phone) = s.post("/v1/handoff/redeem", json!({"handoff": used})).await;
-    assert_eq!(status, StatusCode::OK, "{phone}");
-    let phone = phone["capture_token"].as_str().unwrap().to_owned();
+    let phone = redeem(&s, &used).await;
     let (status, body) = s
         .photo(&phone, "face", "image/jpeg", tk::photos::SELFIE.to_vec())
         .await;
@@ -228,17 +232,7 @@ async fn a_phone_and_an_unused_link_die_with_the_session_that_handed_off() {
         .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
     let ended = Instant::now();
-    loop {
-        let (status, body) = s
-            .photo(&phone, "face", "image/jpeg", tk::photos::SELFIE.to_vec())
-            .await;
-        if status == StatusCode::UNAUTHORIZED {
-            break;
-        }
-        assert_eq!(status, StatusCode::OK, "{body}");
-        assert!(ended.elapsed() < WITHIN, "the phone still uploads");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    phone_refused_soon(&s, &phone, ended).await;
     let (status, body) = s
         .post("/v1/handoff/redeem", json!({"handoff": unused}))
         .await;

@@ -124,16 +124,31 @@ pub struct Address {
     pub address: String,
 }
 
-/// Every letter maildev caught for `to`, oldest first.
-pub async fn mails_to(to: &str) -> Vec<Mail> {
-    let all: Vec<Mail> = reqwest::get(format!("{}/email", maildev_url()))
+/// Every letter maildev caught, oldest first.
+pub async fn all_mails() -> Vec<Mail> {
+    reqwest::get(format!("{}/email", maildev_url()))
         .await
         .expect("maildev of the local stack is up (deploy/test starts it)")
         .json()
         .await
-        .expect("maildev answers JSON");
-    all.into_iter()
-        .filter(|m| m.to.iter().any(|a| a.address.eq_ignore_ascii_case(to)))
+        .expect("maildev answers JSON")
+}
+
+impl Mail {
+    /// Whether the letter went to `address` (in any case).
+    pub fn is_to(&self, address: &str) -> bool {
+        self.to
+            .iter()
+            .any(|a| a.address.eq_ignore_ascii_case(address))
+    }
+}
+
+/// Every letter maildev caught for `to`, oldest first.
+pub async fn mails_to(to: &str) -> Vec<Mail> {
+    all_mails()
+        .await
+        .into_iter()
+        .filter(|m| m.is_to(to))
         .collect()
 }
 

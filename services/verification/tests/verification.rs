@@ -785,3 +785,44 @@ async fn a_notice_goes_once_per_proof_to_the_address_the_proof_names() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(tk::mails_to(&email).await.len(), 2, "one code, one notice");
 }
+
+#[tokio::test]
+async fn a_send_the_address_budget_refuses_costs_the_email_nothing() {
+    let app = spawn_with(
+        Limits {
+            email_hourly: 2,
+            ip_hourly: 1,
+            ..limits()
+        },
+        &tk::smtp_addr(),
+    )
+    .await;
+    let from = |email: &str, client_ip: &str| StartChallengeRequest {
+        email: email.into(),
+        purpose: Purpose::Registration.into(),
+        locale: "ru".into(),
+        client_ip: client_ip.into(),
+        ..Default::default()
+    };
+    let (first, second) = (tk::unique_email(), tk::unique_email());
+    app.start_request(from(&first, "10.0.0.1")).await.unwrap();
+    // The address has spent its budget: the second email is refused for the address, and
+    // that refusal is not counted against the email…
+    for _ in 0..3 {
+        let err = app
+            .start_request(from(&second, "10.0.0.1"))
+            .await
+            .unwrap_err();
+        assert_eq!(reason_of(&err).reason, "address_budget_exhausted");
+    }
+    // …so from clients the gateway vouches for (each pass a budget of one here), the email
+    // still has both its sends, and no more.
+    for pass in ["pass:01", "pass:02"] {
+        app.start_request(from(&second, pass)).await.unwrap();
+    }
+    let err = app
+        .start_request(from(&second, "pass:03"))
+        .await
+        .unwrap_err();
+    assert_eq!(reason_of(&err).reason, "send_budget_exhausted");
+}
