@@ -99,7 +99,11 @@ async fn erase(
     let token = &operator.token;
     let email = state
         .identity
-        .account_by_id(token, &account_id)
+        .account_by_id(
+            token,
+            &account_id,
+            "erasure: the email whose codes and letters go too",
+        )
         .await?
         .map(|account| account.email);
     let captures = state.biometrics.delete(token, &account_id).await?;

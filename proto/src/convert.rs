@@ -4,7 +4,7 @@
 
 use crate::{biometrics::v1 as bio, identity::v1 as id, profile::v1 as prof};
 use chrono::{DateTime, Utc};
-use examreg_domain::{AccountStatus, CaptureKind, DocumentType, Sex};
+use examreg_domain::{AccountStatus, CaptureKind, DocumentType, RegistrationEventKind, Sex};
 use prost_types::Timestamp;
 
 /// A time on the wire.
@@ -65,6 +65,15 @@ macro_rules! wire_enum {
 }
 
 wire_enum!(AccountStatus <=> id::AccountStatus { Active, Registered, Blocked });
+wire_enum!(RegistrationEventKind <=> id::RegistrationEventKind {
+    AccountCreated,
+    RegistrationCompleted,
+    RegistrationReopened,
+    AccountBlocked,
+    AccountUnblocked,
+    AccountErased,
+    IdentifierReleased,
+});
 wire_enum!(CaptureKind <=> bio::CaptureKind { Face, DocumentFront, DocumentBack });
 wire_enum!(DocumentType <=> bio::DocumentType { IdCard, Passport });
 wire_enum!(Sex <=> prof::Sex { Male, Female });
@@ -106,6 +115,12 @@ mod tests {
             assert_eq!(
                 AccountStatus::from_wire(id::AccountStatus::from(status).into()),
                 Some(status)
+            );
+        }
+        for &kind in RegistrationEventKind::ALL {
+            assert_eq!(
+                RegistrationEventKind::from_wire(id::RegistrationEventKind::from(kind).into()),
+                Some(kind)
             );
         }
         for &document in DocumentType::ALL {

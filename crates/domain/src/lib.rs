@@ -13,7 +13,9 @@ pub use email::{Email, EmailError};
 pub use iin::{Iin, IinError};
 pub use mask::{mask_email, mask_emails_in, mask_identifier};
 pub use passport::{PassportError, PassportNumber};
-pub use states::{AccountStatus, CaptureKind, DocumentType, LoginKind, Sex};
+pub use states::{
+    AccountStatus, CaptureKind, DocumentType, LoginKind, RegistrationEventKind, Sex, SupportAction,
+};
 
 /// ISO 3166-1 alpha-2 code of Kazakhstan.
 pub const KAZAKHSTAN: &str = "KZ";

@@ -59,6 +59,34 @@ text_enum! {
 }
 
 text_enum! {
+    /// A change of a registration, as the change feed tells it.
+    pub enum RegistrationEventKind {
+        AccountCreated = "created",
+        RegistrationCompleted = "completed",
+        /// Support reopened steps: the applicant redoes them and completes again.
+        RegistrationReopened = "reopened",
+        AccountBlocked = "blocked",
+        AccountUnblocked = "unblocked",
+        /// The person's data was erased from the suite.
+        AccountErased = "erased",
+        /// The account's identifier was freed for its real holder.
+        IdentifierReleased = "released",
+    }
+}
+
+text_enum! {
+    /// What the support desk did to an account, as the operator log records it.
+    pub enum SupportAction {
+        Block = "block",
+        Unblock = "unblock",
+        UnlockLogin = "unlock_login",
+        Reopen = "reopen",
+        ReleaseIdentifier = "release_identifier",
+        Erase = "erase",
+    }
+}
+
+text_enum! {
     /// What an account's login is: an IIN, or a non-resident's passport number.
     pub enum LoginKind {
         Iin = "iin",

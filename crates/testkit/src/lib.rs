@@ -47,6 +47,14 @@ pub fn unique_email() -> String {
 /// A service token for `scopes`, signed by `key` as identity would.
 /// A stop button for a server a test runs: the receiver half is the shutdown signal to give
 /// `run_until_stopped`, which completes when the sender is used or dropped.
+/// A loopback address free at this moment, for a service whose address another must know
+/// before it starts (the port is released for it to bind).
+pub fn free_addr() -> std::net::SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free loopback port")
+}
+
 pub fn stopper() -> (
     tokio::sync::oneshot::Sender<()>,
     impl std::future::Future<Output = ()> + Send + 'static,

@@ -113,14 +113,17 @@ impl Identity {
             .ok_or_else(|| ApiError::internal(&"identity answered without an account"))
     }
 
-    /// An account by id, for an operator; `None` when there is none.
+    /// An account by id, for an operator, read for `purpose` (identity's access log records
+    /// it); `None` when there is none.
     pub async fn account_by_id(
         &self,
         operator: &str,
         account_id: &str,
+        purpose: &str,
     ) -> ApiResult<Option<id::Account>> {
         let message = id::GetAccountRequest {
             account_id: account_id.to_owned(),
+            purpose: purpose.to_owned(),
         };
         let answer = call_or_refused!(self, As::Bearer(operator), message => get_account).await?;
         match answer {
@@ -150,6 +153,7 @@ impl Identity {
     pub async fn delete_account(&self, operator: &str, account_id: &str) -> ApiResult<bool> {
         let message = id::DeleteAccountRequest {
             account_id: account_id.to_owned(),
+            reason: "erasure (DELETE /v1/admin/people)".to_owned(),
         };
         let answer = call!(self, As::Bearer(operator), message => delete_account).await?;
         Ok(answer.deleted)

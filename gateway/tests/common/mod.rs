@@ -10,6 +10,20 @@ use sha2::Digest;
 use std::{collections::HashMap, time::Duration};
 
 pub(crate) const PASSWORD: &str = "Жасыл-алма-көктемде-7";
+/// The secret of the suite's `operator` service client, which has [`STAFF_SCOPES`].
+pub(crate) const OPERATOR_SECRET: &str = "operator-secret-for-tests-0123456789";
+/// What the exam center's staff may do over the internal API.
+pub(crate) const STAFF_SCOPES: [&str; 9] = [
+    "accounts:lookup",
+    "accounts:read",
+    "registrations:read",
+    "support:write",
+    "audit:read",
+    "stats:read",
+    "profile:read",
+    "biometrics:status",
+    "biometrics:read",
+];
 pub(crate) const SECRET: &str = "gateway-secret-for-tests-0123456789";
 
 pub(crate) struct Suite {
@@ -84,20 +98,32 @@ pub(crate) async fn suite_with(options: Options) -> Suite {
     config.signing_key = Some(signing.clone());
     (config.hash_concurrency, config.hash_queue) = options.hashing;
     config.proof_keys = examreg_kit::tokens::KeySet::from_public_pems(&proof.public_pem()).unwrap();
-    config.service_clients = vec![examreg_identity::ServiceClient {
-        id: "gateway".into(),
-        secret_sha256: hex::encode(sha2::Sha256::digest(SECRET.as_bytes())),
-        scopes: [
-            "accounts:create",
-            "accounts:read",
-            "accounts:recover",
-            "sessions:create",
-            "verification:send",
-            "verification:confirm",
-        ]
-        .map(String::from)
-        .to_vec(),
-    }];
+    config.service_clients = vec![
+        examreg_identity::ServiceClient {
+            id: "gateway".into(),
+            secret_sha256: hex::encode(sha2::Sha256::digest(SECRET.as_bytes())),
+            scopes: [
+                "accounts:create",
+                "accounts:read",
+                "accounts:recover",
+                "sessions:create",
+                "verification:send",
+                "verification:confirm",
+            ]
+            .map(String::from)
+            .to_vec(),
+        },
+        examreg_identity::ServiceClient {
+            id: "operator".into(),
+            secret_sha256: hex::encode(sha2::Sha256::digest(OPERATOR_SECRET.as_bytes())),
+            scopes: STAFF_SCOPES.map(String::from).to_vec(),
+        },
+    ];
+    // Identity calls biometrics and profile to reopen a registration: their addresses are
+    // chosen before identity starts.
+    let (biometrics_addr, profile_addr) = (tk::free_addr(), tk::free_addr());
+    config.biometrics_url = format!("http://{biometrics_addr}");
+    config.profile_url = format!("http://{profile_addr}");
     let mut running = HashMap::new();
     let keys = Keys::default();
     let identity_url = start(&mut running, ServiceConfig::Identity(config), &keys).await;
@@ -126,6 +152,7 @@ pub(crate) async fn suite_with(options: Options) -> Suite {
     config.s3.access_key_id = s3_id;
     config.s3.secret_access_key = Secret::new(s3_secret);
     let s3 = config.s3.clone();
+    config.addr = biometrics_addr;
     config.master_keys = Some(
         examreg_biometrics::envelope::MasterKeys::parse(
             "dev1:000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f",
@@ -137,6 +164,7 @@ pub(crate) async fn suite_with(options: Options) -> Suite {
     let mut config = examreg_profile::Config::defaults();
     let profile_db = tk::fresh_database("gateway_profile").await;
     config.database_url = Secret::new(profile_db.clone());
+    config.addr = profile_addr;
     config.identity_url = identity_url.clone();
     let profile_url = start(&mut running, ServiceConfig::Profile(config), &keys).await;
 
@@ -601,6 +629,13 @@ impl Suite {
 
     pub(crate) async fn ready_to_complete(&self) -> String {
         let token = self.logged_in().await;
+        self.fill_in(&token).await;
+        token
+    }
+
+    /// Does every step of a logged-in applicant but the completion: the suite's good photos,
+    /// the consent, the name, the details (region KZ-55) and the education.
+    pub(crate) async fn fill_in(&self, token: &str) {
         let auth = format!("Bearer {token}");
         let me = |method: reqwest::Method, path: &'static str, body: Value| {
             let auth = auth.clone();
@@ -617,7 +652,7 @@ impl Suite {
                 body
             }
         };
-        self.photographed(&token, &["face", "document-front", "document-back"])
+        self.photographed(token, &["face", "document-front", "document-back"])
             .await;
         me(
             reqwest::Method::POST,
@@ -645,7 +680,6 @@ impl Suite {
             json!({"contingent_code": "bachelor", "institution_id": "toraighyrov"}),
         )
         .await;
-        token
     }
 
     /// A registered applicant's access token.

@@ -31,9 +31,12 @@ pub struct Captures {
 pub struct SetStatus {
     pub captures: Vec<store::CaptureRow>,
     pub document_type: DocumentType,
-    pub consent: Option<String>,
+    pub consent: Option<store::Consent>,
     /// What the set still lacks, in the order the applicant does it.
     pub missing: Vec<&'static str>,
+    /// The steps a reopening asked to redo, not yet redone.
+    pub redo: Vec<String>,
+    pub sealed_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// What an upload came to.
@@ -62,14 +65,17 @@ impl Captures {
 
     pub async fn status(&self, account: Uuid) -> Result<SetStatus, Error> {
         let captures = store::captures_of(&self.pool, account).await?;
-        let document_type = store::capture_set(&self.pool, account).await?.document_type;
+        let set = store::capture_set(&self.pool, account).await?;
+        let document_type = set.document_type;
         let consent = store::consent_of(&self.pool, account).await?;
-        let missing = store::missing_of(&captures, document_type, consent.is_some());
+        let missing = store::missing_of(&captures, document_type, consent.is_some(), &set.redo);
         Ok(SetStatus {
             captures,
             document_type,
             consent,
             missing,
+            redo: set.redo,
+            sealed_at: set.sealed_at,
         })
     }
 
@@ -81,8 +87,9 @@ impl Captures {
     }
 
     /// Whether an upload of `kind` is refused before the photo is read (and before any CPU is
-    /// spent checking it): a set that is sealed (the registration is complete) or erased, and
-    /// the back of a passport. The write checks the seal again under the set's lock.
+    /// spent checking it): a set that is sealed (the registration is complete) unless the kind
+    /// was reopened, an erased one, and the back of a passport. The write checks the seal again
+    /// under the set's lock.
     pub async fn refuse_early(
         &self,
         account: Uuid,
@@ -90,8 +97,11 @@ impl Captures {
         document_type: Option<DocumentType>,
     ) -> Result<(), Error> {
         let set = store::capture_set(&self.pool, account).await?;
-        if let Some(closed) = set.closed {
-            return Err(closed.into());
+        let reopened = set.redo.iter().any(|step| step == kind.as_str());
+        match set.closed {
+            Some(store::Closed::Sealed) if reopened => {}
+            Some(closed) => return Err(closed.into()),
+            None => {}
         }
         if !document_type
             .unwrap_or(set.document_type)
@@ -218,9 +228,34 @@ impl Captures {
             &sealed,
             &aad(&capture.object_key, capture.account_id, capture.kind),
         )?;
-        store::log_access(&self.pool, id, capture.account_id, actor, purpose).await?;
+        let mut conn = self.pool.acquire().await?;
+        store::log_access(&mut conn, Some(id), capture.account_id, actor, purpose).await?;
         tracing::info!(capture = %id, actor, "capture read");
         Ok(plain)
+    }
+
+    /// The set's status read by a service, once the read is on record (who, why).
+    pub async fn status_for(
+        &self,
+        account: Uuid,
+        actor: &str,
+        purpose: &str,
+    ) -> Result<SetStatus, Error> {
+        let status = self.status(account).await?;
+        let mut conn = self.pool.acquire().await?;
+        store::log_access(&mut conn, None, account, actor, purpose).await?;
+        Ok(status)
+    }
+
+    /// Puts steps on the set's list to redo (a reopening by the support desk): each of them may
+    /// be written again despite the seal, and the set lists them as missing until it is.
+    pub async fn reopen(&self, account: Uuid, steps: &[String], actor: &str) -> Result<(), Error> {
+        if !store::reopen(&self.pool, account, steps).await? {
+            return Err(Error::Erased);
+        }
+        store::set_submitted(&self.pool, account, false).await?;
+        tracing::info!(%account, actor, ?steps, "capture set reopened");
+        Ok(())
     }
 
     /// Deletes every capture, object and consent of an account; how many captures.

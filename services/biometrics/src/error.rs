@@ -23,13 +23,18 @@ pub enum Error {
     ConsentNotGiven,
     #[error("the consent version is required")]
     ConsentVersionRequired,
-    #[error("state why the image is read")]
+    #[error("state why the data is read (at most 500 characters)")]
     PurposeRequired,
+    #[error("a step to redo is face, document_front, document_back or consent")]
+    InvalidStep,
+    #[error("the page token is not one this listing gave")]
+    InvalidPageToken,
     #[error("no such capture")]
     CaptureNotFound,
     #[error("the registration is complete: the photos and the consent are final")]
     RegistrationCompleted,
-    #[error("the person's data was erased")]
+    /// No capture set: the person never took a photo, or was erased.
+    #[error("no photos of this person (none taken, or the data was erased)")]
     Erased,
     #[error("the photo checks are busy")]
     Overloaded(Overloaded),
@@ -61,6 +66,8 @@ pub const REASONS: &[&str] = &[
     "consent_not_given",
     "consent_version_required",
     "purpose_required",
+    "invalid_step",
+    "invalid_page_token",
     "capture_not_found",
     "registration_completed",
     "account_not_found",
@@ -94,6 +101,10 @@ impl From<Error> for Status {
             Error::PurposeRequired => {
                 invalid("purpose_required", message, &[("purpose", "required")])
             }
+            Error::InvalidStep => invalid("invalid_step", message, &[("steps", "invalid")]),
+            Error::InvalidPageToken => {
+                invalid("invalid_page_token", message, &[("page_token", "invalid")])
+            }
             Error::CaptureNotFound => errors::status(Code::NotFound, "capture_not_found", message),
             Error::RegistrationCompleted => {
                 errors::status(Code::FailedPrecondition, "registration_completed", message)
@@ -126,6 +137,8 @@ mod tests {
             Error::ConsentNotGiven,
             Error::ConsentVersionRequired,
             Error::PurposeRequired,
+            Error::InvalidStep,
+            Error::InvalidPageToken,
             Error::CaptureNotFound,
             Error::RegistrationCompleted,
             Error::Erased,

@@ -9,7 +9,7 @@ use crate::{
     store,
 };
 use examreg_domain::{CaptureKind, DocumentType};
-use examreg_kit::auth::{account_id_field, caller};
+use examreg_kit::auth::{Caller, account_id_field, caller};
 use examreg_proto::{
     biometrics::v1::{self as pb, biometrics_service_server::BiometricsService},
     convert::{FromWire, timestamp},
@@ -64,6 +64,24 @@ fn scores_from_json(v: &serde_json::Value) -> pb::CaptureScores {
         face_offset: f("face_offset"),
         glare: f("glare"),
     }
+}
+
+/// Why a service reads personal data, for the access log: not blank, at most 500 characters.
+fn purpose_field(value: &str) -> Result<&str, Error> {
+    let purpose = value.trim();
+    match purpose.chars().count() {
+        1..=500 => Ok(purpose),
+        _ => Err(Error::PurposeRequired),
+    }
+}
+
+/// The steps a reopening names, checked: at least one, each a photo kind or the consent.
+fn steps_field(steps: &[String]) -> Result<Vec<String>, Error> {
+    let known = |step: &str| step == "consent" || CaptureKind::parse(step).is_some();
+    if steps.is_empty() || !steps.iter().all(|s| known(s.trim())) {
+        return Err(Error::InvalidStep);
+    }
+    Ok(steps.iter().map(|s| s.trim().to_owned()).collect())
 }
 
 fn owned(missing: Vec<&'static str>) -> Vec<String> {
@@ -144,9 +162,20 @@ impl BiometricsService for Biometrics {
         &self,
         request: Request<pb::GetCaptureStatusRequest>,
     ) -> Result<Response<pb::GetCaptureStatusResponse>, Status> {
-        let account = caller(&request)?
-            .account_for_capture("biometrics:status", &request.get_ref().account_id)?;
-        let set = self.captures.status(account).await?;
+        let who = caller(&request)?;
+        let req = request.get_ref();
+        let set = match who {
+            Caller::Service { .. } => {
+                let actor = who.require_scope("biometrics:status")?;
+                let purpose = purpose_field(&req.purpose)?;
+                let account = account_id_field(&req.account_id)?;
+                self.captures.status_for(account, actor, purpose).await?
+            }
+            Caller::User { .. } | Caller::Capture { .. } => {
+                let account = who.account_for_capture("biometrics:status", &req.account_id)?;
+                self.captures.status(account).await?
+            }
+        };
         Ok(Response::new(pb::GetCaptureStatusResponse {
             captures: set
                 .captures
@@ -160,9 +189,12 @@ impl BiometricsService for Biometrics {
                 .collect(),
             document_type: pb::DocumentType::from(set.document_type).into(),
             consent_given: set.consent.is_some(),
-            consent_version: set.consent.unwrap_or_default(),
+            consent_accepted_at: set.consent.as_ref().map(|c| timestamp(c.accepted_at)),
+            consent_version: set.consent.map(|c| c.version).unwrap_or_default(),
             submitted: set.missing.is_empty(),
             missing: owned(set.missing),
+            redo: set.redo,
+            sealed_at: set.sealed_at.map(timestamp),
         }))
     }
 
@@ -222,10 +254,7 @@ impl BiometricsService for Biometrics {
             .require_scope("biometrics:read")?
             .to_owned();
         let req = request.into_inner();
-        let purpose = req.purpose.trim();
-        if purpose.is_empty() {
-            return Err(Error::PurposeRequired.into());
-        }
+        let purpose = purpose_field(&req.purpose)?;
         let id: Uuid = req.capture_id.parse().map_err(|_| Error::CaptureNotFound)?;
         let plain = self.captures.download(id, &actor, purpose).await?;
         let mut parts = vec![Ok(pb::DownloadCaptureResponse {
@@ -251,6 +280,59 @@ impl BiometricsService for Biometrics {
         let deleted = self.captures.delete(account).await?;
         Ok(Response::new(pb::DeleteBiometricDataResponse {
             captures_deleted: u32::try_from(deleted).unwrap_or(u32::MAX),
+        }))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn reopen_captures(
+        &self,
+        request: Request<pb::ReopenCapturesRequest>,
+    ) -> Result<Response<pb::ReopenCapturesResponse>, Status> {
+        let actor = caller(&request)?.require_scope("support:write")?;
+        let req = request.get_ref();
+        let account = account_id_field(&req.account_id)?;
+        let steps = steps_field(&req.steps)?;
+        self.captures.reopen(account, &steps, actor).await?;
+        let missing = self.captures.status(account).await?.missing;
+        Ok(Response::new(pb::ReopenCapturesResponse {
+            missing: owned(missing),
+        }))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn list_access_log(
+        &self,
+        request: Request<pb::ListAccessLogRequest>,
+    ) -> Result<Response<pb::ListAccessLogResponse>, Status> {
+        caller(&request)?.require_scope("audit:read")?;
+        let req = request.get_ref();
+        let account = account_id_field(&req.account_id)?;
+        let after = match req.page_token.trim() {
+            "" => 0,
+            token => token.parse().map_err(|_| Error::InvalidPageToken)?,
+        };
+        let limit = match req.page_size {
+            ..=0 => 100,
+            n => i64::from(n).min(500),
+        };
+        let mut entries = store::access_entries(&self.captures.pool, account, after, limit + 1)
+            .await
+            .map_err(Error::from)?;
+        let more = entries.len() > usize::try_from(limit).unwrap_or(usize::MAX);
+        entries.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+        let next = more.then(|| entries.last().map(|e| e.id)).flatten();
+        Ok(Response::new(pb::ListAccessLogResponse {
+            entries: entries
+                .into_iter()
+                .map(|e| pb::AccessLogEntry {
+                    at: Some(timestamp(e.read_at)),
+                    actor: e.actor,
+                    what: e.what,
+                    capture_id: e.capture_id.map(|id| id.to_string()).unwrap_or_default(),
+                    purpose: e.purpose,
+                })
+                .collect(),
+            next_page_token: next.map(|id| id.to_string()).unwrap_or_default(),
         }))
     }
 }

@@ -38,9 +38,16 @@ pub enum Closed {
 }
 
 /// Takes the set's row lock for the transaction (making the row if it is the first write) and
-/// says whether the set may still change. Every write to a set goes through here first, so
-/// the seal and the erasure are checked by the transaction that would write.
-async fn open_set(tx: &mut PgConnection, account: Uuid) -> Result<Result<(), Closed>, sqlx::Error> {
+/// says whether the set may still change: for `step` (a capture kind or "consent"), or for a
+/// change of the whole set when `None`. A sealed set takes only the steps a reopening asked to
+/// redo; `Ok(true)` says the set is sealed and the step reopened. Every write to a set goes
+/// through here first, so the seal and the erasure are checked by the transaction that would
+/// write.
+async fn open_set(
+    tx: &mut PgConnection,
+    account: Uuid,
+    step: Option<&str>,
+) -> Result<Result<bool, Closed>, sqlx::Error> {
     sqlx::query!(
         "INSERT INTO capture_sets (account_id) VALUES ($1) ON CONFLICT (account_id) DO NOTHING",
         account
@@ -48,16 +55,30 @@ async fn open_set(tx: &mut PgConnection, account: Uuid) -> Result<Result<(), Clo
     .execute(&mut *tx)
     .await?;
     let row = sqlx::query!(
-        "SELECT sealed_at, erased_at FROM capture_sets WHERE account_id = $1 FOR UPDATE",
+        "SELECT sealed_at, erased_at, redo FROM capture_sets WHERE account_id = $1 FOR UPDATE",
         account
     )
     .fetch_one(&mut *tx)
     .await?;
+    let reopened = step.is_some_and(|step| row.redo.iter().any(|r| r == step));
     Ok(match (row.erased_at, row.sealed_at) {
         (Some(_), _) => Err(Closed::Erased),
-        (None, Some(_)) => Err(Closed::Sealed),
-        (None, None) => Ok(()),
+        (None, Some(_)) if !reopened => Err(Closed::Sealed),
+        (None, Some(_)) => Ok(true),
+        (None, None) => Ok(false),
     })
+}
+
+/// Takes a redone step off the set's list (nothing when it was not on it).
+async fn redone(tx: &mut PgConnection, account: Uuid, step: &str) -> Result<(), sqlx::Error> {
+    sqlx::query!(
+        "UPDATE capture_sets SET redo = array_remove(redo, $2) WHERE account_id = $1",
+        account,
+        step
+    )
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
 }
 
 /// Makes `capture` the current one of its kind, in one transaction, and returns the object
@@ -70,9 +91,14 @@ pub async fn replace_capture(
     c: &NewCapture<'_>,
 ) -> Result<Result<Vec<String>, Closed>, sqlx::Error> {
     let mut tx = pool.begin().await?;
-    if let Err(closed) = open_set(&mut tx, c.account_id).await? {
-        return Ok(Err(closed));
-    }
+    let reopened = match open_set(&mut tx, c.account_id, Some(c.kind.as_str())).await? {
+        Ok(reopened) => reopened,
+        Err(closed) => return Ok(Err(closed)),
+    };
+    // A reopened set changes its document only with the photo of the document's front.
+    let switch = c
+        .document_type
+        .filter(|_| !reopened || c.kind == CaptureKind::DocumentFront);
     let old = sqlx::query_scalar!(
         "SELECT object_key FROM captures WHERE account_id = $1 AND kind = $2 FOR UPDATE",
         c.account_id,
@@ -100,10 +126,16 @@ pub async fn replace_capture(
     )
     .execute(&mut *tx)
     .await?;
-    if let Some(document_type) = c.document_type {
+    redone(&mut tx, c.account_id, c.kind.as_str()).await?;
+    if let Some(document_type) = switch {
+        // In a reopened set, a switch to an ID card puts its back on the list to redo, and a
+        // switch to a passport takes it off (a passport has none).
         sqlx::query!(
-            r#"INSERT INTO capture_sets (account_id, document_type) VALUES ($1, $2)
-               ON CONFLICT (account_id) DO UPDATE SET document_type = EXCLUDED.document_type"#,
+            r#"UPDATE capture_sets SET document_type = $2,
+                 redo = CASE WHEN sealed_at IS NULL OR document_type = $2 THEN redo
+                             WHEN $2 = 'id_card' THEN array_append(array_remove(redo, 'document_back'), 'document_back')
+                             ELSE array_remove(redo, 'document_back') END
+               WHERE account_id = $1"#,
             c.account_id,
             document_type as DocumentType
         )
@@ -111,7 +143,7 @@ pub async fn replace_capture(
         .await?;
     }
     let mut unneeded: Vec<String> = old.into_iter().collect();
-    if c.document_type == Some(DocumentType::Passport) {
+    if switch == Some(DocumentType::Passport) {
         unneeded.extend(
             sqlx::query_scalar!(
                 "DELETE FROM captures WHERE account_id = $1 AND kind = 'document_back' RETURNING object_key",
@@ -149,12 +181,15 @@ pub async fn unreferenced(pool: &PgPool, keys: &[String]) -> Result<Vec<String>,
 }
 
 /// Where a capture set stands, as read outside a write (a write checks again under the lock).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SetState {
     pub document_type: DocumentType,
     pub submitted: bool,
-    /// Sealed or erased: no write goes through.
+    /// Sealed or erased: no write goes through (but of the steps to redo, when sealed).
     pub closed: Option<Closed>,
+    /// The steps a reopening asked to redo.
+    pub redo: Vec<String>,
+    pub sealed_at: Option<DateTime<Utc>>,
 }
 
 /// The set's document type, whether it was submitted and whether it is closed; a set nobody
@@ -162,7 +197,8 @@ pub struct SetState {
 #[tracing::instrument(skip_all)]
 pub async fn capture_set(pool: &PgPool, account: Uuid) -> Result<SetState, sqlx::Error> {
     let row = sqlx::query!(
-        r#"SELECT document_type AS "document_type: DocumentType", submitted_at, sealed_at, erased_at
+        r#"SELECT document_type AS "document_type: DocumentType", submitted_at, sealed_at, erased_at,
+                  redo
            FROM capture_sets WHERE account_id = $1"#,
         account
     )
@@ -173,6 +209,8 @@ pub async fn capture_set(pool: &PgPool, account: Uuid) -> Result<SetState, sqlx:
             document_type: DocumentType::IdCard,
             submitted: false,
             closed: None,
+            redo: Vec::new(),
+            sealed_at: None,
         },
         |r| SetState {
             document_type: r.document_type,
@@ -182,6 +220,8 @@ pub async fn capture_set(pool: &PgPool, account: Uuid) -> Result<SetState, sqlx:
                 (None, Some(_)) => Some(Closed::Sealed),
                 (None, None) => None,
             },
+            redo: r.redo,
+            sealed_at: r.sealed_at,
         },
     ))
 }
@@ -217,9 +257,10 @@ pub async fn record_consent(
     agent: &str,
 ) -> Result<Result<(), Closed>, sqlx::Error> {
     let mut tx = pool.begin().await?;
-    if let Err(closed) = open_set(&mut tx, account).await? {
+    if let Err(closed) = open_set(&mut tx, account, Some("consent")).await? {
         return Ok(Err(closed));
     }
+    redone(&mut tx, account, "consent").await?;
     sqlx::query!(
         r#"INSERT INTO consents (account_id, version, client_ip, user_agent) VALUES ($1, $2, $3, $4)
            ON CONFLICT (account_id) DO UPDATE SET version = EXCLUDED.version, accepted_at = now(),
@@ -245,19 +286,22 @@ pub enum Seal {
     Erased,
 }
 
-/// What a set lacks, in the order the applicant does it.
+/// What a set lacks, in the order the applicant does it: what it does not have, and what a
+/// reopening asked to redo.
 pub fn missing_of(
     captures: &[CaptureRow],
     document_type: DocumentType,
     consent: bool,
+    redo: &[String],
 ) -> Vec<&'static str> {
+    let to_redo = |step: &str| redo.iter().any(|r| r == step);
     let mut missing: Vec<&'static str> = document_type
         .captures()
         .iter()
-        .filter(|&&kind| !captures.iter().any(|c| c.kind == kind))
+        .filter(|&&kind| !captures.iter().any(|c| c.kind == kind) || to_redo(kind.as_str()))
         .map(|kind| kind.as_str())
         .collect();
-    if !consent {
+    if !consent || to_redo("consent") {
         missing.push("consent");
     }
     missing
@@ -269,9 +313,9 @@ pub fn missing_of(
 #[tracing::instrument(skip_all)]
 pub async fn seal(pool: &PgPool, account: Uuid) -> Result<Seal, sqlx::Error> {
     let mut tx = pool.begin().await?;
-    match open_set(&mut tx, account).await? {
+    match open_set(&mut tx, account, None).await? {
         Err(Closed::Erased) => return Ok(Seal::Erased),
-        Err(Closed::Sealed) | Ok(()) => {}
+        Err(Closed::Sealed) | Ok(_) => {}
     }
     let captures = sqlx::query_as!(
         CaptureRow,
@@ -280,8 +324,8 @@ pub async fn seal(pool: &PgPool, account: Uuid) -> Result<Seal, sqlx::Error> {
     )
     .fetch_all(&mut *tx)
     .await?;
-    let document_type = sqlx::query_scalar!(
-        r#"SELECT document_type AS "document_type: DocumentType" FROM capture_sets WHERE account_id = $1"#,
+    let set = sqlx::query!(
+        r#"SELECT document_type AS "document_type: DocumentType", redo FROM capture_sets WHERE account_id = $1"#,
         account
     )
     .fetch_one(&mut *tx)
@@ -292,7 +336,7 @@ pub async fn seal(pool: &PgPool, account: Uuid) -> Result<Seal, sqlx::Error> {
     )
     .fetch_one(&mut *tx)
     .await?;
-    let missing = missing_of(&captures, document_type, consent);
+    let missing = missing_of(&captures, set.document_type, consent, &set.redo);
     if !missing.is_empty() {
         return Ok(Seal::Incomplete(missing));
     }
@@ -309,13 +353,21 @@ pub async fn seal(pool: &PgPool, account: Uuid) -> Result<Seal, sqlx::Error> {
 }
 
 #[tracing::instrument(skip_all)]
-pub async fn consent_of(pool: &PgPool, account: Uuid) -> Result<Option<String>, sqlx::Error> {
-    sqlx::query_scalar!(
-        "SELECT version FROM consents WHERE account_id = $1",
+pub async fn consent_of(pool: &PgPool, account: Uuid) -> Result<Option<Consent>, sqlx::Error> {
+    sqlx::query_as!(
+        Consent,
+        "SELECT version, accepted_at FROM consents WHERE account_id = $1",
         account
     )
     .fetch_optional(pool)
     .await
+}
+
+/// The consent as given.
+#[derive(Debug, Clone)]
+pub struct Consent {
+    pub version: String,
+    pub accepted_at: DateTime<Utc>,
 }
 
 #[derive(Debug, Clone)]
@@ -336,24 +388,71 @@ pub async fn capture_by_id(pool: &PgPool, id: Uuid) -> Result<Option<StoredCaptu
     .await
 }
 
+/// Records a read in the access log: of an image (`capture`), or of the set's status.
 #[tracing::instrument(skip_all)]
 pub async fn log_access(
-    pool: &PgPool,
-    capture: Uuid,
+    conn: &mut PgConnection,
+    capture: Option<Uuid>,
     account: Uuid,
     actor: &str,
     purpose: &str,
 ) -> Result<(), sqlx::Error> {
+    let what = if capture.is_some() { "image" } else { "status" };
     sqlx::query!(
-        "INSERT INTO access_log (capture_id, account_id, actor, purpose) VALUES ($1, $2, $3, $4)",
+        "INSERT INTO access_log (capture_id, account_id, actor, purpose, what) VALUES ($1, $2, $3, $4, $5)",
         capture,
         account,
         actor,
-        purpose
+        purpose,
+        what
     )
-    .execute(pool)
+    .execute(conn)
     .await?;
     Ok(())
+}
+
+pub struct AccessRow {
+    pub id: i64,
+    pub capture_id: Option<Uuid>,
+    pub actor: String,
+    pub what: String,
+    pub purpose: String,
+    pub read_at: DateTime<Utc>,
+}
+
+/// Up to `limit` entries of an account's access log after `after` (an entry id), oldest first.
+#[tracing::instrument(skip_all)]
+pub async fn access_entries(
+    pool: &PgPool,
+    account: Uuid,
+    after: i64,
+    limit: i64,
+) -> Result<Vec<AccessRow>, sqlx::Error> {
+    sqlx::query_as!(
+        AccessRow,
+        r#"SELECT id, capture_id, actor, what, purpose, read_at FROM access_log
+           WHERE account_id = $1 AND id > $2 ORDER BY id LIMIT $3"#,
+        account,
+        after,
+        limit
+    )
+    .fetch_all(pool)
+    .await
+}
+
+/// Puts steps of a set on its list to redo (a reopening); `false` when the person has no set
+/// (or was erased).
+#[tracing::instrument(skip_all)]
+pub async fn reopen(pool: &PgPool, account: Uuid, steps: &[String]) -> Result<bool, sqlx::Error> {
+    let found = sqlx::query_scalar!(
+        r#"UPDATE capture_sets SET redo = ARRAY(SELECT DISTINCT s FROM unnest(redo || $2::text[]) AS s ORDER BY s)
+           WHERE account_id = $1 AND erased_at IS NULL RETURNING account_id"#,
+        account,
+        steps
+    )
+    .fetch_optional(pool)
+    .await?;
+    Ok(found.is_some())
 }
 
 /// Deletes an account's captures and consent in one transaction and leaves its set as a
@@ -367,7 +466,7 @@ pub async fn delete_account(pool: &PgPool, account: Uuid) -> Result<Vec<String>,
     sqlx::query!(
         r#"INSERT INTO capture_sets (account_id, erased_at) VALUES ($1, now())
            ON CONFLICT (account_id) DO UPDATE SET erased_at = COALESCE(capture_sets.erased_at, now()),
-             document_type = 'id_card', submitted_at = NULL, sealed_at = NULL"#,
+             document_type = 'id_card', submitted_at = NULL, sealed_at = NULL, redo = '{}'"#,
         account
     )
     .execute(&mut *tx)

@@ -604,3 +604,216 @@ async fn a_small_png_declaring_a_huge_frame_is_refused_without_allocating_it() {
     let status = app.status(&token).await;
     assert_eq!(status.captures.len(), 1);
 }
+
+impl TestApp {
+    /// A complete, sealed set of a new applicant; the applicant's token.
+    async fn sealed_set(&self, account: Uuid) -> String {
+        let me = self.user(account);
+        for (kind, photo) in [
+            (pb::CaptureKind::Face, SELFIE.to_vec()),
+            (pb::CaptureKind::DocumentFront, tk::photos::id_card(true)),
+            (pb::CaptureKind::DocumentBack, tk::photos::id_card(false)),
+        ] {
+            assert!(self.upload(&me, kind, &photo).await.unwrap().accepted);
+        }
+        self.consent(&me).await.unwrap();
+        assert!(self.seal(&me).await.unwrap().sealed);
+        me
+    }
+
+    async fn reopen(
+        &self,
+        token: &str,
+        account: Uuid,
+        steps: &[&str],
+    ) -> Result<Vec<String>, tonic::Status> {
+        let request = pb::ReopenCapturesRequest {
+            account_id: account.to_string(),
+            steps: steps.iter().map(|s| s.to_string()).collect(),
+        };
+        Ok(self
+            .client
+            .clone()
+            .reopen_captures(with_bearer(request, token).unwrap())
+            .await?
+            .into_inner()
+            .missing)
+    }
+
+    async fn status_for(
+        &self,
+        token: &str,
+        account: Uuid,
+        purpose: &str,
+    ) -> Result<pb::GetCaptureStatusResponse, tonic::Status> {
+        let request = pb::GetCaptureStatusRequest {
+            account_id: account.to_string(),
+            purpose: purpose.into(),
+        };
+        Ok(self
+            .client
+            .clone()
+            .get_capture_status(with_bearer(request, token).unwrap())
+            .await?
+            .into_inner())
+    }
+
+    async fn access_log(&self, account: Uuid) -> Vec<pb::AccessLogEntry> {
+        let auditor = tk::service_token(&self.key, "dpo", &["audit:read"]);
+        let request = pb::ListAccessLogRequest {
+            account_id: account.to_string(),
+            ..Default::default()
+        };
+        self.client
+            .clone()
+            .list_access_log(with_bearer(request, &auditor).unwrap())
+            .await
+            .unwrap()
+            .into_inner()
+            .entries
+    }
+}
+
+#[tokio::test]
+async fn a_reopened_step_is_redone_despite_the_seal_and_the_rest_stays_final() {
+    let app = spawn().await;
+    let account = Uuid::new_v4();
+    let me = app.sealed_set(account).await;
+    let sealed_at = app.status(&me).await.sealed_at;
+    assert!(sealed_at.is_some());
+    let support = tk::service_token(&app.key, "identity", &["support:write"]);
+
+    // The scope, the steps and the person are checked.
+    let err = app.reopen(&me, account, &["face"]).await.unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied);
+    let err = app.reopen(&support, account, &["name"]).await.unwrap_err();
+    assert_eq!(reason_of(&err).reason, "invalid_step");
+    let err = app.reopen(&support, account, &[]).await.unwrap_err();
+    assert_eq!(reason_of(&err).reason, "invalid_step");
+    let err = app
+        .reopen(&support, Uuid::new_v4(), &["face"])
+        .await
+        .unwrap_err();
+    assert_eq!(reason_of(&err).reason, "account_not_found");
+
+    assert_eq!(
+        app.reopen(&support, account, &["face"]).await.unwrap(),
+        ["face"]
+    );
+    let status = app.status(&me).await;
+    assert_eq!(
+        (status.missing.clone(), status.redo.clone()),
+        (vec!["face".to_owned()], vec!["face".to_owned()])
+    );
+    assert!(!status.submitted);
+    let early = app.seal(&me).await.unwrap();
+    assert!(!early.sealed);
+    assert_eq!(early.missing, ["face"]);
+    // Only the reopened step opens: the document and the consent stay final.
+    let refused = |status: tonic::Status| {
+        assert_eq!(reason_of(&status).reason, "registration_completed");
+    };
+    refused(
+        app.upload(
+            &me,
+            pb::CaptureKind::DocumentFront,
+            &tk::photos::id_card(true),
+        )
+        .await
+        .unwrap_err(),
+    );
+    refused(app.consent(&me).await.unwrap_err());
+    let retake = app
+        .upload(&me, pb::CaptureKind::Face, SELFIE)
+        .await
+        .unwrap();
+    assert!(retake.accepted);
+    assert!(retake.missing.is_empty());
+    let status = app.status(&me).await;
+    assert!(status.redo.is_empty() && status.missing.is_empty() && status.submitted);
+    let resealed = app.seal(&me).await.unwrap();
+    assert!(resealed.sealed);
+    assert_eq!(
+        resealed.sealed_at, sealed_at,
+        "the seal keeps its first time"
+    );
+    // Redone once: final again.
+    refused(
+        app.upload(&me, pb::CaptureKind::Face, SELFIE)
+            .await
+            .unwrap_err(),
+    );
+    // One capture per kind, and no orphan left behind by the retake.
+    assert_eq!(app.status(&me).await.captures.len(), 3);
+    assert_eq!(app.objects.list().await.unwrap().len(), 3);
+}
+
+#[tokio::test]
+async fn a_services_status_read_needs_a_purpose_and_is_in_the_access_log_with_the_downloads() {
+    let app = spawn().await;
+    let account = Uuid::new_v4();
+    let me = app.sealed_set(account).await;
+    let checkin = tk::service_token(
+        &app.key,
+        "check-in",
+        &["biometrics:status", "biometrics:read"],
+    );
+    let err = app.status_for(&checkin, account, " ").await.unwrap_err();
+    assert_eq!(reason_of(&err).reason, "purpose_required");
+    let err = app
+        .status_for(&app.service(&["biometrics:read"]), account, "x")
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied);
+    let status = app
+        .status_for(&checkin, account, "check-in at hall 3")
+        .await
+        .unwrap();
+    assert!(status.consent_given && status.consent_accepted_at.is_some());
+    let face = status
+        .captures
+        .iter()
+        .find(|c| c.kind == i32::from(pb::CaptureKind::Face))
+        .unwrap()
+        .capture_id
+        .clone();
+    app.download(&checkin, &face, "check-in at hall 3")
+        .await
+        .unwrap();
+    // The applicant's own read is not logged.
+    app.status(&me).await;
+    let log: Vec<(String, String, String, String)> = app
+        .access_log(account)
+        .await
+        .into_iter()
+        .map(|e| (e.actor, e.what, e.capture_id, e.purpose))
+        .collect();
+    assert_eq!(
+        log,
+        [
+            (
+                "check-in".into(),
+                "status".into(),
+                String::new(),
+                "check-in at hall 3".into()
+            ),
+            (
+                "check-in".into(),
+                "image".into(),
+                face,
+                "check-in at hall 3".into()
+            ),
+        ]
+    );
+    let request = pb::ListAccessLogRequest {
+        account_id: account.to_string(),
+        ..Default::default()
+    };
+    let err = app
+        .client
+        .clone()
+        .list_access_log(with_bearer(request, &checkin).unwrap())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied);
+}

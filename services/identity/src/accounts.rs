@@ -3,7 +3,7 @@
 
 use crate::{error::Error, grpc::Identity, password, store};
 use chrono::{DateTime, Utc};
-use examreg_domain::{Email, LoginKind};
+use examreg_domain::{Email, LoginKind, RegistrationEventKind};
 use examreg_kit::auth::{PROOF_AUDIENCE, PROOF_ISSUER, ProofClaims};
 use uuid::Uuid;
 
@@ -92,61 +92,97 @@ impl Identity {
             return Err(Error::AlreadyRegistered);
         }
         inserted?;
+        store::append_event(&mut tx, id, RegistrationEventKind::AccountCreated).await?;
         tx.commit().await?;
         tracing::info!(account = %id, email = %new.email, "account created");
         metrics::counter!("identity_accounts_created_total").increment(1);
         Ok(id)
     }
 
-    pub(crate) async fn account(&self, id: Uuid) -> Result<store::AccountRow, Error> {
-        store::account_by_id(&self.pool, id)
-            .await?
-            .ok_or(Error::AccountNotFound)
-    }
-
     pub(crate) async fn complete(&self, account: Uuid) -> Result<DateTime<Utc>, Error> {
-        let registered_at = store::complete_registration(&self.pool, account)
-            .await?
-            .ok_or(Error::AccountBlocked)?;
-        tracing::info!(%account, "registration completed");
-        metrics::counter!("identity_registrations_completed_total").increment(1);
-        Ok(registered_at)
+        match store::complete_registration(&self.pool, account).await? {
+            store::Completion::Done(registered_at) => {
+                tracing::info!(%account, "registration completed");
+                metrics::counter!("identity_registrations_completed_total").increment(1);
+                Ok(registered_at)
+            }
+            store::Completion::Refused => Err(Error::AccountBlocked),
+        }
     }
 
     /// Deletes the account; its email, if there was one.
-    pub(crate) async fn delete(&self, account: Uuid, actor: &str) -> Result<Option<String>, Error> {
-        let email = store::delete_account(&self.pool, account, self.longest_token()).await?;
-        tracing::info!(%account, actor, deleted = email.is_some(), "account deleted");
+    pub(crate) async fn delete(
+        &self,
+        account: Uuid,
+        acting: &store::Acting<'_>,
+    ) -> Result<Option<String>, Error> {
+        let email =
+            store::delete_account(&self.pool, account, acting, self.longest_token()).await?;
+        tracing::info!(%account, actor = acting.actor, deleted = email.is_some(), "account deleted");
         Ok(email)
     }
 
-    /// Blocks an account for `actor`, ending its sessions; how many ended.
+    /// Blocks an account, ending its sessions; how many ended.
     pub(crate) async fn block(
         &self,
         account: Uuid,
-        actor: &str,
-        reason: &str,
+        acting: &store::Acting<'_>,
     ) -> Result<u64, Error> {
-        let ended = store::block_account(&self.pool, account, self.longest_token())
+        let ended = store::block_account(&self.pool, account, acting, self.longest_token())
             .await?
             .ok_or(Error::AccountNotFound)?;
-        tracing::info!(%account, actor, reason, sessions_ended = ended, "account blocked");
+        tracing::info!(%account, actor = acting.actor, sessions_ended = ended, "account blocked");
         metrics::counter!("identity_accounts_blocked_total").increment(1);
         Ok(ended)
     }
 
-    /// Lifts the block of an account for `actor`.
+    /// Lifts the block of an account.
     pub(crate) async fn unblock(
         &self,
         account: Uuid,
-        actor: &str,
-        reason: &str,
+        acting: &store::Acting<'_>,
     ) -> Result<(), Error> {
-        if !store::unblock_account(&self.pool, account).await? {
-            return Err(Error::AccountNotFound);
+        match store::unblock_account(&self.pool, account, acting).await? {
+            store::Unblock::Done => {}
+            store::Unblock::NotFound => return Err(Error::AccountNotFound),
+            store::Unblock::Released => return Err(Error::IdentifierReleased),
         }
-        tracing::info!(%account, actor, reason, "account unblocked");
+        tracing::info!(%account, actor = acting.actor, "account unblocked");
         Ok(())
+    }
+
+    /// Forgets the failed logins of an account's login; whether it was locked.
+    pub(crate) async fn unlock_login(
+        &self,
+        account: Uuid,
+        acting: &store::Acting<'_>,
+    ) -> Result<bool, Error> {
+        let was_locked =
+            store::unlock_login(&self.pool, account, acting, crate::throttle::login_key)
+                .await?
+                .ok_or(Error::AccountNotFound)?;
+        tracing::info!(%account, actor = acting.actor, was_locked, "login unlocked");
+        Ok(was_locked)
+    }
+
+    /// Releases an account's identifier for its real holder; how many sessions ended.
+    pub(crate) async fn release_identifier(
+        &self,
+        account: Uuid,
+        acting: &store::Acting<'_>,
+    ) -> Result<u64, Error> {
+        let ended = store::release_login(
+            &self.pool,
+            account,
+            acting,
+            self.longest_token(),
+            crate::throttle::login_key,
+        )
+        .await?
+        .ok_or(Error::AccountNotFound)?;
+        tracing::info!(%account, actor = acting.actor, sessions_ended = ended, "identifier released");
+        metrics::counter!("identity_identifiers_released_total").increment(1);
+        Ok(ended)
     }
 
     /// The email a recovery code goes to.

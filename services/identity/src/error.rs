@@ -51,6 +51,32 @@ pub enum Error {
     /// A support action without a reason (or one past 500 characters).
     #[error("a reason of at most 500 characters is required")]
     ReasonRequired { too_long: bool },
+    /// A read of personal data by a service without a purpose (or one past 500 characters).
+    #[error("a purpose of at most 500 characters is required")]
+    PurposeRequired { too_long: bool },
+    #[error("this account's identifier was released to its holder; it stays blocked")]
+    IdentifierReleased,
+    #[error(
+        "the steps to redo are one or more of face, document_front, document_back, consent, name, details, education"
+    )]
+    InvalidSteps,
+    /// Another service refused or failed a call identity made for a reopening.
+    #[error("{service}: {}", status.message())]
+    Upstream {
+        service: &'static str,
+        status: tonic::Status,
+    },
+    #[error("a status filter is not an account status")]
+    InvalidStatus,
+    #[error("the page token is not one this listing gave")]
+    InvalidPageToken,
+    #[error("the cursor is not one this feed gave")]
+    InvalidCursor,
+    /// Events after the cursor were removed by the feed's retention.
+    #[error(
+        "the events after this cursor are no longer kept; read the accounts again with ListAccounts and follow from its feed_cursor"
+    )]
+    CursorExpired,
     /// A hand-off asked for a session that was logged out.
     #[error("the session has ended; log in again")]
     SessionEnded,
@@ -91,6 +117,13 @@ pub const REASONS: &[&str] = &[
     "login_required",
     "invalid_client",
     "reason_required",
+    "purpose_required",
+    "identifier_released",
+    "invalid_steps",
+    "invalid_status",
+    "invalid_page_token",
+    "invalid_cursor",
+    "cursor_expired",
 ];
 
 impl From<Error> for Status {
@@ -154,6 +187,33 @@ impl From<Error> for Status {
                 message,
                 &[("reason", if too_long { "too_long" } else { "required" })],
             ),
+            Error::PurposeRequired { too_long } => invalid(
+                "purpose_required",
+                message,
+                &[("purpose", if too_long { "too_long" } else { "required" })],
+            ),
+            Error::IdentifierReleased => {
+                errors::status(Code::FailedPrecondition, "identifier_released", message)
+            }
+            Error::InvalidSteps => invalid("invalid_steps", message, &[("steps", "invalid")]),
+            Error::Upstream { service, status } => {
+                if matches!(
+                    status.code(),
+                    Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled
+                ) {
+                    errors::unavailable(service, &status)
+                } else {
+                    status
+                }
+            }
+            Error::InvalidStatus => invalid("invalid_status", message, &[("statuses", "invalid")]),
+            Error::InvalidPageToken => {
+                invalid("invalid_page_token", message, &[("page_token", "invalid")])
+            }
+            Error::InvalidCursor => invalid("invalid_cursor", message, &[("cursor", "invalid")]),
+            Error::CursorExpired => {
+                errors::status(Code::FailedPrecondition, "cursor_expired", message)
+            }
             Error::SessionEnded => Status::unauthenticated(message),
             Error::Hash(HashError::Overloaded(overloaded)) => overloaded.status(),
             Error::Hash(e @ (HashError::Argon2(_) | HashError::Join(_))) => internal(&e),
@@ -191,6 +251,13 @@ mod tests {
             Error::LoginRequired,
             Error::InvalidClient,
             Error::ReasonRequired { too_long: false },
+            Error::PurposeRequired { too_long: false },
+            Error::IdentifierReleased,
+            Error::InvalidSteps,
+            Error::InvalidStatus,
+            Error::InvalidPageToken,
+            Error::InvalidCursor,
+            Error::CursorExpired,
         ];
         let reasons: Vec<String> = errors
             .into_iter()

@@ -6,22 +6,29 @@ use crate::{
     ServiceClient, Throttle,
     accounts::{NewAccount, RecoveryBy, Terms},
     error::Error,
+    feed::{Feed, Watch},
     password::Hasher,
+    record::{FindBy, Reader},
     sessions::{CAPTURE_TTL, Client, Tokens},
-    store::AccountRow,
+    store::{Acting, Filter, Record},
 };
 use chrono::Utc;
-use examreg_domain::{Email, Iin, KAZAKHSTAN, LoginKind, PassportNumber};
+use examreg_domain::{AccountStatus, Email, Iin, KAZAKHSTAN, LoginKind, PassportNumber};
 use examreg_kit::{
-    auth::{account_id_field, caller},
+    auth::{Caller, account_id_field, caller},
     tokens::{KeySet, SigningKey, jwks_json},
 };
 use examreg_proto::{
-    convert::{datetime, timestamp},
+    biometrics::v1::biometrics_service_client::BiometricsServiceClient,
+    profile::v1::profile_service_client::ProfileServiceClient,
+};
+use examreg_proto::{
+    convert::{FromWire, datetime, timestamp},
     identity::v1::{self as pb, identity_service_server::IdentityService},
 };
 use sqlx::PgPool;
 use std::time::Duration;
+use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
 
 pub struct Identity {
@@ -37,6 +44,9 @@ pub struct Identity {
     pub service_token_ttl: Duration,
     pub throttle: Throttle,
     pub revocations: crate::revocations::Feed,
+    pub feed: Feed,
+    pub biometrics: BiometricsServiceClient<Channel>,
+    pub profile: ProfileServiceClient<Channel>,
 }
 
 fn email_of(text: &str) -> Result<Email, Error> {
@@ -60,7 +70,7 @@ impl Identity {
     }
 }
 
-fn account_pb(row: AccountRow) -> pb::Account {
+fn account_pb(row: Record) -> pb::Account {
     let identifier = match row.login_kind {
         LoginKind::Iin => pb::account::Identifier::Iin(row.login),
         LoginKind::Passport => pb::account::Identifier::PassportNumber(row.login),
@@ -73,6 +83,13 @@ fn account_pb(row: AccountRow) -> pb::Account {
         status: pb::AccountStatus::from(row.status).into(),
         created_at: Some(timestamp(row.created_at)),
         registered_at: row.registered_at.map(timestamp),
+        identifier_released: row.released,
+        terms: Some(pb::TermsAcceptance {
+            version: row.terms_version,
+            accepted_at: Some(timestamp(row.terms_accepted_at)),
+            client_ip: row.terms_client_ip,
+            user_agent: row.terms_user_agent,
+        }),
     }
 }
 
@@ -115,14 +132,69 @@ fn new_account(req: pb::CreateAccountRequest) -> Result<NewAccount, Error> {
     })
 }
 
-/// The reason a support action gives, for the operator log: not blank, at most 500 characters.
-fn reason_field(value: &str) -> Result<&str, Error> {
-    let reason = value.trim();
-    match reason.chars().count() {
-        0 => Err(Error::ReasonRequired { too_long: false }),
-        1..=500 => Ok(reason),
-        _ => Err(Error::ReasonRequired { too_long: true }),
+/// A note for the audit log: not blank, at most 500 characters; `Err(too_long)` otherwise.
+fn note(value: &str) -> Result<&str, bool> {
+    let note = value.trim();
+    match note.chars().count() {
+        0 => Err(false),
+        1..=500 => Ok(note),
+        _ => Err(true),
     }
+}
+
+/// The reason a support action gives, for the audit log.
+fn reason_field(value: &str) -> Result<&str, Error> {
+    note(value).map_err(|too_long| Error::ReasonRequired { too_long })
+}
+
+/// The purpose a service's read of personal data gives, for the audit log.
+fn purpose_field(value: &str) -> Result<&str, Error> {
+    note(value).map_err(|too_long| Error::PurposeRequired { too_long })
+}
+
+/// The support action's actor and reason, from a request's caller (holding `support:write`)
+/// and its reason field.
+fn acting<'a>(caller: &'a Caller, reason: &'a str) -> Result<Acting<'a>, Status> {
+    Ok(Acting {
+        actor: caller.require_scope("support:write")?,
+        reason: reason_field(reason)?,
+    })
+}
+
+/// What `FindAccount` looks for, checked.
+fn find_by(by: Option<pb::find_account_request::By>) -> Result<FindBy, Error> {
+    use pb::find_account_request::By;
+    match by {
+        Some(By::Iin(text)) => {
+            let iin = Iin::parse(&text).map_err(Error::InvalidIin)?;
+            Ok(FindBy::Login(iin.as_str().to_owned(), LoginKind::Iin))
+        }
+        Some(By::PassportNumber(text)) => {
+            let passport = PassportNumber::parse(&text).map_err(Error::InvalidPassportNumber)?;
+            Ok(FindBy::Login(
+                passport.as_str().to_owned(),
+                LoginKind::Passport,
+            ))
+        }
+        Some(By::Email(text)) => Ok(FindBy::Email(email_of(&text)?)),
+        None => Err(Error::IdentifierRequired),
+    }
+}
+
+/// `ListAccounts`' filters and where its page begins, checked.
+fn list_query(
+    req: &pb::ListAccountsRequest,
+) -> Result<(Vec<AccountStatus>, Option<uuid::Uuid>), Error> {
+    let statuses = req
+        .statuses
+        .iter()
+        .map(|&s| AccountStatus::from_wire(s).ok_or(Error::InvalidStatus))
+        .collect::<Result<Vec<_>, _>>()?;
+    let after = match req.page_token.trim() {
+        "" => None,
+        token => Some(token.parse().map_err(|_| Error::InvalidPageToken)?),
+    };
+    Ok((statuses, after))
 }
 
 #[tonic::async_trait]
@@ -185,12 +257,118 @@ impl IdentityService for Identity {
         &self,
         request: Request<pb::GetAccountRequest>,
     ) -> Result<Response<pb::GetAccountResponse>, Status> {
-        // A phone after a hand-off reads whether the registration is still open.
-        let id = caller(&request)?
-            .account_for_capture("accounts:read", &request.get_ref().account_id)?;
+        let who = caller(&request)?;
+        let req = request.get_ref();
+        let record = match who {
+            Caller::Service { .. } => {
+                let reader = Reader {
+                    actor: who.require_scope("accounts:read")?,
+                    purpose: purpose_field(&req.purpose)?,
+                };
+                self.record_for(account_id_field(&req.account_id)?, &reader)
+                    .await?
+            }
+            // A phone after a hand-off reads whether the registration is still open.
+            Caller::User { .. } | Caller::Capture { .. } => {
+                let id = who.account_for_capture("accounts:read", &req.account_id)?;
+                self.own_record(id).await?
+            }
+        };
         Ok(Response::new(pb::GetAccountResponse {
-            account: Some(account_pb(self.account(id).await?)),
+            account: Some(account_pb(record)),
         }))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn find_account(
+        &self,
+        request: Request<pb::FindAccountRequest>,
+    ) -> Result<Response<pb::FindAccountResponse>, Status> {
+        let who = caller(&request)?;
+        let actor = who.require_scope("accounts:lookup")?;
+        let req = request.get_ref();
+        let reader = Reader {
+            actor,
+            purpose: purpose_field(&req.purpose)?,
+        };
+        let by = find_by(req.by.clone())?;
+        Ok(Response::new(pb::FindAccountResponse {
+            account: Some(account_pb(self.find(&by, &reader).await?)),
+        }))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn list_accounts(
+        &self,
+        request: Request<pb::ListAccountsRequest>,
+    ) -> Result<Response<pb::ListAccountsResponse>, Status> {
+        let who = caller(&request)?;
+        let actor = who.require_scope("registrations:read")?;
+        let req = request.get_ref();
+        let reader = Reader {
+            actor,
+            purpose: purpose_field(&req.purpose)?,
+        };
+        let (statuses, after) = list_query(req)?;
+        let filter = Filter {
+            statuses: &statuses,
+            registered_from: datetime(req.registered_from.as_ref()),
+            registered_before: datetime(req.registered_before.as_ref()),
+        };
+        let page = self
+            .list(
+                &filter,
+                after,
+                crate::record::page_size(req.page_size),
+                &reader,
+            )
+            .await?;
+        Ok(Response::new(pb::ListAccountsResponse {
+            next_page_token: page.next.map(|id| id.to_string()).unwrap_or_default(),
+            feed_cursor: page.feed_cursor.to_string(),
+            accounts: page.accounts.into_iter().map(account_pb).collect(),
+        }))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn list_access_log(
+        &self,
+        request: Request<pb::ListAccessLogRequest>,
+    ) -> Result<Response<pb::ListAccessLogResponse>, Status> {
+        caller(&request)?.require_scope("audit:read")?;
+        let req = request.get_ref();
+        let account = account_id_field(&req.account_id)?;
+        let after = match req.page_token.trim() {
+            "" => 0,
+            token => token.parse().map_err(|_| Error::InvalidPageToken)?,
+        };
+        let (entries, next) = self
+            .audit_log(account, after, crate::record::page_size(req.page_size))
+            .await?;
+        Ok(Response::new(pb::ListAccessLogResponse {
+            entries: entries
+                .into_iter()
+                .map(|e| pb::AccessLogEntry {
+                    at: Some(timestamp(e.at)),
+                    actor: e.actor,
+                    kind: e.kind,
+                    what: e.what,
+                    note: e.note,
+                })
+                .collect(),
+            next_page_token: next.map(|id| id.to_string()).unwrap_or_default(),
+        }))
+    }
+
+    type WatchRegistrationsStream = Watch;
+
+    async fn watch_registrations(
+        &self,
+        request: Request<pb::WatchRegistrationsRequest>,
+    ) -> Result<Response<Self::WatchRegistrationsStream>, Status> {
+        caller(&request)?.require_scope("registrations:read")?;
+        let cursor = crate::feed::parse_cursor(&request.get_ref().cursor)?;
+        Ok(Response::new(self.feed.watch(cursor).await?))
     }
 
     #[tracing::instrument(skip_all)]
@@ -210,11 +388,17 @@ impl IdentityService for Identity {
         &self,
         request: Request<pb::DeleteAccountRequest>,
     ) -> Result<Response<pb::DeleteAccountResponse>, Status> {
-        let actor = caller(&request)?
-            .require_scope("accounts:delete")?
-            .to_owned();
-        let account = account_id_field(&request.get_ref().account_id)?;
-        let email = self.delete(account, &actor).await?;
+        let who = caller(&request)?;
+        let req = request.get_ref();
+        let acting = Acting {
+            actor: who.require_scope("accounts:delete")?,
+            reason: match req.reason.trim() {
+                "" => "erasure requested",
+                _ => reason_field(&req.reason)?,
+            },
+        };
+        let account = account_id_field(&req.account_id)?;
+        let email = self.delete(account, &acting).await?;
         Ok(Response::new(pb::DeleteAccountResponse {
             deleted: email.is_some(),
             email: email.unwrap_or_default(),
@@ -226,11 +410,10 @@ impl IdentityService for Identity {
         &self,
         request: Request<pb::BlockAccountRequest>,
     ) -> Result<Response<pb::BlockAccountResponse>, Status> {
-        let actor = caller(&request)?.require_scope("support:write")?.to_owned();
-        let req = request.into_inner();
+        let req = request.get_ref();
+        let acting = acting(caller(&request)?, &req.reason)?;
         let account = account_id_field(&req.account_id)?;
-        let reason = reason_field(&req.reason)?;
-        let ended = self.block(account, &actor, reason).await?;
+        let ended = self.block(account, &acting).await?;
         Ok(Response::new(pb::BlockAccountResponse {
             revoked_sessions: i64::try_from(ended).unwrap_or(i64::MAX),
         }))
@@ -241,12 +424,50 @@ impl IdentityService for Identity {
         &self,
         request: Request<pb::UnblockAccountRequest>,
     ) -> Result<Response<pb::UnblockAccountResponse>, Status> {
-        let actor = caller(&request)?.require_scope("support:write")?.to_owned();
-        let req = request.into_inner();
+        let req = request.get_ref();
+        let acting = acting(caller(&request)?, &req.reason)?;
         let account = account_id_field(&req.account_id)?;
-        let reason = reason_field(&req.reason)?;
-        self.unblock(account, &actor, reason).await?;
+        self.unblock(account, &acting).await?;
         Ok(Response::new(pb::UnblockAccountResponse {}))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn unlock_login(
+        &self,
+        request: Request<pb::UnlockLoginRequest>,
+    ) -> Result<Response<pb::UnlockLoginResponse>, Status> {
+        let req = request.get_ref();
+        let acting = acting(caller(&request)?, &req.reason)?;
+        let account = account_id_field(&req.account_id)?;
+        let was_locked = Identity::unlock_login(self, account, &acting).await?;
+        Ok(Response::new(pb::UnlockLoginResponse { was_locked }))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn release_identifier(
+        &self,
+        request: Request<pb::ReleaseIdentifierRequest>,
+    ) -> Result<Response<pb::ReleaseIdentifierResponse>, Status> {
+        let req = request.get_ref();
+        let acting = acting(caller(&request)?, &req.reason)?;
+        let account = account_id_field(&req.account_id)?;
+        let ended = Identity::release_identifier(self, account, &acting).await?;
+        Ok(Response::new(pb::ReleaseIdentifierResponse {
+            revoked_sessions: i64::try_from(ended).unwrap_or(i64::MAX),
+        }))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn reopen_registration(
+        &self,
+        request: Request<pb::ReopenRegistrationRequest>,
+    ) -> Result<Response<pb::ReopenRegistrationResponse>, Status> {
+        let req = request.get_ref();
+        let acting = acting(caller(&request)?, &req.reason)?;
+        let account = account_id_field(&req.account_id)?;
+        let steps = crate::reopen::steps_of(&req.steps)?;
+        let missing = self.reopen(account, &steps, &acting).await?;
+        Ok(Response::new(pb::ReopenRegistrationResponse { missing }))
     }
 
     #[tracing::instrument(skip_all)]

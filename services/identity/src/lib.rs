@@ -1,13 +1,18 @@
 //! The identity service: accounts, credentials, sessions, login throttling, password reset,
 //! service clients and the keys that sign every token of the suite. `accounts` and
-//! `sessions` are what it does, `revocations` tells every verifier which sessions ended, `throttle` bounds login guesses, `password` hashes and judges passwords, `store` keeps the
+//! `sessions` are what it does, `record` is what services read of it (audited), `feed` is the
+//! change feed of registrations, `revocations` tells every verifier which sessions ended,
+//! `throttle` bounds login guesses, `password` hashes and judges passwords, `store` keeps the
 //! data, `error` is every failure it reports, `grpc` is the API.
 #![forbid(unsafe_code)]
 
 pub mod accounts;
 pub mod error;
+pub mod feed;
 pub mod grpc;
 pub mod password;
+pub mod record;
+pub mod reopen;
 pub mod revocations;
 pub mod sessions;
 pub mod store;
@@ -19,7 +24,11 @@ use examreg_kit::{
     service::{self, Service},
     tokens::{KeySet, SigningKey},
 };
-use examreg_proto::identity::v1::identity_service_server::IdentityServiceServer;
+use examreg_proto::{
+    biometrics::v1::biometrics_service_client::BiometricsServiceClient,
+    identity::v1::identity_service_server::IdentityServiceServer,
+    profile::v1::profile_service_client::ProfileServiceClient,
+};
 use std::{future::Future, net::SocketAddr, time::Duration};
 use tonic::service::Routes;
 
@@ -72,6 +81,11 @@ pub struct Config {
     /// Hashes waiting for a turn before more are refused (RESOURCE_EXHAUSTED, retry hint).
     pub hash_queue: usize,
     pub throttle: Throttle,
+    /// How long the change feed keeps its events.
+    pub feed_retention: Duration,
+    /// Where biometrics and profile answer, for reopening registrations.
+    pub biometrics_url: String,
+    pub profile_url: String,
 }
 
 impl Config {
@@ -146,6 +160,9 @@ impl Config {
                 lockout_base: env.seconds("IDENTITY_LOCKOUT_BASE_SECS", 60),
                 lockout_max: env.seconds("IDENTITY_LOCKOUT_MAX_SECS", 3600),
             },
+            feed_retention: env.seconds("IDENTITY_FEED_RETENTION_SECS", 30 * 24 * 3600),
+            biometrics_url: env.string("BIOMETRICS_URL", "http://127.0.0.1:50053"),
+            profile_url: env.string("PROFILE_URL", "http://127.0.0.1:50054"),
         }
     }
 }
@@ -180,8 +197,10 @@ impl Application {
             std::iter::once(&signing_key).chain(&config.published_keys),
         ));
         let window = config.throttle.window;
+        let retention = config.feed_retention;
         let draining = examreg_kit::grpc::Trigger::default();
         let feed = revocations::Feed::new(pool.clone(), draining.clone());
+        let registrations = feed::Feed::new(pool.clone(), draining.clone());
         let identity = grpc::Identity {
             pool: pool.clone(),
             hasher,
@@ -195,6 +214,11 @@ impl Application {
             service_token_ttl: config.service_token_ttl,
             throttle: config.throttle,
             revocations: feed.clone(),
+            feed: registrations.clone(),
+            biometrics: BiometricsServiceClient::new(examreg_kit::grpc::channel(
+                &config.biometrics_url,
+            )?),
+            profile: ProfileServiceClient::new(examreg_kit::grpc::channel(&config.profile_url)?),
         };
         let routes = Routes::new(IdentityServiceServer::new(identity));
         let names = &["examreg.identity.v1.IdentityService"];
@@ -203,17 +227,27 @@ impl Application {
             .public(PUBLIC_PATHS)
             .draining(draining)
             .task(move |stop| revocations::listen(feed, keys, stop))
-            .task(move |stop| sweeper(pool, window, stop)))
+            .task(move |stop| feed::listen(registrations, stop))
+            .task(move |stop| sweeper(pool, window, retention, stop)))
     }
 }
 
-/// Removes expired proofs, old refresh tokens and stale throttle rows every hour (every replica
-/// may run it: the deletes are idempotent).
-async fn sweeper(pool: sqlx::PgPool, window: Duration, stop: impl Future<Output = ()>) {
+/// Removes expired proofs, old refresh tokens, stale throttle rows and the feed's events past
+/// its retention every hour (every replica may run it: the deletes are idempotent).
+async fn sweeper(
+    pool: sqlx::PgPool,
+    window: Duration,
+    retention: Duration,
+    stop: impl Future<Output = ()>,
+) {
     examreg_kit::grpc::periodically(Duration::from_secs(3600), stop, || async {
         match store::sweep(&pool, window.as_secs_f64()).await {
             Ok(swept) => tracing::info!(?swept, "swept expired rows"),
             Err(e) => tracing::warn!(error = %e, "sweep failed; will retry"),
+        }
+        match store::sweep_events(&pool, retention).await {
+            Ok(events) => tracing::info!(events, "swept the feed's old events"),
+            Err(e) => tracing::warn!(error = %e, "feed sweep failed; will retry"),
         }
     })
     .await;

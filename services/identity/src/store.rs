@@ -2,7 +2,7 @@
 //! compile time against the migrations (offline data in `.sqlx/`).
 
 use chrono::{DateTime, Utc};
-use examreg_domain::{AccountStatus, LoginKind};
+use examreg_domain::{AccountStatus, LoginKind, RegistrationEventKind, SupportAction};
 use sqlx::{PgConnection, PgPool};
 use std::time::Duration;
 use uuid::Uuid;
@@ -169,28 +169,69 @@ pub async fn account_by_id(pool: &PgPool, id: Uuid) -> Result<Option<AccountRow>
     .await?)
 }
 
-/// Marks an active account registered (idempotent); None when it is missing or blocked.
+/// What completing a registration found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Completion {
+    /// Completed now (the feed has the event) or before, at this time.
+    Done(DateTime<Utc>),
+    /// No such account, or it is blocked.
+    Refused,
+}
+
+/// Marks an active account registered; the first completion writes the feed's event, a repeat
+/// answers the time of the first.
 #[tracing::instrument(skip_all)]
-pub async fn complete_registration(
-    pool: &PgPool,
-    id: Uuid,
-) -> Result<Option<DateTime<Utc>>, StoreError> {
-    Ok(sqlx::query_scalar!(
-        r#"UPDATE accounts SET status = 'registered', registered_at = COALESCE(registered_at, now())
-           WHERE id = $1 AND status IN ('active', 'registered')
-           RETURNING registered_at AS "registered_at!""#,
+pub async fn complete_registration(pool: &PgPool, id: Uuid) -> Result<Completion, StoreError> {
+    let mut tx = pool.begin().await?;
+    let completed = sqlx::query_scalar!(
+        r#"UPDATE accounts SET status = 'registered', registered_at = now()
+           WHERE id = $1 AND status = 'active' RETURNING registered_at AS "registered_at!""#,
         id
     )
-    .fetch_optional(pool)
+    .fetch_optional(&mut *tx)
+    .await?;
+    if let Some(at) = completed {
+        append_event(&mut tx, id, RegistrationEventKind::RegistrationCompleted).await?;
+        tx.commit().await?;
+        return Ok(Completion::Done(at));
+    }
+    let before = sqlx::query_scalar!(
+        "SELECT registered_at FROM accounts WHERE id = $1 AND status = 'registered'",
+        id
+    )
+    .fetch_optional(&mut *tx)
+    .await?
+    .flatten();
+    Ok(before.map_or(Completion::Refused, Completion::Done))
+}
+
+/// Who does a support action, and why: what the operator log records.
+pub struct Acting<'a> {
+    pub actor: &'a str,
+    pub reason: &'a str,
+}
+
+/// The status of an account, locked until the transaction ends; `None` when there is none.
+async fn lock_status(
+    conn: &mut PgConnection,
+    id: Uuid,
+) -> Result<Option<AccountStatus>, StoreError> {
+    Ok(sqlx::query_scalar!(
+        r#"SELECT status AS "status: AccountStatus" FROM accounts WHERE id = $1 FOR UPDATE"#,
+        id
+    )
+    .fetch_optional(conn)
     .await?)
 }
 
 /// Deletes an account (its sessions and refresh tokens go with it, its live sessions ended
-/// first as [`revoke_all_sessions`] ends them); its email if it existed.
+/// first as [`revoke_all_sessions`] ends them), recording the erasure in the operator log and
+/// the feed; its email if it existed.
 #[tracing::instrument(skip_all)]
 pub async fn delete_account(
     pool: &PgPool,
     id: Uuid,
+    acting: &Acting<'_>,
     keep: Duration,
 ) -> Result<Option<String>, StoreError> {
     let mut tx = pool.begin().await?;
@@ -198,48 +239,207 @@ pub async fn delete_account(
     let email = sqlx::query_scalar!("DELETE FROM accounts WHERE id = $1 RETURNING email", id)
         .fetch_optional(&mut *tx)
         .await?;
+    if email.is_some() {
+        log_action(
+            &mut tx,
+            id,
+            acting.actor,
+            SupportAction::Erase,
+            acting.reason,
+            "",
+        )
+        .await?;
+        append_event(&mut tx, id, RegistrationEventKind::AccountErased).await?;
+    }
     tx.commit().await?;
     Ok(email)
 }
 
-/// Blocks an account and ends its live sessions in one transaction: how many ended, `None`
+/// Blocks an account and ends its live sessions in one transaction, with the operator log's
+/// entry and (when it was not blocked yet) the feed's event: how many sessions ended, `None`
 /// when there is no such account.
 #[tracing::instrument(skip_all)]
 pub async fn block_account(
     pool: &PgPool,
     id: Uuid,
+    acting: &Acting<'_>,
     keep: Duration,
 ) -> Result<Option<u64>, StoreError> {
     let mut tx = pool.begin().await?;
-    let found = sqlx::query_scalar!(
-        "UPDATE accounts SET status = 'blocked' WHERE id = $1 RETURNING id",
-        id
-    )
-    .fetch_optional(&mut *tx)
-    .await?;
-    if found.is_none() {
+    let Some(status) = lock_status(&mut tx, id).await? else {
         return Ok(None);
+    };
+    let ended = block_locked(&mut tx, id, status, keep).await?;
+    log_action(
+        &mut tx,
+        id,
+        acting.actor,
+        SupportAction::Block,
+        acting.reason,
+        "",
+    )
+    .await?;
+    if status != AccountStatus::Blocked {
+        append_event(&mut tx, id, RegistrationEventKind::AccountBlocked).await?;
     }
-    let ended = revoke_all_sessions(&mut tx, id, "blocked", keep).await?;
     tx.commit().await?;
     Ok(Some(ended))
 }
 
-/// Lifts a block: active again, or registered when the registration was complete. `false`
-/// when there is no such account.
+/// Blocks a locked account and ends its sessions; how many ended.
+async fn block_locked(
+    conn: &mut PgConnection,
+    id: Uuid,
+    status: AccountStatus,
+    keep: Duration,
+) -> Result<u64, StoreError> {
+    if status != AccountStatus::Blocked {
+        sqlx::query!("UPDATE accounts SET status = 'blocked' WHERE id = $1", id)
+            .execute(&mut *conn)
+            .await?;
+    }
+    revoke_all_sessions(conn, id, "blocked", keep).await
+}
+
+/// What lifting a block found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Unblock {
+    Done,
+    NotFound,
+    /// The account's identifier was released: it stays blocked.
+    Released,
+}
+
+/// Lifts a block: active again, or registered when the registration was complete; logged, and
+/// told to the feed when the account was blocked.
 #[tracing::instrument(skip_all)]
-pub async fn unblock_account(pool: &PgPool, id: Uuid) -> Result<bool, StoreError> {
-    let found = sqlx::query_scalar!(
-        r#"UPDATE accounts
-           SET status = CASE WHEN status <> 'blocked' THEN status
-                             WHEN registered_at IS NULL THEN 'active'
-                             ELSE 'registered' END
-           WHERE id = $1 RETURNING id"#,
+pub async fn unblock_account(
+    pool: &PgPool,
+    id: Uuid,
+    acting: &Acting<'_>,
+) -> Result<Unblock, StoreError> {
+    let mut tx = pool.begin().await?;
+    let Some(status) = lock_status(&mut tx, id).await? else {
+        return Ok(Unblock::NotFound);
+    };
+    let released = sqlx::query_scalar!(
+        r#"SELECT released_login IS NOT NULL AS "released!" FROM accounts WHERE id = $1"#,
         id
     )
-    .fetch_optional(pool)
+    .fetch_one(&mut *tx)
     .await?;
-    Ok(found.is_some())
+    if released {
+        return Ok(Unblock::Released);
+    }
+    log_action(
+        &mut tx,
+        id,
+        acting.actor,
+        SupportAction::Unblock,
+        acting.reason,
+        "",
+    )
+    .await?;
+    if status == AccountStatus::Blocked {
+        sqlx::query!(
+            r#"UPDATE accounts
+               SET status = CASE WHEN registered_at IS NULL THEN 'active' ELSE 'registered' END
+               WHERE id = $1"#,
+            id
+        )
+        .execute(&mut *tx)
+        .await?;
+        append_event(&mut tx, id, RegistrationEventKind::AccountUnblocked).await?;
+    }
+    tx.commit().await?;
+    Ok(Unblock::Done)
+}
+
+/// Forgets the failed logins of an account's login (its lockout with them), logged: whether it
+/// was locked, `None` when there is no such account.
+#[tracing::instrument(skip_all)]
+pub async fn unlock_login(
+    pool: &PgPool,
+    id: Uuid,
+    acting: &Acting<'_>,
+    key_of: impl FnOnce(&str) -> String,
+) -> Result<Option<bool>, StoreError> {
+    let mut tx = pool.begin().await?;
+    let login = sqlx::query_scalar!("SELECT login FROM accounts WHERE id = $1 FOR UPDATE", id)
+        .fetch_optional(&mut *tx)
+        .await?;
+    let Some(login) = login else {
+        return Ok(None);
+    };
+    let was_locked = sqlx::query_scalar!(
+        r#"DELETE FROM login_throttle WHERE key = $1
+           RETURNING locked_until IS NOT NULL AND locked_until > now() AS "locked!""#,
+        key_of(&login)
+    )
+    .fetch_optional(&mut *tx)
+    .await?
+    .unwrap_or(false);
+    log_action(
+        &mut tx,
+        id,
+        acting.actor,
+        SupportAction::UnlockLogin,
+        acting.reason,
+        "",
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Some(was_locked))
+}
+
+/// Releases an account's login for its real holder: blocks the account (its sessions end),
+/// keeps the login in `released_login` and puts in its place a value no login can match, and
+/// forgets the login's failures, so the holder starts clean; logged and told to the feed. How
+/// many sessions ended, `None` when there is no such account. A second release changes nothing
+/// but the log.
+#[tracing::instrument(skip_all)]
+pub async fn release_login(
+    pool: &PgPool,
+    id: Uuid,
+    acting: &Acting<'_>,
+    keep: Duration,
+    key_of: impl FnOnce(&str) -> String,
+) -> Result<Option<u64>, StoreError> {
+    let mut tx = pool.begin().await?;
+    let Some(status) = lock_status(&mut tx, id).await? else {
+        return Ok(None);
+    };
+    let ended = block_locked(&mut tx, id, status, keep).await?;
+    // The placeholder has a colon: no IIN or passport number has one.
+    let released = sqlx::query!(
+        r#"UPDATE accounts SET released_login = login, login = 'released:' || id::text
+           WHERE id = $1 AND released_login IS NULL
+           RETURNING released_login AS "login!", login_kind"#,
+        id
+    )
+    .fetch_optional(&mut *tx)
+    .await?;
+    let what = released.as_ref().map_or("", |r| r.login_kind.as_str());
+    log_action(
+        &mut tx,
+        id,
+        acting.actor,
+        SupportAction::ReleaseIdentifier,
+        acting.reason,
+        what,
+    )
+    .await?;
+    if let Some(released) = &released {
+        sqlx::query!(
+            "DELETE FROM login_throttle WHERE key = $1",
+            key_of(&released.login)
+        )
+        .execute(&mut *tx)
+        .await?;
+        append_event(&mut tx, id, RegistrationEventKind::IdentifierReleased).await?;
+    }
+    tx.commit().await?;
+    Ok(Some(ended))
 }
 
 #[tracing::instrument(skip_all)]
@@ -580,4 +780,318 @@ pub async fn sweep(pool: &PgPool, window_secs: f64) -> Result<Swept, StoreError>
         refresh_tokens,
         throttles,
     })
+}
+
+// ---- The system of record: accounts as services read them, the access and operator logs,
+// and the change feed.
+
+/// An account as the record shows it to services and to its holder (no password hash).
+#[derive(Debug, Clone)]
+pub struct Record {
+    pub id: Uuid,
+    pub citizenship: String,
+    pub login: String,
+    pub login_kind: LoginKind,
+    pub email: String,
+    pub status: AccountStatus,
+    pub created_at: DateTime<Utc>,
+    pub registered_at: Option<DateTime<Utc>>,
+    pub terms_version: String,
+    pub terms_accepted_at: DateTime<Utc>,
+    pub terms_client_ip: String,
+    pub terms_user_agent: String,
+    /// The login was released for its real holder; `login` is what the account held.
+    pub released: bool,
+}
+
+#[tracing::instrument(skip_all)]
+pub async fn record_by_id(conn: &mut PgConnection, id: Uuid) -> Result<Option<Record>, StoreError> {
+    Ok(sqlx::query_as!(
+        Record,
+        r#"SELECT id, citizenship, COALESCE(released_login, login) AS "login!",
+                  login_kind AS "login_kind: LoginKind", email,
+                  status AS "status: AccountStatus", created_at, registered_at, terms_version,
+                  terms_accepted_at, terms_client_ip, terms_user_agent,
+                  released_login IS NOT NULL AS "released!"
+           FROM accounts WHERE id = $1"#,
+        id
+    )
+    .fetch_optional(conn)
+    .await?)
+}
+
+/// The account with this login of this kind (an IIN is never found as a passport number).
+#[tracing::instrument(skip_all)]
+pub async fn record_by_login(
+    conn: &mut PgConnection,
+    login: &str,
+    kind: LoginKind,
+) -> Result<Option<Record>, StoreError> {
+    Ok(sqlx::query_as!(
+        Record,
+        r#"SELECT id, citizenship, COALESCE(released_login, login) AS "login!",
+                  login_kind AS "login_kind: LoginKind", email,
+                  status AS "status: AccountStatus", created_at, registered_at, terms_version,
+                  terms_accepted_at, terms_client_ip, terms_user_agent,
+                  released_login IS NOT NULL AS "released!"
+           FROM accounts WHERE login = $1 AND login_kind = $2"#,
+        login,
+        kind as LoginKind
+    )
+    .fetch_optional(conn)
+    .await?)
+}
+
+#[tracing::instrument(skip_all)]
+pub async fn record_by_email(
+    conn: &mut PgConnection,
+    email: &str,
+) -> Result<Option<Record>, StoreError> {
+    Ok(sqlx::query_as!(
+        Record,
+        r#"SELECT id, citizenship, COALESCE(released_login, login) AS "login!",
+                  login_kind AS "login_kind: LoginKind", email,
+                  status AS "status: AccountStatus", created_at, registered_at, terms_version,
+                  terms_accepted_at, terms_client_ip, terms_user_agent,
+                  released_login IS NOT NULL AS "released!"
+           FROM accounts WHERE email = $1"#,
+        email
+    )
+    .fetch_optional(conn)
+    .await?)
+}
+
+/// What `ListAccounts` filters by; `None` lets everything through.
+pub struct Filter<'a> {
+    pub statuses: &'a [AccountStatus],
+    pub registered_from: Option<DateTime<Utc>>,
+    pub registered_before: Option<DateTime<Utc>>,
+}
+
+/// Up to `limit` accounts after `after` (an account id) in id order, which is creation order
+/// (UUIDv7): an account created while a client pages has a larger id than every one before it.
+#[tracing::instrument(skip_all)]
+pub async fn list_records(
+    conn: &mut PgConnection,
+    filter: &Filter<'_>,
+    after: Option<Uuid>,
+    limit: i64,
+) -> Result<Vec<Record>, StoreError> {
+    let statuses: Vec<String> = filter
+        .statuses
+        .iter()
+        .map(|s| s.as_str().to_owned())
+        .collect();
+    Ok(sqlx::query_as!(
+        Record,
+        r#"SELECT id, citizenship, COALESCE(released_login, login) AS "login!",
+                  login_kind AS "login_kind: LoginKind", email,
+                  status AS "status: AccountStatus", created_at, registered_at, terms_version,
+                  terms_accepted_at, terms_client_ip, terms_user_agent,
+                  released_login IS NOT NULL AS "released!"
+           FROM accounts
+           WHERE id > COALESCE($1, '00000000-0000-0000-0000-000000000000'::uuid)
+             AND (cardinality($2::text[]) = 0 OR status = ANY($2))
+             AND ($3::timestamptz IS NULL OR registered_at >= $3)
+             AND ($4::timestamptz IS NULL OR registered_at < $4)
+           ORDER BY id LIMIT $5"#,
+        after,
+        &statuses,
+        filter.registered_from,
+        filter.registered_before,
+        limit
+    )
+    .fetch_all(conn)
+    .await?)
+}
+
+/// Records in the audit log that `actor` read `what` of these accounts for `purpose`.
+#[tracing::instrument(skip_all)]
+pub async fn log_reads(
+    conn: &mut PgConnection,
+    accounts: &[Uuid],
+    actor: &str,
+    what: &str,
+    purpose: &str,
+) -> Result<(), StoreError> {
+    sqlx::query!(
+        r#"INSERT INTO audit_log (account_id, actor, kind, what, note)
+           SELECT id, $2, 'read', $3, $4 FROM unnest($1::uuid[]) AS id"#,
+        accounts,
+        actor,
+        what,
+        purpose
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Records a support action on an account in the audit log.
+#[tracing::instrument(skip_all)]
+pub async fn log_action(
+    conn: &mut PgConnection,
+    account: Uuid,
+    actor: &str,
+    action: SupportAction,
+    reason: &str,
+    detail: &str,
+) -> Result<(), StoreError> {
+    sqlx::query!(
+        r#"INSERT INTO audit_log (account_id, actor, kind, what, note)
+           VALUES ($1, $2, $3, $4, $5)"#,
+        account,
+        actor,
+        action.as_str(),
+        detail,
+        reason
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+pub struct AuditRow {
+    pub id: i64,
+    pub actor: String,
+    pub kind: String,
+    pub what: String,
+    pub note: String,
+    pub at: DateTime<Utc>,
+}
+
+/// Up to `limit` entries of an account's audit log after `after` (an entry id), oldest first.
+#[tracing::instrument(skip_all)]
+pub async fn audit_entries(
+    pool: &PgPool,
+    account: Uuid,
+    after: i64,
+    limit: i64,
+) -> Result<Vec<AuditRow>, StoreError> {
+    Ok(sqlx::query_as!(
+        AuditRow,
+        r#"SELECT id, actor, kind, what, note, at FROM audit_log
+           WHERE account_id = $1 AND id > $2 ORDER BY id LIMIT $3"#,
+        account,
+        after,
+        limit
+    )
+    .fetch_all(pool)
+    .await?)
+}
+
+/// Appends an event to the change feed. The last statement of its transaction: it holds the
+/// feed's head row until the commit, which orders the writers (see the migration).
+#[tracing::instrument(skip_all)]
+pub async fn append_event(
+    conn: &mut PgConnection,
+    account: Uuid,
+    kind: RegistrationEventKind,
+) -> Result<i64, StoreError> {
+    Ok(sqlx::query_scalar!(
+        r#"WITH head AS (UPDATE feed_head SET seq = seq + 1 RETURNING seq)
+           INSERT INTO registration_events (seq, account_id, kind)
+           SELECT seq, $1, $2 FROM head RETURNING seq"#,
+        account,
+        kind as RegistrationEventKind
+    )
+    .fetch_one(conn)
+    .await?)
+}
+
+/// The sequence number of the last event committed.
+#[tracing::instrument(skip_all)]
+pub async fn feed_head(conn: &mut PgConnection) -> Result<i64, StoreError> {
+    Ok(sqlx::query_scalar!("SELECT seq FROM feed_head")
+        .fetch_one(conn)
+        .await?)
+}
+
+/// The oldest event kept (after the retention sweep), if any is.
+#[tracing::instrument(skip_all)]
+pub async fn feed_oldest(pool: &PgPool) -> Result<Option<i64>, StoreError> {
+    Ok(
+        sqlx::query_scalar!(r#"SELECT min(seq) AS "seq" FROM registration_events"#)
+            .fetch_one(pool)
+            .await?,
+    )
+}
+
+pub struct EventRow {
+    pub seq: i64,
+    pub account_id: Uuid,
+    pub kind: RegistrationEventKind,
+    pub occurred_at: DateTime<Utc>,
+}
+
+/// Up to `limit` events after `after`, in order.
+#[tracing::instrument(skip_all)]
+pub async fn events_after(
+    pool: &PgPool,
+    after: i64,
+    limit: i64,
+) -> Result<Vec<EventRow>, StoreError> {
+    Ok(sqlx::query_as!(
+        EventRow,
+        r#"SELECT seq, account_id, kind AS "kind: RegistrationEventKind", occurred_at
+           FROM registration_events WHERE seq > $1 ORDER BY seq LIMIT $2"#,
+        after,
+        limit
+    )
+    .fetch_all(pool)
+    .await?)
+}
+
+/// Deletes the events older than the retention (never the newest one, so the head's
+/// position stays visible); how many.
+#[tracing::instrument(skip_all)]
+pub async fn sweep_events(pool: &PgPool, retention: Duration) -> Result<u64, StoreError> {
+    Ok(sqlx::query!(
+        r#"DELETE FROM registration_events
+           WHERE occurred_at < now() - make_interval(secs => $1)
+             AND seq < (SELECT seq FROM feed_head)"#,
+        retention.as_secs_f64()
+    )
+    .execute(pool)
+    .await?
+    .rows_affected())
+}
+
+/// Records a reopening: a registered account is active again (its completion time cleared,
+/// the feed told), whatever it was the action is logged with the steps. `None` when there is
+/// no such account, `Some(false)` when it is blocked (nothing written).
+#[tracing::instrument(skip_all)]
+pub async fn reopen_registration(
+    pool: &PgPool,
+    id: Uuid,
+    acting: &Acting<'_>,
+    steps: &str,
+) -> Result<Option<bool>, StoreError> {
+    let mut tx = pool.begin().await?;
+    let Some(status) = lock_status(&mut tx, id).await? else {
+        return Ok(None);
+    };
+    if status == AccountStatus::Blocked {
+        return Ok(Some(false));
+    }
+    log_action(
+        &mut tx,
+        id,
+        acting.actor,
+        SupportAction::Reopen,
+        acting.reason,
+        steps,
+    )
+    .await?;
+    if status == AccountStatus::Registered {
+        sqlx::query!(
+            "UPDATE accounts SET status = 'active', registered_at = NULL WHERE id = $1",
+            id
+        )
+        .execute(&mut *tx)
+        .await?;
+        append_event(&mut tx, id, RegistrationEventKind::RegistrationReopened).await?;
+    }
+    tx.commit().await?;
+    Ok(Some(true))
 }

@@ -1,6 +1,9 @@
 //! The identity service against a fresh database of the local stack's Postgres.
 
-use examreg_identity::{Application, Config, ServiceClient};
+mod common;
+
+use common::*;
+use examreg_identity::{Application, Config};
 use examreg_kit::{
     auth::{PROOF_AUDIENCE, PROOF_ISSUER, ProofClaims, unix_now, with_bearer},
     config::Secret,
@@ -11,191 +14,9 @@ use examreg_proto::identity::v1::{
     self as pb, create_account_request::Identifier, identity_service_client::IdentityServiceClient,
 };
 use examreg_testkit as tk;
-use sha2::Digest;
 use std::time::Duration;
-use tonic::{Code, Request, transport::Channel};
+use tonic::Code;
 use uuid::Uuid;
-
-const STRONG: &str = "Жасыл-алма-көктемде-7";
-const GATEWAY_SECRET: &str = "gateway-secret-for-tests-0123456789";
-
-struct TestApp {
-    client: IdentityServiceClient<Channel>,
-    key: SigningKey,
-    proof_key: SigningKey,
-    database: Secret,
-    _stop: tokio::sync::oneshot::Sender<()>,
-}
-
-/// Identity on a fresh database, signing with `key` and taking proofs signed with `proof`.
-async fn config(key: &SigningKey, proof: &SigningKey) -> Config {
-    let mut config = Config::defaults();
-    config.database_url = Secret::new(tk::fresh_database("identity").await);
-    config.signing_key = Some(key.clone());
-    config.proof_keys = KeySet::from_signing_keys([proof]);
-    config
-}
-
-async fn spawn() -> TestApp {
-    spawn_with(|_| {}).await
-}
-
-/// Identity with its test configuration changed by `adjust`.
-async fn spawn_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
-    let key = SigningKey::generate();
-    let proof_key = SigningKey::generate();
-    let mut config = config(&key, &proof_key).await;
-    config.service_clients = vec![ServiceClient {
-        id: "gateway".into(),
-        secret_sha256: hex::encode(sha2::Sha256::digest(GATEWAY_SECRET.as_bytes())),
-        scopes: vec![
-            "accounts:create".into(),
-            "sessions:create".into(),
-            "accounts:recover".into(),
-        ],
-    }];
-    adjust(&mut config);
-    let database = config.database_url.clone();
-    let app = Application::build(config).await.unwrap();
-    let addr = app.addr();
-    let (stop, stopped) = tk::stopper();
-    tokio::spawn(app.run_until_stopped(stopped));
-    TestApp {
-        database,
-        client: IdentityServiceClient::new(
-            examreg_kit::grpc::channel(&format!("http://{addr}")).unwrap(),
-        ),
-        key,
-        proof_key,
-        _stop: stop,
-    }
-}
-
-fn valid_iin() -> String {
-    tk::random_iin(examreg_domain::Sex::Female)
-}
-
-impl TestApp {
-    fn req<T>(&self, message: T) -> Request<T> {
-        let token = tk::service_token(
-            &self.key,
-            "gateway",
-            &[
-                "accounts:create",
-                "sessions:create",
-                "accounts:recover",
-                "accounts:read",
-            ],
-        );
-        with_bearer(message, &token).unwrap()
-    }
-
-    fn proof(&self, email: &str, purpose: &str) -> String {
-        self.proof_key.sign(&ProofClaims {
-            iss: PROOF_ISSUER.into(),
-            aud: PROOF_AUDIENCE.into(),
-            sub: email.into(),
-            purpose: purpose.into(),
-            jti: Uuid::new_v4().to_string(),
-            iat: unix_now(),
-            exp: unix_now() + 600,
-        })
-    }
-
-    fn account(&self, iin: &str, email: &str) -> pb::CreateAccountRequest {
-        pb::CreateAccountRequest {
-            citizenship: "KZ".into(),
-            identifier: Some(Identifier::Iin(iin.into())),
-            email: email.into(),
-            // verification signs the normalized (lower-case) email.
-            email_proof: self.proof(&email.to_lowercase(), "registration"),
-            password: STRONG.into(),
-            terms: Some(pb::TermsAcceptance {
-                version: "2026-01".into(),
-                accepted_at: None,
-                client_ip: "127.0.0.1".into(),
-                user_agent: "tests".into(),
-            }),
-        }
-    }
-
-    async fn create(&self, request: pb::CreateAccountRequest) -> Result<String, tonic::Status> {
-        Ok(self
-            .client
-            .clone()
-            .create_account(self.req(request))
-            .await?
-            .into_inner()
-            .account_id)
-    }
-
-    /// A service token for the gateway's client id, with this secret.
-    async fn issue_service_token(
-        &self,
-        secret: &str,
-    ) -> Result<pb::IssueServiceTokenResponse, tonic::Status> {
-        let request = pb::IssueServiceTokenRequest {
-            client_id: "gateway".into(),
-            client_secret: secret.into(),
-        };
-        let answer = self.client.clone().issue_service_token(request).await?;
-        Ok(answer.into_inner())
-    }
-
-    /// Why identity refuses to create this account (the reason code).
-    async fn refusal(&self, request: pb::CreateAccountRequest) -> String {
-        reason(&self.create(request).await.unwrap_err())
-    }
-
-    /// A new account with a fresh IIN and email, and the password `STRONG`; its IIN.
-    async fn registered(&self) -> String {
-        let iin = valid_iin();
-        self.create(self.account(&iin, &tk::unique_email()))
-            .await
-            .unwrap();
-        iin
-    }
-
-    async fn login(&self, login: &str, password: &str) -> Result<pb::LoginResponse, tonic::Status> {
-        self.login_from(login, password, "10.1.2.3").await
-    }
-
-    async fn login_from(
-        &self,
-        login: &str,
-        password: &str,
-        ip: &str,
-    ) -> Result<pb::LoginResponse, tonic::Status> {
-        Ok(self
-            .client
-            .clone()
-            .login(self.req(pb::LoginRequest {
-                login: login.into(),
-                password: password.into(),
-                client_ip: ip.into(),
-                user_agent: "tests".into(),
-            }))
-            .await?
-            .into_inner())
-    }
-
-    async fn refresh(&self, token: &str) -> Result<pb::TokenPair, tonic::Status> {
-        Ok(self
-            .client
-            .clone()
-            .refresh_session(self.req(pb::RefreshSessionRequest {
-                refresh_token: token.into(),
-            }))
-            .await?
-            .into_inner()
-            .tokens
-            .unwrap())
-    }
-}
-
-fn reason(status: &tonic::Status) -> String {
-    reason_of(status).reason
-}
 
 #[tokio::test]
 async fn an_applicant_registers_logs_in_refreshes_and_logs_out() {
@@ -238,26 +59,6 @@ async fn an_applicant_registers_logs_in_refreshes_and_logs_out() {
     // Identity itself refuses the logged-out access token within a second, as every verifier
     // does (its own keys hear the revocation from its Postgres listener).
     app.refused_within_a_second(&next.access_token).await;
-}
-
-impl TestApp {
-    /// Asserts that identity refuses `access_token` within a second from now.
-    async fn refused_within_a_second(&self, access_token: &str) {
-        let ended = std::time::Instant::now();
-        loop {
-            let answer = self
-                .client
-                .clone()
-                .get_account(with_bearer(pb::GetAccountRequest::default(), access_token).unwrap())
-                .await;
-            match answer {
-                Err(status) if status.code() == Code::Unauthenticated => return,
-                Ok(_) => assert!(ended.elapsed() < Duration::from_secs(1), "still accepted"),
-                Err(status) => panic!("{status:?}"),
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
 }
 
 #[tokio::test]
@@ -679,22 +480,6 @@ async fn calls_without_a_token_or_scope_are_refused_and_clients_get_scoped_token
         .into_inner()
         .jwks_json;
     assert!(KeySet::from_jwks(&jwks).unwrap().contains(app.key.kid()));
-}
-
-impl TestApp {
-    async fn create_with(
-        &self,
-        token: &str,
-        request: pb::CreateAccountRequest,
-    ) -> Result<String, tonic::Status> {
-        Ok(self
-            .client
-            .clone()
-            .create_account(with_bearer(request, token).unwrap())
-            .await?
-            .into_inner()
-            .account_id)
-    }
 }
 
 #[tokio::test]

@@ -45,6 +45,16 @@ pub enum Error {
     InstitutionExists(String),
     #[error("line {line}: {why}")]
     InvalidCsv { line: usize, why: String },
+    #[error("state why the profile is read (at most 500 characters)")]
+    PurposeRequired,
+    #[error("a step to redo is name, details or education")]
+    InvalidStep,
+    #[error("this person has no profile")]
+    ProfileNotFound,
+    #[error("group_by is day, region, category or institution")]
+    InvalidGrouping,
+    #[error("time_zone is an IANA time zone name such as Asia/Almaty")]
+    InvalidTimeZone,
     /// Identity's answer to reading the caller's account, passed on (unavailable as such).
     #[error("identity: {}", .0.message())]
     Identity(Status),
@@ -84,6 +94,11 @@ pub const REASONS: &[&str] = &[
     "institution_not_found",
     "institution_exists",
     "invalid_csv",
+    "purpose_required",
+    "invalid_step",
+    "profile_not_found",
+    "invalid_grouping",
+    "invalid_time_zone",
 ];
 
 impl From<Error> for Status {
@@ -142,6 +157,17 @@ impl From<Error> for Status {
             }
             Error::InvalidCsv { line, .. } => {
                 invalid("invalid_csv", message, &[("csv", &format!("line_{line}"))])
+            }
+            Error::PurposeRequired => {
+                invalid("purpose_required", message, &[("purpose", "required")])
+            }
+            Error::InvalidStep => invalid("invalid_step", message, &[("steps", "invalid")]),
+            Error::ProfileNotFound => errors::status(Code::NotFound, "profile_not_found", message),
+            Error::InvalidGrouping => {
+                invalid("invalid_grouping", message, &[("group_by", "invalid")])
+            }
+            Error::InvalidTimeZone => {
+                invalid("invalid_time_zone", message, &[("time_zone", "invalid")])
             }
             Error::Identity(status) => {
                 if matches!(
@@ -208,6 +234,11 @@ mod tests {
                 line: 2,
                 why: "x".into(),
             },
+            Error::PurposeRequired,
+            Error::InvalidStep,
+            Error::ProfileNotFound,
+            Error::InvalidGrouping,
+            Error::InvalidTimeZone,
         ];
         let reasons: Vec<String> = errors
             .into_iter()

@@ -7,10 +7,11 @@ use crate::{
     people::{DetailsInput, Lock, People, Profile},
     reference::{Draft, Reference, SearchInput},
 };
+use crate::{error::Error, store};
 use examreg_domain::Sex;
-use examreg_kit::auth::{account_id_field, bearer_of, caller};
+use examreg_kit::auth::{Caller, account_id_field, bearer_of, caller};
 use examreg_proto::{
-    convert::{FromWire, timestamp},
+    convert::{FromWire, datetime, timestamp},
     profile::v1::{self as pb, profile_service_server::ProfileService},
 };
 use tonic::{Request, Response, Status};
@@ -57,6 +58,33 @@ fn profile_pb(p: Profile) -> pb::Profile {
         contingent_code: row.contingent_code.unwrap_or_default(),
         institution: p.institution.as_ref().map(institution_pb),
         locked_at: row.locked_at.map(timestamp),
+        redo: row.redo,
+    }
+}
+
+/// Why a service reads personal data, for the access log: not blank, at most 500 characters.
+fn purpose_field(value: &str) -> Result<&str, Error> {
+    let purpose = value.trim();
+    match purpose.chars().count() {
+        1..=500 => Ok(purpose),
+        _ => Err(Error::PurposeRequired),
+    }
+}
+
+/// The steps a reopening names, checked: at least one of name, details, education.
+fn steps_field(steps: &[String]) -> Result<Vec<String>, Error> {
+    let known = |step: &str| matches!(step, "name" | "details" | "education");
+    if steps.is_empty() || !steps.iter().all(|s| known(s.trim())) {
+        return Err(Error::InvalidStep);
+    }
+    Ok(steps.iter().map(|s| s.trim().to_owned()).collect())
+}
+
+/// An entry id as a page token, and back.
+fn after_token(token: &str) -> Result<i64, Error> {
+    match token.trim() {
+        "" => Ok(0),
+        token => token.parse().map_err(|_| Error::InvalidPageToken),
     }
 }
 
@@ -80,10 +108,22 @@ impl ProfileService for Profiles {
         &self,
         request: Request<pb::GetProfileRequest>,
     ) -> Result<Response<pb::GetProfileResponse>, Status> {
-        let account =
-            caller(&request)?.account_for_capture("profile:read", &request.get_ref().account_id)?;
+        let who = caller(&request)?;
+        let req = request.get_ref();
+        let profile = match who {
+            Caller::Service { .. } => {
+                let actor = who.require_scope("profile:read")?;
+                let purpose = purpose_field(&req.purpose)?;
+                let account = account_id_field(&req.account_id)?;
+                self.people.current_for(account, actor, purpose).await?
+            }
+            Caller::User { .. } | Caller::Capture { .. } => {
+                let account = who.account_for_capture("profile:read", &req.account_id)?;
+                self.people.current(account).await?
+            }
+        };
         Ok(Response::new(pb::GetProfileResponse {
-            profile: Some(profile_pb(self.people.current(account).await?)),
+            profile: Some(profile_pb(profile)),
         }))
     }
 
@@ -293,6 +333,99 @@ impl ProfileService for Profiles {
         Ok(Response::new(pb::ImportInstitutionsResponse {
             added,
             updated,
+        }))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn reopen_profile(
+        &self,
+        request: Request<pb::ReopenProfileRequest>,
+    ) -> Result<Response<pb::ReopenProfileResponse>, Status> {
+        let actor = caller(&request)?.require_scope("support:write")?;
+        let req = request.get_ref();
+        let account = account_id_field(&req.account_id)?;
+        let steps = steps_field(&req.steps)?;
+        let missing = self.people.reopen(account, &steps, actor).await?;
+        Ok(Response::new(pb::ReopenProfileResponse {
+            missing: missing.into_iter().map(str::to_owned).collect(),
+        }))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn list_access_log(
+        &self,
+        request: Request<pb::ListAccessLogRequest>,
+    ) -> Result<Response<pb::ListAccessLogResponse>, Status> {
+        caller(&request)?.require_scope("audit:read")?;
+        let req = request.get_ref();
+        let account = account_id_field(&req.account_id)?;
+        let after = after_token(&req.page_token)?;
+        let limit = match req.page_size {
+            ..=0 => 100,
+            n => i64::from(n).min(500),
+        };
+        let mut entries = store::access_entries(&self.people.pool, account, after, limit + 1)
+            .await
+            .map_err(Error::from)?;
+        let more = entries.len() > usize::try_from(limit).unwrap_or(usize::MAX);
+        entries.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+        let next = more.then(|| entries.last().map(|e| e.id)).flatten();
+        Ok(Response::new(pb::ListAccessLogResponse {
+            entries: entries
+                .into_iter()
+                .map(|e| pb::AccessLogEntry {
+                    at: Some(timestamp(e.read_at)),
+                    actor: e.actor,
+                    what: "profile".into(),
+                    purpose: e.purpose,
+                })
+                .collect(),
+            next_page_token: next.map(|id| id.to_string()).unwrap_or_default(),
+        }))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn count_registrations(
+        &self,
+        request: Request<pb::CountRegistrationsRequest>,
+    ) -> Result<Response<pb::CountRegistrationsResponse>, Status> {
+        caller(&request)?.require_scope("stats:read")?;
+        let req = request.get_ref();
+        let grouping = match pb::RegistrationGrouping::try_from(req.group_by) {
+            Ok(pb::RegistrationGrouping::Day) => store::Grouping::Day,
+            Ok(pb::RegistrationGrouping::Region) => store::Grouping::Region,
+            Ok(pb::RegistrationGrouping::Category) => store::Grouping::Category,
+            Ok(pb::RegistrationGrouping::Institution) => store::Grouping::Institution,
+            Ok(pb::RegistrationGrouping::Unspecified) | Err(_) => {
+                return Err(Error::InvalidGrouping.into());
+            }
+        };
+        let time_zone = match req.time_zone.trim() {
+            "" => "Asia/Almaty",
+            name => name,
+        };
+        let pool = &self.people.pool;
+        if !store::time_zone_known(pool, time_zone)
+            .await
+            .map_err(Error::from)?
+        {
+            return Err(Error::InvalidTimeZone.into());
+        }
+        let counts = store::count_registrations(
+            pool,
+            grouping,
+            datetime(req.completed_from.as_ref()),
+            datetime(req.completed_before.as_ref()),
+            time_zone,
+        )
+        .await
+        .map_err(Error::from)?;
+        Ok(Response::new(pb::CountRegistrationsResponse {
+            total: counts.iter().map(|(_, n)| n).sum(),
+            counts: counts
+                .into_iter()
+                .map(|(key, count)| pb::RegistrationCount { key, count })
+                .collect(),
         }))
     }
 }

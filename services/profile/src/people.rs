@@ -65,6 +65,33 @@ impl People {
         Ok(Profile { row, institution })
     }
 
+    /// A person's profile read by a service, once the read is on record (who, why).
+    pub async fn current_for(
+        &self,
+        account: Uuid,
+        actor: &str,
+        purpose: &str,
+    ) -> Result<Profile, Error> {
+        let profile = self.current(account).await?;
+        store::log_read(&self.pool, account, actor, purpose).await?;
+        Ok(profile)
+    }
+
+    /// Puts steps of a person's profile on its list to redo (a reopening by the support
+    /// desk); what the profile lacks now.
+    pub async fn reopen(
+        &self,
+        account: Uuid,
+        steps: &[String],
+        actor: &str,
+    ) -> Result<Vec<&'static str>, Error> {
+        if !store::reopen(&self.pool, account, steps).await? {
+            return Err(Error::ProfileNotFound);
+        }
+        tracing::info!(%account, actor, ?steps, "profile reopened");
+        Ok(self.current(account).await?.row.missing())
+    }
+
     /// The caller's own account from identity, read with the caller's own token.
     async fn account(&self, token: &str) -> Result<id::Account, Error> {
         let request =

@@ -19,19 +19,22 @@ pub struct ProfileRow {
     pub contingent_code: Option<String>,
     pub institution_id: Option<String>,
     pub locked_at: Option<DateTime<Utc>>,
+    /// The steps a reopening asked to redo, not yet redone.
+    pub redo: Vec<String>,
 }
 
 impl ProfileRow {
-    /// The steps whose data is still empty, in the seed's order.
+    /// The steps whose data is still empty or is to be redone, in the seed's order.
     pub fn missing(&self) -> Vec<&'static str> {
+        let redo = |step: &str| self.redo.iter().any(|r| r == step);
         let mut missing = Vec::new();
-        if self.surname.is_none() {
+        if self.surname.is_none() || redo("name") {
             missing.push("name");
         }
-        if self.sex.is_none() {
+        if self.sex.is_none() || redo("details") {
             missing.push("details");
         }
-        if self.contingent_code.is_none() {
+        if self.contingent_code.is_none() || redo("education") {
             missing.push("education");
         }
         missing
@@ -80,7 +83,7 @@ pub async fn get(pool: &PgPool, account: Uuid) -> Result<Option<ProfileRow>, sql
     sqlx::query_as!(
         ProfileRow,
         r#"SELECT account_id, surname, given_name, patronymic, sex AS "sex: Sex", birth_date, region_code,
-                  mobile_phone, contingent_code, institution_id, locked_at
+                  mobile_phone, contingent_code, institution_id, locked_at, redo
            FROM profiles WHERE account_id = $1 AND erased_at IS NULL"#,
         account
     )
@@ -103,8 +106,10 @@ pub async fn set_name(
     let written = sqlx::query!(
         r#"INSERT INTO profiles (account_id, surname, given_name, patronymic) VALUES ($1, $2, $3, $4)
            ON CONFLICT (account_id) DO UPDATE SET surname = EXCLUDED.surname,
-             given_name = EXCLUDED.given_name, patronymic = EXCLUDED.patronymic, updated_at = now()
-           WHERE profiles.locked_at IS NULL AND profiles.erased_at IS NULL"#,
+             given_name = EXCLUDED.given_name, patronymic = EXCLUDED.patronymic, updated_at = now(),
+             redo = array_remove(profiles.redo, 'name')
+           WHERE (profiles.locked_at IS NULL OR 'name' = ANY(profiles.redo))
+             AND profiles.erased_at IS NULL"#,
         account,
         n.surname,
         n.given_name,
@@ -123,8 +128,8 @@ pub struct Details<'a> {
     pub mobile_phone: &'a str,
 }
 
-/// Once locked, only the region and the phone may change: the write goes through only if sex
-/// and birth date stay what they are.
+/// Once locked, only the region and the phone may change (unless the step was reopened): the
+/// write goes through only if sex and birth date stay what they are.
 #[tracing::instrument(skip_all)]
 pub async fn set_details(
     pool: &PgPool,
@@ -136,8 +141,10 @@ pub async fn set_details(
            VALUES ($1, $2, $3, $4, $5)
            ON CONFLICT (account_id) DO UPDATE SET sex = EXCLUDED.sex,
              birth_date = EXCLUDED.birth_date, region_code = EXCLUDED.region_code,
-             mobile_phone = EXCLUDED.mobile_phone, updated_at = now()
+             mobile_phone = EXCLUDED.mobile_phone, updated_at = now(),
+             redo = array_remove(profiles.redo, 'details')
            WHERE profiles.erased_at IS NULL AND (profiles.locked_at IS NULL
+              OR 'details' = ANY(profiles.redo)
               OR (profiles.sex = EXCLUDED.sex AND profiles.birth_date = EXCLUDED.birth_date))"#,
         account,
         d.sex as Sex,
@@ -164,7 +171,8 @@ pub async fn set_education(
         r#"INSERT INTO profiles (account_id, contingent_code, institution_id)
            SELECT $1, $2, id FROM institutions WHERE id = $3 AND archived_at IS NULL
            ON CONFLICT (account_id) DO UPDATE SET contingent_code = EXCLUDED.contingent_code,
-             institution_id = EXCLUDED.institution_id, updated_at = now()
+             institution_id = EXCLUDED.institution_id, updated_at = now(),
+             redo = array_remove(profiles.redo, 'education')
            WHERE profiles.erased_at IS NULL"#,
         account,
         contingent,
@@ -182,13 +190,14 @@ pub async fn set_education(
     })
 }
 
-/// Locks a complete profile (idempotent); None when something is still missing.
+/// Locks a complete profile with nothing to redo (idempotent: a reopened profile keeps the time
+/// of its first lock); None when something is still missing.
 #[tracing::instrument(skip_all)]
 pub async fn lock(pool: &PgPool, account: Uuid) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
     sqlx::query_scalar!(
         r#"UPDATE profiles SET locked_at = COALESCE(locked_at, now())
            WHERE account_id = $1 AND surname IS NOT NULL AND sex IS NOT NULL
-             AND contingent_code IS NOT NULL
+             AND contingent_code IS NOT NULL AND cardinality(redo) = 0
            RETURNING locked_at AS "locked_at!""#,
         account
     )
@@ -208,11 +217,133 @@ pub async fn delete(pool: &PgPool, account: Uuid) -> Result<bool, sqlx::Error> {
            ON CONFLICT (account_id) DO UPDATE SET surname = NULL, given_name = NULL,
              patronymic = NULL, sex = NULL, birth_date = NULL, region_code = NULL,
              mobile_phone = NULL, contingent_code = NULL, institution_id = NULL,
-             locked_at = NULL, erased_at = COALESCE(profiles.erased_at, now()), updated_at = now()
+             locked_at = NULL, redo = '{}', erased_at = COALESCE(profiles.erased_at, now()),
+             updated_at = now()
            RETURNING EXISTS (SELECT 1 FROM before) AS "deleted!""#,
         account
     )
     .fetch_one(pool)
     .await?;
     Ok(deleted)
+}
+
+/// Puts steps of a profile on its list to redo (a reopening); `false` when there is no profile
+/// (or it was erased).
+#[tracing::instrument(skip_all)]
+pub async fn reopen(pool: &PgPool, account: Uuid, steps: &[String]) -> Result<bool, sqlx::Error> {
+    let found = sqlx::query_scalar!(
+        r#"UPDATE profiles SET updated_at = now(),
+             redo = ARRAY(SELECT DISTINCT s FROM unnest(redo || $2::text[]) AS s ORDER BY s)
+           WHERE account_id = $1 AND erased_at IS NULL RETURNING account_id"#,
+        account,
+        steps
+    )
+    .fetch_optional(pool)
+    .await?;
+    Ok(found.is_some())
+}
+
+/// Records that a service read a person's profile, and why.
+#[tracing::instrument(skip_all)]
+pub async fn log_read(
+    pool: &PgPool,
+    account: Uuid,
+    actor: &str,
+    purpose: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query!(
+        "INSERT INTO access_log (account_id, actor, purpose) VALUES ($1, $2, $3)",
+        account,
+        actor,
+        purpose
+    )
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+pub struct AccessRow {
+    pub id: i64,
+    pub actor: String,
+    pub purpose: String,
+    pub read_at: DateTime<Utc>,
+}
+
+/// Up to `limit` entries of an account's access log after `after` (an entry id), oldest first.
+#[tracing::instrument(skip_all)]
+pub async fn access_entries(
+    pool: &PgPool,
+    account: Uuid,
+    after: i64,
+    limit: i64,
+) -> Result<Vec<AccessRow>, sqlx::Error> {
+    sqlx::query_as!(
+        AccessRow,
+        r#"SELECT id, actor, purpose, read_at FROM access_log
+           WHERE account_id = $1 AND id > $2 ORDER BY id LIMIT $3"#,
+        account,
+        after,
+        limit
+    )
+    .fetch_all(pool)
+    .await
+}
+
+/// What the statistics group completed registrations by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Grouping {
+    /// The day of completion in the time zone given.
+    Day,
+    Region,
+    Category,
+    Institution,
+}
+
+/// Completed registrations (locked profiles with nothing to redo) completed in the window,
+/// counted per group, groups in order of their key.
+#[tracing::instrument(skip_all)]
+pub async fn count_registrations(
+    pool: &PgPool,
+    grouping: Grouping,
+    from: Option<DateTime<Utc>>,
+    before: Option<DateTime<Utc>>,
+    time_zone: &str,
+) -> Result<Vec<(String, i64)>, sqlx::Error> {
+    let by = match grouping {
+        Grouping::Day => "day",
+        Grouping::Region => "region",
+        Grouping::Category => "category",
+        Grouping::Institution => "institution",
+    };
+    let rows = sqlx::query!(
+        r#"SELECT CASE $1
+                    WHEN 'day' THEN to_char(locked_at AT TIME ZONE $4, 'YYYY-MM-DD')
+                    WHEN 'region' THEN region_code
+                    WHEN 'category' THEN contingent_code
+                    ELSE institution_id END AS "key!",
+                  count(*) AS "count!"
+           FROM profiles
+           WHERE locked_at IS NOT NULL AND cardinality(redo) = 0 AND erased_at IS NULL
+             AND ($2::timestamptz IS NULL OR locked_at >= $2)
+             AND ($3::timestamptz IS NULL OR locked_at < $3)
+           GROUP BY 1 ORDER BY 1"#,
+        by,
+        from,
+        before,
+        time_zone
+    )
+    .fetch_all(pool)
+    .await?;
+    Ok(rows.into_iter().map(|r| (r.key, r.count)).collect())
+}
+
+/// Whether Postgres knows this time zone name.
+#[tracing::instrument(skip_all)]
+pub async fn time_zone_known(pool: &PgPool, name: &str) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar!(
+        r#"SELECT EXISTS (SELECT 1 FROM pg_timezone_names WHERE name = $1) AS "known!""#,
+        name
+    )
+    .fetch_one(pool)
+    .await
 }

@@ -632,6 +632,7 @@ async fn the_lock_needs_a_complete_profile_then_keeps_name_birth_date_and_sex() 
             with_bearer(
                 pb::GetProfileRequest {
                     account_id: account,
+                    purpose: "erasure check".into(),
                 },
                 &app.service(&["profile:read"]),
             )
@@ -723,4 +724,241 @@ async fn replicas_starting_at_once_migrate_the_database_once() {
         .unwrap()
         .count();
     assert_eq!((applied, regions), (i64::try_from(migrations).unwrap(), 20));
+}
+
+impl TestApp {
+    /// A citizen whose profile is complete and locked; the token, the IIN and the account id.
+    async fn locked(
+        &self,
+        region: &str,
+        institution: &str,
+    ) -> (String, examreg_domain::Iin, String) {
+        let (token, iin) = self.citizen().await;
+        self.name(&token, "Сейтқали", "Дана", "").await.unwrap();
+        let profile = self
+            .details(
+                &token,
+                pb::Sex::Female,
+                &birth(&iin),
+                region,
+                "+77011234567",
+            )
+            .await
+            .unwrap();
+        self.education(&token, "bachelor", institution)
+            .await
+            .unwrap();
+        assert!(self.lock(&token).await.locked);
+        (token, iin, profile.account_id)
+    }
+
+    async fn reopen(
+        &self,
+        token: &str,
+        account: &str,
+        steps: &[&str],
+    ) -> Result<Vec<String>, tonic::Status> {
+        let request = pb::ReopenProfileRequest {
+            account_id: account.into(),
+            steps: steps.iter().map(|s| s.to_string()).collect(),
+        };
+        Ok(self
+            .profile
+            .clone()
+            .reopen_profile(with_bearer(request, token).unwrap())
+            .await?
+            .into_inner()
+            .missing)
+    }
+
+    async fn count(
+        &self,
+        token: &str,
+        group_by: pb::RegistrationGrouping,
+        time_zone: &str,
+    ) -> Result<pb::CountRegistrationsResponse, tonic::Status> {
+        let request = pb::CountRegistrationsRequest {
+            group_by: group_by.into(),
+            time_zone: time_zone.into(),
+            ..Default::default()
+        };
+        Ok(self
+            .profile
+            .clone()
+            .count_registrations(with_bearer(request, token).unwrap())
+            .await?
+            .into_inner())
+    }
+}
+
+#[tokio::test]
+async fn a_reopened_step_is_redone_despite_the_lock_and_the_others_stay_locked() {
+    let app = spawn().await;
+    let (token, _, account) = app.locked("KZ-75", "kaznu").await;
+    let support = app.service(&["support:write"]);
+    let err = app.reopen(&token, &account, &["name"]).await.unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied);
+    let err = app.reopen(&support, &account, &["face"]).await.unwrap_err();
+    assert_eq!(reason(&err), "invalid_step");
+    let err = app
+        .reopen(&support, &Uuid::new_v4().to_string(), &["name"])
+        .await
+        .unwrap_err();
+    assert_eq!(reason(&err), "profile_not_found");
+
+    assert_eq!(
+        app.reopen(&support, &account, &["name"]).await.unwrap(),
+        ["name"]
+    );
+    let stored = app.stored(&token).await;
+    assert_eq!(
+        (stored.missing.clone(), stored.redo.clone()),
+        (vec!["name".to_owned()], vec!["name".to_owned()])
+    );
+    // Not lockable again before the name is redone.
+    assert_eq!(app.lock(&token).await.missing, ["name"]);
+    let renamed = app.name(&token, "Сейітқали", "Дана", "").await.unwrap();
+    assert_eq!(renamed.surname, "Сейітқали");
+    assert!(renamed.missing.is_empty() && renamed.redo.is_empty());
+    assert!(app.lock(&token).await.locked);
+    let err = app.name(&token, "Басқа", "Дана", "").await.unwrap_err();
+    assert_eq!(reason(&err), "profile_locked", "redone once: final again");
+}
+
+#[tokio::test]
+async fn a_services_read_is_logged_and_statistics_count_completed_registrations_only() {
+    let app = spawn().await;
+    let almaty_day = || {
+        (chrono::Utc::now() + chrono::Duration::hours(5))
+            .format("%Y-%m-%d")
+            .to_string()
+    };
+    let day_before = almaty_day();
+    let (_, _, first) = app.locked("KZ-75", "kaznu").await;
+    let (_, _, second) = app.locked("KZ-71", "kaznu").await;
+    let (pending, _) = app.citizen().await;
+    app.name(&pending, "Ахметов", "Ерлан", "").await.unwrap();
+
+    let seats = app.service(&["profile:read"]);
+    let read = |purpose: &str| {
+        with_bearer(
+            pb::GetProfileRequest {
+                account_id: first.clone(),
+                purpose: purpose.into(),
+            },
+            &seats,
+        )
+        .unwrap()
+    };
+    let err = app.profile.clone().get_profile(read("")).await.unwrap_err();
+    assert_eq!(reason(&err), "purpose_required");
+    let profile = app
+        .profile
+        .clone()
+        .get_profile(read("seat assignment"))
+        .await
+        .unwrap()
+        .into_inner()
+        .profile
+        .unwrap();
+    assert_eq!(profile.institution.unwrap().id, "kaznu");
+    let auditor = app.service(&["audit:read"]);
+    let request = pb::ListAccessLogRequest {
+        account_id: first.clone(),
+        ..Default::default()
+    };
+    let log = app
+        .profile
+        .clone()
+        .list_access_log(with_bearer(request.clone(), &auditor).unwrap())
+        .await
+        .unwrap()
+        .into_inner()
+        .entries;
+    let seen: Vec<(&str, &str, &str)> = log
+        .iter()
+        .map(|e| (e.actor.as_str(), e.what.as_str(), e.purpose.as_str()))
+        .collect();
+    assert_eq!(seen, [("operator", "profile", "seat assignment")]);
+    let err = app
+        .profile
+        .clone()
+        .list_access_log(with_bearer(request, &seats).unwrap())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied);
+
+    // Two completed registrations; the pending one is not counted, nor a reopened one.
+    let stats = app.service(&["stats:read"]);
+    let by_region = app
+        .count(&stats, pb::RegistrationGrouping::Region, "")
+        .await
+        .unwrap();
+    let counts: Vec<(&str, i64)> = by_region
+        .counts
+        .iter()
+        .map(|c| (c.key.as_str(), c.count))
+        .collect();
+    assert_eq!(counts, [("KZ-71", 1), ("KZ-75", 1)]);
+    assert_eq!(by_region.total, 2);
+    let by_institution = app
+        .count(&stats, pb::RegistrationGrouping::Institution, "")
+        .await
+        .unwrap();
+    assert_eq!(by_institution.counts.len(), 1);
+    assert_eq!(
+        (
+            by_institution.counts[0].key.as_str(),
+            by_institution.counts[0].count
+        ),
+        ("kaznu", 2)
+    );
+    let by_category = app
+        .count(&stats, pb::RegistrationGrouping::Category, "")
+        .await
+        .unwrap();
+    assert_eq!(by_category.counts[0].key, "bachelor");
+    let by_day = app
+        .count(&stats, pb::RegistrationGrouping::Day, "Asia/Almaty")
+        .await
+        .unwrap();
+    let day_after = almaty_day();
+    let days: Vec<(&str, i64)> = by_day
+        .counts
+        .iter()
+        .map(|c| (c.key.as_str(), c.count))
+        .collect();
+    assert!(
+        days == [(day_before.as_str(), 2)]
+            || days == [(day_after.as_str(), 2)]
+            || day_before != day_after,
+        "{days:?}"
+    );
+    app.reopen(&app.service(&["support:write"]), &second, &["education"])
+        .await
+        .unwrap();
+    assert_eq!(
+        app.count(&stats, pb::RegistrationGrouping::Region, "")
+            .await
+            .unwrap()
+            .total,
+        1
+    );
+
+    // Bad input is refused; the scope is needed.
+    let err = app
+        .count(&stats, pb::RegistrationGrouping::Unspecified, "")
+        .await
+        .unwrap_err();
+    assert_eq!(reason(&err), "invalid_grouping");
+    let err = app
+        .count(&stats, pb::RegistrationGrouping::Day, "Mars/Olympus")
+        .await
+        .unwrap_err();
+    assert_eq!(reason(&err), "invalid_time_zone");
+    let err = app
+        .count(&seats, pb::RegistrationGrouping::Day, "")
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied);
 }

@@ -1,0 +1,389 @@
+//! The internal API across the suite, as the exam center's staff and systems use it next to the
+//! applicants' gateway: a support agent reopens a completed registration and the applicant
+//! redoes the step and completes again; a squatted IIN is released and its holder registers;
+//! and `examreg-ctl` drives each call against the running suite.
+
+mod common;
+
+use common::*;
+use examreg_kit::auth::with_bearer;
+use examreg_proto::identity::v1::{
+    self as id, RegistrationEventKind as Kind, identity_service_client::IdentityServiceClient,
+};
+use examreg_testkit as tk;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use std::time::Duration;
+use tokio_stream::StreamExt;
+use tonic::transport::Channel;
+
+impl Suite {
+    fn identity(&self) -> IdentityServiceClient<Channel> {
+        let url = &self
+            .services
+            .iter()
+            .find(|(n, _)| *n == "identity")
+            .unwrap()
+            .1;
+        IdentityServiceClient::new(examreg_kit::grpc::channel(url).unwrap())
+    }
+
+    fn staff(&self) -> String {
+        tk::service_token(&self.signing, "support-desk", &STAFF_SCOPES)
+    }
+
+    /// The events of the feed from its start, until `n` have come.
+    async fn feed(&self, n: usize) -> Vec<(Kind, String)> {
+        let request = with_bearer(id::WatchRegistrationsRequest::default(), &self.staff()).unwrap();
+        let mut stream = self
+            .identity()
+            .watch_registrations(request)
+            .await
+            .unwrap()
+            .into_inner();
+        let mut events = Vec::new();
+        while events.len() < n {
+            let message = tokio::time::timeout(Duration::from_secs(5), stream.next())
+                .await
+                .unwrap_or_else(|_| panic!("the feed stopped at {events:?}"))
+                .unwrap()
+                .unwrap();
+            events.extend(
+                message
+                    .events
+                    .iter()
+                    .map(|e| (e.kind(), e.account_id.clone())),
+            );
+        }
+        events
+    }
+
+    /// A registered applicant: the account id, the IIN and an access token.
+    async fn completed(&self) -> (String, String, String) {
+        let iin = valid_iin();
+        let account = self.register(&iin, &tk::unique_email()).await;
+        let (_, session) = self.login(&iin, PASSWORD).await;
+        let token = session["access_token"].as_str().unwrap().to_owned();
+        self.fill_in(&token).await;
+        let (status, body) = self.complete(&token).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        (account, iin, token)
+    }
+}
+
+fn next_step(onboarding: &Value) -> &str {
+    onboarding["next_step"].as_str().unwrap()
+}
+
+#[tokio::test]
+async fn support_reopens_a_registration_and_the_applicant_retakes_the_selfie_and_completes_again() {
+    let s = suite().await;
+    let (account, _, token) = s.completed().await;
+    assert_eq!(next_step(&s.onboarding(&token).await), "done");
+
+    let reopen = |steps: &[&str], token: &str| {
+        with_bearer(
+            id::ReopenRegistrationRequest {
+                account_id: account.clone(),
+                steps: steps.iter().map(|s| s.to_string()).collect(),
+                reason: "the selfie shows two people".into(),
+            },
+            token,
+        )
+        .unwrap()
+    };
+    // The applicant cannot reopen their own registration; a wrong step changes nothing.
+    let err = s
+        .identity()
+        .reopen_registration(reopen(&["face"], &token))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::PermissionDenied);
+    let err = s
+        .identity()
+        .reopen_registration(reopen(&["face", "password"], &s.staff()))
+        .await
+        .unwrap_err();
+    assert_eq!(examreg_kit::errors::reason_of(&err).reason, "invalid_steps");
+    assert_eq!(next_step(&s.onboarding(&token).await), "done");
+
+    let answer = s
+        .identity()
+        .reopen_registration(reopen(&["face"], &s.staff()))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(answer.missing, ["face", "complete"]);
+    let onboarding = s.onboarding(&token).await;
+    assert_eq!(next_step(&onboarding), "face", "{onboarding}");
+    let undone: Vec<&str> = onboarding["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|step| step["done"] == false)
+        .map(|step| step["step"].as_str().unwrap())
+        .collect();
+    assert_eq!(undone, ["face", "complete"]);
+    // Completing before the retake names what is missing; the document stays final.
+    let (status, body) = s.complete(&token).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["error"]["missing"], json!(["face"]));
+    let (status, body) = s
+        .photo(
+            &token,
+            "document-front",
+            "image/jpeg",
+            tk::photos::id_card(true),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["error"]["code"], "registration_completed");
+
+    s.photographed(&token, &["face"]).await;
+    assert_eq!(next_step(&s.onboarding(&token).await), "complete");
+    let (status, body) = s.complete(&token).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(next_step(&s.onboarding(&token).await), "done");
+    let (status, _) = s
+        .photo(&token, "face", "image/jpeg", tk::photos::SELFIE.to_vec())
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "final again");
+
+    let events = s.feed(4).await;
+    assert_eq!(
+        events,
+        [
+            (Kind::AccountCreated, account.clone()),
+            (Kind::RegistrationCompleted, account.clone()),
+            (Kind::RegistrationReopened, account.clone()),
+            (Kind::RegistrationCompleted, account.clone()),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_released_iin_lets_its_holder_register_through_the_gateway() {
+    let s = suite().await;
+    let iin = valid_iin();
+    let squatter = s.register(&iin, &tk::unique_email()).await;
+    let flow = s.prove_email(&iin, &tk::unique_email(), 1).await;
+    let (status, body) = s
+        .post(
+            &format!("/v1/registrations/{flow}/password"),
+            json!({"password": PASSWORD, "password_confirmation": PASSWORD}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["error"]["code"], "already_registered");
+
+    let request = id::ReleaseIdentifierRequest {
+        account_id: squatter.clone(),
+        reason: "the holder showed the ID card at the desk, ticket 31".into(),
+    };
+    s.identity()
+        .release_identifier(with_bearer(request, &s.staff()).unwrap())
+        .await
+        .unwrap();
+    let holder = s.register(&iin, &tk::unique_email()).await;
+    let (status, session) = s.login(&iin, PASSWORD).await;
+    assert_eq!(status, StatusCode::OK, "{session}");
+    assert_eq!(session["account_id"], holder.as_str());
+    let request = id::FindAccountRequest {
+        by: Some(id::find_account_request::By::Iin(iin.clone())),
+        purpose: "ticket 31".into(),
+    };
+    let found = s
+        .identity()
+        .find_account(with_bearer(request, &s.staff()).unwrap())
+        .await
+        .unwrap()
+        .into_inner()
+        .account
+        .unwrap();
+    assert_eq!(found.account_id, holder);
+}
+
+/// Runs `examreg-ctl` against the suite as its `operator` client; what it printed.
+async fn ctl(s: &Suite, args: &[&str]) -> anyhow::Result<String> {
+    let secret = std::env::temp_dir().join(format!("examreg-ctl-{}", uuid::Uuid::new_v4()));
+    std::fs::write(&secret, OPERATOR_SECRET).unwrap();
+    let url = |name: &str| {
+        s.services
+            .iter()
+            .find(|(n, _)| *n == name)
+            .unwrap()
+            .1
+            .clone()
+    };
+    let mut line: Vec<String> = vec![
+        "examreg-ctl".into(),
+        "--identity".into(),
+        url("identity"),
+        "--profile".into(),
+        url("profile"),
+        "--biometrics".into(),
+        url("biometrics"),
+        "--client-id".into(),
+        "operator".into(),
+        "--secret-file".into(),
+        secret.display().to_string(),
+    ];
+    line.extend(args.iter().map(|a| a.to_string()));
+    let mut out = Vec::new();
+    let ran = examreg_ctl::run(line, &mut out).await;
+    std::fs::remove_file(&secret).unwrap();
+    ran.map(|()| String::from_utf8(out).unwrap())
+}
+
+fn parsed(text: &str) -> Value {
+    serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("{e}: {text}"))
+}
+
+#[tokio::test]
+async fn the_staff_command_line_drives_the_internal_api() {
+    let s = suite().await;
+    let (account, iin, _) = s.completed().await;
+
+    let found = parsed(
+        &ctl(
+            &s,
+            &["find", "--iin", &iin, "--purpose", "ticket 1", "--json"],
+        )
+        .await
+        .unwrap(),
+    );
+    assert_eq!(found["account_id"], account.as_str());
+    assert_eq!(
+        (found["status"].as_str(), found["iin"].as_str()),
+        (Some("registered"), Some(iin.as_str()))
+    );
+    assert_eq!(
+        found["terms"]["version"].as_str().map(str::is_empty),
+        Some(false)
+    );
+    let table = ctl(&s, &["find", "--iin", &iin, "--purpose", "ticket 2"])
+        .await
+        .unwrap();
+    assert!(table.lines().any(|l| l == "status: registered"), "{table}");
+    let err = ctl(&s, &["find", "--iin", "123456789012", "--purpose", "x"])
+        .await
+        .unwrap_err();
+    assert!(format!("{err}").contains("invalid_iin"), "{err}");
+
+    let listed = parsed(
+        &ctl(
+            &s,
+            &[
+                "list",
+                "--status",
+                "registered",
+                "--purpose",
+                "seats",
+                "--json",
+            ],
+        )
+        .await
+        .unwrap(),
+    );
+    assert_eq!(listed["accounts"][0]["account_id"], account.as_str());
+    assert_eq!(listed["accounts"].as_array().unwrap().len(), 1);
+    let watched = ctl(&s, &["watch", "--count", "2", "--json"]).await.unwrap();
+    let kinds: Vec<String> = watched
+        .lines()
+        .map(|l| parsed(l)["kind"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(kinds, ["account_created", "registration_completed"]);
+    let stats = parsed(
+        &ctl(&s, &["stats", "--by", "region", "--json"])
+            .await
+            .unwrap(),
+    );
+    assert_eq!(
+        stats,
+        json!({"counts": [{"key": "KZ-55", "count": 1}], "total": 1})
+    );
+
+    let unlocked = parsed(
+        &ctl(
+            &s,
+            &["unlock", &account, "--reason", "called the desk", "--json"],
+        )
+        .await
+        .unwrap(),
+    );
+    assert_eq!(unlocked["was_locked"], false);
+    let reopened = ctl(
+        &s,
+        &[
+            "reopen",
+            &account,
+            "--steps",
+            "face,education",
+            "--reason",
+            "blurred",
+        ],
+    )
+    .await
+    .unwrap();
+    assert!(
+        reopened.contains("missing: face,education,complete"),
+        "{reopened}"
+    );
+    let blocked = parsed(
+        &ctl(
+            &s,
+            &["block", &account, "--reason", "fraud check", "--json"],
+        )
+        .await
+        .unwrap(),
+    );
+    assert_eq!(blocked["blocked"], true);
+    ctl(&s, &["unblock", &account, "--reason", "cleared"])
+        .await
+        .unwrap();
+
+    let export = parsed(&ctl(&s, &["export", &account]).await.unwrap());
+    assert_eq!(export["account"]["iin"], iin.as_str());
+    assert_eq!(export["profile"]["surname"], "Нұрланов");
+    assert_eq!(export["profile"]["redo"], json!(["education"]));
+    assert_eq!(export["biometrics"]["consent"]["given"], true);
+    assert_eq!(export["biometrics"]["redo"], json!(["face"]));
+    let log = export["access_log"].as_array().unwrap();
+    let has = |service: &str, kind: &str, note: &str| {
+        log.iter()
+            .any(|e| e["service"] == service && e["kind"] == kind && e["note"] == note)
+    };
+    assert!(has("identity", "read", "ticket 1"), "{log:?}");
+    assert!(has("identity", "read", "seats"), "{log:?}");
+    assert!(has("identity", "reopen", "blurred"), "{log:?}");
+    assert!(
+        has("identity", "unlock_login", "called the desk"),
+        "{log:?}"
+    );
+    assert!(has("identity", "block", "fraud check"), "{log:?}");
+    assert!(has("profile", "read", "subject access request"), "{log:?}");
+    assert!(
+        has("biometrics", "read", "subject access request"),
+        "{log:?}"
+    );
+    let printed = ctl(&s, &["access-log", &account]).await.unwrap();
+    assert!(
+        printed.lines().next().unwrap().starts_with("AT"),
+        "{printed}"
+    );
+    assert!(printed.contains("unlock_login"), "{printed}");
+
+    let released = parsed(
+        &ctl(
+            &s,
+            &["release", &account, "--reason", "holder came", "--json"],
+        )
+        .await
+        .unwrap(),
+    );
+    assert_eq!(released["released"], true);
+    let err = ctl(&s, &["find", "--iin", &iin, "--purpose", "x"])
+        .await
+        .unwrap_err();
+    assert!(format!("{err}").contains("account_not_found"), "{err}");
+}

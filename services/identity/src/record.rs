@@ -1,0 +1,122 @@
+//! The system of record as services read it: one account by id or by what identifies it, the
+//! accounts page by page, and a person's audit log. Every read of personal data by a service is
+//! recorded in the audit log with the caller and the purpose it gave, in the transaction of the
+//! read: a read whose record cannot be written is not answered.
+
+use crate::{
+    error::Error,
+    grpc::Identity,
+    store::{self, AuditRow, Filter, Record},
+};
+use examreg_domain::{Email, LoginKind};
+use uuid::Uuid;
+
+/// How a service names the account it looks for.
+pub enum FindBy {
+    Login(String, LoginKind),
+    Email(Email),
+}
+
+/// Who reads and why: what the audit log records of a read.
+pub struct Reader<'a> {
+    pub actor: &'a str,
+    pub purpose: &'a str,
+}
+
+/// What a read of accounts is recorded as.
+const ACCOUNT: &str = "account";
+/// The largest page of accounts or audit entries.
+pub const MAX_PAGE: i64 = 500;
+/// The page when the caller asks for none in particular.
+pub const DEFAULT_PAGE: i64 = 100;
+
+/// A page size as asked (0 for the default), bounded.
+pub fn page_size(asked: i32) -> i64 {
+    match asked {
+        ..=0 => DEFAULT_PAGE,
+        n => i64::from(n).min(MAX_PAGE),
+    }
+}
+
+/// One page of accounts, where the next begins, and the feed's position before it was read.
+pub struct Page {
+    pub accounts: Vec<Record>,
+    pub next: Option<Uuid>,
+    pub feed_cursor: i64,
+}
+
+impl Identity {
+    /// The account of its holder (one's own data: not logged).
+    pub(crate) async fn own_record(&self, id: Uuid) -> Result<Record, Error> {
+        let mut conn = self.pool.acquire().await?;
+        store::record_by_id(&mut conn, id)
+            .await?
+            .ok_or(Error::AccountNotFound)
+    }
+
+    /// An account read by a service, logged.
+    pub(crate) async fn record_for(&self, id: Uuid, reader: &Reader<'_>) -> Result<Record, Error> {
+        let mut tx = self.pool.begin().await?;
+        let record = store::record_by_id(&mut tx, id)
+            .await?
+            .ok_or(Error::AccountNotFound)?;
+        store::log_reads(&mut tx, &[id], reader.actor, ACCOUNT, reader.purpose).await?;
+        tx.commit().await?;
+        Ok(record)
+    }
+
+    /// The account with this login or email, logged; NOT_FOUND when none (nothing logged: no
+    /// one's data was read).
+    pub(crate) async fn find(&self, by: &FindBy, reader: &Reader<'_>) -> Result<Record, Error> {
+        let mut tx = self.pool.begin().await?;
+        let found = match by {
+            FindBy::Login(login, kind) => store::record_by_login(&mut tx, login, *kind).await?,
+            FindBy::Email(email) => store::record_by_email(&mut tx, email.as_str()).await?,
+        };
+        let record = found.ok_or(Error::AccountNotFound)?;
+        store::log_reads(&mut tx, &[record.id], reader.actor, ACCOUNT, reader.purpose).await?;
+        tx.commit().await?;
+        tracing::info!(account = %record.id, actor = reader.actor, "account looked up");
+        Ok(record)
+    }
+
+    /// A page of accounts after `after`, each logged as read.
+    pub(crate) async fn list(
+        &self,
+        filter: &Filter<'_>,
+        after: Option<Uuid>,
+        limit: i64,
+        reader: &Reader<'_>,
+    ) -> Result<Page, Error> {
+        let mut tx = self.pool.begin().await?;
+        // Before the page: a change committed after this position may or may not show in the
+        // page, and the feed from here replays it either way.
+        let feed_cursor = store::feed_head(&mut tx).await?;
+        // One more than asked tells whether a next page exists.
+        let mut accounts = store::list_records(&mut tx, filter, after, limit + 1).await?;
+        let more = accounts.len() > usize::try_from(limit).unwrap_or(usize::MAX);
+        accounts.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+        let ids: Vec<Uuid> = accounts.iter().map(|a| a.id).collect();
+        store::log_reads(&mut tx, &ids, reader.actor, ACCOUNT, reader.purpose).await?;
+        tx.commit().await?;
+        Ok(Page {
+            next: more.then(|| ids.last().copied()).flatten(),
+            accounts,
+            feed_cursor,
+        })
+    }
+
+    /// A page of a person's audit log after the entry `after`, oldest first.
+    pub(crate) async fn audit_log(
+        &self,
+        account: Uuid,
+        after: i64,
+        limit: i64,
+    ) -> Result<(Vec<AuditRow>, Option<i64>), Error> {
+        let mut entries = store::audit_entries(&self.pool, account, after, limit + 1).await?;
+        let more = entries.len() > usize::try_from(limit).unwrap_or(usize::MAX);
+        entries.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+        let next = more.then(|| entries.last().map(|e| e.id)).flatten();
+        Ok((entries, next))
+    }
+}

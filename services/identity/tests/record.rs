@@ -1,0 +1,821 @@
+//! The system of record at identity: finding and listing accounts, the audit log, the change
+//! feed, each with its scope, against a fresh database of the local stack's Postgres.
+
+mod common;
+
+use common::*;
+use examreg_kit::auth::with_bearer;
+use examreg_proto::identity::v1::{
+    self as pb, RegistrationEventKind as Kind, find_account_request::By,
+};
+use examreg_testkit as tk;
+use std::{collections::HashSet, time::Duration};
+use tokio_stream::StreamExt;
+use tonic::{Code, Streaming};
+
+/// A service token with these scopes, for a client of this id.
+fn token(app: &TestApp, client: &str, scopes: &[&str]) -> String {
+    tk::service_token(&app.key, client, scopes)
+}
+
+impl TestApp {
+    async fn find(&self, by: By, purpose: &str, token: &str) -> Result<pb::Account, tonic::Status> {
+        let request = pb::FindAccountRequest {
+            by: Some(by),
+            purpose: purpose.into(),
+        };
+        Ok(self
+            .client
+            .clone()
+            .find_account(with_bearer(request, token).unwrap())
+            .await?
+            .into_inner()
+            .account
+            .unwrap())
+    }
+
+    async fn access_log(&self, account: &str) -> Vec<pb::AccessLogEntry> {
+        let auditor = token(self, "dpo", &["audit:read"]);
+        let mut entries = Vec::new();
+        let mut page_token = String::new();
+        loop {
+            let request = pb::ListAccessLogRequest {
+                account_id: account.into(),
+                page_size: 2,
+                page_token,
+            };
+            let page = self
+                .client
+                .clone()
+                .list_access_log(with_bearer(request, &auditor).unwrap())
+                .await
+                .unwrap()
+                .into_inner();
+            entries.extend(page.entries);
+            if page.next_page_token.is_empty() {
+                return entries;
+            }
+            page_token = page.next_page_token;
+        }
+    }
+
+    /// A new account that completed its registration; its id.
+    async fn completed(&self) -> String {
+        let iin = self.registered().await;
+        let login = self.login(&iin, STRONG).await.unwrap();
+        let access = login.tokens.unwrap().access_token;
+        let request = with_bearer(pb::CompleteRegistrationRequest {}, &access).unwrap();
+        self.client
+            .clone()
+            .complete_registration(request)
+            .await
+            .unwrap();
+        login.account_id
+    }
+
+    async fn account_id(&self, iin: &str) -> String {
+        self.login(iin, STRONG).await.unwrap().account_id
+    }
+
+    async fn watch(
+        &self,
+        cursor: &str,
+    ) -> Result<Streaming<pb::WatchRegistrationsResponse>, tonic::Status> {
+        let follower = token(self, "seats", &["registrations:read"]);
+        let request = pb::WatchRegistrationsRequest {
+            cursor: cursor.into(),
+        };
+        Ok(self
+            .client
+            .clone()
+            .watch_registrations(with_bearer(request, &follower).unwrap())
+            .await?
+            .into_inner())
+    }
+
+    async fn support(&self, account: &str, block: bool) {
+        let support = token(self, "support-desk", &["support:write"]);
+        if block {
+            let request = pb::BlockAccountRequest {
+                account_id: account.into(),
+                reason: "document mismatch".into(),
+            };
+            let request = with_bearer(request, &support).unwrap();
+            self.client.clone().block_account(request).await.unwrap();
+        } else {
+            let request = pb::UnblockAccountRequest {
+                account_id: account.into(),
+                reason: "checked at the desk".into(),
+            };
+            let request = with_bearer(request, &support).unwrap();
+            self.client.clone().unblock_account(request).await.unwrap();
+        }
+    }
+}
+
+/// The next `n` events of a stream, each awaited for at most `within`.
+async fn next_events(
+    stream: &mut Streaming<pb::WatchRegistrationsResponse>,
+    n: usize,
+    within: Duration,
+) -> Vec<pb::RegistrationEvent> {
+    let mut events = Vec::new();
+    while events.len() < n {
+        let message = tokio::time::timeout(within, stream.next())
+            .await
+            .unwrap_or_else(|_| panic!("no event within {within:?}; got {events:?}"))
+            .unwrap()
+            .unwrap();
+        if let Some(last) = message.events.last() {
+            assert_eq!(
+                message.cursor, last.cursor,
+                "a message's cursor is its last event's"
+            );
+        }
+        events.extend(message.events);
+    }
+    events
+}
+
+fn kinds(events: &[pb::RegistrationEvent]) -> Vec<(Kind, String)> {
+    events
+        .iter()
+        .map(|e| (e.kind(), e.account_id.clone()))
+        .collect()
+}
+
+#[tokio::test]
+async fn an_account_is_found_by_iin_passport_or_email_with_its_terms_and_every_read_is_logged() {
+    let app = spawn().await;
+    let iin = valid_iin();
+    let email = tk::unique_email();
+    app.create(app.account(&iin, &email)).await.unwrap();
+    let passport_email = tk::unique_email();
+    let mut foreign = app.account(&valid_iin(), &passport_email);
+    foreign.citizenship = "UZ".into();
+    foreign.identifier = Some(pb::create_account_request::Identifier::PassportNumber(
+        "fa 1234567".into(),
+    ));
+    app.create(foreign).await.unwrap();
+    let desk = token(&app, "support-desk", &["accounts:lookup"]);
+
+    let found = app
+        .find(
+            By::Iin(format!(" {iin} ")),
+            "ticket 4711: applicant calls",
+            &desk,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        found.identifier,
+        Some(pb::account::Identifier::Iin(iin.clone()))
+    );
+    assert_eq!(found.email, email);
+    assert_eq!(found.citizenship, "KZ");
+    assert_eq!(found.status(), pb::AccountStatus::Active);
+    let terms = found.terms.clone().unwrap();
+    assert_eq!(terms.version, "2026-01");
+    assert!(terms.accepted_at.is_some());
+    assert!(found.created_at.is_some() && found.registered_at.is_none());
+    // The same account by its email in any case; a passport by its spelling as typed.
+    let by_email = app
+        .find(By::Email(email.to_uppercase()), "ticket 4712", &desk)
+        .await
+        .unwrap();
+    assert_eq!(by_email.account_id, found.account_id);
+    let by_passport = app
+        .find(By::PassportNumber("FA1234567".into()), "ticket 4713", &desk)
+        .await
+        .unwrap();
+    assert_eq!(
+        by_passport.identifier,
+        Some(pb::account::Identifier::PassportNumber("FA1234567".into()))
+    );
+    assert_eq!(by_passport.citizenship, "UZ");
+
+    // Unknown: not found. An IIN never finds a passport account, nor a bad value anything.
+    let err = app
+        .find(By::Iin(valid_iin()), "ticket 4714", &desk)
+        .await
+        .unwrap_err();
+    assert_eq!(reason(&err), "account_not_found");
+    let err = app
+        .find(By::Iin("123456789012".into()), "ticket 4715", &desk)
+        .await
+        .unwrap_err();
+    assert_eq!(reason(&err), "invalid_iin");
+    let err = app
+        .find(By::Iin(iin.clone()), "  ", &desk)
+        .await
+        .unwrap_err();
+    assert_eq!(reason(&err), "purpose_required");
+    let err = app
+        .find(By::Iin(iin.clone()), &"x".repeat(501), &desk)
+        .await
+        .unwrap_err();
+    assert_eq!(reason(&err), "purpose_required");
+    // Without the scope, and with the applicant's own token: refused.
+    let reader = token(&app, "seats", &["accounts:read", "registrations:read"]);
+    let err = app
+        .find(By::Iin(iin.clone()), "x", &reader)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied);
+    let own = app.login(&iin, STRONG).await.unwrap();
+    let own_token = own.tokens.unwrap().access_token;
+    let err = app
+        .find(By::Iin(iin.clone()), "x", &own_token)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied);
+
+    // A service's GetAccount needs a purpose and is logged; the applicant's own is not.
+    let get = |token: &str, purpose: &str| {
+        with_bearer(
+            pb::GetAccountRequest {
+                account_id: found.account_id.clone(),
+                purpose: purpose.into(),
+            },
+            token,
+        )
+        .unwrap()
+    };
+    let err = app
+        .client
+        .clone()
+        .get_account(get(&reader, ""))
+        .await
+        .unwrap_err();
+    assert_eq!(reason(&err), "purpose_required");
+    let read = app
+        .client
+        .clone()
+        .get_account(get(&reader, "seat assignment"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(read.account.unwrap().terms.unwrap().version, "2026-01");
+    app.client
+        .clone()
+        .get_account(get(&own_token, ""))
+        .await
+        .unwrap();
+
+    let log = app.access_log(&found.account_id).await;
+    let seen: Vec<(&str, &str, &str, &str)> = log
+        .iter()
+        .map(|e| {
+            (
+                e.actor.as_str(),
+                e.kind.as_str(),
+                e.what.as_str(),
+                e.note.as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (
+                "support-desk",
+                "read",
+                "account",
+                "ticket 4711: applicant calls"
+            ),
+            ("support-desk", "read", "account", "ticket 4712"),
+            ("seats", "read", "account", "seat assignment"),
+        ]
+    );
+    assert!(log.iter().all(|e| e.at.is_some()));
+    // Only the data-protection officer's scope reads the log.
+    let request = pb::ListAccessLogRequest {
+        account_id: found.account_id.clone(),
+        ..Default::default()
+    };
+    let err = app
+        .client
+        .clone()
+        .list_access_log(with_bearer(request, &desk).unwrap())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied);
+}
+
+#[tokio::test]
+async fn support_actions_are_in_the_audit_log_with_the_operator_and_the_reason() {
+    let app = spawn().await;
+    let iin = app.registered().await;
+    let account = app.account_id(&iin).await;
+    app.support(&account, true).await;
+    app.support(&account, false).await;
+    let eraser = token(&app, "operator", &["accounts:delete"]);
+    let request = pb::DeleteAccountRequest {
+        account_id: account.clone(),
+        reason: "subject request 12".into(),
+    };
+    app.client
+        .clone()
+        .delete_account(with_bearer(request, &eraser).unwrap())
+        .await
+        .unwrap();
+    // Kept after the erasure, naming nobody but by the id.
+    let log = app.access_log(&account).await;
+    let seen: Vec<(&str, &str, &str)> = log
+        .iter()
+        .map(|e| (e.actor.as_str(), e.kind.as_str(), e.note.as_str()))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("support-desk", "block", "document mismatch"),
+            ("support-desk", "unblock", "checked at the desk"),
+            ("operator", "erase", "subject request 12"),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn pages_hold_every_account_once_while_accounts_are_created() {
+    let app = spawn().await;
+    let mut before = HashSet::new();
+    for _ in 0..12 {
+        before.insert(app.account_id(&app.registered().await).await);
+    }
+    let lister = token(&app, "seats", &["registrations:read"]);
+    let page = |page_token: String, page_size: i32| {
+        with_bearer(
+            pb::ListAccountsRequest {
+                page_size,
+                page_token,
+                purpose: "seat assignment".into(),
+                ..Default::default()
+            },
+            &lister,
+        )
+        .unwrap()
+    };
+    // Accounts arrive while the pages are read.
+    let creating = {
+        let client = app.client.clone();
+        let requests: Vec<_> = (0..10)
+            .map(|_| app.req(app.account(&valid_iin(), &tk::unique_email())))
+            .collect();
+        tokio::spawn(async move {
+            let mut created = Vec::new();
+            for request in requests {
+                created.push(
+                    client
+                        .clone()
+                        .create_account(request)
+                        .await
+                        .unwrap()
+                        .into_inner()
+                        .account_id,
+                );
+            }
+            created
+        })
+    };
+    let mut seen = Vec::new();
+    let mut page_token = String::new();
+    loop {
+        let answer = app
+            .client
+            .clone()
+            .list_accounts(page(page_token, 5))
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(answer.accounts.len() <= 5);
+        seen.extend(answer.accounts.into_iter().map(|a| a.account_id));
+        if answer.next_page_token.is_empty() {
+            break;
+        }
+        page_token = answer.next_page_token;
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+    let created = creating.await.unwrap();
+    let unique: HashSet<_> = seen.iter().cloned().collect();
+    assert_eq!(unique.len(), seen.len(), "an account was listed twice");
+    assert!(before.is_subset(&unique), "an account was missed");
+    let all: HashSet<_> = before.iter().chain(&created).cloned().collect();
+    assert!(unique.is_subset(&all));
+
+    // Bad input is refused with its field; page sizes are bounded.
+    let err = app
+        .client
+        .clone()
+        .list_accounts(page("not-a-token".into(), 5))
+        .await
+        .unwrap_err();
+    assert_eq!(reason(&err), "invalid_page_token");
+    let all_at_once = app
+        .client
+        .clone()
+        .list_accounts(page(String::new(), 100_000))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(all_at_once.accounts.len(), all.len());
+    let request = pb::ListAccountsRequest {
+        purpose: "x".into(),
+        statuses: vec![42],
+        ..Default::default()
+    };
+    let err = app
+        .client
+        .clone()
+        .list_accounts(with_bearer(request, &lister).unwrap())
+        .await
+        .unwrap_err();
+    assert_eq!(reason(&err), "invalid_status");
+    let request = pb::ListAccountsRequest::default();
+    let err = app
+        .client
+        .clone()
+        .list_accounts(with_bearer(request, &lister).unwrap())
+        .await
+        .unwrap_err();
+    assert_eq!(reason(&err), "purpose_required");
+    let reader = token(&app, "seats", &["accounts:read", "accounts:lookup"]);
+    let request = pb::ListAccountsRequest {
+        purpose: "x".into(),
+        ..Default::default()
+    };
+    let err = app
+        .client
+        .clone()
+        .list_accounts(with_bearer(request, &reader).unwrap())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied);
+}
+
+#[tokio::test]
+async fn registered_accounts_are_listed_by_status_and_time_and_each_listing_is_logged() {
+    let app = spawn().await;
+    let pending = app.account_id(&app.registered().await).await;
+    let start = examreg_proto::convert::timestamp(chrono::Utc::now());
+    let done = app.completed().await;
+    let lister = token(&app, "seats", &["registrations:read"]);
+    let list = |statuses: Vec<i32>, from: Option<prost_types::Timestamp>| {
+        with_bearer(
+            pb::ListAccountsRequest {
+                statuses,
+                registered_from: from,
+                purpose: "seat assignment".into(),
+                ..Default::default()
+            },
+            &lister,
+        )
+        .unwrap()
+    };
+    let ids = |answer: pb::ListAccountsResponse| -> Vec<String> {
+        answer.accounts.into_iter().map(|a| a.account_id).collect()
+    };
+    let registered = app
+        .client
+        .clone()
+        .list_accounts(list(vec![pb::AccountStatus::Registered as i32], None))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(ids(registered), std::slice::from_ref(&done));
+    let since = app
+        .client
+        .clone()
+        .list_accounts(list(vec![], Some(start)))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(since.accounts[0].registered_at.is_some());
+    assert_eq!(ids(since), std::slice::from_ref(&done));
+    let everyone = app
+        .client
+        .clone()
+        .list_accounts(list(vec![], None))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(ids(everyone), [pending.clone(), done.clone()]);
+    assert_eq!(app.access_log(&done).await.len(), 3);
+    assert_eq!(app.access_log(&pending).await.len(), 1);
+}
+
+#[tokio::test]
+async fn the_feed_tells_each_change_at_once_and_resumes_from_a_cursor_across_a_restart() {
+    let app = spawn().await;
+    let mut feed = app.watch("").await.unwrap();
+    let iin = app.registered().await;
+    let account = app.account_id(&iin).await;
+    let created = next_events(&mut feed, 1, Duration::from_secs(1)).await;
+    assert_eq!(kinds(&created), [(Kind::AccountCreated, account.clone())]);
+    // The completion, within a second of its commit.
+    let access = app
+        .login(&iin, STRONG)
+        .await
+        .unwrap()
+        .tokens
+        .unwrap()
+        .access_token;
+    app.client
+        .clone()
+        .complete_registration(with_bearer(pb::CompleteRegistrationRequest {}, &access).unwrap())
+        .await
+        .unwrap();
+    let completed = next_events(&mut feed, 1, Duration::from_secs(1)).await;
+    assert_eq!(
+        kinds(&completed),
+        [(Kind::RegistrationCompleted, account.clone())]
+    );
+    assert!(completed[0].occurred_at.is_some());
+    let cursor = completed[0].cursor.clone();
+    // A repeated completion is no new event.
+    app.client
+        .clone()
+        .complete_registration(with_bearer(pb::CompleteRegistrationRequest {}, &access).unwrap())
+        .await
+        .unwrap();
+
+    // The follower goes away; changes go on; it resumes from its cursor and misses nothing.
+    drop(feed);
+    app.support(&account, true).await;
+    app.support(&account, true).await;
+    let other_iin = app.registered().await;
+    let other = app.account_id(&other_iin).await;
+    let mut feed = app.watch(&cursor).await.unwrap();
+    let missed = next_events(&mut feed, 2, Duration::from_secs(5)).await;
+    assert_eq!(
+        kinds(&missed),
+        [
+            (Kind::AccountBlocked, account.clone()),
+            (Kind::AccountCreated, other.clone())
+        ]
+    );
+    let cursor = missed[1].cursor.clone();
+
+    // Identity restarts: the stream ends, and the follower resumes on the new one.
+    let app = app.restart(|_| {}).await;
+    let ended = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(Ok(_)) = feed.next().await {}
+    })
+    .await;
+    assert!(ended.is_ok(), "the stream outlived the restart");
+    app.support(&account, false).await;
+    let mut feed = app.watch(&cursor).await.unwrap();
+    let after = next_events(&mut feed, 1, Duration::from_secs(5)).await;
+    assert_eq!(kinds(&after), [(Kind::AccountUnblocked, account.clone())]);
+    // From the start, everything in order, once.
+    let mut all = app.watch("").await.unwrap();
+    let everything = next_events(&mut all, 5, Duration::from_secs(5)).await;
+    let cursors: Vec<i64> = everything
+        .iter()
+        .map(|e| e.cursor.parse().unwrap())
+        .collect();
+    assert_eq!(cursors, [1, 2, 3, 4, 5]);
+
+    // A quiet feed still speaks: an empty message with the cursor.
+    let quiet = tokio::time::timeout(Duration::from_secs(8), all.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert!(quiet.events.is_empty());
+    assert_eq!(quiet.cursor, "5");
+
+    // Cursors the feed never gave are refused; so are followers without the scope.
+    for bad in ["6", "-1", "abc"] {
+        let err = app.watch(bad).await.unwrap_err();
+        assert_eq!(reason(&err), "invalid_cursor", "{bad}");
+    }
+    let request = pb::WatchRegistrationsRequest::default();
+    let reader = token(&app, "seats", &["accounts:read"]);
+    let err = app
+        .client
+        .clone()
+        .watch_registrations(with_bearer(request.clone(), &reader).unwrap())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied);
+    let own = app
+        .login(&other_iin, STRONG)
+        .await
+        .unwrap()
+        .tokens
+        .unwrap()
+        .access_token;
+    let err = app
+        .client
+        .clone()
+        .watch_registrations(with_bearer(request, &own).unwrap())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied);
+
+    // Past the retention, the events go (the newest stays to mark the position), and a cursor
+    // before them is told so.
+    let app = app.restart(|c| c.feed_retention = Duration::ZERO).await;
+    // The sweeper's first run is at the start, soon after the service answers.
+    let swept = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match app.watch("1").await {
+                Err(err) if reason(&err) == "cursor_expired" => return,
+                Err(err) => panic!("{err:?}"),
+                Ok(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        }
+    })
+    .await;
+    assert!(swept.is_ok(), "the old events were not swept");
+    let mut kept = app.watch("").await.unwrap();
+    let newest = next_events(&mut kept, 1, Duration::from_secs(5)).await;
+    assert_eq!(newest[0].cursor, "5");
+    assert!(app.watch("5").await.is_ok());
+}
+
+#[tokio::test]
+async fn a_released_identifier_lets_its_holder_register_and_the_squatter_keeps_only_a_record() {
+    let app = spawn().await;
+    let iin = valid_iin();
+    app.create(app.account(&iin, &tk::unique_email()))
+        .await
+        .unwrap();
+    let squatter = app.login(&iin, STRONG).await.unwrap();
+    let holder_email = tk::unique_email();
+    let err = app
+        .create(app.account(&iin, &holder_email))
+        .await
+        .unwrap_err();
+    assert_eq!(reason(&err), "already_registered");
+    let mut feed = app.watch("1").await.unwrap();
+
+    let support = token(&app, "support-desk", &["support:write"]);
+    let release = |token: &str, reason: &str| {
+        with_bearer(
+            pb::ReleaseIdentifierRequest {
+                account_id: squatter.account_id.clone(),
+                reason: reason.into(),
+            },
+            token,
+        )
+        .unwrap()
+    };
+    let err = app
+        .client
+        .clone()
+        .release_identifier(release(&support, ""))
+        .await
+        .unwrap_err();
+    assert_eq!(reason(&err), "reason_required");
+    let lookup = token(&app, "support-desk", &["accounts:lookup"]);
+    let err = app
+        .client
+        .clone()
+        .release_identifier(release(&lookup, "x"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied);
+    let answer = app
+        .client
+        .clone()
+        .release_identifier(release(&support, "holder showed ID card 123 at the desk"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(answer.revoked_sessions, 1);
+    app.refused_within_a_second(&squatter.tokens.unwrap().access_token)
+        .await;
+    assert_eq!(
+        reason(&app.login(&iin, STRONG).await.unwrap_err()),
+        "invalid_credentials"
+    );
+
+    // The holder registers with the IIN (and a new proof), and the IIN finds the holder.
+    let holder = app.create(app.account(&iin, &holder_email)).await.unwrap();
+    app.login(&iin, STRONG).await.unwrap();
+    let found = app
+        .find(By::Iin(iin.clone()), "ticket 77", &lookup)
+        .await
+        .unwrap();
+    assert_eq!(found.account_id, holder);
+    assert!(!found.identifier_released);
+    // The squatter's record keeps what it held, blocked, and cannot be unblocked into it.
+    let reader = token(&app, "support-desk", &["accounts:read"]);
+    let record = app
+        .client
+        .clone()
+        .get_account(
+            with_bearer(
+                pb::GetAccountRequest {
+                    account_id: squatter.account_id.clone(),
+                    purpose: "ticket 77".into(),
+                },
+                &reader,
+            )
+            .unwrap(),
+        )
+        .await
+        .unwrap()
+        .into_inner()
+        .account
+        .unwrap();
+    assert_eq!(
+        record.identifier,
+        Some(pb::account::Identifier::Iin(iin.clone()))
+    );
+    assert!(record.identifier_released);
+    assert_eq!(record.status(), pb::AccountStatus::Blocked);
+    let request = pb::UnblockAccountRequest {
+        account_id: squatter.account_id.clone(),
+        reason: "by mistake".into(),
+    };
+    let err = app
+        .client
+        .clone()
+        .unblock_account(with_bearer(request, &support).unwrap())
+        .await
+        .unwrap_err();
+    assert_eq!(reason(&err), "identifier_released");
+    // Releasing again changes nothing but the log.
+    app.client
+        .clone()
+        .release_identifier(release(&support, "again"))
+        .await
+        .unwrap();
+    let events = next_events(&mut feed, 2, Duration::from_secs(5)).await;
+    assert_eq!(
+        kinds(&events),
+        [
+            (Kind::IdentifierReleased, squatter.account_id.clone()),
+            (Kind::AccountCreated, holder.clone())
+        ]
+    );
+    let log = app.access_log(&squatter.account_id).await;
+    let actions: Vec<(&str, &str, &str)> = log
+        .iter()
+        .filter(|e| e.kind != "read")
+        .map(|e| (e.kind.as_str(), e.what.as_str(), e.note.as_str()))
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            (
+                "release_identifier",
+                "iin",
+                "holder showed ID card 123 at the desk"
+            ),
+            ("release_identifier", "", "again"),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn unlocking_a_login_forgets_its_failures() {
+    let app = spawn().await;
+    let iin = app.registered().await;
+    let account = app.account_id(&iin).await;
+    for _ in 0..5 {
+        let _ = app.login(&iin, "wrong-password-1").await;
+    }
+    let err = app.login(&iin, STRONG).await.unwrap_err();
+    assert_eq!(reason(&err), "too_many_attempts");
+    let support = token(&app, "support-desk", &["support:write"]);
+    let unlock = |account: &str| {
+        with_bearer(
+            pb::UnlockLoginRequest {
+                account_id: account.into(),
+                reason: "applicant identified by phone".into(),
+            },
+            &support,
+        )
+        .unwrap()
+    };
+    let answer = app
+        .client
+        .clone()
+        .unlock_login(unlock(&account))
+        .await
+        .unwrap();
+    assert!(answer.into_inner().was_locked);
+    app.login(&iin, STRONG).await.unwrap();
+    let again = app
+        .client
+        .clone()
+        .unlock_login(unlock(&account))
+        .await
+        .unwrap();
+    assert!(!again.into_inner().was_locked);
+    let err = app
+        .client
+        .clone()
+        .unlock_login(unlock(&uuid::Uuid::new_v4().to_string()))
+        .await
+        .unwrap_err();
+    assert_eq!(reason(&err), "account_not_found");
+    let log = app.access_log(&account).await;
+    assert_eq!(
+        log.iter().map(|e| e.kind.as_str()).collect::<Vec<_>>(),
+        ["unlock_login", "unlock_login"]
+    );
+}
