@@ -624,8 +624,19 @@ mod tests {
                 "identity",
                 examreg_identity::error::REASONS,
                 // The gateway checks the login is there, and presents its own client; support
-                // actions are the exam center's, over gRPC.
-                &["login_required", "invalid_client", "reason_required"],
+                // actions and the system of record's reads are the exam center's, over gRPC.
+                &[
+                    "login_required",
+                    "invalid_client",
+                    "reason_required",
+                    "purpose_required",
+                    "identifier_released",
+                    "invalid_steps",
+                    "invalid_status",
+                    "invalid_page_token",
+                    "invalid_cursor",
+                    "cursor_expired",
+                ],
             ),
             (
                 "verification",
@@ -642,18 +653,27 @@ mod tests {
                     "consent_version_required",
                     "purpose_required",
                     "capture_not_found",
+                    // Reopening and the access log are the exam center's, over gRPC.
+                    "invalid_step",
+                    "invalid_page_token",
                 ],
             ),
             (
                 "profile",
                 examreg_profile::error::REASONS,
-                // Directory administration is the exam center's, over gRPC.
+                // Directory administration, reopening, the access log and the statistics are
+                // the exam center's, over gRPC.
                 &[
                     "invalid_institution_name",
                     "invalid_institution_id",
                     "institution_not_found",
                     "institution_exists",
                     "invalid_csv",
+                    "purpose_required",
+                    "invalid_step",
+                    "profile_not_found",
+                    "invalid_grouping",
+                    "invalid_time_zone",
                 ],
             ),
         ];

@@ -819,3 +819,215 @@ async fn unlocking_a_login_forgets_its_failures() {
         ["unlock_login", "unlock_login"]
     );
 }
+
+/// Every call of the system of record, refused (PERMISSION_DENIED) to a service token holding
+/// every scope but its own, and to an applicant's own token.
+#[tokio::test]
+async fn each_call_is_refused_without_its_scope_and_to_an_applicant() {
+    use futures::{FutureExt, future::BoxFuture};
+    type Call = Box<dyn Fn(String) -> BoxFuture<'static, Result<(), tonic::Status>>>;
+    let app = spawn().await;
+    let iin = app.registered().await;
+    let account = app.account_id(&iin).await;
+    let applicant = app
+        .login(&iin, STRONG)
+        .await
+        .unwrap()
+        .tokens
+        .unwrap()
+        .access_token;
+    const SCOPES: [&str; 6] = [
+        "accounts:lookup",
+        "accounts:read",
+        "registrations:read",
+        "support:write",
+        "audit:read",
+        "accounts:delete",
+    ];
+    let client = app.client.clone();
+    let call = |f: fn(
+        IdentityClient,
+        String,
+        String,
+    ) -> BoxFuture<'static, Result<(), tonic::Status>>|
+     -> Call {
+        let (client, account) = (client.clone(), account.clone());
+        Box::new(move |token| f(client.clone(), account.clone(), token))
+    };
+    type IdentityClient =
+        examreg_proto::identity::v1::identity_service_client::IdentityServiceClient<
+            tonic::transport::Channel,
+        >;
+    let calls: Vec<(&str, &str, Call)> = vec![
+        (
+            "FindAccount",
+            "accounts:lookup",
+            call(|mut c, _, t| {
+                async move {
+                    let r = pb::FindAccountRequest {
+                        by: Some(By::Email("a@example.kz".into())),
+                        purpose: "x".into(),
+                    };
+                    c.find_account(with_bearer(r, &t).unwrap()).await.map(drop)
+                }
+                .boxed()
+            }),
+        ),
+        (
+            "ListAccounts",
+            "registrations:read",
+            call(|mut c, _, t| {
+                async move {
+                    let r = pb::ListAccountsRequest {
+                        purpose: "x".into(),
+                        ..Default::default()
+                    };
+                    c.list_accounts(with_bearer(r, &t).unwrap()).await.map(drop)
+                }
+                .boxed()
+            }),
+        ),
+        (
+            "WatchRegistrations",
+            "registrations:read",
+            call(|mut c, _, t| {
+                async move {
+                    let r = pb::WatchRegistrationsRequest::default();
+                    c.watch_registrations(with_bearer(r, &t).unwrap())
+                        .await
+                        .map(drop)
+                }
+                .boxed()
+            }),
+        ),
+        (
+            "UnlockLogin",
+            "support:write",
+            call(|mut c, a, t| {
+                async move {
+                    let r = pb::UnlockLoginRequest {
+                        account_id: a,
+                        reason: "x".into(),
+                    };
+                    c.unlock_login(with_bearer(r, &t).unwrap()).await.map(drop)
+                }
+                .boxed()
+            }),
+        ),
+        (
+            "BlockAccount",
+            "support:write",
+            call(|mut c, a, t| {
+                async move {
+                    let r = pb::BlockAccountRequest {
+                        account_id: a,
+                        reason: "x".into(),
+                    };
+                    c.block_account(with_bearer(r, &t).unwrap()).await.map(drop)
+                }
+                .boxed()
+            }),
+        ),
+        (
+            "UnblockAccount",
+            "support:write",
+            call(|mut c, a, t| {
+                async move {
+                    let r = pb::UnblockAccountRequest {
+                        account_id: a,
+                        reason: "x".into(),
+                    };
+                    c.unblock_account(with_bearer(r, &t).unwrap())
+                        .await
+                        .map(drop)
+                }
+                .boxed()
+            }),
+        ),
+        (
+            "ReopenRegistration",
+            "support:write",
+            call(|mut c, a, t| {
+                async move {
+                    let r = pb::ReopenRegistrationRequest {
+                        account_id: a,
+                        steps: vec!["face".into()],
+                        reason: "x".into(),
+                    };
+                    c.reopen_registration(with_bearer(r, &t).unwrap())
+                        .await
+                        .map(drop)
+                }
+                .boxed()
+            }),
+        ),
+        (
+            "ReleaseIdentifier",
+            "support:write",
+            call(|mut c, a, t| {
+                async move {
+                    let r = pb::ReleaseIdentifierRequest {
+                        account_id: a,
+                        reason: "x".into(),
+                    };
+                    c.release_identifier(with_bearer(r, &t).unwrap())
+                        .await
+                        .map(drop)
+                }
+                .boxed()
+            }),
+        ),
+        (
+            "ListAccessLog",
+            "audit:read",
+            call(|mut c, a, t| {
+                async move {
+                    let r = pb::ListAccessLogRequest {
+                        account_id: a,
+                        ..Default::default()
+                    };
+                    c.list_access_log(with_bearer(r, &t).unwrap())
+                        .await
+                        .map(drop)
+                }
+                .boxed()
+            }),
+        ),
+    ];
+    for (name, scope, call) in &calls {
+        let others: Vec<&str> = SCOPES.iter().copied().filter(|s| s != scope).collect();
+        let wrong = token(&app, "seats", &others);
+        for (who, token) in [
+            ("a token without the scope", wrong),
+            ("the applicant", applicant.clone()),
+        ] {
+            let err = call(token).await.expect_err(name);
+            assert_eq!(
+                err.code(),
+                Code::PermissionDenied,
+                "{name} for {who}: {err:?}"
+            );
+        }
+    }
+    // GetAccount answers an applicant's token with the applicant's own account (whatever
+    // account it names); a service needs the scope.
+    let others: Vec<&str> = SCOPES
+        .iter()
+        .copied()
+        .filter(|s| *s != "accounts:read")
+        .collect();
+    let request = pb::GetAccountRequest {
+        account_id: account.clone(),
+        purpose: "x".into(),
+    };
+    let err = app
+        .client
+        .clone()
+        .get_account(with_bearer(request, &token(&app, "seats", &others)).unwrap())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied);
+    // Nothing was changed by the refused calls.
+    assert!(app.login(&iin, STRONG).await.is_ok());
+    assert!(app.access_log(&account).await.is_empty());
+}
