@@ -1,6 +1,7 @@
 //! Service plumbing that every examreg service shares, written once: typed configuration from
 //! the environment, telemetry, the gRPC server bootstrap (health, reflection, graceful
-//! shutdown), signed tokens and the authentication layer, and error mapping helpers.
+//! shutdown), signed tokens and the authentication layer, error mapping helpers, and what the
+//! system of record's calls share (keyset pages, audit notes).
 #![forbid(unsafe_code)]
 
 pub mod auth;
@@ -9,6 +10,7 @@ pub mod config;
 pub mod errors;
 pub mod grpc;
 pub mod metrics;
+pub mod record;
 pub mod service;
 pub mod telemetry;
 pub mod tokens;

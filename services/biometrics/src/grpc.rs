@@ -9,7 +9,10 @@ use crate::{
     store,
 };
 use examreg_domain::{CaptureKind, DocumentType};
-use examreg_kit::auth::{Caller, account_id_field, caller};
+use examreg_kit::{
+    auth::{Caller, account_id_field, caller},
+    record::{after_id, cut, note, page_size},
+};
 use examreg_proto::{
     biometrics::v1::{self as pb, biometrics_service_server::BiometricsService},
     convert::{FromWire, timestamp},
@@ -68,11 +71,7 @@ fn scores_from_json(v: &serde_json::Value) -> pb::CaptureScores {
 
 /// Why a service reads personal data, for the access log: not blank, at most 500 characters.
 fn purpose_field(value: &str) -> Result<&str, Error> {
-    let purpose = value.trim();
-    match purpose.chars().count() {
-        1..=500 => Ok(purpose),
-        _ => Err(Error::PurposeRequired),
-    }
+    note(value).map_err(|_| Error::PurposeRequired)
 }
 
 /// The steps a reopening names, checked: at least one, each a photo kind or the consent.
@@ -307,20 +306,12 @@ impl BiometricsService for Biometrics {
         caller(&request)?.require_scope("audit:read")?;
         let req = request.get_ref();
         let account = account_id_field(&req.account_id)?;
-        let after = match req.page_token.trim() {
-            "" => 0,
-            token => token.parse().map_err(|_| Error::InvalidPageToken)?,
-        };
-        let limit = match req.page_size {
-            ..=0 => 100,
-            n => i64::from(n).min(500),
-        };
-        let mut entries = store::access_entries(&self.captures.pool, account, after, limit + 1)
+        let after = after_id(&req.page_token).ok_or(Error::InvalidPageToken)?;
+        let limit = page_size(req.page_size);
+        let rows = store::access_entries(&self.captures.pool, account, after, limit + 1)
             .await
             .map_err(Error::from)?;
-        let more = entries.len() > usize::try_from(limit).unwrap_or(usize::MAX);
-        entries.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
-        let next = more.then(|| entries.last().map(|e| e.id)).flatten();
+        let (entries, next) = cut(rows, limit, |e| e.id);
         Ok(Response::new(pb::ListAccessLogResponse {
             entries: entries
                 .into_iter()

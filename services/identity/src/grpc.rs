@@ -16,6 +16,7 @@ use chrono::Utc;
 use examreg_domain::{AccountStatus, Email, Iin, KAZAKHSTAN, LoginKind, PassportNumber};
 use examreg_kit::{
     auth::{Caller, account_id_field, caller},
+    record::{after_id, note, page_size},
     tokens::{KeySet, SigningKey, jwks_json},
 };
 use examreg_proto::{
@@ -130,16 +131,6 @@ fn new_account(req: pb::CreateAccountRequest) -> Result<NewAccount, Error> {
             user_agent: terms.user_agent,
         },
     })
-}
-
-/// A note for the audit log: not blank, at most 500 characters; `Err(too_long)` otherwise.
-fn note(value: &str) -> Result<&str, bool> {
-    let note = value.trim();
-    match note.chars().count() {
-        0 => Err(false),
-        1..=500 => Ok(note),
-        _ => Err(true),
-    }
 }
 
 /// The reason a support action gives, for the audit log.
@@ -316,12 +307,7 @@ impl IdentityService for Identity {
             registered_before: datetime(req.registered_before.as_ref()),
         };
         let page = self
-            .list(
-                &filter,
-                after,
-                crate::record::page_size(req.page_size),
-                &reader,
-            )
+            .list(&filter, after, page_size(req.page_size), &reader)
             .await?;
         Ok(Response::new(pb::ListAccountsResponse {
             next_page_token: page.next.map(|id| id.to_string()).unwrap_or_default(),
@@ -338,12 +324,9 @@ impl IdentityService for Identity {
         caller(&request)?.require_scope("audit:read")?;
         let req = request.get_ref();
         let account = account_id_field(&req.account_id)?;
-        let after = match req.page_token.trim() {
-            "" => 0,
-            token => token.parse().map_err(|_| Error::InvalidPageToken)?,
-        };
+        let after = after_id(&req.page_token).ok_or(Error::InvalidPageToken)?;
         let (entries, next) = self
-            .audit_log(account, after, crate::record::page_size(req.page_size))
+            .audit_log(account, after, page_size(req.page_size))
             .await?;
         Ok(Response::new(pb::ListAccessLogResponse {
             entries: entries

@@ -9,6 +9,7 @@ use crate::{
     store::{self, AuditRow, Filter, Record},
 };
 use examreg_domain::{Email, LoginKind};
+use examreg_kit::record::cut;
 use uuid::Uuid;
 
 /// How a service names the account it looks for.
@@ -25,18 +26,6 @@ pub struct Reader<'a> {
 
 /// What a read of accounts is recorded as.
 const ACCOUNT: &str = "account";
-/// The largest page of accounts or audit entries.
-pub const MAX_PAGE: i64 = 500;
-/// The page when the caller asks for none in particular.
-pub const DEFAULT_PAGE: i64 = 100;
-
-/// A page size as asked (0 for the default), bounded.
-pub fn page_size(asked: i32) -> i64 {
-    match asked {
-        ..=0 => DEFAULT_PAGE,
-        n => i64::from(n).min(MAX_PAGE),
-    }
-}
 
 /// One page of accounts, where the next begins, and the feed's position before it was read.
 pub struct Page {
@@ -92,15 +81,13 @@ impl Identity {
         // Before the page: a change committed after this position may or may not show in the
         // page, and the feed from here replays it either way.
         let feed_cursor = store::feed_head(&mut tx).await?;
-        // One more than asked tells whether a next page exists.
-        let mut accounts = store::list_records(&mut tx, filter, after, limit + 1).await?;
-        let more = accounts.len() > usize::try_from(limit).unwrap_or(usize::MAX);
-        accounts.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+        let rows = store::list_records(&mut tx, filter, after, limit + 1).await?;
+        let (accounts, next) = cut(rows, limit, |a| a.id);
         let ids: Vec<Uuid> = accounts.iter().map(|a| a.id).collect();
         store::log_reads(&mut tx, &ids, reader.actor, ACCOUNT, reader.purpose).await?;
         tx.commit().await?;
         Ok(Page {
-            next: more.then(|| ids.last().copied()).flatten(),
+            next,
             accounts,
             feed_cursor,
         })
@@ -113,10 +100,7 @@ impl Identity {
         after: i64,
         limit: i64,
     ) -> Result<(Vec<AuditRow>, Option<i64>), Error> {
-        let mut entries = store::audit_entries(&self.pool, account, after, limit + 1).await?;
-        let more = entries.len() > usize::try_from(limit).unwrap_or(usize::MAX);
-        entries.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
-        let next = more.then(|| entries.last().map(|e| e.id)).flatten();
-        Ok((entries, next))
+        let rows = store::audit_entries(&self.pool, account, after, limit + 1).await?;
+        Ok(cut(rows, limit, |e| e.id))
     }
 }

@@ -9,7 +9,10 @@ use crate::{
 };
 use crate::{error::Error, store};
 use examreg_domain::Sex;
-use examreg_kit::auth::{Caller, account_id_field, bearer_of, caller};
+use examreg_kit::{
+    auth::{Caller, account_id_field, bearer_of, caller},
+    record::{after_id, cut, note, page_size},
+};
 use examreg_proto::{
     convert::{FromWire, datetime, timestamp},
     profile::v1::{self as pb, profile_service_server::ProfileService},
@@ -64,11 +67,7 @@ fn profile_pb(p: Profile) -> pb::Profile {
 
 /// Why a service reads personal data, for the access log: not blank, at most 500 characters.
 fn purpose_field(value: &str) -> Result<&str, Error> {
-    let purpose = value.trim();
-    match purpose.chars().count() {
-        1..=500 => Ok(purpose),
-        _ => Err(Error::PurposeRequired),
-    }
+    note(value).map_err(|_| Error::PurposeRequired)
 }
 
 /// The steps a reopening names, checked: at least one of name, details, education.
@@ -78,14 +77,6 @@ fn steps_field(steps: &[String]) -> Result<Vec<String>, Error> {
         return Err(Error::InvalidStep);
     }
     Ok(steps.iter().map(|s| s.trim().to_owned()).collect())
-}
-
-/// An entry id as a page token, and back.
-fn after_token(token: &str) -> Result<i64, Error> {
-    match token.trim() {
-        "" => Ok(0),
-        token => token.parse().map_err(|_| Error::InvalidPageToken),
-    }
 }
 
 fn names_of(name: Option<&pb::LocalizedName>) -> [&str; 3] {
@@ -359,17 +350,12 @@ impl ProfileService for Profiles {
         caller(&request)?.require_scope("audit:read")?;
         let req = request.get_ref();
         let account = account_id_field(&req.account_id)?;
-        let after = after_token(&req.page_token)?;
-        let limit = match req.page_size {
-            ..=0 => 100,
-            n => i64::from(n).min(500),
-        };
-        let mut entries = store::access_entries(&self.people.pool, account, after, limit + 1)
+        let after = after_id(&req.page_token).ok_or(Error::InvalidPageToken)?;
+        let limit = page_size(req.page_size);
+        let rows = store::access_entries(&self.people.pool, account, after, limit + 1)
             .await
             .map_err(Error::from)?;
-        let more = entries.len() > usize::try_from(limit).unwrap_or(usize::MAX);
-        entries.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
-        let next = more.then(|| entries.last().map(|e| e.id)).flatten();
+        let (entries, next) = cut(rows, limit, |e| e.id);
         Ok(Response::new(pb::ListAccessLogResponse {
             entries: entries
                 .into_iter()
