@@ -82,6 +82,7 @@ impl Feed {
         let draining = self.draining.signal();
         tokio::spawn(async move {
             tokio::pin!(draining);
+            let _open = OpenStream::new();
             let mut quiet_since = tokio::time::Instant::now();
             loop {
                 // Marked before the read: an event announced after it wakes the wait below.
@@ -93,6 +94,8 @@ impl Feed {
                     }
                     Ok(events) => {
                         full = events.len() == BATCH as usize;
+                        metrics::counter!("identity_feed_events_streamed_total")
+                            .increment(events.len() as u64);
                         after = events.last().map_or(after, |e| e.seq);
                         Some(Ok(response(after, events)))
                     }
@@ -118,6 +121,22 @@ impl Feed {
             }
         });
         Ok(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx)))
+    }
+}
+
+/// Counts a stream while it is open (`identity_feed_streams`).
+struct OpenStream;
+
+impl OpenStream {
+    fn new() -> Self {
+        metrics::gauge!("identity_feed_streams").increment(1.0);
+        Self
+    }
+}
+
+impl Drop for OpenStream {
+    fn drop(&mut self) {
+        metrics::gauge!("identity_feed_streams").decrement(1.0);
     }
 }
 
@@ -158,6 +177,8 @@ pub async fn listen(feed: Feed, stop: impl Future<Output = ()>) {
             loop {
                 let note = listener.recv().await?;
                 if let Ok(seq) = note.payload().parse::<i64>() {
+                    #[allow(clippy::cast_precision_loss)]
+                    metrics::gauge!("identity_feed_head").set(seq as f64);
                     feed.heard.send_if_modified(|newest| {
                         let newer = seq > *newest;
                         *newest = (*newest).max(seq);
