@@ -1031,3 +1031,33 @@ async fn each_call_is_refused_without_its_scope_and_to_an_applicant() {
     assert!(app.login(&iin, STRONG).await.is_ok());
     assert!(app.access_log(&account).await.is_empty());
 }
+
+#[tokio::test]
+async fn concurrent_changes_reach_the_feed_gap_free_each_once() {
+    let app = spawn().await;
+    let mut feed = app.watch("").await.unwrap();
+    let requests: Vec<_> = (0..16)
+        .map(|_| app.req(app.account(&valid_iin(), &tk::unique_email())))
+        .collect();
+    let created = futures::future::join_all(requests.into_iter().map(|request| {
+        let mut client = app.client.clone();
+        async move {
+            client
+                .create_account(request)
+                .await
+                .unwrap()
+                .into_inner()
+                .account_id
+        }
+    }))
+    .await;
+    let events = next_events(&mut feed, created.len(), Duration::from_secs(10)).await;
+    let cursors: Vec<i64> = events.iter().map(|e| e.cursor.parse().unwrap()).collect();
+    assert_eq!(
+        cursors,
+        (1..=16).collect::<Vec<i64>>(),
+        "gap-free, in order"
+    );
+    let accounts: HashSet<String> = events.iter().map(|e| e.account_id.clone()).collect();
+    assert_eq!(accounts, created.into_iter().collect::<HashSet<_>>());
+}
