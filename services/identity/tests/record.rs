@@ -509,7 +509,8 @@ async fn the_feed_tells_each_change_at_once_and_resumes_from_a_cursor_across_a_r
     let mut feed = app.watch("").await.unwrap();
     let iin = app.registered().await;
     let account = app.account_id(&iin).await;
-    let created = next_events(&mut feed, 1, Duration::from_secs(1)).await;
+    // The stream's first read; the promise of a second is for the completion below.
+    let created = next_events(&mut feed, 1, Duration::from_secs(5)).await;
     assert_eq!(kinds(&created), [(Kind::AccountCreated, account.clone())]);
     // The completion, within a second of its commit.
     let access = app
