@@ -10,7 +10,7 @@
 use crate::{error::Error, store};
 use examreg_kit::grpc::Trigger;
 use examreg_proto::{convert::timestamp, identity::v1 as pb};
-use sqlx::{PgPool, postgres::PgListener};
+use sqlx::PgPool;
 use std::{pin::Pin, time::Duration};
 use tokio::sync::watch;
 use tonic::Status;
@@ -169,11 +169,13 @@ fn response(cursor: i64, events: Vec<store::EventRow>) -> pb::WatchRegistrations
 /// Listens on the channel until `stop`, telling the streams of this replica the newest
 /// sequence number announced. A lost connection only slows the streams to their own looking.
 pub async fn listen(feed: Feed, stop: impl Future<Output = ()>) {
-    tokio::pin!(stop);
-    loop {
-        let connected = async {
-            let mut listener = PgListener::connect_with(&feed.pool).await?;
-            listener.listen(CHANNEL).await?;
+    let feed = &feed;
+    crate::channel::listen(
+        &feed.pool,
+        CHANNEL,
+        "feed listener",
+        stop,
+        move |mut listener| async move {
             loop {
                 let note = listener.recv().await?;
                 if let Ok(seq) = note.payload().parse::<i64>() {
@@ -186,22 +188,9 @@ pub async fn listen(feed: Feed, stop: impl Future<Output = ()>) {
                     });
                 }
             }
-            #[allow(unreachable_code)]
-            Ok::<(), sqlx::Error>(())
-        };
-        tokio::select! {
-            () = &mut stop => return,
-            ended = connected => {
-                if let Err(e) = ended {
-                    tracing::warn!(error = %e, "feed listener lost Postgres; reconnecting");
-                }
-            }
-        }
-        tokio::select! {
-            () = &mut stop => return,
-            () = tokio::time::sleep(Duration::from_millis(500)) => {}
-        }
-    }
+        },
+    )
+    .await;
 }
 
 #[cfg(test)]

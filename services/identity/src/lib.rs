@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 pub mod accounts;
+mod channel;
 pub mod error;
 pub mod feed;
 pub mod grpc;

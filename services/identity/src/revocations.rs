@@ -8,7 +8,7 @@
 use crate::store;
 use examreg_kit::{auth::Keys, grpc::Trigger};
 use examreg_proto::identity::v1 as pb;
-use sqlx::{PgPool, postgres::PgListener};
+use sqlx::PgPool;
 use std::{pin::Pin, time::Duration};
 use tokio::sync::broadcast;
 use tonic::Status;
@@ -109,11 +109,13 @@ fn parse(payload: &str) -> Option<(Uuid, i64)> {
 /// heartbeat every second, so they go stale when it is not.
 pub async fn listen(feed: Feed, keys: Keys, stop: impl Future<Output = ()>) {
     keys.revocations().watched();
-    tokio::pin!(stop);
-    loop {
-        let connected = async {
-            let mut listener = PgListener::connect_with(&feed.pool).await?;
-            listener.listen(CHANNEL).await?;
+    let (feed, keys) = (&feed, &keys);
+    crate::channel::listen(
+        &feed.pool,
+        CHANNEL,
+        "revocation listener",
+        stop,
+        move |mut listener| async move {
             let all = store::live_revocations(&feed.pool)
                 .await
                 .map_err(|e| sqlx::Error::Protocol(e.to_string()))?;
@@ -130,22 +132,9 @@ pub async fn listen(feed: Feed, keys: Keys, stop: impl Future<Output = ()>) {
                     }
                 }
             }
-            #[allow(unreachable_code)]
-            Ok::<(), sqlx::Error>(())
-        };
-        tokio::select! {
-            () = &mut stop => return,
-            ended = connected => {
-                if let Err(e) = ended {
-                    tracing::warn!(error = %e, "revocation listener lost Postgres; reconnecting");
-                }
-            }
-        }
-        tokio::select! {
-            () = &mut stop => return,
-            () = tokio::time::sleep(Duration::from_millis(500)) => {}
-        }
-    }
+        },
+    )
+    .await;
 }
 
 #[cfg(test)]
