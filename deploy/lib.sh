@@ -15,6 +15,8 @@ BUF_VERSION=1.75.0
 # The Python tools (linters of the deployment files, schemathesis) from PyPI, in a virtualenv
 # of the project's: deploy/requirements.txt pins each with its hashes (deploy/pin-python).
 PYTHON_TOOLS=$ROOT/deploy/requirements.txt
+# Where deploy/mrz-model puts the document reader's recognition network.
+MRZ_MODEL=$EXAMREG_HOME/models/ppocrv4-rec.onnx
 PG_PORT=5432
 REDIS_PORT=6379
 mkdir -p "$STATE" "$SECRETS"
@@ -50,6 +52,8 @@ install_packages() {
   command -v openssl >/dev/null || missing+=(openssl)
   command -v curl >/dev/null || missing+=(curl)
   command -v npm >/dev/null || missing+=(nodejs npm)
+  # OCR-B, in which the tests print the documents' machine-readable zones.
+  [ -f /usr/share/fonts/opentype/ocr-b/OCRB.otf ] || missing+=(fonts-ocr-b)
   if [ ${#missing[@]} -gt 0 ]; then say "installing ${missing[*]}"; apt_install "${missing[@]}"; fi
   if ! command -v garage >/dev/null || ! garage --version 2>/dev/null | grep -q ":$GARAGE_VERSION "; then
     say "installing garage $GARAGE_VERSION (cargo install, several minutes the first time)"
@@ -60,6 +64,8 @@ install_packages() {
     npm install --silent --no-audit --no-fund --prefix "$EXAMREG_HOME/node" \
       "maildev@$MAILDEV_VERSION" "@bufbuild/buf@$BUF_VERSION" >&2
   fi
+  # The network that reads the documents' machine-readable zones (pinned, checksummed).
+  "$ROOT/deploy/mrz-model" "$MRZ_MODEL"
   local pinned; pinned=$(sha256sum <"$PYTHON_TOOLS")
   if [ "$(cat "$EXAMREG_HOME/venv/.tools" 2>/dev/null)" != "$pinned" ]; then
     say "installing the Python tools of deploy/requirements.txt from PyPI (hashes checked)"

@@ -6,6 +6,7 @@
 mod email;
 mod iin;
 mod mask;
+pub mod mrz;
 mod passport;
 mod states;
 

@@ -296,8 +296,25 @@ pub fn s3_credentials() -> (String, String) {
     (read("s3_key_id"), read("s3_key"))
 }
 
+/// The network that reads documents' machine-readable zones, as `deploy/mrz-model` installs it
+/// for the local stack (or `EXAMREG_TEST_MRZ_MODEL`).
+pub fn mrz_model() -> std::path::PathBuf {
+    std::env::var_os("EXAMREG_TEST_MRZ_MODEL")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            let home = std::env::var_os("EXAMREG_HOME")
+                .map(std::path::PathBuf::from)
+                .unwrap_or_else(|| {
+                    std::path::PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
+                        .join(".cache/examreg")
+                });
+            home.join("models/ppocrv4-rec.onnx")
+        })
+}
+
 /// Photographs for tests: a real portrait and images derived from it.
 pub mod browser;
+pub mod cards;
 pub mod logs;
 pub mod smtp;
 

@@ -10,6 +10,7 @@ pub mod envelope;
 pub mod error;
 pub mod grpc;
 pub mod objects;
+pub mod ocr;
 pub mod store;
 
 use examreg_kit::{
