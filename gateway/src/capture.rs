@@ -98,6 +98,23 @@ pub struct UploadQuery {
 
 /// Upload the selfie (`face`) or a document side (`document-front`, `document-back`) as the
 /// raw body; again is a retake.
+/// The account's identifier and citizenship, as biometrics' document check wants them.
+fn holder_of(account: &examreg_proto::identity::v1::Account) -> bio::Holder {
+    use examreg_proto::identity::v1::account::Identifier;
+    bio::Holder {
+        identifier: account
+            .identifier
+            .as_ref()
+            .map(|identifier| match identifier {
+                Identifier::Iin(iin) => bio::holder::Identifier::Iin(iin.clone()),
+                Identifier::PassportNumber(number) => {
+                    bio::holder::Identifier::PassportNumber(number.clone())
+                }
+            }),
+        citizenship: account.citizenship.clone(),
+    }
+}
+
 #[utoipa::path(
     put,
     path = "/v1/me/biometrics/{kind}",
@@ -165,10 +182,19 @@ async fn upload(
     let photo = axum::body::to_bytes(body, state.config.photo_limit)
         .await
         .map_err(|_| ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large"))?;
+    // A document photo goes with who the account says its holder is (identity answers for
+    // the applicant's own token), for the document check.
+    let holder = match kind {
+        CaptureKind::Face => None,
+        CaptureKind::DocumentFront | CaptureKind::DocumentBack => {
+            Some(holder_of(&state.identity.account(&user.token).await?))
+        }
+    };
     let upload = Upload {
         kind: kind.into(),
         content_type,
         document_type,
+        holder,
         photo,
     };
     let answer = state.biometrics.upload(&user.token, upload).await?;

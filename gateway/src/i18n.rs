@@ -650,6 +650,8 @@ mod tests {
                 &[
                     "header_required",
                     "invalid_kind",
+                    // The gateway states the holder from identity's own answer.
+                    "invalid_holder",
                     "consent_version_required",
                     "purpose_required",
                     "capture_not_found",

@@ -51,6 +51,15 @@ pub fn background_priority() {
     });
 }
 
+/// The CPU time this thread has used (for work measured on the blocking thread that does it).
+pub fn thread_cpu_time() -> Duration {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+    Duration::new(
+        u64::try_from(t.tv_sec).unwrap_or(0),
+        u32::try_from(t.tv_nsec).unwrap_or(0),
+    )
+}
+
 /// The gate was full: try again after `retry_after`.
 #[derive(Debug, Clone, Copy, thiserror::Error)]
 #[error("too much work queued; retry in {retry_after:?}")]

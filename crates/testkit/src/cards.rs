@@ -274,3 +274,46 @@ pub fn photo(zone: &Printed<'_>, shot: Shot) -> Vec<u8> {
         .expect("JPEG encodes");
     out
 }
+
+/// The back of a Kazakh ID card for the holder of `iin`, expiring on `expiry` (`YYMMDD`),
+/// photographed as `shot` says.
+pub fn id_card_back(iin: &examreg_domain::Iin, expiry: &str, shot: Shot) -> Vec<u8> {
+    let birth = iin.birth_date().format("%y%m%d").to_string();
+    photo(
+        &Printed {
+            format: Format::Td1,
+            document_code: "ID",
+            issuing_state: "KAZ",
+            document_number: "045612378",
+            birth_date: &birth,
+            sex: Some(iin.sex()),
+            expiry_date: expiry,
+            nationality: "KAZ",
+            optional_data: iin.as_str(),
+            surname: "ABDRAKHMANOVA",
+            given_names: "AIGERIM",
+        },
+        shot,
+    )
+}
+
+/// A passport's data page numbered `number`, issued by `state` (ICAO code), photographed as
+/// `shot` says.
+pub fn passport_page(number: &str, state: &str, expiry: &str, shot: Shot) -> Vec<u8> {
+    photo(
+        &Printed {
+            format: Format::Td3,
+            document_code: "P",
+            issuing_state: state,
+            document_number: number,
+            birth_date: "060521",
+            sex: Some(examreg_domain::Sex::Male),
+            expiry_date: expiry,
+            nationality: state,
+            optional_data: "",
+            surname: "IVANOV",
+            given_names: "PETR",
+        },
+        shot,
+    )
+}

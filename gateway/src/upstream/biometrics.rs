@@ -20,6 +20,9 @@ pub struct Upload {
     pub kind: bio::CaptureKind,
     pub content_type: String,
     pub document_type: bio::DocumentType,
+    /// With a document photo: the account's identifier and citizenship, which the document
+    /// check compares with the machine-readable zone.
+    pub holder: Option<bio::Holder>,
     pub photo: Bytes,
 }
 
@@ -58,6 +61,7 @@ impl Biometrics {
                 kind: upload.kind.into(),
                 content_type: upload.content_type,
                 document_type: upload.document_type.into(),
+                holder: upload.holder,
             })),
         });
         let mut offset = 0;

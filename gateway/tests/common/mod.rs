@@ -153,6 +153,7 @@ pub(crate) async fn suite_with(options: Options) -> Suite {
     config.s3.secret_access_key = Secret::new(s3_secret);
     let s3 = config.s3.clone();
     config.addr = biometrics_addr;
+    config.documents.model = tk::mrz_model();
     config.master_keys = Some(
         examreg_biometrics::envelope::MasterKeys::parse(
             "dev1:000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f",

@@ -37,6 +37,8 @@ pub struct SetStatus {
     /// The steps a reopening asked to redo, not yet redone.
     pub redo: Vec<String>,
     pub sealed_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// The reading of the zone-bearing photo's machine-readable zone.
+    pub document_check: Option<crate::documents::Check>,
 }
 
 /// What an upload came to.
@@ -69,7 +71,9 @@ impl Captures {
         let document_type = set.document_type;
         let consent = store::consent_of(&self.pool, account).await?;
         let missing = store::missing_of(&captures, document_type, consent.is_some(), &set.redo);
+        let document_check = crate::documents::check_of(&self.pool, account).await?;
         Ok(SetStatus {
+            document_check,
             captures,
             document_type,
             consent,
@@ -119,6 +123,7 @@ impl Captures {
         account: Uuid,
         kind: CaptureKind,
         document_type: Option<DocumentType>,
+        holder: Option<examreg_domain::mrz::Expected>,
         bytes: Vec<u8>,
     ) -> Result<Upload, Error> {
         let permit = self.gate.enter().await.map_err(Error::Overloaded)?;
@@ -168,6 +173,7 @@ impl Captures {
             height: i32::try_from(accepted.scores.height).unwrap_or(0),
             scores: serde_json::to_value(&accepted.scores).unwrap_or_default(),
             document_type,
+            holder: holder.as_ref(),
         };
         let recorded = store::replace_capture(&self.pool, &capture).await;
         let replaced = match recorded {

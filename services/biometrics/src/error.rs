@@ -17,6 +17,8 @@ pub enum Error {
     InvalidKind,
     #[error("document_type is id_card or passport")]
     InvalidDocumentType,
+    #[error("a document photo needs the holder: a valid IIN or passport number, and a citizenship")]
+    InvalidHolder,
     #[error("a passport needs its data page only")]
     DocumentBackNotNeeded,
     #[error("the consent must be accepted")]
@@ -62,6 +64,7 @@ pub const REASONS: &[&str] = &[
     "header_required",
     "invalid_kind",
     "invalid_document_type",
+    "invalid_holder",
     "document_back_not_needed",
     "consent_not_given",
     "consent_version_required",
@@ -80,6 +83,7 @@ impl From<Error> for Status {
         match error {
             Error::HeaderRequired => invalid("header_required", message, &[("header", "required")]),
             Error::InvalidKind => invalid("invalid_kind", message, &[("kind", "invalid")]),
+            Error::InvalidHolder => invalid("invalid_holder", message, &[("holder", "invalid")]),
             Error::InvalidDocumentType => invalid(
                 "invalid_document_type",
                 message,
@@ -133,6 +137,7 @@ mod tests {
             Error::HeaderRequired,
             Error::InvalidKind,
             Error::InvalidDocumentType,
+            Error::InvalidHolder,
             Error::DocumentBackNotNeeded,
             Error::ConsentNotGiven,
             Error::ConsentVersionRequired,

@@ -26,6 +26,66 @@ pub struct Biometrics {
     pub captures: Captures,
 }
 
+/// Who the account says the holder of a document is.
+fn holder_of(holder: Option<&pb::Holder>) -> Option<examreg_domain::mrz::Expected> {
+    use pb::holder::Identifier;
+    let holder = holder?;
+    let citizenship = holder.citizenship.trim().to_ascii_uppercase();
+    examreg_domain::mrz::alpha3(&citizenship)?;
+    let mut expected = examreg_domain::mrz::Expected {
+        citizenship: Some(citizenship),
+        ..Default::default()
+    };
+    match holder.identifier.as_ref()? {
+        Identifier::Iin(iin) => expected.iin = Some(examreg_domain::Iin::parse(iin).ok()?),
+        Identifier::PassportNumber(number) => {
+            expected.passport_number = Some(
+                examreg_domain::PassportNumber::parse(number)
+                    .ok()?
+                    .as_str()
+                    .to_owned(),
+            );
+        }
+    }
+    Some(expected)
+}
+
+fn document_check(check: crate::documents::Check) -> pb::DocumentCheck {
+    use crate::documents::Check;
+    use examreg_domain::mrz::{Format, Verdict};
+    let mut answer = pb::DocumentCheck::default();
+    let state = match check {
+        Check::Pending => "pending",
+        Check::Read(zone, verdict) => {
+            answer.format = match zone.format {
+                Format::Td1 => "td1",
+                Format::Td3 => "td3",
+            }
+            .into();
+            answer.outcome = match verdict {
+                Verdict::Verified => "verified",
+                Verdict::Expired => "expired",
+                Verdict::Review(mismatches) => {
+                    answer.mismatches = mismatches.iter().map(|m| m.code().to_owned()).collect();
+                    "review"
+                }
+            }
+            .into();
+            "read"
+        }
+        Check::Unreadable(reason) => {
+            answer.reason = reason;
+            "unreadable"
+        }
+        Check::Failed(reason) => {
+            answer.reason = reason;
+            "failed"
+        }
+    };
+    answer.state = state.into();
+    answer
+}
+
 /// The document chosen with an upload: unspecified means "as before".
 fn document_type_of(value: i32) -> Result<Option<DocumentType>, Error> {
     if value == i32::from(pb::DocumentType::Unspecified) {
@@ -107,6 +167,12 @@ impl BiometricsService for Biometrics {
         };
         let kind = CaptureKind::from_wire(header.kind).ok_or(Error::InvalidKind)?;
         let document_type = document_type_of(header.document_type)?;
+        let holder = match kind {
+            CaptureKind::Face => None,
+            CaptureKind::DocumentFront | CaptureKind::DocumentBack => {
+                Some(holder_of(header.holder.as_ref()).ok_or(Error::InvalidHolder)?)
+            }
+        };
         self.captures
             .refuse_early(account, kind, document_type)
             .await?;
@@ -126,7 +192,7 @@ impl BiometricsService for Biometrics {
             Upload::TooLarge
         } else {
             self.captures
-                .upload(account, kind, document_type, bytes)
+                .upload(account, kind, document_type, holder, bytes)
                 .await?
         };
         Ok(Response::new(match upload {
@@ -194,6 +260,7 @@ impl BiometricsService for Biometrics {
             missing: owned(set.missing),
             redo: set.redo,
             sealed_at: set.sealed_at.map(timestamp),
+            document_check: set.document_check.map(document_check),
         }))
     }
 

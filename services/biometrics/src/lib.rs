@@ -6,6 +6,7 @@
 
 pub mod captures;
 pub mod checks;
+pub mod documents;
 pub mod envelope;
 pub mod error;
 pub mod grpc;
@@ -35,6 +36,8 @@ pub struct Config {
     pub check_concurrency: usize,
     pub check_queue: usize,
     pub identity_url: String,
+    /// The document check's reader and its workers.
+    pub documents: documents::Settings,
 }
 
 impl Config {
@@ -104,6 +107,27 @@ impl Config {
             check_concurrency: env.parse("BIOMETRICS_CHECK_CONCURRENCY", cpus),
             check_queue: env.parse("BIOMETRICS_CHECK_QUEUE", cpus * 8),
             identity_url: env.string("IDENTITY_URL", "http://127.0.0.1:50051"),
+            documents: documents::Settings {
+                model: env
+                    .string(
+                        "BIOMETRICS_MRZ_MODEL",
+                        "/usr/share/examreg/ppocrv4-rec.onnx",
+                    )
+                    .into(),
+                workers: env.parse("BIOMETRICS_MRZ_WORKERS", 1),
+                valid_until: {
+                    let raw = env.string("BIOMETRICS_DOCUMENTS_VALID_UNTIL", "");
+                    if raw.is_empty() {
+                        None
+                    } else {
+                        raw.parse::<chrono::NaiveDate>()
+                            .map_err(|e| {
+                                env.invalid("BIOMETRICS_DOCUMENTS_VALID_UNTIL", e.to_string())
+                            })
+                            .ok()
+                    }
+                },
+            },
         }
     }
 }
@@ -137,9 +161,11 @@ impl Application {
                 .max_decoding_message_size(4 * 1024 * 1024),
         );
         let names = &["examreg.biometrics.v1.BiometricsService"];
+        let readers = biometrics.clone();
         Ok(Service::bind(config.addr, routes, names, keys)
             .await?
-            .task(|stop| sweeper(biometrics, stop)))
+            .task(|stop| sweeper(biometrics, stop))
+            .task(|stop| documents::run(readers, config.documents, stop)))
     }
 }
 

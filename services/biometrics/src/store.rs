@@ -18,6 +18,8 @@ pub struct NewCapture<'a> {
     pub scores: serde_json::Value,
     /// The document the applicant chose with this upload, if they chose one.
     pub document_type: Option<DocumentType>,
+    /// Who the account says the holder is (with a document photo), for the document check.
+    pub holder: Option<&'a examreg_domain::mrz::Expected>,
 }
 
 #[derive(Debug, Clone)]
@@ -142,6 +144,7 @@ pub async fn replace_capture(
         .execute(&mut *tx)
         .await?;
     }
+    crate::documents::enqueue(&mut tx, c, c.holder).await?;
     let mut unneeded: Vec<String> = old.into_iter().collect();
     if switch == Some(DocumentType::Passport) {
         unneeded.extend(

@@ -16,6 +16,25 @@ use tonic::{Code, transport::Channel};
 use uuid::Uuid;
 
 use tk::photos::{SELFIE, jpeg};
+
+fn random_iin() -> examreg_domain::Iin {
+    examreg_domain::Iin::parse(&tk::random_iin(examreg_domain::Sex::Female)).unwrap()
+}
+
+/// An ID-card holder as the gateway states it.
+fn holder(iin: &examreg_domain::Iin) -> pb::Holder {
+    pb::Holder {
+        identifier: Some(pb::holder::Identifier::Iin(iin.as_str().into())),
+        citizenship: "KZ".into(),
+    }
+}
+
+fn passport_holder(number: &str) -> pb::Holder {
+    pb::Holder {
+        identifier: Some(pb::holder::Identifier::PassportNumber(number.into())),
+        citizenship: "RU".into(),
+    }
+}
 const MASTER: &str = "dev1:000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
 
 struct TestApp {
@@ -44,6 +63,7 @@ async fn spawn_at(
     config.s3.access_key_id = id;
     config.s3.secret_access_key = Secret::new(secret);
     config.master_keys = Some(MasterKeys::parse(MASTER).unwrap());
+    config.documents.model = tk::mrz_model();
     let objects = Objects::new(&config.s3);
     let app = Application::build(config, examreg_kit::auth::Keys::from(&key))
         .await
@@ -90,6 +110,7 @@ impl TestApp {
                 kind: kind.into(),
                 content_type: "image/jpeg".into(),
                 document_type: 0,
+                holder: (kind != pb::CaptureKind::Face).then(|| holder(&random_iin())),
             })),
         }];
         parts.extend(bytes.chunks(16 * 1024).map(|c| pb::UploadCaptureRequest {
@@ -480,6 +501,7 @@ async fn a_sealed_set_refuses_retakes_document_switches_and_consent_and_keeps_it
             kind: pb::CaptureKind::DocumentFront.into(),
             content_type: "image/jpeg".into(),
             document_type: pb::DocumentType::Passport.into(),
+            holder: Some(passport_holder("751234567")),
         })),
     }];
     parts.push(pb::UploadCaptureRequest {
@@ -782,10 +804,13 @@ async fn a_services_status_read_needs_a_purpose_and_is_in_the_access_log_with_th
         .unwrap();
     // The applicant's own read is not logged.
     app.status(&me).await;
+    // (The document check's own read of the back, logged as `biometrics` whenever its worker
+    // gets to it, is shown in a test of its own.)
     let log: Vec<(String, String, String, String)> = app
         .access_log(account)
         .await
         .into_iter()
+        .filter(|e| e.actor != "biometrics")
         .map(|e| (e.actor, e.what, e.capture_id, e.purpose))
         .collect();
     assert_eq!(
@@ -816,4 +841,207 @@ async fn a_services_status_read_needs_a_purpose_and_is_in_the_access_log_with_th
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::PermissionDenied);
+}
+
+impl TestApp {
+    async fn upload_as(
+        &self,
+        token: &str,
+        kind: pb::CaptureKind,
+        document_type: pb::DocumentType,
+        holder: pb::Holder,
+        bytes: &[u8],
+    ) -> pb::UploadCaptureResponse {
+        let mut parts = vec![pb::UploadCaptureRequest {
+            part: Some(Part::Header(pb::UploadHeader {
+                kind: kind.into(),
+                content_type: "image/jpeg".into(),
+                document_type: document_type.into(),
+                holder: Some(holder),
+            })),
+        }];
+        parts.extend(bytes.chunks(16 * 1024).map(|c| pb::UploadCaptureRequest {
+            part: Some(Part::Chunk(c.to_vec().into())),
+        }));
+        self.client
+            .clone()
+            .upload_capture(with_bearer(futures::stream::iter(parts), token).unwrap())
+            .await
+            .unwrap()
+            .into_inner()
+    }
+
+    /// The document check once it is no longer pending (the reader runs in the background).
+    async fn document_check(&self, token: &str) -> Option<pb::DocumentCheck> {
+        let deadline = std::time::Instant::now() + Duration::from_secs(120);
+        loop {
+            let check = self.status(token).await.document_check;
+            match &check {
+                Some(c) if c.state == "pending" && std::time::Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Some(_) | None => return check,
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_card_back_is_read_in_the_background_and_a_retake_reads_again() {
+    let app = spawn().await;
+    let account = Uuid::now_v7();
+    let me = app.user(account);
+    let iin = random_iin();
+    let doc = |kind, bytes: Vec<u8>| {
+        let app = &app;
+        let me = me.clone();
+        let holder = holder(&iin);
+        async move {
+            app.upload_as(&me, kind, pb::DocumentType::IdCard, holder, &bytes)
+                .await
+        }
+    };
+    // The front bears no zone: nothing to read yet.
+    let front = doc(pb::CaptureKind::DocumentFront, tk::photos::id_card(true)).await;
+    assert!(front.accepted, "{}", front.reason);
+    assert_eq!(app.status(&me).await.document_check, None);
+    let back = tk::cards::id_card_back(&iin, "340101", tk::cards::Shot::nth(7));
+    let stored = doc(pb::CaptureKind::DocumentBack, back).await;
+    assert!(stored.accepted, "{}", stored.reason);
+    let check = app.document_check(&me).await.expect("a check");
+    assert_eq!(check.state, "read", "{check:?}");
+    assert_eq!(check.format, "td1");
+    assert_eq!(check.outcome, "verified");
+    assert!(check.mismatches.is_empty());
+    // The worker's read of the photo is in the access log, with its purpose.
+    let log = sqlx::query!(
+        "SELECT actor, purpose FROM access_log WHERE account_id = $1 AND what = 'image'",
+        account
+    )
+    .fetch_all(&sqlx::PgPool::connect(&app.database).await.unwrap())
+    .await
+    .unwrap();
+    assert_eq!(log.len(), 1);
+    assert_eq!(log[0].actor, "biometrics");
+    assert!(log[0].purpose.contains("machine-readable zone"));
+    // A retake without a zone is read again and asks for another.
+    let retake = doc(pb::CaptureKind::DocumentBack, tk::photos::id_card(false)).await;
+    assert!(retake.accepted, "{}", retake.reason);
+    let check = app.document_check(&me).await.expect("a check");
+    assert_eq!(check.state, "unreadable");
+    assert_eq!(check.reason, "zone_not_found");
+    assert_eq!(check.outcome, "");
+}
+
+#[tokio::test]
+async fn another_iin_is_held_for_review_and_an_expired_card_is_refused() {
+    let app = spawn().await;
+    let squatter = app.user(Uuid::now_v7());
+    let claimed = random_iin();
+    let holders = tk::cards::id_card_back(&random_iin(), "340101", tk::cards::Shot::nth(11));
+    let stored = app
+        .upload_as(
+            &squatter,
+            pb::CaptureKind::DocumentBack,
+            pb::DocumentType::IdCard,
+            holder(&claimed),
+            &holders,
+        )
+        .await;
+    assert!(stored.accepted, "{}", stored.reason);
+    let check = app.document_check(&squatter).await.expect("a check");
+    assert_eq!(check.state, "read");
+    assert_eq!(check.outcome, "review");
+    assert!(check.mismatches.contains(&"iin".to_string()), "{check:?}");
+    let me = app.user(Uuid::now_v7());
+    let iin = random_iin();
+    let expired = tk::cards::id_card_back(&iin, "250101", tk::cards::Shot::nth(12));
+    app.upload_as(
+        &me,
+        pb::CaptureKind::DocumentBack,
+        pb::DocumentType::IdCard,
+        holder(&iin),
+        &expired,
+    )
+    .await;
+    let check = app.document_check(&me).await.expect("a check");
+    assert_eq!(
+        (check.state.as_str(), check.outcome.as_str()),
+        ("read", "expired")
+    );
+}
+
+#[tokio::test]
+async fn a_document_photo_without_its_holder_is_refused_and_changes_nothing() {
+    let app = spawn().await;
+    let me = app.user(Uuid::now_v7());
+    for holder in [
+        None,
+        Some(pb::Holder {
+            identifier: Some(pb::holder::Identifier::Iin("123456789012".into())),
+            citizenship: "KZ".into(),
+        }),
+        Some(pb::Holder {
+            identifier: Some(pb::holder::Identifier::Iin(random_iin().as_str().into())),
+            citizenship: "QQ".into(),
+        }),
+    ] {
+        let parts = vec![
+            pb::UploadCaptureRequest {
+                part: Some(Part::Header(pb::UploadHeader {
+                    kind: pb::CaptureKind::DocumentBack.into(),
+                    content_type: "image/jpeg".into(),
+                    document_type: 0,
+                    holder,
+                })),
+            },
+            pb::UploadCaptureRequest {
+                part: Some(Part::Chunk(tk::photos::id_card(false).into())),
+            },
+        ];
+        let err = app
+            .client
+            .clone()
+            .upload_capture(with_bearer(futures::stream::iter(parts), &me).unwrap())
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Code::InvalidArgument);
+        assert_eq!(reason_of(&err).reason, "invalid_holder");
+    }
+    assert!(app.status(&me).await.captures.is_empty());
+}
+
+#[tokio::test]
+async fn a_passport_page_is_read_and_a_switch_to_an_id_card_ends_its_check() {
+    let app = spawn().await;
+    let me = app.user(Uuid::now_v7());
+    let page = tk::cards::passport_page("751234567", "RUS", "310909", tk::cards::Shot::nth(3));
+    let stored = app
+        .upload_as(
+            &me,
+            pb::CaptureKind::DocumentFront,
+            pb::DocumentType::Passport,
+            passport_holder("751234567"),
+            &page,
+        )
+        .await;
+    assert!(stored.accepted, "{}", stored.reason);
+    let check = app.document_check(&me).await.expect("a check");
+    assert_eq!(
+        (check.state.as_str(), check.format.as_str()),
+        ("read", "td3")
+    );
+    assert_eq!(check.outcome, "verified", "{check:?}");
+    // The front of an ID card bears no zone: the passport's reading goes with the page.
+    let front = app
+        .upload_as(
+            &me,
+            pb::CaptureKind::DocumentFront,
+            pb::DocumentType::IdCard,
+            holder(&random_iin()),
+            &tk::photos::id_card(true),
+        )
+        .await;
+    assert!(front.accepted, "{}", front.reason);
+    assert_eq!(app.status(&me).await.document_check, None);
 }

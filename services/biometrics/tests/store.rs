@@ -26,6 +26,7 @@ fn capture<'a>(account: Uuid, kind: &'a str, key: &'a str) -> NewCapture<'a> {
         height: 480,
         scores: serde_json::json!({"sharpness": 700.0}),
         document_type: None,
+        holder: None,
     }
 }
 

@@ -1,0 +1,437 @@
+//! The document check's queue: the machine-readable zone of the photo that bears one is read
+//! off the upload's path (see `migrations/0004_document_checks.sql`), by a few workers per
+//! replica at background priority, so a registration rush waits on nothing but the photo
+//! checks. The applicant sees the result on the next onboarding poll.
+
+use crate::{
+    captures::Captures,
+    grpc::Biometrics,
+    ocr::{ReadError, Reader},
+};
+use examreg_domain::{
+    CaptureKind, DocumentType,
+    mrz::{Expected, Format, Mismatch, Verdict, Zone},
+};
+use sqlx::{PgConnection, PgPool};
+use std::{path::PathBuf, sync::Arc, time::Duration};
+use uuid::Uuid;
+
+/// How long a claimed check is left to its worker before another may take it.
+const LEASE: Duration = Duration::from_secs(120);
+/// Attempts at a check whose reading fails for a reason other than the photo (the object
+/// store, the model) before it is left to a person.
+const MAX_ATTEMPTS: i32 = 5;
+/// The purpose the access log gives for the worker's read of the photo.
+const PURPOSE: &str = "reading the document's machine-readable zone";
+
+/// The format of the zone the capture `kind` bears in a set of `document_type`, if any.
+pub fn zone_of(document_type: DocumentType, kind: CaptureKind) -> Option<Format> {
+    match (document_type, kind) {
+        (DocumentType::IdCard, CaptureKind::DocumentBack) => Some(Format::Td1),
+        (DocumentType::Passport, CaptureKind::DocumentFront) => Some(Format::Td3),
+        (DocumentType::IdCard, CaptureKind::Face | CaptureKind::DocumentFront)
+        | (DocumentType::Passport, CaptureKind::Face | CaptureKind::DocumentBack) => None,
+    }
+}
+
+fn format_text(format: Format) -> &'static str {
+    match format {
+        Format::Td1 => "td1",
+        Format::Td3 => "td3",
+    }
+}
+
+/// Called in the transaction that makes `capture` current: a zone-bearing photo (re)queues the
+/// account's check; another photo that replaced the one a check read ends that check.
+pub async fn enqueue(
+    tx: &mut PgConnection,
+    c: &crate::store::NewCapture<'_>,
+    holder: Option<&Expected>,
+) -> Result<(), sqlx::Error> {
+    let (account, capture, kind) = (c.account_id, c.id, c.kind);
+    let document_type = sqlx::query_scalar!(
+        r#"SELECT document_type AS "document_type: DocumentType" FROM capture_sets WHERE account_id = $1"#,
+        account
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    match zone_of(document_type, kind) {
+        Some(format) => {
+            sqlx::query!(
+                r#"INSERT INTO document_checks (account_id, capture_id, format, expected_iin,
+                     expected_passport_number, expected_citizenship)
+                   VALUES ($1, $2, $3, $4, $5, $6)
+                   ON CONFLICT (account_id) DO UPDATE SET capture_id = EXCLUDED.capture_id,
+                     format = EXCLUDED.format, state = 'pending', attempts = 0, not_before = now(),
+                     zone = NULL, error = NULL, read_ms = NULL, queued_at = now(), read_at = NULL,
+                     expected_iin = EXCLUDED.expected_iin,
+                     expected_passport_number = EXCLUDED.expected_passport_number,
+                     expected_citizenship = EXCLUDED.expected_citizenship,
+                     outcome = NULL, mismatches = '{}'"#,
+                account,
+                capture,
+                format_text(format),
+                holder
+                    .and_then(|h| h.iin.as_ref())
+                    .map(|i| i.as_str().to_owned()),
+                holder.and_then(|h| h.passport_number.clone()),
+                holder.and_then(|h| h.citizenship.clone()),
+            )
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query!("SELECT pg_notify('document_checks', '')")
+                .execute(&mut *tx)
+                .await?;
+        }
+        None => {
+            sqlx::query!("DELETE FROM document_checks WHERE capture_id = $1", capture)
+                .execute(&mut *tx)
+                .await?;
+        }
+    }
+    Ok(())
+}
+
+/// Where an account's document check stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Check {
+    /// Waiting for a worker or being read.
+    Pending,
+    /// Read, with what it says of the account's claim.
+    Read(Box<Zone>, Verdict),
+    /// Found no zone or could not read it (a stable code): the applicant retakes the photo.
+    Unreadable(String),
+    /// The reading itself kept failing: a person looks.
+    Failed(String),
+}
+
+/// The check of the account's current zone-bearing photo, if it has one.
+pub async fn check_of(pool: &PgPool, account: Uuid) -> Result<Option<Check>, sqlx::Error> {
+    let row = sqlx::query!(
+        "SELECT state, zone, error, outcome, mismatches FROM document_checks WHERE account_id = $1",
+        account
+    )
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.map(|row| match row.state.as_str() {
+        "read" => match row
+            .zone
+            .and_then(|z| serde_json::from_value::<Zone>(z).ok())
+        {
+            Some(zone) => {
+                let verdict = match row.outcome.as_deref() {
+                    Some("verified") => Verdict::Verified,
+                    Some("expired") => Verdict::Expired,
+                    Some(_) | None => Verdict::Review(
+                        row.mismatches
+                            .iter()
+                            .filter_map(|m| serde_json::from_value(serde_json::json!(m)).ok())
+                            .collect(),
+                    ),
+                };
+                Check::Read(Box::new(zone), verdict)
+            }
+            None => Check::Failed("zone_unparsable".into()),
+        },
+        "unreadable" => Check::Unreadable(row.error.unwrap_or_default()),
+        "failed" => Check::Failed(row.error.unwrap_or_default()),
+        _ => Check::Pending,
+    }))
+}
+
+struct Claimed {
+    account_id: Uuid,
+    capture_id: Uuid,
+    format: String,
+    attempts: i32,
+    expected_iin: Option<String>,
+    expected_passport_number: Option<String>,
+    expected_citizenship: Option<String>,
+}
+
+impl Claimed {
+    fn expected(&self) -> Expected {
+        Expected {
+            iin: self
+                .expected_iin
+                .as_deref()
+                .and_then(|i| examreg_domain::Iin::parse(i).ok()),
+            passport_number: self.expected_passport_number.clone(),
+            citizenship: self.expected_citizenship.clone(),
+            birth_date: None,
+            sex: None,
+        }
+    }
+}
+
+/// Takes the oldest pending check that no worker holds.
+async fn claim(pool: &PgPool) -> Result<Option<Claimed>, sqlx::Error> {
+    sqlx::query_as!(
+        Claimed,
+        r#"UPDATE document_checks SET attempts = attempts + 1,
+             not_before = now() + make_interval(secs => $1)
+           WHERE account_id = (
+             SELECT account_id FROM document_checks
+             WHERE state = 'pending' AND not_before <= now()
+             ORDER BY not_before LIMIT 1 FOR UPDATE SKIP LOCKED)
+           RETURNING account_id, capture_id, format, attempts, expected_iin,
+             expected_passport_number, expected_citizenship"#,
+        LEASE.as_secs_f64()
+    )
+    .fetch_optional(pool)
+    .await
+}
+
+/// Records what the reading came to, unless the photo was replaced meanwhile (the new one's
+/// check is pending and is read next).
+async fn finish(
+    pool: &PgPool,
+    claimed: &Claimed,
+    state: &str,
+    read: Option<(&Zone, &Verdict)>,
+    error: Option<&str>,
+    read_ms: Option<i32>,
+) -> Result<(), sqlx::Error> {
+    let (outcome, mismatches): (Option<&str>, Vec<String>) = match read.map(|(_, v)| v) {
+        Some(Verdict::Verified) => (Some("verified"), Vec::new()),
+        Some(Verdict::Expired) => (Some("expired"), Vec::new()),
+        Some(Verdict::Review(m)) => (
+            Some("review"),
+            m.iter().map(|m: &Mismatch| m.code().to_owned()).collect(),
+        ),
+        None => (None, Vec::new()),
+    };
+    sqlx::query!(
+        r#"UPDATE document_checks SET state = $3, zone = $4, error = $5, read_ms = $6, read_at = now(),
+             outcome = $7, mismatches = $8
+           WHERE account_id = $1 AND capture_id = $2"#,
+        claimed.account_id,
+        claimed.capture_id,
+        state,
+        read.map(|(z, _)| serde_json::to_value(z).unwrap_or_default()),
+        error,
+        read_ms,
+        outcome,
+        &mismatches
+    )
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// Puts a check whose reading failed for a passing reason back in the queue, after a pause
+/// that grows with each attempt.
+async fn retry_later(pool: &PgPool, claimed: &Claimed) -> Result<(), sqlx::Error> {
+    let pause = 2f64.powi(claimed.attempts.min(8)) * 5.0;
+    sqlx::query!(
+        r#"UPDATE document_checks SET not_before = now() + make_interval(secs => $3)
+           WHERE account_id = $1 AND capture_id = $2"#,
+        claimed.account_id,
+        claimed.capture_id,
+        pause
+    )
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// The workers' settings.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The recognition network (see `deploy/mrz-model`).
+    pub model: PathBuf,
+    /// Checks read at once in this replica.
+    pub workers: usize,
+    /// The day a document must still be valid on (the exam session's last day); today when
+    /// unset or past.
+    pub valid_until: Option<chrono::NaiveDate>,
+}
+
+/// Runs the workers until `stop`: each claims a check, reads the photo (an access-logged
+/// download), runs the reader on a blocking thread at background priority and records the
+/// outcome. The network is loaded first, on a blocking thread, so start-up does not wait.
+pub async fn run(
+    service: Arc<Biometrics>,
+    settings: Settings,
+    stop: impl std::future::Future<Output = ()>,
+) {
+    let model = settings.model.clone();
+    let loaded = tokio::task::spawn_blocking(move || Reader::load(&model)).await;
+    let reader = match loaded {
+        Ok(Ok(reader)) => Arc::new(reader),
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "the document reader did not load; document checks wait");
+            stop.await;
+            return;
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "the document reader's loading panicked");
+            stop.await;
+            return;
+        }
+    };
+    tracing::info!(workers = settings.workers, "document reader loaded");
+    let wake = Arc::new(tokio::sync::Notify::new());
+    let captures = service;
+    let mut tasks = tokio::task::JoinSet::new();
+    tasks.spawn(listen(captures.captures.pool.clone(), wake.clone()));
+    for _ in 0..settings.workers.max(1) {
+        tasks.spawn(worker(
+            captures.clone(),
+            reader.clone(),
+            wake.clone(),
+            settings.valid_until,
+        ));
+    }
+    // The tasks never end on their own; at `stop` they are dropped (a claimed check is taken
+    // again after its lease).
+    stop.await;
+    tasks.abort_all();
+}
+
+/// Wakes the workers when a check is queued anywhere (`pg_notify` in [`enqueue`]); they also
+/// look every second on their own, so a lost connection only slows them.
+async fn listen(pool: PgPool, wake: Arc<tokio::sync::Notify>) {
+    loop {
+        match sqlx::postgres::PgListener::connect_with(&pool).await {
+            Ok(mut listener) => {
+                if listener.listen("document_checks").await.is_ok() {
+                    while listener.recv().await.is_ok() {
+                        wake.notify_waiters();
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "document check listener not connected"),
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+async fn worker(
+    service: Arc<Biometrics>,
+    reader: Arc<Reader>,
+    wake: Arc<tokio::sync::Notify>,
+    valid_until: Option<chrono::NaiveDate>,
+) {
+    let captures = &service.captures;
+    loop {
+        let notified = wake.notified();
+        match claim(&captures.pool).await {
+            Ok(Some(claimed)) => {
+                let today = chrono::Utc::now().date_naive();
+                let valid_until = valid_until.map_or(today, |day| day.max(today));
+                if let Err(e) = read_one(captures, &reader, &claimed, valid_until).await {
+                    tracing::warn!(error = %e, "document check not recorded; it is retried after its lease");
+                }
+                continue;
+            }
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = %e, "document checks not claimed"),
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(1), notified).await;
+    }
+}
+
+async fn read_one(
+    captures: &Captures,
+    reader: &Arc<Reader>,
+    claimed: &Claimed,
+    valid_until: chrono::NaiveDate,
+) -> Result<(), sqlx::Error> {
+    let format = if claimed.format == "td3" {
+        Format::Td3
+    } else {
+        Format::Td1
+    };
+    let photo = match captures
+        .download(claimed.capture_id, "biometrics", PURPOSE)
+        .await
+    {
+        Ok(photo) => photo,
+        Err(crate::error::Error::CaptureNotFound) => return Ok(()),
+        Err(e) => return give_up_or_retry(captures, claimed, &e.to_string()).await,
+    };
+    let reader = reader.clone();
+    let span = tracing::Span::current();
+    let outcome = tokio::task::spawn_blocking(move || {
+        let _entered = span.enter();
+        examreg_kit::work::background_priority();
+        let started = examreg_kit::work::thread_cpu_time();
+        let read = reader.read_photo(&photo, format);
+        (
+            read,
+            examreg_kit::work::thread_cpu_time().saturating_sub(started),
+        )
+    })
+    .await;
+    let (read, cpu) = match outcome {
+        Ok(done) => done,
+        Err(e) => return give_up_or_retry(captures, claimed, &e.to_string()).await,
+    };
+    let ms = i32::try_from(cpu.as_millis()).unwrap_or(i32::MAX);
+    metrics::histogram!("biometrics_document_read_seconds").record(cpu.as_secs_f64());
+    match read {
+        Ok(zone) => {
+            let verdict = examreg_domain::mrz::verdict(&zone, &claimed.expected(), valid_until);
+            let outcome = match &verdict {
+                Verdict::Verified => "verified",
+                Verdict::Expired => "expired",
+                Verdict::Review(_) => "review",
+            };
+            metrics::counter!("biometrics_document_checks_total", "outcome" => outcome)
+                .increment(1);
+            tracing::info!(ms, outcome, "document zone read");
+            finish(
+                &captures.pool,
+                claimed,
+                "read",
+                Some((&zone, &verdict)),
+                None,
+                Some(ms),
+            )
+            .await
+        }
+        Err(ReadError::NotFound | ReadError::Unreadable(_) | ReadError::Image(_)) => {
+            let code = match &read {
+                Err(ReadError::NotFound) => "zone_not_found",
+                Err(ReadError::Image(_)) => "image_undecodable",
+                Ok(_) | Err(_) => "zone_unreadable",
+            };
+            metrics::counter!("biometrics_document_checks_total", "outcome" => "unreadable")
+                .increment(1);
+            tracing::info!(ms, reason = code, "document zone not read");
+            finish(
+                &captures.pool,
+                claimed,
+                "unreadable",
+                None,
+                Some(code),
+                Some(ms),
+            )
+            .await
+        }
+        Err(ReadError::Model(e)) => give_up_or_retry(captures, claimed, &e).await,
+    }
+}
+
+async fn give_up_or_retry(
+    captures: &Captures,
+    claimed: &Claimed,
+    error: &str,
+) -> Result<(), sqlx::Error> {
+    tracing::warn!(error, attempts = claimed.attempts, "document check failed");
+    if claimed.attempts >= MAX_ATTEMPTS {
+        metrics::counter!("biometrics_document_checks_total", "outcome" => "failed").increment(1);
+        finish(
+            &captures.pool,
+            claimed,
+            "failed",
+            None,
+            Some("reading_failed"),
+            None,
+        )
+        .await
+    } else {
+        retry_later(&captures.pool, claimed).await
+    }
+}
