@@ -293,6 +293,36 @@ pub const CATALOGUE: &[Entry] = &[
         en: "Choose the document: an ID card or a passport.",
     },
     Entry {
+        code: "document_check_pending",
+        ru: "Документ проверяется, это займёт несколько секунд.",
+        kk: "Құжат тексерілуде, бұл бірнеше секунд алады.",
+        en: "The document is being checked; this takes a few seconds.",
+    },
+    Entry {
+        code: "document_mrz_unreadable",
+        ru: "Сфотографируйте оборотную сторону целиком, без бликов.",
+        kk: "Куәліктің артқы жағын толығымен, жылтырсыз суретке түсіріңіз.",
+        en: "Photograph the whole back of the card, without glare.",
+    },
+    Entry {
+        code: "document_mrz_unreadable.passport",
+        ru: "Сфотографируйте страницу с фотографией целиком, вместе с двумя строками внизу, без бликов.",
+        kk: "Суреті бар бетті төмендегі екі жолымен бірге толығымен, жылтырсыз суретке түсіріңіз.",
+        en: "Photograph the whole photo page, with the two lines at its foot, without glare.",
+    },
+    Entry {
+        code: "document_expired",
+        ru: "Срок действия документа истекает раньше экзамена. Сфотографируйте действующий документ.",
+        kk: "Құжаттың жарамдылық мерзімі емтиханға дейін аяқталады. Жарамды құжатты суретке түсіріңіз.",
+        en: "The document expires before the exam. Photograph a valid document.",
+    },
+    Entry {
+        code: "document_review",
+        ru: "Данные документа не совпали с указанными при регистрации. Документ проверит сотрудник центра, результат появится здесь.",
+        kk: "Құжат деректері тіркеу кезінде көрсетілгендермен сәйкес келмеді. Құжатты орталық қызметкері тексереді, нәтижесі осында көрсетіледі.",
+        en: "The document's data did not match what you registered with. A member of the centre's staff will check it; the result will appear here.",
+    },
+    Entry {
         code: "document_back_not_needed",
         ru: "Для паспорта нужна только страница с фотографией, оборотная сторона не нужна.",
         kk: "Паспорт үшін тек суреті бар беті керек, артқы жағы қажет емес.",

@@ -5,7 +5,7 @@
 
 use crate::{
     error::{ApiError, ApiResult},
-    extract::{PhotoTaker, User},
+    extract::{Client, PhotoTaker, User},
     json::time,
     openapi::{AcceptLanguage, ErrorBody, Step},
     state::AppState,
@@ -39,6 +39,8 @@ const STEPS: [&str; 8] = [
 ];
 
 pub struct Onboarding {
+    /// The reading of the document's machine-readable zone, once its photo is stored.
+    pub document_check: Option<bio::DocumentCheck>,
     pub steps: Vec<(&'static str, bool)>,
     pub next_step: &'static str,
     /// The identity document being photographed: front and back of an ID card, or a
@@ -58,12 +60,15 @@ pub fn from(
 ) -> Onboarding {
     let document_type =
         DocumentType::from_wire(captures.document_type).unwrap_or(DocumentType::IdCard);
-    steps(
-        &captures.missing,
-        &profile.missing,
-        document_type,
-        registered(account),
-    )
+    Onboarding {
+        document_check: captures.document_check.clone(),
+        ..steps(
+            &captures.missing,
+            &profile.missing,
+            document_type,
+            registered(account),
+        )
+    }
 }
 
 /// The next step after a photo or the consent was taken, from what biometrics answered then
@@ -120,6 +125,7 @@ fn steps(
         .find(|(_, done)| !done)
         .map_or("done", |(step, _)| step);
     Onboarding {
+        document_check: None,
         steps,
         next_step,
         document_type,
@@ -166,6 +172,57 @@ pub struct Progress {
     /// The document being photographed.
     #[schema(value_type = String, pattern = "^(id_card|passport)$")]
     document_type: DocumentType,
+    /// What the reading of the document's machine-readable zone came to; absent until the
+    /// photo that bears it (an ID card's back, a passport's photo page) is stored.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    document_check: Option<DocumentState>,
+}
+
+/// Where the document check stands, as the applicant is told it.
+#[derive(Serialize, ToSchema)]
+pub struct DocumentState {
+    /// `checking` (a few seconds after the upload), `verified`, `retake` (the zone was not
+    /// read: photograph the document again), `expired` (another document is needed) or
+    /// `under_review` (its data did not match; a person checks it).
+    #[schema(pattern = "^(checking|verified|retake|expired|under_review)$")]
+    status: &'static str,
+    /// The stable code of what to do: `document_check_pending`, `document_mrz_unreadable`,
+    /// `document_expired` or `document_review`; absent when verified.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    code: Option<&'static str>,
+    /// The code's message in the request's language.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    message: Option<&'static str>,
+}
+
+impl DocumentState {
+    fn of(
+        check: &bio::DocumentCheck,
+        document_type: DocumentType,
+        lang: crate::i18n::Lang,
+    ) -> Self {
+        let (status, code) = match (check.state.as_str(), check.outcome.as_str()) {
+            ("read", "verified") => ("verified", None),
+            ("read", "expired") => ("expired", Some("document_expired")),
+            ("unreadable", _) => ("retake", Some("document_mrz_unreadable")),
+            ("read" | "failed", _) => ("under_review", Some("document_review")),
+            _ => ("checking", Some("document_check_pending")),
+        };
+        let message = code.map(|code| {
+            let key = match (code, document_type) {
+                ("document_mrz_unreadable", DocumentType::Passport) => {
+                    "document_mrz_unreadable.passport"
+                }
+                (other, DocumentType::IdCard | DocumentType::Passport) => other,
+            };
+            crate::i18n::message(key, lang)
+        });
+        Self {
+            status,
+            code,
+            message,
+        }
+    }
 }
 
 /// Where the logged-in applicant (or the phone taking the photos) stands: the steps with
@@ -185,9 +242,14 @@ pub struct Progress {
 )]
 async fn show(
     State(state): State<AppState>,
+    client: Client,
     PhotoTaker(user): PhotoTaker,
 ) -> ApiResult<Json<Progress>> {
     let onboarding = of(&state, &user.token).await?;
+    let document_check = onboarding
+        .document_check
+        .as_ref()
+        .map(|check| DocumentState::of(check, onboarding.document_type, client.lang));
     Ok(Json(Progress {
         steps: onboarding
             .steps
@@ -196,6 +258,7 @@ async fn show(
             .collect(),
         next_step: onboarding.next_step,
         document_type: onboarding.document_type,
+        document_check,
     }))
 }
 

@@ -1276,3 +1276,67 @@ async fn two_hundred_applicants_behind_one_address_all_get_their_codes_by_solvin
     refusal(refused.0, &refused.2, 429, "rate_limited");
     assert!(refused.1.is_some() && served >= 29, "{served}");
 }
+
+/// The onboarding, polled until the document check is no longer `checking`.
+async fn document_check(s: &Suite, token: &str, lang: &str) -> Value {
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let onboarding: Value = s
+            .http
+            .get(format!("{}/v1/me/onboarding", s.base))
+            .bearer_auth(token)
+            .header("accept-language", lang)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let check = onboarding["document_check"].clone();
+        if check["status"] != "checking" || std::time::Instant::now() > deadline {
+            return check;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+#[tokio::test]
+async fn the_document_check_reads_the_back_and_says_what_to_do_in_the_applicants_language() {
+    let s = suite().await;
+    let iin = valid_iin();
+    s.register(&iin, &tk::unique_email()).await;
+    let (_, session) = s.login(&iin, PASSWORD).await;
+    let token = session["access_token"].as_str().unwrap().to_owned();
+    assert!(s.onboarding(&token).await.get("document_check").is_none());
+    // A back without a readable zone: retake it, in Russian by default.
+    let (status, body) = s
+        .photo(&token, "document-back", "image/jpeg", id_card(false))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let check = document_check(&s, &token, "ru").await;
+    assert_eq!(check["status"], "retake", "{check}");
+    assert_eq!(check["code"], "document_mrz_unreadable");
+    assert_eq!(
+        check["message"],
+        "Сфотографируйте оборотную сторону целиком, без бликов."
+    );
+    // The holder's own card: verified.
+    let card = tk::cards::id_card_back(
+        &examreg_domain::Iin::parse(&iin).unwrap(),
+        "341231",
+        tk::cards::Shot::nth(5),
+    );
+    let (status, body) = s.photo(&token, "document-back", "image/jpeg", card).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let check = document_check(&s, &token, "en").await;
+    assert_eq!(check["status"], "verified", "{check}");
+    assert!(check.get("code").is_none());
+    // Somebody else's card (a squatter's try): a person looks, the applicant is told so.
+    let other = examreg_domain::Iin::parse(&valid_iin()).unwrap();
+    let card = tk::cards::id_card_back(&other, "341231", tk::cards::Shot::nth(6));
+    s.photo(&token, "document-back", "image/jpeg", card).await;
+    let check = document_check(&s, &token, "kk").await;
+    assert_eq!(check["status"], "under_review", "{check}");
+    assert_eq!(check["code"], "document_review");
+    assert!(check["message"].as_str().unwrap().contains("қызметкері"));
+}
