@@ -187,7 +187,7 @@ make_secrets() {
   op=$(tr -d '\n' <"$SECRETS/operator_client_secret" | sha256sum | cut -d' ' -f1)
   cat >"$SECRETS/identity_service_clients.json" <<JSON
 [{"id":"gateway","secret_sha256":"$gw","scopes":["accounts:create","accounts:read","accounts:recover","sessions:create","verification:send","verification:confirm"]},
- {"id":"operator","secret_sha256":"$op","scopes":["people:erase","accounts:read","accounts:delete","biometrics:admin","biometrics:read","biometrics:status","profile:admin","profile:read","directory:admin","verification:erase","support:write","accounts:lookup","registrations:read","audit:read","stats:read"]}]
+ {"id":"operator","secret_sha256":"$op","scopes":["people:erase","accounts:read","accounts:delete","biometrics:admin","biometrics:read","biometrics:status","profile:admin","profile:read","directory:admin","verification:erase","support:write","accounts:lookup","registrations:read","audit:read","stats:read","review:write"]}]
 JSON
   chmod 600 "$SECRETS"/*
 }

@@ -323,6 +323,18 @@ pub const CATALOGUE: &[Entry] = &[
         en: "The document's data did not match what you registered with. A member of the centre's staff will check it; the result will appear here.",
     },
     Entry {
+        code: "document_retake_requested",
+        ru: "Сотрудник центра просит сфотографировать документ заново.",
+        kk: "Орталық қызметкері құжатты қайта суретке түсіруді сұрайды.",
+        en: "The centre's staff ask you to photograph the document again.",
+    },
+    Entry {
+        code: "document_rejected",
+        ru: "Документ не принят. Обратитесь в службу поддержки центра.",
+        kk: "Құжат қабылданбады. Орталықтың қолдау қызметіне хабарласыңыз.",
+        en: "The document was not accepted. Contact the centre's support desk.",
+    },
+    Entry {
         code: "document_back_not_needed",
         ru: "Для паспорта нужна только страница с фотографией, оборотная сторона не нужна.",
         kk: "Паспорт үшін тек суреті бар беті керек, артқы жағы қажет емес.",
@@ -685,9 +697,14 @@ mod tests {
                     "consent_version_required",
                     "purpose_required",
                     "capture_not_found",
-                    // Reopening and the access log are the exam center's, over gRPC.
+                    // Reopening, the access log and the review queue are the exam center's,
+                    // over gRPC.
                     "invalid_step",
                     "invalid_page_token",
+                    "invalid_decision",
+                    "reason_required",
+                    "review_not_found",
+                    "review_decided",
                 ],
             ),
             (

@@ -181,18 +181,23 @@ pub struct Progress {
 /// Where the document check stands, as the applicant is told it.
 #[derive(Serialize, ToSchema)]
 pub struct DocumentState {
-    /// `checking` (a few seconds after the upload), `verified`, `retake` (the zone was not
-    /// read: photograph the document again), `expired` (another document is needed) or
-    /// `under_review` (its data did not match; a person checks it).
-    #[schema(pattern = "^(checking|verified|retake|expired|under_review)$")]
+    /// `checking` (a few seconds after the upload), `verified` (by the reading, or approved
+    /// by a person), `retake` (the zone was not read, or a person asks: photograph the
+    /// document again), `expired` (another document is needed), `under_review` (its data did
+    /// not match; a person checks it) or `rejected` (contact the support desk).
+    #[schema(pattern = "^(checking|verified|retake|expired|under_review|rejected)$")]
     status: &'static str,
     /// The stable code of what to do: `document_check_pending`, `document_mrz_unreadable`,
-    /// `document_expired` or `document_review`; absent when verified.
+    /// `document_retake_requested`, `document_expired`, `document_review` or
+    /// `document_rejected`; absent when verified.
     #[serde(skip_serializing_if = "Option::is_none")]
     code: Option<&'static str>,
     /// The code's message in the request's language.
     #[serde(skip_serializing_if = "Option::is_none")]
     message: Option<&'static str>,
+    /// What the person who decided wrote, for a retake they asked or a rejection.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<String>,
 }
 
 impl DocumentState {
@@ -201,11 +206,19 @@ impl DocumentState {
         document_type: DocumentType,
         lang: crate::i18n::Lang,
     ) -> Self {
-        let (status, code) = match (check.state.as_str(), check.outcome.as_str()) {
-            ("read", "verified") => ("verified", None),
-            ("read", "expired") => ("expired", Some("document_expired")),
-            ("unreadable", _) => ("retake", Some("document_mrz_unreadable")),
-            ("read" | "failed", _) => ("under_review", Some("document_review")),
+        let (status, code) = match (
+            check.decision.as_str(),
+            check.state.as_str(),
+            check.outcome.as_str(),
+        ) {
+            // A person's decision outranks what the reading said.
+            ("approve", _, _) => ("verified", None),
+            ("retake", _, _) => ("retake", Some("document_retake_requested")),
+            ("reject", _, _) => ("rejected", Some("document_rejected")),
+            (_, "read", "verified") => ("verified", None),
+            (_, "read", "expired") => ("expired", Some("document_expired")),
+            (_, "unreadable", _) => ("retake", Some("document_mrz_unreadable")),
+            (_, "read" | "failed", _) => ("under_review", Some("document_review")),
             _ => ("checking", Some("document_check_pending")),
         };
         let message = code.map(|code| {
@@ -217,10 +230,14 @@ impl DocumentState {
             };
             crate::i18n::message(key, lang)
         });
+        let reason = (matches!(check.decision.as_str(), "retake" | "reject")
+            && !check.decision_reason.is_empty())
+        .then(|| check.decision_reason.clone());
         Self {
             status,
             code,
             message,
+            reason,
         }
     }
 }

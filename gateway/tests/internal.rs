@@ -387,3 +387,108 @@ async fn the_staff_command_line_drives_the_internal_api() {
         .unwrap_err();
     assert!(format!("{err}").contains("account_not_found"), "{err}");
 }
+
+/// The onboarding's document check once it is no longer `checking`.
+async fn settled_check(s: &Suite, token: &str) -> Value {
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let check = s.onboarding(token).await["document_check"].clone();
+        if check["status"] != "checking" || std::time::Instant::now() > deadline {
+            return check;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_card_that_is_not_the_holders_waits_for_a_person_who_decides_with_the_command_line() {
+    let s = suite().await;
+    let token = s.logged_in().await;
+    // Somebody else's card: the zone's IIN is not the account's.
+    let other = examreg_domain::Iin::parse(&valid_iin()).unwrap();
+    let card = tk::cards::id_card_back(&other, "341231", tk::cards::Shot::nth(8));
+    let (status, body) = s.photo(&token, "document-back", "image/jpeg", card).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(settled_check(&s, &token).await["status"], "under_review");
+    let queue = parsed(&ctl(&s, &["reviews", "--json"]).await.unwrap());
+    let review = queue["reviews"]
+        .as_array()
+        .unwrap()
+        .last()
+        .expect("an open review")
+        .clone();
+    assert!(
+        review["mismatches"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("iin"))
+    );
+    let id = review["review_id"].as_str().unwrap().to_owned();
+    // A retake asked with a reason reaches the applicant with it.
+    let decided = parsed(
+        &ctl(
+            &s,
+            &[
+                "decide",
+                &id,
+                "--decision",
+                "retake",
+                "--reason",
+                "the numbers are blurred",
+                "--json",
+            ],
+        )
+        .await
+        .unwrap(),
+    );
+    assert_eq!(decided["decision"], "retake");
+    let check = s.onboarding(&token).await["document_check"].clone();
+    assert_eq!(check["status"], "retake");
+    assert_eq!(check["code"], "document_retake_requested");
+    assert_eq!(check["reason"], "the numbers are blurred");
+    // Decided once: a second decision is refused.
+    let err = ctl(
+        &s,
+        &["decide", &id, "--decision", "approve", "--reason", "x"],
+    )
+    .await
+    .unwrap_err();
+    assert!(err.to_string().contains("review_decided"), "{err}");
+    // The next photo's review, approved: the applicant's document counts as verified.
+    let card = tk::cards::id_card_back(&other, "341231", tk::cards::Shot::nth(9));
+    s.photo(&token, "document-back", "image/jpeg", card).await;
+    assert_eq!(settled_check(&s, &token).await["status"], "under_review");
+    let queue = parsed(&ctl(&s, &["reviews", "--json"]).await.unwrap());
+    let id = queue["reviews"].as_array().unwrap().last().unwrap()["review_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    ctl(
+        &s,
+        &[
+            "decide",
+            &id,
+            "--decision",
+            "approve",
+            "--reason",
+            "a new card; the old number is on file",
+        ],
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        s.onboarding(&token).await["document_check"]["status"],
+        "verified"
+    );
+    let all = parsed(&ctl(&s, &["reviews", "--all", "--json"]).await.unwrap());
+    let decisions: Vec<&str> = all["reviews"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r["decision"].as_str())
+        .collect();
+    assert!(
+        decisions.contains(&"retake") && decisions.contains(&"approve"),
+        "{all}"
+    );
+}

@@ -2,7 +2,7 @@
 //! service client's id and secret (read from a file) for a service token at identity, then
 //! calls the service that owns the data: identity for accounts, the change feed, the support
 //! actions and its audit log; profile for profiles and statistics; biometrics for the photos'
-//! status and its access log. Tables for people, `--json` for scripts.
+//! status, its access log and the document review queue. Tables for people, `--json` for scripts.
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand, ValueEnum};
@@ -148,6 +148,20 @@ enum Command {
         #[arg(long, default_value = "subject access request")]
         purpose: String,
     },
+    /// The document review queue, every page, oldest first: open reviews, or all with `--all`
+    /// (scope review:write).
+    Reviews {
+        #[arg(long)]
+        all: bool,
+    },
+    /// Decides a document review with a reason (scope review:write).
+    Decide {
+        review: String,
+        #[arg(long, value_enum)]
+        decision: Decision,
+        #[arg(long)]
+        reason: String,
+    },
     /// Completed registrations counted by day, region, category or institution (scope
     /// stats:read).
     Stats {
@@ -163,6 +177,27 @@ enum Command {
         #[arg(long, default_value = "Asia/Almaty")]
         tz: String,
     },
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+enum Decision {
+    Approve,
+    Retake,
+    Reject,
+}
+
+fn review_json(r: &bio::Review) -> Value {
+    json!({
+        "review_id": r.review_id,
+        "account_id": r.account_id,
+        "capture_id": r.capture_id,
+        "mismatches": r.mismatches,
+        "opened_at": datetime(r.opened_at.as_ref()).map(|t| t.to_rfc3339()),
+        "decision": r.decision,
+        "reason": r.reason,
+        "decided_by": r.decided_by,
+        "decided_at": datetime(r.decided_at.as_ref()).map(|t| t.to_rfc3339()),
+    })
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug)]
@@ -736,6 +771,75 @@ impl Ctl {
                     "access_log": log,
                 });
                 writeln!(out, "{}", serde_json::to_string_pretty(&export)?)?;
+            }
+            Command::Reviews { all } => {
+                let mut reviews = Vec::new();
+                let mut page_token = String::new();
+                loop {
+                    let request = self.req(bio::ListReviewsRequest {
+                        include_decided: all,
+                        page_size: 500,
+                        page_token: page_token.clone(),
+                    })?;
+                    let page = self
+                        .biometrics
+                        .list_reviews(request)
+                        .await
+                        .map_err(refused)?
+                        .into_inner();
+                    reviews.extend(page.reviews);
+                    if page.next_page_token.is_empty() {
+                        break;
+                    }
+                    page_token = page.next_page_token;
+                }
+                if self.json {
+                    let reviews: Vec<Value> = reviews.iter().map(review_json).collect();
+                    writeln!(out, "{}", json!({"reviews": reviews}))?;
+                } else {
+                    let rows: Vec<Vec<String>> = reviews
+                        .iter()
+                        .map(|r| {
+                            let v = review_json(r);
+                            vec![
+                                r.review_id.clone(),
+                                r.account_id.clone(),
+                                v["opened_at"].as_str().unwrap_or_default().to_owned(),
+                                r.mismatches.join(","),
+                                r.decision.clone(),
+                            ]
+                        })
+                        .collect();
+                    table(
+                        out,
+                        &["REVIEW", "ACCOUNT", "OPENED", "MISMATCHES", "DECISION"],
+                        &rows,
+                    )?;
+                }
+            }
+            Command::Decide {
+                review,
+                decision,
+                reason,
+            } => {
+                let decision = match decision {
+                    Decision::Approve => "approve",
+                    Decision::Retake => "retake",
+                    Decision::Reject => "reject",
+                };
+                let request = self.req(bio::DecideReviewRequest {
+                    review_id: review,
+                    decision: decision.into(),
+                    reason,
+                })?;
+                let answer = self
+                    .biometrics
+                    .decide_review(request)
+                    .await
+                    .map_err(refused)?
+                    .into_inner();
+                let decided = answer.review.as_ref().map(review_json).unwrap_or_default();
+                self.emit(out, &decided)?;
             }
             Command::Stats {
                 by,

@@ -13,7 +13,7 @@ pub(crate) const PASSWORD: &str = "Жасыл-алма-көктемде-7";
 /// The secret of the suite's `operator` service client, which has [`STAFF_SCOPES`].
 pub(crate) const OPERATOR_SECRET: &str = "operator-secret-for-tests-0123456789";
 /// What the exam center's staff may do over the internal API.
-pub(crate) const STAFF_SCOPES: [&str; 9] = [
+pub(crate) const STAFF_SCOPES: [&str; 10] = [
     "accounts:lookup",
     "accounts:read",
     "registrations:read",
@@ -23,6 +23,7 @@ pub(crate) const STAFF_SCOPES: [&str; 9] = [
     "profile:read",
     "biometrics:status",
     "biometrics:read",
+    "review:write",
 ];
 pub(crate) const SECRET: &str = "gateway-secret-for-tests-0123456789";
 

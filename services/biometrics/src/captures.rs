@@ -38,7 +38,7 @@ pub struct SetStatus {
     pub redo: Vec<String>,
     pub sealed_at: Option<chrono::DateTime<chrono::Utc>>,
     /// The reading of the zone-bearing photo's machine-readable zone.
-    pub document_check: Option<crate::documents::Check>,
+    pub document_check: Option<(crate::documents::Check, Option<crate::documents::Decision>)>,
 }
 
 /// What an upload came to.

@@ -67,7 +67,7 @@ pub async fn enqueue(
                      expected_iin = EXCLUDED.expected_iin,
                      expected_passport_number = EXCLUDED.expected_passport_number,
                      expected_citizenship = EXCLUDED.expected_citizenship,
-                     outcome = NULL, mismatches = '{}'"#,
+                     outcome = NULL, mismatches = '{}', decision = NULL, decision_reason = NULL"#,
                 account,
                 capture,
                 format_text(format),
@@ -76,6 +76,14 @@ pub async fn enqueue(
                     .map(|i| i.as_str().to_owned()),
                 holder.and_then(|h| h.passport_number.clone()),
                 holder.and_then(|h| h.citizenship.clone()),
+            )
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query!(
+                r#"UPDATE document_reviews SET decision = 'superseded', decided_by = 'biometrics',
+                     decided_at = now(), reason = 'a new photo of the document'
+                   WHERE account_id = $1 AND decision IS NULL"#,
+                account
             )
             .execute(&mut *tx)
             .await?;
@@ -105,25 +113,59 @@ pub enum Check {
     Failed(String),
 }
 
-/// The check of the account's current zone-bearing photo, if it has one.
-pub async fn check_of(pool: &PgPool, account: Uuid) -> Result<Option<Check>, sqlx::Error> {
+/// A person's decision on a check: `approve`, `retake` or `reject`, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    pub decision: String,
+    pub reason: String,
+}
+
+/// The check of the account's current zone-bearing photo, if it has one, and the decision on
+/// its review, if any.
+pub async fn check_of(
+    pool: &PgPool,
+    account: Uuid,
+) -> Result<Option<(Check, Option<Decision>)>, sqlx::Error> {
     let row = sqlx::query!(
-        "SELECT state, zone, error, outcome, mismatches FROM document_checks WHERE account_id = $1",
+        "SELECT state, zone, error, outcome, mismatches, decision, decision_reason
+         FROM document_checks WHERE account_id = $1",
         account
     )
     .fetch_optional(pool)
     .await?;
-    Ok(row.map(|row| match row.state.as_str() {
-        "read" => match row
-            .zone
-            .and_then(|z| serde_json::from_value::<Zone>(z).ok())
-        {
+    Ok(row.map(|row| {
+        let decision = row.decision.clone().map(|decision| Decision {
+            decision,
+            reason: row.decision_reason.clone().unwrap_or_default(),
+        });
+        (
+            check_from(
+                row.state.as_str(),
+                row.zone,
+                row.error,
+                row.outcome,
+                &row.mismatches,
+            ),
+            decision,
+        )
+    }))
+}
+
+fn check_from(
+    state: &str,
+    zone: Option<serde_json::Value>,
+    error: Option<String>,
+    outcome: Option<String>,
+    mismatches: &[String],
+) -> Check {
+    match state {
+        "read" => match zone.and_then(|z| serde_json::from_value::<Zone>(z).ok()) {
             Some(zone) => {
-                let verdict = match row.outcome.as_deref() {
+                let verdict = match outcome.as_deref() {
                     Some("verified") => Verdict::Verified,
                     Some("expired") => Verdict::Expired,
                     Some(_) | None => Verdict::Review(
-                        row.mismatches
+                        mismatches
                             .iter()
                             .filter_map(|m| serde_json::from_value(serde_json::json!(m)).ok())
                             .collect(),
@@ -133,10 +175,10 @@ pub async fn check_of(pool: &PgPool, account: Uuid) -> Result<Option<Check>, sql
             }
             None => Check::Failed("zone_unparsable".into()),
         },
-        "unreadable" => Check::Unreadable(row.error.unwrap_or_default()),
-        "failed" => Check::Failed(row.error.unwrap_or_default()),
+        "unreadable" => Check::Unreadable(error.unwrap_or_default()),
+        "failed" => Check::Failed(error.unwrap_or_default()),
         _ => Check::Pending,
-    }))
+    }
 }
 
 struct Claimed {
@@ -201,7 +243,8 @@ async fn finish(
         ),
         None => (None, Vec::new()),
     };
-    sqlx::query!(
+    let mut tx = pool.begin().await?;
+    let current = sqlx::query!(
         r#"UPDATE document_checks SET state = $3, zone = $4, error = $5, read_ms = $6, read_at = now(),
              outcome = $7, mismatches = $8
            WHERE account_id = $1 AND capture_id = $2"#,
@@ -214,9 +257,24 @@ async fn finish(
         outcome,
         &mismatches
     )
-    .execute(pool)
-    .await?;
-    Ok(())
+    .execute(&mut *tx)
+    .await?
+    .rows_affected()
+        == 1;
+    // A disagreement, or a reading that kept failing, waits for a person.
+    if current && (outcome == Some("review") || state == "failed") {
+        sqlx::query!(
+            r#"INSERT INTO document_reviews (account_id, capture_id, mismatches) VALUES ($1, $2, $3)
+               ON CONFLICT (account_id) WHERE decision IS NULL DO NOTHING"#,
+            claimed.account_id,
+            claimed.capture_id,
+            &mismatches
+        )
+        .execute(&mut *tx)
+        .await?;
+        metrics::counter!("biometrics_document_reviews_opened_total").increment(1);
+    }
+    tx.commit().await
 }
 
 /// Puts a check whose reading failed for a passing reason back in the queue, after a pause
@@ -434,4 +492,124 @@ async fn give_up_or_retry(
     } else {
         retry_later(&captures.pool, claimed).await
     }
+}
+
+/// A review of a document check.
+#[derive(Debug, Clone)]
+pub struct ReviewRow {
+    pub id: i64,
+    pub account_id: Uuid,
+    pub capture_id: Uuid,
+    pub mismatches: Vec<String>,
+    pub opened_at: chrono::DateTime<chrono::Utc>,
+    pub decision: Option<String>,
+    pub reason: Option<String>,
+    pub decided_by: Option<String>,
+    pub decided_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// Reviews after `after`, oldest first; open ones only unless `decided`.
+pub async fn reviews(
+    pool: &PgPool,
+    decided: bool,
+    after: i64,
+    limit: i64,
+) -> Result<Vec<ReviewRow>, sqlx::Error> {
+    sqlx::query_as!(
+        ReviewRow,
+        r#"SELECT id, account_id, capture_id, mismatches, opened_at, decision, reason, decided_by,
+             decided_at
+           FROM document_reviews WHERE id > $1 AND ($2 OR decision IS NULL)
+           ORDER BY id LIMIT $3"#,
+        after,
+        decided,
+        limit
+    )
+    .fetch_all(pool)
+    .await
+}
+
+/// One review, and the zone its check read if that photo is still current.
+pub async fn review(
+    pool: &PgPool,
+    id: i64,
+) -> Result<Option<(ReviewRow, Option<Zone>)>, sqlx::Error> {
+    let Some(row) = sqlx::query_as!(
+        ReviewRow,
+        r#"SELECT id, account_id, capture_id, mismatches, opened_at, decision, reason, decided_by,
+             decided_at
+           FROM document_reviews WHERE id = $1"#,
+        id
+    )
+    .fetch_optional(pool)
+    .await?
+    else {
+        return Ok(None);
+    };
+    let zone = sqlx::query_scalar!(
+        "SELECT zone FROM document_checks WHERE capture_id = $1",
+        row.capture_id
+    )
+    .fetch_optional(pool)
+    .await?
+    .flatten()
+    .and_then(|z| serde_json::from_value(z).ok());
+    Ok(Some((row, zone)))
+}
+
+/// What deciding a review came to.
+pub enum Decided {
+    Done(ReviewRow),
+    NotFound,
+    /// Decided before, or superseded by a new photo.
+    AlreadyDecided,
+}
+
+/// Decides an open review and, if its photo is still the current one, the check the applicant
+/// sees, in one transaction.
+pub async fn decide(
+    pool: &PgPool,
+    id: i64,
+    decision: &str,
+    reason: &str,
+    actor: &str,
+) -> Result<Decided, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    let Some(open) = sqlx::query!(
+        "SELECT capture_id, decision FROM document_reviews WHERE id = $1 FOR UPDATE",
+        id
+    )
+    .fetch_optional(&mut *tx)
+    .await?
+    else {
+        return Ok(Decided::NotFound);
+    };
+    if open.decision.is_some() {
+        return Ok(Decided::AlreadyDecided);
+    }
+    let row = sqlx::query_as!(
+        ReviewRow,
+        r#"UPDATE document_reviews SET decision = $2, reason = $3, decided_by = $4, decided_at = now()
+           WHERE id = $1
+           RETURNING id, account_id, capture_id, mismatches, opened_at, decision, reason,
+             decided_by, decided_at"#,
+        id,
+        decision,
+        reason,
+        actor
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    sqlx::query!(
+        "UPDATE document_checks SET decision = $2, decision_reason = $3 WHERE capture_id = $1",
+        open.capture_id,
+        decision,
+        reason
+    )
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    metrics::counter!("biometrics_document_reviews_decided_total", "decision" => decision.to_owned())
+        .increment(1);
+    Ok(Decided::Done(row))
 }

@@ -33,6 +33,14 @@ pub enum Error {
     InvalidPageToken,
     #[error("no such capture")]
     CaptureNotFound,
+    #[error("the decision is approve, retake or reject")]
+    InvalidDecision,
+    #[error("give the reason for the decision (at most 500 characters)")]
+    ReasonRequired,
+    #[error("no such review")]
+    ReviewNotFound,
+    #[error("the review is decided already, or a new photo superseded it")]
+    ReviewDecided,
     #[error("the registration is complete: the photos and the consent are final")]
     RegistrationCompleted,
     /// No capture set: the person never took a photo, or was erased.
@@ -72,6 +80,10 @@ pub const REASONS: &[&str] = &[
     "invalid_step",
     "invalid_page_token",
     "capture_not_found",
+    "invalid_decision",
+    "reason_required",
+    "review_not_found",
+    "review_decided",
     "registration_completed",
     "account_not_found",
     "overloaded",
@@ -110,6 +122,14 @@ impl From<Error> for Status {
                 invalid("invalid_page_token", message, &[("page_token", "invalid")])
             }
             Error::CaptureNotFound => errors::status(Code::NotFound, "capture_not_found", message),
+            Error::InvalidDecision => {
+                invalid("invalid_decision", message, &[("decision", "invalid")])
+            }
+            Error::ReasonRequired => invalid("reason_required", message, &[("reason", "required")]),
+            Error::ReviewNotFound => errors::status(Code::NotFound, "review_not_found", message),
+            Error::ReviewDecided => {
+                errors::status(Code::FailedPrecondition, "review_decided", message)
+            }
             Error::RegistrationCompleted => {
                 errors::status(Code::FailedPrecondition, "registration_completed", message)
             }
@@ -145,6 +165,10 @@ mod tests {
             Error::InvalidStep,
             Error::InvalidPageToken,
             Error::CaptureNotFound,
+            Error::InvalidDecision,
+            Error::ReasonRequired,
+            Error::ReviewNotFound,
+            Error::ReviewDecided,
             Error::RegistrationCompleted,
             Error::Erased,
             Error::Overloaded(Overloaded {

@@ -4,7 +4,7 @@
 
 use crate::{
     captures::{Captures, Upload},
-    checks,
+    checks, documents,
     error::Error,
     store,
 };
@@ -24,6 +24,50 @@ use uuid::Uuid;
 
 pub struct Biometrics {
     pub captures: Captures,
+}
+
+fn review_id(value: &str) -> Result<i64, Error> {
+    value
+        .trim()
+        .parse::<i64>()
+        .ok()
+        .filter(|id| *id > 0)
+        .ok_or(Error::ReviewNotFound)
+}
+
+fn review_message(row: documents::ReviewRow) -> pb::Review {
+    pb::Review {
+        review_id: row.id.to_string(),
+        account_id: row.account_id.to_string(),
+        capture_id: row.capture_id.to_string(),
+        mismatches: row.mismatches,
+        opened_at: Some(timestamp(row.opened_at)),
+        decision: row.decision.unwrap_or_default(),
+        reason: row.reason.unwrap_or_default(),
+        decided_by: row.decided_by.unwrap_or_default(),
+        decided_at: row.decided_at.map(timestamp),
+    }
+}
+
+fn zone_message(zone: examreg_domain::mrz::Zone) -> pb::ReadZone {
+    pb::ReadZone {
+        format: match zone.format {
+            examreg_domain::mrz::Format::Td1 => "td1",
+            examreg_domain::mrz::Format::Td3 => "td3",
+        }
+        .into(),
+        document_code: zone.document_code,
+        issuing_state: zone.issuing_state,
+        document_number: zone.document_number,
+        birth_date: zone.birth_date,
+        sex: zone.sex.map(|s| s.as_str().to_owned()).unwrap_or_default(),
+        expiry_date: zone.expiry_date,
+        nationality: zone.nationality,
+        optional_data: zone.optional_data,
+        surname: zone.surname,
+        given_names: zone.given_names,
+        lines: zone.lines,
+    }
 }
 
 /// Who the account says the holder of a document is.
@@ -50,7 +94,10 @@ fn holder_of(holder: Option<&pb::Holder>) -> Option<examreg_domain::mrz::Expecte
     Some(expected)
 }
 
-fn document_check(check: crate::documents::Check) -> pb::DocumentCheck {
+fn document_check(
+    check: crate::documents::Check,
+    decision: Option<crate::documents::Decision>,
+) -> pb::DocumentCheck {
     use crate::documents::Check;
     use examreg_domain::mrz::{Format, Verdict};
     let mut answer = pb::DocumentCheck::default();
@@ -83,6 +130,10 @@ fn document_check(check: crate::documents::Check) -> pb::DocumentCheck {
         }
     };
     answer.state = state.into();
+    if let Some(decision) = decision {
+        answer.decision = decision.decision;
+        answer.decision_reason = decision.reason;
+    }
     answer
 }
 
@@ -260,7 +311,9 @@ impl BiometricsService for Biometrics {
             missing: owned(set.missing),
             redo: set.redo,
             sealed_at: set.sealed_at.map(timestamp),
-            document_check: set.document_check.map(document_check),
+            document_check: set
+                .document_check
+                .map(|(check, decision)| document_check(check, decision)),
         }))
     }
 
@@ -392,5 +445,93 @@ impl BiometricsService for Biometrics {
                 .collect(),
             next_page_token: next.map(|id| id.to_string()).unwrap_or_default(),
         }))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn list_reviews(
+        &self,
+        request: Request<pb::ListReviewsRequest>,
+    ) -> Result<Response<pb::ListReviewsResponse>, Status> {
+        caller(&request)?.require_scope("review:write")?;
+        let req = request.get_ref();
+        let after = after_id(&req.page_token).ok_or(Error::InvalidPageToken)?;
+        let limit = page_size(req.page_size);
+        let rows = documents::reviews(&self.captures.pool, req.include_decided, after, limit + 1)
+            .await
+            .map_err(Error::from)?;
+        let (rows, next) = cut(rows, limit, |r| r.id);
+        Ok(Response::new(pb::ListReviewsResponse {
+            reviews: rows.into_iter().map(review_message).collect(),
+            next_page_token: next.map(|id| id.to_string()).unwrap_or_default(),
+        }))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn get_review(
+        &self,
+        request: Request<pb::GetReviewRequest>,
+    ) -> Result<Response<pb::GetReviewResponse>, Status> {
+        let actor = caller(&request)?.require_scope("review:write")?.to_owned();
+        let id = review_id(&request.get_ref().review_id)?;
+        let (row, zone) = documents::review(&self.captures.pool, id)
+            .await
+            .map_err(Error::from)?
+            .ok_or(Error::ReviewNotFound)?;
+        // The reviewer reads what the zone says of a person: on record, like any read.
+        let mut conn = self.captures.pool.acquire().await.map_err(Error::from)?;
+        store::log_access(
+            &mut conn,
+            None,
+            row.account_id,
+            &actor,
+            &format!("document review {id}"),
+        )
+        .await
+        .map_err(Error::from)?;
+        drop(conn);
+        let captures = store::captures_of(&self.captures.pool, row.account_id)
+            .await
+            .map_err(Error::from)?;
+        Ok(Response::new(pb::GetReviewResponse {
+            review: Some(review_message(row)),
+            zone: zone.map(zone_message),
+            captures: captures
+                .iter()
+                .map(|c| pb::CaptureSummary {
+                    kind: pb::CaptureKind::from(c.kind).into(),
+                    capture_id: c.id.to_string(),
+                    captured_at: Some(timestamp(c.created_at)),
+                    scores: Some(scores_from_json(&c.scores)),
+                })
+                .collect(),
+        }))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn decide_review(
+        &self,
+        request: Request<pb::DecideReviewRequest>,
+    ) -> Result<Response<pb::DecideReviewResponse>, Status> {
+        let actor = caller(&request)?.require_scope("review:write")?.to_owned();
+        let req = request.get_ref();
+        let id = review_id(&req.review_id)?;
+        let decision = match req.decision.trim() {
+            d @ ("approve" | "retake" | "reject") => d,
+            _ => return Err(Error::InvalidDecision.into()),
+        };
+        let reason = note(&req.reason).map_err(|_| Error::ReasonRequired)?;
+        match documents::decide(&self.captures.pool, id, decision, reason, &actor)
+            .await
+            .map_err(Error::from)?
+        {
+            documents::Decided::Done(row) => {
+                tracing::info!(review = id, decision, actor, "document review decided");
+                Ok(Response::new(pb::DecideReviewResponse {
+                    review: Some(review_message(row)),
+                }))
+            }
+            documents::Decided::NotFound => Err(Error::ReviewNotFound.into()),
+            documents::Decided::AlreadyDecided => Err(Error::ReviewDecided.into()),
+        }
     }
 }

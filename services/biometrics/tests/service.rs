@@ -1045,3 +1045,165 @@ async fn a_passport_page_is_read_and_a_switch_to_an_id_card_ends_its_check() {
     assert!(front.accepted, "{}", front.reason);
     assert_eq!(app.status(&me).await.document_check, None);
 }
+
+impl TestApp {
+    async fn reviews(&self, token: &str, include_decided: bool) -> Vec<pb::Review> {
+        let request = pb::ListReviewsRequest {
+            include_decided,
+            ..Default::default()
+        };
+        self.client
+            .clone()
+            .list_reviews(with_bearer(request, token).unwrap())
+            .await
+            .unwrap()
+            .into_inner()
+            .reviews
+    }
+
+    async fn decide(
+        &self,
+        token: &str,
+        review: &str,
+        decision: &str,
+        reason: &str,
+    ) -> Result<pb::Review, tonic::Status> {
+        let request = pb::DecideReviewRequest {
+            review_id: review.into(),
+            decision: decision.into(),
+            reason: reason.into(),
+        };
+        Ok(self
+            .client
+            .clone()
+            .decide_review(with_bearer(request, token).unwrap())
+            .await?
+            .into_inner()
+            .review
+            .unwrap())
+    }
+}
+
+#[tokio::test]
+async fn a_mismatch_waits_in_the_review_queue_and_a_persons_decision_is_on_record() {
+    let app = spawn().await;
+    let account = Uuid::now_v7();
+    let me = app.user(account);
+    let claimed = random_iin();
+    let card = |n| tk::cards::id_card_back(&random_iin(), "340101", tk::cards::Shot::nth(n));
+    let upload = |bytes: Vec<u8>| {
+        let (app, me, holder) = (&app, me.clone(), holder(&claimed));
+        async move {
+            app.upload_as(
+                &me,
+                pb::CaptureKind::DocumentBack,
+                pb::DocumentType::IdCard,
+                holder,
+                &bytes,
+            )
+            .await
+        }
+    };
+    upload(card(21)).await;
+    assert_eq!(app.document_check(&me).await.unwrap().outcome, "review");
+    let reviewer = tk::service_token(
+        &app.key,
+        "review-desk",
+        &["review:write", "biometrics:read"],
+    );
+    // The queue is the desk's only.
+    let err = app
+        .client
+        .clone()
+        .list_reviews(
+            with_bearer(
+                pb::ListReviewsRequest::default(),
+                &app.service(&["biometrics:read"]),
+            )
+            .unwrap(),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied);
+    let open: Vec<pb::Review> = app
+        .reviews(&reviewer, false)
+        .await
+        .into_iter()
+        .filter(|r| r.account_id == account.to_string())
+        .collect();
+    assert_eq!(open.len(), 1);
+    assert!(open[0].mismatches.contains(&"iin".to_string()), "{open:?}");
+    // A new photo supersedes the open review; its own reading opens the next.
+    upload(card(22)).await;
+    assert_eq!(app.document_check(&me).await.unwrap().outcome, "review");
+    let all: Vec<pb::Review> = app
+        .reviews(&reviewer, true)
+        .await
+        .into_iter()
+        .filter(|r| r.account_id == account.to_string())
+        .collect();
+    assert_eq!(all.len(), 2);
+    assert_eq!(all[0].decision, "superseded");
+    assert_eq!(all[1].decision, "");
+    let review = all[1].review_id.clone();
+    // What the zone says, and the photos to download; the read is on record.
+    let got = app
+        .client
+        .clone()
+        .get_review(
+            with_bearer(
+                pb::GetReviewRequest {
+                    review_id: review.clone(),
+                },
+                &reviewer,
+            )
+            .unwrap(),
+        )
+        .await
+        .unwrap()
+        .into_inner();
+    let zone = got.zone.unwrap();
+    assert_eq!(zone.format, "td1");
+    assert_eq!(zone.issuing_state, "KAZ");
+    assert_ne!(&zone.optional_data[..12], claimed.as_str());
+    assert_eq!(got.captures.len(), 1);
+    // Bad decisions change nothing.
+    let err = app
+        .decide(&reviewer, &review, "maybe", "x")
+        .await
+        .unwrap_err();
+    assert_eq!(reason_of(&err).reason, "invalid_decision");
+    let err = app
+        .decide(&reviewer, &review, "approve", " ")
+        .await
+        .unwrap_err();
+    assert_eq!(reason_of(&err).reason, "reason_required");
+    let err = app
+        .decide(&reviewer, "999999999", "approve", "x")
+        .await
+        .unwrap_err();
+    assert_eq!(reason_of(&err).reason, "review_not_found");
+    assert_eq!(app.document_check(&me).await.unwrap().decision, "");
+    let decided = app
+        .decide(&reviewer, &review, "reject", "the card is another person's")
+        .await
+        .unwrap();
+    assert_eq!(decided.decision, "reject");
+    assert_eq!(decided.decided_by, "review-desk");
+    let check = app.document_check(&me).await.unwrap();
+    assert_eq!(
+        (check.decision.as_str(), check.decision_reason.as_str()),
+        ("reject", "the card is another person's")
+    );
+    let err = app
+        .decide(&reviewer, &review, "approve", "changed my mind")
+        .await
+        .unwrap_err();
+    assert_eq!(reason_of(&err).reason, "review_decided");
+    let log = app.access_log(account).await;
+    assert!(
+        log.iter()
+            .any(|e| e.actor == "review-desk" && e.purpose == format!("document review {review}")),
+        "{log:?}"
+    );
+}
