@@ -333,6 +333,7 @@ pub async fn run(
     let captures = service;
     let mut tasks = tokio::task::JoinSet::new();
     tasks.spawn(listen(captures.captures.pool.clone(), wake.clone()));
+    tasks.spawn(gauge(captures.captures.pool.clone()));
     for _ in 0..settings.workers.max(1) {
         tasks.spawn(worker(
             captures.clone(),
@@ -345,6 +346,28 @@ pub async fn run(
     // again after its lease).
     stop.await;
     tasks.abort_all();
+}
+
+/// The queue's depth and its oldest check's age, every ten seconds (the same in every replica:
+/// it is the cluster's queue).
+async fn gauge(pool: PgPool) {
+    loop {
+        match sqlx::query!(
+            r#"SELECT count(*) AS "pending!",
+                 COALESCE(EXTRACT(EPOCH FROM now() - min(queued_at)), 0)::float8 AS "oldest!"
+               FROM document_checks WHERE state = 'pending'"#
+        )
+        .fetch_one(&pool)
+        .await
+        {
+            Ok(row) => {
+                metrics::gauge!("biometrics_document_checks_pending").set(row.pending as f64);
+                metrics::gauge!("biometrics_document_checks_oldest_age_seconds").set(row.oldest);
+            }
+            Err(e) => tracing::debug!(error = %e, "document check queue not measured"),
+        }
+        tokio::time::sleep(Duration::from_secs(10)).await;
+    }
 }
 
 /// Wakes the workers when a check is queued anywhere (`pg_notify` in [`enqueue`]); they also
