@@ -324,3 +324,20 @@ async fn identity_rotates_its_signing_key_under_load_without_a_failed_request() 
     };
     assert!(signed_by(&new) && !signed_by(&old));
 }
+
+#[tokio::test]
+async fn a_phone_uploads_the_documents_and_they_are_checked_against_the_account() {
+    let s = suite().await;
+    let token = s.logged_in().await;
+    let phone = redeem(&s, &link(&s, &token).await).await;
+    for (kind, photo) in [
+        ("document-front", tk::photos::id_card(true)),
+        ("document-back", tk::photos::id_card(false)),
+    ] {
+        let (status, body) = s.photo(&phone, kind, "image/jpeg", photo).await;
+        assert_eq!(status, StatusCode::OK, "{kind}: {body}");
+    }
+    // The back was queued for its check with the account's holder.
+    let onboarding = s.onboarding(&phone).await;
+    assert!(onboarding.get("document_check").is_some(), "{onboarding}");
+}
