@@ -388,18 +388,6 @@ async fn the_staff_command_line_drives_the_internal_api() {
     assert!(format!("{err}").contains("account_not_found"), "{err}");
 }
 
-/// The onboarding's document check once it is no longer `checking`.
-async fn settled_check(s: &Suite, token: &str) -> Value {
-    let deadline = std::time::Instant::now() + Duration::from_secs(120);
-    loop {
-        let check = s.onboarding(token).await["document_check"].clone();
-        if check["status"] != "checking" || std::time::Instant::now() > deadline {
-            return check;
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-}
-
 #[tokio::test]
 async fn a_card_that_is_not_the_holders_waits_for_a_person_who_decides_with_the_command_line() {
     let s = suite().await;
@@ -409,7 +397,10 @@ async fn a_card_that_is_not_the_holders_waits_for_a_person_who_decides_with_the_
     let card = tk::cards::id_card_back(&other, "341231", tk::cards::Shot::nth(8));
     let (status, body) = s.photo(&token, "document-back", "image/jpeg", card).await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    assert_eq!(settled_check(&s, &token).await["status"], "under_review");
+    assert_eq!(
+        s.settled_document_check(&token, "en").await["status"],
+        "under_review"
+    );
     let queue = parsed(&ctl(&s, &["reviews", "--json"]).await.unwrap());
     let review = queue["reviews"]
         .as_array()
@@ -457,7 +448,10 @@ async fn a_card_that_is_not_the_holders_waits_for_a_person_who_decides_with_the_
     // The next photo's review, approved: the applicant's document counts as verified.
     let card = tk::cards::id_card_back(&other, "341231", tk::cards::Shot::nth(9));
     s.photo(&token, "document-back", "image/jpeg", card).await;
-    assert_eq!(settled_check(&s, &token).await["status"], "under_review");
+    assert_eq!(
+        s.settled_document_check(&token, "en").await["status"],
+        "under_review"
+    );
     let queue = parsed(&ctl(&s, &["reviews", "--json"]).await.unwrap());
     let id = queue["reviews"].as_array().unwrap().last().unwrap()["review_id"]
         .as_str()

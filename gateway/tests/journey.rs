@@ -1277,29 +1277,6 @@ async fn two_hundred_applicants_behind_one_address_all_get_their_codes_by_solvin
     assert!(refused.1.is_some() && served >= 29, "{served}");
 }
 
-/// The onboarding, polled until the document check is no longer `checking`.
-async fn document_check(s: &Suite, token: &str, lang: &str) -> Value {
-    let deadline = std::time::Instant::now() + Duration::from_secs(120);
-    loop {
-        let onboarding: Value = s
-            .http
-            .get(format!("{}/v1/me/onboarding", s.base))
-            .bearer_auth(token)
-            .header("accept-language", lang)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let check = onboarding["document_check"].clone();
-        if check["status"] != "checking" || std::time::Instant::now() > deadline {
-            return check;
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-}
-
 #[tokio::test]
 async fn the_document_check_reads_the_back_and_says_what_to_do_in_the_applicants_language() {
     let s = suite().await;
@@ -1313,7 +1290,7 @@ async fn the_document_check_reads_the_back_and_says_what_to_do_in_the_applicants
         .photo(&token, "document-back", "image/jpeg", id_card(false))
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    let check = document_check(&s, &token, "ru").await;
+    let check = s.settled_document_check(&token, "ru").await;
     assert_eq!(check["status"], "retake", "{check}");
     assert_eq!(check["code"], "document_mrz_unreadable");
     assert_eq!(
@@ -1328,14 +1305,14 @@ async fn the_document_check_reads_the_back_and_says_what_to_do_in_the_applicants
     );
     let (status, body) = s.photo(&token, "document-back", "image/jpeg", card).await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    let check = document_check(&s, &token, "en").await;
+    let check = s.settled_document_check(&token, "en").await;
     assert_eq!(check["status"], "verified", "{check}");
     assert!(check.get("code").is_none());
     // Somebody else's card (a squatter's try): a person looks, the applicant is told so.
     let other = examreg_domain::Iin::parse(&valid_iin()).unwrap();
     let card = tk::cards::id_card_back(&other, "341231", tk::cards::Shot::nth(6));
     s.photo(&token, "document-back", "image/jpeg", card).await;
-    let check = document_check(&s, &token, "kk").await;
+    let check = s.settled_document_check(&token, "kk").await;
     assert_eq!(check["status"], "under_review", "{check}");
     assert_eq!(check["code"], "document_review");
     assert!(check["message"].as_str().unwrap().contains("қызметкері"));

@@ -39,6 +39,22 @@ impl Format {
             Self::Td3 => 44,
         }
     }
+
+    /// `td1` or `td3`, as stored and answered.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Td1 => "td1",
+            Self::Td3 => "td3",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "td1" => Some(Self::Td1),
+            "td3" => Some(Self::Td3),
+            _ => None,
+        }
+    }
 }
 
 /// What a zone says, every check digit verified. `Debug` masks what identifies the holder.

@@ -601,6 +601,30 @@ impl Suite {
 }
 
 impl Suite {
+    /// The onboarding's `document_check` once it is no longer `checking` (the document's zone
+    /// is read in the background), its message in `lang`.
+    pub(crate) async fn settled_document_check(&self, token: &str, lang: &str) -> Value {
+        let deadline = std::time::Instant::now() + Duration::from_secs(120);
+        loop {
+            let onboarding: Value = self
+                .http
+                .get(format!("{}/v1/me/onboarding", self.base))
+                .bearer_auth(token)
+                .header("accept-language", lang)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            let check = onboarding["document_check"].clone();
+            if check["status"] != "checking" || std::time::Instant::now() > deadline {
+                return check;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
     pub(crate) async fn onboarding(&self, token: &str) -> Value {
         self.http
             .get(format!("{}/v1/me/onboarding", self.base))

@@ -34,13 +34,6 @@ pub fn zone_of(document_type: DocumentType, kind: CaptureKind) -> Option<Format>
     }
 }
 
-fn format_text(format: Format) -> &'static str {
-    match format {
-        Format::Td1 => "td1",
-        Format::Td3 => "td3",
-    }
-}
-
 /// Called in the transaction that makes `capture` current: a zone-bearing photo (re)queues the
 /// account's check; another photo that replaced the one a check read ends that check.
 pub async fn enqueue(
@@ -70,7 +63,7 @@ pub async fn enqueue(
                      outcome = NULL, mismatches = '{}', decision = NULL, decision_reason = NULL"#,
                 account,
                 capture,
-                format_text(format),
+                format.as_str(),
                 holder
                     .and_then(|h| h.iin.as_ref())
                     .map(|i| i.as_str().to_owned()),
@@ -419,11 +412,7 @@ async fn read_one(
     claimed: &Claimed,
     valid_until: chrono::NaiveDate,
 ) -> Result<(), sqlx::Error> {
-    let format = if claimed.format == "td3" {
-        Format::Td3
-    } else {
-        Format::Td1
-    };
+    let format = Format::parse(&claimed.format).unwrap_or(Format::Td1);
     let photo = match captures
         .download(claimed.capture_id, "biometrics", PURPOSE)
         .await

@@ -26,6 +26,15 @@ pub struct Biometrics {
     pub captures: Captures,
 }
 
+fn capture_summary(c: &store::CaptureRow) -> pb::CaptureSummary {
+    pb::CaptureSummary {
+        kind: pb::CaptureKind::from(c.kind).into(),
+        capture_id: c.id.to_string(),
+        captured_at: Some(timestamp(c.created_at)),
+        scores: Some(scores_from_json(&c.scores)),
+    }
+}
+
 fn review_id(value: &str) -> Result<i64, Error> {
     value
         .trim()
@@ -51,11 +60,7 @@ fn review_message(row: documents::ReviewRow) -> pb::Review {
 
 fn zone_message(zone: examreg_domain::mrz::Zone) -> pb::ReadZone {
     pb::ReadZone {
-        format: match zone.format {
-            examreg_domain::mrz::Format::Td1 => "td1",
-            examreg_domain::mrz::Format::Td3 => "td3",
-        }
-        .into(),
+        format: zone.format.as_str().into(),
         document_code: zone.document_code,
         issuing_state: zone.issuing_state,
         document_number: zone.document_number,
@@ -99,16 +104,12 @@ fn document_check(
     decision: Option<crate::documents::Decision>,
 ) -> pb::DocumentCheck {
     use crate::documents::Check;
-    use examreg_domain::mrz::{Format, Verdict};
+    use examreg_domain::mrz::Verdict;
     let mut answer = pb::DocumentCheck::default();
     let state = match check {
         Check::Pending => "pending",
         Check::Read(zone, verdict) => {
-            answer.format = match zone.format {
-                Format::Td1 => "td1",
-                Format::Td3 => "td3",
-            }
-            .into();
+            answer.format = zone.format.as_str().into();
             answer.outcome = match verdict {
                 Verdict::Verified => "verified",
                 Verdict::Expired => "expired",
@@ -293,16 +294,7 @@ impl BiometricsService for Biometrics {
             }
         };
         Ok(Response::new(pb::GetCaptureStatusResponse {
-            captures: set
-                .captures
-                .iter()
-                .map(|c| pb::CaptureSummary {
-                    kind: pb::CaptureKind::from(c.kind).into(),
-                    capture_id: c.id.to_string(),
-                    captured_at: Some(timestamp(c.created_at)),
-                    scores: Some(scores_from_json(&c.scores)),
-                })
-                .collect(),
+            captures: set.captures.iter().map(capture_summary).collect(),
             document_type: pb::DocumentType::from(set.document_type).into(),
             consent_given: set.consent.is_some(),
             consent_accepted_at: set.consent.as_ref().map(|c| timestamp(c.accepted_at)),
@@ -495,15 +487,7 @@ impl BiometricsService for Biometrics {
         Ok(Response::new(pb::GetReviewResponse {
             review: Some(review_message(row)),
             zone: zone.map(zone_message),
-            captures: captures
-                .iter()
-                .map(|c| pb::CaptureSummary {
-                    kind: pb::CaptureKind::from(c.kind).into(),
-                    capture_id: c.id.to_string(),
-                    captured_at: Some(timestamp(c.created_at)),
-                    scores: Some(scores_from_json(&c.scores)),
-                })
-                .collect(),
+            captures: captures.iter().map(capture_summary).collect(),
         }))
     }
 
