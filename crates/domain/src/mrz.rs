@@ -312,6 +312,26 @@ impl Format {
             Self::Td3 => &td3::LAYOUT,
         }
     }
+
+    /// Whether position `pos` of line `line` holds a digit and never anything else: a date or
+    /// a check digit, each of them checked (a reader may insist on a digit there).
+    pub fn digit_at(self, line: usize, pos: usize) -> bool {
+        let layout = self.layout();
+        [layout.birth, layout.expiry]
+            .into_iter()
+            .chain(
+                layout
+                    .checks
+                    .iter()
+                    .filter(|check| !check.may_be_blank)
+                    .map(|check| check.at),
+            )
+            .any(|f| {
+                f.class == Class::Digit
+                    && f.line == line
+                    && (f.start..f.start + f.len).contains(&pos)
+            })
+    }
 }
 
 /// Why the lines are not a zone.
@@ -959,6 +979,20 @@ mod tests {
 
     fn lines(s: &[&str]) -> Vec<String> {
         s.iter().map(|l| l.to_string()).collect()
+    }
+
+    #[test]
+    fn digits_are_insisted_on_only_where_every_zone_has_one() {
+        let td1 = Format::Td1;
+        // Line 2: the birth date and its check, the expiry and its check, the composite.
+        let line2: Vec<usize> = (0..30).filter(|&p| td1.digit_at(1, p)).collect();
+        assert_eq!(line2, [0, 1, 2, 3, 4, 5, 6, 8, 9, 10, 11, 12, 13, 14, 29]);
+        // Line 1: the number's check digit only; the names' line: none.
+        let line1: Vec<usize> = (0..30).filter(|&p| td1.digit_at(0, p)).collect();
+        assert_eq!(line1, [14]);
+        assert!((0..30).all(|p| !td1.digit_at(2, p)));
+        // A passport's personal-number check may be a filler; its composite may not.
+        assert!(!Format::Td3.digit_at(1, 42) && Format::Td3.digit_at(1, 43));
     }
 
     #[test]

@@ -58,6 +58,14 @@ pub enum ReadError {
     Model(String),
 }
 
+/// What was recognised of a line: its strip, its cells, and the character found in each
+/// (with its score), if any.
+struct Reading {
+    strip: GrayImage,
+    cells: Cells,
+    found: Vec<Option<(u8, f32)>>,
+}
+
 /// A band of text rows in the upright photo, in its pixels.
 #[derive(Debug, Clone, Copy)]
 struct Band {
@@ -147,8 +155,8 @@ impl Reader {
         if bands.len() < format.lines() {
             return Err(ReadError::NotFound);
         }
-        // Per band: not yet recognised, not a line of a zone, or its text.
-        let mut read: Vec<Option<Option<String>>> = vec![None; bands.len()];
+        // Per band: not yet recognised, not a line of a zone, or what was read of it.
+        let mut read: Vec<Option<Option<Reading>>> = (0..bands.len()).map(|_| None).collect();
         let mut last_error = None;
         // From the bottom up: the zone is the document's last lines.
         'windows: for end in (format.lines()..=bands.len()).rev() {
@@ -162,15 +170,14 @@ impl Reader {
             }
             let mut lines = Vec::with_capacity(format.lines());
             for (i, band) in window.iter().enumerate() {
-                let line = match &read[start + i] {
-                    Some(line) => line.clone(),
-                    None => {
-                        let line = self.recognise_line(&strip(&upright, band), format.width())?;
-                        read[start + i] = Some(line.clone());
-                        line
-                    }
+                if read[start + i].is_none() {
+                    let strip = strip(&upright, band);
+                    read[start + i] = Some(self.recognise_line(strip, format.width())?);
+                }
+                let Some(Some(reading)) = &read[start + i] else {
+                    continue 'windows;
                 };
-                match line {
+                match self.finish(reading, format, i)? {
                     Some(line) => lines.push(line),
                     None => continue 'windows,
                 }
@@ -183,20 +190,20 @@ impl Reader {
         Err(last_error.map_or(ReadError::NotFound, ReadError::Unreadable))
     }
 
-    /// A line of `chars` monospaced characters, 48 pixels high (`None` if it is not one). The print's extent gives the
-    /// pitch and so each character's cell; the line is recognised in pieces of whole cells,
-    /// and each character the network emits is put in the cell under its position. A cell
-    /// left empty (the network drops characters, most often in and after a run of chevrons)
-    /// is read again in a window of its own and its neighbours'.
-    fn recognise_line(&self, strip: &GrayImage, chars: usize) -> Result<Option<String>, ReadError> {
-        let Some(cells) = Cells::of(strip, chars) else {
+    /// A line of `chars` monospaced characters, 48 pixels high (`None` if it is not one). The
+    /// print's extent gives the pitch and so each character's cell; the line is recognised in
+    /// pieces of whole cells, and each character the network emits is put in the cell under
+    /// its position. A cell left empty (the network drops characters, most often in and after
+    /// a run of chevrons) is read again in a window of its own and its neighbours'.
+    fn recognise_line(&self, strip: GrayImage, chars: usize) -> Result<Option<Reading>, ReadError> {
+        let Some(cells) = Cells::of(&strip, chars) else {
             return Ok(None);
         };
         let mut found: Vec<Option<(u8, f32)>> = vec![None; chars];
         let count = chars.div_ceil(PIECE);
         let bounds: Vec<usize> = (0..=count).map(|k| chars * k / count).collect();
         for pair in bounds.windows(2) {
-            self.read_cells(strip, &cells, pair[0], pair[1], &mut found)?;
+            self.read_cells(&strip, &cells, pair[0], pair[1], &mut found)?;
         }
         // Mostly empty: not a line of characters at this pitch.
         if found.iter().filter(|f| f.is_some()).count() * 2 < chars {
@@ -209,30 +216,81 @@ impl Reader {
                     break;
                 }
                 let mut again = vec![None; chars];
-                self.read_cells(strip, &cells, from, to, &mut again)?;
+                self.read_cells(&strip, &cells, from, to, &mut again)?;
                 found[i] = again[i];
             }
         }
-        // A cell the other readings left empty too, between fillers, is a filler (a chevron is
-        // what the network loses most); anywhere else the line is not read.
-        let mut line = Vec::with_capacity(chars);
-        for i in 0..chars {
-            let filler_at = |j: usize| {
-                found
-                    .get(j)
-                    .copied()
-                    .flatten()
-                    .is_some_and(|(c, _)| c == b'<')
-            };
-            match found[i] {
-                Some((c, _)) => line.push(c),
+        Ok(Some(Reading {
+            strip,
+            cells,
+            found,
+        }))
+    }
+
+    /// The text of a line read as line `line` of a `format` zone. A cell the readings left
+    /// empty between fillers is a filler (a chevron is what the network loses most); one
+    /// where the zone has a digit (a date, a check digit) is the likeliest digit over the steps
+    /// under it read alone (the network drops a check digit after a run of chevrons), which
+    /// the check digits then judge like any other; anywhere else the line is not read.
+    fn finish(
+        &self,
+        reading: &Reading,
+        format: Format,
+        line: usize,
+    ) -> Result<Option<String>, ReadError> {
+        let found = &reading.found;
+        let chars = found.len();
+        let filler_at = |j: usize| {
+            found
+                .get(j)
+                .copied()
+                .flatten()
+                .is_some_and(|(c, _)| c == b'<')
+        };
+        let mut text = Vec::with_capacity(chars);
+        for (i, cell) in found.iter().enumerate() {
+            match *cell {
+                Some((c, _)) => text.push(c),
                 None if i > 0 && i + 1 < chars && filler_at(i - 1) && filler_at(i + 1) => {
-                    line.push(b'<')
+                    text.push(b'<')
+                }
+                None if format.digit_at(line, i) => {
+                    match self.forced_digit(&reading.strip, &reading.cells, i)? {
+                        Some(digit) => text.push(digit),
+                        None => return Ok(None),
+                    }
                 }
                 None => return Ok(None),
             }
         }
-        Ok(Some(String::from_utf8_lossy(&line).into_owned()))
+        Ok(Some(String::from_utf8_lossy(&text).into_owned()))
+    }
+
+    /// Cell `i` of a strip read alone: the digit with the best score at any step under the
+    /// cell, whatever the blank scores.
+    fn forced_digit(
+        &self,
+        strip: &GrayImage,
+        cells: &Cells,
+        i: usize,
+    ) -> Result<Option<u8>, ReadError> {
+        let (piece, offset) = cells.piece(strip, i, i + 1);
+        let (steps, step_width) = self.scores(&piece)?;
+        let mut best: Option<(u8, f32)> = None;
+        for (t, step) in steps.outer_iter().enumerate() {
+            if cells.at((t as f32 + 0.5) * step_width + offset) != Some(i) {
+                continue;
+            }
+            for (class, &score) in step.iter().enumerate().skip(1) {
+                if let Some(Some(c)) = self.classes.get(class)
+                    && c.is_ascii_digit()
+                    && best.is_none_or(|(_, b)| score > b)
+                {
+                    best = Some((*c, score));
+                }
+            }
+        }
+        Ok(best.map(|(c, _)| c))
     }
 
     /// Recognises cells `from..to` of a strip and files each character in its cell (the more
@@ -257,9 +315,9 @@ impl Reader {
         Ok(())
     }
 
-    /// One piece of text, 48 pixels high: each character the network emits, with its centre
-    /// (in the piece's pixels) and its score.
-    fn recognise(&self, line: &GrayImage) -> Result<Vec<(u8, f32, f32)>, ReadError> {
+    /// The network's scores for one piece of text, 48 pixels high: per time step, per class;
+    /// and the width of a step in the piece's pixels.
+    fn scores(&self, line: &GrayImage) -> Result<(tract_ndarray::Array2<f32>, f32), ReadError> {
         let (width, plan) = self
             .plans
             .iter()
@@ -305,13 +363,25 @@ impl Reader {
             )));
         }
         let steps = scores.index_axis(tract_ndarray::Axis(0), 0);
-        let step_width = w as f32 / steps.shape()[0] as f32;
+        let step_width = w as f32 / steps.shape()[0] as f32 * stretch;
+        let steps = steps
+            .to_owned()
+            .into_dimensionality::<tract_ndarray::Ix2>()
+            .map_err(|e| ReadError::Model(e.to_string()))?;
+        Ok((steps, step_width))
+    }
+
+    /// One piece of text, 48 pixels high: each character the network emits, with its centre
+    /// (in the piece's pixels) and its score.
+    fn recognise(&self, line: &GrayImage) -> Result<Vec<(u8, f32, f32)>, ReadError> {
+        let (steps, step_width) = self.scores(line)?;
+
         // CTC: a character is a run of steps whose best class is it; blanks separate repeats.
         let mut glyphs = Vec::new();
         let mut run: Option<(u8, usize, usize, f32)> = None;
         let close = |run: Option<(u8, usize, usize, f32)>, glyphs: &mut Vec<(u8, f32, f32)>| {
             if let Some((c, first, last, score)) = run {
-                let centre = (first + last + 1) as f32 / 2.0 * step_width * stretch;
+                let centre = (first + last + 1) as f32 / 2.0 * step_width;
                 glyphs.push((c, centre, score));
             }
         };
@@ -470,9 +540,11 @@ fn bands(ink: &GrayImage) -> Vec<Band> {
             rows.push((start, y));
         }
     }
-    // The widest run of inked columns with gaps narrower than two line heights.
+    // The widest run of inked columns with gaps narrower than a line's height: a zone has no
+    // spaces (fillers join its words), and a wider gap keeps a textured background beside
+    // the card out of the band.
     let measure = |top: usize, bottom: usize| -> Option<Band> {
-        let gap = 2 * (bottom - top);
+        let gap = bottom - top;
         let mut best = (0, 0);
         let mut run: Option<(usize, usize)> = None;
         for x in (0..w).filter(|&x| (top..bottom).any(|y| raw[y * w + x] > 0)) {
