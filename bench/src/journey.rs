@@ -30,6 +30,8 @@ pub(crate) struct Ctx {
     pub(crate) registered: std::sync::Mutex<Vec<String>>,
 }
 
+/// The photos every applicant shares, and one back of an ID card for the bound (in the
+/// journey each person's back is their own, its zone carrying their IIN).
 pub(crate) struct Photos {
     pub(crate) face: Vec<u8>,
     pub(crate) front: Vec<u8>,
@@ -38,10 +40,15 @@ pub(crate) struct Photos {
 
 impl Photos {
     pub(crate) fn load() -> Self {
+        let holder = Iin::parse(&examreg_testkit::random_iin(Sex::Female)).expect("a valid IIN");
         Self {
             face: SELFIE.to_vec(),
             front: id_card(true),
-            back: id_card(false),
+            back: examreg_testkit::cards::id_card_back(
+                &holder,
+                "341231",
+                examreg_testkit::cards::Shot::CLEAN,
+            ),
         }
     }
 }
@@ -282,14 +289,21 @@ pub(crate) async fn run(ctx: Arc<Ctx>) -> Result<(), String> {
         ok,
     )
     .await?;
+    let iin = person.iin.clone();
+    let back = tokio::task::spawn_blocking(move || {
+        examreg_testkit::cards::id_card_back(&iin, "341231", examreg_testkit::cards::Shot::CLEAN)
+    })
+    .await
+    .map_err(|_| "document_back:draw:-".to_owned())?;
     s.call(
         "document_back",
         M::PUT,
         "/v1/me/biometrics/document-back",
-        Jpeg(photos.back.clone()),
+        Jpeg(back),
         ok,
     )
     .await?;
+    let back_stored = Instant::now();
     s.call(
         "consent",
         M::POST,
@@ -327,6 +341,25 @@ pub(crate) async fn run(ctx: Arc<Ctx>) -> Result<(), String> {
         ok,
     )
     .await?;
+    // The completion waits for the document check, read in the background since the back was
+    // stored: from then to its verdict is the check's latency as the applicant sees it.
+    let check = loop {
+        let onboarding = s
+            .call("onboarding", M::GET, "/v1/me/onboarding", Body::None, ok)
+            .await?;
+        let status = onboarding["document_check"]["status"]
+            .as_str()
+            .unwrap_or("-")
+            .to_owned();
+        if status != "checking" || back_stored.elapsed() > Duration::from_secs(300) {
+            break status;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    ctx.recorder.step("document_check", back_stored.elapsed());
+    if check != "verified" {
+        return Err(format!("document_check:{check}:-"));
+    }
     s.call(
         "complete",
         M::POST,

@@ -36,6 +36,8 @@ struct Args {
     base: String,
     mail: String,
     profile: String,
+    /// Biometrics, whose `/metrics` count the document checks read.
+    biometrics: String,
     out: std::path::PathBuf,
     /// After the measured run, a second one at twice its rate.
     overload: bool,
@@ -54,6 +56,7 @@ fn args() -> anyhow::Result<Args> {
         base: "http://127.0.0.1:8080".into(),
         mail: "http://127.0.0.1:1080".into(),
         profile: "http://127.0.0.1:50054".into(),
+        biometrics: "http://127.0.0.1:50053".into(),
         overload: false,
         login_seconds: 20,
         bound_only: false,
@@ -74,6 +77,7 @@ fn args() -> anyhow::Result<Args> {
             "--base" => args.base = value()?,
             "--mail" => args.mail = value()?,
             "--profile" => args.profile = value()?,
+            "--biometrics" => args.biometrics = value()?,
             "--out" => args.out = value()?.into(),
             "--overload" => args.overload = true,
             "--login-seconds" => args.login_seconds = value()?.parse()?,
@@ -81,7 +85,7 @@ fn args() -> anyhow::Result<Args> {
             other => anyhow::bail!("unknown argument {other}"),
         }
     }
-    for url in [&args.base, &args.mail, &args.profile] {
+    for url in [&args.base, &args.mail, &args.profile, &args.biometrics] {
         anyhow::ensure!(
             url.starts_with("http://127.0.0.1") || url.starts_with("http://localhost"),
             "{url}: the benchmark targets loopback only"
@@ -94,10 +98,15 @@ fn args() -> anyhow::Result<Args> {
 async fn main() -> anyhow::Result<()> {
     let args = args()?;
     let photos = Photos::load();
-    eprintln!("measuring the bound (argon2id on every core, the three photo checks)…");
-    let bound_before = bound::parts(&photos).await?;
+    let model = std::env::var_os("BIOMETRICS_MRZ_MODEL")
+        .map_or_else(examreg_testkit::mrz_model, std::path::PathBuf::from);
+    let reader = examreg_biometrics::ocr::Reader::load(&model)?;
+    eprintln!(
+        "measuring the bound (argon2id on every core, the three photo checks, the zone's reading)…"
+    );
+    let bound_before = bound::parts(&photos, &reader).await?;
     if args.bound_only {
-        let bound = bound::bound(&bound_before, &bound::parts(&photos).await?);
+        let bound = bound::bound(&bound_before, &bound::parts(&photos, &reader).await?);
         println!("{}", serde_json::to_string_pretty(&bound)?);
         return Ok(());
     }
@@ -122,6 +131,7 @@ async fn main() -> anyhow::Result<()> {
         !before.is_empty(),
         "no examreg-* process found: start the suite first (deploy/bench does)"
     );
+    let checks_before = document_checks(&ctx.http, &args.biometrics).await;
     let deadline = Instant::now() + Duration::from_secs(args.max_seconds);
     let started = Instant::now();
     let ((completed, failed), mode) = match args.rate {
@@ -135,6 +145,9 @@ async fn main() -> anyhow::Result<()> {
         ),
     };
     let seconds = started.elapsed().as_secs_f64();
+    let checks = document_checks(&ctx.http, &args.biometrics)
+        .await
+        .since(&checks_before, seconds);
     let after = report::processes();
     let busy = report::machine_busy() - busy_before;
     let token = ctx.token.lock().expect("token lock").clone();
@@ -191,7 +204,7 @@ async fn main() -> anyhow::Result<()> {
         Value::Null
     };
     eprintln!("measuring the bound again, on the idle suite…");
-    let bound = bound::bound(&bound_before, &bound::parts(&ctx.photos).await?);
+    let bound = bound::bound(&bound_before, &bound::parts(&ctx.photos, &reader).await?);
     let report = json!({
         "idle_rss_mib": idle_rss,
         "half_load": half,
@@ -205,6 +218,7 @@ async fn main() -> anyhow::Result<()> {
         "registrations_per_second": rate,
         "bound": bound,
         "hop": hop,
+        "document_checks": checks,
         "achieved_over_bound": rate / bound["registrations_per_second"].as_f64().unwrap_or(f64::NAN),
         "cpu": cpu_split(&bound, rate, seconds, busy, services_cpu),
         "steps": steps,
@@ -222,6 +236,48 @@ async fn main() -> anyhow::Result<()> {
     println!("{markdown}");
     eprintln!("report written to {}", args.out.display());
     Ok(())
+}
+
+/// What biometrics' `/metrics` counted of the document checks: checks finished, and the
+/// CPU seconds of the readings with their number.
+struct Checks {
+    finished: f64,
+    read_seconds: f64,
+    reads: f64,
+}
+
+async fn document_checks(http: &reqwest::Client, biometrics: &str) -> Checks {
+    let page = match http.get(format!("{biometrics}/metrics")).send().await {
+        Ok(response) => response.text().await.unwrap_or_default(),
+        Err(_) => String::new(),
+    };
+    let sum = |name: &str| -> f64 {
+        page.lines()
+            .filter(|line| {
+                line.starts_with(&format!("{name}{{")) || line.starts_with(&format!("{name} "))
+            })
+            .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    };
+    Checks {
+        finished: sum("biometrics_document_checks_total"),
+        read_seconds: sum("biometrics_document_read_seconds_sum"),
+        reads: sum("biometrics_document_read_seconds_count"),
+    }
+}
+
+impl Checks {
+    /// The checks of the run that began at `before` and lasted `seconds`: how many, how fast
+    /// the queue drained, and the service's CPU per reading under the load.
+    fn since(&self, before: &Checks, seconds: f64) -> Value {
+        let finished = self.finished - before.finished;
+        let reads = self.reads - before.reads;
+        json!({
+            "finished": finished,
+            "drained_per_second": finished / seconds,
+            "cpu_ms_per_reading": if reads > 0.0 { (self.read_seconds - before.read_seconds) / reads * 1000.0 } else { f64::NAN },
+        })
+    }
 }
 
 /// Where the machine's CPU went in the main run: the suite's services, and everything else

@@ -177,14 +177,22 @@ pub(crate) fn markdown(report: &Value) -> String {
     ));
     out.push_str(&format!(
         "Bound: argon2id {} hashes/s on {} cores ({} ms each); photo checks {} / {} / {} ms \
-         (face, front, back); {} CPU-s per registration.\n\n",
+         (face, front, back); the zone's reading {} ms; {} CPU-s per registration.\n\n",
         f(&report["bound"]["argon2_hashes_per_second"]),
         report["machine"]["cores"],
         f(&report["bound"]["hash_ms"]),
         f(&report["bound"]["photo_ms"]["face"]),
         f(&report["bound"]["photo_ms"]["document_front"]),
         f(&report["bound"]["photo_ms"]["document_back"]),
+        f(&report["bound"]["mrz_ms"]),
         f(&report["bound"]["cpu_seconds_per_registration"]),
+    ));
+    out.push_str(&format!(
+        "Document checks: {} finished in the run, {} a second drained; {} CPU-ms a reading in \
+         the service under the load.\n\n",
+        report["document_checks"]["finished"],
+        f(&report["document_checks"]["drained_per_second"]),
+        f(&report["document_checks"]["cpu_ms_per_reading"]),
     ));
     if report["hop"]["gateway_hop_p50_ms"].is_number() {
         out.push_str(&format!(

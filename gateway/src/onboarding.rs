@@ -294,9 +294,33 @@ fn incomplete(missing: Vec<String>) -> ApiError {
     error
 }
 
-/// «Завершить регистрацию»: every service confirms its part, the profile locks, biometrics
-/// seals the photos and consent, then identity marks the account registered. Calling it again
-/// answers the same.
+/// The completion held by the document check, if it holds it: nothing else is missing (but
+/// the zone-bearing photo, when the check asks for it again) and the check is not passed.
+/// The error's code and message are the check's, with `missing` and the `document_check`.
+fn held(
+    check: Option<&bio::DocumentCheck>,
+    missing: &[String],
+    document_type: DocumentType,
+    lang: crate::i18n::Lang,
+) -> Option<ApiError> {
+    let zone_step = match document_type {
+        DocumentType::IdCard => "document_back",
+        DocumentType::Passport => "document_front",
+    };
+    if missing.iter().any(|step| step != zone_step) {
+        return None;
+    }
+    let state = DocumentState::of(check?, document_type, lang);
+    let mut error = ApiError::new(StatusCode::CONFLICT, state.code?);
+    error.extra =
+        Some(json!({"missing": missing, "message": state.message, "document_check": state}));
+    Some(error)
+}
+
+/// «Завершить регистрацию»: every service confirms its part (biometrics' part includes a
+/// document check that passed: the zone read and agreeing, or a person's approval), the
+/// profile locks, biometrics seals the photos and consent, then identity marks the account
+/// registered. Calling it again answers the same.
 #[utoipa::path(
     post,
     path = "/v1/me/registration/complete",
@@ -308,11 +332,15 @@ fn incomplete(missing: Vec<String>) -> ApiError {
         (status = 200, description = "Registered", body = Completed),
         (status = 401, description = "No valid access token (`unauthenticated`)", body = ErrorBody),
         (status = 403, description = "A capture token cannot complete (`capture_only`)", body = ErrorBody),
-        (status = 409, description = "`registration_incomplete`, with `missing`: the steps still to do", body = ErrorBody),
+        (status = 409, description = "`registration_incomplete`, with `missing`: the steps still to do; or the document check holds it, with its code (`document_check_pending`, `document_review`, `document_rejected`, `document_mrz_unreadable`, `document_expired`, `document_retake_requested`), `missing` and the `document_check`", body = ErrorBody),
         (status = 503, description = "A dependency is down; retry later", body = ErrorBody),
     )
 )]
-async fn complete(State(state): State<AppState>, user: User) -> ApiResult<Json<Completed>> {
+async fn complete(
+    State(state): State<AppState>,
+    client: Client,
+    user: User,
+) -> ApiResult<Json<Completed>> {
     let token = &user.token;
     let (account, captures, profile) = tokio::try_join!(
         state.identity.account(token),
@@ -333,6 +361,17 @@ async fn complete(State(state): State<AppState>, user: User) -> ApiResult<Json<C
         .chain(&profile.missing)
         .cloned()
         .collect();
+    let document_type =
+        DocumentType::from_wire(captures.document_type).unwrap_or(DocumentType::IdCard);
+    // The document check first: its message says what to do (wait, retake, call the desk).
+    if let Some(error) = held(
+        captures.document_check.as_ref(),
+        &missing,
+        document_type,
+        client.lang,
+    ) {
+        return Err(error);
+    }
     if !missing.is_empty() {
         return Err(incomplete(missing));
     }
@@ -346,7 +385,13 @@ async fn complete(State(state): State<AppState>, user: User) -> ApiResult<Json<C
     // upload still arriving now is refused there, whatever was checked above.
     let seal = state.biometrics.seal(token).await?;
     if !seal.sealed {
-        return Err(incomplete(seal.missing));
+        return Err(held(
+            seal.document_check.as_ref(),
+            &seal.missing,
+            document_type,
+            client.lang,
+        )
+        .unwrap_or_else(|| incomplete(seal.missing)));
     }
     let done = state.identity.complete_registration(token).await?;
     metrics::counter!("registrations_completed_total").increment(1);

@@ -59,12 +59,26 @@ async fn preview(b: &Browser) {
 
 /// From the welcome screen through «Войти» to the first photo step.
 async fn log_in(b: &Browser, iin: &str) {
+    log_in_to(b, iin, "face").await;
+}
+
+/// Logs in from the welcome screen and lands on `screen`.
+async fn log_in_to(b: &Browser, iin: &str, screen: &str) {
     b.click("#app .primary").await;
     b.on_screen("login").await;
     b.fill("input[name=login]", iin).await;
     b.fill("input[name=password]", PASSWORD).await;
     b.click("button[type=submit]").await;
-    b.on_screen("face").await;
+    b.on_screen(screen).await;
+}
+
+/// The back of the holder's own ID card: its zone carries their IIN.
+fn own_back(iin: &str) -> Vec<u8> {
+    tk::cards::id_card_back(
+        &examreg_domain::Iin::parse(iin).unwrap(),
+        "341231",
+        tk::cards::Shot::CLEAN,
+    )
 }
 
 /// From the first screen to the cabinet, the way a person does it.
@@ -157,7 +171,7 @@ async fn register(b: &Browser, s: &Suite, files: &Files, lang: &str) {
 
     // The documents, as photos from the phone's gallery.
     let front = files.write("front.jpg", &id_card(true));
-    let back = files.write("back.jpg", &id_card(false));
+    let back = files.write("back.jpg", &own_back(&iin));
     b.on_screen("document_front").await;
     b.upload("#file-document_front", &front).await;
     preview(b).await;
@@ -305,6 +319,50 @@ async fn a_blurred_selfie_gets_the_retake_advice_in_the_chosen_language() {
     // Still on the selfie, with «Переснять» offered.
     assert_eq!(b.screen().await, "face");
     b.click("#retake").await;
+    b.close().await;
+}
+
+#[tokio::test]
+async fn a_back_whose_zone_was_not_read_is_asked_again_with_the_advice() {
+    let s = suite().await;
+    let iin = valid_iin();
+    s.register(&iin, &tk::unique_email()).await;
+    let (_, session) = s.login(&iin, PASSWORD).await;
+    let token = session["access_token"].as_str().unwrap().to_owned();
+    s.photographed(&token, &["face", "document-front"]).await;
+    let (status, body) = s
+        .photo(&token, "document-back", "image/jpeg", id_card(false))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        s.settled_document_check(&token, "en").await["status"],
+        "retake"
+    );
+    let b = Browser::start(BrowserOptions {
+        test: "document_retake",
+        size: (1280, 900),
+        phone: false,
+        camera: None,
+        lang: "ru",
+    })
+    .await;
+    b.goto(&format!("{}/", s.base)).await;
+    b.on_screen("welcome").await;
+    b.click("button[data-lang=en]").await;
+    // The back is the step to do again, and its screen says why.
+    log_in_to(&b, &iin, "document_back").await;
+    let advice = b
+        .wait_for(
+            "the advice",
+            "const a = document.querySelector('#app .alert'); return a && a.textContent",
+            serde_json::json!([]),
+        )
+        .await;
+    b.screenshot("document-retake-advice").await;
+    assert_eq!(
+        advice.as_str(),
+        Some(message("document_mrz_unreadable", Lang::En))
+    );
     b.close().await;
 }
 
@@ -592,7 +650,7 @@ async fn the_photos_move_to_a_phone_and_the_desktop_follows() {
     phone
         .upload(
             "#file-document_back",
-            &files.write("back.jpg", &id_card(false)),
+            &files.write("back.jpg", &own_back(&iin)),
         )
         .await;
     phone.click("#send").await;

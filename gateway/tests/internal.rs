@@ -392,7 +392,8 @@ async fn the_staff_command_line_drives_the_internal_api() {
 async fn a_card_that_is_not_the_holders_waits_for_a_person_who_decides_with_the_command_line() {
     let s = suite().await;
     let token = s.logged_in().await;
-    // Somebody else's card: the zone's IIN is not the account's.
+    s.fill_in(&token).await;
+    // Then somebody else's card: the zone's IIN is not the account's.
     let other = examreg_domain::Iin::parse(&valid_iin()).unwrap();
     let card = tk::cards::id_card_back(&other, "341231", tk::cards::Shot::nth(8));
     let (status, body) = s.photo(&token, "document-back", "image/jpeg", card).await;
@@ -437,6 +438,10 @@ async fn a_card_that_is_not_the_holders_waits_for_a_person_who_decides_with_the_
     assert_eq!(check["status"], "retake");
     assert_eq!(check["code"], "document_retake_requested");
     assert_eq!(check["reason"], "the numbers are blurred");
+    let (status, body) = s.complete(&token).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["error"]["code"], "document_retake_requested");
+    assert_eq!(body["error"]["missing"], json!(["document_back"]));
     // Decided once: a second decision is refused.
     let err = ctl(
         &s,
@@ -474,6 +479,9 @@ async fn a_card_that_is_not_the_holders_waits_for_a_person_who_decides_with_the_
         s.onboarding(&token).await["document_check"]["status"],
         "verified"
     );
+    // Approved: the registration completes.
+    let (status, body) = s.complete(&token).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
     let all = parsed(&ctl(&s, &["reviews", "--all", "--json"]).await.unwrap());
     let decisions: Vec<&str> = all["reviews"]
         .as_array()

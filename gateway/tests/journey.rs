@@ -961,9 +961,8 @@ async fn after_login_the_applicant_photographs_face_and_document_consents_and_mo
         (StatusCode::OK, Some("document_back")),
         "{body}"
     );
-    let (status, body) = s
-        .photo(&token, "document-back", "image/jpeg", id_card(false))
-        .await;
+    let back = s.good_photo(&token, "document-back").await;
+    let (status, body) = s.photo(&token, "document-back", "image/jpeg", back).await;
     assert_eq!(
         (status, body["next_step"].as_str()),
         (StatusCode::OK, Some("consent")),
@@ -1278,14 +1277,32 @@ async fn two_hundred_applicants_behind_one_address_all_get_their_codes_by_solvin
 }
 
 #[tokio::test]
-async fn the_document_check_reads_the_back_and_says_what_to_do_in_the_applicants_language() {
+async fn the_document_check_reads_the_back_says_what_to_do_and_holds_the_completion() {
     let s = suite().await;
     let iin = valid_iin();
     s.register(&iin, &tk::unique_email()).await;
     let (_, session) = s.login(&iin, PASSWORD).await;
     let token = session["access_token"].as_str().unwrap().to_owned();
     assert!(s.onboarding(&token).await.get("document_check").is_none());
-    // A back without a readable zone: retake it, in Russian by default.
+    // Every step done, with the holder's own card: verified (`fill_in` waits for it).
+    s.fill_in(&token).await;
+    let complete = |lang: &'static str| {
+        let auth = format!("Bearer {token}");
+        let s = &s;
+        async move {
+            let (status, _, body) = s
+                .call(
+                    reqwest::Method::POST,
+                    "/v1/me/registration/complete",
+                    None,
+                    &[("authorization", &auth), ("accept-language", lang)],
+                )
+                .await;
+            (status, body)
+        }
+    };
+    // A retake without a readable zone: retake it, in Russian by default. The back is a
+    // step to do again, and the completion says so in the check's own words.
     let (status, body) = s
         .photo(&token, "document-back", "image/jpeg", id_card(false))
         .await;
@@ -1297,7 +1314,15 @@ async fn the_document_check_reads_the_back_and_says_what_to_do_in_the_applicants
         check["message"],
         "Сфотографируйте оборотную сторону целиком, без бликов."
     );
-    // The holder's own card: verified.
+    let onboarding = s.onboarding(&token).await;
+    assert_eq!(onboarding["next_step"], "document_back", "{onboarding}");
+    let (status, body) = complete("ru").await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["error"]["code"], "document_mrz_unreadable", "{body}");
+    assert_eq!(body["error"]["message"], check["message"]);
+    assert_eq!(body["error"]["missing"], json!(["document_back"]));
+    assert_eq!(body["error"]["document_check"]["status"], "retake");
+    // The holder's own card again: verified.
     let card = tk::cards::id_card_back(
         &examreg_domain::Iin::parse(&iin).unwrap(),
         "341231",
@@ -1308,7 +1333,8 @@ async fn the_document_check_reads_the_back_and_says_what_to_do_in_the_applicants
     let check = s.settled_document_check(&token, "en").await;
     assert_eq!(check["status"], "verified", "{check}");
     assert!(check.get("code").is_none());
-    // Somebody else's card (a squatter's try): a person looks, the applicant is told so.
+    // Somebody else's card (a squatter's try): a person looks, the applicant is told so, and
+    // the registration waits for that person.
     let other = examreg_domain::Iin::parse(&valid_iin()).unwrap();
     let card = tk::cards::id_card_back(&other, "341231", tk::cards::Shot::nth(6));
     s.photo(&token, "document-back", "image/jpeg", card).await;
@@ -1316,4 +1342,20 @@ async fn the_document_check_reads_the_back_and_says_what_to_do_in_the_applicants
     assert_eq!(check["status"], "under_review", "{check}");
     assert_eq!(check["code"], "document_review");
     assert!(check["message"].as_str().unwrap().contains("қызметкері"));
+    assert_eq!(s.onboarding(&token).await["next_step"], "complete");
+    let (status, body) = complete("en").await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["error"]["code"], "document_review", "{body}");
+    assert_eq!(body["error"]["missing"], json!([]));
+    // Nothing was made final: the profile is not locked, the account not registered.
+    let (_, _, me) = s
+        .call(
+            reqwest::Method::GET,
+            "/v1/me",
+            None,
+            &[("authorization", &format!("Bearer {token}"))],
+        )
+        .await;
+    assert_eq!(me["account"]["status"], "active", "{me}");
+    assert_eq!(me["profile"]["locked"], false, "{me}");
 }

@@ -645,6 +645,12 @@ async function capture(kind) {
         alert.textContent = error.message;
       }),
     }));
+  // The photo whose zone was not read, or expired, or that a person asks again: say why.
+  const check = onboarding.document_check;
+  const zoneStep = documentType === 'passport' ? 'document_front' : 'document_back';
+  if (kind === zoneStep && check && ['retake', 'expired'].includes(check.status)) {
+    alert.textContent = documentCheckText(check);
+  }
   show(kind, title, progress(kind),
     h('p', { text: isFace ? t('face_text') : t('document_text') }),
     typeChoice, stage, status, alert,
@@ -860,14 +866,52 @@ function summary(me) {
   return h('dl', { class: 'summary' }, rows.flatMap(([k, v]) => [h('dt', { text: k }), h('dd', { text: v || t('none') })]));
 }
 
+/** What the document check asks of the applicant (its message and the reviewer's reason). */
+function documentCheckText(check) {
+  return check.reason ? `${check.message} ${check.reason}` : check.message;
+}
+
 async function complete() {
-  const me = await api('GET', '/v1/me', undefined, { auth: true });
+  const [me, onboarding] = await Promise.all([
+    api('GET', '/v1/me', undefined, { auth: true }),
+    api('GET', '/v1/me/onboarding', undefined, { auth: true }),
+  ]);
+  const check = onboarding.document_check;
+  const notice = h('p', {
+    class: 'notice', id: 'document-check', role: 'status', 'aria-live': 'polite',
+    hidden: !check || check.status === 'verified',
+    text: check && check.status !== 'verified' ? documentCheckText(check) : '',
+  });
   const form = h('form', { novalidate: true }, alertBox(),
-    h('p', { text: t('complete_text') }), summary(me),
+    h('p', { text: t('complete_text') }), summary(me), notice,
     actions(primary(t('complete_button'))));
+  const app = document.getElementById('app');
   onSubmit(form, async () => {
-    await api('POST', '/v1/me/registration/complete', undefined, { auth: true });
-    route('done');
+    for (;;) {
+      try {
+        await api('POST', '/v1/me/registration/complete', undefined, { auth: true });
+        route('done');
+        return;
+      } catch (error) {
+        if (!(error instanceof ApiError)) throw error;
+        const held = error.body.document_check;
+        if (held) {
+          notice.textContent = documentCheckText(held);
+          notice.hidden = false;
+        }
+        // The document is read a few seconds after its photo: wait here, then try again.
+        if (error.code === 'document_check_pending' && app.contains(form)) {
+          await new Promise((r) => setTimeout(r, 2000));
+          continue;
+        }
+        // The check asks for the photo again: that step, where its message is shown.
+        if (held && (error.body.missing || []).length) {
+          route(error.body.missing[0]);
+          return;
+        }
+        throw error;
+      }
+    }
   });
   show('complete', t('complete_title'), progress('complete'), form);
 }

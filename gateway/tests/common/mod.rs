@@ -637,30 +637,71 @@ impl Suite {
             .unwrap()
     }
 
-    /// An applicant logged in with every step done but the completion; their access token.
-    /// Uploads the suite's good photo of each kind (`face`, `document-front`,
-    /// `document-back`), each accepted.
+    /// The account a token (an access or a capture token) is of.
+    pub(crate) fn account_of(token: &str) -> uuid::Uuid {
+        use base64::Engine;
+        let payload = token.split('.').nth(1).expect("a JWT");
+        let claims: Value = serde_json::from_slice(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(payload)
+                .expect("base64url"),
+        )
+        .expect("JSON claims");
+        claims["sub"].as_str().unwrap().parse().unwrap()
+    }
+
+    /// A good photo of `kind` (`face`, `document-front`, `document-back`) for the holder of
+    /// the account `token` is of: the suite's selfie, and a document that is theirs (an ID
+    /// card's back with their IIN; a passport's page with their number and citizenship),
+    /// valid until 2034.
+    pub(crate) async fn good_photo(&self, token: &str, kind: &str) -> Vec<u8> {
+        let identity = sqlx::PgPool::connect(&self.identity_db).await.unwrap();
+        let (login, login_kind, citizenship): (String, String, String) =
+            sqlx::query_as("SELECT login, login_kind, citizenship FROM accounts WHERE id = $1")
+                .bind(Self::account_of(token))
+                .fetch_one(&identity)
+                .await
+                .unwrap();
+        identity.close().await;
+        match (kind, login_kind.as_str()) {
+            ("face", _) => tk::photos::SELFIE.to_vec(),
+            ("document-front", "passport") => tk::cards::passport_page(
+                &login,
+                examreg_domain::mrz::alpha3(&citizenship).unwrap(),
+                "341231",
+                tk::cards::Shot::CLEAN,
+            ),
+            ("document-front", _) => tk::photos::id_card(true),
+            ("document-back", _) => tk::cards::id_card_back(
+                &examreg_domain::Iin::parse(&login).unwrap(),
+                "341231",
+                tk::cards::Shot::CLEAN,
+            ),
+            (other, _) => panic!("no photo of {other}"),
+        }
+    }
+
+    /// Uploads a good photo of each kind (`face`, `document-front`, `document-back`), each
+    /// accepted.
     pub(crate) async fn photographed(&self, token: &str, kinds: &[&str]) {
         for &kind in kinds {
-            let photo = match kind {
-                "face" => tk::photos::SELFIE.to_vec(),
-                "document-front" => tk::photos::id_card(true),
-                "document-back" => tk::photos::id_card(false),
-                other => panic!("no photo of {other}"),
-            };
+            let photo = self.good_photo(token, kind).await;
             let (status, body) = self.photo(token, kind, "image/jpeg", photo).await;
             assert_eq!(status, StatusCode::OK, "{kind}: {body}");
         }
     }
 
+    /// An applicant logged in with every step done but the completion, their document
+    /// checked and verified; their access token.
     pub(crate) async fn ready_to_complete(&self) -> String {
         let token = self.logged_in().await;
         self.fill_in(&token).await;
         token
     }
 
-    /// Does every step of a logged-in applicant but the completion: the suite's good photos,
-    /// the consent, the name, the details (region KZ-55) and the education.
+    /// Does every step of a logged-in applicant but the completion: good photos of their own
+    /// document, the consent, the name, the details (region KZ-55) and the education; then
+    /// waits for the document check to verify the document.
     pub(crate) async fn fill_in(&self, token: &str) {
         let auth = format!("Bearer {token}");
         let me = |method: reqwest::Method, path: &'static str, body: Value| {
@@ -706,6 +747,9 @@ impl Suite {
             json!({"contingent_code": "bachelor", "institution_id": "toraighyrov"}),
         )
         .await;
+        // The completion waits for the document check, read in the background.
+        let check = self.settled_document_check(token, "en").await;
+        assert_eq!(check["status"], "verified", "{check}");
     }
 
     /// A registered applicant's access token.

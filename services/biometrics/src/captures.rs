@@ -70,8 +70,15 @@ impl Captures {
         let set = store::capture_set(&self.pool, account).await?;
         let document_type = set.document_type;
         let consent = store::consent_of(&self.pool, account).await?;
-        let missing = store::missing_of(&captures, document_type, consent.is_some(), &set.redo);
         let document_check = crate::documents::check_of(&self.pool, account).await?;
+        let document = crate::documents::standing(document_check.as_ref(), set.sealed_at.is_some());
+        let missing = store::missing_of(
+            &captures,
+            document_type,
+            consent.is_some(),
+            &set.redo,
+            document,
+        );
         Ok(SetStatus {
             document_check,
             captures,
@@ -219,7 +226,7 @@ impl Captures {
         match &seal {
             store::Seal::Erased => return Err(Error::Erased),
             store::Seal::Sealed(_) => tracing::info!(%account, "capture set sealed"),
-            store::Seal::Incomplete(_) => {}
+            store::Seal::Incomplete(_) | store::Seal::Held(_) => {}
         }
         Ok(seal)
     }

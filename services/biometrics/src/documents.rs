@@ -18,6 +18,8 @@ use uuid::Uuid;
 
 /// How long a claimed check is left to its worker before another may take it.
 const LEASE: Duration = Duration::from_secs(120);
+/// How long the readings under way may take to finish when the service stops.
+const DRAIN: Duration = Duration::from_secs(10);
 /// Attempts at a check whose reading fails for a reason other than the photo (the object
 /// store, the model) before it is left to a person.
 const MAX_ATTEMPTS: i32 = 5;
@@ -113,10 +115,47 @@ pub struct Decision {
     pub reason: String,
 }
 
+/// What an account's document check means for completing its registration (the rule in
+/// the README's "The document check and its reviews").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Standing {
+    /// The zone was read and agrees with the account, or a person approved the document.
+    Passed,
+    /// The applicant photographs the document again: the zone was not read, the document has
+    /// expired, a person asked for it, or the photo came before there were checks.
+    Retake,
+    /// Waits: for the reading, or for a person (the data did not agree, the reading kept
+    /// failing, or a person rejected the document and the support desk has to help).
+    Held,
+}
+
+/// The standing of an account's check (`None`: its zone-bearing photo has none). A set
+/// sealed before there were checks keeps its seal.
+pub fn standing(check: Option<&(Check, Option<Decision>)>, sealed: bool) -> Standing {
+    let Some((check, decision)) = check else {
+        return if sealed {
+            Standing::Passed
+        } else {
+            Standing::Retake
+        };
+    };
+    match (decision.as_ref().map(|d| d.decision.as_str()), check) {
+        // A person's decision outranks what the reading said.
+        (Some("approve"), _) => Standing::Passed,
+        (Some("retake"), _) => Standing::Retake,
+        (Some(_), _) => Standing::Held,
+        (None, Check::Read(_, Verdict::Verified)) => Standing::Passed,
+        (None, Check::Read(_, Verdict::Expired) | Check::Unreadable(_)) => Standing::Retake,
+        (None, Check::Read(_, Verdict::Review(_)) | Check::Pending | Check::Failed(_)) => {
+            Standing::Held
+        }
+    }
+}
+
 /// The check of the account's current zone-bearing photo, if it has one, and the decision on
 /// its review, if any.
 pub async fn check_of(
-    pool: &PgPool,
+    db: impl sqlx::PgExecutor<'_>,
     account: Uuid,
 ) -> Result<Option<(Check, Option<Decision>)>, sqlx::Error> {
     let row = sqlx::query!(
@@ -124,7 +163,7 @@ pub async fn check_of(
          FROM document_checks WHERE account_id = $1",
         account
     )
-    .fetch_optional(pool)
+    .fetch_optional(db)
     .await?;
     Ok(row.map(|row| {
         let decision = row.decision.clone().map(|decision| Decision {
@@ -323,22 +362,64 @@ pub async fn run(
     };
     tracing::info!(workers = settings.workers, "document reader loaded");
     let wake = Arc::new(tokio::sync::Notify::new());
-    let captures = service;
-    let mut tasks = tokio::task::JoinSet::new();
-    tasks.spawn(listen(captures.captures.pool.clone(), wake.clone()));
-    tasks.spawn(gauge(captures.captures.pool.clone()));
+    let pool = service.captures.pool.clone();
+    let mut background = tokio::task::JoinSet::new();
+    background.spawn(listen(pool.clone(), wake.clone()));
+    background.spawn(gauge(pool.clone()));
+    let (stopping, stopped) = tokio::sync::watch::channel(false);
+    let held: Held = Arc::default();
+    let mut workers = tokio::task::JoinSet::new();
     for _ in 0..settings.workers.max(1) {
-        tasks.spawn(worker(
-            captures.clone(),
+        workers.spawn(worker(
+            service.clone(),
             reader.clone(),
             wake.clone(),
             settings.valid_until,
+            stopped.clone(),
+            held.clone(),
         ));
     }
-    // The tasks never end on their own; at `stop` they are dropped (a claimed check is taken
-    // again after its lease).
     stop.await;
-    tasks.abort_all();
+    // A rollout or a drained node: the readings under way finish (a fraction of a second
+    // each), no new one starts, and a claim still held after the drain is handed back at once
+    // rather than after its lease, so an applicant's check does not wait minutes.
+    let _ = stopping.send(true);
+    background.abort_all();
+    let drained = tokio::time::timeout(DRAIN, async {
+        while workers.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        workers.abort_all();
+    }
+    let left: Vec<Uuid> = held
+        .lock()
+        .map(|held| held.iter().copied().collect())
+        .unwrap_or_default();
+    if !left.is_empty() {
+        match release(&pool, &left).await {
+            Ok(()) => tracing::info!(released = left.len(), "document checks handed back"),
+            Err(e) => tracing::warn!(error = %e, "document checks left to their lease"),
+        }
+    }
+}
+
+/// The accounts whose checks this replica's workers hold.
+type Held = Arc<std::sync::Mutex<std::collections::HashSet<Uuid>>>;
+
+/// Hands claimed checks back to the queue (the attempt is not counted).
+async fn release(pool: &PgPool, accounts: &[Uuid]) -> Result<(), sqlx::Error> {
+    sqlx::query!(
+        "UPDATE document_checks SET not_before = now(), attempts = GREATEST(attempts - 1, 0)
+         WHERE account_id = ANY($1) AND state = 'pending'",
+        accounts
+    )
+    .execute(pool)
+    .await?;
+    sqlx::query!("SELECT pg_notify('document_checks', '')")
+        .execute(pool)
+        .await?;
+    Ok(())
 }
 
 /// The queue's depth and its oldest check's age, every ten seconds (the same in every replica:
@@ -386,23 +467,39 @@ async fn worker(
     reader: Arc<Reader>,
     wake: Arc<tokio::sync::Notify>,
     valid_until: Option<chrono::NaiveDate>,
+    mut stopping: tokio::sync::watch::Receiver<bool>,
+    held: Held,
 ) {
     let captures = &service.captures;
-    loop {
+    let hold = |account: Uuid, on: bool| {
+        if let Ok(mut held) = held.lock() {
+            if on {
+                held.insert(account);
+            } else {
+                held.remove(&account);
+            }
+        }
+    };
+    while !*stopping.borrow() {
         let notified = wake.notified();
         match claim(&captures.pool).await {
             Ok(Some(claimed)) => {
+                hold(claimed.account_id, true);
                 let today = chrono::Utc::now().date_naive();
                 let valid_until = valid_until.map_or(today, |day| day.max(today));
                 if let Err(e) = read_one(captures, &reader, &claimed, valid_until).await {
                     tracing::warn!(error = %e, "document check not recorded; it is retried after its lease");
                 }
+                hold(claimed.account_id, false);
                 continue;
             }
             Ok(None) => {}
             Err(e) => tracing::warn!(error = %e, "document checks not claimed"),
         }
-        let _ = tokio::time::timeout(Duration::from_secs(1), notified).await;
+        tokio::select! {
+            _ = tokio::time::timeout(Duration::from_secs(1), notified) => {}
+            _ = stopping.changed() => {}
+        }
     }
 }
 

@@ -344,11 +344,19 @@ impl BiometricsService for Biometrics {
                 sealed: true,
                 sealed_at: Some(timestamp(at)),
                 missing: Vec::new(),
+                document_check: None,
             },
             store::Seal::Incomplete(missing) => pb::SealCapturesResponse {
                 sealed: false,
                 sealed_at: None,
                 missing: owned(missing),
+                document_check: None,
+            },
+            store::Seal::Held((check, decision)) => pb::SealCapturesResponse {
+                sealed: false,
+                sealed_at: None,
+                missing: Vec::new(),
+                document_check: Some(document_check(check, decision)),
             },
             store::Seal::Erased => return Err(Error::Erased.into()),
         }))

@@ -1,5 +1,6 @@
 //! Capture records, consents, capture sets and the access log in Postgres.
 
+use crate::documents::Standing;
 use chrono::{DateTime, Utc};
 use examreg_domain::{CaptureKind, DocumentType};
 use sqlx::{PgConnection, PgPool};
@@ -286,22 +287,30 @@ pub enum Seal {
     Sealed(DateTime<Utc>),
     /// Not sealed: these are still missing.
     Incomplete(Vec<&'static str>),
+    /// Not sealed: the document check holds it (waiting for the reading or for a person).
+    Held((crate::documents::Check, Option<crate::documents::Decision>)),
     Erased,
 }
 
-/// What a set lacks, in the order the applicant does it: what it does not have, and what a
-/// reopening asked to redo.
+/// What a set lacks, in the order the applicant does it: what it does not have, what a
+/// reopening asked to redo, and the zone-bearing photo when its check asks for a retake.
 pub fn missing_of(
     captures: &[CaptureRow],
     document_type: DocumentType,
     consent: bool,
     redo: &[String],
+    document: Standing,
 ) -> Vec<&'static str> {
     let to_redo = |step: &str| redo.iter().any(|r| r == step);
+    let retake = |kind: CaptureKind| {
+        document == Standing::Retake && crate::documents::zone_of(document_type, kind).is_some()
+    };
     let mut missing: Vec<&'static str> = document_type
         .captures()
         .iter()
-        .filter(|&&kind| !captures.iter().any(|c| c.kind == kind) || to_redo(kind.as_str()))
+        .filter(|&&kind| {
+            !captures.iter().any(|c| c.kind == kind) || to_redo(kind.as_str()) || retake(kind)
+        })
         .map(|kind| kind.as_str())
         .collect();
     if !consent || to_redo("consent") {
@@ -328,7 +337,7 @@ pub async fn seal(pool: &PgPool, account: Uuid) -> Result<Seal, sqlx::Error> {
     .fetch_all(&mut *tx)
     .await?;
     let set = sqlx::query!(
-        r#"SELECT document_type AS "document_type: DocumentType", redo FROM capture_sets WHERE account_id = $1"#,
+        r#"SELECT document_type AS "document_type: DocumentType", redo, sealed_at FROM capture_sets WHERE account_id = $1"#,
         account
     )
     .fetch_one(&mut *tx)
@@ -339,9 +348,14 @@ pub async fn seal(pool: &PgPool, account: Uuid) -> Result<Seal, sqlx::Error> {
     )
     .fetch_one(&mut *tx)
     .await?;
-    let missing = missing_of(&captures, set.document_type, consent, &set.redo);
+    let check = crate::documents::check_of(&mut *tx, account).await?;
+    let document = crate::documents::standing(check.as_ref(), set.sealed_at.is_some());
+    let missing = missing_of(&captures, set.document_type, consent, &set.redo, document);
     if !missing.is_empty() {
         return Ok(Seal::Incomplete(missing));
+    }
+    if let (Standing::Held, Some(check)) = (document, check) {
+        return Ok(Seal::Held(check));
     }
     let sealed_at = sqlx::query_scalar!(
         r#"UPDATE capture_sets SET sealed_at = COALESCE(sealed_at, now()),

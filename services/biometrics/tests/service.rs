@@ -200,15 +200,7 @@ async fn a_complete_set_is_submitted_and_a_retake_leaves_one_capture_and_no_orph
         .await
         .unwrap();
     assert!(front.accepted, "{front:?}");
-    let back = app
-        .upload(
-            &me,
-            pb::CaptureKind::DocumentBack,
-            &tk::photos::id_card(false),
-        )
-        .await
-        .unwrap();
-    assert!(back.accepted, "{back:?}");
+    app.verified_back(&me).await;
     let consent = app.consent(&me).await.unwrap();
     assert!(consent.submitted);
     let status = app.status(&me).await;
@@ -465,12 +457,14 @@ async fn a_sealed_set_refuses_retakes_document_switches_and_consent_and_keeps_it
         early.missing,
         ["document_front", "document_back", "consent"]
     );
-    for (kind, photo) in [
-        (pb::CaptureKind::DocumentFront, tk::photos::id_card(true)),
-        (pb::CaptureKind::DocumentBack, tk::photos::id_card(false)),
-    ] {
-        assert!(app.upload(&me, kind, &photo).await.unwrap().accepted);
-    }
+    let front = tk::photos::id_card(true);
+    assert!(
+        app.upload(&me, pb::CaptureKind::DocumentFront, &front)
+            .await
+            .unwrap()
+            .accepted
+    );
+    app.verified_back(&me).await;
     app.consent(&me).await.unwrap();
     let sealed = app.seal(&me).await.unwrap();
     assert!(sealed.sealed && sealed.missing.is_empty(), "{sealed:?}");
@@ -634,10 +628,10 @@ impl TestApp {
         for (kind, photo) in [
             (pb::CaptureKind::Face, SELFIE.to_vec()),
             (pb::CaptureKind::DocumentFront, tk::photos::id_card(true)),
-            (pb::CaptureKind::DocumentBack, tk::photos::id_card(false)),
         ] {
             assert!(self.upload(&me, kind, &photo).await.unwrap().accepted);
         }
+        self.verified_back(&me).await;
         self.consent(&me).await.unwrap();
         assert!(self.seal(&me).await.unwrap().sealed);
         me
@@ -869,6 +863,27 @@ impl TestApp {
             .await
             .unwrap()
             .into_inner()
+    }
+
+    /// Uploads the back of the holder's own card and waits for its check to verify it.
+    async fn verified_back(&self, token: &str) {
+        let iin = random_iin();
+        let card = tk::cards::id_card_back(&iin, "340101", tk::cards::Shot::CLEAN);
+        let stored = self
+            .upload_as(
+                token,
+                pb::CaptureKind::DocumentBack,
+                pb::DocumentType::IdCard,
+                holder(&iin),
+                &card,
+            )
+            .await;
+        assert!(stored.accepted, "{}", stored.reason);
+        let check = self.document_check(token).await.expect("a check");
+        assert_eq!(
+            (check.state.as_str(), check.outcome.as_str()),
+            ("read", "verified")
+        );
     }
 
     /// The document check once it is no longer pending (the reader runs in the background).
@@ -1206,4 +1221,153 @@ async fn a_mismatch_waits_in_the_review_queue_and_a_persons_decision_is_on_recor
             .any(|e| e.actor == "review-desk" && e.purpose == format!("document review {review}")),
         "{log:?}"
     );
+}
+
+impl TestApp {
+    /// A selfie, an ID card's front and the consent: everything but the back.
+    async fn all_but_the_back(&self, token: &str) {
+        for (kind, photo) in [
+            (pb::CaptureKind::Face, SELFIE.to_vec()),
+            (pb::CaptureKind::DocumentFront, tk::photos::id_card(true)),
+        ] {
+            assert!(self.upload(token, kind, &photo).await.unwrap().accepted);
+        }
+        self.consent(token).await.unwrap();
+    }
+
+    /// The open review of `account`'s document.
+    async fn open_review(&self, reviewer: &str, account: Uuid) -> String {
+        self.reviews(reviewer, false)
+            .await
+            .into_iter()
+            .find(|r| r.account_id == account.to_string())
+            .expect("an open review")
+            .review_id
+    }
+}
+
+#[tokio::test]
+async fn the_seal_waits_for_a_person_when_the_card_disagrees_and_their_approval_lets_it_through() {
+    let app = spawn().await;
+    let account = Uuid::now_v7();
+    let me = app.user(account);
+    app.all_but_the_back(&me).await;
+    // Somebody else's card: every photo is there, but the set waits for a person.
+    let claimed = random_iin();
+    let card = tk::cards::id_card_back(&random_iin(), "340101", tk::cards::Shot::CLEAN);
+    app.upload_as(
+        &me,
+        pb::CaptureKind::DocumentBack,
+        pb::DocumentType::IdCard,
+        holder(&claimed),
+        &card,
+    )
+    .await;
+    assert_eq!(app.document_check(&me).await.unwrap().outcome, "review");
+    assert!(app.status(&me).await.missing.is_empty());
+    let held = app.seal(&me).await.unwrap();
+    assert!(!held.sealed && held.missing.is_empty(), "{held:?}");
+    assert_eq!(held.document_check.unwrap().outcome, "review");
+    assert!(app.status(&me).await.sealed_at.is_none());
+    // A person's rejection holds it still; a new photo's review, approved, lets it through.
+    let reviewer = tk::service_token(&app.key, "review-desk", &["review:write"]);
+    app.decide(
+        &reviewer,
+        &app.open_review(&reviewer, account).await,
+        "reject",
+        "not theirs",
+    )
+    .await
+    .unwrap();
+    let held = app.seal(&me).await.unwrap();
+    assert!(!held.sealed);
+    assert_eq!(held.document_check.unwrap().decision, "reject");
+    let card = tk::cards::id_card_back(&random_iin(), "340101", tk::cards::Shot::nth(3));
+    app.upload_as(
+        &me,
+        pb::CaptureKind::DocumentBack,
+        pb::DocumentType::IdCard,
+        holder(&claimed),
+        &card,
+    )
+    .await;
+    assert_eq!(app.document_check(&me).await.unwrap().outcome, "review");
+    let review = app.open_review(&reviewer, account).await;
+    app.decide(&reviewer, &review, "approve", "a renamed card")
+        .await
+        .unwrap();
+    let sealed = app.seal(&me).await.unwrap();
+    assert!(sealed.sealed, "{sealed:?}");
+}
+
+#[tokio::test]
+async fn an_unreadable_or_expired_back_is_a_step_to_redo_and_a_queued_check_holds_the_seal() {
+    let app = spawn().await;
+    let account = Uuid::now_v7();
+    let me = app.user(account);
+    app.all_but_the_back(&me).await;
+    let iin = random_iin();
+    let back = |bytes: Vec<u8>| {
+        let (app, me, holder) = (&app, me.clone(), holder(&iin));
+        async move {
+            let stored = app
+                .upload_as(
+                    &me,
+                    pb::CaptureKind::DocumentBack,
+                    pb::DocumentType::IdCard,
+                    holder,
+                    &bytes,
+                )
+                .await;
+            assert!(stored.accepted, "{}", stored.reason);
+            app.document_check(&me).await.unwrap()
+        }
+    };
+    // No zone on it, then an expired card: the back is missing again, and the seal says so.
+    for (photo, state) in [
+        (tk::photos::id_card(false), "unreadable"),
+        (
+            tk::cards::id_card_back(&iin, "250101", tk::cards::Shot::CLEAN),
+            "read",
+        ),
+    ] {
+        let check = back(photo).await;
+        assert_eq!(check.state, state, "{check:?}");
+        assert_eq!(app.status(&me).await.missing, ["document_back"]);
+        let seal = app.seal(&me).await.unwrap();
+        assert!(!seal.sealed && seal.document_check.is_none(), "{seal:?}");
+        assert_eq!(seal.missing, ["document_back"]);
+    }
+    // The holder's valid card, its check still in the queue (as in a rush): held.
+    let check = back(tk::cards::id_card_back(
+        &iin,
+        "340101",
+        tk::cards::Shot::CLEAN,
+    ))
+    .await;
+    assert_eq!(check.outcome, "verified");
+    let db = sqlx::PgPool::connect(&app.database).await.unwrap();
+    sqlx::query(
+        "UPDATE document_checks SET state = 'pending', outcome = NULL, zone = NULL,
+           not_before = now() + interval '1 hour' WHERE account_id = $1",
+    )
+    .bind(account)
+    .execute(&db)
+    .await
+    .unwrap();
+    let held = app.seal(&me).await.unwrap();
+    assert!(!held.sealed && held.missing.is_empty(), "{held:?}");
+    assert_eq!(held.document_check.unwrap().state, "pending");
+    // Read at last: sealed.
+    sqlx::query("UPDATE document_checks SET not_before = now() WHERE account_id = $1")
+        .bind(account)
+        .execute(&db)
+        .await
+        .unwrap();
+    sqlx::query("SELECT pg_notify('document_checks', '')")
+        .execute(&db)
+        .await
+        .unwrap();
+    assert_eq!(app.document_check(&me).await.unwrap().outcome, "verified");
+    assert!(app.seal(&me).await.unwrap().sealed);
 }
