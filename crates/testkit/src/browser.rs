@@ -49,6 +49,8 @@ pub struct Browser {
     shots: AtomicUsize,
     profile: PathBuf,
     phone: bool,
+    /// The driver's group was killed and the driver reaped.
+    stopped: bool,
 }
 
 fn free_port() -> u16 {
@@ -172,6 +174,7 @@ impl Browser {
         Self {
             http,
             driver,
+            stopped: false,
             url,
             session,
             artifacts,
@@ -391,9 +394,27 @@ impl Browser {
             .delete(format!("{}/session/{}", self.url, self.session))
             .send()
             .await;
+        self.stop();
+        let _ = std::fs::remove_dir_all(&self.profile);
+    }
+
+    /// Kills the driver's process group (the Chromium it started joined it), then reaps the
+    /// driver; once only, so the group's number cannot have gone to another process.
+    fn stop(&mut self) {
+        // Until the driver is reaped its number is its own, and so is its group's.
+        if std::mem::replace(&mut self.stopped, true) {
+            return;
+        }
+        // By the system call itself: procps' `kill -KILL -<pgid>` reads only the group's
+        // first digit, so a group 1… became `kill(-1)`, every process the user may signal.
+        if let Some(group) = i32::try_from(self.driver.id())
+            .ok()
+            .and_then(rustix::process::Pid::from_raw)
+        {
+            let _ = rustix::process::kill_process_group(group, rustix::process::Signal::KILL);
+        }
         let _ = self.driver.kill();
         let _ = self.driver.wait();
-        let _ = std::fs::remove_dir_all(&self.profile);
     }
 }
 
@@ -401,13 +422,7 @@ impl Drop for Browser {
     fn drop(&mut self) {
         // A failed test never reaches close(): do not leave the driver, or the Chromium it
         // started (whose fake camera would keep a core busy), behind.
-        let _ = std::process::Command::new("kill")
-            .arg("-KILL")
-            .arg(format!("-{}", self.driver.id()))
-            .stderr(Stdio::null())
-            .status();
-        let _ = self.driver.kill();
-        let _ = self.driver.wait();
+        self.stop();
     }
 }
 
