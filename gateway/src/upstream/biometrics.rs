@@ -91,8 +91,19 @@ impl Biometrics {
     }
 
     /// Seals a complete set (idempotent); what is missing when it is not complete.
-    pub async fn seal(&self, token: &str) -> ApiResult<bio::SealCapturesResponse> {
-        call!(self, As::Bearer(token), bio::SealCapturesRequest {} => seal_captures).await
+    /// Seals the set, the holder's birth date and sex as the profile has them compared with
+    /// the document's zone.
+    pub async fn seal(
+        &self,
+        token: &str,
+        birth_date: &str,
+        sex: &str,
+    ) -> ApiResult<bio::SealCapturesResponse> {
+        let message = bio::SealCapturesRequest {
+            birth_date: birth_date.to_owned(),
+            sex: sex.to_owned(),
+        };
+        call!(self, As::Bearer(token), message => seal_captures).await
     }
 
     /// Erases a person's photos and consent for an operator; how many photos.

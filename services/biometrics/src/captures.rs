@@ -221,8 +221,12 @@ impl Captures {
         self.submit_if_complete(account).await
     }
 
-    pub async fn seal(&self, account: Uuid) -> Result<store::Seal, Error> {
-        let seal = store::seal(&self.pool, account).await?;
+    pub async fn seal(
+        &self,
+        account: Uuid,
+        claim: crate::documents::Claim,
+    ) -> Result<store::Seal, Error> {
+        let seal = store::seal(&self.pool, account, claim).await?;
         match &seal {
             store::Seal::Erased => return Err(Error::Erased),
             store::Seal::Sealed(_) => tracing::info!(%account, "capture set sealed"),

@@ -115,6 +115,76 @@ pub struct Decision {
     pub reason: String,
 }
 
+/// What the profile says of the holder (the applicant confirmed it), compared with the zone
+/// when the set is sealed: a passport's holder typed them, so only the zone can vouch.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Claim {
+    pub birth_date: Option<chrono::NaiveDate>,
+    pub sex: Option<examreg_domain::Sex>,
+}
+
+impl Claim {
+    /// What of the claim the zone disagrees with.
+    pub fn mismatches(&self, zone: &Zone) -> Vec<Mismatch> {
+        let mut out = Vec::new();
+        if let Some(birth) = self.birth_date
+            && zone.birth_date != birth.format("%y%m%d").to_string()
+        {
+            out.push(Mismatch::BirthDate);
+        }
+        if let (Some(claimed), Some(printed)) = (self.sex, zone.sex)
+            && claimed != printed
+        {
+            out.push(Mismatch::Sex);
+        }
+        out
+    }
+}
+
+/// Turns a verified check into one for a person to review (the profile disagrees with the
+/// zone), in the seal's transaction; the check as it now stands.
+pub async fn hold_for_review(
+    tx: &mut PgConnection,
+    account: Uuid,
+    zone: Zone,
+    mismatches: Vec<Mismatch>,
+) -> Result<(Check, Option<Decision>), sqlx::Error> {
+    let codes: Vec<String> = mismatches.iter().map(|m| m.code().to_owned()).collect();
+    let capture = sqlx::query_scalar!(
+        "UPDATE document_checks SET outcome = 'review', mismatches = $2
+         WHERE account_id = $1 RETURNING capture_id",
+        account,
+        &codes
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    open_review(tx, account, capture, &codes).await?;
+    Ok((
+        Check::Read(Box::new(zone), Verdict::Review(mismatches)),
+        None,
+    ))
+}
+
+/// Opens a review of `capture` (once: an open one stays).
+async fn open_review(
+    tx: &mut PgConnection,
+    account: Uuid,
+    capture: Uuid,
+    mismatches: &[String],
+) -> Result<(), sqlx::Error> {
+    sqlx::query!(
+        r#"INSERT INTO document_reviews (account_id, capture_id, mismatches) VALUES ($1, $2, $3)
+           ON CONFLICT (account_id) WHERE decision IS NULL DO NOTHING"#,
+        account,
+        capture,
+        mismatches
+    )
+    .execute(&mut *tx)
+    .await?;
+    metrics::counter!("biometrics_document_reviews_opened_total").increment(1);
+    Ok(())
+}
+
 /// What an account's document check means for completing its registration (the rule in
 /// the README's "The document check and its reviews").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -295,16 +365,7 @@ async fn finish(
         == 1;
     // A disagreement, or a reading that kept failing, waits for a person.
     if current && (outcome == Some("review") || state == "failed") {
-        sqlx::query!(
-            r#"INSERT INTO document_reviews (account_id, capture_id, mismatches) VALUES ($1, $2, $3)
-               ON CONFLICT (account_id) WHERE decision IS NULL DO NOTHING"#,
-            claimed.account_id,
-            claimed.capture_id,
-            &mismatches
-        )
-        .execute(&mut *tx)
-        .await?;
-        metrics::counter!("biometrics_document_reviews_opened_total").increment(1);
+        open_review(&mut tx, claimed.account_id, claimed.capture_id, &mismatches).await?;
     }
     tx.commit().await
 }

@@ -339,27 +339,42 @@ impl BiometricsService for Biometrics {
         request: Request<pb::SealCapturesRequest>,
     ) -> Result<Response<pb::SealCapturesResponse>, Status> {
         let (account, _) = caller(&request)?.require_user()?;
-        Ok(Response::new(match self.captures.seal(account).await? {
-            store::Seal::Sealed(at) => pb::SealCapturesResponse {
-                sealed: true,
-                sealed_at: Some(timestamp(at)),
-                missing: Vec::new(),
-                document_check: None,
+        let req = request.get_ref();
+        let birth_date = match req.birth_date.as_str() {
+            "" => None,
+            text => Some(
+                chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
+                    .map_err(|_| Error::InvalidHolder)?,
+            ),
+        };
+        let sex = match req.sex.as_str() {
+            "" => None,
+            text => Some(examreg_domain::Sex::parse(text).ok_or(Error::InvalidHolder)?),
+        };
+        let claim = crate::documents::Claim { birth_date, sex };
+        Ok(Response::new(
+            match self.captures.seal(account, claim).await? {
+                store::Seal::Sealed(at) => pb::SealCapturesResponse {
+                    sealed: true,
+                    sealed_at: Some(timestamp(at)),
+                    missing: Vec::new(),
+                    document_check: None,
+                },
+                store::Seal::Incomplete(missing) => pb::SealCapturesResponse {
+                    sealed: false,
+                    sealed_at: None,
+                    missing: owned(missing),
+                    document_check: None,
+                },
+                store::Seal::Held((check, decision)) => pb::SealCapturesResponse {
+                    sealed: false,
+                    sealed_at: None,
+                    missing: Vec::new(),
+                    document_check: Some(document_check(check, decision)),
+                },
+                store::Seal::Erased => return Err(Error::Erased.into()),
             },
-            store::Seal::Incomplete(missing) => pb::SealCapturesResponse {
-                sealed: false,
-                sealed_at: None,
-                missing: owned(missing),
-                document_check: None,
-            },
-            store::Seal::Held((check, decision)) => pb::SealCapturesResponse {
-                sealed: false,
-                sealed_at: None,
-                missing: Vec::new(),
-                document_check: Some(document_check(check, decision)),
-            },
-            store::Seal::Erased => return Err(Error::Erased.into()),
-        }))
+        ))
     }
 
     type DownloadCaptureStream = DownloadStream;

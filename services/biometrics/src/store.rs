@@ -323,7 +323,11 @@ pub fn missing_of(
 /// what stays; an upload racing it either committed before (and is part of what is sealed)
 /// or waits and is refused.
 #[tracing::instrument(skip_all)]
-pub async fn seal(pool: &PgPool, account: Uuid) -> Result<Seal, sqlx::Error> {
+pub async fn seal(
+    pool: &PgPool,
+    account: Uuid,
+    claim: crate::documents::Claim,
+) -> Result<Seal, sqlx::Error> {
     let mut tx = pool.begin().await?;
     match open_set(&mut tx, account, None).await? {
         Err(Closed::Erased) => return Ok(Seal::Erased),
@@ -354,8 +358,19 @@ pub async fn seal(pool: &PgPool, account: Uuid) -> Result<Seal, sqlx::Error> {
     if !missing.is_empty() {
         return Ok(Seal::Incomplete(missing));
     }
-    if let (Standing::Held, Some(check)) = (document, check) {
-        return Ok(Seal::Held(check));
+    match (document, check) {
+        (Standing::Held, Some(check)) => return Ok(Seal::Held(check)),
+        // Verified by the reading alone: the profile's birth date and sex must agree too.
+        (Standing::Passed, Some((crate::documents::Check::Read(zone, _), None))) => {
+            let mismatches = claim.mismatches(&zone);
+            if !mismatches.is_empty() {
+                let held =
+                    crate::documents::hold_for_review(&mut tx, account, *zone, mismatches).await?;
+                tx.commit().await?;
+                return Ok(Seal::Held(held));
+            }
+        }
+        (Standing::Passed | Standing::Retake | Standing::Held, _) => {}
     }
     let sealed_at = sqlx::query_scalar!(
         r#"UPDATE capture_sets SET sealed_at = COALESCE(sealed_at, now()),

@@ -431,10 +431,24 @@ impl TestApp {
     }
 
     async fn seal(&self, token: &str) -> Result<pb::SealCapturesResponse, tonic::Status> {
+        self.seal_claiming(token, "", "").await
+    }
+
+    /// Seals with the profile's birth date and sex of the holder.
+    async fn seal_claiming(
+        &self,
+        token: &str,
+        birth_date: &str,
+        sex: &str,
+    ) -> Result<pb::SealCapturesResponse, tonic::Status> {
+        let request = pb::SealCapturesRequest {
+            birth_date: birth_date.into(),
+            sex: sex.into(),
+        };
         Ok(self
             .client
             .clone()
-            .seal_captures(with_bearer(pb::SealCapturesRequest {}, token).unwrap())
+            .seal_captures(with_bearer(request, token).unwrap())
             .await?
             .into_inner())
     }
@@ -1370,4 +1384,86 @@ async fn an_unreadable_or_expired_back_is_a_step_to_redo_and_a_queued_check_hold
         .unwrap();
     assert_eq!(app.document_check(&me).await.unwrap().outcome, "verified");
     assert!(app.seal(&me).await.unwrap().sealed);
+}
+
+#[tokio::test]
+async fn a_passports_birth_date_and_sex_must_be_the_profiles_or_a_person_looks() {
+    let app = spawn().await;
+    // Two holders of the same page (born 21 May 2006, male): one typed it right, one not.
+    let page = tk::cards::passport_page("751234567", "RUS", "340101", tk::cards::Shot::nth(3));
+    let set = |account: Uuid| {
+        let (app, page) = (&app, page.clone());
+        async move {
+            let me = app.user(account);
+            assert!(
+                app.upload(&me, pb::CaptureKind::Face, SELFIE)
+                    .await
+                    .unwrap()
+                    .accepted
+            );
+            let stored = app
+                .upload_as(
+                    &me,
+                    pb::CaptureKind::DocumentFront,
+                    pb::DocumentType::Passport,
+                    passport_holder("751234567"),
+                    &page,
+                )
+                .await;
+            assert!(stored.accepted, "{}", stored.reason);
+            app.consent(&me).await.unwrap();
+            assert_eq!(app.document_check(&me).await.unwrap().outcome, "verified");
+            me
+        }
+    };
+    let right = set(Uuid::now_v7()).await;
+    // A claim that is not a date or a sex is refused and changes nothing.
+    let err = app
+        .seal_claiming(&right, "21.05.2006", "male")
+        .await
+        .unwrap_err();
+    assert_eq!(reason_of(&err).reason, "invalid_holder");
+    let err = app
+        .seal_claiming(&right, "2006-05-21", "m")
+        .await
+        .unwrap_err();
+    assert_eq!(reason_of(&err).reason, "invalid_holder");
+    assert!(app.status(&right).await.sealed_at.is_none());
+    let sealed = app
+        .seal_claiming(&right, "2006-05-21", "male")
+        .await
+        .unwrap();
+    assert!(sealed.sealed, "{sealed:?}");
+
+    let account = Uuid::now_v7();
+    let wrong = set(account).await;
+    let held = app
+        .seal_claiming(&wrong, "2006-05-12", "female")
+        .await
+        .unwrap();
+    assert!(!held.sealed && held.missing.is_empty(), "{held:?}");
+    let check = held.document_check.unwrap();
+    assert_eq!(check.outcome, "review");
+    assert_eq!(check.mismatches, ["birth_date", "sex"]);
+    // It is a person's to decide now, and the applicant's status says so.
+    assert_eq!(
+        app.status(&wrong).await.document_check.unwrap().outcome,
+        "review"
+    );
+    let reviewer = tk::service_token(&app.key, "review-desk", &["review:write"]);
+    let review = app.open_review(&reviewer, account).await;
+    app.decide(
+        &reviewer,
+        &review,
+        "approve",
+        "the profile was corrected by the desk",
+    )
+    .await
+    .unwrap();
+    assert!(
+        app.seal_claiming(&wrong, "2006-05-12", "female")
+            .await
+            .unwrap()
+            .sealed
+    );
 }
