@@ -395,11 +395,8 @@ async fn a_card_that_is_not_the_holders_waits_for_a_person_who_decides_with_the_
     s.fill_in(&token).await;
     // Then somebody else's card: the zone's IIN is not the account's.
     let other = examreg_domain::Iin::parse(&valid_iin()).unwrap();
-    let card = tk::cards::id_card_back(&other, "341231", tk::cards::Shot::nth(8));
-    let (status, body) = s.photo(&token, "document-back", "image/jpeg", card).await;
-    assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(
-        s.settled_document_check(&token, "en").await["status"],
+        s.read_back(&token, &other, 8, "en").await["status"],
         "under_review"
     );
     let queue = parsed(&ctl(&s, &["reviews", "--json"]).await.unwrap());
@@ -451,10 +448,8 @@ async fn a_card_that_is_not_the_holders_waits_for_a_person_who_decides_with_the_
     .unwrap_err();
     assert!(err.to_string().contains("review_decided"), "{err}");
     // The next photo's review, approved: the applicant's document counts as verified.
-    let card = tk::cards::id_card_back(&other, "341231", tk::cards::Shot::nth(9));
-    s.photo(&token, "document-back", "image/jpeg", card).await;
     assert_eq!(
-        s.settled_document_check(&token, "en").await["status"],
+        s.read_back(&token, &other, 9, "en").await["status"],
         "under_review"
     );
     let queue = parsed(&ctl(&s, &["reviews", "--json"]).await.unwrap());

@@ -1323,22 +1323,14 @@ async fn the_document_check_reads_the_back_says_what_to_do_and_holds_the_complet
     assert_eq!(body["error"]["missing"], json!(["document_back"]));
     assert_eq!(body["error"]["document_check"]["status"], "retake");
     // The holder's own card again: verified.
-    let card = tk::cards::id_card_back(
-        &examreg_domain::Iin::parse(&iin).unwrap(),
-        "341231",
-        tk::cards::Shot::nth(5),
-    );
-    let (status, body) = s.photo(&token, "document-back", "image/jpeg", card).await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    let check = s.settled_document_check(&token, "en").await;
+    let holder = examreg_domain::Iin::parse(&iin).unwrap();
+    let check = s.read_back(&token, &holder, 5, "en").await;
     assert_eq!(check["status"], "verified", "{check}");
     assert!(check.get("code").is_none());
     // Somebody else's card (a squatter's try): a person looks, the applicant is told so, and
     // the registration waits for that person.
     let other = examreg_domain::Iin::parse(&valid_iin()).unwrap();
-    let card = tk::cards::id_card_back(&other, "341231", tk::cards::Shot::nth(6));
-    s.photo(&token, "document-back", "image/jpeg", card).await;
-    let check = s.settled_document_check(&token, "kk").await;
+    let check = s.read_back(&token, &other, 6, "kk").await;
     assert_eq!(check["status"], "under_review", "{check}");
     assert_eq!(check["code"], "document_review");
     assert!(check["message"].as_str().unwrap().contains("қызметкері"));

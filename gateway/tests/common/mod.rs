@@ -779,6 +779,28 @@ impl Suite {
         assert_eq!(check["status"], "verified", "{check}");
     }
 
+    /// Uploads the back of `iin`'s card (shot `first` of the series) and waits for its check:
+    /// a back the reader missed is photographed again, as its holder would be asked to.
+    pub(crate) async fn read_back(
+        &self,
+        token: &str,
+        iin: &examreg_domain::Iin,
+        first: u64,
+        lang: &str,
+    ) -> Value {
+        let mut check = Value::Null;
+        for n in first..first + 3 {
+            let card = tk::cards::id_card_back(iin, "341231", tk::cards::Shot::nth(n));
+            let (status, body) = self.photo(token, "document-back", "image/jpeg", card).await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+            check = self.settled_document_check(token, lang).await;
+            if check["code"] != "document_mrz_unreadable" {
+                break;
+            }
+        }
+        check
+    }
+
     /// A registered applicant's access token.
     pub(crate) async fn logged_in(&self) -> String {
         let iin = valid_iin();

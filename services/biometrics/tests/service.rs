@@ -880,24 +880,35 @@ impl TestApp {
     }
 
     /// Uploads the back of the holder's own card and waits for its check to verify it.
+    /// (A back the reader missed is photographed again, as its holder would be asked to.)
     async fn verified_back(&self, token: &str) {
         let iin = random_iin();
-        let card = tk::cards::id_card_back(&iin, "340101", tk::cards::Shot::CLEAN);
-        let stored = self
-            .upload_as(
-                token,
-                pb::CaptureKind::DocumentBack,
-                pb::DocumentType::IdCard,
-                holder(&iin),
-                &card,
-            )
-            .await;
-        assert!(stored.accepted, "{}", stored.reason);
-        let check = self.document_check(token).await.expect("a check");
-        assert_eq!(
-            (check.state.as_str(), check.outcome.as_str()),
-            ("read", "verified")
-        );
+        for n in 0..3 {
+            let shot = match n {
+                0 => tk::cards::Shot::CLEAN,
+                n => tk::cards::Shot::nth(n),
+            };
+            let card = tk::cards::id_card_back(&iin, "340101", shot);
+            let stored = self
+                .upload_as(
+                    token,
+                    pb::CaptureKind::DocumentBack,
+                    pb::DocumentType::IdCard,
+                    holder(&iin),
+                    &card,
+                )
+                .await;
+            assert!(stored.accepted, "{}", stored.reason);
+            let check = self.document_check(token).await.expect("a check");
+            if check.state != "unreadable" {
+                assert_eq!(
+                    (check.state.as_str(), check.outcome.as_str()),
+                    ("read", "verified")
+                );
+                return;
+            }
+        }
+        panic!("three shots of the back were not read");
     }
 
     /// The document check once it is no longer pending (the reader runs in the background).
