@@ -11,9 +11,11 @@
 //! substitutions satisfies its check digit. Anything else is unreadable: a zone is never
 //! guessed. On a Kazakh document the optional data carries the IIN, which is read as digits
 //! and must pass the IIN's own checksum. Names are parsed too, but no check digit covers
-//! them: they are a soft signal only.
+//! them: they are a soft signal only (`names`).
 
 use crate::{Iin, Sex};
+
+pub mod names;
 
 /// The two layouts read here.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -96,6 +98,15 @@ impl std::fmt::Debug for Zone {
 }
 
 impl Zone {
+    /// The names field as printed (`SURNAME<<GIVEN<NAMES<<<`), fillers and all.
+    pub fn names_field(&self) -> &str {
+        let names = self.format.layout().names;
+        self.lines
+            .get(names.line)
+            .and_then(|line| line.get(names.start..names.start + names.len))
+            .unwrap_or("")
+    }
+
     /// The IIN a Kazakh document carries at the start of its optional data.
     pub fn iin(&self) -> Option<Iin> {
         if self.issuing_state != "KAZ" {
@@ -334,6 +345,27 @@ impl Format {
     }
 }
 
+impl Format {
+    /// The runs of line `line` that a Kazakh document (issuing state `KAZ`) prints in digits
+    /// whenever it prints them at all: the IIN at the start of the optional data, an ID card's
+    /// nine-digit number, and a passport number's eight digits after its letter. Each is covered
+    /// by a check digit (the IIN also by its own), so a reader may insist on a digit in a cell
+    /// of a run whose other cells it read as characters, never where the run may be fillers.
+    pub fn kazakh_digits(self, line: usize) -> Vec<std::ops::Range<usize>> {
+        let layout = self.layout();
+        // Both formats print the number and the optional data's first part on one line.
+        let (optional, number) = (layout.optional[0], layout.number);
+        if line != optional.line || line != number.line {
+            return Vec::new();
+        }
+        let iin = optional.start..optional.start + 12;
+        match self {
+            Self::Td1 => vec![iin, number.start..number.start + number.len],
+            Self::Td3 => vec![iin, number.start + 1..number.start + number.len],
+        }
+    }
+}
+
 /// Why the lines are not a zone.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Unreadable {
@@ -374,6 +406,12 @@ pub fn check_digit(chars: impl IntoIterator<Item = u8>) -> Option<u8> {
 }
 
 /// What a recogniser reads for a character that is a digit here.
+/// Whether `c` read where a digit must stand is taken for one (a digit, or a letter that the
+/// repair reads as its look-alike digit); a reader insists on a digit anywhere else.
+pub fn reads_as_digit(c: u8) -> bool {
+    as_digit(c).is_ascii_digit()
+}
+
 fn as_digit(c: u8) -> u8 {
     match c {
         b'O' | b'Q' | b'D' | b'U' => b'0',
@@ -993,6 +1031,17 @@ mod tests {
         assert!((0..30).all(|p| !td1.digit_at(2, p)));
         // A passport's personal-number check may be a filler; its composite may not.
         assert!(!Format::Td3.digit_at(1, 42) && Format::Td3.digit_at(1, 43));
+    }
+
+    #[test]
+    fn a_kazakh_documents_digit_runs_are_its_iin_and_number() {
+        assert_eq!(Format::Td1.kazakh_digits(0), [15..27, 5..14]);
+        assert!(Format::Td1.kazakh_digits(1).is_empty() && Format::Td1.kazakh_digits(2).is_empty());
+        assert_eq!(Format::Td3.kazakh_digits(1), [28..40, 1..9]);
+        assert!(Format::Td3.kazakh_digits(0).is_empty());
+        // They are where a printed Kazakh card has its IIN and number.
+        let printed = kazakh();
+        assert!(printed[0][15..27].starts_with("070314") && &printed[0][5..14] == "045123456");
     }
 
     #[test]

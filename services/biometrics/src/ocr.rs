@@ -84,6 +84,16 @@ impl Band {
     }
 }
 
+/// The issuing state in a first line's cells (positions 2 to 4 in both formats), if all three
+/// were read.
+fn issuing_state(found: &[Option<(u8, f32)>]) -> Option<Vec<u8>> {
+    found
+        .get(2..5)?
+        .iter()
+        .map(|cell| cell.map(|(c, _)| c))
+        .collect()
+}
+
 impl Reader {
     /// Loads and optimises the network (half a second a width).
     pub fn load(path: &Path) -> anyhow::Result<Self> {
@@ -168,7 +178,7 @@ impl Reader {
             if !alike(window) {
                 continue;
             }
-            let mut lines = Vec::with_capacity(format.lines());
+            let mut lines: Vec<String> = Vec::with_capacity(format.lines());
             for (i, band) in window.iter().enumerate() {
                 if read[start + i].is_none() {
                     let strip = strip(&upright, band);
@@ -177,7 +187,13 @@ impl Reader {
                 let Some(Some(reading)) = &read[start + i] else {
                     continue 'windows;
                 };
-                match self.finish(reading, format, i)? {
+                // The issuing state: its own cells on the first line, the line read above
+                // on the others.
+                let state = match lines.first() {
+                    Some(first) => first.as_bytes().get(2..5).map(<[u8]>::to_vec),
+                    None => issuing_state(&reading.found),
+                };
+                match self.finish(reading, format, i, state.as_deref())? {
                     Some(line) => lines.push(line),
                     None => continue 'windows,
                 }
@@ -227,16 +243,19 @@ impl Reader {
         }))
     }
 
-    /// The text of a line read as line `line` of a `format` zone. A cell the readings left
-    /// empty between fillers is a filler (a chevron is what the network loses most); one
-    /// where the zone has a digit (a date, a check digit) is the likeliest digit over the steps
-    /// under it read alone (the network drops a check digit after a run of chevrons), which
-    /// the check digits then judge like any other; anywhere else the line is not read.
+    /// The text of a line read as line `line` of a `format` zone issued by `state` (as read).
+    /// A cell the readings left empty between fillers is a filler (a chevron is what the
+    /// network loses most). One where the zone has a digit — a date, a check digit, or on a
+    /// Kazakh document a digit of the IIN or the number whose other digits were read — is the
+    /// likeliest digit over the steps under it read alone (the network drops a check digit
+    /// after a run of chevrons, and the IIN's last digit before them), which the check digits
+    /// then judge like any other. Anywhere else the line is not read.
     fn finish(
         &self,
         reading: &Reading,
         format: Format,
         line: usize,
+        state: Option<&[u8]>,
     ) -> Result<Option<String>, ReadError> {
         let found = &reading.found;
         let chars = found.len();
@@ -247,14 +266,40 @@ impl Reader {
                 .flatten()
                 .is_some_and(|(c, _)| c == b'<')
         };
+        let character_at = |j: usize| {
+            found
+                .get(j)
+                .copied()
+                .flatten()
+                .is_some_and(|(c, _)| c != b'<')
+        };
+        let kazakh_runs = if state == Some(b"KAZ".as_slice()) {
+            format.kazakh_digits(line)
+        } else {
+            Vec::new()
+        };
+        let digit_at = |i: usize| {
+            format.digit_at(line, i)
+                || kazakh_runs
+                    .iter()
+                    .any(|run| run.contains(&i) && run.clone().all(|j| j == i || character_at(j)))
+        };
         let mut text = Vec::with_capacity(chars);
         for (i, cell) in found.iter().enumerate() {
             match *cell {
+                // Not a character a digit is mistaken for (a `W` for the composite's 3
+                // after the chevrons): the likeliest digit instead.
+                Some((c, _)) if digit_at(i) && !mrz::reads_as_digit(c) => {
+                    match self.forced_digit(&reading.strip, &reading.cells, i)? {
+                        Some(digit) => text.push(digit),
+                        None => return Ok(None),
+                    }
+                }
                 Some((c, _)) => text.push(c),
                 None if i > 0 && i + 1 < chars && filler_at(i - 1) && filler_at(i + 1) => {
                     text.push(b'<')
                 }
-                None if format.digit_at(line, i) => {
+                None if digit_at(i) => {
                     match self.forced_digit(&reading.strip, &reading.cells, i)? {
                         Some(digit) => text.push(digit),
                         None => return Ok(None),

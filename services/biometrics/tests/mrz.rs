@@ -222,3 +222,23 @@ fn the_suites_own_card_reads_for_every_holder() {
         assert_eq!(zone.iin(), Some(iin));
     }
 }
+
+/// Holders whose backs the network slips on where a digit must stand: the IIN's last digit,
+/// a 0 before the chevrons, dropped (on a Kazakh card the reader insists on a digit there, as
+/// in a date); the composite check digit, a 3 after the chevrons, read as `W` (the likeliest
+/// digit is taken instead). The IIN's own check and the check digits judge what is taken.
+#[test]
+fn the_networks_slips_where_a_digit_must_stand_are_read() {
+    for (iin, expiry) in [
+        ("031121608000", "341231"),
+        ("020628659939", "351224"),
+        ("020423539537", "350225"),
+    ] {
+        let iin = Iin::parse(iin).expect("an IIN");
+        let photo = cards::id_card_back(&iin, expiry, Shot::CLEAN);
+        let zone = reader()
+            .read_photo(&photo, Format::Td1)
+            .unwrap_or_else(|e| panic!("{}: {e}", iin.as_str()));
+        assert_eq!(zone.iin(), Some(iin));
+    }
+}
