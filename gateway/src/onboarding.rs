@@ -384,10 +384,7 @@ async fn complete(
     // Then the photos and the consent, sealed by biometrics under the set's own lock: an
     // upload still arriving now is refused there, whatever was checked above.
     let sex = examreg_domain::Sex::from_wire(profile.sex).map_or("", examreg_domain::Sex::as_str);
-    let seal = state
-        .biometrics
-        .seal(token, &profile.birth_date, sex)
-        .await?;
+    let seal = state.biometrics.seal(token, &profile, sex).await?;
     if !seal.sealed {
         return Err(held(
             seal.document_check.as_ref(),

@@ -90,18 +90,21 @@ impl Biometrics {
         call!(self, As::Bearer(token), consent => record_consent).await
     }
 
-    /// Seals a complete set (idempotent); what is missing when it is not complete.
-    /// Seals the set, the holder's birth date and sex as the profile has them compared with
-    /// the document's zone.
+    /// Seals a complete set (idempotent); what is missing when it is not complete. The
+    /// holder's birth date and sex as the profile has them are compared with the document's
+    /// zone, and the names beside the zone's for a reviewer.
     pub async fn seal(
         &self,
         token: &str,
-        birth_date: &str,
+        profile: &examreg_proto::profile::v1::Profile,
         sex: &str,
     ) -> ApiResult<bio::SealCapturesResponse> {
         let message = bio::SealCapturesRequest {
-            birth_date: birth_date.to_owned(),
+            birth_date: profile.birth_date.clone(),
             sex: sex.to_owned(),
+            surname: profile.surname.clone(),
+            given_name: profile.given_name.clone(),
+            patronymic: profile.patronymic.clone(),
         };
         call!(self, As::Bearer(token), message => seal_captures).await
     }

@@ -62,7 +62,8 @@ pub async fn enqueue(
                      expected_iin = EXCLUDED.expected_iin,
                      expected_passport_number = EXCLUDED.expected_passport_number,
                      expected_citizenship = EXCLUDED.expected_citizenship,
-                     outcome = NULL, mismatches = '{}', decision = NULL, decision_reason = NULL"#,
+                     outcome = NULL, mismatches = '{}', decision = NULL, decision_reason = NULL,
+                     claimed_names = NULL, names_agree = NULL"#,
                 account,
                 capture,
                 format.as_str(),
@@ -117,10 +118,55 @@ pub struct Decision {
 
 /// What the profile says of the holder (the applicant confirmed it), compared with the zone
 /// when the set is sealed: a passport's holder typed them, so only the zone can vouch.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Claim {
     pub birth_date: Option<chrono::NaiveDate>,
     pub sex: Option<examreg_domain::Sex>,
+    /// Compared after transliteration, for the reviewer only.
+    pub names: Option<ClaimedNames>,
+}
+
+/// The profile's names as typed (`Debug` prints none of them).
+#[derive(Clone, Default)]
+pub struct ClaimedNames {
+    pub surname: String,
+    pub given_name: String,
+    pub patronymic: String,
+}
+
+impl std::fmt::Debug for ClaimedNames {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ClaimedNames(..)")
+    }
+}
+
+/// Records the profile's names beside the zone's (printed as a zone would print them, and
+/// whether they agree), in the seal's transaction. A soft signal: nothing is held for it.
+pub async fn record_names(
+    tx: &mut PgConnection,
+    account: Uuid,
+    zone: &Zone,
+    names: &ClaimedNames,
+) -> Result<(), sqlx::Error> {
+    use examreg_domain::mrz::names;
+    let (surname, given) = names::claimed(&names.surname, &names.given_name);
+    let agree = names::agree(
+        zone.names_field(),
+        &names.surname,
+        &names.given_name,
+        &names.patronymic,
+    );
+    sqlx::query!(
+        "UPDATE document_checks SET claimed_names = $2, names_agree = $3 WHERE account_id = $1",
+        account,
+        format!("{surname}<<{given}").replace(' ', "<"),
+        agree
+    )
+    .execute(&mut *tx)
+    .await?;
+    metrics::counter!("biometrics_document_names_compared_total", "agree" => agree.to_string())
+        .increment(1);
+    Ok(())
 }
 
 impl Claim {
@@ -700,10 +746,15 @@ pub async fn reviews(
 }
 
 /// One review, and the zone its check read if that photo is still current.
-pub async fn review(
-    pool: &PgPool,
-    id: i64,
-) -> Result<Option<(ReviewRow, Option<Zone>)>, sqlx::Error> {
+/// What GetReview shows: the review, the zone read, and the profile's names beside it once
+/// recorded (`SURNAME<<GIVEN` as a zone would print them, and whether they agree).
+pub struct Reviewed {
+    pub row: ReviewRow,
+    pub zone: Option<Zone>,
+    pub names: Option<(String, bool)>,
+}
+
+pub async fn review(pool: &PgPool, id: i64) -> Result<Option<Reviewed>, sqlx::Error> {
     let Some(row) = sqlx::query_as!(
         ReviewRow,
         r#"SELECT id, account_id, capture_id, mismatches, opened_at, decision, reason, decided_by,
@@ -716,15 +767,20 @@ pub async fn review(
     else {
         return Ok(None);
     };
-    let zone = sqlx::query_scalar!(
-        "SELECT zone FROM document_checks WHERE capture_id = $1",
+    let check = sqlx::query!(
+        "SELECT zone, claimed_names, names_agree FROM document_checks WHERE capture_id = $1",
         row.capture_id
     )
     .fetch_optional(pool)
-    .await?
-    .flatten()
-    .and_then(|z| serde_json::from_value(z).ok());
-    Ok(Some((row, zone)))
+    .await?;
+    let (zone, names) = match check {
+        Some(check) => (
+            check.zone.and_then(|z| serde_json::from_value(z).ok()),
+            check.claimed_names.zip(check.names_agree),
+        ),
+        None => (None, None),
+    };
+    Ok(Some(Reviewed { row, zone, names }))
 }
 
 /// What deciding a review came to.

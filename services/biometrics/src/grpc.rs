@@ -351,7 +351,25 @@ impl BiometricsService for Biometrics {
             "" => None,
             text => Some(examreg_domain::Sex::parse(text).ok_or(Error::InvalidHolder)?),
         };
-        let claim = crate::documents::Claim { birth_date, sex };
+        // Names as the profile took them; not compared when absent.
+        let part = |text: &str| -> Result<String, Error> {
+            let text = text.trim();
+            if text.chars().count() > 100 {
+                return Err(Error::InvalidHolder);
+            }
+            Ok(text.to_owned())
+        };
+        let names = crate::documents::ClaimedNames {
+            surname: part(&req.surname)?,
+            given_name: part(&req.given_name)?,
+            patronymic: part(&req.patronymic)?,
+        };
+        let names = (!names.surname.is_empty() && !names.given_name.is_empty()).then_some(names);
+        let claim = crate::documents::Claim {
+            birth_date,
+            sex,
+            names,
+        };
         Ok(Response::new(
             match self.captures.seal(account, claim).await? {
                 store::Seal::Sealed(at) => pb::SealCapturesResponse {
@@ -488,7 +506,7 @@ impl BiometricsService for Biometrics {
     ) -> Result<Response<pb::GetReviewResponse>, Status> {
         let actor = caller(&request)?.require_scope("review:write")?.to_owned();
         let id = review_id(&request.get_ref().review_id)?;
-        let (row, zone) = documents::review(&self.captures.pool, id)
+        let documents::Reviewed { row, zone, names } = documents::review(&self.captures.pool, id)
             .await
             .map_err(Error::from)?
             .ok_or(Error::ReviewNotFound)?;
@@ -511,6 +529,14 @@ impl BiometricsService for Biometrics {
             review: Some(review_message(row)),
             zone: zone.map(zone_message),
             captures: captures.iter().map(capture_summary).collect(),
+            names: names.map(|(printed, agree)| {
+                let (surname, given) = printed.split_once("<<").unwrap_or((&printed, ""));
+                pb::NamesSignal {
+                    surname: surname.replace('<', " "),
+                    given_names: given.replace('<', " "),
+                    agree,
+                }
+            }),
         }))
     }
 

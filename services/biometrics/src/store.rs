@@ -358,8 +358,16 @@ pub async fn seal(
     if !missing.is_empty() {
         return Ok(Seal::Incomplete(missing));
     }
+    // The names beside the zone's, for whoever reviews the document, whatever comes next.
+    if let (Some(names), Some((crate::documents::Check::Read(zone, _), _))) = (&claim.names, &check)
+    {
+        crate::documents::record_names(&mut tx, account, zone, names).await?;
+    }
     match (document, check) {
-        (Standing::Held, Some(check)) => return Ok(Seal::Held(check)),
+        (Standing::Held, Some(check)) => {
+            tx.commit().await?;
+            return Ok(Seal::Held(check));
+        }
         // Verified by the reading alone: the profile's birth date and sex must agree too.
         (Standing::Passed, Some((crate::documents::Check::Read(zone, _), None))) => {
             let mismatches = claim.mismatches(&zone);

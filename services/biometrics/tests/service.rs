@@ -441,10 +441,22 @@ impl TestApp {
         birth_date: &str,
         sex: &str,
     ) -> Result<pb::SealCapturesResponse, tonic::Status> {
-        let request = pb::SealCapturesRequest {
-            birth_date: birth_date.into(),
-            sex: sex.into(),
-        };
+        self.seal_with(
+            token,
+            pb::SealCapturesRequest {
+                birth_date: birth_date.into(),
+                sex: sex.into(),
+                ..Default::default()
+            },
+        )
+        .await
+    }
+
+    async fn seal_with(
+        &self,
+        token: &str,
+        request: pb::SealCapturesRequest,
+    ) -> Result<pb::SealCapturesResponse, tonic::Status> {
         Ok(self
             .client
             .clone()
@@ -1440,16 +1452,54 @@ async fn a_passports_birth_date_and_sex_must_be_the_profiles_or_a_person_looks()
         .unwrap_err();
     assert_eq!(reason_of(&err).reason, "invalid_holder");
     assert!(app.status(&right).await.sealed_at.is_none());
+    let named = |birth: &str, sex: &str, surname: &str, given: &str| pb::SealCapturesRequest {
+        birth_date: birth.into(),
+        sex: sex.into(),
+        surname: surname.into(),
+        given_name: given.into(),
+        patronymic: String::new(),
+    };
+    // A name longer than the profile takes is not a claim either.
+    let err = app
+        .seal_with(
+            &right,
+            named("2006-05-21", "male", &"И".repeat(101), "Пётр"),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(reason_of(&err).reason, "invalid_holder");
     let sealed = app
-        .seal_claiming(&right, "2006-05-21", "male")
+        .seal_with(&right, named("2006-05-21", "male", "Иванов", "Пётр"))
         .await
         .unwrap();
     assert!(sealed.sealed, "{sealed:?}");
+    // Names that are not the page's are a signal for a reviewer, never a reason to hold.
+    let renamed = set(Uuid::now_v7()).await;
+    let sealed = app
+        .seal_with(&renamed, named("2006-05-21", "male", "Сидоров", "Алексей"))
+        .await
+        .unwrap();
+    assert!(sealed.sealed, "{sealed:?}");
+    let pool = sqlx::PgPool::connect(&app.database).await.unwrap();
+    let signals: Vec<(String, bool)> = sqlx::query_as(
+        "SELECT claimed_names, names_agree FROM document_checks WHERE claimed_names IS NOT NULL
+         ORDER BY read_at",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        signals,
+        [
+            ("IVANOV<<PETR".to_owned(), true),
+            ("SIDOROV<<ALEKSEI".to_owned(), false)
+        ]
+    );
 
     let account = Uuid::now_v7();
     let wrong = set(account).await;
     let held = app
-        .seal_claiming(&wrong, "2006-05-12", "female")
+        .seal_with(&wrong, named("2006-05-12", "female", "Иванов", "Пётр"))
         .await
         .unwrap();
     assert!(!held.sealed && held.missing.is_empty(), "{held:?}");
@@ -1463,6 +1513,35 @@ async fn a_passports_birth_date_and_sex_must_be_the_profiles_or_a_person_looks()
     );
     let reviewer = tk::service_token(&app.key, "review-desk", &["review:write"]);
     let review = app.open_review(&reviewer, account).await;
+    // The reviewer sees the names beside the page's: they agree, so the date was a typo.
+    let got = app
+        .client
+        .clone()
+        .get_review(
+            with_bearer(
+                pb::GetReviewRequest {
+                    review_id: review.clone(),
+                },
+                &reviewer,
+            )
+            .unwrap(),
+        )
+        .await
+        .unwrap()
+        .into_inner();
+    let zone = got.zone.unwrap();
+    assert_eq!(
+        (zone.surname.as_str(), zone.given_names.as_str()),
+        ("IVANOV", "PETR")
+    );
+    assert_eq!(
+        got.names,
+        Some(pb::NamesSignal {
+            surname: "IVANOV".into(),
+            given_names: "PETR".into(),
+            agree: true,
+        })
+    );
     app.decide(
         &reviewer,
         &review,
