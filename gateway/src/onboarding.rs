@@ -363,6 +363,7 @@ async fn complete(
         .collect();
     let document_type =
         DocumentType::from_wire(captures.document_type).unwrap_or(DocumentType::IdCard);
+    let sex = examreg_domain::Sex::from_wire(profile.sex).map_or("", examreg_domain::Sex::as_str);
     // The document check first: its message says what to do (wait, retake, call the desk).
     if let Some(error) = held(
         captures.document_check.as_ref(),
@@ -370,6 +371,14 @@ async fn complete(
         document_type,
         client.lang,
     ) {
+        // The profile's names go beside the zone's for whoever reviews it (never a seal).
+        if captures
+            .document_check
+            .as_ref()
+            .is_some_and(|check| check.outcome == "review" && check.decision.is_empty())
+        {
+            state.biometrics.seal(token, &profile, sex, true).await?;
+        }
         return Err(error);
     }
     if !missing.is_empty() {
@@ -383,8 +392,7 @@ async fn complete(
     }
     // Then the photos and the consent, sealed by biometrics under the set's own lock: an
     // upload still arriving now is refused there, whatever was checked above.
-    let sex = examreg_domain::Sex::from_wire(profile.sex).map_or("", examreg_domain::Sex::as_str);
-    let seal = state.biometrics.seal(token, &profile, sex).await?;
+    let seal = state.biometrics.seal(token, &profile, sex, false).await?;
     if !seal.sealed {
         return Err(held(
             seal.document_check.as_ref(),

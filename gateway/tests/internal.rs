@@ -457,6 +457,23 @@ async fn a_card_that_is_not_the_holders_waits_for_a_person_who_decides_with_the_
         .as_str()
         .unwrap()
         .to_owned();
+    // The applicant asks to complete meanwhile: held, and the profile's names are put beside
+    // the card's for the reviewer (they differ: a signal, not a verdict).
+    let (status, body) = s.complete(&token).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["error"]["code"], "document_review");
+    let shown = parsed(&ctl(&s, &["review", &id, "--json"]).await.unwrap());
+    assert_eq!(shown["zone"]["issuing_state"], "KAZ");
+    assert_eq!(
+        shown["zone"]["optional_data"].as_str().unwrap()[..12],
+        *other.as_str()
+    );
+    assert_eq!(shown["zone"]["surname"], "ABDRAKHMANOVA");
+    assert_eq!(
+        shown["profile_names"],
+        json!({"surname": "NURLANOV", "given_names": "ARMAN", "agree": false})
+    );
+    assert_eq!(shown["captures"].as_array().unwrap().len(), 3);
     ctl(
         &s,
         &[

@@ -2,7 +2,7 @@
 //! service client's id and secret (read from a file) for a service token at identity, then
 //! calls the service that owns the data: identity for accounts, the change feed, the support
 //! actions and its audit log; profile for profiles and statistics; biometrics for the photos'
-//! status, its access log and the document review queue. Tables for people, `--json` for scripts.
+//! status, its access log and the document review queue (list, show, decide). Tables for people, `--json` for scripts.
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand, ValueEnum};
@@ -154,6 +154,9 @@ enum Command {
         #[arg(long)]
         all: bool,
     },
+    /// One document review: what the zone says, the profile's names beside the zone's, and
+    /// the set's photos (scope review:write; the read is in the person's access log).
+    Review { review: String },
     /// Decides a document review with a reason (scope review:write).
     Decide {
         review: String,
@@ -816,6 +819,41 @@ impl Ctl {
                         &rows,
                     )?;
                 }
+            }
+            Command::Review { review } => {
+                let request = self.req(bio::GetReviewRequest { review_id: review })?;
+                let got = self
+                    .biometrics
+                    .get_review(request)
+                    .await
+                    .map_err(refused)?
+                    .into_inner();
+                let mut value = got.review.as_ref().map(review_json).unwrap_or_default();
+                value["zone"] = got.zone.as_ref().map_or(Value::Null, |z| {
+                    json!({
+                        "format": z.format,
+                        "document_code": z.document_code,
+                        "issuing_state": z.issuing_state,
+                        "document_number": z.document_number,
+                        "birth_date": z.birth_date,
+                        "sex": z.sex,
+                        "expiry_date": z.expiry_date,
+                        "nationality": z.nationality,
+                        "optional_data": z.optional_data,
+                        "surname": z.surname,
+                        "given_names": z.given_names,
+                    })
+                });
+                value["profile_names"] = got.names.as_ref().map_or(Value::Null, |n| {
+                    json!({"surname": n.surname, "given_names": n.given_names, "agree": n.agree})
+                });
+                value["captures"] = got
+                    .captures
+                    .iter()
+                    .map(|c| c.capture_id.clone())
+                    .collect::<Vec<_>>()
+                    .into();
+                self.emit(out, &value)?;
             }
             Command::Decide {
                 review,

@@ -92,12 +92,14 @@ impl Biometrics {
 
     /// Seals a complete set (idempotent); what is missing when it is not complete. The
     /// holder's birth date and sex as the profile has them are compared with the document's
-    /// zone, and the names beside the zone's for a reviewer.
+    /// zone, and the names beside the zone's for a reviewer; `compare_only` records that
+    /// and never seals.
     pub async fn seal(
         &self,
         token: &str,
         profile: &examreg_proto::profile::v1::Profile,
         sex: &str,
+        compare_only: bool,
     ) -> ApiResult<bio::SealCapturesResponse> {
         let message = bio::SealCapturesRequest {
             birth_date: profile.birth_date.clone(),
@@ -105,6 +107,7 @@ impl Biometrics {
             surname: profile.surname.clone(),
             given_name: profile.given_name.clone(),
             patronymic: profile.patronymic.clone(),
+            compare_only,
         };
         call!(self, As::Bearer(token), message => seal_captures).await
     }

@@ -124,6 +124,8 @@ pub struct Claim {
     pub sex: Option<examreg_domain::Sex>,
     /// Compared after transliteration, for the reviewer only.
     pub names: Option<ClaimedNames>,
+    /// Only compare and record the names: never seal, never open a review.
+    pub compare_only: bool,
 }
 
 /// The profile's names as typed (`Debug` prints none of them).

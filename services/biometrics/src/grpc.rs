@@ -369,6 +369,7 @@ impl BiometricsService for Biometrics {
             birth_date,
             sex,
             names,
+            compare_only: req.compare_only,
         };
         Ok(Response::new(
             match self.captures.seal(account, claim).await? {

@@ -363,6 +363,13 @@ pub async fn seal(
     {
         crate::documents::record_names(&mut tx, account, zone, names).await?;
     }
+    if claim.compare_only {
+        tx.commit().await?;
+        return Ok(match check {
+            Some(check) => Seal::Held(check),
+            None => Seal::Incomplete(Vec::new()),
+        });
+    }
     match (document, check) {
         (Standing::Held, Some(check)) => {
             tx.commit().await?;

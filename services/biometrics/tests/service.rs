@@ -1457,7 +1457,7 @@ async fn a_passports_birth_date_and_sex_must_be_the_profiles_or_a_person_looks()
         sex: sex.into(),
         surname: surname.into(),
         given_name: given.into(),
-        patronymic: String::new(),
+        ..Default::default()
     };
     // A name longer than the profile takes is not a claim either.
     let err = app
@@ -1475,6 +1475,20 @@ async fn a_passports_birth_date_and_sex_must_be_the_profiles_or_a_person_looks()
     assert!(sealed.sealed, "{sealed:?}");
     // Names that are not the page's are a signal for a reviewer, never a reason to hold.
     let renamed = set(Uuid::now_v7()).await;
+    // Compared only (the gateway's call for a held completion): recorded, never sealed.
+    let compared = app
+        .seal_with(
+            &renamed,
+            pb::SealCapturesRequest {
+                compare_only: true,
+                ..named("2006-05-21", "male", "Сидоров", "Алексей")
+            },
+        )
+        .await
+        .unwrap();
+    assert!(!compared.sealed, "{compared:?}");
+    assert_eq!(compared.document_check.unwrap().outcome, "verified");
+    assert!(app.status(&renamed).await.sealed_at.is_none());
     let sealed = app
         .seal_with(&renamed, named("2006-05-21", "male", "Сидоров", "Алексей"))
         .await
