@@ -1571,3 +1571,93 @@ async fn a_passports_birth_date_and_sex_must_be_the_profiles_or_a_person_looks()
             .sealed
     );
 }
+
+/// Garage unreachable while a back is read: each failed attempt puts the check back in the
+/// queue after a longer pause, the fifth leaves it to a person (`failed`, a review with no
+/// mismatch) and the set waits for them; once Garage is back, a retake is read as usual.
+#[tokio::test]
+async fn a_back_that_cannot_be_fetched_is_retried_later_and_left_to_a_person_after_five_attempts() {
+    let mut relay = tk::Relay::down(&tk::s3_addr()).await;
+    relay.up().await;
+    let app = spawn_at(format!("http://{}", relay.addr), None, None).await;
+    let account = Uuid::now_v7();
+    let me = app.user(account);
+    app.all_but_the_back(&me).await;
+    app.verified_back(&me).await;
+    let pool = sqlx::PgPool::connect(&app.database).await.unwrap();
+    let row = |pool: sqlx::PgPool| async move {
+        sqlx::query_as::<_, (String, i32, f64, Option<String>)>(
+            "SELECT state, attempts, EXTRACT(EPOCH FROM not_before - now())::float8, error
+             FROM document_checks WHERE account_id = $1",
+        )
+        .bind(account)
+        .fetch_one(&pool)
+        .await
+        .unwrap()
+    };
+    // Garage goes away; the photo is read again from the start.
+    relay.stop().await;
+    sqlx::query(
+        "UPDATE document_checks SET state = 'pending', attempts = 0, not_before = now(),
+           zone = NULL, outcome = NULL WHERE account_id = $1",
+    )
+    .bind(account)
+    .execute(&pool)
+    .await
+    .unwrap();
+    sqlx::query("SELECT pg_notify('document_checks', '')")
+        .execute(&pool)
+        .await
+        .unwrap();
+    // The first attempt fails and waits 10 s (5 s doubled per attempt), still pending.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let (state, attempts, wait, error) = loop {
+        let now = row(pool.clone()).await;
+        if now.1 == 1 && now.2 > 0.0 && now.2 < 60.0 || std::time::Instant::now() > deadline {
+            break now;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!((state.as_str(), attempts, error), ("pending", 1, None));
+    assert!((5.0..=10.5).contains(&wait), "waits {wait} s");
+    assert_eq!(
+        app.status(&me).await.document_check.unwrap().state,
+        "pending"
+    );
+    // Three more failures later (the pauses skipped): the fifth attempt gives up.
+    sqlx::query(
+        "UPDATE document_checks SET attempts = 4, not_before = now() WHERE account_id = $1",
+    )
+    .bind(account)
+    .execute(&pool)
+    .await
+    .unwrap();
+    let check = app.document_check(&me).await.unwrap();
+    assert_eq!(
+        (check.state.as_str(), check.reason.as_str()),
+        ("failed", "reading_failed")
+    );
+    assert_eq!(row(pool.clone()).await.1, 5);
+    // A person looks: the review names no mismatch, and the set waits for them.
+    let reviewer = tk::service_token(&app.key, "review-desk", &["review:write"]);
+    let review = app
+        .reviews(&reviewer, false)
+        .await
+        .into_iter()
+        .find(|r| r.account_id == account.to_string())
+        .expect("an open review");
+    assert!(review.mismatches.is_empty());
+    let held = app.seal(&me).await.unwrap();
+    assert!(!held.sealed && held.missing.is_empty(), "{held:?}");
+    assert_eq!(held.document_check.unwrap().state, "failed");
+    // Garage is back: a retake supersedes the review and is read.
+    relay.up().await;
+    app.verified_back(&me).await;
+    let decided = app.reviews(&reviewer, true).await;
+    assert!(
+        decided
+            .iter()
+            .any(|r| r.review_id == review.review_id && r.decision == "superseded")
+    );
+    assert!(app.seal(&me).await.unwrap().sealed);
+}
