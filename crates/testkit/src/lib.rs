@@ -211,6 +211,8 @@ pub struct Relay {
     pub addr: SocketAddr,
     target: String,
     task: Option<tokio::task::JoinHandle<()>>,
+    /// Bytes forwarded from callers to the target, over every connection so far.
+    received: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Relay {
@@ -223,7 +225,14 @@ impl Relay {
             addr,
             target: target.to_owned(),
             task: None,
+            received: Default::default(),
         }
+    }
+
+    /// Bytes the callers sent through the relay so far (calls of one kind are alike, so this
+    /// counts the calls a server behind it took).
+    pub fn bytes_in(&self) -> u64 {
+        self.received.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Starts forwarding (the dependency is "back").
@@ -232,15 +241,43 @@ impl Relay {
             .await
             .expect("rebind relay port");
         let target = self.target.clone();
+        let received = self.received.clone();
         self.task = Some(tokio::spawn(async move {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
             // Connections live in this set, so stopping the relay cuts them too.
             let mut connections = tokio::task::JoinSet::new();
-            while let Ok((mut inbound, _)) = listener.accept().await {
+            while let Ok((inbound, _)) = listener.accept().await {
                 let target = target.clone();
+                let received = received.clone();
                 connections.spawn(async move {
-                    if let Ok(mut outbound) = TcpStream::connect(&target).await {
-                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
-                    }
+                    let Ok(outbound) = TcpStream::connect(&target).await else {
+                        return;
+                    };
+                    let _ = inbound.set_nodelay(true);
+                    let _ = outbound.set_nodelay(true);
+                    let (mut from_caller, mut to_caller) = inbound.into_split();
+                    let (mut from_target, mut to_target) = outbound.into_split();
+                    let up = async {
+                        let mut buf = vec![0u8; 16 * 1024];
+                        loop {
+                            match from_caller.read(&mut buf).await {
+                                Ok(0) | Err(_) => break,
+                                Ok(n) => {
+                                    received
+                                        .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+                                    if to_target.write_all(&buf[..n]).await.is_err() {
+                                        break;
+                                    }
+                                }
+                            }
+                        }
+                        let _ = to_target.shutdown().await;
+                    };
+                    let down = async {
+                        let _ = tokio::io::copy(&mut from_target, &mut to_caller).await;
+                        let _ = to_caller.shutdown().await;
+                    };
+                    tokio::join!(up, down);
                 });
                 while connections.try_join_next().is_some() {}
             }

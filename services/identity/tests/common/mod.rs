@@ -62,10 +62,11 @@ pub(crate) async fn spawn_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
     start(config, key, proof_key).await
 }
 
-async fn start(config: Config, key: SigningKey, proof_key: SigningKey) -> TestApp {
+async fn start(mut config: Config, key: SigningKey, proof_key: SigningKey) -> TestApp {
     let database = config.database_url.clone();
     let app = Application::build(config.clone()).await.unwrap();
     let addr = app.addr();
+    config.addr = addr;
     let (stop, stopped) = tk::stopper();
     let serving = tokio::spawn(app.run_until_stopped(stopped));
     TestApp {
@@ -82,6 +83,19 @@ async fn start(config: Config, key: SigningKey, proof_key: SigningKey) -> TestAp
 }
 
 impl TestApp {
+    /// Another replica of this identity: the same database, keys and configuration, its own
+    /// port.
+    pub(crate) async fn replica(&self) -> TestApp {
+        let mut config = self.config.clone();
+        config.addr = "127.0.0.1:0".parse().unwrap();
+        start(config, self.key.clone(), self.proof_key.clone()).await
+    }
+
+    /// The address this replica serves on.
+    pub(crate) fn addr(&self) -> std::net::SocketAddr {
+        self.config.addr
+    }
+
     /// Stops this identity (its calls drained) and starts another on the same database and
     /// keys, with its configuration changed by `adjust`: a restart.
     pub(crate) async fn restart(self, adjust: impl FnOnce(&mut Config)) -> TestApp {
