@@ -1,7 +1,9 @@
 //! The gRPC server bootstrap every service uses: bind (port 0 allowed, real address reported),
 //! serve the service's routes behind the auth layer next to grpc.health.v1 and server
 //! reflection (v1 and v1alpha), and stop gracefully: on the shutdown signal health turns
-//! NOT_SERVING, the listener closes, and in-flight calls are drained before `serve` returns.
+//! NOT_SERVING, the server goes on serving for [`LINGER`] (its callers take it out of their
+//! sets meanwhile), then the listener closes and in-flight calls are drained before `serve`
+//! returns.
 
 use crate::auth::{AuthLayer, Keys};
 use std::{future::Future, net::SocketAddr, time::Duration};
@@ -15,6 +17,10 @@ pub async fn bind(addr: SocketAddr) -> std::io::Result<(TcpListener, SocketAddr)
     let local = listener.local_addr()?;
     Ok((listener, local))
 }
+
+/// How long a server keeps serving after its shutdown signal, health already NOT_SERVING:
+/// more than the callers' probe interval and timeout (`balance::Timing`, 1 s each).
+pub const LINGER: Duration = Duration::from_millis(2500);
 
 /// Serves `routes` until `shutdown` resolves, then drains in-flight calls.
 ///
@@ -55,6 +61,9 @@ pub async fn serve(
         shutdown.await;
         tracing::info!("shutdown requested: draining in-flight calls");
         reporter.set_not_serving_for_all(&names).await;
+        // Still serving while the callers' probes see NOT_SERVING and take this replica out
+        // of their sets (`balance`), so that no call meets a closed port.
+        tokio::time::sleep(LINGER).await;
     };
 
     let mut routes = routes

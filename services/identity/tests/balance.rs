@@ -63,6 +63,24 @@ async fn calls(
     failed
 }
 
+/// Calls, five at a time, for `how_long`, in the background; how many failed.
+fn load(
+    client: &IdentityServiceClient<Channel>,
+    token: &str,
+    how_long: Duration,
+) -> tokio::task::JoinHandle<usize> {
+    let client = client.clone();
+    let token = token.to_owned();
+    tokio::spawn(async move {
+        let until = tokio::time::Instant::now() + how_long;
+        let mut failed = 0;
+        while tokio::time::Instant::now() < until {
+            failed += calls(&token, &client, 20, 5).await;
+        }
+        failed
+    })
+}
+
 /// Bytes each relay took since `before`.
 fn taken(relays: &[tk::Relay], before: &[u64]) -> Vec<u64> {
     relays
@@ -137,24 +155,18 @@ async fn calls_spread_over_the_replicas_a_new_one_takes_calls_and_a_removed_one_
     }
 
     // The second replica is removed from the name, then stops, while calls go on: none fails.
-    let load = {
-        let client = client.clone();
-        let token = token.to_owned();
-        tokio::spawn(async move {
-            let mut failed = 0;
-            for _ in 0..40 {
-                failed += calls(&token, &client, 20, 5).await;
-            }
-            failed
-        })
-    };
+    let leaving = load(&client, token, Duration::from_secs(2));
     tokio::time::sleep(Duration::from_millis(300)).await;
     let gone = relays[1].addr;
     addrs.lock().unwrap().retain(|a| *a != gone);
     tokio::time::sleep(Duration::from_millis(600)).await;
     let removed = replicas.remove(0);
     drop(removed);
-    assert_eq!(load.await.unwrap(), 0, "a call failed while a replica left");
+    assert_eq!(
+        leaving.await.unwrap(),
+        0,
+        "a call failed while a replica left"
+    );
     let before = relays[1].bytes_in();
     assert_eq!(calls(token, &client, 100, 10).await, 0);
     assert_eq!(
@@ -180,4 +192,23 @@ async fn calls_spread_over_the_replicas_a_new_one_takes_calls_and_a_removed_one_
             "the revived replica takes no calls"
         );
     }
+
+    // A rollout: a replica told to stop while its name still resolves (the DNS answer lags a
+    // pod's end). It answers NOT_SERVING and goes on serving a moment, the callers take it
+    // out, and only then does it close: no call fails.
+    let rolling = load(
+        &client,
+        token,
+        examreg_kit::grpc::LINGER + Duration::from_secs(2),
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let stopping = replicas.remove(1);
+    drop(stopping._stop);
+    let stopped = tokio::spawn(stopping.serving);
+    assert_eq!(
+        rolling.await.unwrap(),
+        0,
+        "a call failed while a replica stopped"
+    );
+    stopped.await.unwrap().unwrap().unwrap();
 }
