@@ -87,10 +87,16 @@ pub fn reason_of(status: &Status) -> Reason {
 /// or the pool is exhausted, INTERNAL otherwise.
 #[cfg(feature = "postgres")]
 pub fn db(e: sqlx::Error) -> Status {
-    if matches!(
-        e,
-        sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed
-    ) {
+    // A statement Postgres cancelled (the statement timeout: 57014) is the store being slow.
+    let cancelled = e
+        .as_database_error()
+        .is_some_and(|d| d.code().as_deref() == Some("57014"));
+    if cancelled
+        || matches!(
+            e,
+            sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed
+        )
+    {
         unavailable("postgres", &e)
     } else {
         internal(&e)

@@ -267,17 +267,85 @@ async fn http_ok(addr: SocketAddr, path: &str) -> Result<(), String> {
     }
 }
 
-/// A Postgres pool of up to 20 connections, with the service's migrations applied (under
-/// sqlx's advisory lock, so replicas starting together apply them once).
+/// A service's Postgres pool, sized by configuration (`<SERVICE>_DATABASE_POOL_SIZE`,
+/// `_ACQUIRE_TIMEOUT_MS`, `_STATEMENT_TIMEOUT_MS`): each replica opens up to `size`
+/// connections, so replicas × size must stay below the server's `max_connections` (or a
+/// pooler's client limit).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pool {
+    pub size: u32,
+    /// A call waiting longer than this for a connection fails `unavailable` (postgres).
+    pub acquire_timeout: Duration,
+    /// Postgres cancels a statement running longer (zero: never); it fails `unavailable`.
+    pub statement_timeout: Duration,
+}
+
+impl Default for Pool {
+    fn default() -> Self {
+        Self {
+            size: 20,
+            acquire_timeout: Duration::from_secs(5),
+            statement_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+impl Pool {
+    /// Reads `<prefix>_DATABASE_POOL_SIZE` (more than `held`, at most 1000),
+    /// `<prefix>_DATABASE_ACQUIRE_TIMEOUT_MS` (at least 1) and
+    /// `<prefix>_DATABASE_STATEMENT_TIMEOUT_MS` (0 for none). `held` is how many connections
+    /// the service's `LISTEN`ers keep for good (sqlx's `PgListener` holds a pooled one).
+    pub fn from_env(env: &mut crate::config::Env, prefix: &str, held: u32) -> Self {
+        let defaults = Self::default();
+        let size_var = format!("{prefix}_DATABASE_POOL_SIZE");
+        let size = env.parse(&size_var, defaults.size);
+        if size <= held || size > 1000 {
+            env.invalid(
+                &size_var,
+                format!(
+                    "between {} and 1000 ({held} held by listeners, one at least for calls)",
+                    held + 1
+                ),
+            );
+        }
+        let acquire_var = format!("{prefix}_DATABASE_ACQUIRE_TIMEOUT_MS");
+        let acquire = env.parse(&acquire_var, defaults.acquire_timeout.as_millis() as u64);
+        if acquire == 0 {
+            env.invalid(&acquire_var, "at least 1 ms");
+        }
+        let statement = env.parse(
+            &format!("{prefix}_DATABASE_STATEMENT_TIMEOUT_MS"),
+            defaults.statement_timeout.as_millis() as u64,
+        );
+        Self {
+            size: size.clamp(held + 1, 1000),
+            acquire_timeout: Duration::from_millis(acquire.max(1)),
+            statement_timeout: Duration::from_millis(statement),
+        }
+    }
+}
+
+/// A Postgres pool with the service's migrations applied (under sqlx's advisory lock, so
+/// replicas starting together apply them once). The statement timeout is a startup parameter
+/// of each connection (behind PgBouncer, set it on the role instead: see the README).
 #[cfg(feature = "postgres")]
 pub async fn postgres(
     url: &crate::config::Secret,
     migrations: &sqlx::migrate::Migrator,
+    pool: Pool,
 ) -> anyhow::Result<sqlx::PgPool> {
+    use std::str::FromStr;
+    let mut options = sqlx::postgres::PgConnectOptions::from_str(url.expose())?;
+    if !pool.statement_timeout.is_zero() {
+        options = options.options([(
+            "statement_timeout",
+            pool.statement_timeout.as_millis().to_string(),
+        )]);
+    }
     let pool = sqlx::postgres::PgPoolOptions::new()
-        .max_connections(20)
-        .acquire_timeout(Duration::from_secs(5))
-        .connect(url.expose())
+        .max_connections(pool.size)
+        .acquire_timeout(pool.acquire_timeout)
+        .connect_with(options)
         .await?;
     migrations.run(&pool).await?;
     Ok(pool)

@@ -28,6 +28,8 @@ use tonic::service::Routes;
 pub struct Config {
     pub addr: SocketAddr,
     pub database_url: Secret,
+    /// The pool's size and timeouts (`BIOMETRICS_DATABASE_POOL_SIZE`, …).
+    pub database_pool: examreg_kit::service::Pool,
     pub s3: objects::S3Config,
     /// `id:hex64,…`, the first current (see `envelope`).
     pub master_keys: Option<envelope::MasterKeys>,
@@ -86,6 +88,7 @@ impl Config {
                 "BIOMETRICS_ADDR",
                 "127.0.0.1:50053".parse().expect("literal"),
             ),
+            database_pool: examreg_kit::service::Pool::from_env(env, "BIOMETRICS", 1),
             database_url: env.secret("BIOMETRICS_DATABASE_URL").unwrap_or_else(|| {
                 Secret::new("postgres://examreg:examreg@127.0.0.1:5432/examreg_biometrics")
             }),
@@ -139,7 +142,12 @@ impl Application {
     /// Connects to Postgres (applying the migrations), prepares the photo checks and binds the
     /// listener; the sweeper runs while it serves.
     pub async fn build(config: Config, keys: Keys) -> anyhow::Result<Service> {
-        let pool = service::postgres(&config.database_url, &sqlx::migrate!("./migrations")).await?;
+        let pool = service::postgres(
+            &config.database_url,
+            &sqlx::migrate!("./migrations"),
+            config.database_pool,
+        )
+        .await?;
         let biometrics = Arc::new(grpc::Biometrics {
             captures: captures::Captures {
                 pool,

@@ -62,6 +62,8 @@ pub struct Throttle {
 pub struct Config {
     pub addr: SocketAddr,
     pub database_url: Secret,
+    /// The pool's size and timeouts (`IDENTITY_DATABASE_POOL_SIZE`, …).
+    pub database_pool: examreg_kit::service::Pool,
     /// The key that signs every token (the first of `IDENTITY_SIGNING_KEY`'s PEM blocks).
     pub signing_key: Option<SigningKey>,
     /// Keys published beside it and still accepted, for a rotation: the next key before it
@@ -138,6 +140,7 @@ impl Config {
         let cpus = std::thread::available_parallelism().map_or(2, usize::from);
         Self {
             addr: env.parse("IDENTITY_ADDR", "127.0.0.1:50051".parse().expect("literal")),
+            database_pool: examreg_kit::service::Pool::from_env(env, "IDENTITY", 2),
             database_url: env.secret("IDENTITY_DATABASE_URL").unwrap_or_else(|| {
                 Secret::new("postgres://examreg:examreg@127.0.0.1:5432/examreg_identity")
             }),
@@ -182,7 +185,12 @@ impl Application {
     /// Connects to Postgres (applying the migrations), prepares the hasher and binds the
     /// listener; the sweeper runs while it serves. It checks tokens with its own keys.
     pub async fn build(config: Config) -> anyhow::Result<Service> {
-        let pool = service::postgres(&config.database_url, &sqlx::migrate!("./migrations")).await?;
+        let pool = service::postgres(
+            &config.database_url,
+            &sqlx::migrate!("./migrations"),
+            config.database_pool,
+        )
+        .await?;
         let signing_key = config
             .signing_key
             .clone()

@@ -17,6 +17,8 @@ fn invalid_config_exits_before_binding_and_names_the_variables() {
             r#"[{"id":"gateway","secret_sha256":"supersecret","scopes":[]}]"#,
         )
         .env("IDENTITY_ARGON2_MEMORY_KIB", "4096")
+        // The two listeners hold two connections: none would be left for calls.
+        .env("IDENTITY_DATABASE_POOL_SIZE", "2")
         .output()
         .expect("the binary runs");
     assert_eq!(output.status.code(), Some(2));
@@ -27,6 +29,7 @@ fn invalid_config_exits_before_binding_and_names_the_variables() {
         "IDENTITY_PROOF_PUBLIC_KEY",
         "IDENTITY_SERVICE_CLIENTS",
         "IDENTITY_ARGON2_MEMORY_KIB",
+        "IDENTITY_DATABASE_POOL_SIZE",
     ] {
         assert!(stderr.contains(var), "{var} not named in:\n{stderr}");
     }

@@ -29,6 +29,8 @@ use tonic::service::Routes;
 pub struct Config {
     pub addr: SocketAddr,
     pub database_url: Secret,
+    /// The pool's size and timeouts (`PROFILE_DATABASE_POOL_SIZE`, …).
+    pub database_pool: examreg_kit::service::Pool,
     /// Identity: its keys, and the caller's own account (IIN, citizenship) for the checks.
     pub identity_url: String,
 }
@@ -42,6 +44,7 @@ impl Config {
     pub fn from_env(env: &mut Env) -> Self {
         Self {
             addr: env.parse("PROFILE_ADDR", "127.0.0.1:50054".parse().expect("literal")),
+            database_pool: examreg_kit::service::Pool::from_env(env, "PROFILE", 0),
             database_url: env.secret("PROFILE_DATABASE_URL").unwrap_or_else(|| {
                 Secret::new("postgres://examreg:examreg@127.0.0.1:5432/examreg_profile")
             }),
@@ -56,7 +59,12 @@ pub struct Application;
 impl Application {
     /// Connects to Postgres (applying the migrations) and binds the listener.
     pub async fn build(config: Config, keys: Keys) -> anyhow::Result<Service> {
-        let pool = service::postgres(&config.database_url, &sqlx::migrate!("./migrations")).await?;
+        let pool = service::postgres(
+            &config.database_url,
+            &sqlx::migrate!("./migrations"),
+            config.database_pool,
+        )
+        .await?;
         let identity =
             IdentityServiceClient::new(examreg_kit::grpc::channel(&config.identity_url)?);
         let profiles = grpc::Profiles {

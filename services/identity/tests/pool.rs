@@ -1,0 +1,70 @@
+//! The pool as configured: its size, how long a call waits for a connection, how long a
+//! statement may run. A table locked by someone else (an operator's long transaction) makes
+//! the calls fail `unavailable` within the timeouts, not hang, and changes nothing.
+
+mod common;
+
+use examreg_kit::service::Pool;
+use examreg_proto::identity::v1 as pb;
+use examreg_testkit as tk;
+use sqlx::Connection;
+use std::time::{Duration, Instant};
+use tonic::Code;
+
+#[tokio::test]
+async fn a_locked_table_fails_calls_within_the_timeouts_and_the_pool_keeps_its_size() {
+    let app = common::spawn_with(|config| {
+        // The two listeners hold two of the three: one is left for calls.
+        config.database_pool = Pool {
+            size: 3,
+            acquire_timeout: Duration::from_millis(300),
+            statement_timeout: Duration::from_millis(500),
+        };
+    })
+    .await;
+    let token = tk::service_token(&app.key, "support-desk", &["accounts:read"]);
+    let read = || {
+        let mut client = app.client.clone();
+        let request = examreg_kit::auth::with_bearer(
+            pb::GetAccountRequest {
+                account_id: uuid::Uuid::now_v7().to_string(),
+                purpose: "pool test".into(),
+            },
+            &token,
+        )
+        .unwrap();
+        async move { client.get_account(request).await }
+    };
+    assert_eq!(read().await.unwrap_err().code(), Code::NotFound);
+
+    let mut lock = sqlx::PgConnection::connect(app.database.expose())
+        .await
+        .unwrap();
+    sqlx::query("BEGIN").execute(&mut lock).await.unwrap();
+    sqlx::query("LOCK TABLE accounts IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut lock)
+        .await
+        .unwrap();
+    // One call takes the connection and waits on the lock until the statement timeout; the
+    // other waits for the connection until the acquire timeout. Both are told `unavailable`.
+    let started = Instant::now();
+    let (first, second) = tokio::join!(read(), read());
+    let elapsed = started.elapsed();
+    for answer in [first, second] {
+        let status = answer.unwrap_err();
+        assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+    }
+    assert!(elapsed < Duration::from_secs(5), "took {elapsed:?}");
+    // The service never held more than its pool.
+    let connections: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()
+           AND pid <> pg_backend_pid()",
+    )
+    .fetch_one(&mut lock)
+    .await
+    .unwrap();
+    assert!(connections <= 3, "{connections} connections");
+    sqlx::query("ROLLBACK").execute(&mut lock).await.unwrap();
+    // The lock gone, the same call is answered again.
+    assert_eq!(read().await.unwrap_err().code(), Code::NotFound);
+}
