@@ -259,7 +259,9 @@ impl Discovery {
             };
             match (member.balanced, healthy) {
                 (false, true) => {
-                    let endpoint = self.endpoint(addr)?;
+                    let Some(endpoint) = self.endpoint(addr) else {
+                        continue;
+                    };
                     if !self.send(Change::Insert(Key::Addr(addr), endpoint)).await {
                         return None;
                     }
