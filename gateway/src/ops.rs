@@ -1,11 +1,11 @@
-//! Operations endpoints: liveness, readiness (checks the dependencies), Prometheus metrics,
+//! Operations endpoints: liveness, readiness (Redis; the services' answers reported), Prometheus metrics,
 //! and the docs page: Swagger UI (vendored in the binary, so it needs nothing from the
 //! internet) over `/openapi.json`, with try-it-out.
 
 use crate::{state::AppState, upstream::serving};
 use axum::{
     Json, Router,
-    extract::State,
+    extract::{RawQuery, State},
     http::{HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
@@ -65,18 +65,24 @@ pub fn docs<S: Clone + Send + Sync + 'static>(swagger: Router<S>) -> Router<S> {
     ))
 }
 
-/// Readiness: Redis and the services answer.
+/// Readiness that degrades: the gateway is ready while it can serve something, that is while
+/// Redis (its flows, sessions' revocations and limits) answers. A service that is down takes
+/// only its own routes out (they answer 503 `dependency_unavailable`), not the whole pod and
+/// the web pages with it. The body says which dependency answers, and
+/// `gateway_dependency_up{dependency}` keeps it in the metrics; `/readyz?all` is ready only
+/// when every one answers (for scripts waiting for the whole suite).
 #[utoipa::path(
     get,
     path = "/readyz",
     tag = "ops",
     operation_id = "readyz",
+    params(("all" = Option<String>, Query, description = "Present: ready only when every dependency answers")),
     responses(
-        (status = 200, description = "Ready", body = Readiness),
-        (status = 503, description = "Not ready: the dependencies that did not answer are false", body = Readiness),
+        (status = 200, description = "Ready (Redis answers; with `all`, every dependency); the body says which answer", body = Readiness),
+        (status = 503, description = "Not ready: Redis does not answer (with `all`: some dependency does not)", body = Readiness),
     )
 )]
-async fn readyz(State(state): State<AppState>) -> Response {
+async fn readyz(State(state): State<AppState>, RawQuery(query): RawQuery) -> Response {
     let redis = async {
         let pong: Result<String, _> = redis::cmd("PING")
             .query_async(&mut state.redis.clone())
@@ -90,6 +96,28 @@ async fn readyz(State(state): State<AppState>) -> Response {
         serving(state.biometrics.channel()),
         serving(state.profile.channel())
     );
+    let found = [
+        ("redis", redis),
+        ("identity", identity),
+        ("verification", verification),
+        ("biometrics", biometrics),
+        ("profile", profile),
+    ];
+    for (dependency, up) in found {
+        metrics::gauge!("gateway_dependency_up", "dependency" => dependency).set(if up {
+            1.0
+        } else {
+            0.0
+        });
+    }
+    let all = query
+        .as_deref()
+        .is_some_and(|q| q.split('&').any(|p| p == "all" || p.starts_with("all=")));
+    let ready = if all {
+        found.iter().all(|(_, up)| *up)
+    } else {
+        redis
+    };
     let body = Readiness {
         redis,
         identity,
@@ -97,7 +125,7 @@ async fn readyz(State(state): State<AppState>) -> Response {
         biometrics,
         profile,
     };
-    let status = if redis && identity && verification && biometrics && profile {
+    let status = if ready {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE

@@ -784,6 +784,57 @@ async fn concurrent_requests_on_one_flow_never_undo_each_other() {
     );
 }
 
+/// A service down takes its own routes out, not the gateway: `/readyz` stays ready while
+/// Redis answers and says which service does not; `/readyz?all` waits for every one.
+#[tokio::test]
+async fn a_service_down_takes_out_its_routes_and_not_the_gateway() {
+    let s = suite().await;
+    let token = s.logged_in().await;
+    let (status, body) = s.get("/readyz?all").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let config = s.stop("biometrics").await;
+    let (status, body) = s.get("/readyz").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        body,
+        json!({"redis": true, "identity": true, "verification": true, "biometrics": false, "profile": true})
+    );
+    let (status, body) = s.get("/readyz?all").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    // The photos wait; everything else goes on.
+    let (status, body) = s.photo(&token, "face", "image/jpeg", SELFIE.to_vec()).await;
+    refusal(status, &body, 503, "dependency_unavailable");
+    let (status, body) = s.get("/v1/reference/regions").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let flow = s.start("KZ").await;
+    assert!(!flow.is_empty());
+    let metrics = s
+        .http
+        .get(format!("{}/metrics", s.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(r#"gateway_dependency_up{dependency="biometrics"} 0"#),
+        "{metrics}"
+    );
+    s.start_again(config).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let (status, body) = s.get("/readyz?all").await;
+        if status == StatusCode::OK {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{body}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (status, body) = s.photo(&token, "face", "image/jpeg", SELFIE.to_vec()).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}
+
 #[tokio::test]
 async fn a_gateway_refused_by_identity_answers_503_not_401() {
     let s = suite_with(Options {

@@ -291,14 +291,29 @@ impl Suite {
         down: Duration,
         change: impl FnOnce(&mut ServiceConfig),
     ) {
-        let mut running = self.running.lock().await;
-        let old = running.remove(name).expect("a service of the suite");
+        let mut config = self.stop(name).await;
+        tokio::time::sleep(down).await;
+        change(&mut config);
+        self.start_again(config).await;
+    }
+
+    /// Stops a service the way Kubernetes does (its calls drained); its configuration, to
+    /// start it again with [`Suite::start_again`].
+    pub(crate) async fn stop(&self, name: &str) -> ServiceConfig {
+        let old = self
+            .running
+            .lock()
+            .await
+            .remove(name)
+            .expect("a service of the suite");
         let _ = old.stop.send(());
         old.task.await.expect("the service stopped cleanly");
-        tokio::time::sleep(down).await;
-        let mut config = old.config;
-        change(&mut config);
-        start(&mut running, config, &self.keys).await;
+        old.config
+    }
+
+    /// Starts a stopped service again, on its address.
+    pub(crate) async fn start_again(&self, config: ServiceConfig) {
+        start(&mut *self.running.lock().await, config, &self.keys).await;
     }
 }
 
