@@ -1199,21 +1199,7 @@ async fn a_mismatch_waits_in_the_review_queue_and_a_persons_decision_is_on_recor
     assert_eq!(all[1].decision, "");
     let review = all[1].review_id.clone();
     // What the zone says, and the photos to download; the read is on record.
-    let got = app
-        .client
-        .clone()
-        .get_review(
-            with_bearer(
-                pb::GetReviewRequest {
-                    review_id: review.clone(),
-                },
-                &reviewer,
-            )
-            .unwrap(),
-        )
-        .await
-        .unwrap()
-        .into_inner();
+    let got = app.get_review(&reviewer, &review).await;
     let zone = got.zone.unwrap();
     assert_eq!(zone.format, "td1");
     assert_eq!(zone.issuing_state, "KAZ");
@@ -1273,6 +1259,19 @@ impl TestApp {
     }
 
     /// The open review of `account`'s document.
+    /// A review as its reviewer reads it (the zone, the names, the photos).
+    async fn get_review(&self, reviewer: &str, review: &str) -> pb::GetReviewResponse {
+        let request = pb::GetReviewRequest {
+            review_id: review.to_owned(),
+        };
+        self.client
+            .clone()
+            .get_review(with_bearer(request, reviewer).unwrap())
+            .await
+            .unwrap()
+            .into_inner()
+    }
+
     async fn open_review(&self, reviewer: &str, account: Uuid) -> String {
         self.reviews(reviewer, false)
             .await
@@ -1528,21 +1527,7 @@ async fn a_passports_birth_date_and_sex_must_be_the_profiles_or_a_person_looks()
     let reviewer = tk::service_token(&app.key, "review-desk", &["review:write"]);
     let review = app.open_review(&reviewer, account).await;
     // The reviewer sees the names beside the page's: they agree, so the date was a typo.
-    let got = app
-        .client
-        .clone()
-        .get_review(
-            with_bearer(
-                pb::GetReviewRequest {
-                    review_id: review.clone(),
-                },
-                &reviewer,
-            )
-            .unwrap(),
-        )
-        .await
-        .unwrap()
-        .into_inner();
+    let got = app.get_review(&reviewer, &review).await;
     let zone = got.zone.unwrap();
     assert_eq!(
         (zone.surname.as_str(), zone.given_names.as_str()),
