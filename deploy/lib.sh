@@ -19,6 +19,10 @@ PYTHON_TOOLS=$ROOT/deploy/requirements.txt
 MRZ_MODEL=$EXAMREG_HOME/models/ppocrv4-rec.onnx
 PG_PORT=5432
 REDIS_PORT=6379
+# The local Redis Cluster (three masters, no replicas): deploy/test runs the Redis-backed
+# tests against it too, `deploy/up --redis-cluster` points the suite at it.
+REDIS_CLUSTER_PORTS=(7001 7002 7003)
+REDIS_CLUSTER_URL=redis+cluster://127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003
 mkdir -p "$STATE" "$SECRETS"
 
 say() { printf '\033[1m[stack]\033[0m %s\n' "$*" >&2; }
@@ -43,6 +47,21 @@ install_browser() {
     say "installing chromium and chromium-driver (browser tests)"
     apt_install chromium chromium-driver
   fi
+}
+
+# promtool, for the alert rules' checks and unit tests: unpacked from Debian's prometheus
+# package (no Prometheus server is installed or started).
+install_promtool() {
+  [ -x "$EXAMREG_HOME/bin/promtool" ] && return 0
+  say "installing promtool (from Debian's prometheus package)"
+  if [ -z "$apt_updated" ]; then as_root apt-get update -qq; apt_updated=1; fi
+  local dl; dl=$(mktemp -d)
+  chmod 777 "$dl"
+  (cd "$dl" && apt-get download -qq prometheus >/dev/null 2>&1)
+  dpkg-deb -x "$dl"/prometheus_*.deb "$dl/x"
+  mkdir -p "$EXAMREG_HOME/bin"
+  install -m 755 "$dl/x/usr/bin/promtool" "$EXAMREG_HOME/bin/promtool"
+  rm -rf "$dl"
 }
 
 install_packages() {
@@ -108,6 +127,48 @@ start_redis() {
     --dir "$STATE/redis" --daemonize yes --pidfile "$STATE/redis.pid" \
     --logfile "$STATE/redis.log" --save ""
   wait_port $REDIS_PORT redis
+}
+
+# Three cluster-enabled servers on loopback, joined once by `redis-cli --cluster create`
+# (the cluster's state lives in each node's nodes.conf, so a restart rejoins by itself).
+start_redis_cluster() {
+  local port started=""
+  for port in "${REDIS_CLUSTER_PORTS[@]}"; do
+    listening "$port" && continue
+    mkdir -p "$STATE/redis-cluster/$port"
+    redis-server --bind 127.0.0.1 --port "$port" --cluster-enabled yes \
+      --cluster-config-file nodes.conf --cluster-node-timeout 2000 \
+      --appendonly yes --appendfsync everysec --save "" \
+      --dir "$STATE/redis-cluster/$port" --daemonize yes \
+      --pidfile "$STATE/redis-cluster/$port.pid" --logfile "$STATE/redis-cluster/$port.log"
+    started=1
+  done
+  for port in "${REDIS_CLUSTER_PORTS[@]}"; do wait_port "$port" "redis cluster node"; done
+  if [ -n "$started" ]; then say "redis cluster nodes started on ${REDIS_CLUSTER_PORTS[*]}"; fi
+  if ! redis-cli -p "${REDIS_CLUSTER_PORTS[0]}" cluster info | grep -q '^cluster_state:ok'; then
+    if [ "$(redis-cli -p "${REDIS_CLUSTER_PORTS[0]}" cluster info | awk -F: '/cluster_known_nodes/{print $2+0}')" -lt ${#REDIS_CLUSTER_PORTS[@]} ]; then
+      say "creating the redis cluster"
+      local nodes=()
+      for port in "${REDIS_CLUSTER_PORTS[@]}"; do nodes+=("127.0.0.1:$port"); done
+      redis-cli --cluster create "${nodes[@]}" --cluster-replicas 0 --cluster-yes >/dev/null
+    fi
+    local i
+    for ((i = 0; i < 100; i++)); do
+      redis-cli -p "${REDIS_CLUSTER_PORTS[0]}" cluster info | grep -q '^cluster_state:ok' && return 0
+      sleep 0.1
+    done
+    say "the redis cluster did not become ready"; return 1
+  fi
+}
+
+stop_redis_cluster() {
+  local port
+  for port in "${REDIS_CLUSTER_PORTS[@]}"; do
+    if [ -f "$STATE/redis-cluster/$port.pid" ]; then
+      redis-cli -p "$port" shutdown >/dev/null 2>&1 || true
+      rm -f "$STATE/redis-cluster/$port.pid"
+    fi
+  done
 }
 
 garage_cfg() { echo "$STATE/garage.toml"; }
@@ -207,8 +268,9 @@ stop_infra() {
     if [ -f "$STATE/$name.pid" ]; then kill "$(cat "$STATE/$name.pid")" 2>/dev/null || true; rm -f "$STATE/$name.pid"; fi
   done
   if [ -f "$STATE/redis.pid" ]; then redis-cli -p $REDIS_PORT shutdown nosave >/dev/null 2>&1 || true; rm -f "$STATE/redis.pid"; fi
+  stop_redis_cluster
   local version; version=$(pg_lsclusters -h 2>/dev/null | awk 'NR==1{print $1}')
   [ -z "$version" ] || as_root pg_ctlcluster "$version" main stop 2>/dev/null || true
 }
 
-export PATH="$EXAMREG_HOME/node/node_modules/.bin:$HOME/.cargo/bin:$EXAMREG_HOME/venv/bin:$PATH"
+export PATH="$EXAMREG_HOME/bin:$EXAMREG_HOME/node/node_modules/.bin:$HOME/.cargo/bin:$EXAMREG_HOME/venv/bin:$PATH"

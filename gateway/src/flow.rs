@@ -6,7 +6,7 @@
 use crate::error::{ApiError, ApiResult};
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
-use redis::aio::ConnectionManager;
+use examreg_kit::redis::Redis;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -116,12 +116,12 @@ pub enum Saved {
 
 #[derive(Clone)]
 pub struct Flows {
-    redis: ConnectionManager,
+    redis: Redis,
     prefix: String,
 }
 
 impl Flows {
-    pub fn new(redis: ConnectionManager, prefix: String) -> Self {
+    pub fn new(redis: Redis, prefix: String) -> Self {
         Self { redis, prefix }
     }
 

@@ -83,12 +83,7 @@ pub fn docs<S: Clone + Send + Sync + 'static>(swagger: Router<S>) -> Router<S> {
     )
 )]
 async fn readyz(State(state): State<AppState>, RawQuery(query): RawQuery) -> Response {
-    let redis = async {
-        let pong: Result<String, _> = redis::cmd("PING")
-            .query_async(&mut state.redis.clone())
-            .await;
-        pong.is_ok()
-    };
+    let redis = async { examreg_kit::redis::ping(&state.redis).await.is_ok() };
     let (redis, identity, verification, biometrics, profile) = tokio::join!(
         redis,
         serving(state.identity.channel()),

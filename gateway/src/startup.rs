@@ -91,14 +91,7 @@ impl Application {
             !config.pow_key.expose().is_empty(),
             "GATEWAY_POW_KEY is required"
         );
-        let client = redis::Client::open(config.redis_url.as_str())?;
-        let redis = redis::aio::ConnectionManager::new_with_config(
-            client,
-            redis::aio::ConnectionManagerConfig::new()
-                .set_connection_timeout(Some(Duration::from_secs(3)))
-                .set_response_timeout(Some(Duration::from_secs(3))),
-        )
-        .await?;
+        let redis = examreg_kit::redis::connect(&config.redis_url, Duration::from_secs(3)).await?;
         let identity = examreg_kit::grpc::channel(&config.identity_url)?;
         let calls = upstream::Calls::new(ServiceToken::new(
             identity.clone(),

@@ -17,7 +17,7 @@ pub struct AppState {
 
 pub struct Inner {
     pub config: Config,
-    pub redis: redis::aio::ConnectionManager,
+    pub redis: examreg_kit::redis::Redis,
     pub flows: Flows,
     pub identity: Identity,
     pub verification: Verification,

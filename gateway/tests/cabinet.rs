@@ -328,8 +328,10 @@ async fn traces(s: &Suite, account: uuid::Uuid, email: &str) -> Vec<String> {
         left.push(format!("{} objects", objects.len()));
     }
     // Verification's Redis keys: no challenge naming the email, no budget of it, no letter.
-    let client = redis::Client::open(tk::redis_url()).unwrap();
-    let mut redis = client.get_multiplexed_async_connection().await.unwrap();
+    let mut redis =
+        examreg_kit::redis::connect(&tk::redis_url(), std::time::Duration::from_secs(10))
+            .await
+            .unwrap();
     let keys: Vec<String> = redis::cmd("KEYS")
         .arg(format!("{}*", s.verification_prefix))
         .query_async(&mut redis)

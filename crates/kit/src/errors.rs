@@ -91,16 +91,18 @@ pub fn db(e: sqlx::Error) -> Status {
     let cancelled = e
         .as_database_error()
         .is_some_and(|d| d.code().as_deref() == Some("57014"));
-    if cancelled
-        || matches!(
-            e,
-            sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed
-        )
-    {
-        unavailable("postgres", &e)
+    let cause = if cancelled {
+        "statement_timeout"
+    } else if matches!(e, sqlx::Error::PoolTimedOut) {
+        "pool_timeout"
+    } else if matches!(e, sqlx::Error::Io(_) | sqlx::Error::PoolClosed) {
+        "connection"
     } else {
-        internal(&e)
-    }
+        return internal(&e);
+    };
+    // Counted for the alert on pool and statement timeouts (`postgres_unavailable_total`).
+    metrics::counter!("postgres_unavailable_total", "cause" => cause).increment(1);
+    unavailable("postgres", &e)
 }
 
 #[cfg(test)]

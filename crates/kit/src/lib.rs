@@ -10,8 +10,12 @@ pub mod client;
 pub mod config;
 pub mod errors;
 pub mod grpc;
+#[cfg(feature = "postgres")]
+pub mod lease;
 pub mod metrics;
 pub mod record;
+#[cfg(feature = "redis")]
+pub mod redis;
 pub mod service;
 pub mod telemetry;
 pub mod tokens;

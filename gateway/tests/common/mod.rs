@@ -134,6 +134,7 @@ pub(crate) async fn suite_with(options: Options) -> Suite {
     let mut config = examreg_verification::Config::defaults();
     let verification_prefix = tk::unique_prefix("verification");
     config.key_prefix = verification_prefix.clone();
+    config.redis_url = tk::redis_url();
     config.smtp_url = format!("smtp://{}", options.smtp);
     config.outbox.retry_base = Duration::from_secs(1);
     config.code_key = Secret::new("test-code-key-0123456789abcdef0123456789");
@@ -180,6 +181,7 @@ pub(crate) async fn suite_with(options: Options) -> Suite {
     config.biometrics_url = biometrics_url;
     config.profile_url = profile_url;
     config.key_prefix = tk::unique_prefix("gateway");
+    config.redis_url = tk::redis_url();
     config.identity_url = identity_url;
     config.verification_url = verification_url;
     config.client_secret = Secret::new(options.client_secret);

@@ -40,6 +40,8 @@ pub struct Config {
     pub identity_url: String,
     /// The document check's reader and its workers.
     pub documents: documents::Settings,
+    /// How often the sweeper runs (once per cluster, whatever the replicas).
+    pub sweep_every: Duration,
 }
 
 impl Config {
@@ -89,6 +91,7 @@ impl Config {
                 "127.0.0.1:50053".parse().expect("literal"),
             ),
             database_pool: examreg_kit::service::Pool::from_env(env, "BIOMETRICS", 1),
+            sweep_every: env.seconds("BIOMETRICS_SWEEP_INTERVAL_SECS", 600),
             database_url: env.secret("BIOMETRICS_DATABASE_URL").unwrap_or_else(|| {
                 Secret::new("postgres://examreg:examreg@127.0.0.1:5432/examreg_biometrics")
             }),
@@ -148,6 +151,8 @@ impl Application {
             config.database_pool,
         )
         .await?;
+        let sweeps =
+            examreg_kit::lease::Lease::new(pool.clone(), "biometrics.sweep", config.sweep_every);
         let biometrics = Arc::new(grpc::Biometrics {
             captures: captures::Captures {
                 pool,
@@ -172,20 +177,26 @@ impl Application {
         let readers = biometrics.clone();
         Ok(Service::bind(config.addr, routes, names, keys)
             .await?
-            .task(|stop| sweeper(biometrics, stop))
+            .task(|stop| sweeper(sweeps, biometrics, stop))
             .task(|stop| documents::run(readers, config.documents, stop)))
     }
 }
 
 /// Removes unreferenced objects (left by a failure between writing an object and its record,
-/// or by a failed delete) every ten minutes.
-async fn sweeper(service: Arc<grpc::Biometrics>, stop: impl Future<Output = ()>) {
-    examreg_kit::grpc::periodically(Duration::from_secs(600), stop, || async {
-        match service.captures.sweep(Duration::from_secs(600)).await {
-            Ok(0) => {}
-            Ok(swept) => tracing::info!(swept, "unreferenced objects deleted"),
-            Err(e) => tracing::warn!(error = %e, "sweep failed; will retry"),
-        }
-    })
-    .await;
+/// or by a failed delete) once per `BIOMETRICS_SWEEP_INTERVAL_SECS` across the replicas: one
+/// replica lists the bucket, not each.
+async fn sweeper(
+    lease: examreg_kit::lease::Lease,
+    service: Arc<grpc::Biometrics>,
+    stop: impl Future<Output = ()>,
+) {
+    lease
+        .run(stop, || async {
+            match service.captures.sweep(Duration::from_secs(600)).await {
+                Ok(0) => {}
+                Ok(swept) => tracing::info!(swept, "unreferenced objects deleted"),
+                Err(e) => tracing::warn!(error = %e, "sweep failed; will retry"),
+            }
+        })
+        .await;
 }

@@ -86,6 +86,8 @@ pub struct Config {
     pub throttle: Throttle,
     /// How long the change feed keeps its events.
     pub feed_retention: Duration,
+    /// How often the sweeper runs (once per cluster, whatever the replicas).
+    pub sweep_every: Duration,
     /// Where biometrics and profile answer, for reopening registrations.
     pub biometrics_url: String,
     pub profile_url: String,
@@ -165,6 +167,7 @@ impl Config {
                 lockout_max: env.seconds("IDENTITY_LOCKOUT_MAX_SECS", 3600),
             },
             feed_retention: env.seconds("IDENTITY_FEED_RETENTION_SECS", 30 * 24 * 3600),
+            sweep_every: env.seconds("IDENTITY_SWEEP_INTERVAL_SECS", 3600),
             biometrics_url: env.string("BIOMETRICS_URL", "http://127.0.0.1:50053"),
             profile_url: env.string("PROFILE_URL", "http://127.0.0.1:50054"),
         }
@@ -207,6 +210,8 @@ impl Application {
         ));
         let window = config.throttle.window;
         let retention = config.feed_retention;
+        let sweeps =
+            examreg_kit::lease::Lease::new(pool.clone(), "identity.sweep", config.sweep_every);
         let draining = examreg_kit::grpc::Trigger::default();
         let feed = revocations::Feed::new(pool.clone(), draining.clone());
         let registrations = feed::Feed::new(pool.clone(), draining.clone());
@@ -237,27 +242,30 @@ impl Application {
             .draining(draining)
             .task(move |stop| revocations::listen(feed, keys, stop))
             .task(move |stop| feed::listen(registrations, stop))
-            .task(move |stop| sweeper(pool, window, retention, stop)))
+            .task(move |stop| sweeper(sweeps, pool, window, retention, stop)))
     }
 }
 
 /// Removes expired proofs, old refresh tokens, stale throttle rows and the feed's events past
-/// its retention every hour (every replica may run it: the deletes are idempotent).
+/// its retention, once per `IDENTITY_SWEEP_INTERVAL_SECS` across the replicas (the lease; the
+/// deletes are idempotent, so a run repeated after a crash does no harm).
 async fn sweeper(
+    lease: examreg_kit::lease::Lease,
     pool: sqlx::PgPool,
     window: Duration,
     retention: Duration,
     stop: impl Future<Output = ()>,
 ) {
-    examreg_kit::grpc::periodically(Duration::from_secs(3600), stop, || async {
-        match store::sweep(&pool, window.as_secs_f64()).await {
-            Ok(swept) => tracing::info!(?swept, "swept expired rows"),
-            Err(e) => tracing::warn!(error = %e, "sweep failed; will retry"),
-        }
-        match store::sweep_events(&pool, retention).await {
-            Ok(events) => tracing::info!(events, "swept the feed's old events"),
-            Err(e) => tracing::warn!(error = %e, "feed sweep failed; will retry"),
-        }
-    })
-    .await;
+    lease
+        .run(stop, || async {
+            match store::sweep(&pool, window.as_secs_f64()).await {
+                Ok(swept) => tracing::info!(?swept, "swept expired rows"),
+                Err(e) => tracing::warn!(error = %e, "sweep failed; will retry"),
+            }
+            match store::sweep_events(&pool, retention).await {
+                Ok(events) => tracing::info!(events, "swept the feed's old events"),
+                Err(e) => tracing::warn!(error = %e, "feed sweep failed; will retry"),
+            }
+        })
+        .await;
 }

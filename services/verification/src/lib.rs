@@ -146,20 +146,10 @@ impl Application {
     /// Connects to Redis, prepares SMTP and binds the listener; the mail queue's worker runs
     /// while it serves. `keys` authenticate callers.
     pub async fn build(config: Config, keys: Keys) -> anyhow::Result<Service> {
-        let client = redis::Client::open(config.redis_url.as_str())?;
-        let manager_config = redis::aio::ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(Duration::from_secs(3)))
-            .set_response_timeout(Some(Duration::from_secs(3)));
-        let redis =
-            redis::aio::ConnectionManager::new_with_config(client.clone(), manager_config).await?;
+        let redis = examreg_kit::redis::connect(&config.redis_url, Duration::from_secs(3)).await?;
         // The worker blocks on BLPOP while idle, so it gets a connection of its own.
-        let worker_redis = redis::aio::ConnectionManager::new_with_config(
-            client,
-            redis::aio::ConnectionManagerConfig::new()
-                .set_connection_timeout(Some(Duration::from_secs(3)))
-                .set_response_timeout(Some(Duration::from_secs(10))),
-        )
-        .await?;
+        let worker_redis =
+            examreg_kit::redis::connect(&config.redis_url, Duration::from_secs(10)).await?;
         let key = config.code_key.expose().as_bytes();
         let sealer = outbox_sealer(&config.code_key);
         let store = store::CodeStore::new(

@@ -31,12 +31,13 @@ use aes_gcm::{
     Aes256Gcm, KeyInit, Nonce,
     aead::{Aead, AeadCore, OsRng},
 };
+use examreg_kit::redis::Redis;
 use futures::StreamExt;
 use lettre::{
     AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor,
     message::{Mailbox, MultiPart},
 };
-use redis::{AsyncCommands, Script, aio::ConnectionManager};
+use redis::{AsyncCommands, Script};
 use std::{future::Future, sync::LazyLock, time::Duration};
 
 #[derive(Debug, thiserror::Error)]
@@ -136,6 +137,8 @@ struct Keys {
     /// Where letters were kept before the per-letter queue (a stream with a consumer group);
     /// a worker moves what it finds there into the queue.
     legacy: String,
+    /// Who is moving the old stream's letters (a lease, so one replica does, not each).
+    adopting: String,
 }
 
 impl Keys {
@@ -149,6 +152,7 @@ impl Keys {
             wake: key("wake"),
             dead: key("dead"),
             legacy: format!("{prefix}outbox"),
+            adopting: format!("{prefix}outbox:adopting"),
         }
     }
 
@@ -163,6 +167,16 @@ impl Keys {
         ]
     }
 }
+
+/// Gives a lease back if it is still the caller's: KEYS lease; ARGV holder.
+static RELEASE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+        if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+        return 0
+        ",
+    )
+});
 
 /// Queues a letter: KEYS due, letters, attempts, born, dead, wake; ARGV id, sealed.
 static ENQUEUE: LazyLock<Script> = LazyLock::new(|| {
@@ -267,13 +281,13 @@ fn invocation<'a>(script: &'a Script, keys: &Keys) -> redis::ScriptInvocation<'a
 /// Appends letters to the queue.
 #[derive(Clone)]
 pub struct Outbox {
-    redis: ConnectionManager,
+    redis: Redis,
     keys: Keys,
     sealer: Sealer,
 }
 
 impl Outbox {
-    pub fn new(redis: ConnectionManager, prefix: &str, sealer: Sealer) -> Self {
+    pub fn new(redis: Redis, prefix: &str, sealer: Sealer) -> Self {
         Self {
             redis,
             keys: Keys::new(prefix),
@@ -347,7 +361,7 @@ impl Outbox {
 }
 
 async fn enqueue_sealed(
-    redis: &mut ConnectionManager,
+    redis: &mut Redis,
     keys: &Keys,
     sealed: &[u8],
 ) -> Result<(), redis::RedisError> {
@@ -374,7 +388,7 @@ pub struct Depth {
 
 /// Delivers queued letters until shutdown.
 pub struct Worker {
-    redis: ConnectionManager,
+    redis: Redis,
     keys: Keys,
     sealer: Sealer,
     smtp: AsyncSmtpTransport<Tokio1Executor>,
@@ -403,7 +417,7 @@ struct Claimed {
 
 impl Worker {
     pub fn new(
-        redis: ConnectionManager,
+        redis: Redis,
         prefix: &str,
         sealer: Sealer,
         smtp: AsyncSmtpTransport<Tokio1Executor>,
@@ -473,6 +487,35 @@ impl Worker {
     /// letter at worst, never loses one; a letter an old replica is sending at that moment may
     /// go out twice).
     async fn adopt_legacy(&mut self) -> Result<(), redis::RedisError> {
+        let waiting: u64 = self.redis.xlen(&self.keys.legacy).await?;
+        if waiting == 0 {
+            return Ok(());
+        }
+        // One replica at a time, or two would queue the same letter twice. A replica that
+        // dies while holding the lease lets it lapse; the next one repeats at most the letter
+        // it was moving.
+        let holder = uuid::Uuid::new_v4().simple().to_string();
+        let held: Option<String> = redis::cmd("SET")
+            .arg(&self.keys.adopting)
+            .arg(&holder)
+            .arg("NX")
+            .arg("PX")
+            .arg(30_000)
+            .query_async(&mut self.redis)
+            .await?;
+        if held.is_none() {
+            return Ok(());
+        }
+        let moved = self.move_legacy().await;
+        let _: i64 = RELEASE
+            .key(&self.keys.adopting)
+            .arg(&holder)
+            .invoke_async(&mut self.redis)
+            .await?;
+        moved
+    }
+
+    async fn move_legacy(&mut self) -> Result<(), redis::RedisError> {
         loop {
             let page: redis::streams::StreamRangeReply = self
                 .redis
@@ -605,7 +648,7 @@ impl Worker {
 
     async fn retry(
         &self,
-        redis: &mut ConnectionManager,
+        redis: &mut Redis,
         id: &str,
         wait: Duration,
         counts: bool,
@@ -623,7 +666,7 @@ impl Worker {
     /// stays queued (its lease runs out and it is tried again) and is counted.
     async fn bury(
         &self,
-        redis: &mut ConnectionManager,
+        redis: &mut Redis,
         letter: (&str, &str, u32),
         cause: &str,
         why: &str,

@@ -5,9 +5,10 @@
 //! data either: budgets are keyed by an HMAC of the email. Each key carries a `{hash tag}` so
 //! that a script's keys live in one slot when Redis runs as a cluster.
 
+use examreg_kit::redis::Redis;
 use hmac::{Hmac, Mac};
 use rand::Rng;
-use redis::{Script, aio::ConnectionManager};
+use redis::Script;
 use sha2::Sha256;
 use std::{sync::LazyLock, time::Duration};
 use uuid::Uuid;
@@ -133,7 +134,7 @@ pub enum Limit {
 
 #[derive(Clone)]
 pub struct CodeStore {
-    redis: ConnectionManager,
+    redis: Redis,
     prefix: String,
     key: Vec<u8>,
     pub limits: Limits,
@@ -153,7 +154,7 @@ fn millis(d: Duration) -> u64 {
 }
 
 impl CodeStore {
-    pub fn new(redis: ConnectionManager, prefix: String, key: &[u8], limits: Limits) -> Self {
+    pub fn new(redis: Redis, prefix: String, key: &[u8], limits: Limits) -> Self {
         Self {
             redis,
             prefix,

@@ -37,6 +37,7 @@ fn limits() -> Limits {
 fn config(limits: Limits, smtp: &str) -> Config {
     let mut config = Config::defaults();
     config.key_prefix = tk::unique_prefix("verification");
+    config.redis_url = tk::redis_url();
     config.smtp_url = format!("smtp://{smtp}");
     config.code_key = Secret::new("test-code-key-0123456789abcdef0123456789");
     config.limits = limits;
@@ -444,10 +445,8 @@ fn mail_key(config: &Config, name: &str) -> String {
     format!("{}mail:{{mail}}:{name}", config.key_prefix)
 }
 
-async fn redis() -> redis::aio::MultiplexedConnection {
-    redis::Client::open(tk::redis_url())
-        .unwrap()
-        .get_multiplexed_async_connection()
+async fn redis() -> examreg_kit::redis::Redis {
+    examreg_kit::redis::connect(&tk::redis_url(), Duration::from_secs(10))
         .await
         .unwrap()
 }
@@ -606,34 +605,56 @@ async fn a_letter_that_cannot_be_opened_or_buried_stays_queued_and_the_rest_go_o
 }
 
 #[tokio::test]
-async fn letters_left_in_the_stream_of_the_earlier_version_are_delivered() {
+async fn letters_left_in_the_stream_of_the_earlier_version_are_delivered_once_by_two_replicas() {
     let config = config(limits(), &tk::smtp_addr());
-    let email = tk::unique_email();
-    let letter = examreg_verification::letters::code_letter(
-        &email,
-        examreg_verification::store::Purpose::Registration,
-        "ru",
-        "246810",
-        Duration::from_secs(600),
-    );
-    let sealed = examreg_verification::outbox_sealer(&config.code_key).seal(&letter);
-    let _: String = redis::cmd("XADD")
-        .arg(format!("{}outbox", config.key_prefix))
-        .arg("*")
-        .arg("letter")
-        .arg(sealed)
-        .query_async(&mut redis().await)
-        .await
-        .unwrap();
-    let _app = spawn_config(config.clone()).await;
-    let mails = tk::wait_for_mails(&email, 1, Duration::from_secs(20)).await;
-    assert_eq!(tk::code_in(&mails[0]), "246810");
-    let left: u64 = redis::cmd("XLEN")
-        .arg(format!("{}outbox", config.key_prefix))
-        .query_async(&mut redis().await)
-        .await
-        .unwrap();
-    assert_eq!(left, 0);
+    let sealer = examreg_verification::outbox_sealer(&config.code_key);
+    let emails: Vec<String> = (0..12).map(|_| tk::unique_email()).collect();
+    for (i, email) in emails.iter().enumerate() {
+        let letter = examreg_verification::letters::code_letter(
+            email,
+            examreg_verification::store::Purpose::Registration,
+            "ru",
+            &format!("{:06}", 246_800 + i),
+            Duration::from_secs(600),
+        );
+        let _: String = redis::cmd("XADD")
+            .arg(format!("{}outbox", config.key_prefix))
+            .arg("*")
+            .arg("letter")
+            .arg(sealer.seal(&letter))
+            .query_async(&mut redis().await)
+            .await
+            .unwrap();
+    }
+    // Two replicas of the new version start together and both find the old stream.
+    let (_a, _b) = tokio::join!(spawn_config(config.clone()), spawn_config(config.clone()));
+    for (i, email) in emails.iter().enumerate() {
+        let mails = tk::wait_for_mails(email, 1, Duration::from_secs(30)).await;
+        assert_eq!(tk::code_in(&mails[0]), format!("{:06}", 246_800 + i));
+    }
+    // Nothing left to send: the stream is empty, the queue too, and no replica is moving
+    // letters; so each address has what it will ever get.
+    eventually(
+        Duration::from_secs(30),
+        "the old stream moved and sent",
+        async || {
+            let left: u64 = redis::cmd("XLEN")
+                .arg(format!("{}outbox", config.key_prefix))
+                .query_async(&mut redis().await)
+                .await
+                .unwrap();
+            let adopting: bool = redis::cmd("EXISTS")
+                .arg(format!("{}outbox:adopting", config.key_prefix))
+                .query_async(&mut redis().await)
+                .await
+                .unwrap();
+            left == 0 && !adopting && queued(&config).await.is_empty()
+        },
+    )
+    .await;
+    for email in &emails {
+        assert_eq!(tk::mails_to(email).await.len(), 1, "one letter per address");
+    }
 }
 
 impl TestApp {
