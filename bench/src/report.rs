@@ -113,7 +113,7 @@ pub(crate) fn rss_now() -> BTreeMap<String, f64> {
         })
 }
 
-/// The `/proc` directories of the running suite's services, by service name.
+/// The `/proc` directories of the running suite's services, by service name (and replica).
 fn suite_processes() -> Vec<(String, std::path::PathBuf)> {
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return Vec::new();
@@ -127,8 +127,21 @@ fn suite_processes() -> Vec<(String, std::path::PathBuf)> {
             let program = cmdline.split(|b| *b == 0).next().unwrap_or_default();
             let program = String::from_utf8_lossy(program);
             let name = program.rsplit('/').next().unwrap_or_default();
-            (name.starts_with("examreg-") && name != "examreg-bench")
-                .then(|| (name.trim_start_matches("examreg-").to_owned(), dir))
+            if !name.starts_with("examreg-") || name == "examreg-bench" {
+                return None;
+            }
+            // A second replica (deploy/up --replicas) is reported on its own: `identity#2`.
+            let replica = std::fs::read(dir.join("environ")).ok().and_then(|environ| {
+                environ
+                    .split(|b| *b == 0)
+                    .find_map(|var| var.strip_prefix(b"EXAMREG_REPLICA="))
+                    .map(|k| String::from_utf8_lossy(k).into_owned())
+            });
+            let service = name.trim_start_matches("examreg-");
+            Some((
+                replica.map_or_else(|| service.to_owned(), |k| format!("{service}#{k}")),
+                dir,
+            ))
         })
         .collect()
 }

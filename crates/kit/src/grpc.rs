@@ -166,14 +166,38 @@ fn client_settings(endpoint: tonic::transport::Endpoint) -> tonic::transport::En
 }
 
 /// A lazily connecting channel to another service, each call balanced over the replicas its
-/// host name resolves to (`balance`); a URL with an IP address is one server. Call it within
-/// a Tokio runtime.
+/// host name resolves to (`balance`); a URL with an IP address is one server, and one that
+/// lists `ip:port,ip:port` balances over those replicas (outside Kubernetes, or the local
+/// benchmark's). Call it within a Tokio runtime.
 pub fn channel(url: &str) -> Result<tonic::transport::Channel, tonic::transport::Error> {
-    balanced(
-        url,
-        crate::balance::dns(),
-        crate::balance::Timing::default(),
-    )
+    let timing = crate::balance::Timing::default();
+    match listed_replicas(url) {
+        Some((template, addrs)) => balanced(
+            &template,
+            std::sync::Arc::new(move |_, _| {
+                let addrs = addrs.clone();
+                Box::pin(async move { Ok(addrs) })
+            }),
+            timing,
+        ),
+        None => balanced(url, crate::balance::dns(), timing),
+    }
+}
+
+/// `scheme://ip:port,ip:port[/path]`: a URL for the balancer (named `replicas`, resolved by
+/// the list) and the listed addresses. None for any other URL.
+fn listed_replicas(url: &str) -> Option<(String, Vec<std::net::SocketAddr>)> {
+    let (scheme, rest) = url.split_once("://")?;
+    let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+    if !authority.contains(',') {
+        return None;
+    }
+    let addrs: Vec<std::net::SocketAddr> = authority
+        .split(',')
+        .map(|addr| addr.trim().parse().ok())
+        .collect::<Option<_>>()?;
+    let port = addrs.first()?.port();
+    Some((format!("{scheme}://replicas:{port}/{path}"), addrs))
 }
 
 /// [`channel`] with its own resolver and timing (the tests' replicas behind one name).
@@ -223,5 +247,24 @@ where
             () = &mut stop => return,
             () = tokio::time::sleep(every) => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_url_may_list_its_replicas() {
+        let (template, addrs) =
+            super::listed_replicas("http://127.0.0.1:50051, [::1]:50052").unwrap();
+        assert_eq!(template, "http://replicas:50051/");
+        assert_eq!(
+            addrs,
+            [
+                "127.0.0.1:50051".parse().unwrap(),
+                "[::1]:50052".parse().unwrap()
+            ]
+        );
+        assert!(super::listed_replicas("http://identity:50051").is_none());
+        assert!(super::listed_replicas("http://identity:50051,other:50051").is_none());
     }
 }

@@ -13,6 +13,7 @@ use redis::{
     aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig},
     cluster::ClusterClientBuilder,
     cluster_async::ClusterConnection,
+    cluster_routing::{RoutingInfo, SingleNodeRoutingInfo},
 };
 use std::time::Duration;
 
@@ -132,6 +133,74 @@ pub async fn ping(redis: &Redis) -> RedisResult<()> {
     Ok(())
 }
 
+/// Every key matching `pattern`: `SCAN` (which never blocks Redis the way `KEYS` does) over
+/// the one server, or over every primary of a cluster (a `SCAN` sent to a cluster reaches
+/// one node, and would miss the keys of the others).
+pub async fn scan_match(redis: &Redis, pattern: &str) -> RedisResult<Vec<String>> {
+    let mut keys = Vec::new();
+    match redis {
+        Redis::Single(connection) => {
+            let mut connection = connection.clone();
+            let mut iter: redis::AsyncIter<'_, String> =
+                redis::AsyncCommands::scan_match(&mut connection, pattern).await?;
+            while let Some(key) = iter.next_item().await {
+                keys.push(key?);
+            }
+        }
+        Redis::Cluster(connection) => {
+            let mut connection = connection.clone();
+            let nodes: String = redis::cmd("CLUSTER")
+                .arg("NODES")
+                .query_async(&mut connection)
+                .await?;
+            for (host, port) in primaries(&nodes) {
+                let mut cursor = 0u64;
+                loop {
+                    let mut scan = redis::cmd("SCAN");
+                    scan.arg(cursor)
+                        .arg("MATCH")
+                        .arg(pattern)
+                        .arg("COUNT")
+                        .arg(500);
+                    let answer = connection
+                        .route_command(
+                            scan,
+                            RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress {
+                                host: host.clone(),
+                                port,
+                            }),
+                        )
+                        .await?;
+                    let (next, page): (u64, Vec<String>) = redis::from_redis_value(answer)?;
+                    keys.extend(page);
+                    if next == 0 {
+                        break;
+                    }
+                    cursor = next;
+                }
+            }
+        }
+    }
+    Ok(keys)
+}
+
+/// The primaries' addresses in a `CLUSTER NODES` answer (`id host:port@bus flags …`), but
+/// those marked failed.
+fn primaries(nodes: &str) -> Vec<(String, u16)> {
+    nodes
+        .lines()
+        .filter_map(|line| {
+            let mut fields = line.split_whitespace();
+            let address = fields.nth(1)?;
+            let flags = fields.next()?;
+            let primary = flags.split(',').any(|f| f == "master")
+                && !flags.split(',').any(|f| f == "fail" || f == "noaddr");
+            let (host, port) = address.split('@').next()?.rsplit_once(':')?;
+            primary.then(|| Some((host.trim_matches(['[', ']']).to_owned(), port.parse().ok()?)))?
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -156,6 +225,23 @@ mod tests {
         assert_eq!(
             target("redis+cluster://redis-0.redis:6379").unwrap(),
             Target::Cluster(vec!["redis://redis-0.redis:6379".into()])
+        );
+    }
+
+    #[test]
+    fn the_primaries_are_read_from_cluster_nodes() {
+        let nodes = "\
+a1 127.0.0.1:7001@17001 myself,master - 0 0 1 connected 0-5460
+b2 127.0.0.1:7002@17002 master - 0 1 2 connected 5461-10922
+c3 10.0.0.3:7003@17003,redis-3 master,fail - 0 1 3 connected 10923-16383
+d4 127.0.0.1:7004@17004 slave a1 0 1 1 connected
+";
+        assert_eq!(
+            primaries(nodes),
+            [
+                ("127.0.0.1".to_owned(), 7001),
+                ("127.0.0.1".to_owned(), 7002)
+            ]
         );
     }
 

@@ -271,13 +271,19 @@ async fn http_ok(addr: SocketAddr, path: &str) -> Result<(), String> {
 /// `_ACQUIRE_TIMEOUT_MS`, `_STATEMENT_TIMEOUT_MS`): each replica opens up to `size`
 /// connections, so replicas × size must stay below the server's `max_connections` (or a
 /// pooler's client limit).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Pool {
     pub size: u32,
     /// A call waiting longer than this for a connection fails `unavailable` (postgres).
     pub acquire_timeout: Duration,
     /// Postgres cancels a statement running longer (zero: never); it fails `unavailable`.
     pub statement_timeout: Duration,
+    /// A direct connection to Postgres (`<SERVICE>_DATABASE_DIRECT_URL`) for what needs a
+    /// session of its own: the migrations' advisory lock and the `LISTEN`ers. Set it when the
+    /// database URL goes through PgBouncer in transaction mode; unset, they use the pool.
+    pub direct_url: Option<crate::config::Secret>,
+    /// Connections the `LISTEN`ers hold for good.
+    pub held: u32,
 }
 
 impl Default for Pool {
@@ -286,25 +292,31 @@ impl Default for Pool {
             size: 20,
             acquire_timeout: Duration::from_secs(5),
             statement_timeout: Duration::from_secs(30),
+            direct_url: None,
+            held: 0,
         }
     }
 }
 
 impl Pool {
-    /// Reads `<prefix>_DATABASE_POOL_SIZE` (more than `held`, at most 1000),
-    /// `<prefix>_DATABASE_ACQUIRE_TIMEOUT_MS` (at least 1) and
-    /// `<prefix>_DATABASE_STATEMENT_TIMEOUT_MS` (0 for none). `held` is how many connections
-    /// the service's `LISTEN`ers keep for good (sqlx's `PgListener` holds a pooled one).
+    /// Reads `<prefix>_DATABASE_POOL_SIZE` (more than `held` without a direct URL, at most
+    /// 1000), `<prefix>_DATABASE_ACQUIRE_TIMEOUT_MS` (at least 1),
+    /// `<prefix>_DATABASE_STATEMENT_TIMEOUT_MS` (0 for none) and
+    /// `<prefix>_DATABASE_DIRECT_URL`. `held` is how many connections the service's
+    /// `LISTEN`ers keep for good (sqlx's `PgListener` holds a pooled one): on the direct URL
+    /// when there is one, otherwise out of the pool.
     pub fn from_env(env: &mut crate::config::Env, prefix: &str, held: u32) -> Self {
         let defaults = Self::default();
+        let direct_url = env.secret(&format!("{prefix}_DATABASE_DIRECT_URL"));
+        let held_here = if direct_url.is_some() { 0 } else { held };
         let size_var = format!("{prefix}_DATABASE_POOL_SIZE");
         let size = env.parse(&size_var, defaults.size);
-        if size <= held || size > 1000 {
+        if size <= held_here || size > 1000 {
             env.invalid(
                 &size_var,
                 format!(
-                    "between {} and 1000 ({held} held by listeners, one at least for calls)",
-                    held + 1
+                    "between {} and 1000 ({held_here} held by listeners, one at least for calls)",
+                    held_here + 1
                 ),
             );
         }
@@ -318,22 +330,36 @@ impl Pool {
             defaults.statement_timeout.as_millis() as u64,
         );
         Self {
-            size: size.clamp(held + 1, 1000),
+            size: size.clamp(held_here + 1, 1000),
             acquire_timeout: Duration::from_millis(acquire.max(1)),
             statement_timeout: Duration::from_millis(statement),
+            direct_url,
+            held,
         }
     }
 }
 
-/// A Postgres pool with the service's migrations applied (under sqlx's advisory lock, so
-/// replicas starting together apply them once). The statement timeout is a startup parameter
-/// of each connection (behind PgBouncer, set it on the role instead: see the README).
+/// A service's Postgres: the pool its calls use, and the connections that need a session of
+/// their own (the `LISTEN`ers): a small pool on the direct URL when one is configured, the
+/// same pool otherwise.
+#[cfg(feature = "postgres")]
+#[derive(Debug, Clone)]
+pub struct Postgres {
+    pub pool: sqlx::PgPool,
+    pub sessions: sqlx::PgPool,
+}
+
+/// Connects and applies the service's migrations (under sqlx's session-level advisory lock,
+/// so replicas starting together apply them once; over the direct URL when there is one,
+/// since a transaction-mode pooler would lose the lock between statements). The statement
+/// timeout is a startup parameter of each pooled connection (behind PgBouncer, set it on the
+/// role instead: see the README).
 #[cfg(feature = "postgres")]
 pub async fn postgres(
     url: &crate::config::Secret,
     migrations: &sqlx::migrate::Migrator,
     pool: Pool,
-) -> anyhow::Result<sqlx::PgPool> {
+) -> anyhow::Result<Postgres> {
     use std::str::FromStr;
     let mut options = sqlx::postgres::PgConnectOptions::from_str(url.expose())?;
     if !pool.statement_timeout.is_zero() {
@@ -342,11 +368,25 @@ pub async fn postgres(
             pool.statement_timeout.as_millis().to_string(),
         )]);
     }
-    let pool = sqlx::postgres::PgPoolOptions::new()
+    let calls = sqlx::postgres::PgPoolOptions::new()
         .max_connections(pool.size)
         .acquire_timeout(pool.acquire_timeout)
         .connect_with(options)
         .await?;
-    migrations.run(&pool).await?;
-    Ok(pool)
+    let sessions = match &pool.direct_url {
+        Some(direct) => {
+            sqlx::postgres::PgPoolOptions::new()
+                // The listeners' connections and one for the migrations.
+                .max_connections(pool.held + 1)
+                .acquire_timeout(pool.acquire_timeout)
+                .connect_with(sqlx::postgres::PgConnectOptions::from_str(direct.expose())?)
+                .await?
+        }
+        None => calls.clone(),
+    };
+    migrations.run(&sessions).await?;
+    Ok(Postgres {
+        pool: calls,
+        sessions,
+    })
 }

@@ -352,6 +352,7 @@ pub fn mrz_model() -> std::path::PathBuf {
 /// Photographs for tests: a real portrait and images derived from it.
 pub mod browser;
 pub mod cards;
+pub mod garage;
 pub mod logs;
 pub mod smtp;
 

@@ -451,6 +451,7 @@ pub struct Settings {
 /// outcome. The network is loaded first, on a blocking thread, so start-up does not wait.
 pub async fn run(
     service: Arc<Biometrics>,
+    sessions: PgPool,
     settings: Settings,
     stop: impl std::future::Future<Output = ()>,
 ) {
@@ -473,7 +474,7 @@ pub async fn run(
     let wake = Arc::new(tokio::sync::Notify::new());
     let pool = service.captures.pool.clone();
     let mut background = tokio::task::JoinSet::new();
-    background.spawn(listen(pool.clone(), wake.clone()));
+    background.spawn(listen(sessions, wake.clone()));
     background.spawn(gauge(pool.clone()));
     let (stopping, stopped) = tokio::sync::watch::channel(false);
     let held: Held = Arc::default();

@@ -145,10 +145,10 @@ impl Application {
     /// Connects to Postgres (applying the migrations), prepares the photo checks and binds the
     /// listener; the sweeper runs while it serves.
     pub async fn build(config: Config, keys: Keys) -> anyhow::Result<Service> {
-        let pool = service::postgres(
+        let service::Postgres { pool, sessions } = service::postgres(
             &config.database_url,
             &sqlx::migrate!("./migrations"),
-            config.database_pool,
+            config.database_pool.clone(),
         )
         .await?;
         let sweeps =
@@ -178,7 +178,7 @@ impl Application {
         Ok(Service::bind(config.addr, routes, names, keys)
             .await?
             .task(|stop| sweeper(sweeps, biometrics, stop))
-            .task(|stop| documents::run(readers, config.documents, stop)))
+            .task(|stop| documents::run(readers, sessions, config.documents, stop)))
     }
 }
 

@@ -168,10 +168,11 @@ fn response(cursor: i64, events: Vec<store::EventRow>) -> pb::WatchRegistrations
 
 /// Listens on the channel until `stop`, telling the streams of this replica the newest
 /// sequence number announced. A lost connection only slows the streams to their own looking.
-pub async fn listen(feed: Feed, stop: impl Future<Output = ()>) {
+/// `sessions` gives the listener its connection (the direct URL's pool, if any).
+pub async fn listen(feed: Feed, sessions: sqlx::PgPool, stop: impl Future<Output = ()>) {
     let feed = &feed;
     crate::channel::listen(
-        &feed.pool,
+        &sessions,
         CHANNEL,
         "feed listener",
         stop,

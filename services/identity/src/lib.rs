@@ -188,10 +188,10 @@ impl Application {
     /// Connects to Postgres (applying the migrations), prepares the hasher and binds the
     /// listener; the sweeper runs while it serves. It checks tokens with its own keys.
     pub async fn build(config: Config) -> anyhow::Result<Service> {
-        let pool = service::postgres(
+        let service::Postgres { pool, sessions } = service::postgres(
             &config.database_url,
             &sqlx::migrate!("./migrations"),
-            config.database_pool,
+            config.database_pool.clone(),
         )
         .await?;
         let signing_key = config
@@ -240,8 +240,11 @@ impl Application {
             .await?
             .public(PUBLIC_PATHS)
             .draining(draining)
-            .task(move |stop| revocations::listen(feed, keys, stop))
-            .task(move |stop| feed::listen(registrations, stop))
+            .task({
+                let sessions = sessions.clone();
+                move |stop| revocations::listen(feed, sessions, keys, stop)
+            })
+            .task(move |stop| feed::listen(registrations, sessions, stop))
             .task(move |stop| sweeper(sweeps, pool, window, retention, stop)))
     }
 }

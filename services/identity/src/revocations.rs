@@ -107,11 +107,17 @@ fn parse(payload: &str) -> Option<(Uuid, i64)> {
 /// (identity's own checks). After each (re)connection it passes the whole list again, since
 /// what was announced while it was away is not replayed; while it is connected, `keys` hear a
 /// heartbeat every second, so they go stale when it is not.
-pub async fn listen(feed: Feed, keys: Keys, stop: impl Future<Output = ()>) {
+/// `sessions` gives the listener its connection (the direct URL's pool, if any).
+pub async fn listen(
+    feed: Feed,
+    sessions: sqlx::PgPool,
+    keys: Keys,
+    stop: impl Future<Output = ()>,
+) {
     keys.revocations().watched();
     let (feed, keys) = (&feed, &keys);
     crate::channel::listen(
-        &feed.pool,
+        &sessions,
         CHANNEL,
         "revocation listener",
         stop,

@@ -4,7 +4,7 @@
 
 mod common;
 
-use examreg_kit::service::Pool;
+use examreg_kit::{config::Secret, service::Pool};
 use examreg_proto::identity::v1 as pb;
 use examreg_testkit as tk;
 use sqlx::Connection;
@@ -19,6 +19,7 @@ async fn a_locked_table_fails_calls_within_the_timeouts_and_the_pool_keeps_its_s
             size: 3,
             acquire_timeout: Duration::from_millis(300),
             statement_timeout: Duration::from_millis(500),
+            ..Pool::default()
         };
     })
     .await;
@@ -67,4 +68,69 @@ async fn a_locked_table_fails_calls_within_the_timeouts_and_the_pool_keeps_its_s
     sqlx::query("ROLLBACK").execute(&mut lock).await.unwrap();
     // The lock gone, the same call is answered again.
     assert_eq!(read().await.unwrap_err().code(), Code::NotFound);
+}
+
+#[tokio::test]
+async fn the_listeners_and_the_migrations_use_the_direct_url_and_the_calls_the_pool() {
+    // Two URLs to the same database told apart by their application name: the pooled one
+    // stands for PgBouncer in transaction mode, the direct one for Postgres itself.
+    let app = common::spawn_with(|config| {
+        let url = config.database_url.expose().to_owned();
+        let join = if url.contains('?') { '&' } else { '?' };
+        config.database_url = Secret::new(format!("{url}{join}application_name=calls"));
+        config.database_pool = Pool {
+            size: 1,
+            direct_url: Some(Secret::new(format!("{url}{join}application_name=sessions"))),
+            held: 2,
+            ..Pool::default()
+        };
+    })
+    .await;
+    let token = tk::service_token(&app.key, "support-desk", &["accounts:read"]);
+    let mut client = app.client.clone();
+    let request = examreg_kit::auth::with_bearer(
+        pb::GetAccountRequest {
+            account_id: uuid::Uuid::now_v7().to_string(),
+            purpose: "pool test".into(),
+        },
+        &token,
+    )
+    .unwrap();
+    // A pool of one serves the calls: the listeners hold none of it.
+    assert_eq!(
+        client.get_account(request).await.unwrap_err().code(),
+        Code::NotFound
+    );
+    // The database's own URL (without the application name the test gave the pool).
+    let base = app.database.expose().split('?').next().unwrap().to_owned();
+    let database = base.rsplit('/').next().unwrap().to_owned();
+    let mut watcher = sqlx::PgConnection::connect(&base).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let listening: Vec<(String, String)> = sqlx::query_as(
+            "SELECT application_name, query FROM pg_stat_activity \
+             WHERE datname = $1 AND query LIKE 'LISTEN%'",
+        )
+        .bind(&database)
+        .fetch_all(&mut watcher)
+        .await
+        .unwrap();
+        if listening.len() == 2 {
+            assert!(
+                listening.iter().all(|(name, _)| name == "sessions"),
+                "{listening:?}"
+            );
+            break;
+        }
+        assert!(Instant::now() < deadline, "the listeners: {listening:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let calls: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND application_name = 'calls'",
+    )
+    .bind(&database)
+    .fetch_one(&mut watcher)
+    .await
+    .unwrap();
+    assert_eq!(calls, 1, "the pool of one");
 }

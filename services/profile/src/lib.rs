@@ -59,10 +59,10 @@ pub struct Application;
 impl Application {
     /// Connects to Postgres (applying the migrations) and binds the listener.
     pub async fn build(config: Config, keys: Keys) -> anyhow::Result<Service> {
-        let pool = service::postgres(
+        let service::Postgres { pool, .. } = service::postgres(
             &config.database_url,
             &sqlx::migrate!("./migrations"),
-            config.database_pool,
+            config.database_pool.clone(),
         )
         .await?;
         let identity =

@@ -350,20 +350,13 @@ impl CodeStore {
     }
 
     /// Deletes the live challenges of an email and its send budget; how many challenges.
-    /// Challenges are keyed by id, so this scans them (a rare operator action; live challenges
-    /// expire within minutes, so there are never many).
+    /// Challenges are keyed by id, so this scans them, on every primary of a cluster (a rare
+    /// operator action; live challenges expire within minutes, so there are never many).
     #[tracing::instrument(skip_all, fields(db.system = "redis"))]
     pub async fn erase(&self, email: &str) -> Result<u32, StoreError> {
         let mut redis = self.redis.clone();
         let pattern = format!("{}ch:*", self.prefix);
-        let mut keys = Vec::new();
-        {
-            let mut iter: redis::AsyncIter<'_, String> =
-                redis::AsyncCommands::scan_match(&mut redis, &pattern).await?;
-            while let Some(key) = iter.next_item().await {
-                keys.push(key?);
-            }
-        }
+        let keys = examreg_kit::redis::scan_match(&redis, &pattern).await?;
         let mut deleted = 0;
         for key in keys {
             let owner: Option<String> =
