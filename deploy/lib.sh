@@ -73,6 +73,8 @@ install_packages() {
   command -v npm >/dev/null || missing+=(nodejs npm)
   # OCR-B, in which the tests print the documents' machine-readable zones.
   [ -f /usr/share/fonts/opentype/ocr-b/OCRB.otf ] || missing+=(fonts-ocr-b)
+  # ISO 3166-1 with its Russian and Kazakh names (deploy/countries).
+  [ -f /usr/share/locale/kk/LC_MESSAGES/iso_3166-1.mo ] || missing+=(iso-codes)
   if [ ${#missing[@]} -gt 0 ]; then say "installing ${missing[*]}"; apt_install "${missing[@]}"; fi
   if ! command -v garage >/dev/null || ! garage --version 2>/dev/null | grep -q ":$GARAGE_VERSION "; then
     say "installing garage $GARAGE_VERSION (cargo install, several minutes the first time)"

@@ -180,14 +180,19 @@ async fn biometric_consent(client: Client) -> Json<Document> {
     })
 }
 
-/// Every ISO 3166-1 alpha-2 code (officially assigned).
-const ISO_CODES: &str = "AD AE AF AG AI AL AM AO AQ AR AS AT AU AW AX AZ BA BB BD BE BF BG BH BI BJ BL BM BN BO BQ BR BS BT BV BW BY BZ \
-CA CC CD CF CG CH CI CK CL CM CN CO CR CU CV CW CX CY CZ DE DJ DK DM DO DZ EC EE EG EH ER ES ET FI FJ FK FM FO FR \
-GA GB GD GE GF GG GH GI GL GM GN GP GQ GR GS GT GU GW GY HK HM HN HR HT HU ID IE IL IM IN IO IQ IR IS IT JE JM JO JP \
-KE KG KH KI KM KN KP KR KW KY KZ LA LB LC LI LK LR LS LT LU LV LY MA MC MD ME MF MG MH MK ML MM MN MO MP MQ MR MS MT \
-MU MV MW MX MY MZ NA NC NE NF NG NI NL NO NP NR NU NZ OM PA PE PF PG PH PK PL PM PN PR PS PT PW PY QA RE RO RS RU RW \
-SA SB SC SD SE SG SH SI SJ SK SL SM SN SO SR SS ST SV SX SY SZ TC TD TF TG TH TJ TK TL TM TN TO TR TT TV TW TZ UA UG \
-UM US UY UZ VA VC VE VG VI VN VU WF WS YE YT ZA ZM ZW";
+/// Every ISO 3166-1 alpha-2 code (officially assigned) with its names in ru, kk and en, as
+/// Debian's iso-codes has them (`deploy/countries` writes the file; `deploy/test` checks it).
+static COUNTRIES: std::sync::LazyLock<Vec<[&'static str; 4]>> = std::sync::LazyLock::new(|| {
+    include_str!("countries.tsv")
+        .lines()
+        .filter(|line| !line.starts_with('#'))
+        .map(|line| {
+            let mut fields = line.split('\t');
+            let mut next = || fields.next().expect("countries.tsv has four columns");
+            [next(), next(), next(), next()]
+        })
+        .collect()
+});
 
 pub fn is_country(code: &str) -> bool {
     code.len() == 2 && countries().any(|c| c == code)
@@ -195,11 +200,34 @@ pub fn is_country(code: &str) -> bool {
 
 /// Every citizenship's code.
 pub fn countries() -> impl Iterator<Item = &'static str> {
-    ISO_CODES.split_whitespace()
+    COUNTRIES.iter().map(|[code, ..]| *code)
 }
 
-/// Citizenships with names in ru, kk, en: Kazakhstan first, then the countries most applicants
-/// come from. Any other ISO code is accepted too and listed under its code.
+/// Where a name sorts in its language's alphabet (Kazakh's letters in their places, Ё after
+/// Е), so the list reads in the order the applicant knows.
+fn alphabetical(lang: Lang, name: &str) -> Vec<u32> {
+    const RU: &str = "абвгдеёжзийклмнопрстуфхцчшщъыьэюя";
+    const KK: &str = "аәбвгғдеёжзийкқлмнңоөпрстуұүфхһцчшщъыіьэюя";
+    let alphabet = match lang {
+        Lang::Ru => RU,
+        Lang::Kk => KK,
+        Lang::En => "",
+    };
+    name.to_lowercase()
+        .chars()
+        .map(|c| {
+            alphabet
+                .chars()
+                .position(|a| a == c)
+                .map_or(0x1_0000 + u32::from(c), |i| {
+                    u32::try_from(i).unwrap_or(0) + 0x100
+                })
+        })
+        .collect()
+}
+
+/// The countries most applicants come from, Kazakhstan first, in this order at the top of the
+/// list and under the short names people use (iso-codes has "Российская Федерация").
 const NAMED: &[(&str, &str, &str, &str)] = &[
     ("KZ", "Казахстан", "Қазақстан", "Kazakhstan"),
     ("RU", "Россия", "Ресей", "Russia"),
@@ -232,8 +260,8 @@ const NAMED: &[(&str, &str, &str, &str)] = &[
     ("GB", "Великобритания", "Ұлыбритания", "United Kingdom"),
 ];
 
-/// Every citizenship (ISO 3166-1 alpha-2): Kazakhstan first, then the countries most
-/// applicants come from, named in the caller's language; any other code under its code.
+/// Every citizenship (ISO 3166-1 alpha-2), named in the caller's language: Kazakhstan first,
+/// then the countries most applicants come from, then every other in alphabetical order.
 #[utoipa::path(
     get,
     path = "/v1/reference/citizenships",
@@ -243,23 +271,30 @@ const NAMED: &[(&str, &str, &str, &str)] = &[
     responses((status = 200, description = "The list", body = NamedList))
 )]
 async fn citizenships(client: Client) -> Json<NamedList> {
+    Json(NamedList {
+        items: citizenship_list(client.lang),
+    })
+}
+
+fn citizenship_list(lang: Lang) -> Vec<Named> {
     let mut items: Vec<Named> = NAMED
         .iter()
         .map(|(code, ru, kk, en)| Named {
             code: (*code).to_owned(),
-            name: client.lang.pick(ru, kk, en).to_owned(),
+            name: lang.pick(ru, kk, en).to_owned(),
         })
         .collect();
-    items.extend(
-        ISO_CODES
-            .split_whitespace()
-            .filter(|code| !NAMED.iter().any(|(named, ..)| named == code))
-            .map(|code| Named {
-                code: code.to_owned(),
-                name: code.to_owned(),
-            }),
-    );
-    Json(NamedList { items })
+    let mut rest: Vec<Named> = COUNTRIES
+        .iter()
+        .filter(|[code, ..]| !NAMED.iter().any(|(named, ..)| named == code))
+        .map(|[code, ru, kk, en]| Named {
+            code: (*code).to_owned(),
+            name: lang.pick(ru, kk, en).to_owned(),
+        })
+        .collect();
+    rest.sort_by_cached_key(|named| alphabetical(lang, &named.name));
+    items.extend(rest);
+    items
 }
 
 #[cfg(test)]
@@ -268,10 +303,40 @@ mod tests {
 
     #[test]
     fn knows_the_countries() {
-        assert_eq!(ISO_CODES.split_whitespace().count(), 249);
+        assert_eq!(countries().count(), 249);
         assert!(is_country("KZ") && is_country("UZ"));
         assert!(!is_country("XX") && !is_country("kz") && !is_country("KAZ"));
         assert!(NAMED.iter().all(|(code, ..)| is_country(code)));
+    }
+
+    #[test]
+    fn every_citizenship_is_named_in_each_language_kazakhstan_first() {
+        for lang in [Lang::Ru, Lang::Kk, Lang::En] {
+            let list = citizenship_list(lang);
+            assert_eq!(list.len(), 249);
+            assert_eq!(list[0].code, "KZ");
+            for named in &list {
+                assert!(
+                    !named.name.is_empty() && named.name != named.code,
+                    "{lang:?}: {} unnamed",
+                    named.code
+                );
+            }
+            let france = list.iter().find(|n| n.code == "FR").unwrap();
+            assert_eq!(france.name, lang.pick("Франция", "Франция", "France"));
+        }
+        // Past the frequent ones, alphabetical in the language's own order: Kazakh's Ә
+        // right after А, not after Я.
+        let kk = citizenship_list(Lang::Kk);
+        let rest = &kk[NAMED.len()..];
+        let first_after_a = rest.iter().position(|n| !n.name.starts_with('А')).unwrap();
+        assert!(
+            rest[first_after_a].name.starts_with('Ә') || rest[first_after_a].name.starts_with('Б')
+        );
+        let ru = citizenship_list(Lang::Ru);
+        let names: Vec<&str> = ru[NAMED.len()..].iter().map(|n| n.name.as_str()).collect();
+        assert!(names.first().unwrap().starts_with('А'), "{names:?}");
+        assert!(names.last().unwrap().starts_with('Я'), "{names:?}");
     }
 }
 

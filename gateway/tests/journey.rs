@@ -648,6 +648,19 @@ async fn ops_endpoints_answer_and_the_openapi_document_covers_every_route() {
         list["items"][0],
         json!({"code": "KZ", "name": "Kazakhstan"})
     );
+    // Every country is named, a French citizen's in Russian too.
+    let (_, _, list) = s
+        .call(
+            reqwest::Method::GET,
+            "/v1/reference/citizenships",
+            None,
+            &[("accept-language", "ru")],
+        )
+        .await;
+    let items = list["items"].as_array().unwrap();
+    assert_eq!(items.len(), 249);
+    assert!(items.contains(&json!({"code": "FR", "name": "Франция"})));
+    assert!(items.iter().all(|c| c["name"] != c["code"]), "{items:?}");
     let metrics = s.text("/metrics").await;
     assert!(metrics.contains("gateway_http_requests_total"), "{metrics}");
     let docs = s.http.get(format!("{}/docs", s.base)).send().await.unwrap();
