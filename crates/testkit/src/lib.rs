@@ -49,10 +49,32 @@ pub fn unique_email() -> String {
 /// `run_until_stopped`, which completes when the sender is used or dropped.
 /// A loopback address free at this moment, for a service whose address another must know
 /// before it starts (the port is released for it to bind).
+/// A loopback address free now, for a server a test starts later (its callers must know the
+/// address first). The port is picked at random below the kernel's ephemeral range: a port the
+/// kernel hands out (port 0) can be taken by any outgoing connection, say a Redis Cluster
+/// client's, in the moment before the server binds it.
 pub fn free_addr() -> std::net::SocketAddr {
+    let low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32768);
+    if low > 11_000 {
+        for _ in 0..200 {
+            let port = 10_000 + u16::try_from(rand_below(u32::from(low - 10_000))).unwrap_or(0);
+            if let Ok(listener) = std::net::TcpListener::bind(("127.0.0.1", port)) {
+                return listener.local_addr().expect("a bound address");
+            }
+        }
+    }
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|listener| listener.local_addr())
         .expect("a free loopback port")
+}
+
+/// A number below `n`, from a random UUID (no generator needed for picking ports).
+fn rand_below(n: u32) -> u32 {
+    let bits = Uuid::new_v4().as_u128();
+    u32::try_from(bits % u128::from(n.max(1))).unwrap_or(0)
 }
 
 pub fn stopper() -> (
