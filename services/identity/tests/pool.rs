@@ -11,6 +11,23 @@ use sqlx::Connection;
 use std::time::{Duration, Instant};
 use tonic::Code;
 
+/// A support desk's read of an account that does not exist: one query on the pool.
+fn read_unknown_account(
+    app: &common::TestApp,
+) -> impl Future<Output = Result<tonic::Response<pb::GetAccountResponse>, tonic::Status>> + use<> {
+    let token = tk::service_token(&app.key, "support-desk", &["accounts:read"]);
+    let mut client = app.client.clone();
+    let request = examreg_kit::auth::with_bearer(
+        pb::GetAccountRequest {
+            account_id: uuid::Uuid::now_v7().to_string(),
+            purpose: "pool test".into(),
+        },
+        &token,
+    )
+    .unwrap();
+    async move { client.get_account(request).await }
+}
+
 #[tokio::test]
 async fn a_locked_table_fails_calls_within_the_timeouts_and_the_pool_keeps_its_size() {
     let app = common::spawn_with(|config| {
@@ -23,19 +40,7 @@ async fn a_locked_table_fails_calls_within_the_timeouts_and_the_pool_keeps_its_s
         };
     })
     .await;
-    let token = tk::service_token(&app.key, "support-desk", &["accounts:read"]);
-    let read = || {
-        let mut client = app.client.clone();
-        let request = examreg_kit::auth::with_bearer(
-            pb::GetAccountRequest {
-                account_id: uuid::Uuid::now_v7().to_string(),
-                purpose: "pool test".into(),
-            },
-            &token,
-        )
-        .unwrap();
-        async move { client.get_account(request).await }
-    };
+    let read = || read_unknown_account(&app);
     assert_eq!(read().await.unwrap_err().code(), Code::NotFound);
 
     let mut lock = sqlx::PgConnection::connect(app.database.expose())
@@ -86,19 +91,9 @@ async fn the_listeners_and_the_migrations_use_the_direct_url_and_the_calls_the_p
         };
     })
     .await;
-    let token = tk::service_token(&app.key, "support-desk", &["accounts:read"]);
-    let mut client = app.client.clone();
-    let request = examreg_kit::auth::with_bearer(
-        pb::GetAccountRequest {
-            account_id: uuid::Uuid::now_v7().to_string(),
-            purpose: "pool test".into(),
-        },
-        &token,
-    )
-    .unwrap();
     // A pool of one serves the calls: the listeners hold none of it.
     assert_eq!(
-        client.get_account(request).await.unwrap_err().code(),
+        read_unknown_account(&app).await.unwrap_err().code(),
         Code::NotFound
     );
     // The database's own URL (without the application name the test gave the pool).
