@@ -17,6 +17,8 @@ BUF_VERSION=1.75.0
 PYTHON_TOOLS=$ROOT/deploy/requirements.txt
 # Where deploy/mrz-model puts the document reader's recognition network.
 MRZ_MODEL=$EXAMREG_HOME/models/ppocrv4-rec.onnx
+# Where deploy/axe-core puts the accessibility rules the browser tests run.
+AXE_CORE=$EXAMREG_HOME/node/axe.min.js
 PG_PORT=5432
 REDIS_PORT=6379
 # The local Redis Cluster (three masters, no replicas): deploy/test runs the Redis-backed
@@ -47,6 +49,8 @@ install_browser() {
     say "installing chromium and chromium-driver (browser tests)"
     apt_install chromium chromium-driver
   fi
+  # axe-core, which the browser tests run on every screen (pinned, checksummed).
+  "$ROOT/deploy/axe-core" "$AXE_CORE"
 }
 
 # promtool, for the alert rules' checks and unit tests: unpacked from Debian's prometheus

@@ -36,6 +36,8 @@ pub(crate) struct Photos {
     pub(crate) face: Vec<u8>,
     pub(crate) front: Vec<u8>,
     pub(crate) back: Vec<u8>,
+    /// What the selfie's page sends while the oval waits: the camera's 320 × 240 picture.
+    pub(crate) frame: Vec<u8>,
 }
 
 impl Photos {
@@ -48,6 +50,11 @@ impl Photos {
                 &holder,
                 "341231",
                 examreg_testkit::cards::Shot::CLEAN,
+            ),
+            frame: examreg_testkit::photos::camera_jpeg(
+                &examreg_testkit::photos::selfie(),
+                320,
+                240,
             ),
         }
     }

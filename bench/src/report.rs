@@ -190,7 +190,8 @@ pub(crate) fn markdown(report: &Value) -> String {
     ));
     out.push_str(&format!(
         "Bound: argon2id {} hashes/s on {} cores ({} ms each); photo checks {} / {} / {} ms \
-         (face, front, back); the zone's reading {} ms; {} CPU-s per registration.\n\n",
+         (face, front, back); the zone's reading {} ms; {} CPU-s per registration. The oval's \
+         preview frame {} ms to judge, {} ms an applicant (kept off the bound: shed first).\n\n",
         f(&report["bound"]["argon2_hashes_per_second"]),
         report["machine"]["cores"],
         f(&report["bound"]["hash_ms"]),
@@ -199,6 +200,8 @@ pub(crate) fn markdown(report: &Value) -> String {
         f(&report["bound"]["photo_ms"]["document_back"]),
         f(&report["bound"]["mrz_ms"]),
         f(&report["bound"]["cpu_seconds_per_registration"]),
+        f(&report["bound"]["frame_ms"]),
+        f(&report["bound"]["frame_ms_per_applicant"]),
     ));
     out.push_str(&format!(
         "Document checks: {} finished in the run, {} a second drained; {} CPU-ms a reading in \

@@ -6,8 +6,8 @@ use crate::{
     extract::{Client, PhotoTaker, User},
     onboarding,
     openapi::{self, AcceptLanguage, ErrorBody, Next, Step},
-    reference,
     state::AppState,
+    texts::Doc,
     upstream::Upload,
 };
 use axum::{
@@ -17,7 +17,7 @@ use axum::{
     http::{HeaderMap, StatusCode, header},
 };
 use examreg_domain::{CaptureKind, DocumentType};
-use examreg_proto::biometrics::v1 as bio;
+use examreg_proto::{biometrics::v1 as bio, convert::FromWire};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::{IntoParams, ToSchema};
@@ -27,6 +27,147 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(consent))
         .routes(routes!(upload))
+        .routes(routes!(preview))
+}
+
+/// The preview frames' route, outside the per-address limit (an oval checks a frame or two a
+/// second) with a budget per account instead, and outside the admission gate (a shed frame is
+/// no reason to turn new applicants away).
+pub fn frames() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(frame))
+}
+
+/// How many preview frames an account may have checked a minute: two a second for the
+/// half minute an applicant might take to settle in the oval, and some.
+pub const FRAMES_PER_MINUTE: u64 = 90;
+/// The largest frame body (the check reads 320 × 240; a JPEG of that is ~15 KB).
+const FRAME_LIMIT: usize = 256 * 1024;
+
+/// Whether the face is placed in the oval, for the selfie's preview.
+#[derive(Serialize, ToSchema)]
+pub struct Placement {
+    /// One face, large enough, near the centre, in good light: the photo may be taken.
+    placed: bool,
+    /// When not placed, the advice's code (`photo_no_face`, `photo_face_too_small`,
+    /// `photo_face_off_centre`, `photo_several_faces`, `photo_too_dark`, `photo_too_bright`,
+    /// …) and its message in the request's language.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    code: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    message: Option<&'static str>,
+}
+
+/// A frame of the camera's preview on the selfie step (SEED.md step 8: the oval turns green
+/// when the face is placed): checked with the selfie's own thresholds on the same detector,
+/// kept nowhere. The page sends one at a time, at most two a second, and takes the photo 3
+/// seconds after the face is placed. Shed first when the photo checks are busy (429
+/// `overloaded`: the page falls back to its button).
+#[utoipa::path(
+    post,
+    path = "/v1/me/biometrics/face/frame",
+    tag = "capture",
+    operation_id = "checkFrame",
+    security(("bearer" = [])),
+    params(AcceptLanguage),
+    request_body(content((PhotoBytes = "image/jpeg")), description = "The frame: a JPEG, 320 × 240 (at most 640 a side, 256 KiB)"),
+    responses(
+        (status = 200, description = "Whether the face is placed", body = Placement),
+        (status = 401, description = "No valid access or capture token (`unauthenticated`)", body = ErrorBody),
+        (status = 413, description = "Larger than 256 KiB (`body_too_large`)", body = ErrorBody),
+        (status = 415, description = "Not image/jpeg (`unsupported_media_type`)", body = ErrorBody),
+        (status = 429, description = "`rate_limited`: over 90 frames a minute for the account; `overloaded`: the photo checks are busy. See Retry-After", body = ErrorBody),
+        (status = 503, description = "A dependency is down; retry later", body = ErrorBody),
+    )
+)]
+async fn frame(
+    State(state): State<AppState>,
+    PhotoTaker(user): PhotoTaker,
+    client: Client,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Json<Placement>> {
+    let jpeg = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .eq_ignore_ascii_case("image/jpeg")
+        });
+    if !jpeg {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+        ));
+    }
+    let now = chrono::Utc::now().timestamp();
+    let used = crate::middleware::count(&state, &format!("frames:{}", user.account_id), now / 60)
+        .await
+        .map_err(|e| ApiError::unavailable(&e))?;
+    if used > FRAMES_PER_MINUTE {
+        let wait = u64::try_from(60 - now.rem_euclid(60)).unwrap_or(60);
+        return Err(ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited")
+            .retry_after(std::time::Duration::from_secs(wait)));
+    }
+    let frame = axum::body::to_bytes(body, FRAME_LIMIT)
+        .await
+        .map_err(|_| ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large"))?;
+    let answer = state.biometrics.check_frame(&user.token, frame).await?;
+    let code = (!answer.placed).then(|| format!("photo_{}", answer.reason));
+    let message = code
+        .as_deref()
+        .map(|code| crate::i18n::message(code, client.lang));
+    Ok(Json(Placement {
+        placed: answer.placed,
+        code,
+        message,
+    }))
+}
+
+/// How large the cabinet's previews are (the longer side, in pixels).
+pub const PREVIEW_SIDE: u32 = 320;
+
+/// A preview of one of the applicant's own photos (JPEG, at most 320 pixels on its longer
+/// side), for the cabinet. Biometrics logs the read in the applicant's access log.
+#[utoipa::path(
+    get,
+    path = "/v1/me/biometrics/{kind}/preview",
+    tag = "capture",
+    operation_id = "previewPhoto",
+    security(("bearer" = [])),
+    params(AcceptLanguage, KindPath),
+    responses(
+        (status = 200, description = "The preview", content_type = "image/jpeg", body = PhotoBytes),
+        (status = 401, description = "No valid access token (`unauthenticated`)", body = ErrorBody),
+        (status = 403, description = "A capture token cannot read photos here (`capture_only`)", body = ErrorBody),
+        (status = 404, description = "No such photo taken (`not_found`)", body = ErrorBody),
+        (status = 503, description = "A dependency is down; retry later", body = ErrorBody),
+    )
+)]
+async fn preview(
+    State(state): State<AppState>,
+    user: User,
+    Path(kind): Path<String>,
+) -> ApiResult<axum::response::Response> {
+    let kind = kind_of(&kind).ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found"))?;
+    let status = state.biometrics.status(&user.token).await?;
+    let capture = status
+        .captures
+        .iter()
+        .find(|c| CaptureKind::from_wire(c.kind) == Some(kind))
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found"))?;
+    let jpeg = state
+        .biometrics
+        .preview(&user.token, &capture.capture_id, PREVIEW_SIDE)
+        .await?;
+    let headers = [
+        (header::CONTENT_TYPE, "image/jpeg"),
+        // A person's photo: kept by no cache, shared or not.
+        (header::CACHE_CONTROL, "no-store"),
+    ];
+    Ok(axum::response::IntoResponse::into_response((headers, jpeg)))
 }
 
 /// The measurements behind a photo's acceptance or refusal: biometrics' scores, served as
@@ -221,16 +362,18 @@ async fn upload(
 #[derive(Deserialize, ToSchema)]
 pub struct ConsentBody {
     /// The version of the text shown (`GET /v1/terms/biometric-consent`).
-    #[schema(schema_with = consent_version)]
+    #[serde(default)]
+    #[schema(example = "2026-01", required = true)]
     consent_version: String,
+    /// The `sha256` of the text shown, so the consent records exactly that text (and its
+    /// language); without it the text in the request's language is recorded.
+    #[serde(default)]
+    #[schema(pattern = "^[0-9a-f]{64}$")]
+    consent_sha256: Option<String>,
     /// The applicant consented.
     #[serde(default)]
     #[schema(schema_with = openapi::must_be_true, required = true)]
     accepted: bool,
-}
-
-fn consent_version() -> utoipa::openapi::Object {
-    openapi::one_of([reference::BIOMETRIC_CONSENT_VERSION])
 }
 
 /// Consent to processing biometric data.
@@ -264,15 +407,16 @@ async fn consent(
             "required",
         ));
     }
-    if body.consent_version != reference::BIOMETRIC_CONSENT_VERSION {
-        return Err(ApiError::validation(
-            "consent_version_outdated",
-            "consent_version",
-            "outdated",
-        ));
-    }
+    let text = state.texts.accept(
+        Doc::BiometricConsent,
+        &body.consent_version,
+        body.consent_sha256.as_deref(),
+        client.lang,
+    )?;
     let consent = bio::RecordConsentRequest {
-        version: body.consent_version,
+        version: text.version,
+        sha256: text.sha256,
+        language: text.language.to_owned(),
         accepted: true,
         client_ip: client.ip,
         user_agent: client.user_agent,

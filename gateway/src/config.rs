@@ -42,6 +42,9 @@ pub struct Config {
     pub public_url: String,
     /// How long a hand-off link waits to be opened.
     pub handoff_ttl: Duration,
+    /// Where the user agreement and the biometric consent are read from (see `texts`); the
+    /// compiled-in texts when unset.
+    pub texts_dir: Option<std::path::PathBuf>,
 }
 
 impl Config {
@@ -95,6 +98,9 @@ impl Config {
             admission_pause: Duration::from_millis(env.parse("GATEWAY_ADMISSION_PAUSE_MS", 1000)),
             public_url: env.string("GATEWAY_PUBLIC_URL", "http://localhost:8080"),
             handoff_ttl: env.seconds("GATEWAY_HANDOFF_TTL_SECS", 300),
+            texts_dir: Some(env.string("GATEWAY_TEXTS_DIR", ""))
+                .filter(|dir| !dir.is_empty())
+                .map(Into::into),
             pow_key,
             pow_base: env.parse("GATEWAY_POW_BASE", 50_000),
             pow_step: env.parse("GATEWAY_POW_STEP_PASSES", 100),

@@ -29,6 +29,11 @@ pub struct Flow {
     pub citizenship: String,
     #[serde(default)]
     pub terms_version: String,
+    /// The SHA-256 of the agreement's text accepted, and its language.
+    #[serde(default)]
+    pub terms_sha256: String,
+    #[serde(default)]
+    pub terms_language: String,
     #[serde(default)]
     pub iin: Option<String>,
     #[serde(default)]
@@ -63,6 +68,8 @@ impl Flow {
             user_agent: user_agent.to_owned(),
             citizenship: String::new(),
             terms_version: String::new(),
+            terms_sha256: String::new(),
+            terms_language: String::new(),
             iin: None,
             passport_number: None,
             email: None,

@@ -23,6 +23,7 @@ pub mod i18n;
 pub mod json;
 pub mod openapi;
 pub mod pow;
+pub mod texts;
 pub mod upstream;
 
 pub mod extract;

@@ -18,7 +18,8 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 pub struct Vouched(pub String);
 
 /// Adds one to a per-minute request counter in Redis (shared by every replica).
-async fn count(state: &AppState, who: &str, minute: i64) -> redis::RedisResult<u64> {
+/// Counts one more request of `who` in `minute` (shared by every replica); the count so far.
+pub(crate) async fn count(state: &AppState, who: &str, minute: i64) -> redis::RedisResult<u64> {
     let key = format!("{}rl:{{{who}}}:{minute}", state.config.key_prefix);
     let (used,): (u64,) = redis::pipe()
         .atomic()

@@ -376,15 +376,35 @@ pub struct Account {
     created_at: Value,
     #[schema(value_type = Option<String>, format = DateTime)]
     registered_at: Value,
+    /// The citizenship's name in the caller's language.
+    #[schema(example = "Казахстан")]
+    citizenship_name: String,
+    /// The user agreement as accepted.
+    terms: Option<Acceptance>,
 }
 
-/// A photo kept: what it shows and when it was taken (never the image).
+/// A text accepted: its version, when, and in which language it was shown.
+#[derive(Serialize, ToSchema)]
+pub struct Acceptance {
+    #[schema(example = "2026-01")]
+    version: String,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    accepted_at: Value,
+    /// Unknown (null) for an acceptance older than the texts' hashes.
+    #[schema(pattern = "^(kk|ru|en)$")]
+    language: Option<String>,
+}
+
+/// A photo kept: what it shows, when it was taken, and where its preview is read.
 #[derive(Serialize, ToSchema)]
 pub struct Photo {
     #[schema(pattern = "^(face|document_front|document_back)$")]
     kind: &'static str,
     #[schema(value_type = Option<String>, format = DateTime)]
     captured_at: Value,
+    /// `GET` it with the access token for a small JPEG (each read is logged).
+    #[schema(example = "/v1/me/biometrics/face/preview")]
+    preview: String,
 }
 
 /// Where the identity verification stands.
@@ -394,23 +414,44 @@ pub struct Verification {
     document_type: DocumentType,
     photos: Vec<Photo>,
     consent_given: bool,
+    /// The consent to processing biometric data as given.
+    consent: Option<Acceptance>,
     /// Every photo and the consent are there.
     submitted: bool,
+}
+
+/// The personal data with the region named.
+#[derive(Serialize, ToSchema)]
+pub struct CabinetPersonal {
+    #[serde(flatten)]
+    personal: Personal,
+    /// The region's name in the caller's language.
+    region_name: Option<String>,
+}
+
+/// The education with the category named.
+#[derive(Serialize, ToSchema)]
+pub struct CabinetEducation {
+    #[serde(flatten)]
+    education: Education,
+    /// The category's name in the caller's language.
+    contingent_name: Option<String>,
 }
 
 /// The cabinet («Личный кабинет»).
 #[derive(Serialize, ToSchema)]
 pub struct Cabinet {
     account: Account,
-    profile: Personal,
-    education: Education,
+    profile: CabinetPersonal,
+    education: CabinetEducation,
     verification: Verification,
     #[schema(value_type = Step)]
     next_step: &'static str,
 }
 
-/// The cabinet («Личный кабинет»): account, profile, education and verification status,
-/// gathered from the services at once; never the images.
+/// The cabinet («Личный кабинет»): account, profile, education and verification status, the
+/// names of what was chosen in the caller's language and the acceptances with their dates,
+/// gathered from the services at once; never the images (each photo names its preview).
 #[utoipa::path(
     get,
     path = "/v1/me",
@@ -425,11 +466,32 @@ async fn cabinet(
     user: User,
     client: Client,
 ) -> ApiResult<Json<Cabinet>> {
-    let (account, captures, profile) = tokio::try_join!(
+    let (account, captures, profile, regions, contingents) = tokio::try_join!(
         state.identity.account(&user.token),
         state.biometrics.status(&user.token),
         state.profile.profile(&user.token),
+        state.profile.regions(),
+        state.profile.contingents(true),
     )?;
+    let region_name = regions
+        .iter()
+        .find(|r| r.code == profile.region_code)
+        .map(|r| crate::reference::pick(client.lang, r.name.as_ref()));
+    let contingent_name = contingents
+        .iter()
+        .find(|c| c.code == profile.contingent_code)
+        .map(|c| crate::reference::pick(client.lang, c.name.as_ref()));
+    let citizenship_name = crate::reference::country_name(client.lang, &account.citizenship);
+    let terms = account.terms.as_ref().map(|t| Acceptance {
+        version: t.version.clone(),
+        accepted_at: time(t.accepted_at.as_ref()),
+        language: given(&t.language),
+    });
+    let consent = captures.consent_given.then(|| Acceptance {
+        version: captures.consent_version.clone(),
+        accepted_at: time(captures.consent_accepted_at.as_ref()),
+        language: given(&captures.consent_language),
+    });
     let onboarding = onboarding::from(&captures, &profile, &account);
     let (iin, passport_number) = match &account.identifier {
         Some(id::account::Identifier::Iin(v)) => (Some(v.clone()), None),
@@ -439,9 +501,13 @@ async fn cabinet(
     let photos = captures
         .captures
         .iter()
-        .map(|c| Photo {
-            kind: CaptureKind::from_wire(c.kind).map_or("unknown", CaptureKind::as_str),
-            captured_at: time(c.captured_at.as_ref()),
+        .map(|c| {
+            let kind = CaptureKind::from_wire(c.kind).map_or("unknown", CaptureKind::as_str);
+            Photo {
+                kind,
+                captured_at: time(c.captured_at.as_ref()),
+                preview: format!("/v1/me/biometrics/{}/preview", kind.replace('_', "-")),
+            }
         })
         .collect();
     Ok(Json(Cabinet {
@@ -457,13 +523,22 @@ async fn cabinet(
             passport_number,
             email: account.email,
             email_verified: true,
+            citizenship_name,
+            terms,
         },
-        profile: Personal::of(&profile),
-        education: Education::of(client.lang, &profile),
+        profile: CabinetPersonal {
+            personal: Personal::of(&profile),
+            region_name,
+        },
+        education: CabinetEducation {
+            education: Education::of(client.lang, &profile),
+            contingent_name,
+        },
         verification: Verification {
             document_type: onboarding.document_type,
             photos,
             consent_given: captures.consent_given,
+            consent,
             submitted: captures.submitted,
         },
         next_step: onboarding.next_step,

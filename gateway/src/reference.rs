@@ -8,6 +8,7 @@ use crate::{
     i18n::Lang,
     openapi::{AcceptLanguage, ErrorBody},
     state::AppState,
+    texts::{Doc, Text},
 };
 use axum::{
     Json,
@@ -28,14 +29,34 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(institutions))
 }
 
-/// A text the applicant accepts, in the caller's language.
+/// A text the applicant accepts, in the caller's language, as the exam center published it.
 #[derive(Serialize, ToSchema)]
 pub struct Document {
     /// What a registration or consent must name to accept this text.
     #[schema(example = "2026-01")]
-    version: &'static str,
-    title: &'static str,
-    text: &'static str,
+    version: String,
+    /// The language of this text.
+    #[schema(pattern = "^(kk|ru|en)$", example = "ru")]
+    language: &'static str,
+    title: String,
+    /// Paragraphs separated by an empty line.
+    text: String,
+    /// The SHA-256 of the published file (lowercase hex); sent back with the acceptance, it
+    /// records exactly which text was accepted.
+    #[schema(pattern = "^[0-9a-f]{64}$")]
+    sha256: String,
+}
+
+impl Document {
+    fn of(text: &Text) -> Self {
+        Self {
+            version: text.version.clone(),
+            language: text.lang.tag(),
+            title: text.title.clone(),
+            text: text.body.clone(),
+            sha256: text.sha256.clone(),
+        }
+    }
 }
 
 /// A code with its name in the caller's language.
@@ -87,11 +108,6 @@ pub struct InstitutionPage {
     next_page_token: Option<String>,
 }
 
-/// The version of the user agreement a registration must accept.
-pub const TERMS_VERSION: &str = "2026-01";
-/// The version of the consent to processing biometric data.
-pub const BIOMETRIC_CONSENT_VERSION: &str = "2026-01";
-
 /// The user agreement, localized.
 #[utoipa::path(
     get,
@@ -101,41 +117,8 @@ pub const BIOMETRIC_CONSENT_VERSION: &str = "2026-01";
     params(AcceptLanguage),
     responses((status = 200, description = "The agreement", body = Document))
 )]
-async fn terms(client: Client) -> Json<Document> {
-    let (title, text) = match client.lang {
-        Lang::Ru => (
-            "Пользовательское соглашение",
-            "Настоящее соглашение регулирует использование информационной системы оценивания (ИСО). \
-             Регистрируясь, вы подтверждаете, что указываете достоверные данные о себе, используете \
-             систему только для регистрации на тестирование и даёте согласие на сбор и обработку \
-             ваших персональных данных в соответствии с Законом Республики Казахстан «О персональных \
-             данных и их защите» для целей организации тестирования. Данные хранятся на территории \
-             Республики Казахстан и удаляются по достижении цели обработки.",
-        ),
-        Lang::Kk => (
-            "Пайдаланушы келісімі",
-            "Осы келісім бағалаудың ақпараттық жүйесін (БАЖ) пайдалануды реттейді. Тіркелу арқылы сіз \
-             өзіңіз туралы дұрыс деректерді көрсететініңізді, жүйені тек тестілеуге тіркелу үшін \
-             пайдаланатыныңызды және дербес деректеріңізді Қазақстан Республикасының «Дербес деректер \
-             және оларды қорғау туралы» Заңына сәйкес тестілеуді ұйымдастыру мақсатында жинауға және \
-             өңдеуге келісім беретініңізді растайсыз. Деректер Қазақстан Республикасының аумағында \
-             сақталады және өңдеу мақсатына қол жеткізілгенде жойылады.",
-        ),
-        Lang::En => (
-            "User agreement",
-            "This agreement governs the use of the assessment information system (ISO). By registering \
-             you confirm that the data you give about yourself is true, that you use the system only to \
-             register for testing, and that you consent to the collection and processing of your \
-             personal data under the Law of the Republic of Kazakhstan \"On personal data and its \
-             protection\" for the purpose of organizing the testing. The data is stored in the Republic \
-             of Kazakhstan and deleted once the purpose of processing is met.",
-        ),
-    };
-    Json(Document {
-        version: TERMS_VERSION,
-        title,
-        text,
-    })
+async fn terms(State(state): State<AppState>, client: Client) -> Json<Document> {
+    Json(Document::of(state.texts.current(Doc::Terms, client.lang)))
 }
 
 /// The consent to processing biometric data, localized.
@@ -147,37 +130,10 @@ async fn terms(client: Client) -> Json<Document> {
     params(AcceptLanguage),
     responses((status = 200, description = "The consent text", body = Document))
 )]
-async fn biometric_consent(client: Client) -> Json<Document> {
-    let (title, text) = match client.lang {
-        Lang::Ru => (
-            "Согласие на обработку биометрических данных",
-            "Я даю согласие на сбор и обработку моих биометрических данных (фотография лица и \
-             фотографии документа, удостоверяющего личность) для подтверждения моей личности при \
-             регистрации и проведении тестирования. Доступ к изображениям ограничен и журналируется; \
-             данные удаляются по достижении цели обработки. Если мне нет 18 лет, согласие дано моим \
-             законным представителем.",
-        ),
-        Lang::Kk => (
-            "Биометриялық деректерді өңдеуге келісім",
-            "Мен тіркелу және тестілеу кезінде жеке басымды растау үшін биометриялық деректерімді \
-             (бет-әлпет фотосы және жеке басты куәландыратын құжаттың фотолары) жинауға және өңдеуге \
-             келісім беремін. Суреттерге қолжетімділік шектеулі және журналға жазылады; деректер өңдеу \
-             мақсатына қол жеткізілгенде жойылады. Егер маған 18 жас толмаса, келісімді заңды өкілім \
-             берді.",
-        ),
-        Lang::En => (
-            "Consent to processing biometric data",
-            "I consent to the collection and processing of my biometric data (a photograph of my face \
-             and photographs of my identity document) to confirm my identity at registration and at \
-             the testing. Access to the images is restricted and logged; the data is deleted once the \
-             purpose is met. If I am under 18, this consent is given by my legal representative.",
-        ),
-    };
-    Json(Document {
-        version: BIOMETRIC_CONSENT_VERSION,
-        title,
-        text,
-    })
+async fn biometric_consent(State(state): State<AppState>, client: Client) -> Json<Document> {
+    Json(Document::of(
+        state.texts.current(Doc::BiometricConsent, client.lang),
+    ))
 }
 
 /// Every ISO 3166-1 alpha-2 code (officially assigned) with its names in ru, kk and en, as
@@ -274,6 +230,22 @@ async fn citizenships(client: Client) -> Json<NamedList> {
     Json(NamedList {
         items: citizenship_list(client.lang),
     })
+}
+
+/// A citizenship's name in `lang` (the code itself for one not in the list).
+pub fn country_name(lang: Lang, code: &str) -> String {
+    NAMED
+        .iter()
+        .find(|(named, ..)| *named == code)
+        .map(|(_, ru, kk, en)| lang.pick(ru, kk, en))
+        .or_else(|| {
+            COUNTRIES
+                .iter()
+                .find(|[c, ..]| *c == code)
+                .map(|[_, ru, kk, en]| lang.pick(ru, kk, en))
+        })
+        .unwrap_or(code)
+        .to_owned()
 }
 
 fn citizenship_list(lang: Lang) -> Vec<Named> {
@@ -383,7 +355,8 @@ async fn regions(State(state): State<AppState>, client: Client) -> ApiResult<Jso
 }
 
 /// Who the applicant is as a learner (school graduate, college graduate, …), named in the
-/// caller's language, with the kind of institution each studies at.
+/// caller's language, with the kind of institution each studies at: only the categories with
+/// at least one institution of their kind to choose.
 #[utoipa::path(
     get,
     path = "/v1/reference/contingents",
@@ -399,7 +372,7 @@ async fn contingents(
     State(state): State<AppState>,
     client: Client,
 ) -> ApiResult<Json<ContingentList>> {
-    let contingents = state.profile.contingents().await?;
+    let contingents = state.profile.contingents(false).await?;
     let items = contingents
         .iter()
         .map(|c| Contingent {
@@ -418,10 +391,14 @@ pub struct InstitutionQuery {
     #[serde(default)]
     #[param(max_length = 100)]
     query: String,
-    /// A region's code.
+    /// Only this region's institutions.
     #[serde(default)]
     #[param(example = "KZ-75")]
     region_code: String,
+    /// This region's institutions first (the applicant's), then the others.
+    #[serde(default)]
+    #[param(example = "KZ-75")]
+    prefer_region_code: String,
     /// `university`, `college` or `school`.
     #[serde(default)]
     #[param(pattern = "^(university|college|school)?$")]
@@ -460,6 +437,7 @@ async fn institutions(
     let search = pb::SearchInstitutionsRequest {
         query: q.query,
         region_code: q.region_code,
+        prefer_region_code: q.prefer_region_code,
         kind: q.kind,
         // Profile reads 0 as "the default"; here absent is the default and 0 is refused.
         page_size: match q.page_size {

@@ -10,6 +10,7 @@ use crate::{
     openapi::{self, AcceptLanguage, ErrorBody, FlowId, FlowRefusals, Next, Resend, Step},
     reference,
     state::AppState,
+    texts::Doc,
     upstream::Created,
 };
 use axum::{
@@ -51,8 +52,13 @@ pub struct StartBody {
     citizenship: String,
     /// The version of the user agreement shown (`GET /v1/terms/current`).
     #[serde(default)]
-    #[schema(schema_with = terms_version, required = true)]
+    #[schema(example = "2026-01", required = true)]
     terms_version: String,
+    /// The `sha256` of the text shown, so the acceptance records exactly that text (and its
+    /// language); without it the text in the request's language is recorded.
+    #[serde(default)]
+    #[schema(pattern = "^[0-9a-f]{64}$")]
+    terms_sha256: Option<String>,
     /// The applicant accepted it.
     #[serde(default)]
     #[schema(schema_with = openapi::must_be_true, required = true)]
@@ -61,10 +67,6 @@ pub struct StartBody {
 
 fn citizenship() -> utoipa::openapi::Object {
     openapi::one_of(reference::countries())
-}
-
-fn terms_version() -> utoipa::openapi::Object {
-    openapi::one_of([reference::TERMS_VERSION])
 }
 
 /// A flow just started.
@@ -114,13 +116,12 @@ async fn start(
             "required",
         ));
     }
-    if body.terms_version != reference::TERMS_VERSION {
-        return Err(ApiError::validation(
-            "terms_version_outdated",
-            "terms_version",
-            "outdated",
-        ));
-    }
+    let terms = state.texts.accept(
+        Doc::Terms,
+        &body.terms_version,
+        body.terms_sha256.as_deref(),
+        client.lang,
+    )?;
     let mut flow = Flow::new(
         Kind::Registration,
         state.config.flow_ttl,
@@ -128,7 +129,9 @@ async fn start(
         &client.user_agent,
     );
     flow.citizenship = citizenship;
-    flow.terms_version = body.terms_version;
+    flow.terms_version = terms.version;
+    flow.terms_sha256 = terms.sha256;
+    flow.terms_language = terms.language.to_owned();
     state.flows.begin(&flow).await?;
     metrics::counter!("registrations_started_total").increment(1);
     tracing::info!("registration started");
@@ -457,6 +460,8 @@ async fn password(
         password: password.to_owned(),
         terms: Some(id::TermsAcceptance {
             version: flow.terms_version.clone(),
+            sha256: flow.terms_sha256.clone(),
+            language: flow.terms_language.clone(),
             accepted_at: Some(convert::timestamp(flow.created_at.trunc_subsecs(0))),
             client_ip: flow.client_ip.clone(),
             user_agent: flow.user_agent.clone(),

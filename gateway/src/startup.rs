@@ -27,6 +27,12 @@ use utoipa_swagger_ui::{Config as SwaggerConfig, SwaggerUi};
 
 /// The `/v1` API, resource by resource, each describing its routes for the document.
 fn described() -> OpenApiRouter<AppState> {
+    limited().merge(capture::frames())
+}
+
+/// The routes behind the per-address limit and the admission gate: all but the preview
+/// frames, which have a budget per account of their own.
+fn limited() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(openapi::frame())
         .merge(reference::router())
         .merge(registration::router())
@@ -48,10 +54,11 @@ pub fn document() -> utoipa::openapi::OpenApi {
 }
 
 pub fn router(state: AppState) -> Router {
-    let (api, _) = described().split_for_parts();
+    let (api, _) = limited().split_for_parts();
+    let (frames, _) = capture::frames().split_for_parts();
     let (ops, _) = ops::router().split_for_parts();
     let docs = SwaggerUi::new("/docs")
-        .url("/openapi.json", document())
+        .url("/openapi.json", state.texts.describe(document()))
         .config(
             SwaggerConfig::default()
                 .validator_url("none")
@@ -66,6 +73,7 @@ pub fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(state.config.body_limit));
     Router::new()
         .merge(api)
+        .merge(frames)
         .merge(ops)
         .merge(ops::docs(Router::from(docs)))
         .merge(web::router())
@@ -91,6 +99,7 @@ impl Application {
             !config.pow_key.expose().is_empty(),
             "GATEWAY_POW_KEY is required"
         );
+        let texts = crate::texts::Texts::load(config.texts_dir.as_deref())?;
         let redis = examreg_kit::redis::connect(&config.redis_url, Duration::from_secs(3)).await?;
         let identity = examreg_kit::grpc::channel(&config.identity_url)?;
         let calls = upstream::Calls::new(ServiceToken::new(
@@ -119,6 +128,7 @@ impl Application {
                     config.pow_step,
                     config.pow_pass_ttl,
                 ),
+                texts,
                 config,
             }),
         };

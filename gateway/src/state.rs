@@ -28,6 +28,8 @@ pub struct Inner {
     pub admission: Arc<Admission>,
     /// Proof-of-work challenges and passes past an address's soft limits.
     pub pow: crate::pow::Pow,
+    /// The user agreement and the consent, as published.
+    pub texts: crate::texts::Texts,
 }
 
 impl std::ops::Deref for AppState {

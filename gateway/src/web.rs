@@ -19,6 +19,9 @@ const APP_JS: &str = include_str!("../web/app.js");
 const TEXTS_JS: &str = include_str!("../web/texts.js");
 const APP_CSS: &str = include_str!("../web/app.css");
 const POW_JS: &str = include_str!("../web/pow.js");
+const MANIFEST: &str = include_str!("../web/manifest.webmanifest");
+const ICON_192: &[u8] = include_bytes!("../web/icon-192.png");
+const ICON_512: &[u8] = include_bytes!("../web/icon-512.png");
 
 /// Everything the pages load comes from this origin; camera previews are blob: URLs and the
 /// QR code of a hand-off is an inline SVG data: image.
@@ -32,33 +35,46 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route(
             "/",
-            get(|| async { page(INDEX, "text/html; charset=utf-8") }),
+            get(|| async { page(INDEX.as_bytes(), "text/html; charset=utf-8") }),
         )
         .route(
             "/assets/app.js",
-            get(|| async { page(APP_JS, "text/javascript; charset=utf-8") }),
+            get(|| async { page(APP_JS.as_bytes(), "text/javascript; charset=utf-8") }),
         )
         .route(
             "/assets/texts.js",
-            get(|| async { page(TEXTS_JS, "text/javascript; charset=utf-8") }),
+            get(|| async { page(TEXTS_JS.as_bytes(), "text/javascript; charset=utf-8") }),
         )
         .route(
             "/assets/pow.js",
-            get(|| async { page(POW_JS, "text/javascript; charset=utf-8") }),
+            get(|| async { page(POW_JS.as_bytes(), "text/javascript; charset=utf-8") }),
         )
         .route(
             "/assets/app.css",
-            get(|| async { page(APP_CSS, "text/css; charset=utf-8") }),
+            get(|| async { page(APP_CSS.as_bytes(), "text/css; charset=utf-8") }),
+        )
+        // What makes the page installable on a phone (deploy/icons draws the icons).
+        .route(
+            "/manifest.webmanifest",
+            get(|| async { page(MANIFEST.as_bytes(), "application/manifest+json") }),
+        )
+        .route(
+            "/assets/icon-192.png",
+            get(|| async { page(ICON_192, "image/png") }),
+        )
+        .route(
+            "/assets/icon-512.png",
+            get(|| async { page(ICON_512, "image/png") }),
         )
 }
 
-fn page(body: &'static str, content_type: &'static str) -> impl IntoResponse {
+fn page(body: &'static [u8], content_type: &'static str) -> impl IntoResponse {
     let mut headers = HeaderMap::new();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     // Small files that change with each release: always revalidate.
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     security_headers(&mut headers);
-    (headers, body)
+    (headers, axum::body::Bytes::from_static(body))
 }
 
 /// The headers every page response carries.
@@ -104,6 +120,30 @@ mod tests {
         // Only the language outlives the tab; tokens go to sessionStorage.
         for (at, _) in APP_JS.match_indices("localStorage.setItem(") {
             assert!(APP_JS[at..].starts_with("localStorage.setItem('lang'"));
+        }
+    }
+
+    #[test]
+    fn the_manifest_names_icons_of_the_sizes_it_says() {
+        let manifest: serde_json::Value = serde_json::from_str(MANIFEST).unwrap();
+        assert_eq!(manifest["display"], "standalone");
+        assert!(INDEX.contains("<link rel=\"manifest\" href=\"/manifest.webmanifest\">"));
+        let icons = manifest["icons"].as_array().unwrap();
+        for size in [192, 512] {
+            assert!(icons.iter().any(|i| i["sizes"] == format!("{size}x{size}")));
+        }
+        for icon in icons {
+            let png = match icon["src"].as_str().unwrap() {
+                "/assets/icon-192.png" => ICON_192,
+                "/assets/icon-512.png" => ICON_512,
+                other => panic!("{other} is not served"),
+            };
+            // The PNG header's width and height (IHDR, right after the signature).
+            let side = |at: usize| u32::from_be_bytes(png[at..at + 4].try_into().unwrap());
+            assert_eq!(
+                format!("{}x{}", side(16), side(20)),
+                icon["sizes"].as_str().unwrap()
+            );
         }
     }
 }

@@ -57,6 +57,31 @@ async fn preview(b: &Browser) {
     .await;
 }
 
+/// Waits until the oval turns green: the face is placed where the selfie check accepts it.
+async fn placed(b: &Browser) {
+    b.wait_for(
+        "the face placed in the oval",
+        "return document.querySelector('.guide.oval.placed') !== null",
+        serde_json::json!([]),
+    )
+    .await;
+}
+
+/// The selfie taken, by the oval or, when the camera's picture shows no placed face, by the
+/// button (pressed once, when it can be).
+async fn shoot(b: &Browser) {
+    b.wait_for(
+        "the selfie taken",
+        "if (!document.getElementById('send').hidden) return true; \
+         const take = document.getElementById('take'); \
+         if (take && !take.disabled && !take.hidden && !take.dataset.pressed) { \
+           take.dataset.pressed = '1'; take.click(); } \
+         return false",
+        serde_json::json!([]),
+    )
+    .await;
+}
+
 /// From the welcome screen through «Войти» to the first photo step.
 async fn log_in(b: &Browser, iin: &str) {
     log_in_to(b, iin, "face").await;
@@ -182,9 +207,11 @@ async fn register(b: &Browser, s: &Suite, files: &Files, lang: &str) {
     b.fill("input[name=password]", PASSWORD).await;
     b.click("button[type=submit]").await;
 
-    // The selfie: the camera plays the photograph; a 3-second countdown, then the preview.
+    // The selfie: the camera plays the photograph; the oval turns green once the face is
+    // placed, and 3 seconds later the photo is taken without a click.
     b.on_screen("face").await;
-    b.click("#take").await;
+    placed(b).await;
+    b.screenshot("face-placed").await;
     preview(b).await;
     b.screenshot("face-preview").await;
     b.click("#send").await;
@@ -232,23 +259,26 @@ async fn register(b: &Browser, s: &Suite, files: &Files, lang: &str) {
 
     b.on_screen("education").await;
     b.select("select[name=contingent_code]", "bachelor").await;
-    b.fill("input[name=institution_id]", "Гумил").await;
+    // The category's institutions as a list, the applicant's region (Astana) first.
     b.wait_for(
-        "institution suggestions",
-        "return document.querySelector('#institutions li[role=option]')",
+        "the category's institutions",
+        "const group = document.querySelector('#institutions .group'); \
+         return document.querySelectorAll('#institutions input[type=radio]').length > 5 \
+           && group === document.querySelector('#institutions').firstElementChild",
         serde_json::json!([]),
     )
     .await;
-    b.screenshot("education-suggestions").await;
-    // Chosen with the keyboard: down to the first suggestion, Enter.
-    b.keys("\u{E015}\u{E007}").await;
+    b.screenshot("education-list").await;
+    b.fill("#institution-query", "Гумил").await;
     b.wait_for(
-        "the chosen institution",
-        "const i = document.querySelector('input[name=institution_id]'); \
-         return !document.querySelector('#institutions li') && /Гумил/.test(i.value) && i.value",
+        "the search's answer",
+        "const labels = [...document.querySelectorAll('#institutions label')]; \
+         return labels.length === 1 && /Гумил/.test(labels[0].textContent)",
         serde_json::json!([]),
     )
     .await;
+    b.click("#institutions input[type=radio]").await;
+    b.screenshot("education-chosen").await;
     b.click("button[type=submit]").await;
 
     b.on_screen("complete").await;
@@ -258,6 +288,43 @@ async fn register(b: &Browser, s: &Suite, files: &Files, lang: &str) {
     let cabinet = b.text("#app").await;
     assert!(cabinet.contains("Жұмабаев"), "{cabinet}");
     assert!(cabinet.contains(&email), "{cabinet}");
+    // An ID card's holder: the IIN under its own label, the three photos' previews (read
+    // through the audited path), the agreement and the consent with their dates.
+    let iin_label = match lang {
+        "kk" => "ЖСН",
+        "en" => "IIN",
+        _ => "ИИН",
+    };
+    cabinet_shows(b, iin_label, &iin, 3).await;
+}
+
+/// The cabinet's account part names the identifier `label` with `value`, and `photos`
+/// previews have loaded.
+async fn cabinet_shows(b: &Browser, label: &str, value: &str, photos: usize) {
+    let shown = b
+        .wait_for(
+            "the cabinet's previews",
+            "const imgs = [...document.querySelectorAll('.photo img')]; \
+             if (imgs.length !== arguments[0] || !imgs.every((i) => i.complete && i.naturalWidth > 0)) return null; \
+             const dl = document.querySelector('[aria-labelledby=account-title] dl'); \
+             return [dl.querySelector('dt').textContent, dl.querySelector('dd').textContent, \
+                     document.querySelectorAll('[aria-labelledby=consents-title] dd').length, \
+                     document.getElementById('registration-status').textContent]",
+            json!([photos]),
+        )
+        .await;
+    assert_eq!(shown[0], label, "{shown}");
+    assert_eq!(shown[1], value, "{shown}");
+    assert_eq!(shown[2], 2, "{shown}");
+    assert!(
+        shown[3]
+            .as_str()
+            .unwrap()
+            .chars()
+            .any(|c| c.is_ascii_digit()),
+        "the registration's time: {shown}"
+    );
+    b.screenshot("cabinet-full").await;
 }
 
 #[tokio::test]
@@ -324,8 +391,7 @@ async fn a_blurred_selfie_gets_the_retake_advice_in_the_chosen_language() {
     b.on_screen("welcome").await;
     b.click("button[data-lang=kk]").await;
     log_in(&b, &iin).await; // «Кіру»
-    b.click("#take").await;
-    preview(&b).await;
+    shoot(&b).await;
     b.click("#send").await;
     let advice = b
         .wait_for(
@@ -395,6 +461,9 @@ async fn the_pages_are_served_with_their_security_headers() {
         ("/assets/texts.js", "text/javascript"),
         ("/assets/pow.js", "text/javascript"),
         ("/assets/app.css", "text/css"),
+        ("/manifest.webmanifest", "application/manifest+json"),
+        ("/assets/icon-192.png", "image/png"),
+        ("/assets/icon-512.png", "image/png"),
     ] {
         let response = s
             .http
@@ -416,6 +485,38 @@ async fn the_pages_are_served_with_their_security_headers() {
                 .contains("camera=(self)")
         );
     }
+}
+
+#[tokio::test]
+async fn the_page_installs_on_a_phone() {
+    let s = suite().await;
+    let b = Browser::start(BrowserOptions {
+        test: "installable",
+        size: (375, 812),
+        phone: true,
+        camera: None,
+        lang: "kk",
+    })
+    .await;
+    b.goto(&format!("{}/", s.base)).await;
+    b.on_screen("welcome").await;
+    // Chromium's own verdict: the manifest parses, its icons load, nothing keeps the page
+    // from being installed.
+    let manifest = b.devtools("Page.getAppManifest", json!({})).await;
+    assert_eq!(manifest["errors"], json!([]), "{manifest}");
+    assert!(
+        manifest["url"]
+            .as_str()
+            .unwrap()
+            .ends_with("/manifest.webmanifest")
+    );
+    let installable = b.devtools("Page.getInstallabilityErrors", json!({})).await;
+    assert_eq!(
+        installable["installabilityErrors"],
+        json!([]),
+        "{installable}"
+    );
+    b.close().await;
 }
 
 #[tokio::test]
@@ -647,7 +748,7 @@ async fn the_photos_move_to_a_phone_and_the_desktop_follows() {
             .is_none(),
         "a phone does not hand off again"
     );
-    phone.click("#take").await;
+    placed(&phone).await;
     preview(&phone).await;
     phone.click("#send").await;
     phone.on_screen("document_front").await;
@@ -763,5 +864,249 @@ async fn a_forgotten_password_is_replaced_in_the_browser_in_english() {
     b.fill("input[name=password]", new_password).await;
     b.click("button[type=submit]").await;
     b.on_screen("face").await;
+    b.close().await;
+}
+
+#[tokio::test]
+async fn a_school_graduate_picks_the_school_from_a_list_once_its_directory_is_imported() {
+    let s = suite().await;
+    let b = Browser::start(BrowserOptions {
+        test: "directories_ru",
+        size: (1280, 900),
+        phone: false,
+        camera: None,
+        lang: "ru",
+    })
+    .await;
+    // Every citizenship has its name: a French citizen finds «Франция».
+    b.goto(&format!("{}/", s.base)).await;
+    b.on_screen("welcome").await;
+    b.click("#app .secondary").await;
+    b.on_screen("citizenship").await;
+    let france = b
+        .execute(
+            "return document.querySelector('select[name=citizenship] option[value=FR]').textContent",
+            json!([]),
+        )
+        .await;
+    assert_eq!(france, "Франция");
+    b.select("select[name=citizenship]", "FR").await;
+    b.screenshot("citizenship-france").await;
+
+    // An applicant with everything but the education done (region KZ-55, Pavlodar).
+    let iin = valid_iin();
+    s.register(&iin, &tk::unique_email()).await;
+    let (_, session) = s.login(&iin, PASSWORD).await;
+    s.fill_in_up_to_education(session["access_token"].as_str().unwrap())
+        .await;
+    b.goto(&format!("{}/", s.base)).await;
+    b.on_screen("welcome").await;
+    log_in_to(&b, &iin, "education").await;
+    let categories = || {
+        b.execute(
+            "return [...document.querySelectorAll('select[name=contingent_code] option')] \
+               .map(o => o.value).filter(v => v)",
+            json!([]),
+        )
+    };
+    // No school is in the directory yet: the category is not offered.
+    assert_eq!(
+        categories().await,
+        json!(["bachelor", "master", "university_student"])
+    );
+    b.screenshot("education-universities-only").await;
+
+    let csv = std::env::temp_dir().join(format!("schools-{}.csv", uuid::Uuid::new_v4()));
+    std::fs::write(
+        &csv,
+        "id,region_code,kind,name_kk,name_ru,name_en\n\
+         pvl-school-7,KZ-55,school,№7 жалпы білім беретін мектеп,Общеобразовательная школа №7,Secondary School No. 7\n\
+         pvl-lyceum-1,KZ-55,school,№1 лицей,Лицей №1,Lyceum No. 1\n\
+         ast-school-50,KZ-71,school,№50 мектеп-гимназия,Школа-гимназия №50,School-Gymnasium No. 50\n",
+    )
+    .unwrap();
+    let imported = ctl(&s, &["import-institutions", csv.to_str().unwrap()])
+        .await
+        .unwrap();
+    assert_eq!(imported.trim(), "added 3, updated 0");
+    std::fs::remove_file(&csv).unwrap();
+
+    b.goto(&format!("{}/", s.base)).await;
+    b.on_screen("education").await;
+    assert_eq!(
+        categories().await,
+        json!([
+            "bachelor",
+            "master",
+            "university_student",
+            "school_graduate"
+        ])
+    );
+    b.select("select[name=contingent_code]", "school_graduate")
+        .await;
+    // The applicant's region's schools first, under their heading, then the others.
+    let shown = b
+        .wait_for(
+            "the schools",
+            "const rows = [...document.querySelectorAll('#institutions .group, #institutions label')]; \
+             return rows.length === 5 && rows.map(r => r.textContent)",
+            json!([]),
+        )
+        .await;
+    assert_eq!(
+        shown,
+        json!([
+            "В вашем регионе",
+            "Лицей №1",
+            "Общеобразовательная школа №7",
+            "В других регионах",
+            "Школа-гимназия №50"
+        ])
+    );
+    b.screenshot("education-schools").await;
+    b.click("label[for='inst-pvl-school-7']").await;
+    b.click("button[type=submit]").await;
+    b.on_screen("complete").await;
+    let token = session["access_token"].as_str().unwrap();
+    let (_, me) = s.me(reqwest::Method::GET, "/v1/me", token, None).await;
+    assert_eq!(me["education"]["institution"]["id"], "pvl-school-7", "{me}");
+    b.close().await;
+}
+
+#[tokio::test]
+async fn the_oval_stays_neutral_for_a_coffee_cup_and_the_button_still_takes_the_photo() {
+    let s = suite().await;
+    let iin = valid_iin();
+    s.register(&iin, &tk::unique_email()).await;
+    let files = Files::new("coffee");
+    let coffee = image::load_from_memory(include_bytes!(
+        "../../services/biometrics/tests/fixtures/coffee.jpg"
+    ))
+    .unwrap();
+    let camera = files.camera(&coffee);
+    let b = Browser::start(BrowserOptions {
+        test: "coffee_ru",
+        size: (1280, 900),
+        phone: false,
+        camera: Some(&camera),
+        lang: "ru",
+    })
+    .await;
+    b.goto(&format!("{}/", s.base)).await;
+    b.on_screen("welcome").await;
+    log_in(&b, &iin).await;
+    // The frames are judged and the advice shown: no face in the oval.
+    let said = b
+        .wait_for(
+            "the advice for the cup",
+            "const s = document.querySelector('#app [role=status]'); \
+             return s && s.textContent === arguments[0] && s.textContent",
+            json!([message("photo_no_face", Lang::Ru)]),
+        )
+        .await;
+    assert_eq!(said, message("photo_no_face", Lang::Ru));
+    // Well past a countdown's 3 seconds: still neutral, nothing taken.
+    tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+    let state = b
+        .execute(
+            "return { placed: !!document.querySelector('.guide.oval.placed'), \
+                      countdown: document.querySelector('.countdown').textContent, \
+                      taken: !document.getElementById('send').hidden }",
+            json!([]),
+        )
+        .await;
+    assert_eq!(
+        state,
+        json!({"placed": false, "countdown": "", "taken": false})
+    );
+    b.screenshot("coffee-neutral").await;
+    // The button is the way still: it takes the photo, and the service refuses it.
+    b.click("#take").await;
+    preview(&b).await;
+    b.click("#send").await;
+    let advice = b
+        .wait_for(
+            "the refusal",
+            "const a = document.querySelector('#app .alert'); return a && a.textContent",
+            json!([]),
+        )
+        .await;
+    assert_eq!(advice.as_str(), Some(message("photo_no_face", Lang::Ru)));
+    b.close().await;
+}
+
+#[tokio::test]
+async fn a_passport_holder_sees_the_passport_number_and_its_data_page_in_the_cabinet() {
+    let s = suite().await;
+    // A citizen of Russia registers with the passport and does every step (through the API).
+    let number = format!("75{:07}", uuid::Uuid::new_v4().as_u128() % 10_000_000);
+    let flow = s.start("RU").await;
+    s.prove_email_with(
+        &flow,
+        json!({"passport_number": number}),
+        &tk::unique_email(),
+        1,
+    )
+    .await;
+    s.set_password(&flow).await;
+    let (_, session) = s.login(&number, PASSWORD).await;
+    let token = session["access_token"].as_str().unwrap().to_owned();
+    let page = s.good_photo(&token, "document-front").await;
+    for (kind, photo) in [
+        ("face", tk::photos::SELFIE.to_vec()),
+        ("document-front?document_type=passport", page),
+    ] {
+        let (status, body) = s.photo(&token, kind, "image/jpeg", photo).await;
+        assert_eq!(status, reqwest::StatusCode::OK, "{kind}: {body}");
+    }
+    // The page's holder: born 2006-05-21, male (see testkit's passport_page).
+    for (method, path, body) in [
+        (
+            reqwest::Method::POST,
+            "/v1/me/biometrics/consent",
+            json!({"consent_version": "2026-01", "accepted": true}),
+        ),
+        (
+            reqwest::Method::PUT,
+            "/v1/me/profile/name",
+            json!({"surname": "Иванов", "given_name": "Пётр"}),
+        ),
+        (
+            reqwest::Method::PUT,
+            "/v1/me/profile/details",
+            json!({"sex": "male", "birth_date": "2006-05-21", "region_code": "KZ-75", "mobile_phone": "8 777 123 45 67"}),
+        ),
+        (
+            reqwest::Method::PUT,
+            "/v1/me/profile/education",
+            json!({"contingent_code": "bachelor", "institution_id": "kaznu"}),
+        ),
+    ] {
+        let (status, answer) = s.me(method, path, &token, Some(body)).await;
+        assert!(status.is_success(), "{path}: {status} {answer}");
+    }
+    assert_eq!(
+        s.settled_document_check(&token, "ru").await["status"],
+        "verified"
+    );
+    let (status, body) = s.complete(&token).await;
+    assert_eq!(status, reqwest::StatusCode::OK, "{body}");
+
+    let b = Browser::start(BrowserOptions {
+        test: "passport_cabinet_ru",
+        size: (1280, 900),
+        phone: false,
+        camera: None,
+        lang: "ru",
+    })
+    .await;
+    b.goto(&format!("{}/", s.base)).await;
+    b.on_screen("welcome").await;
+    log_in_to(&b, &number, "cabinet").await;
+    cabinet_shows(&b, "Номер паспорта", &number, 2).await;
+    let cabinet = b.text("#app").await;
+    assert!(cabinet.contains("Страница паспорта с данными"), "{cabinet}");
+    assert!(cabinet.contains("Россия"), "{cabinet}");
+    assert!(!cabinet.contains("ИИН"), "{cabinet}");
     b.close().await;
 }

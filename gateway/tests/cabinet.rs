@@ -205,6 +205,71 @@ async fn an_applicant_goes_from_the_first_screen_to_the_cabinet() {
         !me.to_string().contains("/9j/"),
         "no image bytes in the cabinet"
     );
+    // What was chosen, named in the caller's language, and the acceptances with their dates.
+    assert_eq!(me["account"]["citizenship_name"], "Kazakhstan");
+    assert_eq!(me["profile"]["region_name"], "Astana");
+    assert_eq!(me["education"]["contingent_name"], "Bachelor's graduate");
+    let terms = &me["account"]["terms"];
+    assert_eq!(
+        (&terms["version"], &terms["language"]),
+        (&json!("2026-01"), &json!("ru"))
+    );
+    assert!(terms["accepted_at"].is_string(), "{terms}");
+    let consent = &me["verification"]["consent"];
+    assert_eq!(
+        (&consent["version"], &consent["language"]),
+        (&json!("2026-01"), &json!("en"))
+    );
+    assert!(consent["accepted_at"].is_string(), "{consent}");
+
+    // Each photo's preview: a small JPEG, never cached, its read in the access log.
+    let face = me["verification"]["photos"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["kind"] == "face")
+        .unwrap();
+    let preview = s
+        .http
+        .get(format!("{}{}", s.base, face["preview"].as_str().unwrap()))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(preview.status(), StatusCode::OK);
+    assert_eq!(preview.headers()["content-type"], "image/jpeg");
+    assert_eq!(preview.headers()["cache-control"], "no-store");
+    let small = image::load_from_memory(&preview.bytes().await.unwrap()).unwrap();
+    assert!(
+        small.width().max(small.height()) <= 320,
+        "{}x{}",
+        small.width(),
+        small.height()
+    );
+    let biometrics = sqlx::PgPool::connect(&s.biometrics_db).await.unwrap();
+    let logged: Vec<(String, String)> = sqlx::query_as(
+        "SELECT actor, purpose FROM access_log WHERE account_id = $1 AND capture_id IS NOT NULL",
+    )
+    .bind(uuid::Uuid::parse_str(&account_id).unwrap())
+    .fetch_all(&biometrics)
+    .await
+    .unwrap();
+    assert!(
+        logged.contains(&(
+            "applicant".into(),
+            "the applicant's own preview in the cabinet".into()
+        )),
+        "{logged:?}"
+    );
+    let (status, _, body) = s
+        .call(
+            Method::GET,
+            "/v1/me/biometrics/passport/preview",
+            None,
+            &[("authorization", &format!("Bearer {token}"))],
+        )
+        .await;
+    refusal(status, &body, 404, "not_found");
     assert_eq!(s.login(&iin, PASSWORD).await.1["next_step"], "done");
 
     // Locked after completion: the name, birth date and sex; region and phone stay editable.

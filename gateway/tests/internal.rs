@@ -203,38 +203,6 @@ async fn a_released_iin_lets_its_holder_register_through_the_gateway() {
     assert_eq!(found.account_id, holder);
 }
 
-/// Runs `examreg-ctl` against the suite as its `operator` client; what it printed.
-async fn ctl(s: &Suite, args: &[&str]) -> anyhow::Result<String> {
-    let secret = std::env::temp_dir().join(format!("examreg-ctl-{}", uuid::Uuid::new_v4()));
-    std::fs::write(&secret, OPERATOR_SECRET).unwrap();
-    let url = |name: &str| {
-        s.services
-            .iter()
-            .find(|(n, _)| *n == name)
-            .unwrap()
-            .1
-            .clone()
-    };
-    let mut line: Vec<String> = vec![
-        "examreg-ctl".into(),
-        "--identity".into(),
-        url("identity"),
-        "--profile".into(),
-        url("profile"),
-        "--biometrics".into(),
-        url("biometrics"),
-        "--client-id".into(),
-        "operator".into(),
-        "--secret-file".into(),
-        secret.display().to_string(),
-    ];
-    line.extend(args.iter().map(|a| a.to_string()));
-    let mut out = Vec::new();
-    let ran = examreg_ctl::run(line, &mut out).await;
-    std::fs::remove_file(&secret).unwrap();
-    ran.map(|()| String::from_utf8(out).unwrap())
-}
-
 fn parsed(text: &str) -> Value {
     serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("{e}: {text}"))
 }

@@ -1423,3 +1423,180 @@ async fn the_document_check_reads_the_back_says_what_to_do_and_holds_the_complet
     assert_eq!(me["account"]["status"], "active", "{me}");
     assert_eq!(me["profile"]["locked"], false, "{me}");
 }
+
+/// The exam center's texts, as an operator publishes them: the compiled-in 2026-01 files and
+/// a new version of both documents.
+fn published_texts() -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("examreg-texts-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let shipped = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("texts");
+    for entry in std::fs::read_dir(shipped).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), dir.join(entry.file_name())).unwrap();
+    }
+    for (lang, title, text) in [
+        (
+            "kk",
+            "Пайдаланушы келісімі",
+            "Жаңа редакция: тестілеу орындары туралы.",
+        ),
+        (
+            "ru",
+            "Пользовательское соглашение",
+            "Новая редакция: о местах тестирования.",
+        ),
+        (
+            "en",
+            "User agreement",
+            "New wording: about the testing places.",
+        ),
+    ] {
+        std::fs::write(
+            dir.join(format!("terms.2026-12.{lang}.txt")),
+            format!("{title}\n\n{text}\n"),
+        )
+        .unwrap();
+        std::fs::write(
+            dir.join(format!("biometric-consent.2026-12.{lang}.txt")),
+            format!("{title} (биометрия)\n\n{text}\n"),
+        )
+        .unwrap();
+    }
+    dir
+}
+
+fn sha256_of(path: &std::path::Path) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(std::fs::read(path).unwrap()))
+}
+
+#[tokio::test]
+async fn a_changed_agreement_file_is_what_applicants_see_and_its_hash_is_what_the_record_keeps() {
+    let dir = published_texts();
+    let s = suite_with(Options {
+        texts_dir: Some(dir.clone()),
+        ..Options::default()
+    })
+    .await;
+    let get = reqwest::Method::GET;
+    let (status, _, kk) = s
+        .call(
+            get.clone(),
+            "/v1/terms/current",
+            None,
+            &[("accept-language", "kk")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let kk_file = dir.join("terms.2026-12.kk.txt");
+    assert_eq!(
+        kk,
+        json!({
+            "version": "2026-12",
+            "language": "kk",
+            "title": "Пайдаланушы келісімі",
+            "text": "Жаңа редакция: тестілеу орындары туралы.",
+            "sha256": sha256_of(&kk_file),
+        })
+    );
+
+    // The version before, and a text of the current version that was never published, are
+    // refused, and no flow is started.
+    let start = |version: &str, sha256: &str| {
+        json!({"citizenship": "KZ", "terms_version": version, "terms_sha256": sha256,
+               "terms_accepted": true})
+    };
+    let old = sha256_of(&dir.join("terms.2026-01.ru.txt"));
+    let (status, body) = s.post("/v1/registrations", start("2026-01", &old)).await;
+    refusal(status, &body, 422, "terms_version_outdated");
+    let (status, body) = s.post("/v1/registrations", start("2026-12", &old)).await;
+    refusal(status, &body, 422, "terms_version_outdated");
+    assert_eq!(body["error"]["fields"]["terms_version"], "outdated");
+
+    // Shown the Kazakh text, accepted from a browser that asks for Russian: the Kazakh text
+    // is what the account keeps.
+    let sha = kk["sha256"].as_str().unwrap();
+    let (status, _, flow) = s
+        .call(
+            reqwest::Method::POST,
+            "/v1/registrations",
+            Some(start("2026-12", sha)),
+            &[("accept-language", "ru")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{flow}");
+    let flow = flow["flow_id"].as_str().unwrap();
+    let iin = valid_iin();
+    s.prove_email_of(flow, &iin, &tk::unique_email(), 1).await;
+    let account: uuid::Uuid = s.set_password(flow).await.parse().unwrap();
+    let identity = sqlx::PgPool::connect(&s.identity_db).await.unwrap();
+    let kept: (String, Option<String>, Option<String>) = sqlx::query_as(
+        "SELECT terms_version, terms_sha256, terms_language FROM accounts WHERE id = $1",
+    )
+    .bind(account)
+    .fetch_one(&identity)
+    .await
+    .unwrap();
+    assert_eq!(
+        kept,
+        (
+            "2026-12".into(),
+            Some(sha256_of(&kk_file)),
+            Some("kk".into())
+        )
+    );
+
+    // The consent: the new text in English, with no hash sent, is recorded as the English one.
+    let (_, session) = s.login(&iin, PASSWORD).await;
+    let token = session["access_token"].as_str().unwrap();
+    let (status, _, consent) = s
+        .call(
+            get,
+            "/v1/terms/biometric-consent",
+            None,
+            &[("accept-language", "en")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(consent["version"], "2026-12");
+    assert_eq!(consent["title"], "User agreement (биометрия)");
+    let auth = format!("Bearer {token}");
+    let (status, _, body) = s
+        .call(
+            reqwest::Method::POST,
+            "/v1/me/biometrics/consent",
+            Some(json!({"consent_version": "2026-12", "accepted": true})),
+            &[("authorization", &auth), ("accept-language", "en")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let biometrics = sqlx::PgPool::connect(&s.biometrics_db).await.unwrap();
+    let kept: (String, Option<String>, Option<String>) =
+        sqlx::query_as("SELECT version, sha256, language FROM consents WHERE account_id = $1")
+            .bind(account)
+            .fetch_one(&biometrics)
+            .await
+            .unwrap();
+    assert_eq!(
+        kept,
+        (
+            "2026-12".into(),
+            Some(sha256_of(&dir.join("biometric-consent.2026-12.en.txt"))),
+            Some("en".into())
+        )
+    );
+
+    // A directory missing a language of a version keeps the gateway from starting, and says
+    // which file is missing.
+    std::fs::remove_file(dir.join("terms.2026-12.en.txt")).unwrap();
+    let mut config = examreg_gateway::Config::defaults();
+    config.texts_dir = Some(dir.clone());
+    config.pow_key = examreg_kit::config::Secret::new("test-pow-key-0123456789abcdef0123456789");
+    let error = examreg_gateway::Application::build(config, Default::default())
+        .await
+        .err()
+        .expect("a gateway without the English agreement does not start")
+        .to_string();
+    assert!(error.contains("terms.2026-12.en.txt is missing"), "{error}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

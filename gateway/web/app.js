@@ -166,7 +166,9 @@ async function api(method, path, body, opts = {}) {
     if (await refreshSession()) return api(method, path, body, { ...opts, refreshed: true });
   }
   const type = response.headers.get('content-type') || '';
-  const data = type.includes('application/json') ? await response.json() : null;
+  let data = null;
+  if (type.includes('application/json')) data = await response.json();
+  else if (type.startsWith('image/') && response.ok) data = await response.blob();
   if (!response.ok) {
     const retry = Number(response.headers.get('retry-after') || 0);
     if (response.status === 401 && opts.auth) endSession(t('session_over'));
@@ -321,7 +323,8 @@ async function citizenship() {
       return;
     }
     const flow = await api('POST', '/v1/registrations', {
-      citizenship: input.value, terms_version: terms.version, terms_accepted: true,
+      citizenship: input.value, terms_version: terms.version, terms_sha256: terms.sha256,
+      terms_accepted: true,
     });
     Object.assign(state, { flow: flow.flow_id, kind: 'registration', citizenship: input.value });
     save();
@@ -517,7 +520,7 @@ function stopCamera() {
 
 /** A photo step: the camera with its guide, a 3-second countdown, preview, retake or send. */
 async function capture(kind) {
-  const onboarding = await api('GET', '/v1/me/onboarding', undefined, { auth: true });
+  const onboarding = await onboardingNow();
   let documentType = onboarding.document_type || 'id_card';
   state.docType = documentType;
   const isFace = kind === 'face';
@@ -555,6 +558,12 @@ async function capture(kind) {
 
   function reset() {
     photo = null;
+    guide.classList.remove('placed');
+    // A retake watches for the face again, whoever took the last photo.
+    if (isFace && !watching && camera) {
+      watching = true;
+      watch();
+    }
     if (preview.src) URL.revokeObjectURL(preview.src);
     preview.hidden = true;
     video.hidden = false;
@@ -578,28 +587,90 @@ async function capture(kind) {
     send.focus();
   }
 
-  take.addEventListener('click', () => {
-    take.disabled = true;
-    let left = 3;
-    counter.textContent = String(left);
-    const timer = setInterval(() => {
-      left -= 1;
-      if (left > 0) {
-        counter.textContent = String(left);
+  /** The camera's picture as a JPEG, `width` wide (the camera's own size when absent). */
+  function grab(width, quality) {
+    const w = width || video.videoWidth;
+    const canvas = document.createElement('canvas');
+    canvas.width = w;
+    canvas.height = Math.round((video.videoHeight * w) / video.videoWidth);
+    canvas.getContext('2d').drawImage(video, 0, 0, canvas.width, canvas.height);
+    return new Promise((resolve) => canvas.toBlob(resolve, 'image/jpeg', quality));
+  }
+
+  // The countdown to the photo: 3 seconds, shown in the oval. One started because the face
+  // was placed (`auto`) stops when the face leaves; one started by the button runs out.
+  let countdown = null;
+  function stopCountdown() {
+    if (countdown) clearInterval(countdown.timer);
+    countdown = null;
+    counter.textContent = '';
+  }
+  function startCountdown(auto) {
+    stopCountdown();
+    countdown = { auto, left: 3, timer: null };
+    counter.textContent = '3';
+    countdown.timer = setInterval(async () => {
+      countdown.left -= 1;
+      if (countdown.left > 0) {
+        counter.textContent = String(countdown.left);
         return;
       }
-      clearInterval(timer);
-      counter.textContent = '';
-      const canvas = document.createElement('canvas');
-      canvas.width = video.videoWidth;
-      canvas.height = video.videoHeight;
-      canvas.getContext('2d').drawImage(video, 0, 0);
-      canvas.toBlob((blob) => {
-        photo = blob;
-        showPreview();
-      }, 'image/jpeg', 0.92);
+      stopCountdown();
+      photo = await grab(0, 0.92);
+      showPreview();
     }, 1000);
+  }
+
+  take.addEventListener('click', () => {
+    take.disabled = true;
+    watching = false; // the applicant took over: no automatic photo
+    guide.classList.remove('placed');
+    startCountdown(false);
   });
+
+  // The oval that knows: a small frame every half second to biometrics, which judges it with
+  // the selfie's own thresholds; green when the face is placed, the photo 3 seconds later
+  // unless it leaves. Busy checks, a refused frame or no network: the button stays the way.
+  let watching = isFace;
+  let looking = false;
+  async function watch() {
+    if (looking) return;
+    looking = true;
+    try {
+      await look();
+    } finally {
+      looking = false;
+    }
+  }
+  async function look() {
+    while (watching && document.body.contains(stage)) {
+      if (camera && video.videoWidth && !photo) {
+        try {
+          const frame = await grab(320, 0.8);
+          const answer = await api('POST', '/v1/me/biometrics/face/frame', frame, { auth: true });
+          if (!watching || photo) break;
+          if (answer.placed) {
+            guide.classList.add('placed');
+            status.textContent = t('face_placed');
+            if (!countdown) startCountdown(true);
+          } else {
+            guide.classList.remove('placed');
+            status.textContent = answer.message || t('face_place');
+            if (countdown && countdown.auto) stopCountdown();
+          }
+        } catch (error) {
+          if (!(error instanceof ApiError)) throw error;
+          watching = false;
+          guide.classList.remove('placed');
+          if (countdown && countdown.auto) stopCountdown();
+          status.textContent = t('face_by_button');
+          break;
+        }
+      }
+      // Every half second while the face is sought, every second once the countdown runs.
+      await new Promise((r) => setTimeout(r, countdown ? 1000 : 500));
+    }
+  }
 
   send.addEventListener('click', async () => {
     send.disabled = true;
@@ -665,12 +736,15 @@ async function capture(kind) {
     });
     video.srcObject = camera;
     await video.play().catch(() => {});
-    status.textContent = '';
-    guide.classList.add('ready');
+    status.textContent = isFace ? t('face_place') : '';
+    // The document's frame is a guide; the oval turns green only when the face is placed.
+    if (!isFace) guide.classList.add('ready');
     take.disabled = false;
   } catch (e) {
     status.textContent = t('camera_denied');
+    return;
   }
+  if (isFace) watch();
 }
 
 async function consent() {
@@ -685,7 +759,8 @@ async function consent() {
     actions(primary(t('continue'))));
   onSubmit(form, async () => {
     const answer = await api('POST', '/v1/me/biometrics/consent',
-      { consent_version: text.version, accepted: tick.checked }, { auth: true });
+      { consent_version: text.version, consent_sha256: text.sha256, accepted: tick.checked },
+      { auth: true });
     route(answer.next_step);
   });
   show('consent', t('consent_title'), progress('consent'), form);
@@ -695,8 +770,16 @@ async function profileNow() {
   return api('GET', '/v1/me/profile', undefined, { auth: true });
 }
 
-async function nextAfterProfile() {
+/** Where the registration stands; remembers the document type, so the progress leaves out
+ * the back of a passport on every screen, a resumed one too. */
+async function onboardingNow() {
   const onboarding = await api('GET', '/v1/me/onboarding', undefined, { auth: true });
+  if (onboarding.document_type) state.docType = onboarding.document_type;
+  return onboarding;
+}
+
+async function nextAfterProfile() {
+  const onboarding = await onboardingNow();
   route(onboarding.next_step);
 }
 
@@ -789,69 +872,82 @@ async function education() {
   for (const c of contingents.items) {
     select.append(h('option', { value: c.code, 'data-kind': c.institution_kind, selected: c.code === p.contingent_code, text: c.name }));
   }
+  // The institutions of the chosen category: the applicant's region first, then the others,
+  // a page at a time; the search narrows a long list.
   let chosen = p.institution ? p.institution.id : '';
-  const search = field('institution_id', t('institution'), {
-    type: 'search', role: 'combobox', autocomplete: 'off', 'aria-autocomplete': 'list',
-    'aria-expanded': 'false', 'aria-controls': 'institutions', value: p.institution ? p.institution.name : '',
-  }, t('institution_hint'));
-  const input = search.querySelector('input');
-  const list = h('ul', { class: 'suggestions', id: 'institutions', role: 'listbox' });
-  input.after(list);
+  const query = h('input', {
+    type: 'search', id: 'institution-query', autocomplete: 'off', 'aria-controls': 'institutions',
+    placeholder: t('institution_hint'),
+  });
+  const list = h('div', { class: 'choices', id: 'institutions', role: 'radiogroup', 'aria-labelledby': 'institution-legend' });
+  const more = secondary(t('show_more'), () => load(true), { id: 'institutions-more', hidden: true });
+  const place = h('fieldset', { class: 'field', 'data-field': 'institution_id', hidden: true },
+    h('legend', { id: 'institution-legend', text: t('institution') }),
+    h('label', { class: 'visually-hidden', for: 'institution-query', text: t('institution_search') }),
+    query, list, more,
+    h('p', { class: 'error', 'aria-live': 'polite' }));
   let seq = 0;
+  let token = '';
   let debounce = null;
-  function choose(item) {
-    chosen = item.id;
-    input.value = item.name;
-    list.replaceChildren();
-    input.setAttribute('aria-expanded', 'false');
+  let lastGroup = null;
+  function option(item) {
+    const mine = p.region_code && item.region_code === p.region_code;
+    const group = mine ? 'mine' : 'other';
+    const rows = [];
+    if (p.region_code && group !== lastGroup) {
+      rows.push(h('p', { class: 'group', text: t(mine ? 'institutions_region' : 'institutions_other') }));
+    }
+    lastGroup = group;
+    const radio = h('input', {
+      type: 'radio', name: 'institution_id', value: item.id, id: `inst-${item.id}`, checked: item.id === chosen,
+    });
+    radio.addEventListener('change', () => { chosen = item.id; });
+    rows.push(h('div', { class: 'choice' }, radio, h('label', { for: radio.id, text: item.name })));
+    return rows;
   }
-  async function lookup() {
+  async function load(next) {
     const mine = ++seq;
     const kind = select.selectedOptions[0] ? select.selectedOptions[0].dataset.kind || '' : '';
-    const query = new URLSearchParams({ query: input.value.trim(), page_size: '10' });
-    if (kind) query.set('kind', kind);
+    place.hidden = !kind;
+    if (!kind) return;
+    const params = new URLSearchParams({ kind, query: query.value.trim(), page_size: '50' });
+    if (p.region_code) params.set('prefer_region_code', p.region_code);
+    if (next && token) params.set('page_token', token);
+    list.setAttribute('aria-busy', 'true');
     try {
-      const found = await api('GET', `/v1/reference/institutions?${query}`);
-      if (mine !== seq) return; // a later keystroke already asked
-      list.replaceChildren(...(found.items.length ? found.items.map((item, i) => h('li', {
-        role: 'option', id: `inst-${i}`, 'data-id': item.id, 'aria-selected': 'false',
-        onclick: () => choose(item), text: item.name,
-      })) : [h('li', { 'aria-disabled': 'true', text: t('institution_none') })]));
-      input.setAttribute('aria-expanded', 'true');
-    } catch (e) {
-      list.replaceChildren();
+      const found = await api('GET', `/v1/reference/institutions?${params}`);
+      if (mine !== seq) return; // a later choice or keystroke already asked
+      if (!next) { list.replaceChildren(); lastGroup = null; }
+      list.append(...found.items.flatMap(option));
+      if (!list.querySelector('input')) list.append(h('p', { text: t('institution_none') }));
+      token = found.next_page_token || '';
+      more.hidden = !token;
+    } finally {
+      if (mine === seq) list.removeAttribute('aria-busy');
     }
   }
-  input.addEventListener('input', () => {
-    chosen = '';
+  query.addEventListener('input', () => {
     clearTimeout(debounce);
-    debounce = setTimeout(lookup, 150);
+    debounce = setTimeout(() => load(false), 200);
   });
-  input.addEventListener('keydown', (event) => {
-    const options = [...list.querySelectorAll('li[role=option]')];
-    if (!options.length) return;
-    let at = options.findIndex((o) => o.getAttribute('aria-selected') === 'true');
-    if (event.key === 'ArrowDown' || event.key === 'ArrowUp') {
-      event.preventDefault();
-      at = event.key === 'ArrowDown' ? Math.min(at + 1, options.length - 1) : Math.max(at - 1, 0);
-      options.forEach((o, i) => o.setAttribute('aria-selected', String(i === at)));
-      input.setAttribute('aria-activedescendant', options[at].id);
-    } else if (event.key === 'Enter' && at >= 0) {
-      event.preventDefault();
-      options[at].click();
-    } else if (event.key === 'Escape') {
-      list.replaceChildren();
-    }
+  // Enter in the search runs it; it does not submit the form.
+  query.addEventListener('keydown', (event) => {
+    if (event.key === 'Enter') { event.preventDefault(); clearTimeout(debounce); load(false); }
   });
-  select.addEventListener('change', () => { if (input.value.trim()) lookup(); });
-  const form = h('form', { novalidate: true }, alertBox(), contingent, search, actions(primary(t('continue'))));
-  onSubmit(form, async (data) => {
+  select.addEventListener('change', () => {
+    if (!p.institution || select.value !== p.contingent_code) chosen = '';
+    query.value = '';
+    load(false);
+  });
+  const form = h('form', { novalidate: true }, alertBox(), contingent, place, actions(primary(t('continue'))));
+  onSubmit(form, async () => {
     await api('PUT', '/v1/me/profile/education', {
-      contingent_code: data.get('contingent_code'), institution_id: chosen,
+      contingent_code: select.value, institution_id: chosen,
     }, { auth: true });
     await nextAfterProfile();
   });
   show('education', t('education_title'), progress('education'), form);
+  await load(false);
 }
 
 function summary(me) {
@@ -874,7 +970,7 @@ function documentCheckText(check) {
 async function complete() {
   const [me, onboarding] = await Promise.all([
     api('GET', '/v1/me', undefined, { auth: true }),
-    api('GET', '/v1/me/onboarding', undefined, { auth: true }),
+    onboardingNow(),
   ]);
   const check = onboarding.document_check;
   const notice = h('p', {
@@ -916,22 +1012,79 @@ async function complete() {
   show('complete', t('complete_title'), progress('complete'), form);
 }
 
+/** A moment as the applicant's device shows it: «3 декабря 2026 г., 14:05». */
+function moment(iso) {
+  if (!iso) return '';
+  const locale = { kk: 'kk-KZ', ru: 'ru-RU', en: 'en-GB' }[state.lang];
+  return new Date(iso).toLocaleString(locale, { dateStyle: 'long', timeStyle: 'short' });
+}
+
+/** A small preview of the applicant's own photo, read through the audited path. */
+function photoFigure(photo, passport) {
+  const caption = photo.kind === 'document_front' && passport ? t('photo_passport') : t(`photo_${photo.kind}`);
+  const img = h('img', { class: 'thumb', alt: caption, width: '160', height: '120' });
+  api('GET', photo.preview, undefined, { auth: true })
+    .then((blob) => { if (blob) img.src = URL.createObjectURL(blob); })
+    .catch(() => { img.alt = `${caption}: ${t('photo_unavailable')}`; });
+  return h('figure', { class: 'photo', 'data-kind': photo.kind }, img,
+    h('figcaption', {}, caption, h('br'), h('span', { class: 'muted', text: moment(photo.captured_at) })));
+}
+
 async function cabinet() {
   const me = await api('GET', '/v1/me', undefined, { auth: true });
   if (me.next_step && me.next_step !== 'done') {
     route(me.next_step);
     return;
   }
+  const a = me.account;
+  const p = me.profile || {};
+  const e = me.education || {};
+  const v = me.verification || {};
+  const passport = Boolean(a.passport_number);
+  const list = (rows) => h('dl', { class: 'summary' },
+    rows.flatMap(([k, value]) => [h('dt', { text: k }), h('dd', { text: value || t('none') })]));
+  const section = (id, title, ...content) => h('section', { class: 'part', 'aria-labelledby': id },
+    h('h2', { id, text: title }), ...content);
+  const status = {
+    registered: `${t('registered')}: ${moment(a.registered_at)}`,
+    blocked: t('status_blocked'),
+  }[a.status] || t('status_in_progress');
+  const consents = [
+    [t('terms_accepted_on'), a.terms && a.terms.accepted_at
+      ? `${moment(a.terms.accepted_at)} (${t('version')} ${a.terms.version})` : ''],
+    [t('consent_accepted_on'), v.consent
+      ? `${moment(v.consent.accepted_at)} (${t('version')} ${v.consent.version})` : ''],
+  ];
   const logout = secondary(t('logout'), async () => {
-    try { await api('DELETE', '/v1/sessions/current', undefined, { auth: true }); } catch (e) { /* gone anyway */ }
+    try { await api('DELETE', '/v1/sessions/current', undefined, { auth: true }); } catch (err) { /* gone anyway */ }
     state.access = null;
     state.refresh = null;
     save();
     route('welcome');
   }, { id: 'logout' });
   show('cabinet', t('cabinet_title'),
-    h('p', { class: 'notice', role: 'status', text: t('registered') }),
-    summary(me),
+    h('p', { class: 'notice', role: 'status', id: 'registration-status' },
+      h('strong', { text: `${t('status')}: ` }), status),
+    section('next-title', t('next_title'), h('p', { id: 'next-steps', text: t(a.status === 'blocked' ? 'next_blocked' : 'next_registered') })),
+    section('account-title', t('account_title'), list([
+      [passport ? t('passport_number') : t('iin'), a.iin || a.passport_number],
+      [t('citizenship'), a.citizenship_name],
+      [t('email'), a.email],
+    ])),
+    section('person-title', t('person_title'), list([
+      [t('surname'), p.surname], [t('given_name'), p.given_name], [t('patronymic'), p.patronymic],
+      [t('sex'), p.sex ? t(p.sex) : ''],
+      [t('born'), fromIsoDate(p.birth_date)],
+      [t('region'), p.region_name],
+      [t('mobile_phone'), p.mobile_phone ? formatPhone(p.mobile_phone) : ''],
+    ])),
+    section('education-title', t('education_title'), list([
+      [t('contingent'), e.contingent_name],
+      [t('institution'), e.institution ? e.institution.name : ''],
+    ])),
+    section('photos-title', t('photos'),
+      h('div', { class: 'photos' }, (v.photos || []).map((photo) => photoFigure(photo, passport)))),
+    section('consents-title', t('consents_title'), list(consents)),
     actions(logout));
 }
 
@@ -957,7 +1110,7 @@ async function handoff(from) {
   const poll = async () => {
     if (!app.contains(status)) return; // this screen was left
     try {
-      const onboarding = await api('GET', '/v1/me/onboarding', undefined, { auth: true });
+      const onboarding = await onboardingNow();
       if (!PHOTO_STEPS.includes(onboarding.next_step)) {
         route(onboarding.next_step);
         return;
@@ -1041,7 +1194,7 @@ async function resume() {
   }
   if (state.access) {
     try {
-      const onboarding = await api('GET', '/v1/me/onboarding', undefined, { auth: true });
+      const onboarding = await onboardingNow();
       return route(onboarding.next_step);
     } catch (e) {
       if (!(e instanceof ApiError)) throw e;

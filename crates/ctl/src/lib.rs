@@ -180,6 +180,13 @@ enum Command {
         #[arg(long, default_value = "Asia/Almaty")]
         tz: String,
     },
+    /// Adds or updates institutions (schools, colleges, universities) from a CSV file with the
+    /// header `id,region_code,kind,name_kk,name_ru,name_en`, all rows or none (scope
+    /// directory:admin).
+    ImportInstitutions {
+        /// The CSV file (UTF-8); `-` reads standard input.
+        file: PathBuf,
+    },
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug)]
@@ -295,6 +302,8 @@ fn account_json(a: &id::Account) -> Value {
         "terms": {
             "version": terms.map(|t| t.version.as_str()).unwrap_or_default(),
             "accepted_at": time(terms.and_then(|t| t.accepted_at.as_ref())),
+            "sha256": terms.map(|t| t.sha256.as_str()).unwrap_or_default(),
+            "language": terms.map(|t| t.language.as_str()).unwrap_or_default(),
         },
     })
 }
@@ -344,6 +353,8 @@ fn captures_json(s: &bio::GetCaptureStatusResponse) -> Value {
             "given": s.consent_given,
             "version": s.consent_version,
             "accepted_at": time(s.consent_accepted_at.as_ref()),
+            "sha256": s.consent_sha256,
+            "language": s.consent_language,
         },
         "sealed_at": time(s.sealed_at.as_ref()),
         "missing": s.missing,
@@ -878,6 +889,30 @@ impl Ctl {
                     .into_inner();
                 let decided = answer.review.as_ref().map(review_json).unwrap_or_default();
                 self.emit(out, &decided)?;
+            }
+            Command::ImportInstitutions { file } => {
+                let csv = if file.as_os_str() == "-" {
+                    std::io::read_to_string(std::io::stdin()).context("reading standard input")?
+                } else {
+                    std::fs::read_to_string(&file)
+                        .with_context(|| format!("reading {}", file.display()))?
+                };
+                let request = self.req(prof::ImportInstitutionsRequest { csv })?;
+                let answer = self
+                    .profile
+                    .import_institutions(request)
+                    .await
+                    .map_err(refused)?
+                    .into_inner();
+                if self.json {
+                    writeln!(
+                        out,
+                        "{}",
+                        json!({"added": answer.added, "updated": answer.updated})
+                    )?;
+                } else {
+                    writeln!(out, "added {}, updated {}", answer.added, answer.updated)?;
+                }
             }
             Command::Stats {
                 by,

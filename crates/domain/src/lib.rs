@@ -32,3 +32,53 @@ pub fn normalize_login(input: &str) -> Option<String> {
         .ok()
         .map(|p| p.as_str().to_owned())
 }
+
+/// An acceptance of a published text (the user agreement, the biometric consent): its version,
+/// the SHA-256 of the file shown (lowercase hex) and its language (kk, ru, en). `Err` names
+/// the first field that is missing or malformed.
+pub fn check_text_acceptance(
+    version: &str,
+    sha256: &str,
+    language: &str,
+) -> Result<(), &'static str> {
+    if version.trim().is_empty() {
+        return Err("version");
+    }
+    if sha256.len() != 64
+        || !sha256
+            .bytes()
+            .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+    {
+        return Err("sha256");
+    }
+    if !matches!(language, "kk" | "ru" | "en") {
+        return Err("language");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod acceptance_tests {
+    use super::check_text_acceptance;
+
+    #[test]
+    fn an_acceptance_names_a_version_a_hash_and_a_language() {
+        let hash = "45777c14d90fa79dc6ce71ceb6f81cced62c929c472199547cfd939a54e954c6";
+        assert_eq!(check_text_acceptance("2026-01", hash, "kk"), Ok(()));
+        assert_eq!(check_text_acceptance(" ", hash, "kk"), Err("version"));
+        assert_eq!(check_text_acceptance("2026-01", "", "ru"), Err("sha256"));
+        let upper = hash.to_ascii_uppercase();
+        assert_eq!(
+            check_text_acceptance("2026-01", &upper, "ru"),
+            Err("sha256")
+        );
+        assert_eq!(
+            check_text_acceptance("2026-01", &hash[1..], "ru"),
+            Err("sha256")
+        );
+        assert_eq!(
+            check_text_acceptance("2026-01", hash, "de"),
+            Err("language")
+        );
+    }
+}

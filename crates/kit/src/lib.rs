@@ -18,5 +18,6 @@ pub mod record;
 pub mod redis;
 pub mod service;
 pub mod telemetry;
+pub mod texts;
 pub mod tokens;
 pub mod work;

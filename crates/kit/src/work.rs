@@ -102,6 +102,18 @@ impl Gate {
         }
     }
 
+    /// A turn now or never: for work worth doing only when a turn is idle (a camera's preview
+    /// frame), so it is the first thing shed when the gate is busy. It never queues, and a
+    /// released turn goes to the work queued for it first.
+    pub fn try_enter(&self, what: &'static str) -> Result<OwnedSemaphorePermit, Overloaded> {
+        self.permits.clone().try_acquire_owned().map_err(|_| {
+            metrics::counter!("work_shed_total", "gate" => self.name, "work" => what).increment(1);
+            Overloaded {
+                retry_after: self.retry_after,
+            }
+        })
+    }
+
     /// A turn to run, held until the permit drops; or `Overloaded` when the queue is full.
     pub async fn enter(&self) -> Result<OwnedSemaphorePermit, Overloaded> {
         if let Ok(permit) = self.permits.clone().try_acquire_owned() {
@@ -172,5 +184,23 @@ mod tests {
         assert!(gone.is_err());
         assert_eq!(gate.waiting.load(Ordering::Acquire), 0);
         drop(hold);
+    }
+
+    #[tokio::test]
+    async fn work_that_takes_only_an_idle_turn_is_shed_first_and_never_jumps_the_queue() {
+        let gate = Gate::new("test", 1, 4, Duration::from_secs(1));
+        let idle = gate.try_enter("frame").unwrap();
+        assert!(gate.try_enter("frame").is_err(), "the only turn is taken");
+        let queued = tokio::spawn({
+            let gate = gate.clone();
+            async move { gate.enter().await.map(drop) }
+        });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        drop(idle);
+        // The released turn went to the upload that waited, not to the next frame.
+        let shed = gate.try_enter("frame");
+        queued.await.unwrap().unwrap();
+        assert!(shed.is_err());
+        assert!(gate.try_enter("frame").is_ok());
     }
 }

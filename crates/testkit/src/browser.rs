@@ -49,6 +49,8 @@ pub struct Browser {
     shots: AtomicUsize,
     profile: PathBuf,
     phone: bool,
+    /// axe-core's source, run on every screen.
+    axe: String,
     /// The driver's group was killed and the driver reaped.
     stopped: bool,
 }
@@ -85,6 +87,12 @@ impl Browser {
             "the browser tests need Debian's chromium and chromium-driver \
              (deploy/test installs them: apt-get install chromium chromium-driver)"
         );
+        let axe = std::fs::read_to_string(crate::axe_core()).unwrap_or_else(|e| {
+            panic!(
+                "the browser tests run axe-core on every screen (deploy/axe-core installs it at {}): {e}",
+                crate::axe_core().display()
+            )
+        });
         let port = free_port();
         // A process group of its own, which the Chromium it starts joins: a failed test
         // stops them all (see Drop).
@@ -181,6 +189,7 @@ impl Browser {
             shots: AtomicUsize::new(0),
             profile,
             phone: options.phone,
+            axe,
         }
     }
 
@@ -259,8 +268,9 @@ impl Browser {
         .to_owned()
     }
 
-    /// Waits for the screen `name` and saves a screenshot of it; on a phone, also checks that
-    /// nothing on it is wider than the screen.
+    /// Waits for the screen `name`, saves a screenshot of it and checks it with axe-core (no
+    /// serious or critical violation); on a phone, also checks that nothing on it is wider
+    /// than the screen.
     pub async fn on_screen(&self, name: &str) {
         self.wait_for(
             &format!("the {name} screen"),
@@ -269,6 +279,11 @@ impl Browser {
         )
         .await;
         self.screenshot(name).await;
+        let violations = self.accessibility().await;
+        assert!(
+            violations.is_empty(),
+            "on the {name} screen, axe-core finds: {violations:#?}"
+        );
         if self.phone {
             let overflow = self
                 .execute(
@@ -285,6 +300,47 @@ impl Browser {
                 "on the {name} screen, wider than the phone: {overflow}"
             );
         }
+    }
+
+    /// axe-core's serious and critical violations on the page as it is, each as
+    /// "rule (impact): what it says — the elements".
+    pub async fn accessibility(&self) -> Vec<String> {
+        self.execute(
+            &format!("{}\n;window.axe = axe; return true;", self.axe),
+            json!([]),
+        )
+        .await;
+        let found = self
+            .post(
+                "/execute/async",
+                json!({"script": "const done = arguments[arguments.length - 1]; \
+                    window.axe.run(document, {resultTypes: ['violations']}) \
+                      .then((r) => done(r.violations \
+                        .filter((v) => v.impact === 'serious' || v.impact === 'critical') \
+                        .map((v) => `${v.id} (${v.impact}): ${v.help} — ` + \
+                          v.nodes.map((n) => n.target.join(' ')).join(', ')))) \
+                      .catch((e) => done([`axe-core failed: ${e}`]));",
+                    "args": []}),
+            )
+            .await;
+        found
+            .as_array()
+            .map(|list| {
+                list.iter()
+                    .filter_map(|v| v.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_else(|| vec![format!("axe-core answered {found}")])
+    }
+
+    /// A Chrome DevTools Protocol command (e.g. `Page.getInstallabilityErrors`) and its
+    /// answer.
+    pub async fn devtools(&self, command: &str, params: Value) -> Value {
+        self.post(
+            "/goog/cdp/execute",
+            json!({"cmd": command, "params": params}),
+        )
+        .await
     }
 
     async fn element(&self, css: &str) -> String {

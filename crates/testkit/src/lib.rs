@@ -340,13 +340,7 @@ pub fn s3_addr() -> String {
 
 /// The local stack's Garage key (made by deploy/lib.sh), as (id, secret).
 pub fn s3_credentials() -> (String, String) {
-    let dir = std::env::var("EXAMREG_HOME").map_or_else(
-        |_| {
-            std::path::PathBuf::from(std::env::var("HOME").unwrap_or_default())
-                .join(".cache/examreg")
-        },
-        std::path::PathBuf::from,
-    );
+    let dir = examreg_home();
     let read = |name: &str| {
         std::fs::read_to_string(dir.join("secrets").join(name))
             .map(|s| s.trim().to_owned())
@@ -360,14 +354,24 @@ pub fn s3_credentials() -> (String, String) {
 pub fn mrz_model() -> std::path::PathBuf {
     std::env::var_os("EXAMREG_TEST_MRZ_MODEL")
         .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| examreg_home().join("models/ppocrv4-rec.onnx"))
+}
+
+/// axe-core's rules, as `deploy/axe-core` installs them for the local stack (or
+/// `EXAMREG_TEST_AXE_CORE`).
+pub fn axe_core() -> std::path::PathBuf {
+    std::env::var_os("EXAMREG_TEST_AXE_CORE")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| examreg_home().join("node/axe.min.js"))
+}
+
+/// The local stack's home (`EXAMREG_HOME`, else `~/.cache/examreg`).
+fn examreg_home() -> std::path::PathBuf {
+    std::env::var_os("EXAMREG_HOME")
+        .map(std::path::PathBuf::from)
         .unwrap_or_else(|| {
-            let home = std::env::var_os("EXAMREG_HOME")
-                .map(std::path::PathBuf::from)
-                .unwrap_or_else(|| {
-                    std::path::PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
-                        .join(".cache/examreg")
-                });
-            home.join("models/ppocrv4-rec.onnx")
+            std::path::PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
+                .join(".cache/examreg")
         })
 }
 
@@ -385,6 +389,19 @@ pub mod photos {
     /// scikit-image's sample data, 330 × 330.
     pub const SELFIE: &[u8] =
         include_bytes!("../../../services/biometrics/tests/fixtures/selfie.jpg");
+
+    /// `photo` as a camera of `width` × `height` frames it (see `browser::camera_frame`), as
+    /// a JPEG: what the selfie's page sends while the oval waits.
+    pub fn camera_jpeg(photo: &DynamicImage, width: u32, height: u32) -> Vec<u8> {
+        jpeg(&DynamicImage::ImageRgb8(crate::browser::camera_frame(
+            photo, width, height,
+        )))
+    }
+
+    /// The selfie, decoded.
+    pub fn selfie() -> DynamicImage {
+        image::load_from_memory(SELFIE).expect("the selfie decodes")
+    }
 
     pub fn jpeg(image: &DynamicImage) -> Vec<u8> {
         let mut out = Vec::new();

@@ -82,6 +82,51 @@ impl Biometrics {
             .await
     }
 
+    /// Whether a preview frame shows the face placed (see biometrics' `CheckFrame`).
+    pub async fn check_frame(
+        &self,
+        token: &str,
+        frame: Bytes,
+    ) -> ApiResult<bio::CheckFrameResponse> {
+        let message = bio::CheckFrameRequest {
+            frame: frame.to_vec(),
+        };
+        call!(self, As::Bearer(token), message => check_frame).await
+    }
+
+    /// A small JPEG of one of the applicant's own photos (`max_side` pixels at most), read the
+    /// audited way: biometrics logs the read with its purpose.
+    pub async fn preview(
+        &self,
+        token: &str,
+        capture_id: &str,
+        max_side: u32,
+    ) -> ApiResult<Vec<u8>> {
+        let message = bio::DownloadCaptureRequest {
+            capture_id: capture_id.to_owned(),
+            purpose: "the applicant's own preview in the cabinet".to_owned(),
+            max_side,
+        };
+        self.calls
+            .call(
+                &self.client,
+                As::Bearer(token),
+                message,
+                |mut c, r| async move {
+                    let mut stream = c.download_capture(r).await?.into_inner();
+                    let mut bytes = Vec::new();
+                    while let Some(part) = stream.message().await? {
+                        if let Some(bio::download_capture_response::Part::Chunk(chunk)) = part.part
+                        {
+                            bytes.extend_from_slice(&chunk);
+                        }
+                    }
+                    Ok(tonic::Response::new(bytes))
+                },
+            )
+            .await
+    }
+
     pub async fn record_consent(
         &self,
         token: &str,

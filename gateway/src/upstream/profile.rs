@@ -73,9 +73,12 @@ impl Profile {
         Ok(answer.regions)
     }
 
-    pub async fn contingents(&self) -> ApiResult<Vec<pb::Contingent>> {
-        let answer =
-            call!(self, As::Gateway, pb::ListContingentsRequest {} => list_contingents).await?;
+    /// The categories an applicant can choose (with institutions of their kind); with
+    /// `include_empty` every category, to name the one an applicant chose whatever happened
+    /// to its directory since.
+    pub async fn contingents(&self, include_empty: bool) -> ApiResult<Vec<pb::Contingent>> {
+        let message = pb::ListContingentsRequest { include_empty };
+        let answer = call!(self, As::Gateway, message => list_contingents).await?;
         Ok(answer.contingents)
     }
 

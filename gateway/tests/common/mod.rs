@@ -13,7 +13,7 @@ pub(crate) const PASSWORD: &str = "Жасыл-алма-көктемде-7";
 /// The secret of the suite's `operator` service client, which has [`STAFF_SCOPES`].
 pub(crate) const OPERATOR_SECRET: &str = "operator-secret-for-tests-0123456789";
 /// What the exam center's staff may do over the internal API.
-pub(crate) const STAFF_SCOPES: [&str; 10] = [
+pub(crate) const STAFF_SCOPES: [&str; 11] = [
     "accounts:lookup",
     "accounts:read",
     "registrations:read",
@@ -24,6 +24,7 @@ pub(crate) const STAFF_SCOPES: [&str; 10] = [
     "biometrics:status",
     "biometrics:read",
     "review:write",
+    "directory:admin",
 ];
 pub(crate) const SECRET: &str = "gateway-secret-for-tests-0123456789";
 
@@ -68,6 +69,8 @@ pub(crate) struct Options {
     pub(crate) codes: Option<examreg_verification::store::Limits>,
     /// The proof of work's `maxnumber` for an address with no pass lately.
     pub(crate) pow_base: u64,
+    /// Where the gateway reads the agreement and the consent (`GATEWAY_TEXTS_DIR`).
+    pub(crate) texts_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for Options {
@@ -84,6 +87,7 @@ impl Default for Options {
             smtp: tk::smtp_addr(),
             codes: None,
             pow_base: 2_000,
+            texts_dir: None,
         }
     }
 }
@@ -194,6 +198,7 @@ pub(crate) async fn suite_with(options: Options) -> Suite {
     config.trusted_proxies = options.trusted_proxies;
     config.admission_pause = options.admission_pause;
     config.handoff_ttl = options.handoff_ttl;
+    config.texts_dir = options.texts_dir;
     let gateway = examreg_gateway::Application::build(config, keys.clone())
         .await
         .unwrap();
@@ -537,11 +542,33 @@ impl Suite {
     /// Runs identifier → email → code; returns the flow id, ready for the password.
     pub(crate) async fn prove_email(&self, iin: &str, email: &str, nth_letter: usize) -> String {
         let flow = self.start("KZ").await;
+        self.prove_email_of(&flow, iin, email, nth_letter).await;
+        flow
+    }
+
+    /// Runs identifier → email → code on a started `flow`.
+    pub(crate) async fn prove_email_of(
+        &self,
+        flow: &str,
+        iin: &str,
+        email: &str,
+        nth_letter: usize,
+    ) {
+        self.prove_email_with(flow, json!({"iin": iin}), email, nth_letter)
+            .await;
+    }
+
+    /// [`Suite::prove_email_of`] with the identifier step's body (`{"iin": …}` or
+    /// `{"passport_number": …}`).
+    pub(crate) async fn prove_email_with(
+        &self,
+        flow: &str,
+        identifier: Value,
+        email: &str,
+        nth_letter: usize,
+    ) {
         let (status, body) = self
-            .put(
-                &format!("/v1/registrations/{flow}/identifier"),
-                json!({"iin": iin}),
-            )
+            .put(&format!("/v1/registrations/{flow}/identifier"), identifier)
             .await;
         assert_eq!(
             (status, body["next_step"].as_str()),
@@ -569,11 +596,15 @@ impl Suite {
             (StatusCode::OK, Some("password")),
             "{body}"
         );
-        flow
     }
 
     pub(crate) async fn register(&self, iin: &str, email: &str) -> String {
         let flow = self.prove_email(iin, email, 1).await;
+        self.set_password(&flow).await
+    }
+
+    /// The password step of a flow whose email is proven; returns the account id.
+    pub(crate) async fn set_password(&self, flow: &str) -> String {
         let (status, body) = self
             .post(
                 &format!("/v1/registrations/{flow}/password"),
@@ -730,6 +761,22 @@ impl Suite {
     /// document, the consent, the name, the details (region KZ-55) and the education; then
     /// waits for the document check to verify the document.
     pub(crate) async fn fill_in(&self, token: &str) {
+        self.fill_in_up_to_education(token).await;
+        let (status, _, body) = self
+            .call(
+                reqwest::Method::PUT,
+                "/v1/me/profile/education",
+                Some(json!({"contingent_code": "bachelor", "institution_id": "toraighyrov"})),
+                &[("authorization", &format!("Bearer {token}"))],
+            )
+            .await;
+        assert!(status.is_success(), "{status} {body}");
+        self.verified_document(token).await;
+    }
+
+    /// The photos, the consent, the name and the details (region KZ-55) of a logged-in
+    /// applicant, through the API: the education is next.
+    pub(crate) async fn fill_in_up_to_education(&self, token: &str) {
         let auth = format!("Bearer {token}");
         let me = |method: reqwest::Method, path: &'static str, body: Value| {
             let auth = auth.clone();
@@ -768,13 +815,6 @@ impl Suite {
                    "region_code": "KZ-55", "mobile_phone": "8 777 123 45 67"}),
         )
         .await;
-        me(
-            reqwest::Method::PUT,
-            "/v1/me/profile/education",
-            json!({"contingent_code": "bachelor", "institution_id": "toraighyrov"}),
-        )
-        .await;
-        self.verified_document(token).await;
     }
 
     /// Waits for the check of the ID card's back, read in the background, to verify it. A back
@@ -858,4 +898,36 @@ impl Suite {
             .await
             .unwrap()
     }
+}
+
+/// Runs `examreg-ctl` against the suite as its `operator` client; what it printed.
+pub(crate) async fn ctl(s: &Suite, args: &[&str]) -> anyhow::Result<String> {
+    let secret = std::env::temp_dir().join(format!("examreg-ctl-{}", uuid::Uuid::new_v4()));
+    std::fs::write(&secret, OPERATOR_SECRET).unwrap();
+    let url = |name: &str| {
+        s.services
+            .iter()
+            .find(|(n, _)| *n == name)
+            .unwrap()
+            .1
+            .clone()
+    };
+    let mut line: Vec<String> = vec![
+        "examreg-ctl".into(),
+        "--identity".into(),
+        url("identity"),
+        "--profile".into(),
+        url("profile"),
+        "--biometrics".into(),
+        url("biometrics"),
+        "--client-id".into(),
+        "operator".into(),
+        "--secret-file".into(),
+        secret.display().to_string(),
+    ];
+    line.extend(args.iter().map(|a| a.to_string()));
+    let mut out = Vec::new();
+    let ran = examreg_ctl::run(line, &mut out).await;
+    std::fs::remove_file(&secret).unwrap();
+    ran.map(|()| String::from_utf8(out).unwrap())
 }

@@ -17,6 +17,26 @@ use sqlx::PgPool;
 use std::sync::Arc;
 use uuid::Uuid;
 
+/// Who reads a photo and why, for the access log; `owner` limits the read to one account's
+/// photos (an applicant reading their own).
+pub struct Reader<'a> {
+    pub actor: &'a str,
+    pub purpose: &'a str,
+    pub owner: Option<Uuid>,
+}
+
+/// A JPEG of `photo` whose longer side is at most `side` pixels.
+fn preview(photo: &[u8], side: u32) -> Result<Vec<u8>, Error> {
+    let image = image::load_from_memory_with_format(photo, image::ImageFormat::Jpeg)
+        .map_err(Error::Preview)?;
+    let small = image.thumbnail(side, side).into_rgb8();
+    let mut out = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 80)
+        .encode_image(&small)
+        .map_err(Error::Preview)?;
+    Ok(out)
+}
+
 pub struct Captures {
     pub pool: PgPool,
     pub objects: Objects,
@@ -124,6 +144,29 @@ impl Captures {
         Ok(())
     }
 
+    /// Checks a frame of the camera's preview (see `checks::check_frame`) on an idle turn of
+    /// the photo checks, or refuses it at once when they are busy.
+    pub async fn check_frame(
+        &self,
+        frame: Vec<u8>,
+    ) -> Result<Result<checks::Scores, checks::Refusal>, Error> {
+        let permit = self.gate.try_enter("frame").map_err(Error::Overloaded)?;
+        let thresholds = self.thresholds.clone();
+        let checked = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            examreg_kit::work::background_priority();
+            checks::check_frame(&frame, &thresholds)
+        })
+        .await?;
+        let outcome = if checked.is_ok() {
+            "placed"
+        } else {
+            "not_placed"
+        };
+        metrics::counter!("biometrics_frames_checked_total", "outcome" => outcome).increment(1);
+        Ok(checked)
+    }
+
     /// Checks and keeps a photo of `kind` (a retake replaces the current one).
     pub async fn upload(
         &self,
@@ -213,11 +256,9 @@ impl Captures {
     pub async fn consent(
         &self,
         account: Uuid,
-        version: &str,
-        client_ip: &str,
-        user_agent: &str,
+        consent: &store::NewConsent<'_>,
     ) -> Result<Vec<&'static str>, Error> {
-        store::record_consent(&self.pool, account, version, client_ip, user_agent).await??;
+        store::record_consent(&self.pool, account, consent).await??;
         self.submit_if_complete(account).await
     }
 
@@ -235,11 +276,19 @@ impl Captures {
         Ok(seal)
     }
 
-    /// The decrypted image, once its read is on record (who, why).
-    pub async fn download(&self, id: Uuid, actor: &str, purpose: &str) -> Result<Vec<u8>, Error> {
+    /// The decrypted image (or a preview of it, `max_side` pixels at most), once its read is on
+    /// record (who, why). With an `owner`, only that account's photos are found.
+    pub async fn download(
+        &self,
+        id: Uuid,
+        reader: &Reader<'_>,
+        max_side: Option<u32>,
+    ) -> Result<Vec<u8>, Error> {
         let capture = store::capture_by_id(&self.pool, id)
             .await?
+            .filter(|c| reader.owner.is_none_or(|owner| owner == c.account_id))
             .ok_or(Error::CaptureNotFound)?;
+        let (actor, purpose) = (reader.actor, reader.purpose);
         let sealed = self.objects.get(&capture.object_key).await?;
         let plain = self.keys.open(
             &sealed,
@@ -248,7 +297,10 @@ impl Captures {
         let mut conn = self.pool.acquire().await?;
         store::log_access(&mut conn, Some(id), capture.account_id, actor, purpose).await?;
         tracing::info!(capture = %id, actor, "capture read");
-        Ok(plain)
+        match max_side {
+            None => Ok(plain),
+            Some(side) => tokio::task::spawn_blocking(move || preview(&plain, side)).await?,
+        }
     }
 
     /// The set's status read by a service, once the read is on record (who, why).

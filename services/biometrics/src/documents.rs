@@ -621,7 +621,15 @@ async fn read_one(
 ) -> Result<(), sqlx::Error> {
     let format = Format::parse(&claimed.format).unwrap_or(Format::Td1);
     let photo = match captures
-        .download(claimed.capture_id, "biometrics", PURPOSE)
+        .download(
+            claimed.capture_id,
+            &crate::captures::Reader {
+                actor: "biometrics",
+                purpose: PURPOSE,
+                owner: None,
+            },
+            None,
+        )
         .await
     {
         Ok(photo) => photo,

@@ -23,8 +23,9 @@ pub enum Error {
     DocumentBackNotNeeded,
     #[error("the consent must be accepted")]
     ConsentNotGiven,
-    #[error("the consent version is required")]
-    ConsentVersionRequired,
+    /// The consent lacks this field of the text consented to (version, sha256, language).
+    #[error("the consent names the version, the SHA-256 and the language of the text")]
+    ConsentVersionRequired(&'static str),
     #[error("state why the data is read (at most 500 characters)")]
     PurposeRequired,
     #[error("a step to redo is face, document_front, document_back or consent")]
@@ -56,6 +57,8 @@ pub enum Error {
     Envelope(#[from] EnvelopeError),
     #[error("a photo check stopped: {0}")]
     Check(#[from] tokio::task::JoinError),
+    #[error("the preview could not be made: {0}")]
+    Preview(image::ImageError),
 }
 
 impl From<Closed> for Error {
@@ -109,11 +112,9 @@ impl From<Error> for Status {
             Error::ConsentNotGiven => {
                 invalid("consent_not_given", message, &[("accepted", "required")])
             }
-            Error::ConsentVersionRequired => invalid(
-                "consent_version_required",
-                message,
-                &[("version", "required")],
-            ),
+            Error::ConsentVersionRequired(field) => {
+                invalid("consent_version_required", message, &[(field, "required")])
+            }
             Error::PurposeRequired => {
                 invalid("purpose_required", message, &[("purpose", "required")])
             }
@@ -142,6 +143,7 @@ impl From<Error> for Status {
             Error::Objects(e @ ObjectError::Missing) => internal(&e),
             Error::Envelope(e) => internal(&e),
             Error::Check(e) => internal(&e),
+            Error::Preview(e) => internal(&e),
         }
     }
 }
@@ -160,7 +162,7 @@ mod tests {
             Error::InvalidHolder,
             Error::DocumentBackNotNeeded,
             Error::ConsentNotGiven,
-            Error::ConsentVersionRequired,
+            Error::ConsentVersionRequired("sha256"),
             Error::PurposeRequired,
             Error::InvalidStep,
             Error::InvalidPageToken,

@@ -22,6 +22,9 @@ use tokio_stream::Stream;
 use tonic::{Request, Response, Status, Streaming};
 use uuid::Uuid;
 
+/// The access log's actor when applicants read their own photos.
+const APPLICANT: &str = "applicant";
+
 pub struct Biometrics {
     pub captures: Captures,
 }
@@ -275,6 +278,28 @@ impl BiometricsService for Biometrics {
     }
 
     #[tracing::instrument(skip_all)]
+    async fn check_frame(
+        &self,
+        request: Request<pb::CheckFrameRequest>,
+    ) -> Result<Response<pb::CheckFrameResponse>, Status> {
+        caller(&request)?.capturing_account()?;
+        let frame = request.into_inner().frame;
+        let answer = match self.captures.check_frame(frame).await? {
+            Ok(scores) => pb::CheckFrameResponse {
+                placed: true,
+                reason: String::new(),
+                scores: Some(scores_pb(&scores)),
+            },
+            Err(refusal) => pb::CheckFrameResponse {
+                placed: false,
+                reason: refusal.code().to_owned(),
+                scores: refusal.scores().map(scores_pb),
+            },
+        };
+        Ok(Response::new(answer))
+    }
+
+    #[tracing::instrument(skip_all)]
     async fn get_capture_status(
         &self,
         request: Request<pb::GetCaptureStatusRequest>,
@@ -298,6 +323,16 @@ impl BiometricsService for Biometrics {
             document_type: pb::DocumentType::from(set.document_type).into(),
             consent_given: set.consent.is_some(),
             consent_accepted_at: set.consent.as_ref().map(|c| timestamp(c.accepted_at)),
+            consent_sha256: set
+                .consent
+                .as_ref()
+                .and_then(|c| c.sha256.clone())
+                .unwrap_or_default(),
+            consent_language: set
+                .consent
+                .as_ref()
+                .and_then(|c| c.language.clone())
+                .unwrap_or_default(),
             consent_version: set.consent.map(|c| c.version).unwrap_or_default(),
             submitted: set.missing.is_empty(),
             missing: owned(set.missing),
@@ -320,13 +355,16 @@ impl BiometricsService for Biometrics {
             return Err(Error::ConsentNotGiven.into());
         }
         let version = req.version.trim();
-        if version.is_empty() {
-            return Err(Error::ConsentVersionRequired.into());
-        }
-        let missing = self
-            .captures
-            .consent(account, version, &req.client_ip, &req.user_agent)
-            .await?;
+        examreg_domain::check_text_acceptance(version, &req.sha256, &req.language)
+            .map_err(Error::ConsentVersionRequired)?;
+        let consent = crate::store::NewConsent {
+            version,
+            sha256: &req.sha256,
+            language: &req.language,
+            client_ip: &req.client_ip,
+            user_agent: &req.user_agent,
+        };
+        let missing = self.captures.consent(account, &consent).await?;
         Ok(Response::new(pb::RecordConsentResponse {
             submitted: missing.is_empty(),
             missing: owned(missing),
@@ -403,13 +441,25 @@ impl BiometricsService for Biometrics {
         &self,
         request: Request<pb::DownloadCaptureRequest>,
     ) -> Result<Response<Self::DownloadCaptureStream>, Status> {
-        let actor = caller(&request)?
-            .require_scope("biometrics:read")?
-            .to_owned();
+        // An applicant reads their own photos (the cabinet's previews); a service with the
+        // scope reads anyone's. Either way the read is logged with its purpose.
+        let who = caller(&request)?;
+        let (actor, owner) = match who {
+            Caller::User { account_id, .. } => (APPLICANT.to_owned(), Some(*account_id)),
+            Caller::Service { .. } | Caller::Capture { .. } => {
+                (who.require_scope("biometrics:read")?.to_owned(), None)
+            }
+        };
         let req = request.into_inner();
         let purpose = purpose_field(&req.purpose)?;
         let id: Uuid = req.capture_id.parse().map_err(|_| Error::CaptureNotFound)?;
-        let plain = self.captures.download(id, &actor, purpose).await?;
+        let reader = crate::captures::Reader {
+            actor: &actor,
+            purpose,
+            owner,
+        };
+        let max_side = (req.max_side > 0).then(|| req.max_side.clamp(16, 1024));
+        let plain = self.captures.download(id, &reader, max_side).await?;
         let mut parts = vec![Ok(pb::DownloadCaptureResponse {
             part: Some(pb::download_capture_response::Part::ContentType(
                 "image/jpeg".into(),

@@ -251,14 +251,21 @@ pub async fn set_submitted(
     Ok(())
 }
 
+/// A consent as the applicant gave it: the text's version, SHA-256 and language, and where.
+pub struct NewConsent<'a> {
+    pub version: &'a str,
+    pub sha256: &'a str,
+    pub language: &'a str,
+    pub client_ip: &'a str,
+    pub user_agent: &'a str,
+}
+
 /// Records the consent; refused, recording nothing, once the set is sealed or erased.
 #[tracing::instrument(skip_all)]
 pub async fn record_consent(
     pool: &PgPool,
     account: Uuid,
-    version: &str,
-    ip: &str,
-    agent: &str,
+    consent: &NewConsent<'_>,
 ) -> Result<Result<(), Closed>, sqlx::Error> {
     let mut tx = pool.begin().await?;
     if let Err(closed) = open_set(&mut tx, account, Some("consent")).await? {
@@ -266,13 +273,17 @@ pub async fn record_consent(
     }
     redone(&mut tx, account, "consent").await?;
     sqlx::query!(
-        r#"INSERT INTO consents (account_id, version, client_ip, user_agent) VALUES ($1, $2, $3, $4)
+        r#"INSERT INTO consents (account_id, version, sha256, language, client_ip, user_agent)
+           VALUES ($1, $2, $3, $4, $5, $6)
            ON CONFLICT (account_id) DO UPDATE SET version = EXCLUDED.version, accepted_at = now(),
+             sha256 = EXCLUDED.sha256, language = EXCLUDED.language,
              client_ip = EXCLUDED.client_ip, user_agent = EXCLUDED.user_agent"#,
         account,
-        version,
-        ip,
-        agent
+        consent.version,
+        consent.sha256,
+        consent.language,
+        consent.client_ip,
+        consent.user_agent
     )
     .execute(&mut *tx)
     .await?;
@@ -403,7 +414,7 @@ pub async fn seal(
 pub async fn consent_of(pool: &PgPool, account: Uuid) -> Result<Option<Consent>, sqlx::Error> {
     sqlx::query_as!(
         Consent,
-        "SELECT version, accepted_at FROM consents WHERE account_id = $1",
+        "SELECT version, accepted_at, sha256, language FROM consents WHERE account_id = $1",
         account
     )
     .fetch_optional(pool)
@@ -415,6 +426,9 @@ pub async fn consent_of(pool: &PgPool, account: Uuid) -> Result<Option<Consent>,
 pub struct Consent {
     pub version: String,
     pub accepted_at: DateTime<Utc>,
+    /// Unknown for a consent given before the texts' hashes were kept.
+    pub sha256: Option<String>,
+    pub language: Option<String>,
 }
 
 #[derive(Debug, Clone)]

@@ -3,7 +3,7 @@
 //! rustface ships) and on images derived from them here.
 
 use examreg_biometrics::checks::{CaptureKind, Refusal, Thresholds, check};
-use examreg_testkit::photos::{SELFIE, id_card, jpeg};
+use examreg_testkit::photos::{SELFIE, camera_jpeg as frame_of, id_card, jpeg};
 use image::{DynamicImage, ImageFormat, Rgb, RgbImage, imageops};
 use std::{io::Cursor, time::Instant};
 
@@ -278,4 +278,50 @@ fn crc32(bytes: &[u8]) -> u32 {
         }
     }
     !crc
+}
+
+#[test]
+fn a_preview_frame_of_the_placed_face_passes_and_the_others_say_why_not() {
+    use examreg_biometrics::checks::check_frame;
+    let t = Thresholds::default();
+    // The portrait as the webcam shows it, at 320 × 240: placed.
+    let placed = check_frame(&frame_of(&selfie(), 320, 240), &t).unwrap();
+    assert_eq!(placed.faces, 1);
+    assert!(placed.face_share.unwrap() >= t.min_face_share, "{placed:?}");
+    // And the photo taken from the same camera passes the selfie check: the two agree.
+    check(&frame_of(&selfie(), 640, 480), CaptureKind::Face, &t).unwrap();
+
+    let coffee = image::load_from_memory(COFFEE).unwrap();
+    let refusal = |frame: Vec<u8>| check_frame(&frame, &t).unwrap_err().code();
+    assert_eq!(refusal(frame_of(&coffee, 320, 240)), "no_face");
+    // Far from the camera: a small face in a large grey frame.
+    let far = selfie().resize(110, 110, imageops::FilterType::CatmullRom);
+    let mut small = RgbImage::from_pixel(320, 240, Rgb([128, 128, 128]));
+    imageops::overlay(&mut small, &far.to_rgb8(), 105, 65);
+    assert_eq!(
+        refusal(jpeg(&DynamicImage::ImageRgb8(small))),
+        "face_too_small"
+    );
+    // At the edge of the frame.
+    let mut aside = RgbImage::from_pixel(320, 240, Rgb([128, 128, 128]));
+    let face = selfie().resize(240, 240, imageops::FilterType::CatmullRom);
+    imageops::overlay(&mut aside, &face.to_rgb8(), -70, 0);
+    let aside = check_frame(&jpeg(&DynamicImage::ImageRgb8(aside)), &t).unwrap_err();
+    assert_eq!(aside.code(), "face_off_centre", "{aside:?}");
+    let placed_frame =
+        DynamicImage::ImageRgb8(examreg_testkit::browser::camera_frame(&selfie(), 320, 240));
+    assert_eq!(refusal(jpeg(&placed_frame.brighten(-120))), "too_dark");
+    // Only small JPEGs: a PNG, a frame larger than 640 a side, a cut-off upload.
+    let mut png = Vec::new();
+    DynamicImage::ImageRgb8(RgbImage::new(320, 240))
+        .write_to(&mut Cursor::new(&mut png), ImageFormat::Png)
+        .unwrap();
+    assert_eq!(refusal(png), "unsupported_type");
+    assert!(check_frame(&frame_of(&selfie(), 1280, 960), &t).is_err());
+    let whole = frame_of(&selfie(), 320, 240);
+    assert_eq!(refusal(whole[..whole.len() / 2].to_vec()), "undecodable");
+    assert_eq!(refusal(frame_of(&selfie(), 200, 150)), "too_small");
+    // A larger frame is judged at the same size: the same answer.
+    let larger = check_frame(&frame_of(&selfie(), 640, 480), &t).unwrap();
+    assert_eq!(larger.faces, 1);
 }

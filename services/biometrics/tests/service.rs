@@ -140,10 +140,22 @@ impl TestApp {
         capture: &str,
         purpose: &str,
     ) -> Result<Vec<u8>, tonic::Status> {
+        self.download_sized(token, capture, purpose, 0).await
+    }
+
+    /// A photo, or its preview of `max_side` pixels (0: the photo as stored).
+    async fn download_sized(
+        &self,
+        token: &str,
+        capture: &str,
+        purpose: &str,
+        max_side: u32,
+    ) -> Result<Vec<u8>, tonic::Status> {
         let request = with_bearer(
             pb::DownloadCaptureRequest {
                 capture_id: capture.into(),
                 purpose: purpose.into(),
+                max_side,
             },
             token,
         )
@@ -274,14 +286,35 @@ async fn images_are_read_only_with_the_scope_and_every_read_is_audited_without_m
         .unwrap()
         .capture_id;
 
-    // Neither the applicant nor a service without the scope reads images.
+    // The applicant reads their own photo (the cabinet's preview, small); another applicant
+    // is told there is no such photo, as for one that never existed.
+    let preview = app
+        .download_sized(&me, &capture, "the cabinet's preview", 160)
+        .await
+        .unwrap();
+    let small = image::load_from_memory(&preview).unwrap();
     assert_eq!(
-        app.download(&me, &capture, "curious")
-            .await
-            .unwrap_err()
-            .code(),
-        Code::PermissionDenied
+        small.width().max(small.height()),
+        160,
+        "{}x{}",
+        small.width(),
+        small.height()
     );
+    let stranger = app.user(Uuid::new_v4());
+    let missing = app
+        .download(&stranger, &capture, "curious")
+        .await
+        .unwrap_err();
+    assert_eq!(missing.code(), Code::NotFound);
+    let unknown = app
+        .download(&stranger, &Uuid::new_v4().to_string(), "curious")
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (missing.code(), missing.message()),
+        (unknown.code(), unknown.message())
+    );
+    // A service without the scope reads no image.
     let narrow = app.service(&["biometrics:status"]);
     assert_eq!(
         app.download(&narrow, &capture, "curious")
@@ -314,17 +347,22 @@ async fn images_are_read_only_with_the_scope_and_every_read_is_audited_without_m
 
     let pool = sqlx::PgPool::connect(&app.database).await.unwrap();
     let audit: Vec<(String, String)> =
-        sqlx::query_as("SELECT actor, purpose FROM access_log WHERE account_id = $1")
+        sqlx::query_as("SELECT actor, purpose FROM access_log WHERE account_id = $1 ORDER BY id")
             .bind(owner)
             .fetch_all(&pool)
             .await
             .unwrap();
+    // Every read is there, the applicant's own preview too; the stranger's attempt found
+    // nothing to log.
     assert_eq!(
         audit,
-        [(
-            "operator".to_owned(),
-            "identity check at the exam hall".to_owned()
-        )]
+        [
+            ("applicant".to_owned(), "the cabinet's preview".to_owned()),
+            (
+                "operator".to_owned(),
+                "identity check at the exam hall".to_owned()
+            )
+        ]
     );
 }
 
@@ -420,6 +458,9 @@ impl TestApp {
                     pb::RecordConsentRequest {
                         version: "2026-01".into(),
                         accepted: true,
+                        sha256: "45777c14d90fa79dc6ce71ceb6f81cced62c929c472199547cfd939a54e954c6"
+                            .into(),
+                        language: "ru".into(),
                         ..Default::default()
                     },
                     token,

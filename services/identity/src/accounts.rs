@@ -23,6 +23,9 @@ pub struct NewAccount {
 /// The acceptance of the terms of use: the version and where it was accepted.
 pub struct Terms {
     pub version: String,
+    /// The SHA-256 of the published text accepted, and its language.
+    pub sha256: String,
+    pub language: String,
     pub accepted_at: DateTime<Utc>,
     pub client_ip: String,
     pub user_agent: String,
@@ -56,9 +59,18 @@ impl Identity {
         let proof = self.check_proof(&new.email_proof, "registration", Some(&new.email))?;
         password::check_policy(&new.password, &[&new.login, new.email.local_part()])
             .map_err(Error::WeakPassword)?;
-        if new.terms.version.trim().is_empty() {
-            return Err(Error::TermsNotAccepted);
-        }
+        examreg_domain::check_text_acceptance(
+            &new.terms.version,
+            &new.terms.sha256,
+            &new.terms.language,
+        )
+        .map_err(|field| {
+            Error::TermsNotAccepted(match field {
+                "sha256" => "terms_sha256",
+                "language" => "terms_language",
+                _ => "terms_version",
+            })
+        })?;
         let jti: Uuid = proof.jti.parse().map_err(|_| Error::InvalidEmailProof)?;
         let proof_expires = DateTime::from_timestamp(proof.exp, 0).unwrap_or_else(Utc::now);
         let hash = self.hasher.hash(&new.password).await?;
@@ -79,6 +91,8 @@ impl Identity {
                 email: new.email.as_str(),
                 password_hash: &hash,
                 terms_version: new.terms.version.trim(),
+                terms_sha256: &new.terms.sha256,
+                terms_language: &new.terms.language,
                 terms_accepted_at: new.terms.accepted_at,
                 terms_client_ip: &new.terms.client_ip,
                 terms_user_agent: &new.terms.user_agent,

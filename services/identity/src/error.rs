@@ -27,8 +27,12 @@ pub enum Error {
     InvalidEmailProof,
     #[error("{0}")]
     WeakPassword(PolicyError),
-    #[error("the terms must be accepted")]
-    TermsNotAccepted,
+    /// The acceptance lacks this field of the text accepted (`terms_version`,
+    /// `terms_sha256`, `terms_language`).
+    #[error(
+        "the terms must be accepted: name the version, the SHA-256 and the language of the text"
+    )]
+    TermsNotAccepted(&'static str),
     /// One answer for a taken login and a taken email, so it tells nobody which is registered.
     #[error("an account with this IIN, passport number or email already exists")]
     AlreadyRegistered,
@@ -156,11 +160,9 @@ impl From<Error> for Status {
                 &[("email_proof", "invalid")],
             ),
             Error::WeakPassword(e) => invalid("weak_password", message, &[("password", e.code())]),
-            Error::TermsNotAccepted => invalid(
-                "terms_not_accepted",
-                message,
-                &[("terms_version", "required")],
-            ),
+            Error::TermsNotAccepted(field) => {
+                invalid("terms_not_accepted", message, &[(field, "required")])
+            }
             Error::AlreadyRegistered => {
                 errors::status(Code::AlreadyExists, "already_registered", message)
             }
@@ -238,7 +240,7 @@ mod tests {
             Error::InvalidEmail(EmailError::Invalid),
             Error::InvalidEmailProof,
             Error::WeakPassword(PolicyError::TooShort),
-            Error::TermsNotAccepted,
+            Error::TermsNotAccepted("terms_sha256"),
             Error::AlreadyRegistered,
             Error::InvalidCredentials,
             Error::TooManyAttempts {

@@ -87,6 +87,8 @@ fn account_pb(row: Record) -> pb::Account {
         identifier_released: row.released,
         terms: Some(pb::TermsAcceptance {
             version: row.terms_version,
+            sha256: row.terms_sha256.unwrap_or_default(),
+            language: row.terms_language.unwrap_or_default(),
             accepted_at: Some(timestamp(row.terms_accepted_at)),
             client_ip: row.terms_client_ip,
             user_agent: row.terms_user_agent,
@@ -126,6 +128,8 @@ fn new_account(req: pb::CreateAccountRequest) -> Result<NewAccount, Error> {
         password: req.password,
         terms: Terms {
             version: terms.version,
+            sha256: terms.sha256,
+            language: terms.language,
             accepted_at: datetime(terms.accepted_at.as_ref()).unwrap_or_else(Utc::now),
             client_ip: terms.client_ip,
             user_agent: terms.user_agent,

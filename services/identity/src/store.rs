@@ -38,6 +38,8 @@ pub struct NewAccount<'a> {
     pub terms_accepted_at: DateTime<Utc>,
     pub terms_client_ip: &'a str,
     pub terms_user_agent: &'a str,
+    pub terms_sha256: &'a str,
+    pub terms_language: &'a str,
 }
 
 #[derive(Debug, Clone)]
@@ -105,8 +107,9 @@ async fn try_insert_account(
 ) -> Result<bool, StoreError> {
     let inserted = sqlx::query_scalar!(
         r#"INSERT INTO accounts (id, citizenship, login, login_kind, email, password_hash,
-                                 terms_version, terms_accepted_at, terms_client_ip, terms_user_agent)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+                                 terms_version, terms_accepted_at, terms_client_ip, terms_user_agent,
+                                 terms_sha256, terms_language)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
            ON CONFLICT DO NOTHING RETURNING id"#,
         a.id,
         a.citizenship,
@@ -118,6 +121,8 @@ async fn try_insert_account(
         a.terms_accepted_at,
         a.terms_client_ip,
         a.terms_user_agent,
+        a.terms_sha256,
+        a.terms_language,
     )
     .fetch_optional(conn)
     .await?;
@@ -800,6 +805,9 @@ pub struct Record {
     pub terms_accepted_at: DateTime<Utc>,
     pub terms_client_ip: String,
     pub terms_user_agent: String,
+    /// Unknown for an account made before the texts' hashes were kept.
+    pub terms_sha256: Option<String>,
+    pub terms_language: Option<String>,
     /// The login was released for its real holder; `login` is what the account held.
     pub released: bool,
 }
@@ -811,8 +819,8 @@ pub async fn record_by_id(conn: &mut PgConnection, id: Uuid) -> Result<Option<Re
         r#"SELECT id, citizenship, COALESCE(released_login, login) AS "login!",
                   login_kind AS "login_kind: LoginKind", email,
                   status AS "status: AccountStatus", created_at, registered_at, terms_version,
-                  terms_accepted_at, terms_client_ip, terms_user_agent,
-                  released_login IS NOT NULL AS "released!"
+                  terms_accepted_at, terms_client_ip, terms_user_agent, terms_sha256,
+                  terms_language, released_login IS NOT NULL AS "released!"
            FROM accounts WHERE id = $1"#,
         id
     )
@@ -832,8 +840,8 @@ pub async fn record_by_login(
         r#"SELECT id, citizenship, COALESCE(released_login, login) AS "login!",
                   login_kind AS "login_kind: LoginKind", email,
                   status AS "status: AccountStatus", created_at, registered_at, terms_version,
-                  terms_accepted_at, terms_client_ip, terms_user_agent,
-                  released_login IS NOT NULL AS "released!"
+                  terms_accepted_at, terms_client_ip, terms_user_agent, terms_sha256,
+                  terms_language, released_login IS NOT NULL AS "released!"
            FROM accounts WHERE login = $1 AND login_kind = $2"#,
         login,
         kind as LoginKind
@@ -852,8 +860,8 @@ pub async fn record_by_email(
         r#"SELECT id, citizenship, COALESCE(released_login, login) AS "login!",
                   login_kind AS "login_kind: LoginKind", email,
                   status AS "status: AccountStatus", created_at, registered_at, terms_version,
-                  terms_accepted_at, terms_client_ip, terms_user_agent,
-                  released_login IS NOT NULL AS "released!"
+                  terms_accepted_at, terms_client_ip, terms_user_agent, terms_sha256,
+                  terms_language, released_login IS NOT NULL AS "released!"
            FROM accounts WHERE email = $1"#,
         email
     )
@@ -887,8 +895,8 @@ pub async fn list_records(
         r#"SELECT id, citizenship, COALESCE(released_login, login) AS "login!",
                   login_kind AS "login_kind: LoginKind", email,
                   status AS "status: AccountStatus", created_at, registered_at, terms_version,
-                  terms_accepted_at, terms_client_ip, terms_user_agent,
-                  released_login IS NOT NULL AS "released!"
+                  terms_accepted_at, terms_client_ip, terms_user_agent, terms_sha256,
+                  terms_language, released_login IS NOT NULL AS "released!"
            FROM accounts
            WHERE id > COALESCE($1, '00000000-0000-0000-0000-000000000000'::uuid)
              AND (cardinality($2::text[]) = 0 OR status = ANY($2))

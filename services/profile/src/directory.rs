@@ -89,9 +89,16 @@ pub async fn regions(pool: &PgPool) -> Result<Vec<Region>, sqlx::Error> {
 }
 
 #[tracing::instrument(skip_all)]
-pub async fn contingents(pool: &PgPool) -> Result<Vec<Contingent>, sqlx::Error> {
+pub async fn contingents(
+    pool: &PgPool,
+    include_empty: bool,
+) -> Result<Vec<Contingent>, sqlx::Error> {
     let rows = sqlx::query!(
-        "SELECT code, name_kk, name_ru, name_en, institution_kind FROM contingents ORDER BY position"
+        r#"SELECT code, name_kk, name_ru, name_en, institution_kind FROM contingents c
+           WHERE $1 OR EXISTS (SELECT 1 FROM institutions i
+                               WHERE i.kind = c.institution_kind AND i.archived_at IS NULL)
+           ORDER BY position"#,
+        include_empty
     )
     .fetch_all(pool)
     .await?;
@@ -111,6 +118,8 @@ pub struct Search<'a> {
     pub kind: Option<&'a str>,
     pub language: &'a str,
     pub include_archived: bool,
+    /// This region's institutions come first.
+    pub prefer_region_code: Option<&'a str>,
     pub offset: i64,
     pub limit: i64,
 }
@@ -127,7 +136,8 @@ pub async fn search(pool: &PgPool, s: &Search<'_>) -> Result<Vec<Institution>, s
              AND ($2::text IS NULL OR region_code = $2)
              AND ($3::text IS NULL OR kind = $3)
              AND ($4 OR archived_at IS NULL)
-           ORDER BY CASE $5 WHEN 'kk' THEN name_kk WHEN 'en' THEN name_en ELSE name_ru END
+           ORDER BY CASE WHEN region_code = $8 THEN 0 ELSE 1 END,
+                    CASE $5 WHEN 'kk' THEN name_kk WHEN 'en' THEN name_en ELSE name_ru END
                     COLLATE "und-x-icu", id
            OFFSET $6 LIMIT $7"#,
         like_pattern(s.query),
@@ -137,6 +147,7 @@ pub async fn search(pool: &PgPool, s: &Search<'_>) -> Result<Vec<Institution>, s
         s.language,
         s.offset,
         s.limit,
+        s.prefer_region_code,
     )
     .fetch_all(pool)
     .await?;
@@ -190,7 +201,7 @@ pub async fn region_exists(pool: &PgPool, code: &str) -> Result<bool, sqlx::Erro
 
 #[tracing::instrument(skip_all)]
 pub async fn contingent(pool: &PgPool, code: &str) -> Result<Option<Contingent>, sqlx::Error> {
-    Ok(contingents(pool)
+    Ok(contingents(pool, true)
         .await?
         .into_iter()
         .find(|c| c.code == code))

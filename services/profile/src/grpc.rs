@@ -225,7 +225,8 @@ impl ProfileService for Profiles {
         request: Request<pb::ListContingentsRequest>,
     ) -> Result<Response<pb::ListContingentsResponse>, Status> {
         caller(&request)?;
-        let contingents = self.reference.contingents().await?;
+        let include_empty = request.get_ref().include_empty;
+        let contingents = self.reference.contingents(include_empty).await?;
         Ok(Response::new(pb::ListContingentsResponse {
             contingents: contingents
                 .iter()
@@ -253,6 +254,7 @@ impl ProfileService for Profiles {
                 kind: &req.kind,
                 language: &req.language,
                 include_archived: req.include_archived,
+                prefer_region_code: &req.prefer_region_code,
                 page_size: req.page_size,
                 page_token: &req.page_token,
             })

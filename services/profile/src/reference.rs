@@ -28,6 +28,7 @@ pub struct SearchInput<'a> {
     pub kind: &'a str,
     pub language: &'a str,
     pub include_archived: bool,
+    pub prefer_region_code: &'a str,
     pub page_size: u32,
     pub page_token: &'a str,
 }
@@ -92,8 +93,11 @@ impl Reference {
         Ok(directory::regions(&self.pool).await?)
     }
 
-    pub async fn contingents(&self) -> Result<Vec<directory::Contingent>, Error> {
-        Ok(directory::contingents(&self.pool).await?)
+    pub async fn contingents(
+        &self,
+        include_empty: bool,
+    ) -> Result<Vec<directory::Contingent>, Error> {
+        Ok(directory::contingents(&self.pool, include_empty).await?)
     }
 
     async fn region_codes(&self) -> Result<Vec<String>, Error> {
@@ -127,6 +131,7 @@ impl Reference {
             return Err(Error::InvalidKind);
         }
         let region = s.region_code.trim().to_ascii_uppercase();
+        let preferred = s.prefer_region_code.trim().to_ascii_uppercase();
         let mut found = directory::search(
             &self.pool,
             &directory::Search {
@@ -135,6 +140,7 @@ impl Reference {
                 kind: (!kind.is_empty()).then_some(kind),
                 language: s.language,
                 include_archived: s.include_archived,
+                prefer_region_code: (!preferred.is_empty()).then_some(preferred.as_str()),
                 offset,
                 limit: limit + 1,
             },

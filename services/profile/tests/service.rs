@@ -122,6 +122,9 @@ impl TestApp {
                 password: PASSWORD.into(),
                 terms: Some(id::TermsAcceptance {
                     version: "2026-01".into(),
+                    sha256: "45777c14d90fa79dc6ce71ceb6f81cced62c929c472199547cfd939a54e954c6"
+                        .into(),
+                    language: "ru".into(),
                     accepted_at: None,
                     client_ip: "127.0.0.1".into(),
                     user_agent: "tests".into(),
@@ -961,4 +964,106 @@ async fn a_services_read_is_logged_and_statistics_count_completed_registrations_
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::PermissionDenied);
+}
+
+#[tokio::test]
+async fn only_categories_with_institutions_are_offered_and_the_applicants_region_comes_first() {
+    let app = spawn().await;
+    let reader = app.service(&[]);
+    let offered = |include_empty: bool| {
+        let app = &app;
+        let reader = reader.clone();
+        async move {
+            rpc!(
+                app.profile,
+                list_contingents,
+                pb::ListContingentsRequest { include_empty },
+                &reader
+            )
+            .unwrap()
+            .contingents
+            .into_iter()
+            .map(|c| c.code)
+            .collect::<Vec<_>>()
+        }
+    };
+    // Only universities are seeded: the school and college categories wait for their
+    // directories.
+    assert_eq!(
+        offered(false).await,
+        ["bachelor", "master", "university_student"]
+    );
+    assert_eq!(offered(true).await.len(), 5);
+
+    let admin = app.service(&["directory:admin"]);
+    let csv = "id,region_code,kind,name_kk,name_ru,name_en\n\
+               school-71-1,KZ-71,school,№1 мектеп-лицей,Школа-лицей №1,School-Lyceum No. 1\n\
+               school-75-12,KZ-75,school,№12 гимназия,Гимназия №12,Gymnasium No. 12\n\
+               school-75-3,KZ-75,school,№3 мектеп,Школа №3,School No. 3\n";
+    rpc!(
+        app.profile,
+        import_institutions,
+        pb::ImportInstitutionsRequest { csv: csv.into() },
+        &admin
+    )
+    .unwrap();
+    assert_eq!(
+        offered(false).await,
+        [
+            "bachelor",
+            "master",
+            "university_student",
+            "school_graduate"
+        ]
+    );
+    // An applicant from Almaty sees Almaty's schools first, then the others, each part in
+    // name order.
+    let schools = |prefer: &str| {
+        let app = &app;
+        let prefer = prefer.to_owned();
+        async move {
+            app.search(pb::SearchInstitutionsRequest {
+                kind: "school".into(),
+                prefer_region_code: prefer,
+                language: "ru".into(),
+                ..Default::default()
+            })
+            .await
+            .institutions
+            .into_iter()
+            .map(|i| i.id)
+            .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(
+        schools("kz-75").await,
+        ["school-75-12", "school-75-3", "school-71-1"]
+    );
+    assert_eq!(
+        schools("").await,
+        ["school-75-12", "school-75-3", "school-71-1"]
+    );
+    assert_eq!(
+        schools("KZ-71").await,
+        ["school-71-1", "school-75-12", "school-75-3"]
+    );
+    // The school category is chosen with one of them; archived, the last one of a kind takes
+    // its category off the list again.
+    let (token, _) = app.citizen().await;
+    app.education(&token, "school_graduate", "school-71-1")
+        .await
+        .unwrap();
+    for id in ["school-71-1", "school-75-12", "school-75-3"] {
+        rpc!(
+            app.profile,
+            archive_institution,
+            pb::ArchiveInstitutionRequest { id: id.into() },
+            &admin
+        )
+        .unwrap();
+    }
+    assert_eq!(
+        offered(false).await,
+        ["bachelor", "master", "university_student"]
+    );
 }

@@ -6,7 +6,7 @@
 
 use crate::{
     error::Error,
-    letters::{self, Notice},
+    letters::{Letters, Notice},
     outbox::Outbox,
     store::{Budget, Code, CodeStore, Confirm, Limit, Purpose, Resend, Timing},
 };
@@ -26,6 +26,8 @@ pub struct Challenges {
     pub proof_ttl: Duration,
     /// How applicants reach the support desk, as notices name it.
     pub support_contact: String,
+    /// The letters' templates.
+    pub letters: Letters,
 }
 
 /// A started or resent challenge.
@@ -87,7 +89,7 @@ impl Challenges {
             return Ok(Started { challenge, timing });
         };
         let code = Code::generate();
-        let letter = letters::code_letter(
+        let letter = self.letters.code(
             email.as_str(),
             purpose,
             locale,
@@ -135,7 +137,7 @@ impl Challenges {
                 timing,
             } => {
                 if let Some(code) = code {
-                    let letter = letters::code_letter(
+                    let letter = self.letters.code(
                         &email,
                         purpose,
                         locale,
@@ -193,7 +195,9 @@ impl Challenges {
         if !self.store.mark_notice(&claims.jti, left).await? {
             return Ok(false);
         }
-        let letter = letters::notice_letter(&claims.sub, notice, locale, &self.support_contact);
+        let letter = self
+            .letters
+            .notice(&claims.sub, notice, locale, &self.support_contact);
         if let Err(e) = self.outbox.enqueue(&letter).await {
             // Not queued: the mark goes too, so the caller's retry sends it.
             self.store.unmark_notice(&claims.jti).await?;

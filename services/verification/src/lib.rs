@@ -38,6 +38,9 @@ pub struct Config {
     pub identity_url: String,
     /// How applicants reach the support desk, as the letters name it.
     pub support_contact: String,
+    /// Where the letters' templates are read from (see `letters`); the compiled-in ones when
+    /// unset.
+    pub letters_dir: Option<std::path::PathBuf>,
 }
 
 impl Config {
@@ -120,6 +123,9 @@ impl Config {
             outbox,
             identity_url: env.string("IDENTITY_URL", "http://127.0.0.1:50051"),
             support_contact: env.string("VERIFICATION_SUPPORT_CONTACT", "support@examreg.local"),
+            letters_dir: Some(env.string("VERIFICATION_LETTERS_DIR", ""))
+                .filter(|dir| !dir.is_empty())
+                .map(Into::into),
         }
     }
 }
@@ -146,6 +152,7 @@ impl Application {
     /// Connects to Redis, prepares SMTP and binds the listener; the mail queue's worker runs
     /// while it serves. `keys` authenticate callers.
     pub async fn build(config: Config, keys: Keys) -> anyhow::Result<Service> {
+        let letters = letters::Letters::load(config.letters_dir.as_deref())?;
         let redis = examreg_kit::redis::connect(&config.redis_url, Duration::from_secs(3)).await?;
         // The worker blocks on BLPOP while idle, so it gets a connection of its own.
         let worker_redis =
@@ -172,6 +179,7 @@ impl Application {
                 proof_key,
                 proof_ttl: config.proof_ttl,
                 support_contact: config.support_contact,
+                letters,
             },
         };
         let worker = outbox::Worker::new(

@@ -19,7 +19,7 @@ static RESEND: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua
 static BUDGET: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/budget.lua")));
 
 /// What a code is for; a proof for one purpose is useless for the other.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Purpose {
     Registration,
     Recovery,

@@ -121,7 +121,12 @@ fn wrong(code: &str) -> String {
 
 #[tokio::test]
 async fn a_mailed_code_yields_a_proof_for_that_email_and_purpose() {
-    let app = spawn().await;
+    // A lifetime other than the default, as the letter must say it.
+    let five_minutes = Limits {
+        code_ttl: Duration::from_secs(300),
+        ..limits()
+    };
+    let app = spawn_with(five_minutes, &tk::smtp_addr()).await;
     let email = tk::unique_email();
     let challenge = app.start(&email.to_uppercase()).await;
     let mails = tk::wait_for_mails(&email, 1, Duration::from_secs(20)).await;
@@ -130,6 +135,25 @@ async fn a_mailed_code_yields_a_proof_for_that_email_and_purpose() {
         mails[0]
             .text
             .contains("Уважаемый пользователь для продолжения регистрации, введите код:")
+    );
+    assert!(
+        mails[0].text.contains("Код действует 5 минут."),
+        "{}",
+        mails[0].text
+    );
+    // The seed's sign-off, on two lines (however the mail's line ends arrive).
+    let lines: Vec<&str> = mails[0]
+        .text
+        .lines()
+        .map(str::trim_end)
+        .filter(|line| !line.is_empty())
+        .collect();
+    assert!(
+        lines.ends_with(&[
+            "С уважением,",
+            "РОО \"Национальный центр независимой экзаменации\""
+        ]),
+        "{lines:?}"
     );
     assert!(mails[0].html.contains(&tk::code_in(&mails[0])));
     let proof = app
@@ -609,8 +633,9 @@ async fn letters_left_in_the_stream_of_the_earlier_version_are_delivered_once_by
     let config = config(limits(), &tk::smtp_addr());
     let sealer = examreg_verification::outbox_sealer(&config.code_key);
     let emails: Vec<String> = (0..12).map(|_| tk::unique_email()).collect();
+    let letters = examreg_verification::letters::Letters::load(None).unwrap();
     for (i, email) in emails.iter().enumerate() {
-        let letter = examreg_verification::letters::code_letter(
+        let letter = letters.code(
             email,
             examreg_verification::store::Purpose::Registration,
             "ru",

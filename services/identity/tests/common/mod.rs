@@ -156,6 +156,8 @@ impl TestApp {
             password: STRONG.into(),
             terms: Some(pb::TermsAcceptance {
                 version: "2026-01".into(),
+                sha256: "45777c14d90fa79dc6ce71ceb6f81cced62c929c472199547cfd939a54e954c6".into(),
+                language: "ru".into(),
                 accepted_at: None,
                 client_ip: "127.0.0.1".into(),
                 user_agent: "tests".into(),
