@@ -1110,3 +1110,71 @@ async fn a_passport_holder_sees_the_passport_number_and_its_data_page_in_the_cab
     assert!(!cabinet.contains("ИИН"), "{cabinet}");
     b.close().await;
 }
+
+#[tokio::test]
+async fn a_changed_agreement_is_what_the_page_shows_and_its_hash_is_what_the_account_keeps() {
+    // The exam center publishes a new agreement: the gateway reads it from its directory.
+    let texts = published_texts();
+    let s = suite_with(Options {
+        texts_dir: Some(texts.clone()),
+        ..Options::default()
+    })
+    .await;
+    let b = Browser::start(BrowserOptions {
+        test: "agreement_kk",
+        size: (1280, 900),
+        phone: false,
+        camera: None,
+        lang: "kk",
+    })
+    .await;
+    b.goto(&format!("{}/", s.base)).await;
+    b.on_screen("welcome").await;
+    b.click("#app .secondary").await;
+    b.on_screen("citizenship").await;
+    b.click("button[aria-controls=terms-text]").await;
+    let shown = b.text("#terms-text").await;
+    assert_eq!(shown, "Жаңа редакция: тестілеу орындары туралы.");
+    b.screenshot("agreement-new").await;
+    b.click("#terms-read").await;
+    b.click("#terms-tick").await;
+    b.click("button[type=submit]").await;
+
+    let iin = valid_iin();
+    let email = tk::unique_email();
+    b.on_screen("identifier").await;
+    b.fill("input[name=iin]", &iin).await;
+    b.click("button[type=submit]").await;
+    b.on_screen("email").await;
+    b.fill("input[name=email]", &email).await;
+    b.click("button[type=submit]").await;
+    b.on_screen("email_code").await;
+    b.fill("input[name=code]", &tk::nth_code(&email, 1).await)
+        .await;
+    b.click("button[type=submit]").await;
+    b.on_screen("password").await;
+    b.fill("input[name=password]", PASSWORD).await;
+    b.fill("input[name=password_confirmation]", PASSWORD).await;
+    b.click("button[type=submit]").await;
+    b.on_screen("login").await;
+
+    // The account keeps the version, the language and the SHA-256 of the file shown.
+    let identity = sqlx::PgPool::connect(&s.identity_db).await.unwrap();
+    let kept: (String, Option<String>, Option<String>) = sqlx::query_as(
+        "SELECT terms_version, terms_sha256, terms_language FROM accounts WHERE login = $1",
+    )
+    .bind(&iin)
+    .fetch_one(&identity)
+    .await
+    .unwrap();
+    assert_eq!(
+        kept,
+        (
+            "2026-12".into(),
+            Some(sha256_of(&texts.join("terms.2026-12.kk.txt"))),
+            Some("kk".into())
+        )
+    );
+    b.close().await;
+    std::fs::remove_dir_all(&texts).unwrap();
+}

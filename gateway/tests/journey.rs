@@ -1424,52 +1424,6 @@ async fn the_document_check_reads_the_back_says_what_to_do_and_holds_the_complet
     assert_eq!(me["profile"]["locked"], false, "{me}");
 }
 
-/// The exam center's texts, as an operator publishes them: the compiled-in 2026-01 files and
-/// a new version of both documents.
-fn published_texts() -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("examreg-texts-{}", uuid::Uuid::new_v4()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let shipped = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("texts");
-    for entry in std::fs::read_dir(shipped).unwrap() {
-        let entry = entry.unwrap();
-        std::fs::copy(entry.path(), dir.join(entry.file_name())).unwrap();
-    }
-    for (lang, title, text) in [
-        (
-            "kk",
-            "Пайдаланушы келісімі",
-            "Жаңа редакция: тестілеу орындары туралы.",
-        ),
-        (
-            "ru",
-            "Пользовательское соглашение",
-            "Новая редакция: о местах тестирования.",
-        ),
-        (
-            "en",
-            "User agreement",
-            "New wording: about the testing places.",
-        ),
-    ] {
-        std::fs::write(
-            dir.join(format!("terms.2026-12.{lang}.txt")),
-            format!("{title}\n\n{text}\n"),
-        )
-        .unwrap();
-        std::fs::write(
-            dir.join(format!("biometric-consent.2026-12.{lang}.txt")),
-            format!("{title} (биометрия)\n\n{text}\n"),
-        )
-        .unwrap();
-    }
-    dir
-}
-
-fn sha256_of(path: &std::path::Path) -> String {
-    use sha2::Digest;
-    hex::encode(sha2::Sha256::digest(std::fs::read(path).unwrap()))
-}
-
 #[tokio::test]
 async fn a_changed_agreement_file_is_what_applicants_see_and_its_hash_is_what_the_record_keeps() {
     let dir = published_texts();

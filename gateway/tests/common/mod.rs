@@ -931,3 +931,49 @@ pub(crate) async fn ctl(s: &Suite, args: &[&str]) -> anyhow::Result<String> {
     std::fs::remove_file(&secret).unwrap();
     ran.map(|()| String::from_utf8(out).unwrap())
 }
+
+/// The exam center's texts, as an operator publishes them: the compiled-in 2026-01 files and
+/// a new version of both documents.
+pub(crate) fn published_texts() -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("examreg-texts-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let shipped = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("texts");
+    for entry in std::fs::read_dir(shipped).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), dir.join(entry.file_name())).unwrap();
+    }
+    for (lang, title, text) in [
+        (
+            "kk",
+            "Пайдаланушы келісімі",
+            "Жаңа редакция: тестілеу орындары туралы.",
+        ),
+        (
+            "ru",
+            "Пользовательское соглашение",
+            "Новая редакция: о местах тестирования.",
+        ),
+        (
+            "en",
+            "User agreement",
+            "New wording: about the testing places.",
+        ),
+    ] {
+        std::fs::write(
+            dir.join(format!("terms.2026-12.{lang}.txt")),
+            format!("{title}\n\n{text}\n"),
+        )
+        .unwrap();
+        std::fs::write(
+            dir.join(format!("biometric-consent.2026-12.{lang}.txt")),
+            format!("{title} (биометрия)\n\n{text}\n"),
+        )
+        .unwrap();
+    }
+    dir
+}
+
+pub(crate) fn sha256_of(path: &std::path::Path) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(std::fs::read(path).unwrap()))
+}
