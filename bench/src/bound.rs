@@ -98,9 +98,10 @@ fn mrz_ms(reader: &Reader, bytes: &[u8], rounds: usize) -> f64 {
     })
 }
 
-/// The preview frames a selfie costs when it goes well: the page checks one every half second
-/// until the face is placed (about two) and one a second through the 3-second countdown.
-const FRAMES_PER_APPLICANT: f64 = 5.0;
+/// The preview frames a selfie costs when it goes well: the page sends one every half second
+/// until the face is placed (about three while the applicant settles in the oval) and none
+/// through the countdown, when it watches the picture itself.
+const FRAMES_PER_APPLICANT: f64 = 3.0;
 
 /// The parts of the bound, measured now.
 pub(crate) struct Parts {

@@ -1178,3 +1178,54 @@ async fn a_changed_agreement_is_what_the_page_shows_and_its_hash_is_what_the_acc
     b.close().await;
     std::fs::remove_dir_all(&texts).unwrap();
 }
+
+#[tokio::test]
+async fn the_countdown_stops_when_the_face_leaves_the_oval() {
+    let s = suite().await;
+    let iin = valid_iin();
+    s.register(&iin, &tk::unique_email()).await;
+    let files = Files::new("leaving");
+    let coffee = image::load_from_memory(include_bytes!(
+        "../../services/biometrics/tests/fixtures/coffee.jpg"
+    ))
+    .unwrap();
+    // The face for 2 seconds, then the cup for 3, over and over: placed, but never for the
+    // 3 seconds the countdown wants.
+    let camera = files.write(
+        "leaving.y4m",
+        &tk::browser::y4m_scenes(&[(&selfie(), 20), (&coffee, 30)], 640, 480),
+    );
+    let b = Browser::start(BrowserOptions {
+        test: "leaving_ru",
+        size: (1280, 900),
+        phone: false,
+        camera: Some(&camera),
+        lang: "ru",
+    })
+    .await;
+    b.goto(&format!("{}/", s.base)).await;
+    b.on_screen("welcome").await;
+    log_in(&b, &iin).await;
+    b.execute(
+        "window.placedTimes = 0; const g = document.querySelector('.guide.oval'); \
+         new MutationObserver(() => { if (g.classList.contains('placed')) window.placedTimes += 1; }) \
+           .observe(g, { attributes: true, attributeFilter: ['class'] });",
+        json!([]),
+    )
+    .await;
+    placed(&b).await;
+    b.screenshot("leaving-placed").await;
+    // Two turns of the video later the face was placed again and again, and no photo was
+    // taken: each countdown stopped when the cup came.
+    tokio::time::sleep(std::time::Duration::from_secs(10)).await;
+    let state = b
+        .execute(
+            "return { placed: window.placedTimes, taken: !document.getElementById('send').hidden }",
+            json!([]),
+        )
+        .await;
+    assert_eq!(state["taken"], false, "{state}");
+    assert!(state["placed"].as_u64().unwrap() >= 2, "{state}");
+    b.screenshot("leaving-not-taken").await;
+    b.close().await;
+}

@@ -629,8 +629,11 @@ async function capture(kind) {
   });
 
   // The oval that knows: a small frame every half second to biometrics, which judges it with
-  // the selfie's own thresholds; green when the face is placed, the photo 3 seconds later
-  // unless it leaves. Busy checks, a refused frame or no network: the button stays the way.
+  // the selfie's own thresholds, until the face is placed; then the oval is green and the
+  // photo is taken 3 seconds later, the page itself watching (on a 40 × 30 copy of each
+  // frame, four times a second) that the picture stays as it was when the face was placed:
+  // a face that leaves stops the countdown and the frames go to biometrics again. Busy
+  // checks, a refused frame or no network: the button stays the way.
   let watching = isFace;
   let looking = false;
   async function watch() {
@@ -642,21 +645,52 @@ async function capture(kind) {
       looking = false;
     }
   }
+  const tiny = document.createElement('canvas');
+  tiny.width = 40;
+  tiny.height = 30;
+  /** The camera's picture as 40 × 30 grey levels. */
+  function glance() {
+    const g = tiny.getContext('2d', { willReadFrequently: true });
+    g.drawImage(video, 0, 0, tiny.width, tiny.height);
+    const rgba = g.getImageData(0, 0, tiny.width, tiny.height).data;
+    const grey = new Float32Array(tiny.width * tiny.height);
+    for (let i = 0; i < grey.length; i += 1) {
+      grey[i] = 0.2126 * rgba[4 * i] + 0.7152 * rgba[4 * i + 1] + 0.0722 * rgba[4 * i + 2];
+    }
+    return grey;
+  }
+  /** How far two glances differ: the mean difference of their grey levels (0–255). */
+  function moved(a, b) {
+    let sum = 0;
+    for (let i = 0; i < a.length; i += 1) sum += Math.abs(a[i] - b[i]);
+    return sum / a.length;
+  }
   async function look() {
     while (watching && document.body.contains(stage)) {
-      if (camera && video.videoWidth && !photo) {
+      if (camera && video.videoWidth && !photo && countdown && countdown.auto) {
+        // The countdown runs: the picture must stay as it was when the face was placed.
+        if (moved(countdown.anchor, glance()) > 12) {
+          stopCountdown();
+          guide.classList.remove('placed');
+          status.textContent = t('face_place');
+        }
+        await new Promise((r) => setTimeout(r, 250));
+        continue;
+      }
+      if (camera && video.videoWidth && !photo && !countdown) {
         try {
+          const anchor = glance();
           const frame = await grab(320, 0.8);
           const answer = await api('POST', '/v1/me/biometrics/face/frame', frame, { auth: true });
-          if (!watching || photo) break;
+          if (!watching || photo || countdown) continue;
           if (answer.placed) {
             guide.classList.add('placed');
             status.textContent = t('face_placed');
-            if (!countdown) startCountdown(true);
+            startCountdown(true);
+            countdown.anchor = anchor;
           } else {
             guide.classList.remove('placed');
             status.textContent = answer.message || t('face_place');
-            if (countdown && countdown.auto) stopCountdown();
           }
         } catch (error) {
           if (!(error instanceof ApiError)) throw error;
@@ -667,8 +701,7 @@ async function capture(kind) {
           break;
         }
       }
-      // Every half second while the face is sought, every second once the countdown runs.
-      await new Promise((r) => setTimeout(r, countdown ? 1000 : 500));
+      await new Promise((r) => setTimeout(r, 500));
     }
   }
 

@@ -485,10 +485,27 @@ impl Drop for Browser {
 /// A one-frame Y4M video (4:2:0, full-range BT.601, as Chromium's fake camera reads it) of
 /// `photo` fitted into a `width` × `height` frame on a grey background.
 pub fn y4m(photo: &DynamicImage, width: u32, height: u32) -> Vec<u8> {
-    let frame = camera_frame(photo, width, height);
-    let (w, h) = (width as usize, height as usize);
-    let mut out =
-        format!("YUV4MPEG2 W{width} H{height} F10:1 Ip A1:1 C420jpeg\nFRAME\n").into_bytes();
+    y4m_scenes(&[(photo, 1)], width, height)
+}
+
+/// A Y4M video at 10 frames a second of each photo in turn, `frames` frames each (the fake
+/// camera plays it in a loop): a face that comes and goes.
+pub fn y4m_scenes(scenes: &[(&DynamicImage, usize)], width: u32, height: u32) -> Vec<u8> {
+    let mut out = format!("YUV4MPEG2 W{width} H{height} F10:1 Ip A1:1 C420jpeg\n").into_bytes();
+    for (photo, frames) in scenes {
+        let planes = yuv420(&camera_frame(photo, width, height));
+        for _ in 0..*frames {
+            out.extend_from_slice(b"FRAME\n");
+            out.extend_from_slice(&planes);
+        }
+    }
+    out
+}
+
+/// A frame's Y, Cb and Cr planes (4:2:0, full-range BT.601).
+fn yuv420(frame: &RgbImage) -> Vec<u8> {
+    let (w, h) = (frame.width() as usize, frame.height() as usize);
+    let mut out = Vec::with_capacity(w * h * 3 / 2);
     let px = |x: usize, y: usize| {
         let p = frame.get_pixel(x as u32, y as u32).0;
         (f64::from(p[0]), f64::from(p[1]), f64::from(p[2]))
