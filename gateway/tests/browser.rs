@@ -82,6 +82,25 @@ async fn shoot(b: &Browser) {
     .await;
 }
 
+/// From the identifier screen: the IIN, the email, its code (the first letter to it) and the
+/// password, each submitted.
+async fn sign_up(b: &Browser, iin: &str, email: &str) {
+    b.on_screen("identifier").await;
+    b.fill("input[name=iin]", iin).await;
+    b.click("button[type=submit]").await;
+    b.on_screen("email").await;
+    b.fill("input[name=email]", email).await;
+    b.click("button[type=submit]").await;
+    b.on_screen("email_code").await;
+    b.fill("input[name=code]", &tk::nth_code(email, 1).await)
+        .await;
+    b.click("button[type=submit]").await;
+    b.on_screen("password").await;
+    b.fill("input[name=password]", PASSWORD).await;
+    b.fill("input[name=password_confirmation]", PASSWORD).await;
+    b.click("button[type=submit]").await;
+}
+
 /// From the welcome screen through «Войти» to the first photo step.
 async fn log_in(b: &Browser, iin: &str) {
     log_in_to(b, iin, "face").await;
@@ -820,20 +839,7 @@ async fn a_forgotten_password_is_replaced_in_the_browser_in_english() {
     b.click("#terms-read").await;
     b.click("#terms-tick").await;
     b.click("button[type=submit]").await;
-    b.on_screen("identifier").await;
-    b.fill("input[name=iin]", &iin).await;
-    b.click("button[type=submit]").await;
-    b.on_screen("email").await;
-    b.fill("input[name=email]", &other).await;
-    b.click("button[type=submit]").await;
-    b.on_screen("email_code").await;
-    b.fill("input[name=code]", &tk::nth_code(&other, 1).await)
-        .await;
-    b.click("button[type=submit]").await;
-    b.on_screen("password").await;
-    b.fill("input[name=password]", PASSWORD).await;
-    b.fill("input[name=password_confirmation]", PASSWORD).await;
-    b.click("button[type=submit]").await;
+    sign_up(&b, &iin, &other).await;
     b.on_screen("already_registered").await;
     assert!(
         b.text("#app")
@@ -1142,20 +1148,7 @@ async fn a_changed_agreement_is_what_the_page_shows_and_its_hash_is_what_the_acc
 
     let iin = valid_iin();
     let email = tk::unique_email();
-    b.on_screen("identifier").await;
-    b.fill("input[name=iin]", &iin).await;
-    b.click("button[type=submit]").await;
-    b.on_screen("email").await;
-    b.fill("input[name=email]", &email).await;
-    b.click("button[type=submit]").await;
-    b.on_screen("email_code").await;
-    b.fill("input[name=code]", &tk::nth_code(&email, 1).await)
-        .await;
-    b.click("button[type=submit]").await;
-    b.on_screen("password").await;
-    b.fill("input[name=password]", PASSWORD).await;
-    b.fill("input[name=password_confirmation]", PASSWORD).await;
-    b.click("button[type=submit]").await;
+    sign_up(&b, &iin, &email).await;
     b.on_screen("login").await;
 
     // The account keeps the version, the language and the SHA-256 of the file shown.
