@@ -86,17 +86,7 @@ async fn frame(
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult<Json<Placement>> {
-    let jpeg = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            v.split(';')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .eq_ignore_ascii_case("image/jpeg")
-        });
-    if !jpeg {
+    if media_type(&headers) != "image/jpeg" {
         return Err(ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "unsupported_media_type",
@@ -124,6 +114,21 @@ async fn frame(
         code,
         message,
     }))
+}
+
+/// The request's media type without its parameters, lower case (empty when absent).
+fn media_type(headers: &HeaderMap) -> String {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        })
+        .unwrap_or_default()
 }
 
 /// How large the cabinet's previews are (the longer side, in pixels).
@@ -301,17 +306,7 @@ async fn upload(
             ));
         }
     };
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .map(|v| {
-            v.split(';')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .to_ascii_lowercase()
-        })
-        .unwrap_or_default();
+    let content_type = media_type(&headers);
     if content_type != "image/jpeg" && content_type != "image/png" {
         return Err(ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
