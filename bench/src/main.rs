@@ -5,6 +5,7 @@
 //!                 [--login-seconds S] [--base http://127.0.0.1:8080]
 //!                 [--mail http://127.0.0.1:1080] [--out DIR]
 //!   examreg-bench --bound-only
+//!   examreg-bench --render DIR
 //!
 //! Closed loop (`--concurrency`, default 4): C applicants at a time, each starting when one
 //! finishes. Fixed arrival rate (`--rate`): R new applicants per second whatever the suite's
@@ -13,6 +14,9 @@
 //! Then, against the same suite: a run at half the achieved rate (the cheap steps' latency
 //! when the suite is not saturated), a login-only run (`--login-seconds`, default 20; 0 skips
 //! it) and, with `--overload`, a run at twice the achieved rate.
+//!
+//! `--render DIR` reads `DIR/report.json` (an older run's too), works out the overhead and
+//! the goals from its figures, and writes `report.md` again.
 
 mod bound;
 mod hop;
@@ -45,6 +49,8 @@ struct Args {
     login_seconds: u64,
     /// Measure the bound only (no suite needed) and print it.
     bound_only: bool,
+    /// Render this directory's report.json again, run nothing.
+    render: Option<std::path::PathBuf>,
 }
 
 fn args() -> anyhow::Result<Args> {
@@ -60,6 +66,7 @@ fn args() -> anyhow::Result<Args> {
         overload: false,
         login_seconds: 20,
         bound_only: false,
+        render: None,
         out: "bench-report".into(),
     };
     let mut given = std::env::args().skip(1);
@@ -82,6 +89,7 @@ fn args() -> anyhow::Result<Args> {
             "--overload" => args.overload = true,
             "--login-seconds" => args.login_seconds = value()?.parse()?,
             "--bound-only" => args.bound_only = true,
+            "--render" => args.render = Some(value()?.into()),
             other => anyhow::bail!("unknown argument {other}"),
         }
     }
@@ -97,6 +105,15 @@ fn args() -> anyhow::Result<Args> {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = args()?;
+    if let Some(dir) = &args.render {
+        let mut report: Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("report.json"))?)?;
+        finish(&mut report);
+        let markdown = report::markdown(&report);
+        std::fs::write(dir.join("report.md"), &markdown)?;
+        println!("{markdown}");
+        return Ok(());
+    }
     let photos = Photos::load();
     let model = std::env::var_os("BIOMETRICS_MRZ_MODEL")
         .map_or_else(examreg_testkit::mrz_model, std::path::PathBuf::from);
@@ -205,7 +222,7 @@ async fn main() -> anyhow::Result<()> {
     };
     eprintln!("measuring the bound again, on the idle suite…");
     let bound = bound::bound(&bound_before, &bound::parts(&ctx.photos, &reader).await?);
-    let report = json!({
+    let mut report = json!({
         "idle_rss_mib": idle_rss,
         "half_load": half,
         "logins": logins,
@@ -225,6 +242,7 @@ async fn main() -> anyhow::Result<()> {
         "errors": errors,
         "processes": processes,
     });
+    finish(&mut report);
     std::fs::create_dir_all(&args.out)?;
     std::fs::write(
         args.out.join("report.json"),
@@ -236,6 +254,17 @@ async fn main() -> anyhow::Result<()> {
     println!("{markdown}");
     eprintln!("report written to {}", args.out.display());
     Ok(())
+}
+
+/// Adds what is worked out from a report's figures: the overhead per service and the goals.
+fn finish(report: &mut Value) {
+    report["overhead"] = report::overhead(report);
+    report["goals"] = report::goals(report)
+        .into_iter()
+        .map(|(what, figure, wanted, met)| {
+            json!({"goal": what, "figure": figure, "wanted": wanted, "met": met})
+        })
+        .collect();
 }
 
 /// What biometrics' `/metrics` counted of the document checks: checks finished, and the

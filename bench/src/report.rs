@@ -248,6 +248,9 @@ pub(crate) fn markdown(report: &Value) -> String {
             ));
         }
     }
+    if report["overhead"].is_object() {
+        out.push_str(&overhead_markdown(report));
+    }
     if let Some(idle) = report["idle_rss_mib"].as_object() {
         let list: Vec<String> = idle.iter().map(|(k, v)| format!("{k} {}", f(v))).collect();
         out.push_str(&format!(
@@ -388,5 +391,144 @@ pub(crate) fn svg(report: &Value) -> String {
         ));
     }
     out.push_str("</svg>\n");
+    out
+}
+
+/// Each service's CPU per registration in the main run beside the work it cannot avoid (two
+/// argon2id hashes in identity; three photo checks and the zone's reading in biometrics),
+/// replicas summed, and issue 19's goals for what is left (CPU-ms per registration).
+const OVERHEAD_GOALS_MS: [(&str, f64); 5] = [
+    ("biometrics", 6.0),
+    ("gateway", 5.0),
+    ("identity", 5.0),
+    ("profile", 3.0),
+    ("verification", f64::INFINITY),
+];
+/// The goal for all of the services' overhead together.
+const OVERHEAD_GOAL_MS: f64 = 20.0;
+
+pub(crate) fn overhead(report: &Value) -> Value {
+    let bound = &report["bound"];
+    let get = |v: &Value| v.as_f64().unwrap_or(f64::NAN);
+    let unavoidable_ms = |service: &str| match service {
+        "identity" => 2.0 * get(&bound["hash_ms"]),
+        "biometrics" => {
+            get(&bound["photo_ms"]["face"])
+                + get(&bound["photo_ms"]["document_front"])
+                + get(&bound["photo_ms"]["document_back"])
+                + get(&bound["mrz_ms"])
+        }
+        _ => 0.0,
+    };
+    let mut rows = serde_json::Map::new();
+    let mut total = 0.0;
+    for (service, goal) in OVERHEAD_GOALS_MS {
+        let cpu_ms: f64 = report["processes"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .filter(|(name, _)| name.split('#').next() == Some(service))
+            .map(|(_, p)| get(&p["cpu_seconds_per_registration"]) * 1000.0)
+            .sum();
+        let unavoidable = unavoidable_ms(service);
+        let overhead = cpu_ms - unavoidable;
+        total += overhead;
+        rows.insert(
+            service.to_owned(),
+            json!({
+                "cpu_ms": cpu_ms,
+                "unavoidable_ms": unavoidable,
+                "overhead_ms": overhead,
+                "goal_ms": goal.is_finite().then_some(goal),
+            }),
+        );
+    }
+    json!({"services": rows, "total_overhead_ms": total, "goal_ms": OVERHEAD_GOAL_MS})
+}
+
+/// Issue 19's goals, each with its figure from this run: (what, figure, goal, met).
+pub(crate) fn goals(report: &Value) -> Vec<(String, f64, String, bool)> {
+    let get = |v: &Value| v.as_f64().unwrap_or(f64::NAN);
+    let mut out = Vec::new();
+    let total = get(&report["overhead"]["total_overhead_ms"]);
+    out.push((
+        "services' CPU beyond the unavoidable work, ms per registration".to_owned(),
+        total,
+        format!("≤ {OVERHEAD_GOAL_MS}"),
+        total <= OVERHEAD_GOAL_MS,
+    ));
+    for (service, goal) in OVERHEAD_GOALS_MS.iter().filter(|(_, g)| g.is_finite()) {
+        let figure = get(&report["overhead"]["services"][*service]["overhead_ms"]);
+        out.push((
+            format!("{service}'s overhead, ms per registration"),
+            figure,
+            format!("≤ {goal}"),
+            figure <= *goal,
+        ));
+    }
+    let ratio = get(&report["cpu"]["achieved_over_services_bound"]);
+    out.push((
+        "achieved over the bound on the cores left to the services".to_owned(),
+        ratio,
+        "≥ 0.8".to_owned(),
+        ratio >= 0.8,
+    ));
+    let hop = get(&report["hop"]["gateway_hop_p50_ms"]);
+    out.push((
+        "what the gateway adds to a call at p50, ms".to_owned(),
+        hop,
+        "≤ 0.25".to_owned(),
+        hop <= 0.25,
+    ));
+    for (step, what) in [("email", "send-code"), ("verify", "verify-code")] {
+        let p99 = get(&report["half_load"]["steps"][step]["p99_ms"]);
+        out.push((
+            format!("{what} p99 at half load, ms"),
+            p99,
+            "≤ 5".to_owned(),
+            p99 <= 5.0,
+        ));
+    }
+    let logins = get(&report["logins"]["logins_per_second"])
+        / get(&report["bound"]["argon2_hashes_per_second"]);
+    out.push((
+        "login-only over the logins the hash allows".to_owned(),
+        logins,
+        "≥ 0.9".to_owned(),
+        logins >= 0.9,
+    ));
+    out
+}
+
+/// The overhead table and the goals' standing, in markdown.
+fn overhead_markdown(report: &Value) -> String {
+    let f = |v: &Value| {
+        v.as_f64()
+            .map_or_else(|| "-".to_owned(), |x| format!("{x:.1}"))
+    };
+    let mut out = String::from(
+        "\n| process | CPU-ms per registration | of which unavoidable | overhead | goal |\n\
+         |---|---|---|---|---|\n",
+    );
+    if let Some(rows) = report["overhead"]["services"].as_object() {
+        for (service, row) in rows {
+            out.push_str(&format!(
+                "| {service} | {} | {} | {} | {} |\n",
+                f(&row["cpu_ms"]),
+                f(&row["unavoidable_ms"]),
+                f(&row["overhead_ms"]),
+                row["goal_ms"]
+                    .as_f64()
+                    .map_or_else(|| "–".to_owned(), |g| format!("≤ {g}")),
+            ));
+        }
+    }
+    out.push_str("\n| goal | this run | wanted | met |\n|---|---|---|---|\n");
+    for (what, figure, wanted, met) in goals(report) {
+        out.push_str(&format!(
+            "| {what} | {figure:.2} | {wanted} | {} |\n",
+            if met { "yes" } else { "no" }
+        ));
+    }
     out
 }

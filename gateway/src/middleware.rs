@@ -17,7 +17,6 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 #[derive(Debug, Clone)]
 pub struct Vouched(pub String);
 
-/// Adds one to a per-minute request counter in Redis (shared by every replica).
 /// Counts one more request of `who` in `minute` (shared by every replica); the count so far.
 pub(crate) async fn count(state: &AppState, who: &str, minute: i64) -> redis::RedisResult<u64> {
     let key = format!("{}rl:{{{who}}}:{minute}", state.config.key_prefix);
@@ -29,6 +28,107 @@ pub(crate) async fn count(state: &AppState, who: &str, minute: i64) -> redis::Re
         .query_async(&mut state.redis.clone())
         .await?;
     Ok(used)
+}
+
+/// What this replica knows of the per-minute counts, so that a request of a client far below
+/// its budget need not wait for Redis's answer: its count and its work go at once, and the
+/// answer, which still lands in the shared counter, only updates what is known. A request
+/// waits for the count first when this replica has seen the client at half its budget this
+/// minute, or while [`IN_FLIGHT`] of its counts are unanswered here, or when the table is
+/// full. Each replica's counts are awaited once it could matter, so the budget holds to
+/// within [`IN_FLIGHT`] requests a replica (ones that other replicas' counts pushed past
+/// it while this one's were in flight); with one replica it holds exactly.
+#[derive(Default)]
+pub struct Budgets(std::sync::Mutex<std::collections::HashMap<String, Known>>);
+
+#[derive(Clone, Copy)]
+pub struct Known {
+    minute: i64,
+    /// The greatest count Redis answered for the client this minute.
+    counted: u64,
+    /// Counts sent from here and not answered yet.
+    in_flight: u64,
+}
+
+/// The most counts of one client a replica sends without waiting for their answers.
+const IN_FLIGHT: u64 = 4;
+/// The most clients a replica remembers; past it, clients of earlier minutes are forgotten,
+/// and if the table is still full a new client's requests wait for their counts.
+const KNOWN_CLIENTS: usize = 100_000;
+
+impl Budgets {
+    fn table(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, Known>> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Notes a count about to be sent; whether the request may go on without its answer.
+    fn send(&self, who: &str, minute: i64, limit: u64) -> bool {
+        let mut table = self.table();
+        if !table.contains_key(who) && table.len() >= KNOWN_CLIENTS {
+            table.retain(|_, known| known.minute >= minute);
+            if table.len() >= KNOWN_CLIENTS {
+                return false;
+            }
+        }
+        let known = table.entry(who.to_owned()).or_insert(Known {
+            minute,
+            counted: 0,
+            in_flight: 0,
+        });
+        if known.minute != minute {
+            *known = Known {
+                minute,
+                counted: 0,
+                in_flight: 0,
+            };
+        }
+        let ahead =
+            known.in_flight < IN_FLIGHT && 2 * (known.counted + known.in_flight + 1) <= limit;
+        known.in_flight += 1;
+        ahead
+    }
+
+    /// Notes the answer (None: the count failed).
+    fn answered(&self, who: &str, minute: i64, used: Option<u64>) {
+        if let Some(known) = self.table().get_mut(who)
+            && known.minute == minute
+        {
+            known.in_flight = known.in_flight.saturating_sub(1);
+            known.counted = known.counted.max(used.unwrap_or(0));
+        }
+    }
+}
+
+/// Counts one request of `who` against `limit` and runs it if it is within: beside the count
+/// when [`Budgets`] says it may, after it otherwise. `Ok(Err(request))` hands back a request
+/// past the limit; `Err` is a count that failed before anything ran.
+async fn counted(
+    state: &AppState,
+    who: &str,
+    minute: i64,
+    limit: u64,
+    request: Request,
+    next: Next,
+) -> redis::RedisResult<Result<Response, Request>> {
+    if state.budgets.send(who, minute, limit) {
+        let (used, response) = tokio::join!(count(state, who, minute), next.run(request));
+        if let Err(e) = &used {
+            // The request was already within what this replica knew; the next one waits.
+            tracing::warn!(error = %e, "a request's count failed after it ran");
+        }
+        state.budgets.answered(who, minute, used.ok());
+        return Ok(Ok(response));
+    }
+    let used = count(state, who, minute).await;
+    state
+        .budgets
+        .answered(who, minute, used.as_ref().ok().copied());
+    if used? > limit {
+        return Ok(Err(request));
+    }
+    Ok(Ok(next.run(request).await))
 }
 
 fn rate_limited(now: i64) -> Response {
@@ -125,30 +225,41 @@ pub async fn rate_limit(
     });
     let limit = u64::from(state.config.rate_limit);
     if let Some(pass) = pass.and_then(|t| state.pow.check_pass(&t, now)) {
-        return match count(&state, &format!("pass:{pass}"), minute).await {
-            Ok(used) if used > limit => rate_limited(now),
-            Ok(_) => {
-                request.extensions_mut().insert(Vouched(pass));
-                next.run(request).await
-            }
+        request.extensions_mut().insert(Vouched(pass.clone()));
+        return match counted(
+            &state,
+            &format!("pass:{pass}"),
+            minute,
+            limit,
+            request,
+            next,
+        )
+        .await
+        {
+            Ok(Ok(response)) => response,
+            Ok(Err(_)) => rate_limited(now),
             Err(e) => ApiError::unavailable(&e).into_response(),
         };
     }
-    let within = match count(&state, &client.ip, minute).await {
-        Ok(used) => used <= limit,
-        // Redis down: the flows cannot work either; say so instead of failing open silently.
-        Err(e) => return ApiError::unavailable(&e).into_response(),
-    };
-    if within && solution.is_none() {
-        let response = next.run(request).await;
-        if crate::error::code_of(&response) == Some("address_budget_exhausted") {
-            return ask_for_work(&state, &client.ip, now).await;
-        }
-        return response;
-    }
     let Some(solution) = solution else {
-        return ask_for_work(&state, &client.ip, now).await;
+        return match counted(&state, &client.ip, minute, limit, request, next).await {
+            Ok(Ok(response)) => {
+                if crate::error::code_of(&response) == Some("address_budget_exhausted") {
+                    return ask_for_work(&state, &client.ip, now).await;
+                }
+                response
+            }
+            Ok(Err(_)) => ask_for_work(&state, &client.ip, now).await,
+            // Redis down: the flows cannot work either; say so instead of failing open
+            // silently.
+            Err(e) => ApiError::unavailable(&e).into_response(),
+        };
     };
+    // A solution comes with the request: the address is counted, and the solution redeemed
+    // whether or not it was within.
+    if let Err(e) = count(&state, &client.ip, minute).await {
+        return ApiError::unavailable(&e).into_response();
+    }
     match redeem(&state, &solution, &client.ip, now).await {
         Ok(Some((id, token))) => {
             count(&state, &format!("pass:{id}"), minute).await.ok();
@@ -225,4 +336,60 @@ pub fn cors(origins: &[String]) -> CorsLayer {
             header::HeaderName::from_static(crate::pow::PASS_HEADER),
         ])
         .max_age(Duration::from_secs(600))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_request_goes_ahead_of_its_count_only_far_below_the_budget() {
+        let budgets = Budgets::default();
+        let limit = 20;
+        // A client unknown this minute: ahead, up to IN_FLIGHT counts unanswered.
+        for _ in 0..IN_FLIGHT {
+            assert!(budgets.send("10.0.0.1", 7, limit));
+        }
+        assert!(!budgets.send("10.0.0.1", 7, limit), "too many in flight");
+        // The answers come: four of them, and the fifth (the one that waited).
+        for used in 1..=IN_FLIGHT + 1 {
+            budgets.answered("10.0.0.1", 7, Some(used));
+        }
+        // Counted 5 of 20: ahead while 2 × (counted + in flight + 1) ≤ 20.
+        for _ in 0..IN_FLIGHT {
+            assert!(budgets.send("10.0.0.1", 7, limit));
+        }
+        (6..=9).for_each(|used| budgets.answered("10.0.0.1", 7, Some(used)));
+        assert!(budgets.send("10.0.0.1", 7, limit), "10 of 20 still ahead");
+        budgets.answered("10.0.0.1", 7, Some(10));
+        assert!(!budgets.send("10.0.0.1", 7, limit), "11 of 20 waits");
+        budgets.answered("10.0.0.1", 7, Some(11));
+        // Another replica's counts show in an answer: it waits from then on.
+        assert!(budgets.send("10.0.0.2", 7, limit));
+        budgets.answered("10.0.0.2", 7, Some(15));
+        assert!(!budgets.send("10.0.0.2", 7, limit));
+        // A failed count is not a count, but its request no longer in flight.
+        budgets.answered("10.0.0.2", 7, None);
+        // A new minute starts from nothing, as Redis's counter does.
+        assert!(budgets.send("10.0.0.1", 8, limit));
+        // A late answer of the old minute changes nothing.
+        budgets.answered("10.0.0.1", 7, Some(19));
+        assert!(budgets.send("10.0.0.1", 8, limit));
+    }
+
+    #[test]
+    fn a_full_table_forgets_old_minutes_then_makes_new_clients_wait() {
+        let budgets = Budgets::default();
+        for i in 0..KNOWN_CLIENTS {
+            assert!(budgets.send(&format!("c{i}"), 1, 100));
+        }
+        // Full of this minute's clients: a new one waits for its count.
+        assert!(!budgets.send("new", 1, 100));
+        assert_eq!(budgets.table().len(), KNOWN_CLIENTS);
+        // The next minute the old ones are forgotten.
+        assert!(budgets.send("new", 2, 100));
+        assert_eq!(budgets.table().len(), 1);
+        // A limit too small to halve never goes ahead.
+        assert!(!budgets.send("tiny", 2, 1));
+    }
 }

@@ -129,6 +129,7 @@ impl Application {
                     config.pow_pass_ttl,
                 ),
                 texts,
+                budgets: crate::middleware::Budgets::default(),
                 config,
             }),
         };

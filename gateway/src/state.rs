@@ -30,6 +30,8 @@ pub struct Inner {
     pub pow: crate::pow::Pow,
     /// The user agreement and the consent, as published.
     pub texts: crate::texts::Texts,
+    /// What this replica knows of the per-minute request counts.
+    pub budgets: crate::middleware::Budgets,
 }
 
 impl std::ops::Deref for AppState {

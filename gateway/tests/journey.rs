@@ -767,6 +767,39 @@ async fn past_the_per_address_limit_a_client_is_asked_for_a_proof_of_work() {
 }
 
 #[tokio::test]
+async fn a_burst_from_one_address_gets_no_more_than_its_budget() {
+    // Requests far below the budget go on beside their count (`middleware::Budgets`); a
+    // burst of forty at once must still get exactly the budget's ten through.
+    let s = suite_with(Options {
+        rate_limit: 10,
+        ..Options::default()
+    })
+    .await;
+    let minute = || chrono::Utc::now().timestamp() / 60;
+    let began = minute();
+    let statuses: Vec<StatusCode> =
+        futures::future::join_all((0..40).map(|_| async { s.get("/v1/terms/current").await.0 }))
+            .await;
+    let served = statuses.iter().filter(|s| **s == StatusCode::OK).count();
+    let refused = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::TOO_MANY_REQUESTS)
+        .count();
+    assert_eq!(served + refused, 40, "{statuses:?}");
+    // A minute that turned mid-burst gives a second budget.
+    let budget = if minute() == began { 10 } else { 20 };
+    assert!(
+        served <= budget && served >= 10,
+        "{served} served: {statuses:?}"
+    );
+    // And the next request, sent alone, is refused too.
+    if minute() == began {
+        let (status, body) = s.get("/v1/terms/current").await;
+        refusal(status, &body, 429, "proof_of_work_required");
+    }
+}
+
+#[tokio::test]
 async fn concurrent_requests_on_one_flow_never_undo_each_other() {
     let s = suite().await;
     let flow = s.start("KZ").await;

@@ -255,6 +255,57 @@ pub struct Keys {
     /// Where to fetch the set again when a token names a key it lacks, and when it last did.
     source: Arc<std::sync::OnceLock<Source>>,
     revoked: Revocations,
+    /// Tokens whose signature and claims were checked, so each is verified once per
+    /// process rather than on every call it rides on.
+    verified: Verified,
+}
+
+/// Tokens already verified, by the SHA-256 of the token, each with its caller and the Unix
+/// second it expires. A verification (an Ed25519 signature, base64 and JSON) costs tens of
+/// microseconds and the same token comes with every call of a session, through the gateway
+/// and again in each service it calls. Only tokens that verified are kept, so forgeries do
+/// not fill it; an entry is used only until its token's `exp` (after that the full check,
+/// with its leeway, decides), the sessions that ended are checked on every call as before,
+/// and the whole cache is dropped when the key set changes, so a token of a key that left
+/// the set is verified again (and refused).
+#[derive(Clone, Default, Debug)]
+struct Verified(Arc<std::sync::Mutex<VerifiedTokens>>);
+
+/// Token digest → (its caller, its `exp`).
+type VerifiedTokens = std::collections::HashMap<[u8; 32], (Caller, i64)>;
+
+/// The most tokens kept; when full, expired entries go, and if none has, all of them (a
+/// burst of logins empties it, which only costs verifications).
+const VERIFIED_KEPT: usize = 50_000;
+
+impl Verified {
+    fn entries(&self) -> std::sync::MutexGuard<'_, VerifiedTokens> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn get(&self, digest: &[u8; 32], now: i64) -> Option<Caller> {
+        match self.entries().get(digest) {
+            Some((caller, exp)) if now < *exp => Some(caller.clone()),
+            Some(_) | None => None,
+        }
+    }
+
+    fn put(&self, digest: [u8; 32], caller: Caller, exp: i64, now: i64) {
+        let mut entries = self.entries();
+        if entries.len() >= VERIFIED_KEPT {
+            entries.retain(|_, (_, until)| now < *until);
+            if entries.len() >= VERIFIED_KEPT {
+                entries.clear();
+            }
+        }
+        entries.insert(digest, (caller, exp));
+    }
+
+    fn clear(&self) {
+        self.entries().clear();
+    }
 }
 
 #[derive(Debug)]
@@ -296,7 +347,16 @@ impl Keys {
             .set
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        *set = set.merged(&fetched, |kid| seen.contains_key(kid));
+        let merged = set.merged(&fetched, |kid| seen.contains_key(kid));
+        let kids = |set: &KeySet| {
+            let mut kids: Vec<String> = set.kids().map(str::to_owned).collect();
+            kids.sort_unstable();
+            kids
+        };
+        if kids(&merged) != kids(&set) {
+            self.verified.clear();
+        }
+        *set = merged;
     }
 
     /// Fetch the set from this identity when a token names a key not in it.
@@ -370,14 +430,25 @@ impl Keys {
     /// refused once its session has ended (UNAUTHENTICATED), and while the list of ended
     /// sessions is not known to be current (UNAVAILABLE: retry, do not log out).
     pub fn authenticate(&self, token: &str) -> Result<Caller, Status> {
-        let claims: Claims = self
-            .set
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .verify(token, ISSUER, AUDIENCE)
-            .map_err(|_| Status::unauthenticated("invalid or expired token"))?;
-        let caller = Caller::from_claims(claims)
-            .ok_or_else(|| Status::unauthenticated("invalid token claims"))?;
+        use sha2::Digest as _;
+        let digest: [u8; 32] = sha2::Sha256::digest(token.as_bytes()).into();
+        let now = unix_now();
+        let caller = match self.verified.get(&digest, now) {
+            Some(caller) => caller,
+            None => {
+                let claims: Claims = self
+                    .set
+                    .read()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .verify(token, ISSUER, AUDIENCE)
+                    .map_err(|_| Status::unauthenticated("invalid or expired token"))?;
+                let exp = claims.exp;
+                let caller = Caller::from_claims(claims)
+                    .ok_or_else(|| Status::unauthenticated("invalid token claims"))?;
+                self.verified.put(digest, caller.clone(), exp, now);
+                caller
+            }
+        };
         if let Caller::User { session_id, .. } | Caller::Capture { session_id, .. } = &caller {
             self.revoked.check(*session_id)?;
         }
@@ -620,6 +691,89 @@ mod tests {
         for key in [&old, &new] {
             let token = key.sign(&Claims::access(account, session, Duration::from_secs(60)));
             assert!(keys.authenticate(&token).is_ok());
+        }
+    }
+
+    #[test]
+    fn a_verified_token_is_remembered_but_never_past_its_session_its_expiry_or_its_key() {
+        let (old, new) = (SigningKey::generate(), SigningKey::generate());
+        let keys = Keys::default();
+        keys.merge(KeySet::from_signing_keys([&old]));
+        let (account, session) = (Uuid::new_v4(), Uuid::new_v4());
+        let token = old.sign(&Claims::access(account, session, Duration::from_secs(60)));
+        let caller = keys.authenticate(&token).unwrap();
+        assert_eq!(keys.verified.entries().len(), 1);
+        // The second call is answered from the cache, with the same caller.
+        assert_eq!(keys.authenticate(&token).unwrap(), caller);
+        assert_eq!(keys.verified.entries().len(), 1);
+        // Forgeries are never kept: a flipped signature byte, another key's token, garbage,
+        // an expired token, a token of a key the set does not hold.
+        let (body, signature) = token.rsplit_once('.').unwrap();
+        let mut flipped = signature.as_bytes().to_vec();
+        flipped[3] = if flipped[3] == b'A' { b'B' } else { b'A' };
+        let flipped = format!("{body}.{}", String::from_utf8(flipped).unwrap());
+        let mut expired = Claims::access(account, session, Duration::from_secs(60));
+        expired.exp = unix_now() - 120;
+        let stranger = SigningKey::generate();
+        for forged in [
+            flipped,
+            old.sign(&expired),
+            stranger.sign(&Claims::access(account, session, Duration::from_secs(60))),
+            "not.a.token".to_owned(),
+        ] {
+            assert_eq!(
+                keys.authenticate(&forged).unwrap_err().code(),
+                tonic::Code::Unauthenticated
+            );
+        }
+        assert_eq!(keys.verified.entries().len(), 1);
+        // An entry is used only until its token expires.
+        let digest: [u8; 32] = {
+            use sha2::Digest as _;
+            sha2::Sha256::digest(token.as_bytes()).into()
+        };
+        assert!(keys.verified.get(&digest, unix_now()).is_some());
+        assert!(keys.verified.get(&digest, unix_now() + 61).is_none());
+        // A session that ended is refused although its token is remembered.
+        keys.revocations().heard([(session, unix_now() + 60)]);
+        assert_eq!(
+            keys.authenticate(&token).unwrap_err().code(),
+            tonic::Code::Unauthenticated
+        );
+        // A key that leaves the set takes its remembered tokens with it.
+        let other = Uuid::new_v4();
+        let token = old.sign(&Claims::access(account, other, Duration::from_secs(60)));
+        assert!(keys.authenticate(&token).is_ok());
+        let long_ago = std::time::Instant::now()
+            .checked_sub(KEY_KEPT + Duration::from_secs(1))
+            .expect("the machine has been up for an hour");
+        keys.seen
+            .lock()
+            .unwrap()
+            .insert(old.kid().to_owned(), long_ago);
+        keys.merge(KeySet::from_signing_keys([&new]));
+        assert!(!keys.contains(old.kid()));
+        assert_eq!(
+            keys.authenticate(&token).unwrap_err().code(),
+            tonic::Code::Unauthenticated
+        );
+        assert!(keys.verified.entries().is_empty());
+    }
+
+    #[test]
+    fn the_remembered_tokens_stay_bounded() {
+        let key = SigningKey::generate();
+        let keys = Keys::from(&key);
+        let now = unix_now();
+        let caller = Caller::User {
+            account_id: Uuid::new_v4(),
+            session_id: Uuid::new_v4(),
+        };
+        for i in 0..VERIFIED_KEPT as u64 + 10 {
+            let mut digest = [0u8; 32];
+            digest[..8].copy_from_slice(&i.to_le_bytes());
+            keys.verified.put(digest, caller.clone(), now + 60, now);
+            assert!(keys.verified.entries().len() <= VERIFIED_KEPT);
         }
     }
 
