@@ -38,17 +38,71 @@ pub fn background_priority() {
     }
     LOWERED.with(|lowered| {
         if !lowered.replace(true) {
-            #[cfg(target_os = "linux")]
-            {
-                // On Linux the nice value belongs to the thread; name this one by its id.
-                let thread = rustix::thread::gettid();
-                if let Err(e) = rustix::process::setpriority_process(Some(thread), BACKGROUND_NICE)
-                {
-                    tracing::debug!(error = %e, "could not lower a worker thread's priority");
-                }
-            }
+            lower_to(BACKGROUND_NICE);
         }
     });
+}
+
+/// Sets the calling thread's nice value (best effort).
+fn lower_to(nice: i32) {
+    #[cfg(target_os = "linux")]
+    {
+        // On Linux the nice value belongs to the thread; name this one by its id.
+        let thread = rustix::thread::gettid();
+        if let Err(e) = rustix::process::setpriority_process(Some(thread), nice) {
+            tracing::debug!(error = %e, "could not lower a worker thread's priority");
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = nice;
+}
+
+/// The nice value of queued work nobody waits for at a request (a document's reading): below
+/// the photo checks and the hashes applicants wait for, so it takes only the CPU they leave.
+pub const QUEUED_NICE: i32 = 19;
+
+type Job = Box<dyn FnOnce() + Send>;
+
+/// A thread of its own, at [`QUEUED_NICE`], that runs the jobs given to it one after another.
+/// Its own, because a thread once lowered stays lowered: queued work on the blocking pool
+/// would leave its threads at the lowest priority for the next photo check. The thread ends
+/// when the lane is dropped; a job that panics is answered `None` and the lane goes on.
+pub struct Lane {
+    jobs: std::sync::Mutex<std::sync::mpsc::Sender<Job>>,
+}
+
+impl Lane {
+    pub fn new(name: &str) -> std::io::Result<Self> {
+        let (jobs, queue) = std::sync::mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name(name.to_owned())
+            .spawn(move || {
+                lower_to(QUEUED_NICE);
+                for job in queue {
+                    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
+                }
+            })?;
+        Ok(Self {
+            jobs: std::sync::Mutex::new(jobs),
+        })
+    }
+
+    /// Runs `job` on the lane's thread and waits for its answer; `None` if it panicked.
+    pub async fn run<T: Send + 'static>(
+        &self,
+        job: impl FnOnce() -> T + Send + 'static,
+    ) -> Option<T> {
+        let (answer, answered) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move || {
+            let _ = answer.send(job());
+        });
+        self.jobs
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .send(job)
+            .ok()?;
+        answered.await.ok()
+    }
 }
 
 /// The CPU time this thread has used (for work measured on the blocking thread that does it).
@@ -154,6 +208,24 @@ mod tests {
         .unwrap();
         assert_eq!(worker, (before + BACKGROUND_NICE).min(19));
         assert_eq!(own(), before, "the calling thread keeps its priority");
+    }
+
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn a_lane_runs_its_jobs_at_the_lowest_priority_and_outlives_a_panic() {
+        let own = || rustix::process::getpriority_process(Some(rustix::thread::gettid())).unwrap();
+        let before = own();
+        let lane = Lane::new("test-lane").unwrap();
+        assert_eq!(lane.run(own).await, Some(QUEUED_NICE));
+        assert_eq!(own(), before, "the caller keeps its priority");
+        let panicked: Option<()> = lane.run(|| panic!("a job that fails")).await;
+        assert_eq!(panicked, None);
+        // The same thread goes on with the next job, still lowered.
+        let name = lane
+            .run(|| std::thread::current().name().map(str::to_owned))
+            .await;
+        assert_eq!(name, Some(Some("test-lane".to_owned())));
+        assert_eq!(lane.run(own).await, Some(QUEUED_NICE));
     }
 
     #[tokio::test]

@@ -439,7 +439,8 @@ async fn retry_later(pool: &PgPool, claimed: &Claimed) -> Result<(), sqlx::Error
 pub struct Settings {
     /// The recognition network (see `deploy/mrz-model`).
     pub model: PathBuf,
-    /// Checks read at once in this replica.
+    /// Checks read at once in this replica, each on a thread of its own at the lowest
+    /// priority.
     pub workers: usize,
     /// The day a document must still be valid on (the exam session's last day); today when
     /// unset or past.
@@ -447,8 +448,8 @@ pub struct Settings {
 }
 
 /// Runs the workers until `stop`: each claims a check, reads the photo (an access-logged
-/// download), runs the reader on a blocking thread at background priority and records the
-/// outcome. The network is loaded first, on a blocking thread, so start-up does not wait.
+/// download), runs the reader on its own thread at the lowest priority (`work::Lane`: the
+/// photo checks and hashes applicants wait for come first) and records the outcome. The network is loaded first, on a blocking thread, so start-up does not wait.
 pub async fn run(
     service: Arc<Biometrics>,
     sessions: PgPool,
@@ -479,10 +480,18 @@ pub async fn run(
     let (stopping, stopped) = tokio::sync::watch::channel(false);
     let held: Held = Arc::default();
     let mut workers = tokio::task::JoinSet::new();
-    for _ in 0..settings.workers.max(1) {
+    for n in 0..settings.workers.max(1) {
+        let lane = match examreg_kit::work::Lane::new(&format!("mrz-{n}")) {
+            Ok(lane) => lane,
+            Err(e) => {
+                tracing::error!(error = %e, "a document reader's thread did not start");
+                continue;
+            }
+        };
         workers.spawn(worker(
             service.clone(),
             reader.clone(),
+            lane,
             wake.clone(),
             settings.valid_until,
             stopped.clone(),
@@ -575,6 +584,7 @@ async fn listen(pool: PgPool, wake: Arc<tokio::sync::Notify>) {
 async fn worker(
     service: Arc<Biometrics>,
     reader: Arc<Reader>,
+    lane: examreg_kit::work::Lane,
     wake: Arc<tokio::sync::Notify>,
     valid_until: Option<chrono::NaiveDate>,
     mut stopping: tokio::sync::watch::Receiver<bool>,
@@ -597,7 +607,7 @@ async fn worker(
                 hold(claimed.account_id, true);
                 let today = chrono::Utc::now().date_naive();
                 let valid_until = valid_until.map_or(today, |day| day.max(today));
-                if let Err(e) = read_one(captures, &reader, &claimed, valid_until).await {
+                if let Err(e) = read_one(captures, &reader, &lane, &claimed, valid_until).await {
                     tracing::warn!(error = %e, "document check not recorded; it is retried after its lease");
                 }
                 hold(claimed.account_id, false);
@@ -616,6 +626,7 @@ async fn worker(
 async fn read_one(
     captures: &Captures,
     reader: &Arc<Reader>,
+    lane: &examreg_kit::work::Lane,
     claimed: &Claimed,
     valid_until: chrono::NaiveDate,
 ) -> Result<(), sqlx::Error> {
@@ -638,20 +649,19 @@ async fn read_one(
     };
     let reader = reader.clone();
     let span = tracing::Span::current();
-    let outcome = tokio::task::spawn_blocking(move || {
-        let _entered = span.enter();
-        examreg_kit::work::background_priority();
-        let started = examreg_kit::work::thread_cpu_time();
-        let read = reader.read_photo(&photo, format);
-        (
-            read,
-            examreg_kit::work::thread_cpu_time().saturating_sub(started),
-        )
-    })
-    .await;
-    let (read, cpu) = match outcome {
-        Ok(done) => done,
-        Err(e) => return give_up_or_retry(captures, claimed, &e.to_string()).await,
+    let outcome = lane
+        .run(move || {
+            let _entered = span.enter();
+            let started = examreg_kit::work::thread_cpu_time();
+            let read = reader.read_photo(&photo, format);
+            (
+                read,
+                examreg_kit::work::thread_cpu_time().saturating_sub(started),
+            )
+        })
+        .await;
+    let Some((read, cpu)) = outcome else {
+        return give_up_or_retry(captures, claimed, "the reading panicked").await;
     };
     let ms = i32::try_from(cpu.as_millis()).unwrap_or(i32::MAX);
     metrics::histogram!("biometrics_document_read_seconds").record(cpu.as_secs_f64());

@@ -120,7 +120,7 @@ impl Config {
                         "/usr/share/examreg/ppocrv4-rec.onnx",
                     )
                     .into(),
-                workers: env.parse("BIOMETRICS_MRZ_WORKERS", 1),
+                workers: env.parse("BIOMETRICS_MRZ_WORKERS", cpus),
                 valid_until: {
                     let raw = env.string("BIOMETRICS_DOCUMENTS_VALID_UNTIL", "");
                     if raw.is_empty() {
