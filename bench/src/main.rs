@@ -40,7 +40,8 @@ struct Args {
     base: String,
     mail: String,
     profile: String,
-    /// Biometrics, whose `/metrics` count the document checks read.
+    /// Biometrics' replicas (comma-separated), whose `/metrics` count the document checks
+    /// read.
     biometrics: String,
     out: std::path::PathBuf,
     /// After the measured run, a second one at twice its rate.
@@ -93,7 +94,10 @@ fn args() -> anyhow::Result<Args> {
             other => anyhow::bail!("unknown argument {other}"),
         }
     }
-    for url in [&args.base, &args.mail, &args.profile, &args.biometrics] {
+    for url in [args.base.as_str(), &args.mail, &args.profile]
+        .into_iter()
+        .chain(args.biometrics.split(','))
+    {
         anyhow::ensure!(
             url.starts_with("http://127.0.0.1") || url.starts_with("http://localhost"),
             "{url}: the benchmark targets loopback only"
@@ -276,12 +280,16 @@ struct Checks {
 }
 
 async fn document_checks(http: &reqwest::Client, biometrics: &str) -> Checks {
-    let page = match http.get(format!("{biometrics}/metrics")).send().await {
-        Ok(response) => response.text().await.unwrap_or_default(),
-        Err(_) => String::new(),
-    };
+    let mut pages = String::new();
+    for replica in biometrics.split(',') {
+        if let Ok(response) = http.get(format!("{replica}/metrics")).send().await {
+            pages.push_str(&response.text().await.unwrap_or_default());
+            pages.push('\n');
+        }
+    }
     let sum = |name: &str| -> f64 {
-        page.lines()
+        pages
+            .lines()
             .filter(|line| {
                 line.starts_with(&format!("{name}{{")) || line.starts_with(&format!("{name} "))
             })
