@@ -305,13 +305,18 @@ async fn a_login_is_one_trace_across_the_gateway_and_every_service_it_touches() 
     let iin = tk::random_iin(examreg_domain::Sex::Female);
     let email = tk::unique_email();
     let password = "Жасыл-алма-көктемде-7";
-    let (_, flow) = call(
+    let (status, flow) = call(
         reqwest::Method::POST,
         "/v1/registrations".into(),
         json!({"citizenship": "KZ", "terms_version": "2026-01", "terms_accepted": true}),
     )
     .await;
-    let flow_id = flow["flow_id"].as_str().unwrap().to_owned();
+    // Said with the answer, should it ever be refused (a CI run under the Redis Cluster once
+    // got no flow here, and nothing to tell why).
+    let flow_id = flow["flow_id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("the registration did not start: {status} {flow}"))
+        .to_owned();
     // Spans carry the flow's fingerprint, never the flow id itself (it is the flow's credential).
     let flow_tag = examreg_kit::telemetry::fingerprint(&flow_id);
     call(
