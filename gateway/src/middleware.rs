@@ -65,24 +65,27 @@ impl Budgets {
 
     /// Notes a count about to be sent; whether the request may go on without its answer.
     fn send(&self, who: &str, minute: i64, limit: u64) -> bool {
-        let mut table = self.table();
-        if !table.contains_key(who) && table.len() >= KNOWN_CLIENTS {
-            table.retain(|_, known| known.minute >= minute);
-            if table.len() >= KNOWN_CLIENTS {
-                return false;
-            }
-        }
-        let known = table.entry(who.to_owned()).or_insert(Known {
+        let fresh = Known {
             minute,
             counted: 0,
             in_flight: 0,
-        });
+        };
+        let mut table = self.table();
+        // A known client costs no allocation; a new one its key.
+        let known = match table.get_mut(who) {
+            Some(known) => known,
+            None => {
+                if table.len() >= KNOWN_CLIENTS {
+                    table.retain(|_, known| known.minute >= minute);
+                    if table.len() >= KNOWN_CLIENTS {
+                        return false;
+                    }
+                }
+                table.entry(who.to_owned()).or_insert(fresh)
+            }
+        };
         if known.minute != minute {
-            *known = Known {
-                minute,
-                counted: 0,
-                in_flight: 0,
-            };
+            *known = fresh;
         }
         let ahead =
             known.in_flight < IN_FLIGHT && 2 * (known.counted + known.in_flight + 1) <= limit;

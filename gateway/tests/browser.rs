@@ -979,16 +979,21 @@ async fn a_school_graduate_picks_the_school_from_a_list_once_its_directory_is_im
     b.close().await;
 }
 
+/// A photograph of a coffee cup: no face in it.
+fn coffee_cup() -> image::DynamicImage {
+    image::load_from_memory(include_bytes!(
+        "../../services/biometrics/tests/fixtures/coffee.jpg"
+    ))
+    .unwrap()
+}
+
 #[tokio::test]
 async fn the_oval_stays_neutral_for_a_coffee_cup_and_the_button_still_takes_the_photo() {
     let s = suite().await;
     let iin = valid_iin();
     s.register(&iin, &tk::unique_email()).await;
     let files = Files::new("coffee");
-    let coffee = image::load_from_memory(include_bytes!(
-        "../../services/biometrics/tests/fixtures/coffee.jpg"
-    ))
-    .unwrap();
+    let coffee = coffee_cup();
     let camera = files.camera(&coffee);
     let b = Browser::start(BrowserOptions {
         test: "coffee_ru",
@@ -1178,10 +1183,7 @@ async fn the_countdown_stops_when_the_face_leaves_the_oval() {
     let iin = valid_iin();
     s.register(&iin, &tk::unique_email()).await;
     let files = Files::new("leaving");
-    let coffee = image::load_from_memory(include_bytes!(
-        "../../services/biometrics/tests/fixtures/coffee.jpg"
-    ))
-    .unwrap();
+    let coffee = coffee_cup();
     // The face for 2 seconds, then the cup for 3, over and over: placed, but never for the
     // 3 seconds the countdown wants.
     let camera = files.write(

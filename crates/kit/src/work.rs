@@ -68,7 +68,7 @@ type Job = Box<dyn FnOnce() + Send>;
 /// would leave its threads at the lowest priority for the next photo check. The thread ends
 /// when the lane is dropped; a job that panics is answered `None` and the lane goes on.
 pub struct Lane {
-    jobs: std::sync::Mutex<std::sync::mpsc::Sender<Job>>,
+    jobs: std::sync::mpsc::Sender<Job>,
 }
 
 impl Lane {
@@ -82,9 +82,7 @@ impl Lane {
                     let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
                 }
             })?;
-        Ok(Self {
-            jobs: std::sync::Mutex::new(jobs),
-        })
+        Ok(Self { jobs })
     }
 
     /// Runs `job` on the lane's thread and waits for its answer; `None` if it panicked.
@@ -96,11 +94,7 @@ impl Lane {
         let job: Job = Box::new(move || {
             let _ = answer.send(job());
         });
-        self.jobs
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .send(job)
-            .ok()?;
+        self.jobs.send(job).ok()?;
         answered.await.ok()
     }
 }
