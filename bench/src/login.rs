@@ -28,6 +28,7 @@ pub(crate) async fn run(
     let people: Arc<Vec<String>> = Arc::new(people.to_vec());
     let next = Arc::new(AtomicU64::new(0));
     let before = report::processes();
+    let busy_before = report::machine_busy();
     let started = Instant::now();
     let deadline = started + Duration::from_secs(seconds);
     let workers: Vec<_> = (0..concurrency)
@@ -77,19 +78,32 @@ pub(crate) async fn run(
     }
     let seconds = started.elapsed().as_secs_f64();
     let after = report::processes();
+    let busy = report::machine_busy() - busy_before;
     let cores = std::thread::available_parallelism().map_or(1, usize::from) as f64;
     let cpu =
         |name: &str| after.get(name).map_or(0.0, |a| a.0) - before.get(name).map_or(0.0, |b| b.0);
     let (steps, errors) = recorder.summary();
     let rate = logins as f64 / seconds;
+    let per_login = |cpu: f64| {
+        if logins > 0 {
+            cpu * 1000.0 / logins as f64
+        } else {
+            0.0
+        }
+    };
+    let services: f64 = after.keys().map(|name| cpu(name)).sum();
     json!({
         "concurrency": concurrency,
         "seconds": seconds,
         "logins": logins,
         "logins_per_second": rate,
         "logins_per_second_per_core": rate / cores,
-        "identity_cpu_ms_per_login": if logins > 0 { cpu("identity") * 1000.0 / logins as f64 } else { 0.0 },
-        "gateway_cpu_ms_per_login": if logins > 0 { cpu("gateway") * 1000.0 / logins as f64 } else { 0.0 },
+        "identity_cpu_ms_per_login": per_login(cpu("identity")),
+        "gateway_cpu_ms_per_login": per_login(cpu("gateway")),
+        // The machine's cores in use (steal included), and what the rest of it (Postgres,
+        // Redis, the load generator, the kernel) spent per login.
+        "cores_busy": busy / seconds,
+        "others_cpu_ms_per_login": per_login(busy - services),
         "latency": steps["login"],
         "errors": errors,
     })

@@ -43,6 +43,9 @@ struct Args {
     /// Biometrics' replicas (comma-separated), whose `/metrics` count the document checks
     /// read.
     biometrics: String,
+    /// Every service process's `/metrics` as `name=url`, comma-separated: the calls each
+    /// answered in the main run, per registration.
+    metrics: String,
     out: std::path::PathBuf,
     /// After the measured run, a second one at twice its rate.
     overload: bool,
@@ -64,6 +67,10 @@ fn args() -> anyhow::Result<Args> {
         mail: "http://127.0.0.1:1080".into(),
         profile: "http://127.0.0.1:50054".into(),
         biometrics: "http://127.0.0.1:50053".into(),
+        metrics: "gateway=http://127.0.0.1:8080,identity=http://127.0.0.1:50051,\
+                  verification=http://127.0.0.1:50052,biometrics=http://127.0.0.1:50053,\
+                  profile=http://127.0.0.1:50054"
+            .into(),
         overload: false,
         login_seconds: 20,
         bound_only: false,
@@ -86,6 +93,7 @@ fn args() -> anyhow::Result<Args> {
             "--mail" => args.mail = value()?,
             "--profile" => args.profile = value()?,
             "--biometrics" => args.biometrics = value()?,
+            "--metrics" => args.metrics = value()?,
             "--out" => args.out = value()?.into(),
             "--overload" => args.overload = true,
             "--login-seconds" => args.login_seconds = value()?.parse()?,
@@ -97,6 +105,11 @@ fn args() -> anyhow::Result<Args> {
     for url in [args.base.as_str(), &args.mail, &args.profile]
         .into_iter()
         .chain(args.biometrics.split(','))
+        .chain(
+            args.metrics
+                .split(',')
+                .map(|entry| entry.split_once('=').map_or(entry, |(_, url)| url)),
+        )
     {
         anyhow::ensure!(
             url.starts_with("http://127.0.0.1") || url.starts_with("http://localhost"),
@@ -153,6 +166,7 @@ async fn main() -> anyhow::Result<()> {
         "no examreg-* process found: start the suite first (deploy/bench does)"
     );
     let checks_before = document_checks(&ctx.http, &args.biometrics).await;
+    let calls_before = calls(&ctx.http, &args.metrics).await;
     let deadline = Instant::now() + Duration::from_secs(args.max_seconds);
     let started = Instant::now();
     let ((completed, failed), mode) = match args.rate {
@@ -169,6 +183,7 @@ async fn main() -> anyhow::Result<()> {
     let checks = document_checks(&ctx.http, &args.biometrics)
         .await
         .since(&checks_before, seconds);
+    let calls_after = calls(&ctx.http, &args.metrics).await;
     let after = report::processes();
     let busy = report::machine_busy() - busy_before;
     let token = ctx.token.lock().expect("token lock").clone();
@@ -245,6 +260,7 @@ async fn main() -> anyhow::Result<()> {
         "steps": steps,
         "errors": errors,
         "processes": processes,
+        "calls": calls_since(&calls_before, &calls_after, completed),
     });
     finish(&mut report);
     std::fs::create_dir_all(&args.out)?;
@@ -269,6 +285,77 @@ fn finish(report: &mut Value) {
             json!({"goal": what, "figure": figure, "wanted": wanted, "met": met})
         })
         .collect();
+}
+
+/// Each process's calls answered so far, by process (as `--metrics` names it: `identity#2`
+/// for a second replica, as the process table does) and method (an RPC's last path segment,
+/// a gateway route as `GET /v1/...`), every outcome counted: `grpc_server_handled_total` and
+/// `gateway_http_requests_total`.
+type Calls = std::collections::BTreeMap<String, std::collections::BTreeMap<String, f64>>;
+
+async fn calls(http: &reqwest::Client, metrics: &str) -> Calls {
+    let mut out = Calls::new();
+    for entry in metrics.split(',').filter(|e| !e.is_empty()) {
+        let Some((name, url)) = entry.split_once('=') else {
+            continue;
+        };
+        let page = match http.get(format!("{}/metrics", url.trim())).send().await {
+            Ok(response) => response.text().await.unwrap_or_default(),
+            Err(_) => continue,
+        };
+        out.insert(name.trim().to_owned(), parse_calls(&page));
+    }
+    out
+}
+
+/// The calls a Prometheus page counts, by method or route.
+fn parse_calls(page: &str) -> std::collections::BTreeMap<String, f64> {
+    let label = |line: &str, key: &str| -> Option<String> {
+        let start = line.find(&format!("{key}=\""))? + key.len() + 2;
+        let end = start + line[start..].find('"')?;
+        Some(line[start..end].to_owned())
+    };
+    let mut out = std::collections::BTreeMap::new();
+    for line in page.lines() {
+        let method = if line.starts_with("grpc_server_handled_total{") {
+            label(line, "method").map(|m| m.rsplit('/').next().unwrap_or_default().to_owned())
+        } else if line.starts_with("gateway_http_requests_total{") {
+            label(line, "method")
+                .zip(label(line, "route"))
+                .map(|(m, r)| format!("{m} {r}"))
+        } else {
+            None
+        };
+        let count = line.rsplit(' ').next().and_then(|n| n.parse::<f64>().ok());
+        if let (Some(method), Some(count)) = (method, count) {
+            *out.entry(method).or_insert(0.0) += count;
+        }
+    }
+    out
+}
+
+/// The calls of the main run per registration: each process's total and its methods.
+fn calls_since(before: &Calls, after: &Calls, completed: u64) -> Value {
+    let per = |n: f64| n / completed.max(1) as f64;
+    after
+        .iter()
+        .map(|(process, methods)| {
+            let methods: serde_json::Map<String, Value> = methods
+                .iter()
+                .map(|(method, n)| {
+                    let was = before.get(process).and_then(|m| m.get(method)).copied();
+                    (method.clone(), json!(per(n - was.unwrap_or(0.0))))
+                })
+                .filter(|(_, n)| n.as_f64().is_some_and(|n| n > 0.0))
+                .collect();
+            let total: f64 = methods.values().filter_map(Value::as_f64).sum();
+            (
+                process.clone(),
+                json!({"per_registration": total, "methods": methods}),
+            )
+        })
+        .collect::<serde_json::Map<_, _>>()
+        .into()
 }
 
 /// What biometrics' `/metrics` counted of the document checks: checks finished, and the

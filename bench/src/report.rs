@@ -293,7 +293,8 @@ pub(crate) fn markdown(report: &Value) -> String {
     if logins.is_object() && logins["logins"].is_number() {
         out.push_str(&format!(
             "\nLogin only ({} at once, {} s): **{} logins/s, {} per core**; p50/p99 {}/{} ms; \
-             identity {} CPU-ms per login, gateway {}.\n",
+             identity {} CPU-ms per login, gateway {}, everything else on the machine {}; \
+             {} of {} cores busy.\n",
             logins["concurrency"],
             f(&logins["seconds"]),
             f(&logins["logins_per_second"]),
@@ -302,6 +303,9 @@ pub(crate) fn markdown(report: &Value) -> String {
             f(&logins["latency"]["p99_ms"]),
             f(&logins["identity_cpu_ms_per_login"]),
             f(&logins["gateway_cpu_ms_per_login"]),
+            f(&logins["others_cpu_ms_per_login"]),
+            f(&logins["cores_busy"]),
+            report["machine"]["cores"],
         ));
         if let Some(errors) = logins["errors"].as_object()
             && !errors.is_empty()
@@ -442,6 +446,15 @@ pub(crate) fn overhead(report: &Value) -> Value {
         let unavoidable = unavoidable_ms(service);
         let overhead = cpu_ms - unavoidable;
         total += overhead;
+        // The calls it answered (an older report has none).
+        let calls: f64 = report["calls"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .filter(|(name, _)| name.split('#').next() == Some(service))
+            .map(|(_, c)| get(&c["per_registration"]))
+            .sum();
+        let calls = (calls > 0.0).then_some(calls);
         rows.insert(
             service.to_owned(),
             json!({
@@ -449,6 +462,8 @@ pub(crate) fn overhead(report: &Value) -> Value {
                 "unavoidable_ms": unavoidable,
                 "overhead_ms": overhead,
                 "goal_ms": goal.is_finite().then_some(goal),
+                "calls_per_registration": calls,
+                "overhead_us_per_call": calls.map(|c| overhead * 1000.0 / c),
             }),
         );
     }
@@ -516,19 +531,46 @@ fn overhead_markdown(report: &Value) -> String {
             .map_or_else(|| "-".to_owned(), |x| format!("{x:.1}"))
     };
     let mut out = String::from(
-        "\n| process | CPU-ms per registration | of which unavoidable | overhead | goal |\n\
-         |---|---|---|---|---|\n",
+        "\n| process | CPU-ms per registration | of which unavoidable | overhead | goal | calls \
+         answered per registration | overhead µs per call |\n\
+         |---|---|---|---|---|---|---|\n",
     );
     if let Some(rows) = report["overhead"]["services"].as_object() {
         for (service, row) in rows {
             out.push_str(&format!(
-                "| {service} | {} | {} | {} | {} |\n",
+                "| {service} | {} | {} | {} | {} | {} | {} |\n",
                 f(&row["cpu_ms"]),
                 f(&row["unavoidable_ms"]),
                 f(&row["overhead_ms"]),
                 row["goal_ms"]
                     .as_f64()
                     .map_or_else(|| "–".to_owned(), |g| format!("≤ {g}")),
+                f(&row["calls_per_registration"]),
+                row["overhead_us_per_call"]
+                    .as_f64()
+                    .map_or_else(|| "-".to_owned(), |x| format!("{x:.0}")),
+            ));
+        }
+    }
+    if let Some(processes) = report["calls"].as_object() {
+        out.push_str("\nCalls answered per registration, by method (0.5 or more):\n\n");
+        for (process, calls) in processes {
+            let mut methods: Vec<(&String, f64)> = calls["methods"]
+                .as_object()
+                .into_iter()
+                .flatten()
+                .filter_map(|(m, n)| Some((m, n.as_f64()?)))
+                .filter(|(_, n)| *n >= 0.5)
+                .collect();
+            methods.sort_by(|a, b| b.1.total_cmp(&a.1));
+            let listed: Vec<String> = methods
+                .iter()
+                .map(|(m, n)| format!("`{m}` {n:.1}"))
+                .collect();
+            out.push_str(&format!(
+                "- {process} ({}): {}\n",
+                f(&calls["per_registration"]),
+                listed.join(", ")
             ));
         }
     }
