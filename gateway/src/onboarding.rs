@@ -52,11 +52,29 @@ fn registered(account: &id::Account) -> bool {
     AccountStatus::from_wire(account.status) == Some(AccountStatus::Registered)
 }
 
-/// Where the applicant stands, from what the three services answered.
+/// The account, when it may be registered: identity is asked only if the photos are sealed.
+/// The completion seals them (after the profile's lock) before identity marks the account
+/// registered, and only an erasure unseals a set (identity's account goes last, with its
+/// sessions), so an unsealed set's account is not registered; most of an applicant's calls
+/// need not ask identity at all. A reopened registration keeps its seal, with the steps to
+/// redo listed, and identity is asked as before.
+pub async fn account_if_sealed(
+    state: &AppState,
+    token: &str,
+    captures: &bio::GetCaptureStatusResponse,
+) -> ApiResult<Option<id::Account>> {
+    if captures.sealed_at.is_none() {
+        return Ok(None);
+    }
+    Ok(Some(state.identity.account(token).await?))
+}
+
+/// Where the applicant stands, from what the services answered (`account`: see
+/// [`account_if_sealed`]).
 pub fn from(
     captures: &bio::GetCaptureStatusResponse,
     profile: &pb::Profile,
-    account: &id::Account,
+    account: Option<&id::Account>,
 ) -> Onboarding {
     let document_type =
         DocumentType::from_wire(captures.document_type).unwrap_or(DocumentType::IdCard);
@@ -66,7 +84,7 @@ pub fn from(
             &captures.missing,
             &profile.missing,
             document_type,
-            registered(account),
+            account.is_some_and(registered),
         )
     }
 }
@@ -132,15 +150,13 @@ fn steps(
     }
 }
 
-/// Where the applicant (or the phone) whose token this is stands: biometrics, profile and
-/// identity asked at once.
+/// Where the applicant (or the phone) whose token this is stands: biometrics and profile
+/// asked at once, identity after them if the photos are sealed.
 pub async fn of(state: &AppState, token: &str) -> ApiResult<Onboarding> {
-    let (captures, profile, account) = tokio::try_join!(
-        state.biometrics.status(token),
-        state.profile.profile(token),
-        state.identity.account(token)
-    )?;
-    Ok(from(&captures, &profile, &account))
+    let (captures, profile) =
+        tokio::try_join!(state.biometrics.status(token), state.profile.profile(token),)?;
+    let account = account_if_sealed(state, token, &captures).await?;
+    Ok(from(&captures, &profile, account.as_ref()))
 }
 
 /// Photos and consent may be redone until the registration is complete, not after.
@@ -342,12 +358,13 @@ async fn complete(
     user: User,
 ) -> ApiResult<Json<Completed>> {
     let token = &user.token;
-    let (account, captures, profile) = tokio::try_join!(
-        state.identity.account(token),
-        state.biometrics.status(token),
-        state.profile.profile(token),
-    )?;
-    if registered(&account) {
+    // While the document is read the page asks again every two seconds: those calls reach
+    // biometrics and profile only.
+    let (captures, profile) =
+        tokio::try_join!(state.biometrics.status(token), state.profile.profile(token),)?;
+    if let Some(account) = account_if_sealed(&state, token, &captures).await?
+        && registered(&account)
+    {
         return Ok(Json(Completed {
             status: "registered",
             registered_at: time(account.registered_at.as_ref()),

@@ -145,12 +145,11 @@ async fn written(
     lang: Lang,
     p: &pb::Profile,
 ) -> ApiResult<Json<Profile>> {
-    // The profile is the one just written: only the other two services are asked.
-    let (captures, account) = tokio::try_join!(
-        state.biometrics.status(&user.token),
-        state.identity.account(&user.token)
-    )?;
-    let onboarding = onboarding::from(&captures, p, &account);
+    // The profile is the one just written: biometrics is asked, identity only if the photos
+    // are sealed.
+    let captures = state.biometrics.status(&user.token).await?;
+    let account = onboarding::account_if_sealed(state, &user.token, &captures).await?;
+    let onboarding = onboarding::from(&captures, p, account.as_ref());
     Ok(Json(Profile {
         next_step: Some(onboarding.next_step),
         ..Profile::of(lang, p)
@@ -492,7 +491,7 @@ async fn cabinet(
         accepted_at: time(captures.consent_accepted_at.as_ref()),
         language: given(&captures.consent_language),
     });
-    let onboarding = onboarding::from(&captures, &profile, &account);
+    let onboarding = onboarding::from(&captures, &profile, Some(&account));
     let (iin, passport_number) = match &account.identifier {
         Some(id::account::Identifier::Iin(v)) => (Some(v.clone()), None),
         Some(id::account::Identifier::PassportNumber(v)) => (None, Some(v.clone())),

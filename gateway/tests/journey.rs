@@ -1227,6 +1227,48 @@ async fn a_photo_costs_the_upload_alone_and_identity_is_not_asked() {
     }
 }
 
+#[tokio::test]
+async fn identity_is_asked_where_the_applicant_stands_only_once_the_photos_are_sealed() {
+    let s = suite().await;
+    let token = s.logged_in().await;
+    let get_account = |page: String| {
+        counter(
+            &page,
+            "grpc_server_handled_total",
+            &["method=\"/examreg.identity.v1.IdentityService/GetAccount\""],
+        )
+    };
+    // Before the completion: a profile write, the onboarding, a completion refused.
+    let before = get_account(s.metrics_of("identity").await);
+    let (status, body) = s
+        .me(
+            reqwest::Method::PUT,
+            "/v1/me/profile/name",
+            &token,
+            Some(json!({"surname": "Нұрланов", "given_name": "Арман"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["next_step"], "face");
+    assert_eq!(s.onboarding(&token).await["next_step"], "face");
+    let (status, body) = s.complete(&token).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["error"]["code"], "registration_incomplete");
+    assert_eq!(get_account(s.metrics_of("identity").await), before);
+
+    // Registered (the set sealed): identity says so, and is asked.
+    s.fill_in(&token).await;
+    let (status, body) = s.complete(&token).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let before = get_account(s.metrics_of("identity").await);
+    let onboarding = s.onboarding(&token).await;
+    assert_eq!(onboarding["next_step"], "done", "{onboarding}");
+    let (status, body) = s.complete(&token).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["status"], "registered");
+    assert_eq!(get_account(s.metrics_of("identity").await), before + 2.0);
+}
+
 /// Up to the code letter, as a device behind the school's address does it.
 async fn apply_behind_a_shared_address(s: &Suite, email: &str) -> Device {
     let mut device = Device::default();
