@@ -349,6 +349,19 @@ pub struct Postgres {
     pub sessions: sqlx::PgPool,
 }
 
+/// How long a pooled connection may have been idle and still be handed out without a ping.
+/// sqlx pings every connection it hands out by default: a second round trip to Postgres for
+/// every query made on the pool. A connection in use under load is never idle this long, so
+/// only one that sat idle (and may have been dropped by a restart, a failover or a firewall
+/// in between) is checked first; a connection that breaks in use fails its call
+/// `unavailable`, which callers retry, and is not handed out again.
+pub const PING_IF_IDLE_FOR: Duration = Duration::from_secs(5);
+
+#[cfg(feature = "postgres")]
+fn needs_ping(idle_for: Duration) -> bool {
+    idle_for >= PING_IF_IDLE_FOR
+}
+
 /// Connects and applies the service's migrations (under sqlx's session-level advisory lock,
 /// so replicas starting together apply them once; over the direct URL when there is one,
 /// since a transaction-mode pooler would lose the lock between statements). The statement
@@ -371,6 +384,15 @@ pub async fn postgres(
     let calls = sqlx::postgres::PgPoolOptions::new()
         .max_connections(pool.size)
         .acquire_timeout(pool.acquire_timeout)
+        .test_before_acquire(false)
+        .before_acquire(|conn, meta| {
+            Box::pin(async move {
+                if needs_ping(meta.idle_for) {
+                    sqlx::Connection::ping(conn).await?;
+                }
+                Ok(true)
+            })
+        })
         .connect_with(options)
         .await?;
     let sessions = match &pool.direct_url {

@@ -129,3 +129,49 @@ async fn the_listeners_and_the_migrations_use_the_direct_url_and_the_calls_the_p
     .unwrap();
     assert_eq!(calls, 1, "the pool of one");
 }
+
+#[tokio::test]
+async fn a_connection_dropped_while_idle_is_replaced_before_a_call_uses_it() {
+    // The calls get a pool of their own (the listeners a direct one), told apart by name, so
+    // that only the calls' connections are dropped.
+    let app = common::spawn_with(|config| {
+        let url = config.database_url.expose().to_owned();
+        let join = if url.contains('?') { '&' } else { '?' };
+        config.database_url = Secret::new(format!("{url}{join}application_name=calls"));
+        config.database_pool = Pool {
+            size: 4,
+            direct_url: Some(Secret::new(url.clone())),
+            held: 2,
+            ..Pool::default()
+        };
+    })
+    .await;
+    let read = || read_unknown_account(&app);
+    // Several calls at once: several connections in the pool.
+    let (a, b, c) = tokio::join!(read(), read(), read());
+    for answer in [a, b, c] {
+        assert_eq!(answer.unwrap_err().code(), Code::NotFound);
+    }
+    // Postgres drops every connection of the calls' pool while it is idle (a restart, a
+    // failover, a firewall's timeout would too).
+    let base = app.database.expose().split('?').next().unwrap().to_owned();
+    let mut admin = sqlx::PgConnection::connect(&base).await.unwrap();
+    let dropped: Vec<bool> = sqlx::query_scalar(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+          WHERE datname = current_database() AND application_name = 'calls'",
+    )
+    .fetch_all(&mut admin)
+    .await
+    .unwrap();
+    assert!(
+        !dropped.is_empty() && dropped.iter().all(|d| *d),
+        "{dropped:?}"
+    );
+    // Idle for longer than the pool hands a connection out unchecked: each one is pinged,
+    // found dead and replaced, and no call sees it.
+    tokio::time::sleep(examreg_kit::service::PING_IF_IDLE_FOR + Duration::from_secs(1)).await;
+    let (a, b, c) = tokio::join!(read(), read(), read());
+    for answer in [a, b, c] {
+        assert_eq!(answer.unwrap_err().code(), Code::NotFound);
+    }
+}
