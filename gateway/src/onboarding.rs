@@ -154,7 +154,7 @@ fn steps(
 /// asked at once, identity after them if the photos are sealed.
 pub async fn of(state: &AppState, token: &str) -> ApiResult<Onboarding> {
     let (captures, profile) =
-        tokio::try_join!(state.biometrics.status(token), state.profile.profile(token),)?;
+        tokio::try_join!(state.biometrics.status(token), state.profile.profile(token))?;
     let account = account_if_sealed(state, token, &captures).await?;
     Ok(from(&captures, &profile, account.as_ref()))
 }
@@ -361,7 +361,7 @@ async fn complete(
     // While the document is read the page asks again every two seconds: those calls reach
     // biometrics and profile only.
     let (captures, profile) =
-        tokio::try_join!(state.biometrics.status(token), state.profile.profile(token),)?;
+        tokio::try_join!(state.biometrics.status(token), state.profile.profile(token))?;
     if let Some(account) = account_if_sealed(&state, token, &captures).await?
         && registered(&account)
     {
