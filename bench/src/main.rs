@@ -377,14 +377,8 @@ async fn drained(biometrics: &str) -> f64 {
         for replica in biometrics.split(',') {
             if let Ok(response) = http.get(format!("{replica}/metrics")).send().await {
                 let page = response.text().await.unwrap_or_default();
-                if let Some(n) = page
-                    .lines()
-                    .find(|line| line.starts_with("biometrics_document_checks_pending "))
-                    .and_then(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
-                {
-                    // The cluster's queue, the same in every replica.
-                    pending = Some(n);
-                }
+                // The cluster's queue, the same in every replica.
+                pending = metric(&page, "biometrics_document_checks_pending").or(pending);
             }
         }
         let waited = started.elapsed();
@@ -406,6 +400,18 @@ async fn drained(biometrics: &str) -> f64 {
     }
 }
 
+/// The sum of a metric's samples on Prometheus pages (every label set, every replica); None
+/// when no sample of it is there.
+fn metric(pages: &str, name: &str) -> Option<f64> {
+    pages
+        .lines()
+        .filter(|line| {
+            line.starts_with(&format!("{name}{{")) || line.starts_with(&format!("{name} "))
+        })
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .fold(None, |sum, n| Some(sum.unwrap_or(0.0) + n))
+}
+
 /// What biometrics' `/metrics` counted of the document checks: checks finished, and the
 /// CPU seconds of the readings with their number.
 struct Checks {
@@ -422,15 +428,7 @@ async fn document_checks(http: &reqwest::Client, biometrics: &str) -> Checks {
             pages.push('\n');
         }
     }
-    let sum = |name: &str| -> f64 {
-        pages
-            .lines()
-            .filter(|line| {
-                line.starts_with(&format!("{name}{{")) || line.starts_with(&format!("{name} "))
-            })
-            .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum()
-    };
+    let sum = |name: &str| metric(&pages, name).unwrap_or(0.0);
     Checks {
         finished: sum("biometrics_document_checks_total"),
         read_seconds: sum("biometrics_document_read_seconds_sum"),

@@ -28,6 +28,24 @@ fn read_unknown_account(
     async move { client.get_account(request).await }
 }
 
+/// Identity with a pool of `size` for its calls (`application_name=calls`) and its two
+/// listeners on a direct URL (`application_name=sessions`): two URLs to the same database,
+/// told apart in `pg_stat_activity`.
+async fn with_named_pools(size: u32) -> common::TestApp {
+    common::spawn_with(|config| {
+        let url = config.database_url.expose().to_owned();
+        let join = if url.contains('?') { '&' } else { '?' };
+        config.database_url = Secret::new(format!("{url}{join}application_name=calls"));
+        config.database_pool = Pool {
+            size,
+            direct_url: Some(Secret::new(format!("{url}{join}application_name=sessions"))),
+            held: 2,
+            ..Pool::default()
+        };
+    })
+    .await
+}
+
 #[tokio::test]
 async fn a_locked_table_fails_calls_within_the_timeouts_and_the_pool_keeps_its_size() {
     let app = common::spawn_with(|config| {
@@ -77,20 +95,8 @@ async fn a_locked_table_fails_calls_within_the_timeouts_and_the_pool_keeps_its_s
 
 #[tokio::test]
 async fn the_listeners_and_the_migrations_use_the_direct_url_and_the_calls_the_pool() {
-    // Two URLs to the same database told apart by their application name: the pooled one
-    // stands for PgBouncer in transaction mode, the direct one for Postgres itself.
-    let app = common::spawn_with(|config| {
-        let url = config.database_url.expose().to_owned();
-        let join = if url.contains('?') { '&' } else { '?' };
-        config.database_url = Secret::new(format!("{url}{join}application_name=calls"));
-        config.database_pool = Pool {
-            size: 1,
-            direct_url: Some(Secret::new(format!("{url}{join}application_name=sessions"))),
-            held: 2,
-            ..Pool::default()
-        };
-    })
-    .await;
+    // The pooled URL stands for PgBouncer in transaction mode, the direct one for Postgres.
+    let app = with_named_pools(1).await;
     // A pool of one serves the calls: the listeners hold none of it.
     assert_eq!(
         read_unknown_account(&app).await.unwrap_err().code(),
@@ -132,20 +138,8 @@ async fn the_listeners_and_the_migrations_use_the_direct_url_and_the_calls_the_p
 
 #[tokio::test]
 async fn a_connection_dropped_while_idle_is_replaced_before_a_call_uses_it() {
-    // The calls get a pool of their own (the listeners a direct one), told apart by name, so
-    // that only the calls' connections are dropped.
-    let app = common::spawn_with(|config| {
-        let url = config.database_url.expose().to_owned();
-        let join = if url.contains('?') { '&' } else { '?' };
-        config.database_url = Secret::new(format!("{url}{join}application_name=calls"));
-        config.database_pool = Pool {
-            size: 4,
-            direct_url: Some(Secret::new(url.clone())),
-            held: 2,
-            ..Pool::default()
-        };
-    })
-    .await;
+    // The calls' pool apart from the listeners', so that only the calls' connections drop.
+    let app = with_named_pools(4).await;
     let read = || read_unknown_account(&app);
     // Several calls at once: several connections in the pool.
     let (a, b, c) = tokio::join!(read(), read(), read());
