@@ -29,6 +29,8 @@ READ = re.compile(
     r'\(\s*(?:env\s*,\s*)?"([A-Z0-9_]+)"',
     re.S,
 )
+# A service's own client at identity: `<PREFIX>_CLIENT_ID` and the required `_CLIENT_SECRET`.
+CREDENTIALS = re.compile(r'Credentials::from_env\(\s*env\s*,\s*"([A-Z0-9_]+)"', re.S)
 
 problems = []
 
@@ -47,6 +49,10 @@ def variables(crate):
                 secret.add(name)
             if how in ("required_secret", ""):
                 required.add(name)
+        for prefix in CREDENTIALS.findall(path.read_text()):
+            read |= {f"{prefix}_CLIENT_ID", f"{prefix}_CLIENT_SECRET"}
+            secret.add(f"{prefix}_CLIENT_SECRET")
+            required.add(f"{prefix}_CLIENT_SECRET")
     return read, secret, required
 
 

@@ -244,16 +244,20 @@ make_secrets() {
   # The biometrics master key of the local stack (id:hex); production mounts its own.
   [ -f "$SECRETS/biometrics_master_keys" ] || echo "dev$(date +%Y%m%d):$(openssl rand -hex 32)" >"$SECRETS/biometrics_master_keys"
   local client
-  for client in gateway operator; do
+  for client in gateway operator verification biometrics profile; do
     [ -f "$SECRETS/${client}_client_secret" ] || openssl rand -hex 24 >"$SECRETS/${client}_client_secret"
   done
-  # identity's clients with the hashes of their secrets: the gateway's, and the exam
-  # center's operators' (erasure, directory administration, audited image reads).
-  local gw op
-  gw=$(tr -d '\n' <"$SECRETS/gateway_client_secret" | sha256sum | cut -d' ' -f1)
-  op=$(tr -d '\n' <"$SECRETS/operator_client_secret" | sha256sum | cut -d' ' -f1)
+  # identity's clients with the hashes of their secrets: the gateway's, the exam center's
+  # operators' (erasure, directory administration, audited image reads), and the services'
+  # own, which only open the revocation feed.
+  local gw op vf bi pr
+  sha() { tr -d '\n' <"$SECRETS/$1_client_secret" | sha256sum | cut -d' ' -f1; }
+  gw=$(sha gateway) op=$(sha operator) vf=$(sha verification) bi=$(sha biometrics) pr=$(sha profile)
   cat >"$SECRETS/identity_service_clients.json" <<JSON
-[{"id":"gateway","secret_sha256":"$gw","scopes":["accounts:create","accounts:read","accounts:recover","sessions:create","verification:send","verification:confirm"]},
+[{"id":"gateway","secret_sha256":"$gw","scopes":["accounts:create","accounts:read","accounts:recover","sessions:create","verification:send","verification:confirm","revocations:watch"]},
+ {"id":"verification","secret_sha256":"$vf","scopes":["revocations:watch"]},
+ {"id":"biometrics","secret_sha256":"$bi","scopes":["revocations:watch"]},
+ {"id":"profile","secret_sha256":"$pr","scopes":["revocations:watch"]},
  {"id":"operator","secret_sha256":"$op","scopes":["people:erase","accounts:read","accounts:delete","biometrics:admin","biometrics:read","biometrics:status","profile:admin","profile:read","directory:admin","verification:erase","support:write","accounts:lookup","registrations:read","audit:read","stats:read","review:write"]}]
 JSON
   chmod 600 "$SECRETS"/*

@@ -14,8 +14,9 @@ pub struct Config {
     pub verification_url: String,
     pub biometrics_url: String,
     pub profile_url: String,
-    pub client_id: String,
-    pub client_secret: Secret,
+    /// Its client at identity (`GATEWAY_CLIENT_ID`, `GATEWAY_CLIENT_SECRET`): the service
+    /// token it calls the services with, and the revocation feed.
+    pub client: examreg_kit::client::Credentials,
     pub flow_ttl: Duration,
     pub cors_origins: Vec<String>,
     pub body_limit: usize,
@@ -26,16 +27,25 @@ pub struct Config {
     pub rate_limit: u32,
     /// Keys the proof-of-work challenges and passes (shared by every replica).
     pub pow_key: Secret,
-    /// The challenge's `maxnumber` for an address that earned no pass lately.
+    /// The price of an address's first pass in a ten-minute window, in `maxnumber`.
     pub pow_base: u64,
-    /// Each this many passes an address earned in ten minutes add `pow_base` again.
+    /// Each this many passes an address minted in the window add `pow_base` to its price.
     pub pow_step: u64,
+    /// Passes an address may mint between a challenge's issue and its redemption before the
+    /// challenge is stale (the clients of a lab solving at once).
+    pub pow_slack: u64,
     /// How long a pass lasts.
     pub pow_pass_ttl: Duration,
     /// How many proxies of ours stand in front of the gateway, each appending the address it
     /// saw to `X-Forwarded-For`: the client is the N-th address from the right, across all
     /// the header's lines. 0 ignores the header (the peer is the client).
     pub trusted_proxies: usize,
+    /// The bits of an IPv4 address that make one client for the per-address budgets (32: the
+    /// address itself).
+    pub ipv4_prefix: u8,
+    /// The same for IPv6: 64, since a subscriber is given a whole /64 (or more) and picks
+    /// addresses from it at will.
+    pub ipv6_prefix: u8,
     /// How long new journeys are refused after a service answers `overloaded`.
     pub admission_pause: Duration,
     /// Where applicants reach these pages (the hand-off link points there).
@@ -79,6 +89,14 @@ impl Config {
                 "must be at least 32 characters of random",
             );
         }
+        let ipv4_prefix: u8 = env.parse("GATEWAY_IPV4_PREFIX", 32);
+        if !(8..=32).contains(&ipv4_prefix) {
+            env.invalid("GATEWAY_IPV4_PREFIX", "must be from 8 to 32");
+        }
+        let ipv6_prefix: u8 = env.parse("GATEWAY_IPV6_PREFIX", 64);
+        if !(32..=128).contains(&ipv6_prefix) {
+            env.invalid("GATEWAY_IPV6_PREFIX", "must be from 32 to 128");
+        }
         Self {
             addr: env.parse("GATEWAY_ADDR", "127.0.0.1:8080".parse().expect("literal")),
             redis_url: env.string("GATEWAY_REDIS_URL", "redis://127.0.0.1:6379"),
@@ -87,14 +105,15 @@ impl Config {
             verification_url: env.string("VERIFICATION_URL", "http://127.0.0.1:50052"),
             biometrics_url: env.string("BIOMETRICS_URL", "http://127.0.0.1:50053"),
             profile_url: env.string("PROFILE_URL", "http://127.0.0.1:50054"),
-            client_id: env.string("GATEWAY_CLIENT_ID", "gateway"),
-            client_secret: env.required_secret("GATEWAY_CLIENT_SECRET"),
+            client: examreg_kit::client::Credentials::from_env(env, "GATEWAY", "gateway"),
             flow_ttl: env.seconds("GATEWAY_FLOW_TTL_SECS", 3600),
             cors_origins,
             body_limit: env.parse("GATEWAY_BODY_LIMIT_BYTES", 64 * 1024),
             photo_limit: env.parse("GATEWAY_PHOTO_LIMIT_BYTES", 10 * 1024 * 1024),
             rate_limit: env.parse("GATEWAY_RATE_LIMIT_PER_MINUTE", 120),
             trusted_proxies: env.parse("GATEWAY_TRUSTED_PROXIES", 0),
+            ipv4_prefix,
+            ipv6_prefix,
             admission_pause: Duration::from_millis(env.parse("GATEWAY_ADMISSION_PAUSE_MS", 1000)),
             public_url: env.string("GATEWAY_PUBLIC_URL", "http://localhost:8080"),
             handoff_ttl: env.seconds("GATEWAY_HANDOFF_TTL_SECS", 300),
@@ -103,7 +122,8 @@ impl Config {
                 .map(Into::into),
             pow_key,
             pow_base: env.parse("GATEWAY_POW_BASE", 50_000),
-            pow_step: env.parse("GATEWAY_POW_STEP_PASSES", 100),
+            pow_step: env.parse("GATEWAY_POW_STEP_PASSES", 10),
+            pow_slack: env.parse("GATEWAY_POW_SLACK_PASSES", 30),
             pow_pass_ttl: env.seconds("GATEWAY_POW_PASS_TTL_SECS", 3600),
         }
     }

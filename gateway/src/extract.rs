@@ -13,7 +13,12 @@ use std::net::SocketAddr;
 /// The client as the gateway sees it, for budgets and audit.
 #[derive(Debug, Clone)]
 pub struct Client {
+    /// The address, as recorded with consents and sessions.
     pub ip: String,
+    /// What the per-address budgets count against: the address's network
+    /// ([`address_key`]: an IPv6 client's /64, by default), since one subscriber holds a whole
+    /// prefix and a budget per address would be a budget per whim.
+    pub address: String,
     pub user_agent: String,
     pub lang: i18n::Lang,
     /// The pass of a client vouched for by a proof of work (`middleware::Vouched`).
@@ -22,10 +27,13 @@ pub struct Client {
 
 impl Client {
     pub fn from_parts(config: &Config, headers: &HeaderMap, peer: Option<SocketAddr>) -> Self {
-        let ip = forwarded_client(headers, config.trusted_proxies).map_or_else(
-            || peer.map(|p| p.ip().to_string()).unwrap_or_default(),
-            |ip| ip.to_string(),
-        );
+        let ip = forwarded_client(headers, config.trusted_proxies).or(peer.map(|p| p.ip()));
+        let address = ip.map_or_else(String::new, |ip| {
+            address_key(ip, config.ipv4_prefix, config.ipv6_prefix)
+        });
+        let ip = ip
+            .map(|ip| ip.to_canonical().to_string())
+            .unwrap_or_default();
         let user_agent: String = headers
             .get(header::USER_AGENT)
             .and_then(|v| v.to_str().ok())
@@ -40,18 +48,39 @@ impl Client {
         );
         Self {
             ip,
+            address,
             user_agent,
             lang,
             pass: None,
         }
     }
 
-    /// Who the per-client letter budget at verification counts against: the pass when the
-    /// client earned one (an address shared by a school is not one client), else the address.
+    /// Who the per-client budgets of the services (letters at verification, failed logins at
+    /// identity) count against: the pass when the client earned one (an address shared by a
+    /// school is not one client), else the address's network.
     pub fn budget_key(&self) -> String {
         match &self.pass {
             Some(pass) => format!("pass:{pass}"),
-            None => self.ip.clone(),
+            None => self.address.clone(),
+        }
+    }
+}
+
+/// The network an address's budgets count against: the address masked to `v4` bits (IPv4,
+/// and IPv4 mapped into IPv6) or `v6` bits (IPv6), written as `network/bits` (a whole address
+/// as itself).
+pub fn address_key(ip: std::net::IpAddr, v4: u8, v6: u8) -> String {
+    use std::net::IpAddr;
+    match ip.to_canonical() {
+        IpAddr::V4(ip) if v4 >= 32 => ip.to_string(),
+        IpAddr::V4(ip) => {
+            let mask = u32::MAX.checked_shl(32 - u32::from(v4)).unwrap_or(0);
+            format!("{}/{v4}", std::net::Ipv4Addr::from(u32::from(ip) & mask))
+        }
+        IpAddr::V6(ip) if v6 >= 128 => ip.to_string(),
+        IpAddr::V6(ip) => {
+            let mask = u128::MAX.checked_shl(128 - u32::from(v6)).unwrap_or(0);
+            format!("{}/{v6}", std::net::Ipv6Addr::from(u128::from(ip) & mask))
         }
     }
 }
@@ -242,5 +271,20 @@ mod tests {
         assert_eq!(ip(&["10.1.2.3"], 2), None);
         assert_eq!(ip(&["10.1.2.3, unknown"], 1), None);
         assert_eq!(ip(&[], 1), None);
+    }
+
+    #[test]
+    fn an_ipv6_client_is_budgeted_by_its_network_and_an_ipv4_one_by_its_address() {
+        let key = |ip: &str, v4, v6| address_key(ip.parse().unwrap(), v4, v6);
+        assert_eq!(key("203.0.113.7", 32, 64), "203.0.113.7");
+        assert_eq!(key("203.0.113.7", 24, 64), "203.0.113.0/24");
+        assert_eq!(key("::ffff:203.0.113.7", 32, 64), "203.0.113.7");
+        // Every address of one /64 is one key; the next /64 is another.
+        let one = key("2001:db8:1:2::1", 32, 64);
+        assert_eq!(one, "2001:db8:1:2::/64");
+        assert_eq!(key("2001:db8:1:2:ffff:ffff:ffff:ffff", 32, 64), one);
+        assert_ne!(key("2001:db8:1:3::1", 32, 64), one);
+        assert_eq!(key("2001:db8:1:2::1", 32, 56), "2001:db8:1::/56");
+        assert_eq!(key("2001:db8:1:2::1", 32, 128), "2001:db8:1:2::1");
     }
 }

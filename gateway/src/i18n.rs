@@ -600,9 +600,9 @@ pub const CATALOGUE: &[Entry] = &[
     },
     Entry {
         code: "address_budget_exhausted",
-        ru: "С этого устройства запрошено слишком много кодов. Попробуйте позже.",
-        kk: "Бұл құрылғыдан тым көп код сұралды. Кейінірек қайталаңыз.",
-        en: "Too many codes were requested from this device. Try again later.",
+        ru: "С этого устройства было слишком много запросов кода или попыток входа. Попробуйте позже.",
+        kk: "Бұл құрылғыдан тым көп код сұралды немесе кіру әрекеттері жасалды. Кейінірек қайталаңыз.",
+        en: "Too many codes or login attempts came from this device. Try again later.",
     },
     Entry {
         code: "dependency_unavailable",
@@ -678,6 +678,8 @@ mod tests {
                     "invalid_page_token",
                     "invalid_cursor",
                     "cursor_expired",
+                    // The streams are the services' and the exam center's, over gRPC.
+                    "too_many_streams",
                 ],
             ),
             (

@@ -142,62 +142,106 @@ fn rate_limited(now: i64) -> Response {
         .into_response()
 }
 
-fn passes_key(state: &AppState, ip: &str, now: i64) -> String {
+/// The passes an address minted in the current window.
+fn passes_key(state: &AppState, address: &str, now: i64) -> String {
     let window = now / crate::pow::WINDOW_SECS;
-    format!("{}pow:passes:{{{ip}}}:{window}", state.config.key_prefix)
+    format!(
+        "{}pow:passes:{{{address}}}:{window}",
+        state.config.key_prefix
+    )
 }
 
-/// 429 `proof_of_work_required` with a challenge as hard as the address's recent passes ask.
-async fn ask_for_work(state: &AppState, ip: &str, now: i64) -> Response {
-    let passes: redis::RedisResult<Option<u64>> =
-        redis::AsyncCommands::get(&mut state.redis.clone(), passes_key(state, ip, now)).await;
-    let passes = match passes {
-        Ok(passes) => passes.unwrap_or(0),
-        Err(e) => return ApiError::unavailable(&e).into_response(),
-    };
-    let challenge = state.pow.challenge(state.pow.maxnumber(passes), now);
+/// Mints a pass for a solution of ARGV[1] (`maxnumber`) when at most ARGV[5] (`slack`) passes
+/// were minted at the address since its price was that (`Pow::accepts`), counting the pass;
+/// answers whether it minted and the address's price now. The price is `Pow::price`:
+/// base + ⌊base × passes / step⌋. One script, so that parallel redemptions each see the passes
+/// the others minted.
+static REDEEM: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
+    redis::Script::new(
+        r"
+local offered, base, step = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local passes = tonumber(redis.call('GET', KEYS[1]) or 0)
+local function price(p) return base + math.floor(base * p / step) end
+if offered < price(math.max(passes - tonumber(ARGV[5]), 0)) then
+  return {0, price(passes)}
+end
+redis.call('INCR', KEYS[1])
+redis.call('EXPIRE', KEYS[1], ARGV[4])
+return {1, price(passes + 1)}
+",
+    )
+});
+
+/// 429 `proof_of_work_required` with a challenge of `maxnumber`.
+fn challenge(state: &AppState, maxnumber: u64, now: i64) -> Response {
+    let challenge = state.pow.challenge(maxnumber, now);
     metrics::counter!("gateway_pow_challenges_total").increment(1);
     let mut error = ApiError::new(StatusCode::TOO_MANY_REQUESTS, "proof_of_work_required");
     error.extra = Some(serde_json::json!({ "proof_of_work": challenge }));
     error.into_response()
 }
 
-/// A pass for a solution that is ours, right, unexpired and not used before.
+/// 429 `proof_of_work_required` with a challenge at the address's current price.
+async fn ask_for_work(state: &AppState, address: &str, now: i64) -> Response {
+    let passes: redis::RedisResult<Option<u64>> =
+        redis::AsyncCommands::get(&mut state.redis.clone(), passes_key(state, address, now)).await;
+    match passes {
+        Ok(passes) => challenge(state, state.pow.price(passes.unwrap_or(0)), now),
+        Err(e) => ApiError::unavailable(&e).into_response(),
+    }
+}
+
+/// What redeeming a solution came to.
+enum Redeemed {
+    /// A pass: its id and token.
+    Pass(String, String),
+    /// Right and unused, but issued when the address was cheaper by more than a step: a
+    /// challenge at today's price.
+    Stale(u64),
+    /// Not ours, wrong, expired or used.
+    Refused,
+}
+
+/// Spends a solution (once) for a pass, if it is still worth one.
 async fn redeem(
     state: &AppState,
     solution: &str,
-    ip: &str,
+    address: &str,
     now: i64,
-) -> redis::RedisResult<Option<(String, String)>> {
-    let Some(challenge) = state.pow.check(solution, now) else {
-        return Ok(None);
+) -> redis::RedisResult<Redeemed> {
+    let Some(solved) = state.pow.check(solution, now) else {
+        return Ok(Redeemed::Refused);
     };
-    let mut redis = state.redis.clone();
     let first: Option<String> = redis::cmd("SET")
         .arg(format!(
-            "{}pow:used:{{{challenge}}}",
-            state.config.key_prefix
+            "{}pow:used:{{{}}}",
+            state.config.key_prefix, solved.challenge
         ))
         .arg(1)
         .arg("NX")
         .arg("EX")
         .arg(600)
-        .query_async(&mut redis)
+        .query_async(&mut state.redis.clone())
         .await?;
     if first.is_none() {
-        return Ok(None);
+        return Ok(Redeemed::Refused);
     }
-    let key = passes_key(state, ip, now);
-    let _: () = redis::pipe()
-        .atomic()
-        .incr(&key, 1)
-        .ignore()
-        .expire(&key, 2 * crate::pow::WINDOW_SECS)
-        .ignore()
-        .query_async(&mut redis)
+    let (minted, price): (u8, u64) = REDEEM
+        .key(passes_key(state, address, now))
+        .arg(solved.maxnumber)
+        .arg(state.pow.base)
+        .arg(state.pow.step)
+        .arg(2 * crate::pow::WINDOW_SECS)
+        .arg(state.pow.slack)
+        .invoke_async(&mut state.redis.clone())
         .await?;
+    if minted == 0 {
+        metrics::counter!("gateway_pow_stale_total").increment(1);
+        return Ok(Redeemed::Stale(price));
+    }
     metrics::counter!("gateway_pow_passes_total").increment(1);
-    Ok(Some(state.pow.pass(now)))
+    let (id, token) = state.pow.pass(now);
+    Ok(Redeemed::Pass(id, token))
 }
 
 /// The per-client request budget per minute. A client with a pass is counted on its own pass,
@@ -245,14 +289,14 @@ pub async fn rate_limit(
         };
     }
     let Some(solution) = solution else {
-        return match counted(&state, &client.ip, minute, limit, request, next).await {
+        return match counted(&state, &client.address, minute, limit, request, next).await {
             Ok(Ok(response)) => {
                 if crate::error::code_of(&response) == Some("address_budget_exhausted") {
-                    return ask_for_work(&state, &client.ip, now).await;
+                    return ask_for_work(&state, &client.address, now).await;
                 }
                 response
             }
-            Ok(Err(_)) => ask_for_work(&state, &client.ip, now).await,
+            Ok(Err(_)) => ask_for_work(&state, &client.address, now).await,
             // Redis down: the flows cannot work either; say so instead of failing open
             // silently.
             Err(e) => ApiError::unavailable(&e).into_response(),
@@ -260,11 +304,11 @@ pub async fn rate_limit(
     };
     // A solution comes with the request: the address is counted, and the solution redeemed
     // whether or not it was within.
-    if let Err(e) = count(&state, &client.ip, minute).await {
+    if let Err(e) = count(&state, &client.address, minute).await {
         return ApiError::unavailable(&e).into_response();
     }
-    match redeem(&state, &solution, &client.ip, now).await {
-        Ok(Some((id, token))) => {
+    match redeem(&state, &solution, &client.address, now).await {
+        Ok(Redeemed::Pass(id, token)) => {
             count(&state, &format!("pass:{id}"), minute).await.ok();
             request.extensions_mut().insert(Vouched(id));
             let mut response = next.run(request).await;
@@ -275,9 +319,10 @@ pub async fn rate_limit(
             }
             response
         }
-        Ok(None) => {
+        Ok(Redeemed::Stale(price)) => challenge(&state, price, now),
+        Ok(Redeemed::Refused) => {
             tracing::info!("proof of work refused: not ours, wrong, expired or used");
-            ask_for_work(&state, &client.ip, now).await
+            ask_for_work(&state, &client.address, now).await
         }
         Err(e) => ApiError::unavailable(&e).into_response(),
     }

@@ -4,13 +4,19 @@
 //! third party) and earns a pass; with the pass it has budgets of its own, as if it had an
 //! address to itself. The strict budgets (per email, per login) do not move.
 //!
-//! A challenge is stateless: `salt` (random, with its expiry), `challenge` =
-//! hex(SHA-256(salt ‖ decimal number)) for a secret number in `0..=maxnumber`, and `signature`
-//! = hex(HMAC-SHA256(key, challenge)). The client finds the number by trying them in turn and
-//! sends back `X-Proof-Of-Work: base64(JSON {algorithm, challenge, number, salt, signature})`;
-//! each solution works once. `maxnumber` grows with the passes the address earned in the last
-//! ten minutes, so a hundred applicants pay about what one does and a farm of passes pays more
-//! for each one.
+//! A challenge is stateless: `salt` (random, with its expiry and its `maxnumber`), `challenge`
+//! = hex(SHA-256(salt ‖ decimal number)) for a secret number in `0..=maxnumber`, and
+//! `signature` = hex(HMAC-SHA256(key, challenge)). The client finds the number by trying them in
+//! turn and sends back `X-Proof-Of-Work: base64(JSON {algorithm, challenge, number, salt,
+//! signature})`; each solution works once.
+//!
+//! A pass's price grows by `base / step` with every pass the address minted in the ten-minute
+//! window ([`Pow::price`]), and a challenge carries the price it was issued at (its
+//! `maxnumber`, in the signed salt). It is judged when redeemed, against the price then
+//! ([`Pow::accepts`]): it mints a pass while at most `slack` passes were minted at the address
+//! since it was issued. So the pupils of a lab who solve at the same moment all get their
+//! passes, and a stockpile collected while the address was cheap mints `slack + 1` passes at
+//! most before each one costs today's price.
 //!
 //! A pass is `p1.<id>.<expiry>.<HMAC>`, sent back in `X-Pow-Pass` on every request; it carries
 //! no personal data and is only worth its own budgets.
@@ -36,11 +42,22 @@ const ALGORITHM: &str = "SHA-256";
 #[derive(Clone)]
 pub struct Pow {
     key: Vec<u8>,
-    /// `maxnumber` of an address that earned no pass lately: the mean work is half of it.
+    /// The price of an address's first pass in the window, in `maxnumber`: the mean work is
+    /// half of it.
     pub base: u64,
-    /// Each this many passes an address earned in the window add `base` again.
+    /// Each this many passes an address minted in the window add `base` to its price.
     pub step: u64,
+    /// How many passes may be minted at an address between a challenge's issue and its
+    /// redemption before it is stale: the clients of one lab solving at the same moment.
+    pub slack: u64,
     pub pass_ttl: Duration,
+}
+
+/// A solution that checked: the challenge (to spend once) and the work it carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Solved {
+    pub challenge: String,
+    pub maxnumber: u64,
 }
 
 /// A challenge, as the client gets it (in the 429's error object, `proof_of_work`).
@@ -76,11 +93,12 @@ fn sha256_hex(salt: &str, number: u64) -> String {
 }
 
 impl Pow {
-    pub fn new(key: &[u8], base: u64, step: u64, pass_ttl: Duration) -> Self {
+    pub fn new(key: &[u8], base: u64, step: u64, slack: u64, pass_ttl: Duration) -> Self {
         Self {
             key: key.to_vec(),
             base: base.max(1),
             step: step.max(1),
+            slack,
             pass_ttl,
         }
     }
@@ -95,17 +113,31 @@ impl Pow {
         mac
     }
 
-    /// The `maxnumber` for an address that earned `passes` passes in the window.
-    pub fn maxnumber(&self, passes: u64) -> u64 {
+    /// The price, in `maxnumber`, of the next pass of an address that minted `passes` in the
+    /// window: `base` more for each `step` of them. (`REDEEM` in `middleware` computes the
+    /// same in Redis.)
+    pub fn price(&self, passes: u64) -> u64 {
         self.base
             .saturating_add(self.base.saturating_mul(passes) / self.step)
+    }
+
+    /// Whether a solution of a challenge issued at `maxnumber` still mints a pass for an
+    /// address that minted `passes` (`REDEEM` in `middleware` decides the same in Redis).
+    pub fn accepts(&self, maxnumber: u64, passes: u64) -> bool {
+        maxnumber >= self.price(passes.saturating_sub(self.slack))
+    }
+
+    /// How many passes challenges of `maxnumber` mint one after another in a fresh window,
+    /// however many of them were collected.
+    pub fn stockpile_mints(&self, maxnumber: u64) -> u64 {
+        (0..).take_while(|&p| self.accepts(maxnumber, p)).count() as u64
     }
 
     /// A fresh challenge of `maxnumber`, valid from `now` (unix seconds).
     pub fn challenge(&self, maxnumber: u64, now: i64) -> Challenge {
         let nonce: [u8; 12] = rand::random();
         let salt = format!(
-            "{}?expires={}",
+            "{}?expires={}&maxnumber={maxnumber}",
             hex::encode(nonce),
             now + CHALLENGE_TTL_SECS
         );
@@ -125,21 +157,17 @@ impl Pow {
         }
     }
 
-    /// The challenge a header's solution solves, if it is ours, unexpired and right (whether
-    /// it was used already is the caller's to check).
-    pub fn check(&self, header: &str, now: i64) -> Option<String> {
+    /// The challenge a header's solution solves and the work in it, if it is ours, unexpired
+    /// and right (whether it was used already is the caller's to check). The salt is under the
+    /// signature (the challenge is its digest), so its expiry and `maxnumber` are ours.
+    pub fn check(&self, header: &str, now: i64) -> Option<Solved> {
         let json = base64::engine::general_purpose::STANDARD
             .decode(header.trim())
             .ok()?;
         let solution: Solution = serde_json::from_slice(&json).ok()?;
-        let expires: i64 = solution
-            .salt
-            .split_once("?expires=")?
-            .1
-            .split('&')
-            .next()?
-            .parse()
-            .ok()?;
+        let mut params = solution.salt.split_once('?')?.1.split('&');
+        let expires: i64 = params.next()?.strip_prefix("expires=")?.parse().ok()?;
+        let maxnumber: u64 = params.next()?.strip_prefix("maxnumber=")?.parse().ok()?;
         let signature = hex::decode(&solution.signature).ok()?;
         let ours = solution.algorithm == ALGORITHM
             && expires >= now
@@ -147,8 +175,13 @@ impl Pow {
                 .mac(b"challenge", &[&solution.challenge])
                 .verify_slice(&signature)
                 .is_ok()
+            && params.next().is_none()
+            && solution.number <= maxnumber
             && sha256_hex(&solution.salt, solution.number) == solution.challenge;
-        ours.then_some(solution.challenge)
+        ours.then_some(Solved {
+            challenge: solution.challenge,
+            maxnumber,
+        })
     }
 
     /// A new pass, from `now`: its id and the token the client keeps.
@@ -204,6 +237,7 @@ mod tests {
             b"test-key-0123456789abcdef0123456789",
             500,
             10,
+            10,
             Duration::from_secs(60),
         )
     }
@@ -215,13 +249,17 @@ mod tests {
         let solution = solve(&challenge).unwrap();
         assert_eq!(
             pow.check(&solution, 1_000),
-            Some(challenge.challenge.clone())
+            Some(Solved {
+                challenge: challenge.challenge.clone(),
+                maxnumber: 500
+            })
         );
         assert_eq!(pow.check(&solution, 1_000 + CHALLENGE_TTL_SECS + 1), None);
         // Another key's challenge, a wrong number, a salt with a later expiry: refused.
         let other = Pow::new(
             b"another-key-0123456789abcdef012345",
             500,
+            10,
             10,
             Duration::from_secs(60),
         );
@@ -238,18 +276,30 @@ mod tests {
         parsed.number -= 1;
         parsed.salt = parsed.salt.replace("?expires=", "?expires=9");
         assert_eq!(pow.check(&encode(&parsed), 1_000), None);
+        // A salt that claims more work than it was issued with is another challenge: its
+        // digest no longer matches.
+        let mut inflated: Solution = serde_json::from_slice(&json).unwrap();
+        inflated.salt = inflated.salt.replace("maxnumber=500", "maxnumber=500000");
+        assert_eq!(pow.check(&encode(&inflated), 1_000), None);
         assert_eq!(pow.check("not base64 at all", 1_000), None);
     }
 
     #[test]
-    fn difficulty_rises_with_the_passes_an_address_earned() {
+    fn the_price_rises_with_the_passes_an_address_minted() {
         let pow = pow();
-        assert_eq!(pow.maxnumber(0), 500);
-        assert_eq!(pow.maxnumber(9), 950);
-        assert_eq!(pow.maxnumber(10), 1_000);
-        assert_eq!(pow.maxnumber(200), 10_500);
+        assert_eq!(pow.price(0), 500);
+        assert_eq!(pow.price(9), 950);
+        assert_eq!(pow.price(10), 1_000);
+        assert_eq!(pow.price(200), 10_500);
         // No overflow, however many.
-        assert!(pow.maxnumber(u64::MAX) > pow.maxnumber(1_000_000));
+        assert!(pow.price(u64::MAX) > pow.price(1_000_000));
+        // A challenge is worth a pass while at most `slack` (10) passes were minted after it
+        // was issued.
+        assert!(pow.accepts(500, 0) && pow.accepts(500, 10) && !pow.accepts(500, 11));
+        assert!(pow.accepts(1_000, 20) && !pow.accepts(1_000, 21));
+        // However many base challenges were stockpiled, they mint eleven passes.
+        assert_eq!(pow.stockpile_mints(500), 11);
+        assert_eq!(pow.stockpile_mints(pow.price(100)), 111);
     }
 
     #[test]

@@ -88,7 +88,7 @@ async fn login(
 ) -> ApiResult<(StatusCode, Json<Session>)> {
     let answer = state
         .identity
-        .login(&body.login, &body.password, &client.ip, &client.user_agent)
+        .login(&body.login, &body.password, &client)
         .await?;
     let access_token = answer
         .tokens

@@ -102,11 +102,7 @@ impl Application {
         let texts = crate::texts::Texts::load(config.texts_dir.as_deref())?;
         let redis = examreg_kit::redis::connect(&config.redis_url, Duration::from_secs(3)).await?;
         let identity = examreg_kit::grpc::channel(&config.identity_url)?;
-        let calls = upstream::Calls::new(ServiceToken::new(
-            identity.clone(),
-            config.client_id.clone(),
-            config.client_secret.clone(),
-        ));
+        let calls = upstream::Calls::new(ServiceToken::of(identity.clone(), &config.client));
         let verification = examreg_kit::grpc::channel(&config.verification_url)?;
         let biometrics = examreg_kit::grpc::channel(&config.biometrics_url)?;
         let profile = examreg_kit::grpc::channel(&config.profile_url)?;
@@ -126,6 +122,7 @@ impl Application {
                     config.pow_key.expose().as_bytes(),
                     config.pow_base,
                     config.pow_step,
+                    config.pow_slack,
                     config.pow_pass_ttl,
                 ),
                 texts,

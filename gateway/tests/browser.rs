@@ -13,7 +13,7 @@ use examreg_testkit::{
 };
 use image::DynamicImage;
 use serde_json::json;
-use std::path::PathBuf;
+use std::{path::PathBuf, time::Duration};
 
 /// Files a test hands to the browser: the camera's video and photos to upload.
 struct Files(PathBuf);
@@ -583,6 +583,59 @@ async fn on_a_busy_network_the_page_solves_the_challenge_and_goes_on() {
         pass.as_str().is_some_and(|p| p.starts_with("p1.")),
         "{pass}"
     );
+    b.close().await;
+}
+
+#[tokio::test]
+async fn a_page_whose_token_expired_refreshes_once_for_its_parallel_calls_and_stays_logged_in() {
+    let access_ttl = Duration::from_secs(5);
+    let s = suite_with(Options {
+        access_ttl,
+        ..Options::default()
+    })
+    .await;
+    let iin = valid_iin();
+    s.register(&iin, &tk::unique_email()).await;
+    let (_, session) = s.login(&iin, PASSWORD).await;
+    s.fill_in(session["access_token"].as_str().unwrap()).await;
+    let b = Browser::start(BrowserOptions {
+        test: "expired_token",
+        size: (1280, 900),
+        phone: false,
+        camera: None,
+        lang: "ru",
+    })
+    .await;
+    b.goto(&format!("{}/", s.base)).await;
+    b.on_screen("welcome").await;
+    log_in_to(&b, &iin, "complete").await;
+    // The page's token expires (verifiers allow the leeway past it) while the applicant reads.
+    tokio::time::sleep(access_ttl + examreg_kit::tokens::LEEWAY + Duration::from_secs(2)).await;
+    let refreshes = || async {
+        counter(
+            &s.metrics_of("identity").await,
+            "grpc_server_handled_total",
+            &["RefreshSession"],
+        )
+    };
+    assert_eq!(refreshes().await, 0.0);
+    // The final screen again: `/v1/me` and `/v1/me/onboarding` at once, both refused.
+    b.execute(
+        "document.getElementById('app').dataset.screen = 'stale'; route('complete'); return true",
+        json!([]),
+    )
+    .await;
+    b.on_screen("complete").await;
+    assert_eq!(refreshes().await, 1.0, "one refresh for both calls");
+    b.click("button[type=submit]").await; // «Завершить регистрацию»
+    b.on_screen("cabinet").await;
+    let tokens = b
+        .execute(
+            "return [sessionStorage.getItem('access'), sessionStorage.getItem('refresh')]",
+            json!([]),
+        )
+        .await;
+    assert!(tokens[0].is_string() && tokens[1].is_string(), "{tokens}");
     b.close().await;
 }
 

@@ -1351,6 +1351,8 @@ async fn two_hundred_applicants_behind_one_address_all_get_their_codes_by_solvin
         unasked <= 5,
         "{unasked} applicants sent their letter without a pass"
     );
+    // A pass lasts a journey: each device solved once (the passes others minted while it
+    // solved were within the slack).
     assert!(
         devices.iter().all(|d| d.solved <= 1),
         "a pass lasts a journey"
@@ -1628,4 +1630,200 @@ async fn a_changed_agreement_file_is_what_applicants_see_and_its_hash_is_what_th
         .to_string();
     assert!(error.contains("terms.2026-12.en.txt is missing"), "{error}");
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Waits until at least `margin` is left of the current ten-minute proof-of-work window, so a
+/// test's passes are all priced in one window.
+async fn well_inside_a_pow_window(margin: Duration) {
+    let window = u64::try_from(examreg_gateway::pow::WINDOW_SECS).unwrap();
+    let now = u64::try_from(chrono::Utc::now().timestamp()).unwrap();
+    let left = window - now % window;
+    if left < margin.as_secs() {
+        tokio::time::sleep(Duration::from_secs(left + 1)).await;
+    }
+}
+
+#[tokio::test]
+async fn stockpiled_challenges_mint_no_more_passes_than_the_slack_allows_then_cost_todays_price() {
+    let s = suite_with(Options {
+        rate_limit: 1,
+        ..Options::default()
+    })
+    .await;
+    well_inside_a_pow_window(Duration::from_secs(60)).await;
+    // Forty challenges collected from one address while it has no pass: all at the base price.
+    let mut challenges = Vec::new();
+    while challenges.len() < 40 {
+        let (status, body) = s.get("/v1/terms/current").await;
+        if body["error"]["code"] == "proof_of_work_required" {
+            let challenge: examreg_gateway::pow::Challenge =
+                serde_json::from_value(body["error"]["proof_of_work"].clone()).unwrap();
+            challenges.push(challenge);
+        } else {
+            assert_eq!(status, StatusCode::OK, "{body}");
+        }
+    }
+    assert!(challenges.iter().all(|c| c.maxnumber == 2_000));
+    let solutions: Vec<String> = challenges
+        .iter()
+        .map(|c| examreg_gateway::pow::solve(c).unwrap())
+        .collect();
+    // Redeemed one after another: a pass while no more than the slack were minted since.
+    let mut minted = 0;
+    let mut asked_instead = Vec::new();
+    for solution in &solutions {
+        let (status, headers, body) = s
+            .call(
+                reqwest::Method::GET,
+                "/v1/terms/current",
+                None,
+                &[("x-proof-of-work", solution.as_str())],
+            )
+            .await;
+        if headers.contains_key("x-pow-pass") {
+            assert_eq!(status, StatusCode::OK, "{body}");
+            minted += 1;
+        } else {
+            refusal(status, &body, 429, "proof_of_work_required");
+            asked_instead.push(
+                body["error"]["proof_of_work"]["maxnumber"]
+                    .as_u64()
+                    .unwrap(),
+            );
+        }
+    }
+    let config = examreg_gateway::Config::defaults();
+    let schedule = examreg_gateway::pow::Pow::new(
+        b"any",
+        2_000,
+        config.pow_step,
+        config.pow_slack,
+        Duration::ZERO,
+    );
+    let allowed = schedule.stockpile_mints(2_000);
+    assert_eq!(
+        minted, allowed,
+        "40 base challenges mint {allowed} passes, not {minted}"
+    );
+    assert!(allowed < 40);
+    // The rest are asked to pay today's price.
+    assert!(
+        asked_instead.iter().all(|m| *m == schedule.price(allowed)),
+        "{asked_instead:?}"
+    );
+    // And a solution counts once.
+    let (status, _, body) = s
+        .call(
+            reqwest::Method::GET,
+            "/v1/terms/current",
+            None,
+            &[("x-proof-of-work", solutions[0].as_str())],
+        )
+        .await;
+    refusal(status, &body, 429, "proof_of_work_required");
+}
+
+/// A login from `from` (the address our proxy appends).
+async fn login_from(
+    s: &Suite,
+    from: &str,
+    login: &str,
+    password: &str,
+    solution: Option<&str>,
+) -> (StatusCode, Value) {
+    let mut headers = vec![("x-forwarded-for", from)];
+    if let Some(solution) = solution {
+        headers.push(("x-proof-of-work", solution));
+    }
+    let body = json!({"login": login, "password": password});
+    let (status, _, body) = s
+        .call(reqwest::Method::POST, "/v1/sessions", Some(body), &headers)
+        .await;
+    (status, body)
+}
+
+#[tokio::test]
+async fn failures_from_every_address_of_one_ipv6_network_share_one_budget() {
+    let s = suite_with(Options {
+        trusted_proxies: 1,
+        ..Options::default()
+    })
+    .await;
+    let budget = Options::default().ip_failure_budget;
+    // 150 wrong logins, each from another address of one /64 and for another identifier.
+    let mut answers = Vec::new();
+    for i in 0..150 {
+        let from = format!("2001:db8:77:1:{i:x}::9");
+        let (status, body) = login_from(&s, &from, &valid_iin(), "wrong-password-1", None).await;
+        answers.push((
+            status,
+            body["error"]["code"].as_str().unwrap_or("").to_owned(),
+        ));
+    }
+    let failed = answers
+        .iter()
+        .filter(|(status, code)| {
+            *status == StatusCode::UNAUTHORIZED && code == "invalid_credentials"
+        })
+        .count();
+    let asked = answers
+        .iter()
+        .filter(|(status, code)| {
+            *status == StatusCode::TOO_MANY_REQUESTS && code == "proof_of_work_required"
+        })
+        .count();
+    assert_eq!(
+        (failed, asked),
+        (
+            usize::try_from(budget).unwrap(),
+            150 - usize::try_from(budget).unwrap()
+        ),
+        "the network's one budget, then proofs of work"
+    );
+    // The next /64 is another subscriber, with a budget of its own.
+    let (status, body) = login_from(
+        &s,
+        "2001:db8:77:2::9",
+        &valid_iin(),
+        "wrong-password-1",
+        None,
+    )
+    .await;
+    refusal(status, &body, 401, "invalid_credentials");
+}
+
+#[tokio::test]
+async fn after_a_lab_spends_its_failure_budget_a_classmate_logs_in_by_solving_a_challenge() {
+    let s = suite_with(Options {
+        trusted_proxies: 1,
+        ip_failure_budget: 5,
+        ..Options::default()
+    })
+    .await;
+    let iin = valid_iin();
+    s.register(&iin, &tk::unique_email()).await;
+    let lab = "10.20.30.40";
+    // Pupils' typos on their own logins spend the lab address's budget.
+    for _ in 0..5 {
+        let (status, body) = login_from(&s, lab, &valid_iin(), "wrong-password-1", None).await;
+        refusal(status, &body, 401, "invalid_credentials");
+    }
+    // The classmate with the right password is not locked out: asked for work.
+    let (status, body) = login_from(&s, lab, &iin, PASSWORD, None).await;
+    refusal(status, &body, 429, "proof_of_work_required");
+    let challenge: examreg_gateway::pow::Challenge =
+        serde_json::from_value(body["error"]["proof_of_work"].clone()).unwrap();
+    let solution = examreg_gateway::pow::solve(&challenge).unwrap();
+    let (status, body) = login_from(&s, lab, &iin, PASSWORD, Some(&solution)).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert!(body["access_token"].is_string());
+    // The per-login lockout stays as strict: five wrong passwords from anywhere lock the login,
+    // and then even the right one waits.
+    for i in 0..5 {
+        let (status, body) =
+            login_from(&s, &format!("10.99.0.{i}"), &iin, "wrong-password-1", None).await;
+        refusal(status, &body, 401, "invalid_credentials");
+    }
+    let (status, body) = login_from(&s, "10.99.1.1", &iin, PASSWORD, None).await;
+    refusal(status, &body, 429, "too_many_attempts");
 }

@@ -165,12 +165,24 @@ async fn a_login_is_one_trace_across_the_gateway_and_every_service_it_touches() 
     let proof_pem = SigningKey::generate_pem();
     let proof = SigningKey::from_pem(&proof_pem).unwrap();
     let secret = "trace-test-gateway-secret-0123456789";
-    let clients = json!([{
+    // The services' own clients, which open the revocation feed.
+    let watchers = ["verification", "biometrics", "profile"].map(tk::client);
+    let mut clients = vec![json!({
         "id": "gateway",
         "secret_sha256": hex::encode(sha2::Sha256::digest(secret.as_bytes())),
         "scopes": ["accounts:create", "accounts:read", "accounts:recover", "sessions:create",
-                   "verification:send", "verification:confirm"],
-    }]);
+                   "verification:send", "verification:confirm", "revocations:watch"],
+    })];
+    for (watcher, digest) in &watchers {
+        clients.push(
+            json!({"id": watcher.id, "secret_sha256": digest, "scopes": ["revocations:watch"]}),
+        );
+    }
+    let clients = Value::Array(clients);
+    let client_secret = |name: &str| {
+        let (watcher, _) = watchers.iter().find(|(w, _)| w.id == name).unwrap();
+        watcher.secret.expose().to_owned()
+    };
     let port = |_: &str| free_port();
     let (identity, verification, biometrics, profile, gateway) = (
         port("identity"),
@@ -216,6 +228,7 @@ async fn a_login_is_one_trace_across_the_gateway_and_every_service_it_touches() 
                 "trace-test-code-key-0123456789abcdef0123".into(),
             ),
             ("VERIFICATION_PROOF_KEY", proof_pem.clone()),
+            ("VERIFICATION_CLIENT_SECRET", client_secret("verification")),
             ("IDENTITY_URL", identity_url.clone()),
         ],
         &otlp,
@@ -240,6 +253,7 @@ async fn a_login_is_one_trace_across_the_gateway_and_every_service_it_touches() 
                 "BIOMETRICS_MASTER_KEYS",
                 "dev1:000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f".into(),
             ),
+            ("BIOMETRICS_CLIENT_SECRET", client_secret("biometrics")),
             ("IDENTITY_URL", identity_url.clone()),
         ],
         &otlp,
@@ -253,6 +267,7 @@ async fn a_login_is_one_trace_across_the_gateway_and_every_service_it_touches() 
                 "PROFILE_DATABASE_URL",
                 tk::fresh_database("trace_profile").await,
             ),
+            ("PROFILE_CLIENT_SECRET", client_secret("profile")),
             ("IDENTITY_URL", identity_url.clone()),
         ],
         &otlp,

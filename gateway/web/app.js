@@ -148,7 +148,10 @@ async function api(method, path, body, opts = {}) {
     headers['Content-Type'] = 'application/json';
     payload = JSON.stringify(body);
   }
-  if (opts.auth && state.access) headers.Authorization = `Bearer ${state.access}`;
+  // The token this request carries: if it is refused, the refresh below knows whether another
+  // request renewed it meanwhile.
+  const sent = opts.auth ? state.access : null;
+  if (sent) headers.Authorization = `Bearer ${sent}`;
   if (state.pass) headers['X-Pow-Pass'] = state.pass;
   if (opts.solution) headers['X-Proof-Of-Work'] = opts.solution;
   let response;
@@ -163,7 +166,7 @@ async function api(method, path, body, opts = {}) {
     save();
   }
   if (response.status === 401 && opts.auth && state.refresh && !opts.refreshed) {
-    if (await refreshSession()) return api(method, path, body, { ...opts, refreshed: true });
+    if (await refreshSession(sent)) return api(method, path, body, { ...opts, refreshed: true });
   }
   const type = response.headers.get('content-type') || '';
   let data = null;
@@ -205,16 +208,31 @@ function solve(challenge) {
   });
 }
 
-async function refreshSession() {
-  try {
-    const pair = await api('POST', '/v1/sessions/refresh', { refresh_token: state.refresh });
-    state.access = pair.access_token;
-    state.refresh = pair.refresh_token;
-    save();
-    return true;
-  } catch (e) {
-    return false;
+// The refresh in flight, if any: every request that finds its access token expired waits for
+// this one instead of spending the refresh token again (single flight). The gateway forgives a
+// second use within a short grace, but a refresh token is meant to be spent once.
+let refreshing = null;
+
+/** Renews the session after `sent` (the access token a request carried) was refused. */
+function refreshSession(sent) {
+  // Another request already renewed it while this one was on the way: just try again.
+  if (state.access && state.access !== sent) return Promise.resolve(true);
+  if (!refreshing) {
+    refreshing = (async () => {
+      try {
+        const pair = await api('POST', '/v1/sessions/refresh', { refresh_token: state.refresh });
+        state.access = pair.access_token;
+        state.refresh = pair.refresh_token;
+        save();
+        return true;
+      } catch (e) {
+        return false;
+      } finally {
+        refreshing = null;
+      }
+    })();
   }
+  return refreshing;
 }
 
 function endSession(notice) {

@@ -14,6 +14,25 @@ use std::{
 use tokio::sync::Mutex;
 use tonic::{Status, transport::Channel};
 
+/// A service's own client at identity (`<SERVICE>_CLIENT_ID`, `<SERVICE>_CLIENT_SECRET` or
+/// `_FILE`): what it presents for the service tokens it needs, such as the one that opens the
+/// revocation feed (scope `revocations:watch`).
+#[derive(Debug, Clone)]
+pub struct Credentials {
+    pub id: String,
+    pub secret: Secret,
+}
+
+impl Credentials {
+    /// `<PREFIX>_CLIENT_ID` (default `default_id`) and the required `<PREFIX>_CLIENT_SECRET`.
+    pub fn from_env(env: &mut crate::config::Env, prefix: &str, default_id: &str) -> Self {
+        Self {
+            id: env.string(&format!("{prefix}_CLIENT_ID"), default_id),
+            secret: env.required_secret(&format!("{prefix}_CLIENT_SECRET")),
+        }
+    }
+}
+
 /// A service token that renews itself a minute before it expires.
 #[derive(Clone)]
 pub struct ServiceToken {
@@ -24,6 +43,11 @@ pub struct ServiceToken {
 }
 
 impl ServiceToken {
+    /// The token of `credentials`' client.
+    pub fn of(identity: Channel, credentials: &Credentials) -> Self {
+        Self::new(identity, credentials.id.clone(), credentials.secret.clone())
+    }
+
     pub fn new(identity: Channel, client_id: String, secret: Secret) -> Self {
         Self {
             identity: IdentityServiceClient::new(identity),
@@ -116,12 +140,14 @@ pub async fn jwks_refresher(
 }
 
 /// Keeps `keys`' list of ended sessions current from identity's `WatchRevocations` until
-/// `shutdown` resolves. Each stream starts with the whole list, so a broken one is simply
-/// opened again; while it is down the list goes stale and end users' tokens are refused as
-/// UNAVAILABLE after [`crate::auth::REVOCATIONS_STALE_AFTER`].
+/// `shutdown` resolves, opening it with `token` (scope `revocations:watch`). Each stream
+/// starts with the whole list, so a broken one is simply opened again; while it is down the
+/// list goes stale and end users' tokens are refused as UNAVAILABLE after
+/// [`crate::auth::REVOCATIONS_STALE_AFTER`].
 pub async fn watch_revocations(
     identity: Channel,
     keys: Keys,
+    token: ServiceToken,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
     keys.revocations().watched();
@@ -129,10 +155,16 @@ pub async fn watch_revocations(
     let mut client = IdentityServiceClient::new(identity);
     loop {
         let feed = async {
-            let mut stream = client
-                .watch_revocations(WatchRevocationsRequest {})
-                .await?
-                .into_inner();
+            let request = token.request(WatchRevocationsRequest {}).await?;
+            let sent = crate::auth::bearer_of(&request).map(str::to_owned);
+            let opened = client.watch_revocations(request).await;
+            if let (Err(status), Some(sent)) = (&opened, sent)
+                && status.code() == tonic::Code::Unauthenticated
+            {
+                // Signed by a key identity no longer accepts: the next try gets a new token.
+                token.forget(&sent).await;
+            }
+            let mut stream = opened?.into_inner();
             while let Some(news) = stream.message().await? {
                 keys.revocations().heard(
                     news.revocations
@@ -173,6 +205,7 @@ pub async fn revocations_current(keys: &Keys, give_up: Duration) -> Result<(), S
 /// until `stop` fires. Returns the keys and the task to await at shutdown.
 pub async fn synced_keys(
     identity_url: &str,
+    credentials: &Credentials,
     stop: &crate::grpc::Trigger,
 ) -> Result<(Keys, tokio::task::JoinHandle<()>), Box<dyn std::error::Error + Send + Sync>> {
     let identity = crate::grpc::channel(identity_url)?;
@@ -185,7 +218,8 @@ pub async fn synced_keys(
         Duration::from_secs(300),
         stop.signal(),
     );
-    let watcher = watch_revocations(identity, keys.clone(), stop.signal());
+    let token = ServiceToken::of(identity.clone(), credentials);
+    let watcher = watch_revocations(identity, keys.clone(), token, stop.signal());
     let tasks = tokio::spawn(async move {
         tokio::join!(refresher, watcher);
     });

@@ -55,6 +55,48 @@ pub fn unavailable(what: &str, error: &(dyn std::error::Error + 'static)) -> Sta
     )
 }
 
+/// Whether a call failed on the way rather than by the service's answer: the connection broke,
+/// the stream was reset, the peer died in the middle of the call. tonic builds such a status
+/// itself from the transport's error, keeps that error as its source (an answer the service
+/// sent, decoded from its trailers, has none) and often names it UNKNOWN ("transport error")
+/// or INTERNAL ("h2 protocol error"), which a caller would take for a bug.
+pub fn lost_in_transit(status: &Status) -> bool {
+    std::error::Error::source(status).is_some()
+        && matches!(
+            status.code(),
+            Code::Unknown | Code::Internal | Code::Cancelled
+        )
+}
+
+/// A call lost on the way said as what it is, UNAVAILABLE (callers may try again); any other
+/// status as it came.
+pub fn lost_as_unavailable(status: Status) -> Status {
+    if !lost_in_transit(&status) {
+        return status;
+    }
+    tracing::warn!(code = ?status.code(), error = %status.message(), "a call was lost on the way");
+    metrics::counter!("grpc_client_calls_lost_total").increment(1);
+    Status::unavailable(format!(
+        "the call was lost on the way: {}",
+        status.message()
+    ))
+}
+
+/// A failed call to the service `what`, said as this service's: a dependency that is down,
+/// slow past the deadline or lost the call is UNAVAILABLE `dependency_unavailable`; its
+/// refusals pass through as they are.
+pub fn upstream(what: &str, status: Status) -> Status {
+    let status = lost_as_unavailable(status);
+    if matches!(
+        status.code(),
+        Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled
+    ) {
+        unavailable(what, &status)
+    } else {
+        status
+    }
+}
+
 /// What a caller reads back from an error built here.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Reason {

@@ -134,8 +134,9 @@ pub struct Binary<C, S> {
     pub config: fn(&mut Env) -> C,
     /// Where it listens.
     pub addr: fn(&C) -> SocketAddr,
-    /// Identity's URL, to fetch and refresh its keys from; `None` for identity itself.
-    pub identity_url: fn(&C) -> Option<String>,
+    /// Identity's URL, to fetch and refresh its keys from, and the service's own client
+    /// there (for the revocation feed); `None` for identity itself.
+    pub identity: fn(&C) -> Option<(String, crate::client::Credentials)>,
     /// How the `healthcheck` subcommand asks it.
     pub probe: Probe,
     /// Builds it, bound and ready to serve.
@@ -143,8 +144,9 @@ pub struct Binary<C, S> {
 }
 
 /// The `main` of a binary that learns its keys from identity: `examreg_kit::main!(crate_name,
-/// "name")` (or with a [`Probe`] after the name), for a crate whose `Config` has `addr` and
-/// `identity_url` and whose `Application::build(config, keys)` binds it. Identity, which has
+/// "name")` (or with a [`Probe`] after the name), for a crate whose `Config` has `addr`,
+/// `identity_url` and `client` (its [`crate::client::Credentials`]) and whose
+/// `Application::build(config, keys)` binds it. Identity, which has
 /// its own keys, writes its [`Binary`] out.
 #[macro_export]
 macro_rules! main {
@@ -157,7 +159,7 @@ macro_rules! main {
                 name: $name,
                 config: $krate::Config::from_env,
                 addr: |config| config.addr,
-                identity_url: |config| Some(config.identity_url.clone()),
+                identity: |config| Some((config.identity_url.clone(), config.client.clone())),
                 probe: $probe,
                 start: $krate::Application::build,
             })
@@ -217,9 +219,9 @@ where
 {
     let _telemetry = crate::telemetry::init(binary.name);
     let stop = Trigger::default();
-    let (keys, refresher) = match (binary.identity_url)(&config) {
-        Some(url) => {
-            let (keys, refresher) = crate::client::synced_keys(&url, &stop)
+    let (keys, refresher) = match (binary.identity)(&config) {
+        Some((url, credentials)) => {
+            let (keys, refresher) = crate::client::synced_keys(&url, &credentials, &stop)
                 .await
                 .map_err(|e| anyhow::anyhow!(e))?;
             (keys, Some(refresher))

@@ -206,7 +206,8 @@ impl KeySet {
         self.keys.is_empty()
     }
 
-    /// Verifies signature, expiry (30 s leeway), issuer and audience, and decodes the claims.
+    /// Verifies signature, expiry ([`LEEWAY`] past `exp`), issuer and audience, and decodes the
+    /// claims.
     pub fn verify<C: DeserializeOwned>(
         &self,
         token: &str,
@@ -220,7 +221,7 @@ impl KeySet {
         let kid = header.kid.ok_or(TokenError::Malformed)?;
         let key = self.keys.get(&kid).ok_or(TokenError::UnknownKey)?;
         let mut validation = Validation::new(Algorithm::EdDSA);
-        validation.leeway = 30;
+        validation.leeway = LEEWAY.as_secs();
         validation.set_issuer(&[issuer]);
         validation.set_audience(&[audience]);
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
@@ -229,6 +230,10 @@ impl KeySet {
             .map_err(TokenError::Invalid)
     }
 }
+
+/// How long past its `exp` a token is still accepted (clocks of pods differ a little). A
+/// session's revocation must outlive its tokens by this much too.
+pub const LEEWAY: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Builds a JWK Set document from signing keys.
 pub fn jwks_json<'a>(keys: impl IntoIterator<Item = &'a SigningKey>) -> String {

@@ -87,22 +87,42 @@ pub fn stopper() -> (
     })
 }
 
-/// Learns identity's signing keys from its JWK Set and starts watching the sessions it ends,
-/// the way the services do in production; returns once both are known.
-pub async fn learn_keys(identity_url: &str, keys: &examreg_kit::auth::Keys) {
+/// Learns identity's signing keys from its JWK Set and starts watching the sessions it ends
+/// as `client` (a configured client with `revocations:watch`), the way the services do in
+/// production; returns once both are known.
+pub async fn learn_keys(
+    identity_url: &str,
+    keys: &examreg_kit::auth::Keys,
+    client: &examreg_kit::client::Credentials,
+) {
     let identity = examreg_kit::grpc::channel(identity_url).unwrap();
     keys.refetch_from(identity.clone());
     examreg_kit::client::fetch_jwks(identity.clone(), keys, Duration::from_secs(10))
         .await
         .unwrap();
+    let token = examreg_kit::client::ServiceToken::of(identity.clone(), client);
     tokio::spawn(examreg_kit::client::watch_revocations(
         identity,
         keys.clone(),
+        token,
         std::future::pending(),
     ));
     examreg_kit::client::revocations_current(keys, Duration::from_secs(10))
         .await
         .unwrap();
+}
+
+/// A service client of a test's identity: what the client presents, and the hex SHA-256 of its
+/// secret that identity's configuration lists.
+pub fn client(id: &str) -> (examreg_kit::client::Credentials, String) {
+    use sha2::Digest;
+    let secret = format!("{id}-secret-for-tests-0123456789");
+    let digest = hex::encode(sha2::Sha256::digest(secret.as_bytes()));
+    let credentials = examreg_kit::client::Credentials {
+        id: id.to_owned(),
+        secret: examreg_kit::config::Secret::new(secret),
+    };
+    (credentials, digest)
 }
 
 pub fn service_token(key: &SigningKey, client: &str, scopes: &[&str]) -> String {

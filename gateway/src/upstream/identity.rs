@@ -52,18 +52,20 @@ impl Identity {
         }
     }
 
+    /// A login of `client`: its failed-login budget at identity is its [`Client::budget_key`]
+    /// (past it, `address_budget_exhausted`, which the gateway answers with a proof of work).
     pub async fn login(
         &self,
         login: &str,
         password: &str,
-        ip: &str,
-        user_agent: &str,
+        client: &crate::extract::Client,
     ) -> ApiResult<id::LoginResponse> {
         let message = id::LoginRequest {
             login: login.to_owned(),
             password: password.to_owned(),
-            client_ip: ip.to_owned(),
-            user_agent: user_agent.to_owned(),
+            client_ip: client.ip.clone(),
+            client_budget_key: client.budget_key(),
+            user_agent: client.user_agent.clone(),
         };
         call!(self, As::Gateway, message => login).await
     }

@@ -144,15 +144,22 @@ impl Calls {
         retrying(|| async {
             let request = self.request(who, message.clone()).await?;
             let sent = crate::upstream::bearer(&request);
-            let mut answer = rpc(client.clone(), request).await;
+            let mut answer = rpc(client.clone(), request)
+                .await
+                .map_err(examreg_kit::errors::lost_as_unavailable);
             // The gateway's own token refused (identity rotated away from the key that signed
-            // it): a new one, once.
+            // it): a new one, once. Only a refusal of the token itself, which names no reason:
+            // `invalid_credentials` (a wrong password) is UNAUTHENTICATED too, and repeating
+            // that login would spend a second slot of its failure budgets.
             if let (As::Gateway, Err(status), Some(sent)) = (who, &answer, sent)
                 && status.code() == tonic::Code::Unauthenticated
+                && examreg_kit::errors::reason_of(status).reason.is_empty()
             {
                 self.token.forget(&sent).await;
                 let request = self.request(who, message.clone()).await?;
-                answer = rpc(client.clone(), request).await;
+                answer = rpc(client.clone(), request)
+                    .await
+                    .map_err(examreg_kit::errors::lost_as_unavailable);
             }
             match answer {
                 Err(status) if retried(&status) => Err(status.into()),
@@ -177,7 +184,10 @@ impl Calls {
         Fut: Future<Output = Result<Response<R>, Status>>,
     {
         let request = self.request(who, message).await?;
-        Ok(rpc(client.clone(), request).await?.into_inner())
+        Ok(rpc(client.clone(), request)
+            .await
+            .map_err(examreg_kit::errors::lost_as_unavailable)?
+            .into_inner())
     }
 }
 

@@ -43,6 +43,8 @@ pub(crate) struct Suite {
     pub(crate) services: Vec<(&'static str, String)>,
     keys: Keys,
     running: tokio::sync::Mutex<HashMap<&'static str, Running>>,
+    /// The relays between the gateway and each service, when [`Options::relays`].
+    relays: tokio::sync::Mutex<HashMap<&'static str, tk::Relay>>,
     _stops: Vec<tokio::sync::oneshot::Sender<()>>,
 }
 
@@ -71,6 +73,13 @@ pub(crate) struct Options {
     pub(crate) pow_base: u64,
     /// Where the gateway reads the agreement and the consent (`GATEWAY_TEXTS_DIR`).
     pub(crate) texts_dir: Option<std::path::PathBuf>,
+    /// How long identity's access tokens live.
+    pub(crate) access_ttl: Duration,
+    /// Failed logins per address (or pass) at identity before it asks for a proof of work.
+    pub(crate) ip_failure_budget: i32,
+    /// The gateway reaches each service through a relay of its own, which a test can cut
+    /// ([`Suite::cut`]) as a dying service or a broken network would.
+    pub(crate) relays: bool,
 }
 
 impl Default for Options {
@@ -88,6 +97,9 @@ impl Default for Options {
             codes: None,
             pow_base: 2_000,
             texts_dir: None,
+            access_ttl: Duration::from_secs(900),
+            ip_failure_budget: 100,
+            relays: false,
         }
     }
 }
@@ -102,6 +114,8 @@ pub(crate) async fn suite_with(options: Options) -> Suite {
     config.database_url = Secret::new(identity_db.clone());
     config.signing_key = Some(signing.clone());
     (config.hash_concurrency, config.hash_queue) = options.hashing;
+    config.access_ttl = options.access_ttl;
+    config.throttle.ip_budget = options.ip_failure_budget;
     config.proof_keys = examreg_kit::tokens::KeySet::from_public_pems(&proof.public_pem()).unwrap();
     config.service_clients = vec![
         examreg_identity::ServiceClient {
@@ -114,6 +128,7 @@ pub(crate) async fn suite_with(options: Options) -> Suite {
                 "sessions:create",
                 "verification:send",
                 "verification:confirm",
+                "revocations:watch",
             ]
             .map(String::from)
             .to_vec(),
@@ -133,7 +148,11 @@ pub(crate) async fn suite_with(options: Options) -> Suite {
     let keys = Keys::default();
     let identity_url = start(&mut running, ServiceConfig::Identity(config), &keys).await;
 
-    tk::learn_keys(&identity_url, &keys).await;
+    let watcher = examreg_kit::client::Credentials {
+        id: "gateway".into(),
+        secret: Secret::new(SECRET),
+    };
+    tk::learn_keys(&identity_url, &keys, &watcher).await;
 
     let mut config = examreg_verification::Config::defaults();
     let verification_prefix = tk::unique_prefix("verification");
@@ -181,6 +200,12 @@ pub(crate) async fn suite_with(options: Options) -> Suite {
         ("biometrics", biometrics_url.clone()),
         ("profile", profile_url.clone()),
     ];
+    let mut relays = HashMap::new();
+    let on = options.relays;
+    let identity_url = relayed(&mut relays, on, "identity", identity_url).await;
+    let verification_url = relayed(&mut relays, on, "verification", verification_url).await;
+    let biometrics_url = relayed(&mut relays, on, "biometrics", biometrics_url).await;
+    let profile_url = relayed(&mut relays, on, "profile", profile_url).await;
     let mut config = examreg_gateway::Config::defaults();
     config.biometrics_url = biometrics_url;
     config.profile_url = profile_url;
@@ -188,7 +213,7 @@ pub(crate) async fn suite_with(options: Options) -> Suite {
     config.redis_url = tk::redis_url();
     config.identity_url = identity_url;
     config.verification_url = verification_url;
-    config.client_secret = Secret::new(options.client_secret);
+    config.client.secret = Secret::new(options.client_secret);
     config.pow_key = Secret::new("test-pow-key-0123456789abcdef0123456789");
     config.pow_base = options.pow_base;
     config.flow_ttl = options.flow_ttl;
@@ -218,8 +243,27 @@ pub(crate) async fn suite_with(options: Options) -> Suite {
         services,
         keys,
         running: tokio::sync::Mutex::new(running),
+        relays: tokio::sync::Mutex::new(relays),
         _stops: stops,
     }
+}
+
+/// Where the gateway reaches the service `name` at `url`: through a relay of its own (kept in
+/// `relays`) when `on`.
+async fn relayed(
+    relays: &mut HashMap<&'static str, tk::Relay>,
+    on: bool,
+    name: &'static str,
+    url: String,
+) -> String {
+    if !on {
+        return url;
+    }
+    let mut relay = tk::Relay::down(url.trim_start_matches("http://")).await;
+    relay.up().await;
+    let through = format!("http://{}", relay.addr);
+    relays.insert(name, relay);
+    through
 }
 
 /// A service's configuration, kept to start it again on the same address.
@@ -284,6 +328,16 @@ async fn start(
 }
 
 impl Suite {
+    /// Cuts every connection between the gateway and `name` (its relay stops, every call on
+    /// the way is lost), and takes calls again after `down`.
+    pub(crate) async fn cut(&self, name: &str, down: Duration) {
+        let mut relays = self.relays.lock().await;
+        let relay = relays.get_mut(name).expect("a suite with relays");
+        relay.stop().await;
+        tokio::time::sleep(down).await;
+        relay.up().await;
+    }
+
     /// Stops a service the way Kubernetes does (a shutdown signal: it drains in-flight calls
     /// and exits), then starts a new instance on the same address after `down` — a rolling
     /// restart of the only replica.

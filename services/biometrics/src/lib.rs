@@ -38,6 +38,9 @@ pub struct Config {
     pub check_concurrency: usize,
     pub check_queue: usize,
     pub identity_url: String,
+    /// Its own client at identity (`BIOMETRICS_CLIENT_ID`, `BIOMETRICS_CLIENT_SECRET`), for the
+    /// revocation feed.
+    pub client: examreg_kit::client::Credentials,
     /// The document check's reader and its workers.
     pub documents: documents::Settings,
     /// How often the sweeper runs (once per cluster, whatever the replicas).
@@ -113,6 +116,7 @@ impl Config {
             check_concurrency: env.parse("BIOMETRICS_CHECK_CONCURRENCY", cpus),
             check_queue: env.parse("BIOMETRICS_CHECK_QUEUE", cpus * 8),
             identity_url: env.string("IDENTITY_URL", "http://127.0.0.1:50051"),
+            client: examreg_kit::client::Credentials::from_env(env, "BIOMETRICS", "biometrics"),
             documents: documents::Settings {
                 model: env
                     .string(

@@ -1,7 +1,12 @@
 //! Accounts: creation from a proven email, reading, completion, deletion, and the password
 //! reset of recovery. On domain values, without gRPC.
 
-use crate::{error::Error, grpc::Identity, password, store};
+use crate::{
+    error::Error,
+    grpc::Identity,
+    password::{self, Verified},
+    store,
+};
 use chrono::{DateTime, Utc};
 use examreg_domain::{Email, LoginKind, RegistrationEventKind};
 use examreg_kit::auth::{PROOF_AUDIENCE, PROOF_ISSUER, ProofClaims};
@@ -80,7 +85,13 @@ impl Identity {
         // answer costs the asker a fresh code to a mailbox it proves, so probing which IINs
         // are registered is as slow as the code budgets.
         let mut tx = self.pool.begin().await?;
-        store::consume_proof(&mut tx, jti, proof_expires).await?;
+        match store::consume_proof(&mut tx, jti, proof_expires, Some(id)).await {
+            Err(store::StoreError::Conflict(store::Conflict::Proof)) => {
+                drop(tx);
+                return self.made_before(jti, &new).await;
+            }
+            other => other?,
+        }
         let inserted = store::insert_account(
             &mut tx,
             &store::NewAccount {
@@ -113,6 +124,28 @@ impl Identity {
         Ok(id)
     }
 
+    /// The same registration again (its answer was lost on the way): the account its proof
+    /// made, if the login, the email and the password are the ones it was made with; else the
+    /// proof is spent.
+    async fn made_before(&self, jti: Uuid, new: &NewAccount) -> Result<Uuid, Error> {
+        let made =
+            store::account_made_with_proof(&self.pool, jti, &new.login, new.email.as_str()).await?;
+        let Some(account) = made else {
+            return Err(Error::InvalidEmailProof);
+        };
+        match self
+            .hasher
+            .verify(&new.password, Some(&account.password_hash))
+            .await?
+        {
+            Verified::Yes | Verified::YesRehash => {
+                tracing::info!(account = %account.id, "registration sent again: already made");
+                Ok(account.id)
+            }
+            Verified::No => Err(Error::InvalidEmailProof),
+        }
+    }
+
     pub(crate) async fn complete(&self, account: Uuid) -> Result<DateTime<Utc>, Error> {
         match store::complete_registration(&self.pool, account).await? {
             store::Completion::Done(registered_at) => {
@@ -131,7 +164,7 @@ impl Identity {
         acting: &store::Acting<'_>,
     ) -> Result<Option<String>, Error> {
         let email =
-            store::delete_account(&self.pool, account, acting, self.longest_token()).await?;
+            store::delete_account(&self.pool, account, acting, self.revocation_kept()).await?;
         tracing::info!(%account, actor = acting.actor, deleted = email.is_some(), "account deleted");
         Ok(email)
     }
@@ -142,7 +175,7 @@ impl Identity {
         account: Uuid,
         acting: &store::Acting<'_>,
     ) -> Result<u64, Error> {
-        let ended = store::block_account(&self.pool, account, acting, self.longest_token())
+        let ended = store::block_account(&self.pool, account, acting, self.revocation_kept())
             .await?
             .ok_or(Error::AccountNotFound)?;
         tracing::info!(%account, actor = acting.actor, sessions_ended = ended, "account blocked");
@@ -189,7 +222,7 @@ impl Identity {
             &self.pool,
             account,
             acting,
-            self.longest_token(),
+            self.revocation_kept(),
             crate::throttle::login_key,
         )
         .await?
@@ -235,11 +268,15 @@ impl Identity {
             .map_err(Error::WeakPassword)?;
         let hash = self.hasher.hash(new_password).await?;
         let mut tx = self.pool.begin().await?;
-        store::consume_proof(&mut tx, jti, proof_expires).await?;
+        store::consume_proof(&mut tx, jti, proof_expires, None).await?;
         store::set_password_hash(&mut tx, account.id, &hash).await?;
-        let revoked =
-            store::revoke_all_sessions(&mut tx, account.id, "password_reset", self.longest_token())
-                .await?;
+        let revoked = store::revoke_all_sessions(
+            &mut tx,
+            account.id,
+            "password_reset",
+            self.revocation_kept(),
+        )
+        .await?;
         store::throttle_clear(&mut tx, &crate::throttle::login_key(&account.login)).await?;
         tx.commit().await?;
         tracing::info!(account = %account.id, revoked, "password reset");

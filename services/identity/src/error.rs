@@ -40,6 +40,10 @@ pub enum Error {
     InvalidCredentials,
     #[error("too many failed logins; try again later")]
     TooManyAttempts { wait: Duration },
+    /// The client's address (or pass) spent its failed-login budget: not a lockout of the
+    /// login, a request for a proof of work at the gateway.
+    #[error("too many failed logins from this network; prove the work to go on")]
+    AddressBudgetExhausted { wait: Duration },
     #[error("this refresh token was already used; the session is closed, log in again")]
     RefreshTokenReused,
     #[error("the refresh token is invalid or expired; log in again")]
@@ -81,6 +85,9 @@ pub enum Error {
         "the events after this cursor are no longer kept; read the accounts again with ListAccounts and follow from its feed_cursor"
     )]
     CursorExpired,
+    /// A client (or all of them) holds as many streams as this replica serves.
+    #[error("too many streams are open; try again later")]
+    TooManyStreams,
     /// A hand-off asked for a session that was logged out.
     #[error("the session has ended; log in again")]
     SessionEnded,
@@ -114,6 +121,7 @@ pub const REASONS: &[&str] = &[
     "already_registered",
     "invalid_credentials",
     "too_many_attempts",
+    "address_budget_exhausted",
     "refresh_token_reused",
     "invalid_refresh_token",
     "account_not_found",
@@ -128,6 +136,7 @@ pub const REASONS: &[&str] = &[
     "invalid_page_token",
     "invalid_cursor",
     "cursor_expired",
+    "too_many_streams",
 ];
 
 impl From<Error> for Status {
@@ -170,6 +179,9 @@ impl From<Error> for Status {
                 errors::status(Code::Unauthenticated, "invalid_credentials", message)
             }
             Error::TooManyAttempts { wait } => rate_limited("too_many_attempts", message, wait),
+            Error::AddressBudgetExhausted { wait } => {
+                rate_limited("address_budget_exhausted", message, wait)
+            }
             Error::RefreshTokenReused => {
                 errors::status(Code::Unauthenticated, "refresh_token_reused", message)
             }
@@ -198,16 +210,7 @@ impl From<Error> for Status {
                 errors::status(Code::FailedPrecondition, "identifier_released", message)
             }
             Error::InvalidSteps => invalid("invalid_steps", message, &[("steps", "invalid")]),
-            Error::Upstream { service, status } => {
-                if matches!(
-                    status.code(),
-                    Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled
-                ) {
-                    errors::unavailable(service, &status)
-                } else {
-                    status
-                }
-            }
+            Error::Upstream { service, status } => errors::upstream(service, status),
             Error::InvalidStatus => invalid("invalid_status", message, &[("statuses", "invalid")]),
             Error::InvalidPageToken => {
                 invalid("invalid_page_token", message, &[("page_token", "invalid")])
@@ -215,6 +218,9 @@ impl From<Error> for Status {
             Error::InvalidCursor => invalid("invalid_cursor", message, &[("cursor", "invalid")]),
             Error::CursorExpired => {
                 errors::status(Code::FailedPrecondition, "cursor_expired", message)
+            }
+            Error::TooManyStreams => {
+                rate_limited("too_many_streams", message, Duration::from_secs(5))
             }
             Error::SessionEnded => Status::unauthenticated(message),
             Error::Hash(HashError::Overloaded(overloaded)) => overloaded.status(),
@@ -246,6 +252,9 @@ mod tests {
             Error::TooManyAttempts {
                 wait: Duration::from_secs(60),
             },
+            Error::AddressBudgetExhausted {
+                wait: Duration::from_secs(60),
+            },
             Error::RefreshTokenReused,
             Error::InvalidRefreshToken,
             Error::AccountNotFound,
@@ -260,6 +269,7 @@ mod tests {
             Error::InvalidPageToken,
             Error::InvalidCursor,
             Error::CursorExpired,
+            Error::TooManyStreams,
         ];
         let reasons: Vec<String> = errors
             .into_iter()

@@ -2,9 +2,10 @@
 //! transaction of each change (see the migration for why its numbers are gap-free and commit in
 //! order), streamed by `WatchRegistrations` from a cursor. A stream reads the events after its
 //! cursor in batches, then waits: the table's trigger announces each event on the Postgres
-//! channel `registration_events`, every replica listens there and wakes its streams, and a
-//! stream also looks every second on its own, so a lost announcement delays an event by a
-//! second at most. The cursor is the sequence number of the last event a client has, so a client
+//! channel `registration_events`, every replica listens there and wakes its streams, and one
+//! poller per replica reads the head every second while streams are open ([`poll_head`]), so a
+//! lost announcement delays an event by a second at most. A stream queries only when the head
+//! is past its cursor: a thousand idle streams cost one query a second, not a thousand. The cursor is the sequence number of the last event a client has, so a client
 //! that resumes from what it processed misses nothing, across a restart of either side.
 
 use crate::{error::Error, store};
@@ -16,7 +17,7 @@ use tokio::sync::watch;
 use tonic::Status;
 
 const CHANNEL: &str = "registration_events";
-/// How often a stream looks for events without being woken.
+/// How often a replica with open streams reads the head without being woken.
 const POLL: Duration = Duration::from_secs(1);
 /// How long a stream stays silent before it sends an empty message with its cursor.
 const HEARTBEAT: Duration = Duration::from_secs(5);
@@ -61,6 +62,7 @@ impl Feed {
     /// cursor past the head (not given by this feed) and one whose next events were swept.
     async fn start(&self, cursor: Option<i64>) -> Result<i64, Error> {
         let head = store::feed_head(&mut *self.pool.acquire().await?).await?;
+        self.heard(head);
         let oldest = store::feed_oldest(&self.pool).await?;
         // With nothing kept, the next event is the head's successor.
         let first_kept = oldest.unwrap_or(head + 1);
@@ -72,51 +74,68 @@ impl Feed {
         }
     }
 
+    /// The head moved to `seq` (news never goes back).
+    fn heard(&self, seq: i64) {
+        self.heard.send_if_modified(|newest| {
+            let newer = seq > *newest;
+            *newest = (*newest).max(seq);
+            newer
+        });
+    }
+
     /// A stream of the events after `cursor`, then of each new one, until the client goes or
-    /// the service drains.
-    pub async fn watch(&self, cursor: Option<i64>) -> Result<Watch, Error> {
+    /// the service drains; it holds `permit` (its place within the caps) while it lives.
+    pub async fn watch(
+        &self,
+        cursor: Option<i64>,
+        permit: crate::streams::Permit,
+    ) -> Result<Watch, Error> {
         let mut after = self.start(cursor).await?;
         let (tx, rx) = tokio::sync::mpsc::channel(4);
         let pool = self.pool.clone();
         let mut heard = self.heard.subscribe();
         let draining = self.draining.signal();
         tokio::spawn(async move {
+            let (_permit, _open) = (permit, OpenStream::new());
             tokio::pin!(draining);
-            let _open = OpenStream::new();
             let mut quiet_since = tokio::time::Instant::now();
             loop {
-                // Marked before the read: an event announced after it wakes the wait below.
-                heard.borrow_and_update();
-                let mut full = false;
-                let message = match next_batch(&pool, after).await {
-                    Ok(events) if events.is_empty() => {
-                        (quiet_since.elapsed() >= HEARTBEAT).then(|| Ok(response(after, events)))
+                // Marked as seen before the read: news after it wakes the wait below.
+                let head = *heard.borrow_and_update();
+                if head > after {
+                    match next_batch(&pool, after).await {
+                        Err(status) => {
+                            let _ = tx.send(Err(status)).await;
+                            return;
+                        }
+                        Ok(events) if !events.is_empty() => {
+                            let full = events.len() == BATCH as usize;
+                            metrics::counter!("identity_feed_events_streamed_total")
+                                .increment(events.len() as u64);
+                            after = events.last().map_or(after, |e| e.seq);
+                            if tx.send(Ok(response(after, events))).await.is_err() {
+                                return;
+                            }
+                            quiet_since = tokio::time::Instant::now();
+                            // A full batch: more are waiting.
+                            if full {
+                                continue;
+                            }
+                        }
+                        // Announced but not visible here yet: the next word wakes it.
+                        Ok(_) => {}
                     }
-                    Ok(events) => {
-                        full = events.len() == BATCH as usize;
-                        metrics::counter!("identity_feed_events_streamed_total")
-                            .increment(events.len() as u64);
-                        after = events.last().map_or(after, |e| e.seq);
-                        Some(Ok(response(after, events)))
-                    }
-                    Err(status) => Some(Err(status)),
-                };
-                if let Some(message) = message {
-                    let failed = message.is_err();
-                    if tx.send(message).await.is_err() || failed {
-                        return;
-                    }
-                    quiet_since = tokio::time::Instant::now();
-                }
-                // A full batch: more are waiting.
-                if full {
-                    continue;
                 }
                 tokio::select! {
                     () = &mut draining => return,
                     () = tx.closed() => return,
-                    _ = heard.changed() => {}
-                    () = tokio::time::sleep(POLL) => {}
+                    changed = heard.changed() => if changed.is_err() { return },
+                    () = tokio::time::sleep_until(quiet_since + HEARTBEAT) => {
+                        if tx.send(Ok(response(after, Vec::new()))).await.is_err() {
+                            return;
+                        }
+                        quiet_since = tokio::time::Instant::now();
+                    }
                 }
             }
         });
@@ -142,6 +161,7 @@ impl Drop for OpenStream {
 
 /// The events after `after`; an error when one is missing, which only the retention can cause.
 async fn next_batch(pool: &PgPool, after: i64) -> Result<Vec<store::EventRow>, Status> {
+    metrics::counter!("identity_feed_reads_total", "by" => "stream").increment(1);
     let events = store::events_after(pool, after, BATCH)
         .await
         .map_err(|e| Status::unavailable(format!("the feed is unavailable: {e}")))?;
@@ -182,16 +202,38 @@ pub async fn listen(feed: Feed, sessions: sqlx::PgPool, stop: impl Future<Output
                 if let Ok(seq) = note.payload().parse::<i64>() {
                     #[allow(clippy::cast_precision_loss)]
                     metrics::gauge!("identity_feed_head").set(seq as f64);
-                    feed.heard.send_if_modified(|newest| {
-                        let newer = seq > *newest;
-                        *newest = (*newest).max(seq);
-                        newer
-                    });
+                    feed.heard(seq);
                 }
             }
         },
     )
     .await;
+}
+
+/// Reads the head every [`POLL`] while this replica has streams open, until `stop`: one query
+/// for all of them, in case an announcement was lost (the listener reconnecting).
+pub async fn poll_head(feed: Feed, stop: impl Future<Output = ()>) {
+    tokio::pin!(stop);
+    let mut every = tokio::time::interval(POLL);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = &mut stop => return,
+            _ = every.tick() => {}
+        }
+        if feed.heard.receiver_count() == 0 {
+            continue;
+        }
+        metrics::counter!("identity_feed_reads_total", "by" => "poller").increment(1);
+        let head = match feed.pool.acquire().await {
+            Ok(mut conn) => store::feed_head(&mut conn).await,
+            Err(e) => Err(e.into()),
+        };
+        match head {
+            Ok(seq) => feed.heard(seq),
+            Err(e) => tracing::warn!(error = %e, "the feed's head could not be read"),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -32,6 +32,11 @@ use std::time::Duration;
 use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
 
+/// What a revocation keeps beyond a token's expiry and leeway: the clocks of identity's pods
+/// and of Postgres differ by milliseconds, and a refresh that read the session just before it
+/// ended signs its token a moment after.
+pub const CLOCK_MARGIN: Duration = Duration::from_secs(5);
+
 pub struct Identity {
     pub pool: PgPool,
     pub hasher: Hasher,
@@ -41,11 +46,16 @@ pub struct Identity {
     pub clients: Vec<ServiceClient>,
     pub access_ttl: Duration,
     pub refresh_ttl: Duration,
+    /// How long a spent refresh token may come back for a pair of its own (a race, a lost
+    /// answer) before a reuse ends the session.
+    pub refresh_grace: Duration,
     pub session_lifetime: Duration,
     pub service_token_ttl: Duration,
     pub throttle: Throttle,
     pub revocations: crate::revocations::Feed,
     pub feed: Feed,
+    /// The streams this replica serves, within their caps.
+    pub streams: crate::streams::Streams,
     pub biometrics: BiometricsServiceClient<Channel>,
     pub profile: ProfileServiceClient<Channel>,
 }
@@ -55,10 +65,11 @@ fn email_of(text: &str) -> Result<Email, Error> {
 }
 
 impl Identity {
-    /// The longest any token of a session may live: how long an ended session's tokens are
-    /// refused.
-    pub(crate) fn longest_token(&self) -> Duration {
-        self.access_ttl.max(CAPTURE_TTL)
+    /// How long an ended session's tokens are refused: until the last token it may have issued
+    /// (the longer of an access and a capture token, signed at the latest as it ended) is past
+    /// its expiry and the verifiers' leeway, with [`CLOCK_MARGIN`] to spare.
+    pub(crate) fn revocation_kept(&self) -> Duration {
+        self.access_ttl.max(CAPTURE_TTL) + examreg_kit::tokens::LEEWAY + CLOCK_MARGIN
     }
 
     fn pair_pb(&self, tokens: Tokens) -> pb::TokenPair {
@@ -215,6 +226,11 @@ impl IdentityService for Identity {
         let req = request.into_inner();
         let client = Client {
             ip: &req.client_ip,
+            budget_key: if req.client_budget_key.is_empty() {
+                &req.client_ip
+            } else {
+                &req.client_budget_key
+            },
             user_agent: &req.user_agent,
         };
         let (tokens, account) = Identity::login(self, &req.login, &req.password, &client).await?;
@@ -353,9 +369,12 @@ impl IdentityService for Identity {
         &self,
         request: Request<pb::WatchRegistrationsRequest>,
     ) -> Result<Response<Self::WatchRegistrationsStream>, Status> {
-        caller(&request)?.require_scope("registrations:read")?;
+        let client = caller(&request)?
+            .require_scope("registrations:read")?
+            .to_owned();
         let cursor = crate::feed::parse_cursor(&request.get_ref().cursor)?;
-        Ok(Response::new(self.feed.watch(cursor).await?))
+        let permit = self.streams.admit(&client)?;
+        Ok(Response::new(self.feed.watch(cursor, permit).await?))
     }
 
     #[tracing::instrument(skip_all)]
@@ -508,9 +527,11 @@ impl IdentityService for Identity {
 
     async fn watch_revocations(
         &self,
-        _request: Request<pb::WatchRevocationsRequest>,
+        request: Request<pb::WatchRevocationsRequest>,
     ) -> Result<Response<Self::WatchRevocationsStream>, Status> {
-        Ok(Response::new(self.revocations.watch()))
+        let client = caller(&request)?.require_scope("revocations:watch")?;
+        let permit = self.streams.admit(client)?;
+        Ok(Response::new(self.revocations.watch(permit)))
     }
 
     async fn get_jwks(

@@ -17,6 +17,7 @@ pub mod reopen;
 pub mod revocations;
 pub mod sessions;
 pub mod store;
+pub mod streams;
 pub mod throttle;
 
 use examreg_kit::{
@@ -74,6 +75,10 @@ pub struct Config {
     pub service_clients: Vec<ServiceClient>,
     pub access_ttl: Duration,
     pub refresh_ttl: Duration,
+    /// How long after its first use a refresh token may be presented again and get a fresh
+    /// pair of the same session instead of ending it (0: never). Two requests that find the
+    /// access token expired together both refresh with the same token.
+    pub refresh_grace: Duration,
     /// How long a session lasts from its login, however often it is refreshed.
     pub session_lifetime: Duration,
     pub service_token_ttl: Duration,
@@ -88,6 +93,10 @@ pub struct Config {
     pub feed_retention: Duration,
     /// How often the sweeper runs (once per cluster, whatever the replicas).
     pub sweep_every: Duration,
+    /// Streams (`WatchRevocations`, `WatchRegistrations`) one replica serves at once, in all.
+    pub streams_max: usize,
+    /// … and of one service client.
+    pub streams_per_client: usize,
     /// Where biometrics and profile answer, for reopening registrations.
     pub biometrics_url: String,
     pub profile_url: String,
@@ -139,6 +148,13 @@ impl Config {
                 "argon2id below OWASP's minimum (19456 KiB, 2 iterations)",
             );
         }
+        let refresh_grace = env.seconds("IDENTITY_REFRESH_REUSE_GRACE_SECS", 30);
+        if refresh_grace > Duration::from_secs(60) {
+            env.invalid(
+                "IDENTITY_REFRESH_REUSE_GRACE_SECS",
+                "at most 60: a reuse later than a minute is a copied token's, not a race's",
+            );
+        }
         let cpus = std::thread::available_parallelism().map_or(2, usize::from);
         Self {
             addr: env.parse("IDENTITY_ADDR", "127.0.0.1:50051".parse().expect("literal")),
@@ -152,6 +168,7 @@ impl Config {
             service_clients,
             access_ttl: env.seconds("IDENTITY_ACCESS_TTL_SECS", 900),
             refresh_ttl: env.seconds("IDENTITY_REFRESH_TTL_SECS", 30 * 24 * 3600),
+            refresh_grace,
             session_lifetime: env.seconds("IDENTITY_SESSION_LIFETIME_SECS", 30 * 24 * 3600),
             service_token_ttl: env.seconds("IDENTITY_SERVICE_TOKEN_TTL_SECS", 900),
             argon2_memory_kib,
@@ -168,17 +185,20 @@ impl Config {
             },
             feed_retention: env.seconds("IDENTITY_FEED_RETENTION_SECS", 30 * 24 * 3600),
             sweep_every: env.seconds("IDENTITY_SWEEP_INTERVAL_SECS", 3600),
+            streams_max: env.parse("IDENTITY_STREAMS_MAX", 512),
+            streams_per_client: env.parse("IDENTITY_STREAMS_PER_CLIENT", 64),
             biometrics_url: env.string("BIOMETRICS_URL", "http://127.0.0.1:50053"),
             profile_url: env.string("PROFILE_URL", "http://127.0.0.1:50054"),
         }
     }
 }
 
-/// RPCs that need no token: the token endpoints themselves.
+/// RPCs that need no token: the token endpoints themselves. (`WatchRevocations` needs a
+/// service token with `revocations:watch`: a stream costs a task and a query, so only our own
+/// verifiers may hold one.)
 pub const PUBLIC_PATHS: &[&str] = &[
     "/examreg.identity.v1.IdentityService/IssueServiceToken",
     "/examreg.identity.v1.IdentityService/GetJwks",
-    "/examreg.identity.v1.IdentityService/WatchRevocations",
 ];
 
 /// The identity service's start-up.
@@ -224,11 +244,13 @@ impl Application {
             clients: config.service_clients,
             access_ttl: config.access_ttl,
             refresh_ttl: config.refresh_ttl,
+            refresh_grace: config.refresh_grace,
             session_lifetime: config.session_lifetime,
             service_token_ttl: config.service_token_ttl,
             throttle: config.throttle,
             revocations: feed.clone(),
             feed: registrations.clone(),
+            streams: streams::Streams::new(config.streams_max, config.streams_per_client),
             biometrics: BiometricsServiceClient::new(examreg_kit::grpc::channel(
                 &config.biometrics_url,
             )?),
@@ -244,7 +266,11 @@ impl Application {
                 let sessions = sessions.clone();
                 move |stop| revocations::listen(feed, sessions, keys, stop)
             })
-            .task(move |stop| feed::listen(registrations, sessions, stop))
+            .task({
+                let registrations = registrations.clone();
+                move |stop| feed::listen(registrations, sessions, stop)
+            })
+            .task(move |stop| feed::poll_head(registrations, stop))
             .task(move |stop| sweeper(sweeps, pool, window, retention, stop)))
     }
 }

@@ -7,7 +7,7 @@ fn main() -> anyhow::Result<()> {
         config: Config::from_env,
         addr: |config| config.addr,
         // Identity checks tokens with its own keys.
-        identity_url: |_| None,
+        identity: |_| None,
         probe: Probe::Grpc,
         start: |config, _keys| Application::build(config),
     })

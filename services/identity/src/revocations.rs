@@ -45,13 +45,14 @@ impl Feed {
 
     /// A watcher's stream: every live revocation first, then each new one, and an empty
     /// message every second, until the watcher goes or the service drains.
-    pub fn watch(&self) -> Watch {
+    pub fn watch(&self, permit: crate::streams::Permit) -> Watch {
         let (tx, rx) = tokio::sync::mpsc::channel(16);
         // Subscribed before the list is read: nothing ended in between is missed.
         let mut news = self.news.subscribe();
         let pool = self.pool.clone();
         let draining = self.draining.signal();
         tokio::spawn(async move {
+            let _permit = permit;
             tokio::pin!(draining);
             let mut heartbeat = tokio::time::interval(HEARTBEAT);
             heartbeat.tick().await;

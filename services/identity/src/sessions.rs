@@ -28,7 +28,11 @@ pub struct Tokens {
 
 /// Where a login comes from, for the per-address budget and the session record.
 pub struct Client<'a> {
+    /// Recorded with the session.
     pub ip: &'a str,
+    /// Who the per-address failure budget counts against (the address, its network, or a
+    /// proof-of-work pass); empty: none.
+    pub budget_key: &'a str,
     pub user_agent: &'a str,
 }
 
@@ -77,7 +81,8 @@ impl Identity {
             return Err(Error::InvalidCredentials);
         }
         let login = normalize_login(login).ok_or(Error::InvalidCredentials)?;
-        let attempt = Attempt::reserve(&self.pool, &self.throttle, &login, client.ip).await?;
+        let attempt =
+            Attempt::reserve(&self.pool, &self.throttle, &login, client.budget_key).await?;
         let account = store::account_by_login(&self.pool, &login).await?;
         let verified = match self
             .hasher
@@ -121,11 +126,15 @@ impl Identity {
         Ok((tokens, account))
     }
 
-    /// Spends a refresh token for a new pair; a spent one coming back ends its session.
+    /// Spends a refresh token for a new pair; a spent one coming back ends its session, unless
+    /// it comes back within the grace (`IDENTITY_REFRESH_REUSE_GRACE_SECS`): then it gets a
+    /// fresh pair of the same session, as the first use did.
     pub(crate) async fn refresh(&self, refresh_token: &str) -> Result<Tokens, Error> {
         let hash = sha256(refresh_token.trim().as_bytes());
         let mut tx = self.pool.begin().await?;
-        match store::spend_refresh(&mut tx, &hash, self.session_lifetime).await? {
+        match store::spend_refresh(&mut tx, &hash, self.session_lifetime, self.refresh_grace)
+            .await?
+        {
             Spend::Spent {
                 session,
                 account,
@@ -141,7 +150,7 @@ impl Identity {
                     &mut tx,
                     session,
                     "refresh_token_reused",
-                    self.longest_token(),
+                    self.revocation_kept(),
                 )
                 .await?;
                 tx.commit().await?;
@@ -154,7 +163,7 @@ impl Identity {
 
     pub(crate) async fn logout(&self, account: Uuid, session: Uuid) -> Result<(), Error> {
         let mut conn = self.pool.acquire().await?;
-        store::revoke_session(&mut conn, session, "logout", self.longest_token()).await?;
+        store::revoke_session(&mut conn, session, "logout", self.revocation_kept()).await?;
         tracing::info!(%account, %session, "logged out");
         Ok(())
     }

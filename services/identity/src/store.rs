@@ -55,17 +55,20 @@ pub struct AccountRow {
     pub registered_at: Option<DateTime<Utc>>,
 }
 
+/// Spends a proof (once) for the account `account` about to be made with it.
 #[tracing::instrument(skip_all)]
 pub async fn consume_proof(
     conn: &mut PgConnection,
     jti: Uuid,
     expires_at: DateTime<Utc>,
+    account: Option<Uuid>,
 ) -> Result<(), StoreError> {
     let consumed = sqlx::query_scalar!(
-        r#"INSERT INTO consumed_proofs (jti, expires_at) VALUES ($1, $2)
+        r#"INSERT INTO consumed_proofs (jti, expires_at, account_id) VALUES ($1, $2, $3)
            ON CONFLICT (jti) DO NOTHING RETURNING jti"#,
         jti,
-        expires_at
+        expires_at,
+        account
     )
     .fetch_optional(conn)
     .await?;
@@ -73,6 +76,29 @@ pub async fn consume_proof(
         Some(_) => Ok(()),
         None => Err(StoreError::Conflict(Conflict::Proof)),
     }
+}
+
+/// The account the registration proof `jti` made, if it made one with this login and email.
+#[tracing::instrument(skip_all)]
+pub async fn account_made_with_proof(
+    pool: &PgPool,
+    jti: Uuid,
+    login: &str,
+    email: &str,
+) -> Result<Option<AccountRow>, StoreError> {
+    Ok(sqlx::query_as!(
+        AccountRow,
+        r#"SELECT a.id, a.citizenship, a.login, a.login_kind AS "login_kind: LoginKind", a.email,
+                  a.password_hash, a.status AS "status: AccountStatus", a.created_at,
+                  a.registered_at
+           FROM consumed_proofs p JOIN accounts a ON a.id = p.account_id
+           WHERE p.jti = $1 AND a.login = $2 AND a.email = $3"#,
+        jti,
+        login,
+        email
+    )
+    .fetch_optional(pool)
+    .await?)
 }
 
 /// Inserts the account, or says that another account holds its login or its email (not
@@ -524,25 +550,30 @@ pub async fn insert_refresh(
 /// What spending a refresh token found.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Spend {
-    /// Spent now; the session is live (begun at `began`).
+    /// Spent now, or spent moments ago and presented again within the grace (two requests
+    /// that found the access token expired together, an answer lost on a flaky network): the
+    /// session is live (begun at `began`) and gets a fresh pair either way.
     Spent {
         session: Uuid,
         account: Uuid,
         began: DateTime<Utc>,
     },
-    /// Already spent before: a replay, the family must die.
+    /// Spent before the grace: a replay, the family must die.
     Reused { session: Uuid },
     /// Unknown, expired, or its session was revoked.
     Invalid,
 }
 
-/// Marks a refresh token spent, atomically: of two concurrent uses exactly one succeeds. A
-/// session older than `lifetime`, or of a blocked account, refreshes no more.
+/// Marks a refresh token spent, atomically: of two concurrent uses exactly one spends it (the
+/// other waits for the first to commit, then finds it spent). A token spent less than
+/// `grace` ago counts as spent now (zero turns the grace off). A session older than
+/// `lifetime`, or of a blocked account, refreshes no more.
 #[tracing::instrument(skip_all)]
 pub async fn spend_refresh(
     conn: &mut PgConnection,
     hash: &[u8],
     lifetime: Duration,
+    grace: Duration,
 ) -> Result<Spend, StoreError> {
     let spent = sqlx::query!(
         r#"UPDATE refresh_tokens r SET spent_at = now()
@@ -564,13 +595,31 @@ pub async fn spend_refresh(
             began: row.created_at,
         });
     }
+    // How long ago it was spent by the clock (`clock_timestamp()`): `now()` is when this
+    // transaction began, maybe before it waited on the spending one's row lock.
     let known = sqlx::query!(
-        "SELECT session_id, spent_at FROM refresh_tokens WHERE token_hash = $1",
-        hash
+        r#"SELECT r.session_id, r.spent_at, s.account_id, s.created_at,
+                  COALESCE($3::float8 > 0
+                   AND r.spent_at > clock_timestamp() - make_interval(secs => $3)
+                   AND r.expires_at > now() AND s.revoked_at IS NULL
+                   AND s.created_at > now() - make_interval(secs => $2)
+                   AND a.status <> 'blocked', false) AS "in_grace!"
+           FROM refresh_tokens r
+           JOIN sessions s ON s.id = r.session_id
+           JOIN accounts a ON a.id = s.account_id
+           WHERE r.token_hash = $1"#,
+        hash,
+        lifetime.as_secs_f64(),
+        grace.as_secs_f64()
     )
     .fetch_optional(conn)
     .await?;
     Ok(match known {
+        Some(row) if row.in_grace => Spend::Spent {
+            session: row.session_id,
+            account: row.account_id,
+            began: row.created_at,
+        },
         Some(row) if row.spent_at.is_some() => Spend::Reused {
             session: row.session_id,
         },
@@ -603,7 +652,7 @@ pub async fn revoke_session(
                UPDATE sessions SET revoked_at = now(), revoked_reason = $2
                WHERE id = $1 AND revoked_at IS NULL RETURNING id)
            INSERT INTO session_revocations (session_id, until)
-           SELECT id, now() + make_interval(secs => $3) FROM ended
+           SELECT id, clock_timestamp() + make_interval(secs => $3) FROM ended
            ON CONFLICT (session_id) DO UPDATE SET until = EXCLUDED.until"#,
         session,
         reason,
@@ -627,7 +676,7 @@ pub async fn revoke_all_sessions(
                UPDATE sessions SET revoked_at = now(), revoked_reason = $2
                WHERE account_id = $1 AND revoked_at IS NULL RETURNING id)
            INSERT INTO session_revocations (session_id, until)
-           SELECT id, now() + make_interval(secs => $3) FROM ended
+           SELECT id, clock_timestamp() + make_interval(secs => $3) FROM ended
            ON CONFLICT (session_id) DO UPDATE SET until = EXCLUDED.until"#,
         account,
         reason,

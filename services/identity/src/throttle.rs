@@ -3,6 +3,11 @@
 //! is checked, so parallel guesses cannot exceed a budget; it is given back when no guess was
 //! made, and a spent budget locks its key for a time that doubles with each lockout. The
 //! counts live in Postgres, so they hold across replicas.
+//!
+//! A spent login budget is a lockout (`too_many_attempts`): that login waits. A spent address
+//! budget is not: a school's lab shares the address, and one pupil's typos must not lock out
+//! the rest. It answers `address_budget_exhausted`, which the gateway turns into a proof of
+//! work; the pass it earns comes back as the budget key, with a budget of its own.
 
 use crate::{Throttle, error::Error, store};
 use sha2::{Digest, Sha256};
@@ -47,7 +52,9 @@ impl<'a> Attempt<'a> {
             .is_none()
         {
             metrics::counter!("identity_logins_total", "outcome" => "locked").increment(1);
-            return Err(attempt.locked(&attempt.login).await);
+            return Err(Error::TooManyAttempts {
+                wait: attempt.locked_for(&attempt.login).await,
+            });
         }
         if let Some(ip) = &attempt.ip
             && store::throttle_reserve(pool, ip, policy.ip_budget, window)
@@ -56,19 +63,20 @@ impl<'a> Attempt<'a> {
         {
             // The login's slot was not used for a guess: give it back.
             store::throttle_succeed(pool, &attempt.login, false).await?;
-            metrics::counter!("identity_logins_total", "outcome" => "locked").increment(1);
-            return Err(attempt.locked(ip).await);
+            metrics::counter!("identity_logins_total", "outcome" => "address_budget").increment(1);
+            return Err(Error::AddressBudgetExhausted {
+                wait: attempt.locked_for(ip).await,
+            });
         }
         Ok(attempt)
     }
 
-    async fn locked(&self, key: &str) -> Error {
+    /// How long `key` stays locked (at least a second).
+    async fn locked_for(&self, key: &str) -> Duration {
         let secs = store::throttle_locked_for(self.pool, key)
             .await
             .unwrap_or(1.0);
-        Error::TooManyAttempts {
-            wait: Duration::from_secs_f64(secs.max(1.0)),
-        }
+        Duration::from_secs_f64(secs.max(1.0))
     }
 
     /// No guess was made (the hash never ran): the slots go back.
@@ -146,6 +154,13 @@ mod tests {
         wait
     }
 
+    fn asks_for_work(e: Error) {
+        assert!(
+            matches!(e, Error::AddressBudgetExhausted { .. }),
+            "expected the address's budget spent, got {e:?}"
+        );
+    }
+
     #[tokio::test]
     async fn a_spent_login_budget_locks_that_login_and_a_spent_address_budget_the_address() {
         let (pool, policy) = (pool().await, policy());
@@ -156,15 +171,21 @@ mod tests {
         let locked = Attempt::reserve(&pool, &policy, "791028302728", "10.0.0.1").await;
         let wait = waits(locked.err().unwrap());
         assert!(wait > Duration::from_secs(50) && wait <= Duration::from_secs(60));
-        // Another login from the same address has one guess left of the address's three.
+        // Another login from the same address has one guess left of the address's three;
+        // then the address is not locked but asked for work (a pass comes back as its own key).
         let other = attempt(&pool, &policy, "061211600012", "10.0.0.1").await;
         other.failed().await.unwrap();
-        waits(
+        asks_for_work(
             Attempt::reserve(&pool, &policy, "N1234567", "10.0.0.1")
                 .await
                 .err()
                 .unwrap(),
         );
+        attempt(&pool, &policy, "N1234567", "pass:0123")
+            .await
+            .succeeded()
+            .await
+            .unwrap();
         // From elsewhere, the other login still may try.
         attempt(&pool, &policy, "061211600012", "10.0.0.2")
             .await

@@ -325,8 +325,8 @@ async fn an_unknown_login_gets_the_same_answer_as_a_wrong_password() {
 }
 
 #[tokio::test]
-async fn reusing_a_spent_refresh_token_revokes_the_whole_family() {
-    let app = spawn().await;
+async fn with_the_grace_off_reusing_a_spent_refresh_token_revokes_the_whole_family() {
+    let app = spawn_with(|config| config.refresh_grace = Duration::ZERO).await;
     let iin = app.registered().await;
     let first = app.login(&iin, STRONG).await.unwrap().tokens.unwrap();
     let second = app.refresh(&first.refresh_token).await.unwrap();
@@ -336,6 +336,80 @@ async fn reusing_a_spent_refresh_token_revokes_the_whole_family() {
     assert_eq!(
         reason(&app.refresh(&second.refresh_token).await.unwrap_err()),
         "invalid_refresh_token"
+    );
+}
+
+#[tokio::test]
+async fn simultaneous_refreshes_with_one_token_all_succeed_and_the_session_lives_on() {
+    let app = spawn().await;
+    let iin = app.registered().await;
+    for racers in [2, 5] {
+        let first = app.login(&iin, STRONG).await.unwrap().tokens.unwrap();
+        let pairs =
+            futures::future::join_all((0..racers).map(|_| app.refresh(&first.refresh_token))).await;
+        let pairs: Vec<pb::TokenPair> = pairs
+            .into_iter()
+            .map(|pair| pair.expect("every racer gets a pair"))
+            .collect();
+        // Each racer has a pair of its own, and every one of them goes on working: nothing
+        // was taken for a theft.
+        let mut refresh: Vec<&str> = pairs.iter().map(|p| p.refresh_token.as_str()).collect();
+        refresh.sort_unstable();
+        refresh.dedup();
+        assert_eq!(refresh.len(), racers, "{racers} racers, each its own token");
+        for pair in &pairs {
+            app.client
+                .clone()
+                .get_account(
+                    with_bearer(pb::GetAccountRequest::default(), &pair.access_token).unwrap(),
+                )
+                .await
+                .expect("the session lives on");
+            app.refresh(&pair.refresh_token)
+                .await
+                .expect("each new refresh token renews once");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_spent_refresh_token_reused_after_the_grace_revokes_the_whole_family() {
+    let grace = Duration::from_secs(1);
+    let app = spawn_with(|config| config.refresh_grace = grace).await;
+    let iin = app.registered().await;
+    let first = app.login(&iin, STRONG).await.unwrap().tokens.unwrap();
+    let second = app.refresh(&first.refresh_token).await.unwrap();
+    // Within the grace: a pair of the same session.
+    let again = app.refresh(&first.refresh_token).await.unwrap();
+    tokio::time::sleep(grace + Duration::from_millis(500)).await;
+    let err = app.refresh(&first.refresh_token).await.unwrap_err();
+    assert_eq!(reason(&err), "refresh_token_reused");
+    for pair in [&second, &again] {
+        assert_eq!(
+            reason(&app.refresh(&pair.refresh_token).await.unwrap_err()),
+            "invalid_refresh_token"
+        );
+        app.refused_within_a_second(&pair.access_token).await;
+    }
+}
+
+#[tokio::test]
+async fn the_grace_gives_nothing_once_the_session_has_ended() {
+    let app = spawn().await;
+    let iin = app.registered().await;
+    let first = app.login(&iin, STRONG).await.unwrap().tokens.unwrap();
+    let second = app.refresh(&first.refresh_token).await.unwrap();
+    app.client
+        .clone()
+        .logout(with_bearer(pb::LogoutRequest {}, &second.access_token).unwrap())
+        .await
+        .unwrap();
+    // The token was spent a moment ago, but its session was logged out: no pair.
+    let err = app.refresh(&first.refresh_token).await.unwrap_err();
+    assert_ne!(err.code(), Code::Ok);
+    assert!(
+        ["invalid_refresh_token", "refresh_token_reused"].contains(&reason(&err).as_str()),
+        "{err:?}"
     );
 }
 
@@ -510,6 +584,7 @@ async fn shutdown_drains_the_calls_in_flight() {
                     password: format!("no-such-password-{i}"),
                     client_ip: format!("10.9.0.{i}"),
                     user_agent: "tests".into(),
+                    ..Default::default()
                 },
                 &token,
             )
@@ -565,4 +640,170 @@ async fn the_sweeper_removes_only_what_can_no_longer_matter() {
         .unwrap();
     keys.sort();
     assert_eq!(keys, ["locked", "recent"]);
+}
+
+/// The first message of a revocation stream opened with `token`.
+async fn revocations(
+    app: &TestApp,
+    token: &str,
+) -> Result<pb::WatchRevocationsResponse, tonic::Status> {
+    let mut stream = app
+        .client
+        .clone()
+        .watch_revocations(with_bearer(pb::WatchRevocationsRequest {}, token).unwrap())
+        .await?
+        .into_inner();
+    Ok(stream.message().await?.expect("the whole list first"))
+}
+
+#[tokio::test]
+async fn a_revocation_outlives_every_token_it_revokes_leeway_included() {
+    // A short access lifetime: the capture token (fifteen minutes) is the longest-lived one.
+    let app = spawn_with(|config| config.access_ttl = Duration::from_secs(2)).await;
+    let iin = app.registered().await;
+    let tokens = app.login(&iin, STRONG).await.unwrap().tokens.unwrap();
+    let capture = app
+        .client
+        .clone()
+        .issue_capture_token(
+            with_bearer(pb::IssueCaptureTokenRequest {}, &tokens.access_token).unwrap(),
+        )
+        .await
+        .unwrap()
+        .into_inner()
+        .capture_token;
+    let keys = KeySet::from_signing_keys([&app.key]);
+    let exp = |token: &str| {
+        keys.verify::<examreg_kit::auth::Claims>(
+            token,
+            examreg_kit::auth::ISSUER,
+            examreg_kit::auth::AUDIENCE,
+        )
+        .unwrap()
+        .exp
+    };
+    let last_accepted = exp(&tokens.access_token).max(exp(&capture))
+        + i64::try_from(examreg_kit::tokens::LEEWAY.as_secs()).unwrap();
+    app.client
+        .clone()
+        .logout(with_bearer(pb::LogoutRequest {}, &tokens.access_token).unwrap())
+        .await
+        .unwrap();
+    let watcher = tk::service_token(&app.key, "watcher", &["revocations:watch"]);
+    let list = revocations(&app, &watcher).await.unwrap();
+    let session = examreg_kit::auth::Keys::from(&app.key)
+        .authenticate(&tokens.access_token)
+        .unwrap()
+        .require_user()
+        .unwrap()
+        .1;
+    let until = list
+        .revocations
+        .iter()
+        .find(|r| r.session_id == session.to_string())
+        .expect("the logout is in the list")
+        .until;
+    // Verifiers accept a token until `exp` + the leeway: the revocation must still stand then.
+    assert!(
+        until >= last_accepted,
+        "revoked until {until}, but a token of the session is accepted until {last_accepted}"
+    );
+    // And the leeway is real: a token a few seconds past its expiry still verifies.
+    let late = app.key.sign(&examreg_kit::auth::Claims {
+        exp: unix_now() - i64::try_from(examreg_kit::tokens::LEEWAY.as_secs()).unwrap() + 3,
+        ..examreg_kit::auth::Claims::access(Uuid::new_v4(), session, Duration::ZERO)
+    });
+    assert!(
+        keys.verify::<examreg_kit::auth::Claims>(
+            &late,
+            examreg_kit::auth::ISSUER,
+            examreg_kit::auth::AUDIENCE
+        )
+        .is_ok()
+    );
+}
+
+#[tokio::test]
+async fn the_revocation_stream_answers_only_our_verifiers_and_only_so_many_at_once() {
+    let app = spawn_with(|config| config.streams_per_client = 2).await;
+    let iin = app.registered().await;
+    let user = app.login(&iin, STRONG).await.unwrap().tokens.unwrap();
+    // No token, a garbage one, an applicant's, a client's without the scope: refused.
+    let bare = app
+        .client
+        .clone()
+        .watch_revocations(pb::WatchRevocationsRequest {})
+        .await
+        .unwrap_err();
+    assert_eq!(bare.code(), Code::Unauthenticated);
+    assert_eq!(
+        revocations(&app, "not-a-token").await.unwrap_err().code(),
+        Code::Unauthenticated
+    );
+    assert_eq!(
+        revocations(&app, &user.access_token)
+            .await
+            .unwrap_err()
+            .code(),
+        Code::PermissionDenied
+    );
+    let unscoped = tk::service_token(&app.key, "gateway", &["accounts:create"]);
+    assert_eq!(
+        revocations(&app, &unscoped).await.unwrap_err().code(),
+        Code::PermissionDenied
+    );
+    // One client holds two at most; the third is refused with a retry hint; another client
+    // still gets its own.
+    let watcher = tk::service_token(&app.key, "watcher", &["revocations:watch"]);
+    let open = |token: String| {
+        let mut client = app.client.clone();
+        async move {
+            client
+                .watch_revocations(with_bearer(pb::WatchRevocationsRequest {}, &token).unwrap())
+                .await
+                .map(tonic::Response::into_inner)
+        }
+    };
+    let first = open(watcher.clone()).await.unwrap();
+    let _second = open(watcher.clone()).await.unwrap();
+    let refused = open(watcher.clone()).await.unwrap_err();
+    assert_eq!(
+        (refused.code(), reason(&refused)),
+        (Code::ResourceExhausted, "too_many_streams".to_owned())
+    );
+    assert!(reason_of(&refused).retry_after.is_some());
+    let other = tk::service_token(&app.key, "biometrics", &["revocations:watch"]);
+    open(other).await.unwrap();
+    // A stream that ends gives its place back (once its task notices, at the next heartbeat).
+    drop(first);
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        match open(watcher.clone()).await {
+            Ok(_) => break,
+            Err(status) => {
+                assert_eq!(status.code(), Code::ResourceExhausted);
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "the place never came back"
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_registration_sent_again_finds_its_account_and_nothing_else_reuses_its_proof() {
+    let app = spawn().await;
+    let first = app.account(&valid_iin(), &tk::unique_email());
+    let id = app.create(first.clone()).await.unwrap();
+    // The same request again, as after an answer lost on the way: the account it made.
+    assert_eq!(app.create(first.clone()).await.unwrap(), id);
+    // The same proof for another identifier or with another password: spent.
+    let mut other_iin = first.clone();
+    other_iin.identifier = Some(Identifier::Iin(valid_iin()));
+    assert_eq!(app.refusal(other_iin).await, "invalid_email_proof");
+    let mut other_password = first.clone();
+    other_password.password = "Көк-теңіз-жағасында-9".into();
+    assert_eq!(app.refusal(other_password).await, "invalid_email_proof");
 }

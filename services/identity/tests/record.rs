@@ -1068,3 +1068,37 @@ async fn concurrent_changes_reach_the_feed_gap_free_each_once() {
     let accounts: HashSet<String> = events.iter().map(|e| e.account_id.clone()).collect();
     assert_eq!(accounts, created.into_iter().collect::<HashSet<_>>());
 }
+
+/// How many times the feed read Postgres, by its streams or its poller, in this process.
+fn feed_reads(by: &str) -> f64 {
+    examreg_kit::metrics::recorder()
+        .render()
+        .lines()
+        .filter(|l| {
+            l.starts_with("identity_feed_reads_total{") && l.contains(&format!("by=\"{by}\""))
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+#[tokio::test]
+async fn idle_streams_cost_no_query_each_and_an_event_still_reaches_every_one() {
+    let app = spawn().await;
+    let mut streams = Vec::new();
+    for _ in 0..40 {
+        streams.push(app.watch("").await.unwrap());
+    }
+    // Forty streams with nothing to read, for three seconds: the replica's poller reads the
+    // head about once a second, the streams read nothing.
+    let (stream_reads, poller_reads) = (feed_reads("stream"), feed_reads("poller"));
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(feed_reads("stream"), stream_reads, "an idle stream queried");
+    let polled = feed_reads("poller") - poller_reads;
+    assert!((1.0..=5.0).contains(&polled), "{polled} head reads in 3 s");
+    // One registration: every stream is woken and gets it.
+    let account = app.completed().await;
+    for stream in &mut streams {
+        let events = next_events(stream, 2, Duration::from_secs(5)).await;
+        assert!(events.iter().all(|e| e.account_id == account), "{events:?}");
+    }
+}

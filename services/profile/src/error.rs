@@ -169,16 +169,7 @@ impl From<Error> for Status {
             Error::InvalidTimeZone => {
                 invalid("invalid_time_zone", message, &[("time_zone", "invalid")])
             }
-            Error::Identity(status) => {
-                if matches!(
-                    status.code(),
-                    Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled
-                ) {
-                    errors::unavailable("identity", &status)
-                } else {
-                    status
-                }
-            }
+            Error::Identity(status) => errors::upstream("identity", status),
             e @ Error::Inconsistent(_) => internal(&e),
             Error::Store(e) => errors::db(e),
         }

@@ -33,6 +33,9 @@ pub struct Config {
     pub database_pool: examreg_kit::service::Pool,
     /// Identity: its keys, and the caller's own account (IIN, citizenship) for the checks.
     pub identity_url: String,
+    /// Its own client at identity (`PROFILE_CLIENT_ID`, `PROFILE_CLIENT_SECRET`), for the
+    /// revocation feed.
+    pub client: examreg_kit::client::Credentials,
 }
 
 impl Config {
@@ -49,6 +52,7 @@ impl Config {
                 Secret::new("postgres://examreg:examreg@127.0.0.1:5432/examreg_profile")
             }),
             identity_url: env.string("IDENTITY_URL", "http://127.0.0.1:50051"),
+            client: examreg_kit::client::Credentials::from_env(env, "PROFILE", "profile"),
         }
     }
 }

@@ -61,12 +61,18 @@ async fn spawn() -> TestApp {
     config.database_url = Secret::new(tk::fresh_database("profile_identity").await);
     config.signing_key = Some(key.clone());
     config.proof_keys = KeySet::from_signing_keys([&proof_key]);
+    let (watcher, secret_sha256) = tk::client("profile");
+    config.service_clients = vec![examreg_identity::ServiceClient {
+        id: watcher.id.clone(),
+        secret_sha256,
+        scopes: vec!["revocations:watch".into()],
+    }];
     let identity = examreg_identity::Application::build(config).await.unwrap();
     let identity_url = format!("http://{}", identity.addr());
     let (stop_identity, stopped) = tk::stopper();
     tokio::spawn(identity.run_until_stopped(stopped));
     let keys = Keys::default();
-    tk::learn_keys(&identity_url, &keys).await;
+    tk::learn_keys(&identity_url, &keys, &watcher).await;
 
     let mut config = examreg_profile::Config::defaults();
     config.database_url = Secret::new(tk::fresh_database("profile").await);
@@ -141,6 +147,7 @@ impl TestApp {
                 password: PASSWORD.into(),
                 client_ip: "127.0.0.1".into(),
                 user_agent: "tests".into(),
+                ..Default::default()
             },
             &gateway
         )

@@ -36,6 +36,9 @@ pub struct Config {
     pub outbox: outbox::Policy,
     /// Where to fetch the JWK Set that authenticates callers.
     pub identity_url: String,
+    /// Its own client at identity (`VERIFICATION_CLIENT_ID`, `VERIFICATION_CLIENT_SECRET`), for the
+    /// revocation feed.
+    pub client: examreg_kit::client::Credentials,
     /// How applicants reach the support desk, as the letters name it.
     pub support_contact: String,
     /// Where the letters' templates are read from (see `letters`); the compiled-in ones when
@@ -122,6 +125,7 @@ impl Config {
             limits,
             outbox,
             identity_url: env.string("IDENTITY_URL", "http://127.0.0.1:50051"),
+            client: examreg_kit::client::Credentials::from_env(env, "VERIFICATION", "verification"),
             support_contact: env.string("VERIFICATION_SUPPORT_CONTACT", "support@examreg.local"),
             letters_dir: Some(env.string("VERIFICATION_LETTERS_DIR", ""))
                 .filter(|dir| !dir.is_empty())

@@ -227,6 +227,7 @@ impl TestApp {
                 password: password.into(),
                 client_ip: ip.into(),
                 user_agent: "tests".into(),
+                ..Default::default()
             }))
             .await?
             .into_inner())
