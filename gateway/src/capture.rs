@@ -101,9 +101,10 @@ async fn frame(
         return Err(ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited")
             .retry_after(std::time::Duration::from_secs(wait)));
     }
-    let frame = axum::body::to_bytes(body, FRAME_LIMIT)
-        .await
-        .map_err(|_| ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large"))?;
+    let (frame, _held) = state
+        .bodies
+        .read(body, FRAME_LIMIT, crate::bodies::declared(&headers))
+        .await?;
     let answer = state.biometrics.check_frame(&user.token, frame).await?;
     let code = (!answer.placed).then(|| format!("photo_{}", answer.reason));
     let message = code
@@ -315,9 +316,15 @@ async fn upload(
     }
     // Whether the registration is still open is biometrics' to say: it refuses a sealed set
     // before it reads the photo, and again in the transaction that would keep it.
-    let photo = axum::body::to_bytes(body, state.config.photo_limit)
-        .await
-        .map_err(|_| ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large"))?;
+    // Held until the answer: the photo's bytes live until biometrics has them.
+    let (photo, _held) = state
+        .bodies
+        .read(
+            body,
+            state.config.photo_limit,
+            crate::bodies::declared(&headers),
+        )
+        .await?;
     // A document photo goes with who the account says its holder is (identity answers for
     // the applicant's own token), for the document check.
     let holder = match kind {

@@ -22,6 +22,11 @@ pub struct Config {
     pub body_limit: usize,
     /// Largest photo body (the biometrics service applies its own limit too).
     pub photo_limit: usize,
+    /// Bytes of photo bodies one replica holds at once (see `bodies`).
+    pub body_budget: u64,
+    /// The least average rate a photo body must arrive at, after `body_grace`.
+    pub body_min_rate: u64,
+    pub body_grace: Duration,
     /// Requests per client per minute: a soft limit for an address (past it a proof of work
     /// earns a pass), a hard one for a pass.
     pub rate_limit: u32,
@@ -110,6 +115,9 @@ impl Config {
             cors_origins,
             body_limit: env.parse("GATEWAY_BODY_LIMIT_BYTES", 64 * 1024),
             photo_limit: env.parse("GATEWAY_PHOTO_LIMIT_BYTES", 10 * 1024 * 1024),
+            body_budget: env.parse("GATEWAY_BODY_BUDGET_BYTES", 64 * 1024 * 1024),
+            body_min_rate: env.parse("GATEWAY_BODY_MIN_RATE_BYTES_PER_SEC", 16 * 1024),
+            body_grace: env.seconds("GATEWAY_BODY_GRACE_SECS", 10),
             rate_limit: env.parse("GATEWAY_RATE_LIMIT_PER_MINUTE", 120),
             trusted_proxies: env.parse("GATEWAY_TRUSTED_PROXIES", 0),
             ipv4_prefix,

@@ -605,6 +605,18 @@ pub const CATALOGUE: &[Entry] = &[
         en: "Too many codes or login attempts came from this device. Try again later.",
     },
     Entry {
+        code: "uploads_busy",
+        ru: "Сейчас загружается очень много фотографий. Повторите через несколько секунд.",
+        kk: "Қазір фотосуреттер өте көп жүктелуде. Бірнеше секундтан кейін қайталаңыз.",
+        en: "Very many photos are being uploaded right now. Try again in a few seconds.",
+    },
+    Entry {
+        code: "body_too_slow",
+        ru: "Фотография передаётся слишком медленно. Проверьте связь и отправьте её снова.",
+        kk: "Фотосурет тым баяу жіберілуде. Байланысты тексеріп, қайта жіберіңіз.",
+        en: "The photo is arriving too slowly. Check your connection and send it again.",
+    },
+    Entry {
         code: "dependency_unavailable",
         ru: "Сервис временно недоступен. Повторите попытку позже.",
         kk: "Қызмет уақытша қолжетімсіз. Кейінірек қайталаңыз.",

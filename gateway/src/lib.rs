@@ -16,6 +16,7 @@
 #![forbid(unsafe_code)]
 
 pub mod admission;
+pub mod bodies;
 pub mod config;
 pub mod error;
 pub mod flow;

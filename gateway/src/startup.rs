@@ -127,6 +127,11 @@ impl Application {
                 ),
                 texts,
                 budgets: crate::middleware::Budgets::default(),
+                bodies: crate::bodies::Bodies::new(
+                    config.body_budget,
+                    config.body_min_rate,
+                    config.body_grace,
+                ),
                 config,
             }),
         };

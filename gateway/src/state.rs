@@ -32,6 +32,8 @@ pub struct Inner {
     pub texts: crate::texts::Texts,
     /// What this replica knows of the per-minute request counts.
     pub budgets: crate::middleware::Budgets,
+    /// The photo bodies this replica holds, within their budget and pace.
+    pub bodies: crate::bodies::Bodies,
 }
 
 impl std::ops::Deref for AppState {

@@ -535,3 +535,244 @@ async fn a_service_lost_in_the_middle_of_calls_is_a_503_and_every_step_can_be_do
     );
     assert!(lost > 0.0, "no call was cut in the middle");
 }
+
+/// The resident memory of process `pid` now and at its peak (`VmRSS`, `VmHWM`), in bytes.
+fn memory_of(pid: u32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse::<u64>().ok())
+            .unwrap()
+            * 1024
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+/// A photo upload of `declared` bytes over a raw connection, as large uploads are sent: with
+/// `Expect: 100-continue`, so a refusal before the body is read reaches the client before a
+/// byte of it goes out; then its body `chunk` bytes at a time every `every` (all at once when
+/// zero) until the gateway answers. The answer's status and body.
+async fn upload_raw(
+    base: &str,
+    token: &str,
+    declared: usize,
+    chunk: usize,
+    every: Duration,
+) -> (u16, String) {
+    let connection = tokio::net::TcpStream::connect(base.trim_start_matches("http://"))
+        .await
+        .unwrap();
+    let (reader, mut writer) = connection.into_split();
+    let mut reader = tokio::io::BufReader::new(reader);
+    let head = format!(
+        "PUT /v1/me/biometrics/face HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {token}\r\n\
+         Content-Type: image/jpeg\r\nContent-Length: {declared}\r\nExpect: 100-continue\r\n\
+         Connection: close\r\n\r\n"
+    );
+    writer.write_all(head.as_bytes()).await.unwrap();
+    let status_of = |line: &str| {
+        line.split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0)
+    };
+    let mut line = String::new();
+    tokio::io::AsyncBufReadExt::read_line(&mut reader, &mut line)
+        .await
+        .unwrap();
+    let mut status: u16 = status_of(&line);
+    if status == 100 {
+        // The blank line after "100 Continue", then the body while the answer is awaited.
+        let mut blank = String::new();
+        tokio::io::AsyncBufReadExt::read_line(&mut reader, &mut blank)
+            .await
+            .unwrap();
+        // The write half stays open until the answer is read: a client that shuts it down
+        // is taken for one that went away.
+        let writer = &mut writer;
+        let sending = async move {
+            let bytes = vec![0xFF_u8; chunk];
+            let mut sent = 0;
+            while sent < declared {
+                let n = chunk.min(declared - sent);
+                if writer.write_all(&bytes[..n]).await.is_err() {
+                    return;
+                }
+                sent += n;
+                if !every.is_zero() {
+                    tokio::time::sleep(every).await;
+                }
+            }
+        };
+        let answer = async {
+            let mut line = String::new();
+            let _ = tokio::io::AsyncBufReadExt::read_line(&mut reader, &mut line).await;
+            line
+        };
+        let ((), final_line) = tokio::join!(sending, answer);
+        status = status_of(&final_line);
+    }
+    let mut rest = String::new();
+    let _ = reader.read_to_string(&mut rest).await;
+    let body = rest.split("\r\n\r\n").nth(1).unwrap_or("").to_owned();
+    (status, body)
+}
+
+#[tokio::test]
+async fn slow_and_heavy_uploads_and_a_crowd_of_previews_stay_within_the_pods_memory() {
+    const MIB: u64 = 1024 * 1024;
+    let suite = common::processes::start(
+        None,
+        &[
+            ("GATEWAY_RATE_LIMIT_PER_MINUTE", "100000".into()),
+            ("GATEWAY_BODY_GRACE_SECS", "2".into()),
+            ("GATEWAY_BODY_MIN_RATE_BYTES_PER_SEC", "200000".into()),
+        ],
+    )
+    .await;
+    let (_, _, uploader) = suite.registered(&valid_iin(), PASSWORD).await;
+    let uploader = uploader["access_token"].as_str().unwrap().to_owned();
+    let (_, _, other) = suite.registered(&valid_iin(), PASSWORD).await;
+    let other = format!("Bearer {}", other["access_token"].as_str().unwrap());
+    let auth = format!("Bearer {uploader}");
+    let selfie = suite
+        .http
+        .put(format!("{}/v1/me/biometrics/face", suite.base))
+        .header("authorization", &auth)
+        .header("content-type", "image/jpeg")
+        .body(tk::photos::SELFIE.to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(selfie.status(), StatusCode::OK);
+    let (gateway, biometrics) = (suite.pid("gateway"), suite.pid("biometrics"));
+
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let peak = std::sync::Mutex::new((0_u64, 0_u64));
+    let watch = async {
+        while !done.load(std::sync::atomic::Ordering::Relaxed) {
+            {
+                let mut peak = peak.lock().unwrap();
+                peak.0 = peak.0.max(memory_of(gateway).0);
+                peak.1 = peak.1.max(memory_of(biometrics).0);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    let ten_mb = 10_000_000;
+    let storm = async {
+        // First the heavy: twenty photos of 10 MB sent as fast as the network goes and two
+        // hundred previews at once; then the slow: thirty photos of 10 MB trickling at
+        // 100 KB/s. Another applicant goes on all the while.
+        let preview = [("authorization", auth.as_str())];
+        let heavy = async {
+            let fast =
+                futures::future::join_all((0..20).map(|_| {
+                    upload_raw(&suite.base, &uploader, ten_mb, 256 * 1024, Duration::ZERO)
+                }));
+            let previews = futures::future::join_all((0..200).map(|_| {
+                suite.call(
+                    Method::GET,
+                    "/v1/me/biometrics/face/preview",
+                    None,
+                    &preview,
+                )
+            }));
+            tokio::join!(fast, previews)
+        };
+        let slow = async {
+            futures::future::join_all((0..30).map(|_| {
+                upload_raw(
+                    &suite.base,
+                    &uploader,
+                    ten_mb,
+                    10_000,
+                    Duration::from_millis(100),
+                )
+            }))
+            .await
+        };
+        let phases = async {
+            let (fast, previews) = heavy.await;
+            (fast, previews, slow.await)
+        };
+        let others = async {
+            let mut answers = Vec::new();
+            for _ in 0..20 {
+                answers.push(
+                    suite
+                        .call(
+                            Method::GET,
+                            "/v1/me/onboarding",
+                            None,
+                            &[("authorization", other.as_str())],
+                        )
+                        .await
+                        .0,
+                );
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            answers
+        };
+        let ((fast, previews, slow), others) = tokio::join!(phases, others);
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+        (slow, fast, previews, others)
+    };
+    let ((slow, fast, previews, others), ()) = tokio::join!(storm, watch);
+
+    // The trickles were cut (or, past the budget, refused at once); the fast ones beyond the
+    // budget were refused before they were read; nothing failed inside.
+    for (status, body) in &slow {
+        assert!(
+            (*status == 408 && body.contains("body_too_slow"))
+                || (*status == 503 && body.contains("uploads_busy")),
+            "a slow upload: {status} {body}"
+        );
+    }
+    assert!(slow.iter().any(|(status, _)| *status == 408), "{slow:?}");
+    assert!(
+        fast.iter()
+            .any(|(status, body)| *status == 503 && body.contains("uploads_busy")),
+        "the budget refused none of twenty 10 MB uploads at once"
+    );
+    for (status, body) in &fast {
+        assert!(
+            *status != 500 && *status != 0,
+            "a fast upload: {status} {body}"
+        );
+    }
+    // Previews beyond biometrics' reads at once are refused with a retry hint, never failed.
+    for (status, body) in &previews {
+        assert!(
+            *status == StatusCode::OK
+                || (*status == StatusCode::TOO_MANY_REQUESTS
+                    && body["error"]["code"] == "overloaded"),
+            "a preview: {status} {body}"
+        );
+    }
+    assert!(previews.iter().any(|(status, _)| *status == StatusCode::OK));
+    assert!(others.iter().all(|s| *s == StatusCode::OK), "{others:?}");
+    // And the memory held: the pods' limits (k8s/base: gateway 256 MiB, biometrics 1 GiB).
+    let (gateway_now, gateway_peak) = memory_of(gateway);
+    let (_, biometrics_peak) = memory_of(biometrics);
+    let seen = *peak.lock().unwrap();
+    eprintln!(
+        "resident: gateway peak {} MiB (now {} MiB), biometrics peak {} MiB; sampled {:?} MiB",
+        gateway_peak / MIB,
+        gateway_now / MIB,
+        biometrics_peak / MIB,
+        (seen.0 / MIB, seen.1 / MIB)
+    );
+    assert!(
+        gateway_peak < 256 * MIB,
+        "gateway peaked at {} MiB",
+        gateway_peak / MIB
+    );
+    assert!(
+        biometrics_peak < 1024 * MIB,
+        "biometrics peaked at {} MiB",
+        biometrics_peak / MIB
+    );
+}

@@ -2,6 +2,8 @@
 //! profile running for real on the local stack, and the gateway in front of them.
 #![allow(dead_code, unreachable_pub)]
 
+pub(crate) mod processes;
+
 use examreg_kit::{auth::Keys, config::Secret, tokens::SigningKey};
 use examreg_testkit as tk;
 use reqwest::StatusCode;

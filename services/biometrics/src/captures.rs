@@ -45,6 +45,10 @@ pub struct Captures {
     /// Bounds how many photos are checked at once (decoding and detection are CPU-bound) and
     /// how many wait; beyond that an upload is refused with a retry hint.
     pub gate: examreg_kit::work::Gate,
+    /// Bounds how many photos are read at once (fetched, opened and, for a preview, decoded
+    /// and scaled: up to the sealed, the plain and the decoded image of each in memory) and how
+    /// many wait: a cabinet's previews opened by a crowd must not hold the pod's memory.
+    pub reads: examreg_kit::work::Gate,
 }
 
 /// Where a capture set stands.
@@ -289,6 +293,7 @@ impl Captures {
             .filter(|c| reader.owner.is_none_or(|owner| owner == c.account_id))
             .ok_or(Error::CaptureNotFound)?;
         let (actor, purpose) = (reader.actor, reader.purpose);
+        let _turn = self.reads.enter().await.map_err(Error::Overloaded)?;
         let sealed = self.objects.get(&capture.object_key).await?;
         let plain = self.keys.open(
             &sealed,

@@ -37,6 +37,9 @@ pub struct Config {
     /// Photos checked at once, and waiting for a turn before more are refused.
     pub check_concurrency: usize,
     pub check_queue: usize,
+    /// Photos read at once (downloads and previews), and waiting for a turn.
+    pub read_concurrency: usize,
+    pub read_queue: usize,
     pub identity_url: String,
     /// Its own client at identity (`BIOMETRICS_CLIENT_ID`, `BIOMETRICS_CLIENT_SECRET`), for the
     /// revocation feed.
@@ -115,6 +118,8 @@ impl Config {
             thresholds,
             check_concurrency: env.parse("BIOMETRICS_CHECK_CONCURRENCY", cpus),
             check_queue: env.parse("BIOMETRICS_CHECK_QUEUE", cpus * 8),
+            read_concurrency: env.parse("BIOMETRICS_READ_CONCURRENCY", cpus),
+            read_queue: env.parse("BIOMETRICS_READ_QUEUE", cpus * 16),
             identity_url: env.string("IDENTITY_URL", "http://127.0.0.1:50051"),
             client: examreg_kit::client::Credentials::from_env(env, "BIOMETRICS", "biometrics"),
             documents: documents::Settings {
@@ -169,6 +174,12 @@ impl Application {
                     "photo_checks",
                     config.check_concurrency,
                     config.check_queue,
+                    Duration::from_secs(1),
+                ),
+                reads: examreg_kit::work::Gate::new(
+                    "photo_reads",
+                    config.read_concurrency,
+                    config.read_queue,
                     Duration::from_secs(1),
                 ),
             },

@@ -602,6 +602,7 @@ async fn the_sweeper_deletes_only_old_unreferenced_objects() {
         keys: MasterKeys::parse(MASTER).unwrap(),
         thresholds: std::sync::Arc::new(config.thresholds),
         gate: examreg_kit::work::Gate::new("photo_checks", 1, 4, Duration::from_secs(1)),
+        reads: examreg_kit::work::Gate::new("photo_reads", 1, 4, Duration::from_secs(1)),
     };
     // Young objects are left alone: their upload may still be writing its record.
     assert_eq!(service.sweep(Duration::from_secs(600)).await.unwrap(), 0);
