@@ -6,6 +6,7 @@
 //!                 [--mail http://127.0.0.1:1080] [--out DIR]
 //!   examreg-bench --bound-only
 //!   examreg-bench --render DIR
+//!   examreg-bench --pow [--pow-levels 25000,50000,…] [--pow-reps N]
 //!
 //! Closed loop (`--concurrency`, default 4): C applicants at a time, each starting when one
 //! finishes. Fixed arrival rate (`--rate`): R new applicants per second whatever the suite's
@@ -15,6 +16,9 @@
 //! when the suite is not saturated), a login-only run (`--login-seconds`, default 20; 0 skips
 //! it) and, with `--overload`, a run at twice the achieved rate.
 //!
+//! `--pow` measures the reference page's proof-of-work worker in Chromium at each level (see
+//! `pow`); it needs no suite.
+//!
 //! `--render DIR` reads `DIR/report.json` (an older run's too), works out the overhead and
 //! the goals from its figures, and writes `report.md` again.
 
@@ -23,6 +27,7 @@ mod hop;
 mod journey;
 mod login;
 mod mail;
+mod pow;
 mod report;
 
 use journey::{Ctx, Photos};
@@ -55,6 +60,9 @@ struct Args {
     bound_only: bool,
     /// Render this directory's report.json again, run nothing.
     render: Option<std::path::PathBuf>,
+    /// Measure the proof of work's solves in Chromium at these levels, run nothing else.
+    pow: Option<Vec<u64>>,
+    pow_reps: usize,
 }
 
 fn args() -> anyhow::Result<Args> {
@@ -75,6 +83,8 @@ fn args() -> anyhow::Result<Args> {
         login_seconds: 20,
         bound_only: false,
         render: None,
+        pow: None,
+        pow_reps: 10,
         out: "bench-report".into(),
     };
     let mut given = std::env::args().skip(1);
@@ -99,6 +109,19 @@ fn args() -> anyhow::Result<Args> {
             "--login-seconds" => args.login_seconds = value()?.parse()?,
             "--bound-only" => args.bound_only = true,
             "--render" => args.render = Some(value()?.into()),
+            "--pow" => {
+                args.pow
+                    .get_or_insert_with(|| vec![12_500, 25_000, 50_000, 100_000, 200_000, 400_000]);
+            }
+            "--pow-levels" => {
+                args.pow = Some(
+                    value()?
+                        .split(',')
+                        .map(str::parse)
+                        .collect::<Result<_, _>>()?,
+                );
+            }
+            "--pow-reps" => args.pow_reps = value()?.parse()?,
             other => anyhow::bail!("unknown argument {other}"),
         }
     }
@@ -122,6 +145,10 @@ fn args() -> anyhow::Result<Args> {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = args()?;
+    if let Some(levels) = &args.pow {
+        pow::run(levels, args.pow_reps).await?;
+        return Ok(());
+    }
     if let Some(dir) = &args.render {
         let mut report: Value =
             serde_json::from_str(&std::fs::read_to_string(dir.join("report.json"))?)?;

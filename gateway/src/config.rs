@@ -129,7 +129,7 @@ impl Config {
                 .filter(|dir| !dir.is_empty())
                 .map(Into::into),
             pow_key,
-            pow_base: env.parse("GATEWAY_POW_BASE", 50_000),
+            pow_base: env.parse("GATEWAY_POW_BASE", 200_000),
             pow_step: env.parse("GATEWAY_POW_STEP_PASSES", 10),
             pow_slack: env.parse("GATEWAY_POW_SLACK_PASSES", 30),
             pow_pass_ttl: env.seconds("GATEWAY_POW_PASS_TTL_SECS", 3600),
