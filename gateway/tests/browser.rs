@@ -106,6 +106,23 @@ async fn log_in(b: &Browser, iin: &str) {
     log_in_to(b, iin, "face").await;
 }
 
+/// A desktop browser in Russian (screenshots under `test`) logged in as `login` from the
+/// welcome screen, landed on `screen`.
+async fn logged_in_page(s: &Suite, test: &str, login: &str, screen: &str) -> Browser {
+    let b = Browser::start(BrowserOptions {
+        test,
+        size: (1280, 900),
+        phone: false,
+        camera: None,
+        lang: "ru",
+    })
+    .await;
+    b.goto(&format!("{}/", s.base)).await;
+    b.on_screen("welcome").await;
+    log_in_to(&b, login, screen).await;
+    b
+}
+
 /// Logs in from the welcome screen and lands on `screen`.
 async fn log_in_to(b: &Browser, iin: &str, screen: &str) {
     b.click("#app .primary").await;
@@ -598,17 +615,7 @@ async fn a_page_whose_token_expired_refreshes_once_for_its_parallel_calls_and_st
     s.register(&iin, &tk::unique_email()).await;
     let (_, session) = s.login(&iin, PASSWORD).await;
     s.fill_in(session["access_token"].as_str().unwrap()).await;
-    let b = Browser::start(BrowserOptions {
-        test: "expired_token",
-        size: (1280, 900),
-        phone: false,
-        camera: None,
-        lang: "ru",
-    })
-    .await;
-    b.goto(&format!("{}/", s.base)).await;
-    b.on_screen("welcome").await;
-    log_in_to(&b, &iin, "complete").await;
+    let b = logged_in_page(&s, "expired_token", &iin, "complete").await;
     // The page's token expires (verifiers allow the leeway past it) while the applicant reads.
     tokio::time::sleep(access_ttl + examreg_kit::tokens::LEEWAY + Duration::from_secs(2)).await;
     let refreshes = || async {
@@ -1156,17 +1163,7 @@ async fn a_passport_holder_sees_the_passport_number_and_its_data_page_in_the_cab
     let (status, body) = s.complete(&token).await;
     assert_eq!(status, reqwest::StatusCode::OK, "{body}");
 
-    let b = Browser::start(BrowserOptions {
-        test: "passport_cabinet_ru",
-        size: (1280, 900),
-        phone: false,
-        camera: None,
-        lang: "ru",
-    })
-    .await;
-    b.goto(&format!("{}/", s.base)).await;
-    b.on_screen("welcome").await;
-    log_in_to(&b, &number, "cabinet").await;
+    let b = logged_in_page(&s, "passport_cabinet_ru", &number, "cabinet").await;
     cabinet_shows(&b, "Номер паспорта", &number, 2).await;
     let cabinet = b.text("#app").await;
     assert!(cabinet.contains("Страница паспорта с данными"), "{cabinet}");

@@ -407,6 +407,31 @@ pub(crate) fn valid_iin() -> String {
     tk::random_iin(examreg_domain::Sex::Male)
 }
 
+/// `method path` at the gateway `base`, with a JSON body (or none) and `headers`: the answer's
+/// status, headers and JSON (null when it has none).
+pub(crate) async fn call_at(
+    http: &reqwest::Client,
+    base: &str,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<Value>,
+    headers: &[(&str, &str)],
+) -> (StatusCode, reqwest::header::HeaderMap, Value) {
+    let mut request = http.request(method, format!("{base}{path}"));
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status();
+    let headers = response.headers().clone();
+    let text = response.text().await.unwrap();
+    let json = serde_json::from_str(&text).unwrap_or(Value::Null);
+    (status, headers, json)
+}
+
 impl Suite {
     pub(crate) async fn call(
         &self,
@@ -415,19 +440,7 @@ impl Suite {
         body: Option<Value>,
         headers: &[(&str, &str)],
     ) -> (StatusCode, reqwest::header::HeaderMap, Value) {
-        let mut request = self.http.request(method, format!("{}{path}", self.base));
-        for (name, value) in headers {
-            request = request.header(*name, *value);
-        }
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().await.unwrap();
-        let status = response.status();
-        let headers = response.headers().clone();
-        let text = response.text().await.unwrap();
-        let json = serde_json::from_str(&text).unwrap_or(Value::Null);
-        (status, headers, json)
+        call_at(&self.http, &self.base, method, path, body, headers).await
     }
 
     /// A call as a device behind a busy address makes it: with its pass if it earned one, and,

@@ -288,19 +288,9 @@ impl Processes {
         body: Option<Value>,
         headers: &[(&str, &str)],
     ) -> (StatusCode, Value) {
-        let mut request = self.http.request(method, format!("{}{path}", self.base));
-        for (name, value) in headers {
-            request = request.header(*name, *value);
-        }
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().await.unwrap();
-        let status = response.status();
-        (
-            status,
-            response.json::<Value>().await.unwrap_or(Value::Null),
-        )
+        let (status, _, json) =
+            super::call_at(&self.http, &self.base, method, path, body, headers).await;
+        (status, json)
     }
 
     /// Registers a new applicant through the public API and logs in: the flow id, the account
