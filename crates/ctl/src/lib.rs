@@ -944,15 +944,33 @@ impl Ctl {
                         .iter()
                         .map(|c| json!({"key": c.key, "count": c.count}))
                         .collect();
-                    writeln!(out, "{}", json!({"counts": counts, "total": answer.total}))?;
+                    writeln!(
+                        out,
+                        "{}",
+                        json!({"counts": counts, "total": answer.total,
+                               "suppressed": answer.suppressed})
+                    )?;
                 } else {
                     let rows: Vec<Vec<String>> = answer
                         .counts
                         .iter()
-                        .map(|c| vec![c.key.clone(), c.count.to_string()])
+                        .map(|c| {
+                            let key = if c.key.is_empty() {
+                                "(small groups)"
+                            } else {
+                                &c.key
+                            };
+                            vec![key.to_owned(), c.count.to_string()]
+                        })
                         .collect();
                     table(out, &["KEY", "COUNT"], &rows)?;
                     writeln!(out, "total: {}", answer.total)?;
+                    if answer.suppressed {
+                        writeln!(
+                            out,
+                            "(groups too small to show without singling people out are merged or withheld)"
+                        )?;
+                    }
                 }
             }
         }

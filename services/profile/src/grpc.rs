@@ -23,6 +23,22 @@ use uuid::Uuid;
 pub struct Profiles {
     pub people: People,
     pub reference: Reference,
+    /// The least count a statistic shows for a group (`PROFILE_STATS_MIN_COUNT`).
+    pub stats_min_count: i64,
+}
+
+/// Groups of fewer than `min` registrations merged under the key "" (in front), or withheld
+/// when even together they are fewer: whether any were.
+fn suppress(counts: Vec<(String, i64)>, min: i64) -> (Vec<(String, i64)>, bool) {
+    let (mut shown, small): (Vec<_>, Vec<_>) = counts.into_iter().partition(|(_, n)| *n >= min);
+    if small.is_empty() {
+        return (shown, false);
+    }
+    let rest: i64 = small.iter().map(|(_, n)| n).sum();
+    if rest >= min {
+        shown.insert(0, (String::new(), rest));
+    }
+    (shown, true)
 }
 
 fn names_pb(n: &Names) -> pb::LocalizedName {
@@ -399,7 +415,7 @@ impl ProfileService for Profiles {
         {
             return Err(Error::InvalidTimeZone.into());
         }
-        let counts = store::count_registrations(
+        let counted = store::count_registrations(
             pool,
             grouping,
             datetime(req.completed_from.as_ref()),
@@ -408,12 +424,39 @@ impl ProfileService for Profiles {
         )
         .await
         .map_err(Error::from)?;
+        let (shown, suppressed) = suppress(counted.counts, self.stats_min_count);
         Ok(Response::new(pb::CountRegistrationsResponse {
-            total: counts.iter().map(|(_, n)| n).sum(),
-            counts: counts
+            total: shown.iter().map(|(_, n)| n).sum(),
+            counts: shown
                 .into_iter()
                 .map(|(key, count)| pb::RegistrationCount { key, count })
                 .collect(),
+            counted_from: counted.from.map(timestamp),
+            counted_before: Some(timestamp(counted.before)),
+            suppressed,
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::suppress;
+
+    #[test]
+    fn small_groups_are_merged_or_withheld_never_shown() {
+        let counts = |list: &[(&str, i64)]| -> Vec<(String, i64)> {
+            list.iter().map(|(k, n)| ((*k).to_owned(), *n)).collect()
+        };
+        assert_eq!(
+            suppress(counts(&[("a", 9), ("b", 5)]), 5),
+            (counts(&[("a", 9), ("b", 5)]), false)
+        );
+        // Three small ones make five together: shown merged, none by name.
+        assert_eq!(
+            suppress(counts(&[("a", 9), ("b", 1), ("c", 2), ("d", 2)]), 5),
+            (counts(&[("", 5), ("a", 9)]), true)
+        );
+        // One person alone: withheld, and the total will not count them either.
+        assert_eq!(suppress(counts(&[("kaznu", 1)]), 5), (counts(&[]), true));
     }
 }

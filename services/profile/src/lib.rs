@@ -36,6 +36,8 @@ pub struct Config {
     /// Its own client at identity (`PROFILE_CLIENT_ID`, `PROFILE_CLIENT_SECRET`), for the
     /// revocation feed.
     pub client: examreg_kit::client::Credentials,
+    /// The least count a statistic shows for a group (smaller ones are merged or withheld).
+    pub stats_min_count: i64,
 }
 
 impl Config {
@@ -53,6 +55,7 @@ impl Config {
             }),
             identity_url: env.string("IDENTITY_URL", "http://127.0.0.1:50051"),
             client: examreg_kit::client::Credentials::from_env(env, "PROFILE", "profile"),
+            stats_min_count: env.parse("PROFILE_STATS_MIN_COUNT", 5),
         }
     }
 }
@@ -77,6 +80,7 @@ impl Application {
                 identity,
             },
             reference: reference::Reference { pool },
+            stats_min_count: config.stats_min_count.max(1),
         };
         let routes = Routes::new(ProfileServiceServer::new(profiles));
         Ok(Service::bind(

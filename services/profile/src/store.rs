@@ -299,8 +299,21 @@ pub enum Grouping {
     Institution,
 }
 
+/// What a count covered: whole days in the time zone asked, today excluded.
+pub struct Counted {
+    /// Per group, in order of the key.
+    pub counts: Vec<(String, i64)>,
+    /// The window counted: the start of the day `from` falls in (none: from the first), and
+    /// the start of the day `before` falls in, or of today when that is earlier (or `before` is
+    /// none).
+    pub from: Option<DateTime<Utc>>,
+    pub before: DateTime<Utc>,
+}
+
 /// Completed registrations (locked profiles with nothing to redo) completed in the window,
-/// counted per group, groups in order of their key.
+/// counted per group, groups in order of their key. The window is cut to whole days in
+/// `time_zone` and ends before today: a count never moves within a day, so two counts taken
+/// moments apart cannot tell one person's completion from the others'.
 #[tracing::instrument(skip_all)]
 pub async fn count_registrations(
     pool: &PgPool,
@@ -308,13 +321,23 @@ pub async fn count_registrations(
     from: Option<DateTime<Utc>>,
     before: Option<DateTime<Utc>>,
     time_zone: &str,
-) -> Result<Vec<(String, i64)>, sqlx::Error> {
+) -> Result<Counted, sqlx::Error> {
     let by = match grouping {
         Grouping::Day => "day",
         Grouping::Region => "region",
         Grouping::Category => "category",
         Grouping::Institution => "institution",
     };
+    let window = sqlx::query!(
+        r#"SELECT date_trunc('day', $1::timestamptz AT TIME ZONE $3) AT TIME ZONE $3 AS "from",
+                  LEAST(date_trunc('day', COALESCE($2::timestamptz, now()) AT TIME ZONE $3),
+                        date_trunc('day', now() AT TIME ZONE $3)) AT TIME ZONE $3 AS "before!""#,
+        from,
+        before,
+        time_zone
+    )
+    .fetch_one(pool)
+    .await?;
     let rows = sqlx::query!(
         r#"SELECT CASE $1
                     WHEN 'day' THEN to_char(locked_at AT TIME ZONE $4, 'YYYY-MM-DD')
@@ -325,16 +348,20 @@ pub async fn count_registrations(
            FROM profiles
            WHERE locked_at IS NOT NULL AND cardinality(redo) = 0 AND erased_at IS NULL
              AND ($2::timestamptz IS NULL OR locked_at >= $2)
-             AND ($3::timestamptz IS NULL OR locked_at < $3)
+             AND locked_at < $3
            GROUP BY 1 ORDER BY 1"#,
         by,
-        from,
-        before,
+        window.from,
+        window.before,
         time_zone
     )
     .fetch_all(pool)
     .await?;
-    Ok(rows.into_iter().map(|r| (r.key, r.count)).collect())
+    Ok(Counted {
+        counts: rows.into_iter().map(|r| (r.key, r.count)).collect(),
+        from: window.from,
+        before: window.before,
+    })
 }
 
 /// Whether Postgres knows this time zone name.

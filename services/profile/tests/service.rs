@@ -26,6 +26,8 @@ struct TestApp {
     profile: ProfileServiceClient<Channel>,
     key: SigningKey,
     proof_key: SigningKey,
+    /// Profile's database, to age records as days pass.
+    database: sqlx::PgPool,
     _stops: Vec<tokio::sync::oneshot::Sender<()>>,
 }
 
@@ -75,8 +77,10 @@ async fn spawn() -> TestApp {
     tk::learn_keys(&identity_url, &keys, &watcher).await;
 
     let mut config = examreg_profile::Config::defaults();
-    config.database_url = Secret::new(tk::fresh_database("profile").await);
+    let database = tk::fresh_database("profile").await;
+    config.database_url = Secret::new(database.clone());
     config.identity_url = identity_url.clone();
+    config.stats_min_count = 2;
     let profile = examreg_profile::Application::build(config, keys)
         .await
         .unwrap();
@@ -88,6 +92,7 @@ async fn spawn() -> TestApp {
         profile: ProfileServiceClient::new(examreg_kit::grpc::channel(&profile_url).unwrap()),
         key,
         proof_key,
+        database: sqlx::PgPool::connect(&database).await.unwrap(),
         _stops: vec![stop_identity, stop_profile],
     }
 }
@@ -898,18 +903,48 @@ async fn a_services_read_is_logged_and_statistics_count_completed_registrations_
         .unwrap_err();
     assert_eq!(err.code(), Code::PermissionDenied);
 
-    // Two completed registrations; the pending one is not counted, nor a reopened one.
+    // Completed today: not counted yet (a day's counts move only once the day is over).
     let stats = app.service(&["stats:read"]);
+    let today = app
+        .count(&stats, pb::RegistrationGrouping::Region, "")
+        .await
+        .unwrap();
+    // The narrow window right after a completion tells nothing either.
+    let now = chrono::Utc::now();
+    let narrow = pb::CountRegistrationsRequest {
+        group_by: pb::RegistrationGrouping::Institution.into(),
+        completed_from: Some(examreg_proto::convert::timestamp(
+            now - chrono::Duration::seconds(3),
+        )),
+        completed_before: Some(examreg_proto::convert::timestamp(now)),
+        ..Default::default()
+    };
+    let narrow = rpc!(app.profile, count_registrations, narrow, &stats).unwrap();
+    if almaty_day() == day_before {
+        assert_eq!((today.total, today.counts.len()), (0, 0), "{today:?}");
+        assert_eq!((narrow.total, narrow.counts.len()), (0, 0), "{narrow:?}");
+    }
+    // A day later: two completed registrations; the pending one is not counted, nor a
+    // reopened one. (This suite shows groups of two or more.)
+    sqlx::query("UPDATE profiles SET locked_at = locked_at - interval '1 day'")
+        .execute(&app.database)
+        .await
+        .unwrap();
+    let day_before = (chrono::NaiveDate::parse_from_str(&day_before, "%Y-%m-%d").unwrap()
+        - chrono::Days::new(1))
+    .to_string();
     let by_region = app
         .count(&stats, pb::RegistrationGrouping::Region, "")
         .await
         .unwrap();
+    // One in each region: each alone would single a person out; together they are two.
     let counts: Vec<(&str, i64)> = by_region
         .counts
         .iter()
         .map(|c| (c.key.as_str(), c.count))
         .collect();
-    assert_eq!(counts, [("KZ-71", 1), ("KZ-75", 1)]);
+    assert_eq!(counts, [("", 2)]);
+    assert!(by_region.suppressed);
     assert_eq!(by_region.total, 2);
     let by_institution = app
         .count(&stats, pb::RegistrationGrouping::Institution, "")
@@ -932,7 +967,9 @@ async fn a_services_read_is_logged_and_statistics_count_completed_registrations_
         .count(&stats, pb::RegistrationGrouping::Day, "Asia/Almaty")
         .await
         .unwrap();
-    let day_after = almaty_day();
+    let day_after = (chrono::NaiveDate::parse_from_str(&almaty_day(), "%Y-%m-%d").unwrap()
+        - chrono::Days::new(1))
+    .to_string();
     let days: Vec<(&str, i64)> = by_day
         .counts
         .iter()
@@ -947,12 +984,18 @@ async fn a_services_read_is_logged_and_statistics_count_completed_registrations_
     app.reopen(&app.service(&["support:write"]), &second, &["education"])
         .await
         .unwrap();
+    // One left: below the least count even alone, so withheld, and the total says nothing.
+    let after_reopen = app
+        .count(&stats, pb::RegistrationGrouping::Region, "")
+        .await
+        .unwrap();
     assert_eq!(
-        app.count(&stats, pb::RegistrationGrouping::Region, "")
-            .await
-            .unwrap()
-            .total,
-        1
+        (
+            after_reopen.total,
+            after_reopen.counts.len(),
+            after_reopen.suppressed
+        ),
+        (0, 0, true)
     );
 
     // Bad input is refused; the scope is needed.
