@@ -2,7 +2,7 @@
 
 For every service in the code it checks that the Dockerfile has its image target, that the
 compose file and the Kubernetes base run it with only the variables it reads (and every one it
-requires), that the README's configuration reference names every variable it reads, and that
+requires), that the configuration reference (docs/configuration.md) names every variable it reads, and that
 every Kubernetes workload keeps the rules operators rely on: resources, probes, a locked-down
 securityContext, Service, ServiceAccount, HPA, PDB and a NetworkPolicy.
 """
@@ -68,7 +68,7 @@ def check_env(where, names, read, secret, required):
 def main():
     dockerfile = (ROOT / "deploy/Dockerfile").read_text()
     compose = yaml.safe_load((ROOT / "deploy/compose.yaml").read_text())
-    readme = (ROOT / "README.md").read_text()
+    readme = (ROOT / "docs/configuration.md").read_text()
     rendered = {
         overlay.name: list(
             yaml.safe_load_all(
@@ -99,7 +99,7 @@ def main():
                 problem(f"compose.yaml: {service} does not build the image target {service}")
             check_env(f"compose.yaml {service}", entry.get("environment", {}), read, secret, required)
         for name in sorted(read - documented(readme)):
-            problem(f"README.md: the configuration reference misses {name} ({service})")
+            problem(f"docs/configuration.md misses {name} ({service})")
         for overlay, docs in rendered.items():
             check_workload(overlay, service, docs, read, secret, required)
     if problems:
@@ -109,7 +109,7 @@ def main():
 
 
 def documented(readme):
-    """Every variable the README's tables name; a row may shorten a sibling to its suffix
+    """Every variable the configuration reference's tables name; a row may shorten a sibling to its suffix
     (`BIOMETRICS_S3_ENDPOINT` / `_REGION`)."""
     names = set()
     for row in readme.splitlines():

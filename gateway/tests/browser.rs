@@ -134,7 +134,7 @@ async fn log_in_to(b: &Browser, iin: &str, screen: &str) {
 }
 
 /// An IIN whose card (see [`own_back`]) the reader reads: the reader misses a few cards in a
-/// hundred (the README's accuracy), and these tests are about the pages, whose retake advice
+/// hundred (the accuracy in docs/benchmark.md), and these tests are about the pages, whose retake advice
 /// `a_back_whose_zone_was_not_read_is_asked_again_with_the_advice` shows.
 fn readable_iin() -> String {
     static READER: std::sync::OnceLock<examreg_biometrics::ocr::Reader> =

@@ -286,7 +286,7 @@ async fn identity_rotates_its_signing_key_under_load_without_a_failed_request() 
     let workers: Vec<_> = (0..3).map(|_| load(&s, until)).collect();
     let rotation = async {
         tokio::time::sleep(Duration::from_secs(1)).await;
-        // Step 1 of the README's procedure: the new key signs, the old one is still
+        // Step 1 of the rotation procedure (docs/guarantees.md): the new key signs, the old one is still
         // published (its tokens live on); every verifier learns the new key when it first
         // meets a token signed with it.
         s.restart_with("identity", Duration::ZERO, |config| {

@@ -368,7 +368,7 @@ fn needs_ping(idle_for: Duration) -> bool {
 /// so replicas starting together apply them once; over the direct URL when there is one,
 /// since a transaction-mode pooler would lose the lock between statements). The statement
 /// timeout is a startup parameter of each pooled connection (behind PgBouncer, set it on the
-/// role instead: see the README).
+/// role instead: see docs/operations.md).
 #[cfg(feature = "postgres")]
 pub async fn postgres(
     url: &crate::config::Secret,

@@ -888,7 +888,7 @@ impl Suite {
 
     /// Waits for the check of the ID card's back, read in the background, to verify it. A back
     /// the reader could not read is photographed again, as its holder would be asked to (the
-    /// reader misses a few cards in a hundred: the README's accuracy).
+    /// reader misses a few cards in a hundred: the accuracy in docs/benchmark.md).
     pub(crate) async fn verified_document(&self, token: &str) {
         let mut check = self.settled_document_check(token, "en").await;
         for n in 1..=3 {

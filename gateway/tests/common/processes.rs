@@ -111,7 +111,7 @@ pub(crate) async fn start(otlp: Option<&str>, gateway_env: &[(&str, String)]) ->
     let signing_pem = SigningKey::generate_pem();
     let proof_pem = SigningKey::generate_pem();
     let proof = SigningKey::from_pem(&proof_pem).unwrap();
-    let secret = "trace-test-gateway-secret-0123456789";
+    let secret = "processes-gateway-secret-0123456789";
     // The services' own clients, which open the revocation feed.
     let watchers = ["verification", "biometrics", "profile"].map(tk::client);
     let mut clients = vec![json!({
@@ -150,7 +150,7 @@ pub(crate) async fn start(otlp: Option<&str>, gateway_env: &[(&str, String)]) ->
                 ("IDENTITY_ADDR", format!("127.0.0.1:{identity}")),
                 (
                     "IDENTITY_DATABASE_URL",
-                    tk::fresh_database("trace_identity").await,
+                    tk::fresh_database("processes_identity").await,
                 ),
                 ("IDENTITY_SIGNING_KEY", signing_pem),
                 ("IDENTITY_PROOF_PUBLIC_KEY", proof.public_pem()),
@@ -169,7 +169,7 @@ pub(crate) async fn start(otlp: Option<&str>, gateway_env: &[(&str, String)]) ->
                 ("VERIFICATION_REDIS_URL", tk::redis_url()),
                 (
                     "VERIFICATION_KEY_PREFIX",
-                    tk::unique_prefix("trace_verification"),
+                    tk::unique_prefix("processes_verification"),
                 ),
                 (
                     "VERIFICATION_SMTP_URL",
@@ -177,7 +177,7 @@ pub(crate) async fn start(otlp: Option<&str>, gateway_env: &[(&str, String)]) ->
                 ),
                 (
                     "VERIFICATION_CODE_KEY",
-                    "trace-test-code-key-0123456789abcdef0123".into(),
+                    "processes-code-key-0123456789abcdef01234".into(),
                 ),
                 ("VERIFICATION_PROOF_KEY", proof_pem.clone()),
                 ("VERIFICATION_CLIENT_SECRET", client_secret("verification")),
@@ -195,12 +195,12 @@ pub(crate) async fn start(otlp: Option<&str>, gateway_env: &[(&str, String)]) ->
                 ("BIOMETRICS_ADDR", format!("127.0.0.1:{biometrics}")),
                 (
                     "BIOMETRICS_DATABASE_URL",
-                    tk::fresh_database("trace_biometrics").await,
+                    tk::fresh_database("processes_biometrics").await,
                 ),
                 ("BIOMETRICS_S3_ENDPOINT", tk::s3_endpoint()),
                 (
                     "BIOMETRICS_S3_PREFIX",
-                    tk::unique_prefix("trace").replace(':', "/"),
+                    tk::unique_prefix("processes").replace(':', "/"),
                 ),
                 ("BIOMETRICS_S3_ACCESS_KEY_ID", s3_id),
                 ("BIOMETRICS_S3_SECRET_ACCESS_KEY", s3_key),
@@ -223,7 +223,7 @@ pub(crate) async fn start(otlp: Option<&str>, gateway_env: &[(&str, String)]) ->
                 ("PROFILE_ADDR", format!("127.0.0.1:{profile}")),
                 (
                     "PROFILE_DATABASE_URL",
-                    tk::fresh_database("trace_profile").await,
+                    tk::fresh_database("processes_profile").await,
                 ),
                 ("PROFILE_CLIENT_SECRET", client_secret("profile")),
                 ("IDENTITY_URL", identity_url.clone()),
@@ -239,11 +239,11 @@ pub(crate) async fn start(otlp: Option<&str>, gateway_env: &[(&str, String)]) ->
             &[
                 ("GATEWAY_ADDR", format!("127.0.0.1:{gateway}")),
                 ("GATEWAY_REDIS_URL", tk::redis_url()),
-                ("GATEWAY_KEY_PREFIX", tk::unique_prefix("trace_gateway")),
+                ("GATEWAY_KEY_PREFIX", tk::unique_prefix("processes_gateway")),
                 ("GATEWAY_CLIENT_SECRET", secret.into()),
                 (
                     "GATEWAY_POW_KEY",
-                    "trace-pow-key-0123456789abcdef0123456789".into(),
+                    "processes-pow-key-0123456789abcdef01234567".into(),
                 ),
                 ("IDENTITY_URL", identity_url.clone()),
                 (

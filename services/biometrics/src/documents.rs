@@ -234,7 +234,7 @@ async fn open_review(
 }
 
 /// What an account's document check means for completing its registration (the rule in
-/// the README's "The document check and its reviews").
+/// docs/internal-api.md, "The document check and its reviews").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Standing {
     /// The zone was read and agrees with the account, or a person approved the document.

@@ -144,7 +144,7 @@ fn a_photo_without_a_zone_is_not_read() {
 }
 
 /// Over a series of bad shots: how many read right, how many wrong (the goal: none), how many
-/// not at all. Printed for the README.
+/// not at all. Printed for docs/benchmark.md.
 #[test]
 fn accuracy_over_bad_shots() {
     let (mut right, mut wrong, mut unread) = (0, 0, Vec::new());
