@@ -258,7 +258,7 @@ make_secrets() {
  {"id":"verification","secret_sha256":"$vf","scopes":["revocations:watch"]},
  {"id":"biometrics","secret_sha256":"$bi","scopes":["revocations:watch"]},
  {"id":"profile","secret_sha256":"$pr","scopes":["revocations:watch"]},
- {"id":"operator","secret_sha256":"$op","scopes":["people:erase","accounts:read","accounts:delete","biometrics:admin","biometrics:read","biometrics:status","profile:admin","profile:read","directory:admin","verification:erase","support:write","accounts:lookup","registrations:read","audit:read","stats:read","review:write"]}]
+ {"id":"operator","secret_sha256":"$op","scopes":["people:erase","accounts:read","accounts:delete","biometrics:read","biometrics:status","profile:read","directory:admin","support:write","accounts:lookup","registrations:read","audit:read","stats:read","review:write"]}]
 JSON
   chmod 600 "$SECRETS"/*
 }

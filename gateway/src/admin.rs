@@ -1,9 +1,9 @@
 //! Operations for the exam center's operators, on a service token of their own.
 //!
-//! The gateway holds no administrative power itself: it forwards the operator's token to each
-//! service, and each service checks its own scope. So the operator's client needs
-//! `people:erase` here, and `accounts:read`, `accounts:delete`, `biometrics:admin`,
-//! `profile:admin` and `verification:erase` at the services.
+//! The gateway holds no administrative power itself: it forwards the operator's token to
+//! identity, which checks its own scope. So the operator's client needs `people:erase` here and
+//! `accounts:delete` at identity; identity records the erasure and has every other service
+//! erase its part (they take that call from identity only).
 
 use crate::{
     error::{ApiError, ApiResult},
@@ -13,10 +13,10 @@ use crate::{
 };
 use axum::{
     Json,
-    extract::{Path, State},
+    extract::{Path, Query, State},
 };
-use serde::Serialize;
-use utoipa::ToSchema;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -63,9 +63,18 @@ pub struct VerificationRemoved {
     letters: u32,
 }
 
-/// `DELETE /v1/admin/people/{account_id}`: removes a person's data from every service and
-/// reports what was removed. Idempotent: a second call reports nothing left. Identity goes
-/// last, so a call that fails half-way can be repeated and still finds the email.
+/// Why a person is erased: what the audit log records.
+#[derive(Deserialize, IntoParams)]
+pub struct Why {
+    /// Why the person is erased (required; at most 500 characters), e.g. the request's number.
+    reason: Option<String>,
+}
+
+/// `DELETE /v1/admin/people/{account_id}?reason=…`: erases a person from every service and
+/// reports what was removed. Identity records the erasure first (its audit log, with the
+/// operator and the reason, and the feed's `erased` event) and then has each service erase its
+/// part; a call that fails half-way leaves the erasure recorded, identity finishes it within
+/// seconds, and a repeat carries it on. Idempotent: after it finished a repeat finds nothing.
 #[utoipa::path(
     delete,
     path = "/v1/admin/people/{account_id}",
@@ -75,19 +84,21 @@ pub struct VerificationRemoved {
     params(
         AcceptLanguage,
         ("account_id" = String, Path, format = Uuid, description = "The person's account id"),
+        Why,
     ),
     responses(
         (status = 200, description = "What was removed", body = Erased),
         (status = 401, description = "No valid token (`unauthenticated`)", body = ErrorBody),
         (status = 403, description = "Not an operator's service token with `people:erase` (`forbidden`)", body = ErrorBody),
-        (status = 422, description = "`invalid_account_id`", body = ErrorBody),
-        (status = 503, description = "A dependency is down; repeat the call", body = ErrorBody),
+        (status = 422, description = "`invalid_account_id`, or `reason_required` (none, or past 500 characters)", body = ErrorBody),
+        (status = 503, description = "A service is down: the erasure is recorded and finishes by itself; repeat the call to see what was removed", body = ErrorBody),
     )
 )]
 async fn erase(
     State(state): State<AppState>,
     operator: Operator,
     Path(account_id): Path<String>,
+    Query(why): Query<Why>,
 ) -> ApiResult<Json<Erased>> {
     if uuid::Uuid::parse_str(&account_id).is_err() {
         return Err(ApiError::validation(
@@ -96,38 +107,39 @@ async fn erase(
             "invalid",
         ));
     }
-    let token = &operator.token;
-    let email = state
+    let reason = why.reason.as_deref().map(str::trim).unwrap_or_default();
+    if reason.is_empty() || reason.chars().count() > 500 {
+        let why = if reason.is_empty() {
+            "required"
+        } else {
+            "too_long"
+        };
+        return Err(ApiError::validation("reason_required", "reason", why));
+    }
+    let erased = state
         .identity
-        .account_by_id(
-            token,
-            &account_id,
-            "erasure: the email whose codes and letters go too",
-        )
-        .await?
-        .map(|account| account.email);
-    let captures = state.biometrics.delete(token, &account_id).await?;
-    let profile = state.profile.delete(token, &account_id).await?;
-    let verification = match &email {
-        Some(email) => Some(state.verification.erase_email(token, email).await?),
-        None => None,
-    };
-    let account = state.identity.delete_account(token, &account_id).await?;
+        .erase(&operator.token, &account_id, reason)
+        .await?;
     tracing::info!(
         account = account_id,
         operator = operator.client_id,
         "person erased"
     );
-    let verification = verification.unwrap_or_default();
     Ok(Json(Erased {
         account_id,
         removed: Removed {
-            identity: IdentityRemoved { account },
-            biometrics: BiometricsRemoved { captures },
-            profile: ProfileRemoved { profile },
+            identity: IdentityRemoved {
+                account: erased.deleted,
+            },
+            biometrics: BiometricsRemoved {
+                captures: erased.captures_deleted,
+            },
+            profile: ProfileRemoved {
+                profile: erased.profile_deleted,
+            },
             verification: VerificationRemoved {
-                challenges: verification.challenges_deleted,
-                letters: verification.letters_deleted,
+                challenges: erased.challenges_deleted,
+                letters: erased.letters_deleted,
             },
         },
     }))

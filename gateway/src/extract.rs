@@ -197,7 +197,7 @@ async fn authenticate(
         Err(status) if status.code() == tonic::Code::Unavailable => {
             Err(ApiError::unavailable(&status.message()))
         }
-        Ok(Caller::Service { .. }) | Err(_) => {
+        Ok(Caller::Service { .. } | Caller::Change { .. }) | Err(_) => {
             Err(ApiError::new(StatusCode::UNAUTHORIZED, "unauthenticated"))
         }
     }
@@ -233,7 +233,7 @@ impl axum::extract::FromRequestParts<AppState> for Operator {
                     token: token.to_owned(),
                 })
             }
-            Caller::User { .. } | Caller::Capture { .. } => {
+            Caller::User { .. } | Caller::Capture { .. } | Caller::Change { .. } => {
                 Err(ApiError::new(StatusCode::FORBIDDEN, "forbidden"))
             }
         }

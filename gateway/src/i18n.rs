@@ -455,6 +455,18 @@ pub const CATALOGUE: &[Entry] = &[
         en: "The account was not found.",
     },
     Entry {
+        code: "reason_required",
+        ru: "Укажите причину (не длиннее 500 символов).",
+        kk: "Себебін көрсетіңіз (500 таңбадан аспайтын).",
+        en: "State the reason (at most 500 characters).",
+    },
+    Entry {
+        code: "change_pending",
+        ru: "Служба поддержки изменяет вашу регистрацию. Повторите через несколько секунд.",
+        kk: "Қолдау қызметі тіркеуіңізді өзгертуде. Бірнеше секундтан кейін қайталаңыз.",
+        en: "The support desk is changing your registration. Try again in a few seconds.",
+    },
+    Entry {
         code: "invalid_account_id",
         ru: "Неверный идентификатор учётной записи.",
         kk: "Тіркелгі идентификаторы дұрыс емес.",
@@ -682,7 +694,6 @@ mod tests {
                 &[
                     "login_required",
                     "invalid_client",
-                    "reason_required",
                     "purpose_required",
                     "identifier_released",
                     "invalid_steps",

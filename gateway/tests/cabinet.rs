@@ -469,7 +469,7 @@ async fn an_operator_erases_a_person_from_every_store_and_a_second_erasure_finds
     tk::nth_code(&email, 2).await;
     assert!(!traces(&s, account, &email.to_lowercase()).await.is_empty());
 
-    let path = format!("/v1/admin/people/{account_id}");
+    let path = format!("/v1/admin/people/{account_id}?reason=subject%20request%2012");
     let erase = |token: String| {
         let s = &s;
         let path = path.clone();
@@ -489,6 +489,23 @@ async fn an_operator_erases_a_person_from_every_store_and_a_second_erasure_finds
     );
 
     let operator = s.eraser();
+    // An erasure names its reason (the audit log keeps it): refused without one.
+    for query in ["", "?reason=%20", &format!("?reason={}", "x".repeat(501))] {
+        let (status, body) = s
+            .me(
+                Method::DELETE,
+                &format!("/v1/admin/people/{account_id}{query}"),
+                &operator,
+                None,
+            )
+            .await;
+        refusal(status, &body, 422, "reason_required");
+    }
+    assert!(
+        traces(&s, account, &email.to_lowercase())
+            .await
+            .contains(&"captures".to_owned())
+    );
     let (status, body) = erase(operator.clone()).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["removed"]["identity"]["account"], true);

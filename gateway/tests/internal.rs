@@ -161,6 +161,253 @@ async fn support_reopens_a_registration_and_the_applicant_retakes_the_selfie_and
     );
 }
 
+impl Suite {
+    /// Identity's audit log of an account: (actor, kind, what, note) of each entry.
+    async fn audit(&self, account: &str) -> Vec<(String, String, String, String)> {
+        let request = id::ListAccessLogRequest {
+            account_id: account.to_owned(),
+            ..Default::default()
+        };
+        self.identity()
+            .list_access_log(with_bearer(request, &self.staff()).unwrap())
+            .await
+            .unwrap()
+            .into_inner()
+            .entries
+            .into_iter()
+            .filter(|e| e.kind != "read")
+            .map(|e| (e.actor, e.kind, e.what, e.note))
+            .collect()
+    }
+
+    fn channel(&self, service: &str) -> Channel {
+        let url = &self.services.iter().find(|(n, _)| *n == service).unwrap().1;
+        examreg_kit::grpc::channel(url).unwrap()
+    }
+}
+
+/// The rows of the `changes` table of a service's database for an account: (action, steps).
+async fn changes_at(db: &str, account: &str) -> Vec<(String, Vec<String>)> {
+    let pool = sqlx::PgPool::connect(db).await.unwrap();
+    let rows = sqlx::query_as("SELECT action, steps FROM changes WHERE account_id = $1::uuid")
+        .bind(account)
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    rows
+}
+
+#[tokio::test]
+async fn no_client_changes_a_registration_past_identity_and_a_reopening_cut_short_is_finished_by_a_retry()
+ {
+    use examreg_proto::{
+        biometrics::v1::{self as bio, biometrics_service_client::BiometricsServiceClient},
+        profile::v1::{self as prof, profile_service_client::ProfileServiceClient},
+        verification::v1::{self as ver, verification_service_client::VerificationServiceClient},
+    };
+    let s = suite().await;
+    let (account, _, token) = s.completed().await;
+    // A client holding every scope there is, identity's name included, calls the owners
+    // directly: each refuses, and nothing changes.
+    let mighty = tk::service_token(
+        &s.signing,
+        "identity",
+        &[
+            "support:write",
+            "biometrics:admin",
+            "profile:admin",
+            "verification:erase",
+            "accounts:delete",
+        ],
+    );
+    let refused = |status: tonic::Status| {
+        assert_eq!(status.code(), tonic::Code::PermissionDenied, "{status:?}");
+        assert_eq!(
+            examreg_kit::errors::reason_of(&status).reason,
+            "change_not_recorded"
+        );
+    };
+    let mut biometrics = BiometricsServiceClient::new(s.channel("biometrics"));
+    let mut profile = ProfileServiceClient::new(s.channel("profile"));
+    let mut verification = VerificationServiceClient::new(s.channel("verification"));
+    let steps = |names: &[&str]| names.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let request = bio::ReopenCapturesRequest {
+        account_id: account.clone(),
+        steps: steps(&["face"]),
+    };
+    refused(
+        biometrics
+            .reopen_captures(with_bearer(request, &mighty).unwrap())
+            .await
+            .unwrap_err(),
+    );
+    let request = bio::DeleteBiometricDataRequest {
+        account_id: account.clone(),
+    };
+    refused(
+        biometrics
+            .delete_biometric_data(with_bearer(request, &mighty).unwrap())
+            .await
+            .unwrap_err(),
+    );
+    let request = prof::ReopenProfileRequest {
+        account_id: account.clone(),
+        steps: steps(&["name"]),
+    };
+    refused(
+        profile
+            .reopen_profile(with_bearer(request, &mighty).unwrap())
+            .await
+            .unwrap_err(),
+    );
+    let request = prof::DeleteProfileRequest {
+        account_id: account.clone(),
+    };
+    refused(
+        profile
+            .delete_profile(with_bearer(request, &mighty).unwrap())
+            .await
+            .unwrap_err(),
+    );
+    let request = ver::EraseEmailRequest {
+        email: tk::unique_email(),
+        account_id: account.clone(),
+    };
+    refused(
+        verification
+            .erase_email(with_bearer(request, &mighty).unwrap())
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(next_step(&s.onboarding(&token).await), "done");
+    let (status, _) = s
+        .photo(&token, "face", "image/jpeg", tk::photos::SELFIE.to_vec())
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "the selfie stays sealed");
+
+    // A reopening of the selfie and the name while profile is down: identity has recorded it
+    // (its log, the feed) before calling the owners, so it is visible although cut short.
+    let reopen = || {
+        with_bearer(
+            id::ReopenRegistrationRequest {
+                account_id: account.clone(),
+                steps: steps(&["face", "name"]),
+                reason: "the selfie shows two people, ticket 7".into(),
+            },
+            &s.staff(),
+        )
+        .unwrap()
+    };
+    let profile_config = s.stop("profile").await;
+    let err = s
+        .identity()
+        .reopen_registration(reopen())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::Unavailable, "{err:?}");
+    let reopened = (
+        "support-desk".to_owned(),
+        "reopen".to_owned(),
+        "face,name".to_owned(),
+        "the selfie shows two people, ticket 7".to_owned(),
+    );
+    assert_eq!(s.audit(&account).await, std::slice::from_ref(&reopened));
+    let events = s.feed(3).await;
+    assert_eq!(events[2], (Kind::RegistrationReopened, account.clone()));
+
+    // Profile is back; the support agent repeats the call: the recorded change is carried out,
+    // and nothing is recorded twice.
+    s.start_again(profile_config).await;
+    let answer = s
+        .identity()
+        .reopen_registration(reopen())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(answer.missing, ["face", "name", "complete"]);
+    assert_eq!(s.audit(&account).await, [reopened]);
+    let once = vec![("reopen".to_owned(), steps(&["face", "name"]))];
+    assert_eq!(changes_at(&s.biometrics_db, &account).await, once);
+    assert_eq!(changes_at(&s.profile_db, &account).await, once);
+    let onboarding = s.onboarding(&token).await;
+    assert_eq!(next_step(&onboarding), "face", "{onboarding}");
+    s.photographed(&token, &["face"]).await;
+    let (status, body) = s
+        .me(
+            reqwest::Method::PUT,
+            "/v1/me/profile/name",
+            &token,
+            Some(json!({"surname": "Жұмабаев", "given_name": "Ерлан"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = s.complete(&token).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}
+
+#[tokio::test]
+async fn an_erasure_cut_short_is_recorded_at_once_and_finished_by_identity_itself() {
+    let s = suite().await;
+    let iin = valid_iin();
+    let email = tk::unique_email();
+    let account = s.register(&iin, &email).await;
+    let verification = s.stop("verification").await;
+    let path = format!("/v1/admin/people/{account}?reason=subject%20request%2040");
+    let (status, body) = s
+        .me(reqwest::Method::DELETE, &path, &s.eraser(), None)
+        .await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    // Recorded and in force: the log and the feed say so, the person cannot log in.
+    assert_eq!(
+        s.audit(&account).await,
+        [(
+            "operator".to_owned(),
+            "erase".to_owned(),
+            String::new(),
+            "subject request 40".to_owned()
+        )]
+    );
+    let events = s.feed(2).await;
+    assert_eq!(events[1], (Kind::AccountErased, account.clone()));
+    let (status, _) = s.login(&iin, PASSWORD).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    // Verification is back: identity carries the erasure out by itself within seconds.
+    s.start_again(verification).await;
+    let identity = sqlx::PgPool::connect(&s.identity_db).await.unwrap();
+    let finished = async {
+        loop {
+            let open: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM changes WHERE account_id = $1::uuid AND finished_at IS NULL",
+            )
+            .bind(&account)
+            .fetch_one(&identity)
+            .await
+            .unwrap();
+            if open == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(60), finished)
+        .await
+        .expect("identity finishes the erasure");
+    let accounts: i64 = sqlx::query_scalar("SELECT count(*) FROM accounts WHERE id = $1::uuid")
+        .bind(&account)
+        .fetch_one(&identity)
+        .await
+        .unwrap();
+    assert_eq!(accounts, 0);
+    // A repeat finds nothing left, and records nothing more.
+    let (status, body) = s
+        .me(reqwest::Method::DELETE, &path, &s.eraser(), None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["removed"]["identity"]["account"], false);
+    assert_eq!(s.audit(&account).await.len(), 1);
+}
+
 #[tokio::test]
 async fn a_released_iin_lets_its_holder_register_through_the_gateway() {
     let s = suite().await;

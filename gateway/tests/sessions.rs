@@ -133,7 +133,7 @@ async fn an_erasure_ends_the_sessions_of_the_erased() {
     let (status, body) = s
         .me(
             Method::DELETE,
-            &format!("/v1/admin/people/{account}"),
+            &format!("/v1/admin/people/{account}?reason=subject%20request"),
             &s.eraser(),
             None,
         )

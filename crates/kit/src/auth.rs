@@ -29,6 +29,43 @@ pub enum TokenKind {
     Service,
     /// A phone's token after a hand-off: the photos of one account, nothing else.
     Capture,
+    /// Identity's own token for one change of a registration it has already recorded (its
+    /// audit row and feed event written): the owners' reopen and erase calls take nothing
+    /// else, so no client, whatever its scopes, changes a registration past identity's record.
+    Change,
+}
+
+/// What a recorded change does to a registration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChangeAction {
+    /// Steps of a completed registration to redo.
+    Reopen,
+    /// The person's data to erase.
+    Erase,
+}
+
+impl ChangeAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Reopen => "reopen",
+            Self::Erase => "erase",
+        }
+    }
+}
+
+/// A change of a registration as identity recorded it, carried in a [`TokenKind::Change`]
+/// token: the owners check the call against it and record its id.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Change {
+    /// Identity's id of the change (its `changes` row).
+    pub id: Uuid,
+    pub action: ChangeAction,
+    /// The steps a reopening names; empty for an erasure.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub steps: Vec<String>,
+    /// Who asked identity for the change (the staff member or client its audit row names).
+    pub by: String,
 }
 
 /// Issuer and audience of email proofs (signed by verification, accepted once by identity).
@@ -67,6 +104,9 @@ pub struct Claims {
     /// Space-separated scopes of a service token.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scope: Option<String>,
+    /// The recorded change a [`TokenKind::Change`] token is for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chg: Option<Change>,
 }
 
 pub fn unix_now() -> i64 {
@@ -88,6 +128,7 @@ impl Claims {
             typ: TokenKind::Access,
             sid: Some(session_id.to_string()),
             scope: None,
+            chg: None,
         }
     }
 
@@ -111,6 +152,17 @@ impl Claims {
             typ: TokenKind::Service,
             sid: None,
             scope: Some(scopes.join(" ")),
+            chg: None,
+        }
+    }
+
+    /// Identity's token for a change of `account_id`'s registration it has recorded.
+    pub fn change(account_id: Uuid, change: Change, ttl: Duration) -> Self {
+        Self {
+            sub: account_id.to_string(),
+            typ: TokenKind::Change,
+            chg: Some(change),
+            ..Self::service("identity", &[], ttl)
         }
     }
 }
@@ -131,6 +183,11 @@ pub enum Caller {
     Capture {
         account_id: Uuid,
         session_id: Uuid,
+    },
+    /// Identity, carrying out a change of this account's registration it has recorded.
+    Change {
+        account_id: Uuid,
+        change: Change,
     },
 }
 
@@ -154,6 +211,40 @@ impl Caller {
                     .map(str::to_owned)
                     .collect(),
             }),
+            TokenKind::Change => Some(Self::Change {
+                account_id: claims.sub.parse().ok()?,
+                change: claims.chg?,
+            }),
+        }
+    }
+
+    /// The change identity recorded, when the caller is identity carrying out `action` on
+    /// the account the request names (`named`), for steps the change names (`steps`, none for
+    /// an erasure); PERMISSION_DENIED (`change_not_recorded`) for every other caller, whatever
+    /// its scopes.
+    pub fn require_change(
+        &self,
+        action: ChangeAction,
+        named: &str,
+        steps: &[String],
+    ) -> Result<(Uuid, &Change), Status> {
+        match self {
+            Self::Change { account_id, change }
+                if change.action == action
+                    && named.parse() == Ok(*account_id)
+                    && steps.iter().all(|step| change.steps.contains(step)) =>
+            {
+                Ok((*account_id, change))
+            }
+            Self::Change { .. }
+            | Self::User { .. }
+            | Self::Service { .. }
+            | Self::Capture { .. } => Err(crate::errors::status(
+                tonic::Code::PermissionDenied,
+                "change_not_recorded",
+                "this call changes a registration: only identity makes it, for a change it has \
+                 recorded (ReopenRegistration, DeleteAccount)",
+            )),
         }
     }
 
@@ -164,9 +255,12 @@ impl Caller {
             Self::Service { client_id, scopes } if scopes.iter().any(|s| s == scope) => {
                 Ok(client_id)
             }
-            Self::Service { .. } | Self::User { .. } | Self::Capture { .. } => Err(
-                Status::permission_denied(format!("this call needs the scope {scope}")),
-            ),
+            Self::Service { .. }
+            | Self::User { .. }
+            | Self::Capture { .. }
+            | Self::Change { .. } => Err(Status::permission_denied(format!(
+                "this call needs the scope {scope}"
+            ))),
         }
     }
 
@@ -175,7 +269,7 @@ impl Caller {
     pub fn account_for(&self, scope: &str, named: &str) -> Result<Uuid, Status> {
         match self {
             Self::User { account_id, .. } => Ok(*account_id),
-            Self::Service { .. } => {
+            Self::Service { .. } | Self::Change { .. } => {
                 self.require_scope(scope)?;
                 account_id_field(named)
             }
@@ -188,7 +282,9 @@ impl Caller {
     pub fn account_for_capture(&self, scope: &str, named: &str) -> Result<Uuid, Status> {
         match self {
             Self::Capture { account_id, .. } => Ok(*account_id),
-            Self::User { .. } | Self::Service { .. } => self.account_for(scope, named),
+            Self::User { .. } | Self::Service { .. } | Self::Change { .. } => {
+                self.account_for(scope, named)
+            }
         }
     }
 
@@ -197,7 +293,7 @@ impl Caller {
     pub fn capturing_account(&self) -> Result<Uuid, Status> {
         match self {
             Self::User { account_id, .. } | Self::Capture { account_id, .. } => Ok(*account_id),
-            Self::Service { .. } => Err(Status::permission_denied(
+            Self::Service { .. } | Self::Change { .. } => Err(Status::permission_denied(
                 "this call acts for an end user and needs their access token",
             )),
         }
@@ -210,7 +306,7 @@ impl Caller {
                 account_id,
                 session_id,
             } => Ok((*account_id, *session_id)),
-            Self::Service { .. } => Err(Status::permission_denied(
+            Self::Service { .. } | Self::Change { .. } => Err(Status::permission_denied(
                 "this call acts for an end user and needs their access token",
             )),
             Self::Capture { .. } => Err(capture_only()),

@@ -32,6 +32,13 @@ pub fn rate_limited(reason: &str, message: impl Into<String>, retry_after: Durat
     Status::with_error_details(Code::ResourceExhausted, message, details)
 }
 
+/// UNAVAILABLE for a state that passes by itself, with the time after which a retry may succeed.
+pub fn retry_later(reason: &str, message: impl Into<String>, retry_after: Duration) -> Status {
+    let mut details = ErrorDetails::with_error_info(reason, DOMAIN, []);
+    details.set_retry_info(Some(retry_after));
+    Status::with_error_details(Code::Unavailable, message, details)
+}
+
 /// INTERNAL with a generic message; the cause chain goes to the log only.
 pub fn internal(error: &(dyn std::error::Error + 'static)) -> Status {
     let mut chain = error.to_string();

@@ -130,6 +130,23 @@ pub fn service_token(key: &SigningKey, client: &str, scopes: &[&str]) -> String 
     key.sign(&Claims::service(client, &scopes, Duration::from_secs(600)))
 }
 
+/// Identity's token for a change of `account`'s registration it recorded (a new change id),
+/// as the owners' reopen and erase calls require; `steps` for a reopening.
+pub fn change_token(
+    key: &SigningKey,
+    account: Uuid,
+    action: examreg_kit::auth::ChangeAction,
+    steps: &[&str],
+) -> String {
+    let change = examreg_kit::auth::Change {
+        id: Uuid::new_v4(),
+        action,
+        steps: steps.iter().map(|s| (*s).to_owned()).collect(),
+        by: "support-agent".to_owned(),
+    };
+    key.sign(&Claims::change(account, change, Duration::from_secs(600)))
+}
+
 /// A random valid IIN of someone born 2003–2005, so parallel tests never collide.
 pub fn random_iin(sex: examreg_domain::Sex) -> String {
     loop {

@@ -156,13 +156,4 @@ impl Biometrics {
         };
         call!(self, As::Bearer(token), message => seal_captures).await
     }
-
-    /// Erases a person's photos and consent for an operator; how many photos.
-    pub async fn delete(&self, operator: &str, account_id: &str) -> ApiResult<u32> {
-        let message = bio::DeleteBiometricDataRequest {
-            account_id: account_id.to_owned(),
-        };
-        let answer = call!(self, As::Bearer(operator), message => delete_biometric_data).await?;
-        Ok(answer.captures_deleted)
-    }
 }

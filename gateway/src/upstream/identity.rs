@@ -151,13 +151,17 @@ impl Identity {
         call!(self, As::Bearer(token), message => issue_capture_token).await
     }
 
-    /// Deletes an account for an operator; whether there was one.
-    pub async fn delete_account(&self, operator: &str, account_id: &str) -> ApiResult<bool> {
+    /// Erases a person for an operator, at every service; what was removed.
+    pub async fn erase(
+        &self,
+        operator: &str,
+        account_id: &str,
+        reason: &str,
+    ) -> ApiResult<id::DeleteAccountResponse> {
         let message = id::DeleteAccountRequest {
             account_id: account_id.to_owned(),
-            reason: "erasure (DELETE /v1/admin/people)".to_owned(),
+            reason: reason.to_owned(),
         };
-        let answer = call!(self, As::Bearer(operator), message => delete_account).await?;
-        Ok(answer.deleted)
+        call!(self, As::Bearer(operator), message => delete_account).await
     }
 }

@@ -88,13 +88,4 @@ impl Profile {
     ) -> ApiResult<pb::SearchInstitutionsResponse> {
         call!(self, As::Gateway, search => search_institutions).await
     }
-
-    /// Erases a person's profile for an operator; whether there was one.
-    pub async fn delete(&self, operator: &str, account_id: &str) -> ApiResult<bool> {
-        let message = pb::DeleteProfileRequest {
-            account_id: account_id.to_owned(),
-        };
-        let answer = call!(self, As::Bearer(operator), message => delete_profile).await?;
-        Ok(answer.deleted)
-    }
 }

@@ -123,16 +123,4 @@ impl Verification {
         call!(self, As::Gateway, message => send_notice).await?;
         Ok(())
     }
-
-    /// Removes what verification holds for `email`, for an operator.
-    pub async fn erase_email(
-        &self,
-        operator: &str,
-        email: &str,
-    ) -> ApiResult<ver::EraseEmailResponse> {
-        let message = ver::EraseEmailRequest {
-            email: email.to_owned(),
-        };
-        call!(self, As::Bearer(operator), message => erase_email).await
-    }
 }

@@ -141,11 +141,13 @@ pub(crate) async fn suite_with(options: Options) -> Suite {
             scopes: STAFF_SCOPES.map(String::from).to_vec(),
         },
     ];
-    // Identity calls biometrics and profile to reopen a registration: their addresses are
-    // chosen before identity starts.
+    // Identity calls biometrics, profile and verification to reopen a registration or erase
+    // a person: their addresses are chosen before identity starts.
     let (biometrics_addr, profile_addr) = (tk::free_addr(), tk::free_addr());
+    let verification_addr = tk::free_addr();
     config.biometrics_url = format!("http://{biometrics_addr}");
     config.profile_url = format!("http://{profile_addr}");
+    config.verification_url = format!("http://{verification_addr}");
     let mut running = HashMap::new();
     let keys = Keys::default();
     let identity_url = start(&mut running, ServiceConfig::Identity(config), &keys).await;
@@ -158,6 +160,7 @@ pub(crate) async fn suite_with(options: Options) -> Suite {
 
     let mut config = examreg_verification::Config::defaults();
     let verification_prefix = tk::unique_prefix("verification");
+    config.addr = verification_addr;
     config.key_prefix = verification_prefix.clone();
     config.redis_url = tk::redis_url();
     config.smtp_url = format!("smtp://{}", options.smtp);
@@ -576,19 +579,13 @@ impl Suite {
         .await
     }
 
-    /// An operator's token with every scope an erasure across the suite needs.
+    /// An operator's token with the scopes an erasure needs: the gateway's route and
+    /// identity's DeleteAccount (identity has every other service erase its part).
     pub(crate) fn eraser(&self) -> String {
         tk::service_token(
             &self.signing,
             "operator",
-            &[
-                "people:erase",
-                "accounts:read",
-                "accounts:delete",
-                "biometrics:admin",
-                "profile:admin",
-                "verification:erase",
-            ],
+            &["people:erase", "accounts:delete"],
         )
     }
 

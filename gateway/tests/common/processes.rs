@@ -155,6 +155,12 @@ pub(crate) async fn start(otlp: Option<&str>, gateway_env: &[(&str, String)]) ->
                 ("IDENTITY_SIGNING_KEY", signing_pem),
                 ("IDENTITY_PROOF_PUBLIC_KEY", proof.public_pem()),
                 ("IDENTITY_SERVICE_CLIENTS", clients.to_string()),
+                (
+                    "VERIFICATION_URL",
+                    format!("http://127.0.0.1:{verification}"),
+                ),
+                ("BIOMETRICS_URL", format!("http://127.0.0.1:{biometrics}")),
+                ("PROFILE_URL", format!("http://127.0.0.1:{profile}")),
             ],
             otlp,
         ),

@@ -12,6 +12,7 @@ use crate::{
     store,
 };
 use examreg_domain::{CaptureKind, DocumentType};
+use examreg_kit::auth::Change;
 use sha2::{Digest, Sha256};
 use sqlx::PgPool;
 use std::sync::Arc;
@@ -323,18 +324,24 @@ impl Captures {
 
     /// Puts steps on the set's list to redo (a reopening by the support desk): each of them may
     /// be written again despite the seal, and the set lists them as missing until it is.
-    pub async fn reopen(&self, account: Uuid, steps: &[String], actor: &str) -> Result<(), Error> {
-        if !store::reopen(&self.pool, account, steps).await? {
+    /// Only for a change identity recorded, whose id is recorded with it.
+    pub async fn reopen(
+        &self,
+        account: Uuid,
+        steps: &[String],
+        change: &Change,
+    ) -> Result<(), Error> {
+        if !store::reopen(&self.pool, account, steps, change).await? {
             return Err(Error::Erased);
         }
-        store::set_submitted(&self.pool, account, false).await?;
-        tracing::info!(%account, actor, ?steps, "capture set reopened");
+        tracing::info!(%account, change = %change.id, by = change.by, ?steps, "capture set reopened");
         Ok(())
     }
 
-    /// Deletes every capture, object and consent of an account; how many captures.
-    pub async fn delete(&self, account: Uuid) -> Result<usize, Error> {
-        let keys = store::delete_account(&self.pool, account).await?;
+    /// Deletes every capture, object and consent of an account, for an erasure identity
+    /// recorded; how many captures.
+    pub async fn delete(&self, account: Uuid, change: &Change) -> Result<usize, Error> {
+        let keys = store::delete_account(&self.pool, account, change).await?;
         for key in &keys {
             if let Err(e) = self.objects.delete(key).await {
                 tracing::warn!(error = %e, "object not deleted; the sweeper will");

@@ -10,7 +10,7 @@ use crate::{
 };
 use examreg_domain::{CaptureKind, DocumentType};
 use examreg_kit::{
-    auth::{Caller, account_id_field, caller},
+    auth::{Caller, ChangeAction, account_id_field, caller},
     record::{after_id, cut, note, page_size},
 };
 use examreg_proto::{
@@ -307,7 +307,7 @@ impl BiometricsService for Biometrics {
         let who = caller(&request)?;
         let req = request.get_ref();
         let set = match who {
-            Caller::Service { .. } => {
+            Caller::Service { .. } | Caller::Change { .. } => {
                 let actor = who.require_scope("biometrics:status")?;
                 let purpose = purpose_field(&req.purpose)?;
                 let account = account_id_field(&req.account_id)?;
@@ -446,7 +446,7 @@ impl BiometricsService for Biometrics {
         let who = caller(&request)?;
         let (actor, owner) = match who {
             Caller::User { account_id, .. } => (APPLICANT.to_owned(), Some(*account_id)),
-            Caller::Service { .. } | Caller::Capture { .. } => {
+            Caller::Service { .. } | Caller::Capture { .. } | Caller::Change { .. } => {
                 (who.require_scope("biometrics:read")?.to_owned(), None)
             }
         };
@@ -478,9 +478,10 @@ impl BiometricsService for Biometrics {
         &self,
         request: Request<pb::DeleteBiometricDataRequest>,
     ) -> Result<Response<pb::DeleteBiometricDataResponse>, Status> {
-        caller(&request)?.require_scope("biometrics:admin")?;
-        let account: Uuid = account_id_field(&request.get_ref().account_id)?;
-        let deleted = self.captures.delete(account).await?;
+        let who = caller(&request)?;
+        let (account, change) =
+            who.require_change(ChangeAction::Erase, &request.get_ref().account_id, &[])?;
+        let deleted = self.captures.delete(account, change).await?;
         Ok(Response::new(pb::DeleteBiometricDataResponse {
             captures_deleted: u32::try_from(deleted).unwrap_or(u32::MAX),
         }))
@@ -491,11 +492,12 @@ impl BiometricsService for Biometrics {
         &self,
         request: Request<pb::ReopenCapturesRequest>,
     ) -> Result<Response<pb::ReopenCapturesResponse>, Status> {
-        let actor = caller(&request)?.require_scope("support:write")?;
         let req = request.get_ref();
-        let account = account_id_field(&req.account_id)?;
+        let who = caller(&request)?;
+        let (account, change) =
+            who.require_change(ChangeAction::Reopen, &req.account_id, &req.steps)?;
         let steps = steps_field(&req.steps)?;
-        self.captures.reopen(account, &steps, actor).await?;
+        self.captures.reopen(account, &steps, change).await?;
         let missing = self.captures.status(account).await?.missing;
         Ok(Response::new(pb::ReopenCapturesResponse {
             missing: owned(missing),

@@ -3,6 +3,7 @@
 use crate::documents::Standing;
 use chrono::{DateTime, Utc};
 use examreg_domain::{CaptureKind, DocumentType};
+use examreg_kit::auth::Change;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
@@ -501,28 +502,71 @@ pub async fn access_entries(
     .await
 }
 
-/// Puts steps of a set on its list to redo (a reopening); `false` when the person has no set
-/// (or was erased).
-#[tracing::instrument(skip_all)]
-pub async fn reopen(pool: &PgPool, account: Uuid, steps: &[String]) -> Result<bool, sqlx::Error> {
-    let found = sqlx::query_scalar!(
-        r#"UPDATE capture_sets SET redo = ARRAY(SELECT DISTINCT s FROM unnest(redo || $2::text[]) AS s ORDER BY s)
-           WHERE account_id = $1 AND erased_at IS NULL RETURNING account_id"#,
+/// Records a change identity recorded first, in the transaction that carries it out; a
+/// repeat of the same change records nothing more.
+async fn record_change(
+    conn: &mut PgConnection,
+    account: Uuid,
+    change: &Change,
+) -> Result<(), sqlx::Error> {
+    sqlx::query!(
+        r#"INSERT INTO changes (id, account_id, action, steps, actor) VALUES ($1, $2, $3, $4, $5)
+           ON CONFLICT (id) DO NOTHING"#,
+        change.id,
+        account,
+        change.action.as_str(),
+        &change.steps,
+        change.by
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Puts steps of a set on its list to redo and takes the set's submission back, with the
+/// change recorded; `false` when the set was erased. A person without a set has nothing to
+/// reopen (the steps are missing already): the change is recorded all the same.
+pub async fn reopen(
+    pool: &PgPool,
+    account: Uuid,
+    steps: &[String],
+    change: &Change,
+) -> Result<bool, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    let erased = sqlx::query_scalar!(
+        "SELECT erased_at IS NOT NULL AS \"erased!\" FROM capture_sets WHERE account_id = $1 FOR UPDATE",
+        account
+    )
+    .fetch_optional(&mut *tx)
+    .await?;
+    if erased == Some(true) {
+        return Ok(false);
+    }
+    sqlx::query!(
+        r#"UPDATE capture_sets SET submitted_at = NULL,
+             redo = ARRAY(SELECT DISTINCT s FROM unnest(redo || $2::text[]) AS s ORDER BY s)
+           WHERE account_id = $1"#,
         account,
         steps
     )
-    .fetch_optional(pool)
+    .execute(&mut *tx)
     .await?;
-    Ok(found.is_some())
+    record_change(&mut tx, account, change).await?;
+    tx.commit().await?;
+    Ok(true)
 }
 
 /// Deletes an account's captures and consent in one transaction and leaves its set as a
 /// tombstone (nothing but the id and the time), so no later write creates the person again;
 /// returns the object keys to delete. The tombstone is written first: it takes the set's lock,
 /// so an upload in flight either committed before (and is deleted here) or is refused. The
-/// access log stays: it records who read the data while it existed.
+/// access log stays: it records who read the data while it existed; the change is recorded.
 #[tracing::instrument(skip_all)]
-pub async fn delete_account(pool: &PgPool, account: Uuid) -> Result<Vec<String>, sqlx::Error> {
+pub async fn delete_account(
+    pool: &PgPool,
+    account: Uuid,
+    change: &Change,
+) -> Result<Vec<String>, sqlx::Error> {
     let mut tx = pool.begin().await?;
     sqlx::query!(
         r#"INSERT INTO capture_sets (account_id, erased_at) VALUES ($1, now())
@@ -541,6 +585,7 @@ pub async fn delete_account(pool: &PgPool, account: Uuid) -> Result<Vec<String>,
     sqlx::query!("DELETE FROM consents WHERE account_id = $1", account)
         .execute(&mut *tx)
         .await?;
+    record_change(&mut tx, account, change).await?;
     tx.commit().await?;
     Ok(keys)
 }

@@ -2,7 +2,7 @@
 
 use examreg_biometrics::{Application, Config, envelope::MasterKeys, objects::Objects};
 use examreg_kit::{
-    auth::{Claims, with_bearer},
+    auth::{ChangeAction, Claims, with_bearer},
     config::Secret,
     errors::reason_of,
     tokens::SigningKey,
@@ -381,7 +381,7 @@ async fn one_applicant_cannot_see_or_change_anothers_captures() {
         .unwrap();
     assert_eq!(app.status(&alice).await.captures.len(), 1);
     assert_eq!(app.objects.list().await.unwrap().len(), 2);
-    // Deleting needs the admin scope and removes records and objects.
+    // Deleting is identity's, for an erasure it recorded: nobody else's.
     let err = app
         .client
         .clone()
@@ -414,7 +414,25 @@ async fn deleting_a_persons_biometric_data_removes_records_and_objects() {
     )
     .await
     .unwrap();
+    // A client with the old admin scope is refused; identity's call for the erasure it
+    // recorded goes through.
     let admin = app.service(&["biometrics:admin"]);
+    let refused = app
+        .client
+        .clone()
+        .delete_biometric_data(
+            with_bearer(
+                pb::DeleteBiometricDataRequest {
+                    account_id: person.to_string(),
+                },
+                &admin,
+            )
+            .unwrap(),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(reason_of(&refused).reason, "change_not_recorded");
+    let admin = tk::change_token(&app.key, person, ChangeAction::Erase, &[]);
     let deleted = app
         .client
         .clone()
@@ -765,24 +783,66 @@ async fn a_reopened_step_is_redone_despite_the_seal_and_the_rest_stays_final() {
     let me = app.sealed_set(account).await;
     let sealed_at = app.status(&me).await.sealed_at;
     assert!(sealed_at.is_some());
-    let support = tk::service_token(&app.key, "identity", &["support:write"]);
-
-    // The scope, the steps and the person are checked.
-    let err = app.reopen(&me, account, &["face"]).await.unwrap_err();
-    assert_eq!(err.code(), Code::PermissionDenied);
-    let err = app.reopen(&support, account, &["name"]).await.unwrap_err();
-    assert_eq!(reason_of(&err).reason, "invalid_step");
-    let err = app.reopen(&support, account, &[]).await.unwrap_err();
-    assert_eq!(reason_of(&err).reason, "invalid_step");
+    // Only identity, for a reopening it recorded: a client with every scope, identity's own
+    // service token, a change of another person or of other steps are refused.
+    let not_recorded = |status: tonic::Status| {
+        assert_eq!(status.code(), Code::PermissionDenied);
+        assert_eq!(reason_of(&status).reason, "change_not_recorded");
+    };
+    let reopening = |account: Uuid, steps: &[&str]| {
+        tk::change_token(&app.key, account, ChangeAction::Reopen, steps)
+    };
+    not_recorded(app.reopen(&me, account, &["face"]).await.unwrap_err());
+    let support = tk::service_token(&app.key, "identity", &["support:write", "biometrics:admin"]);
+    not_recorded(app.reopen(&support, account, &["face"]).await.unwrap_err());
+    let other = reopening(Uuid::new_v4(), &["face"]);
+    not_recorded(app.reopen(&other, account, &["face"]).await.unwrap_err());
+    let face_only = reopening(account, &["face"]);
+    not_recorded(
+        app.reopen(&face_only, account, &["consent"])
+            .await
+            .unwrap_err(),
+    );
+    let erasure = tk::change_token(&app.key, account, ChangeAction::Erase, &[]);
+    not_recorded(app.reopen(&erasure, account, &["face"]).await.unwrap_err());
+    assert!(app.status(&me).await.redo.is_empty(), "nothing reopened");
     let err = app
-        .reopen(&support, Uuid::new_v4(), &["face"])
+        .reopen(&reopening(account, &["name"]), account, &["name"])
         .await
         .unwrap_err();
-    assert_eq!(reason_of(&err).reason, "account_not_found");
+    assert_eq!(reason_of(&err).reason, "invalid_step");
+    // A person without photos has nothing to reopen: the steps are missing already.
+    let nobody = Uuid::new_v4();
+    let missing = app
+        .reopen(&reopening(nobody, &["face"]), nobody, &["face"])
+        .await
+        .unwrap();
+    assert!(missing.contains(&"face".to_owned()), "{missing:?}");
 
     assert_eq!(
-        app.reopen(&support, account, &["face"]).await.unwrap(),
+        app.reopen(&face_only, account, &["face"]).await.unwrap(),
         ["face"]
+    );
+    // A repeat of the same change (identity retrying) changes nothing more; the change is
+    // recorded once, with who asked for it.
+    assert_eq!(
+        app.reopen(&face_only, account, &["face"]).await.unwrap(),
+        ["face"]
+    );
+    let pool = sqlx::PgPool::connect(&app.database).await.unwrap();
+    let recorded: Vec<(String, Vec<String>, String)> =
+        sqlx::query_as("SELECT action, steps, actor FROM changes WHERE account_id = $1")
+            .bind(account)
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        recorded,
+        [(
+            "reopen".to_owned(),
+            vec!["face".to_owned()],
+            "support-agent".to_owned()
+        )]
     );
     let status = app.status(&me).await;
     assert_eq!(

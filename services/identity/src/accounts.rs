@@ -154,19 +154,8 @@ impl Identity {
                 Ok(registered_at)
             }
             store::Completion::Refused => Err(Error::AccountBlocked),
+            store::Completion::ChangePending => Err(Error::ChangePending),
         }
-    }
-
-    /// Deletes the account; its email, if there was one.
-    pub(crate) async fn delete(
-        &self,
-        account: Uuid,
-        acting: &store::Acting<'_>,
-    ) -> Result<Option<String>, Error> {
-        let email =
-            store::delete_account(&self.pool, account, acting, self.revocation_kept()).await?;
-        tracing::info!(%account, actor = acting.actor, deleted = email.is_some(), "account deleted");
-        Ok(email)
     }
 
     /// Blocks an account, ending its sessions; how many ended.

@@ -74,6 +74,10 @@ pub enum Error {
         service: &'static str,
         status: tonic::Status,
     },
+    /// A change of the registration recorded by the support desk is still being carried out
+    /// by the services that own its data.
+    #[error("this registration is being changed by the support desk; try again in a few seconds")]
+    ChangePending,
     #[error("a status filter is not an account status")]
     InvalidStatus,
     #[error("the page token is not one this listing gave")]
@@ -132,6 +136,7 @@ pub const REASONS: &[&str] = &[
     "purpose_required",
     "identifier_released",
     "invalid_steps",
+    "change_pending",
     "invalid_status",
     "invalid_page_token",
     "invalid_cursor",
@@ -211,6 +216,9 @@ impl From<Error> for Status {
             }
             Error::InvalidSteps => invalid("invalid_steps", message, &[("steps", "invalid")]),
             Error::Upstream { service, status } => errors::upstream(service, status),
+            Error::ChangePending => {
+                errors::retry_later("change_pending", message, Duration::from_secs(2))
+            }
             Error::InvalidStatus => invalid("invalid_status", message, &[("statuses", "invalid")]),
             Error::InvalidPageToken => {
                 invalid("invalid_page_token", message, &[("page_token", "invalid")])
@@ -265,6 +273,7 @@ mod tests {
             Error::PurposeRequired { too_long: false },
             Error::IdentifierReleased,
             Error::InvalidSteps,
+            Error::ChangePending,
             Error::InvalidStatus,
             Error::InvalidPageToken,
             Error::InvalidCursor,

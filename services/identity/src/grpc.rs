@@ -22,6 +22,7 @@ use examreg_kit::{
 use examreg_proto::{
     biometrics::v1::biometrics_service_client::BiometricsServiceClient,
     profile::v1::profile_service_client::ProfileServiceClient,
+    verification::v1::verification_service_client::VerificationServiceClient,
 };
 use examreg_proto::{
     convert::{FromWire, datetime, timestamp},
@@ -58,6 +59,7 @@ pub struct Identity {
     pub streams: crate::streams::Streams,
     pub biometrics: BiometricsServiceClient<Channel>,
     pub profile: ProfileServiceClient<Channel>,
+    pub verification: VerificationServiceClient<Channel>,
 }
 
 fn email_of(text: &str) -> Result<Email, Error> {
@@ -271,7 +273,7 @@ impl IdentityService for Identity {
         let who = caller(&request)?;
         let req = request.get_ref();
         let record = match who {
-            Caller::Service { .. } => {
+            Caller::Service { .. } | Caller::Change { .. } => {
                 let reader = Reader {
                     actor: who.require_scope("accounts:read")?,
                     purpose: purpose_field(&req.purpose)?,
@@ -398,16 +400,16 @@ impl IdentityService for Identity {
         let req = request.get_ref();
         let acting = Acting {
             actor: who.require_scope("accounts:delete")?,
-            reason: match req.reason.trim() {
-                "" => "erasure requested",
-                _ => reason_field(&req.reason)?,
-            },
+            reason: reason_field(&req.reason)?,
         };
         let account = account_id_field(&req.account_id)?;
-        let email = self.delete(account, &acting).await?;
+        let erased = self.erase(account, &acting).await?;
         Ok(Response::new(pb::DeleteAccountResponse {
-            deleted: email.is_some(),
-            email: email.unwrap_or_default(),
+            deleted: erased.account,
+            captures_deleted: erased.captures,
+            profile_deleted: erased.profile,
+            challenges_deleted: erased.challenges,
+            letters_deleted: erased.letters,
         }))
     }
 
@@ -471,7 +473,7 @@ impl IdentityService for Identity {
         let req = request.get_ref();
         let acting = acting(caller(&request)?, &req.reason)?;
         let account = account_id_field(&req.account_id)?;
-        let steps = crate::reopen::steps_of(&req.steps)?;
+        let steps = crate::changes::steps_of(&req.steps)?;
         let missing = self.reopen(account, &steps, &acting).await?;
         Ok(Response::new(pb::ReopenRegistrationResponse { missing }))
     }

@@ -7,13 +7,13 @@
 #![forbid(unsafe_code)]
 
 pub mod accounts;
+pub mod changes;
 mod channel;
 pub mod error;
 pub mod feed;
 pub mod grpc;
 pub mod password;
 pub mod record;
-pub mod reopen;
 pub mod revocations;
 pub mod sessions;
 pub mod store;
@@ -30,6 +30,7 @@ use examreg_proto::{
     biometrics::v1::biometrics_service_client::BiometricsServiceClient,
     identity::v1::identity_service_server::IdentityServiceServer,
     profile::v1::profile_service_client::ProfileServiceClient,
+    verification::v1::verification_service_client::VerificationServiceClient,
 };
 use std::{future::Future, net::SocketAddr, time::Duration};
 use tonic::service::Routes;
@@ -97,9 +98,11 @@ pub struct Config {
     pub streams_max: usize,
     /// … and of one service client.
     pub streams_per_client: usize,
-    /// Where biometrics and profile answer, for reopening registrations.
+    /// Where biometrics, profile and verification answer, for the changes of a registration
+    /// they carry out (reopening, erasure).
     pub biometrics_url: String,
     pub profile_url: String,
+    pub verification_url: String,
 }
 
 impl Config {
@@ -189,6 +192,7 @@ impl Config {
             streams_per_client: env.parse("IDENTITY_STREAMS_PER_CLIENT", 64),
             biometrics_url: env.string("BIOMETRICS_URL", "http://127.0.0.1:50053"),
             profile_url: env.string("PROFILE_URL", "http://127.0.0.1:50054"),
+            verification_url: env.string("VERIFICATION_URL", "http://127.0.0.1:50052"),
         }
     }
 }
@@ -255,8 +259,12 @@ impl Application {
                 &config.biometrics_url,
             )?),
             profile: ProfileServiceClient::new(examreg_kit::grpc::channel(&config.profile_url)?),
+            verification: VerificationServiceClient::new(examreg_kit::grpc::channel(
+                &config.verification_url,
+            )?),
         };
-        let routes = Routes::new(IdentityServiceServer::new(identity));
+        let identity = std::sync::Arc::new(identity);
+        let routes = Routes::new(IdentityServiceServer::from_arc(identity.clone()));
         let names = &["examreg.identity.v1.IdentityService"];
         Ok(Service::bind(config.addr, routes, names, keys.clone())
             .await?
@@ -271,7 +279,8 @@ impl Application {
                 move |stop| feed::listen(registrations, sessions, stop)
             })
             .task(move |stop| feed::poll_head(registrations, stop))
-            .task(move |stop| sweeper(sweeps, pool, window, retention, stop)))
+            .task(move |stop| sweeper(sweeps, pool, window, retention, stop))
+            .task(move |stop| finisher(identity, stop)))
     }
 }
 
@@ -297,4 +306,22 @@ async fn sweeper(
             }
         })
         .await;
+}
+
+/// Carries out, every few seconds, the changes of registrations left unfinished because an
+/// owner was down (see [`changes`]).
+async fn finisher(identity: std::sync::Arc<grpc::Identity>, stop: impl Future<Output = ()>) {
+    let mut every = tokio::time::interval(Duration::from_secs(5));
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            () = &mut stop => return,
+            _ = every.tick() => match identity.finish_unfinished().await {
+                Ok(0) => {}
+                Ok(finished) => tracing::info!(finished, "unfinished changes carried out"),
+                Err(e) => tracing::warn!(error = %e, "unfinished changes not read; will retry"),
+            },
+        }
+    }
 }

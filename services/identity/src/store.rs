@@ -3,6 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use examreg_domain::{AccountStatus, LoginKind, RegistrationEventKind, SupportAction};
+use examreg_kit::auth::ChangeAction;
 use sqlx::{PgConnection, PgPool};
 use std::time::Duration;
 use uuid::Uuid;
@@ -207,33 +208,49 @@ pub enum Completion {
     Done(DateTime<Utc>),
     /// No such account, or it is blocked.
     Refused,
+    /// A change of the registration is still being carried out.
+    ChangePending,
 }
 
 /// Marks an active account registered; the first completion writes the feed's event, a repeat
-/// answers the time of the first.
+/// answers the time of the first. An account with a change not carried out yet (a reopening
+/// whose owners have not lifted their seal) is not completed: the steps it reopens would be
+/// skipped.
 #[tracing::instrument(skip_all)]
 pub async fn complete_registration(pool: &PgPool, id: Uuid) -> Result<Completion, StoreError> {
     let mut tx = pool.begin().await?;
-    let completed = sqlx::query_scalar!(
-        r#"UPDATE accounts SET status = 'registered', registered_at = now()
-           WHERE id = $1 AND status = 'active' RETURNING registered_at AS "registered_at!""#,
-        id
-    )
-    .fetch_optional(&mut *tx)
-    .await?;
-    if let Some(at) = completed {
-        append_event(&mut tx, id, RegistrationEventKind::RegistrationCompleted).await?;
-        tx.commit().await?;
-        return Ok(Completion::Done(at));
+    match lock_status(&mut tx, id).await? {
+        None | Some(AccountStatus::Blocked) => Ok(Completion::Refused),
+        Some(AccountStatus::Registered) => {
+            let at = sqlx::query_scalar!("SELECT registered_at FROM accounts WHERE id = $1", id)
+                .fetch_one(&mut *tx)
+                .await?;
+            Ok(at.map_or(Completion::Refused, Completion::Done))
+        }
+        Some(AccountStatus::Active) => {
+            // A statement after the lock: it sees every change committed before the lock.
+            let pending = sqlx::query_scalar!(
+                r#"SELECT EXISTS (SELECT 1 FROM changes
+                                  WHERE account_id = $1 AND finished_at IS NULL) AS "pending!""#,
+                id
+            )
+            .fetch_one(&mut *tx)
+            .await?;
+            if pending {
+                return Ok(Completion::ChangePending);
+            }
+            let at = sqlx::query_scalar!(
+                r#"UPDATE accounts SET status = 'registered', registered_at = now()
+                   WHERE id = $1 RETURNING registered_at AS "registered_at!""#,
+                id
+            )
+            .fetch_one(&mut *tx)
+            .await?;
+            append_event(&mut tx, id, RegistrationEventKind::RegistrationCompleted).await?;
+            tx.commit().await?;
+            Ok(Completion::Done(at))
+        }
     }
-    let before = sqlx::query_scalar!(
-        "SELECT registered_at FROM accounts WHERE id = $1 AND status = 'registered'",
-        id
-    )
-    .fetch_optional(&mut *tx)
-    .await?
-    .flatten();
-    Ok(before.map_or(Completion::Refused, Completion::Done))
 }
 
 /// Who does a support action, and why: what the operator log records.
@@ -255,35 +272,142 @@ async fn lock_status(
     .await?)
 }
 
-/// Deletes an account (its sessions and refresh tokens go with it, its live sessions ended
-/// first as [`revoke_all_sessions`] ends them), recording the erasure in the operator log and
-/// the feed; its email if it existed.
+/// A change of a registration identity recorded for other services to carry out.
+#[derive(Debug, Clone)]
+pub struct Pending {
+    pub id: Uuid,
+    pub account: Uuid,
+    pub action: ChangeAction,
+    pub steps: Vec<String>,
+    pub actor: String,
+}
+
+/// Records a change in its transaction (after the audit log's entry and the feed's event).
+async fn record_change(
+    conn: &mut PgConnection,
+    account: Uuid,
+    action: ChangeAction,
+    steps: &[&str],
+    actor: &str,
+) -> Result<Pending, StoreError> {
+    let id = Uuid::new_v4();
+    let steps: Vec<String> = steps.iter().map(|s| (*s).to_owned()).collect();
+    sqlx::query!(
+        "INSERT INTO changes (id, account_id, action, steps, actor) VALUES ($1, $2, $3, $4, $5)",
+        id,
+        account,
+        action.as_str(),
+        &steps,
+        actor
+    )
+    .execute(conn)
+    .await?;
+    Ok(Pending {
+        id,
+        account,
+        action,
+        steps,
+        actor: actor.to_owned(),
+    })
+}
+
+/// The changes not finished yet: an account's, or (with `None`) every account's recorded
+/// before `older_than` ago, oldest first, at most `limit`.
+pub async fn unfinished_changes(
+    pool: &PgPool,
+    account: Option<Uuid>,
+    older_than: Duration,
+    limit: i64,
+) -> Result<Vec<Pending>, StoreError> {
+    let rows = sqlx::query!(
+        r#"SELECT id, account_id, action, steps, actor FROM changes
+           WHERE finished_at IS NULL AND ($1::uuid IS NULL OR account_id = $1)
+             AND created_at <= now() - make_interval(secs => $2)
+           ORDER BY created_at LIMIT $3"#,
+        account,
+        older_than.as_secs_f64(),
+        limit
+    )
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| Pending {
+            id: r.id,
+            account: r.account_id,
+            action: if r.action == "erase" {
+                ChangeAction::Erase
+            } else {
+                ChangeAction::Reopen
+            },
+            steps: r.steps,
+            actor: r.actor,
+        })
+        .collect())
+}
+
+/// Marks a change carried out.
+pub async fn finish_change(pool: &PgPool, id: Uuid) -> Result<(), StoreError> {
+    sqlx::query!(
+        "UPDATE changes SET finished_at = now() WHERE id = $1 AND finished_at IS NULL",
+        id
+    )
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// Records the erasure of an account: its live sessions end (as [`revoke_all_sessions`] ends
+/// them), it is blocked so nothing more is written for it, and the audit log's entry, the
+/// feed's event and the change are written, all in one transaction; `None` when there is no
+/// such account. The account's row goes when the owners have erased theirs
+/// ([`finish_erasure`]).
 #[tracing::instrument(skip_all)]
-pub async fn delete_account(
+pub async fn record_erasure(
     pool: &PgPool,
     id: Uuid,
     acting: &Acting<'_>,
     keep: Duration,
-) -> Result<Option<String>, StoreError> {
+) -> Result<Option<Pending>, StoreError> {
     let mut tx = pool.begin().await?;
-    revoke_all_sessions(&mut tx, id, "erased", keep).await?;
-    let email = sqlx::query_scalar!("DELETE FROM accounts WHERE id = $1 RETURNING email", id)
-        .fetch_optional(&mut *tx)
-        .await?;
-    if email.is_some() {
-        log_action(
-            &mut tx,
-            id,
-            acting.actor,
-            SupportAction::Erase,
-            acting.reason,
-            "",
-        )
-        .await?;
-        append_event(&mut tx, id, RegistrationEventKind::AccountErased).await?;
+    if lock_status(&mut tx, id).await?.is_none() {
+        return Ok(None);
     }
+    revoke_all_sessions(&mut tx, id, "erased", keep).await?;
+    sqlx::query!("UPDATE accounts SET status = 'blocked' WHERE id = $1", id)
+        .execute(&mut *tx)
+        .await?;
+    log_action(
+        &mut tx,
+        id,
+        acting.actor,
+        SupportAction::Erase,
+        acting.reason,
+        "",
+    )
+    .await?;
+    let change = record_change(&mut tx, id, ChangeAction::Erase, &[], acting.actor).await?;
+    append_event(&mut tx, id, RegistrationEventKind::AccountErased).await?;
     tx.commit().await?;
-    Ok(email)
+    Ok(Some(change))
+}
+
+/// Deletes the account of a recorded erasure (its sessions and refresh tokens go with it)
+/// and marks the change carried out, in one transaction.
+#[tracing::instrument(skip_all)]
+pub async fn finish_erasure(pool: &PgPool, change: &Pending) -> Result<(), StoreError> {
+    let mut tx = pool.begin().await?;
+    sqlx::query!("DELETE FROM accounts WHERE id = $1", change.account)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query!(
+        "UPDATE changes SET finished_at = now() WHERE id = $1 AND finished_at IS NULL",
+        change.id
+    )
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(())
 }
 
 /// Blocks an account and ends its live sessions in one transaction, with the operator log's
@@ -1114,22 +1238,29 @@ pub async fn sweep_events(pool: &PgPool, retention: Duration) -> Result<u64, Sto
     .rows_affected())
 }
 
-/// Records a reopening: a registered account is active again (its completion time cleared,
-/// the feed told), whatever it was the action is logged with the steps. `None` when there is
-/// no such account, `Some(false)` when it is blocked (nothing written).
+/// How a reopening was recorded.
+pub enum Reopened {
+    NotFound,
+    Blocked,
+    Recorded(Pending),
+}
+
+/// Records the reopening of `steps` of an account's registration: the audit log's entry, a
+/// registered account made active again with the feed's event, and the change for biometrics
+/// and profile to carry out, in one transaction. A blocked account is not reopened.
 #[tracing::instrument(skip_all)]
-pub async fn reopen_registration(
+pub async fn record_reopening(
     pool: &PgPool,
     id: Uuid,
     acting: &Acting<'_>,
-    steps: &str,
-) -> Result<Option<bool>, StoreError> {
+    steps: &[&str],
+) -> Result<Reopened, StoreError> {
     let mut tx = pool.begin().await?;
     let Some(status) = lock_status(&mut tx, id).await? else {
-        return Ok(None);
+        return Ok(Reopened::NotFound);
     };
     if status == AccountStatus::Blocked {
-        return Ok(Some(false));
+        return Ok(Reopened::Blocked);
     }
     log_action(
         &mut tx,
@@ -1137,9 +1268,10 @@ pub async fn reopen_registration(
         acting.actor,
         SupportAction::Reopen,
         acting.reason,
-        steps,
+        &steps.join(","),
     )
     .await?;
+    let change = record_change(&mut tx, id, ChangeAction::Reopen, steps, acting.actor).await?;
     if status == AccountStatus::Registered {
         sqlx::query!(
             "UPDATE accounts SET status = 'active', registered_at = NULL WHERE id = $1",
@@ -1150,5 +1282,5 @@ pub async fn reopen_registration(
         append_event(&mut tx, id, RegistrationEventKind::RegistrationReopened).await?;
     }
     tx.commit().await?;
-    Ok(Some(true))
+    Ok(Reopened::Recorded(change))
 }

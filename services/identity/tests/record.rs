@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use examreg_kit::auth::with_bearer;
+use examreg_kit::{auth::with_bearer, errors::reason_of};
 use examreg_proto::identity::v1::{
     self as pb, RegistrationEventKind as Kind, find_account_request::By,
 };
@@ -310,15 +310,29 @@ async fn support_actions_are_in_the_audit_log_with_the_operator_and_the_reason()
     app.support(&account, true).await;
     app.support(&account, false).await;
     let eraser = token(&app, "operator", &["accounts:delete"]);
-    let request = pb::DeleteAccountRequest {
-        account_id: account.clone(),
-        reason: "subject request 12".into(),
+    let erase = |reason: &str| {
+        let request = pb::DeleteAccountRequest {
+            account_id: account.clone(),
+            reason: reason.into(),
+        };
+        with_bearer(request, &eraser).unwrap()
     };
-    app.client
+    let err = app
+        .client
         .clone()
-        .delete_account(with_bearer(request, &eraser).unwrap())
+        .delete_account(erase(" "))
         .await
-        .unwrap();
+        .unwrap_err();
+    assert_eq!(reason_of(&err).reason, "reason_required");
+    // The services that erase their parts are not running here: the erasure is recorded all
+    // the same, before they are called (the suite's tests see it finished).
+    let err = app
+        .client
+        .clone()
+        .delete_account(erase("subject request 12"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unavailable, "{err:?}");
     // Kept after the erasure, naming nobody but by the id.
     let log = app.access_log(&account).await;
     let seen: Vec<(&str, &str, &str)> = log
@@ -333,6 +347,62 @@ async fn support_actions_are_in_the_audit_log_with_the_operator_and_the_reason()
             ("operator", "erase", "subject request 12"),
         ]
     );
+}
+
+#[tokio::test]
+async fn a_reopening_is_recorded_before_the_owners_act_and_holds_the_completion_until_they_have() {
+    // Nothing answers at the owners' addresses.
+    let app = spawn_with(|config| {
+        config.biometrics_url = format!("http://{}", tk::free_addr());
+        config.profile_url = format!("http://{}", tk::free_addr());
+        config.verification_url = format!("http://{}", tk::free_addr());
+    })
+    .await;
+    let iin = app.registered().await;
+    let login = app.login(&iin, STRONG).await.unwrap();
+    let (account, access) = (login.account_id, login.tokens.unwrap().access_token);
+    let complete = || with_bearer(pb::CompleteRegistrationRequest {}, &access).unwrap();
+    app.client
+        .clone()
+        .complete_registration(complete())
+        .await
+        .unwrap();
+    let mut feed = app.watch("").await.unwrap();
+    next_events(&mut feed, 2, Duration::from_secs(5)).await;
+
+    let support = token(&app, "support-desk", &["support:write"]);
+    let request = pb::ReopenRegistrationRequest {
+        account_id: account.clone(),
+        steps: vec!["face".into()],
+        reason: "the selfie shows two people".into(),
+    };
+    let err = app
+        .client
+        .clone()
+        .reopen_registration(with_bearer(request, &support).unwrap())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unavailable, "{err:?}");
+    let log = app.access_log(&account).await;
+    let last = log.last().unwrap();
+    assert_eq!(
+        (last.actor.as_str(), last.kind.as_str(), last.what.as_str()),
+        ("support-desk", "reopen", "face")
+    );
+    let events = next_events(&mut feed, 1, Duration::from_secs(5)).await;
+    assert_eq!(events[0].kind(), Kind::RegistrationReopened);
+    // The selfie is not reopened at biometrics yet: completing now would skip it.
+    let err = app
+        .client
+        .clone()
+        .complete_registration(complete())
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (err.code(), reason_of(&err).reason.as_str()),
+        (Code::Unavailable, "change_pending")
+    );
+    assert!(reason_of(&err).retry_after.is_some());
 }
 
 #[tokio::test]

@@ -10,7 +10,7 @@ use crate::{
 use crate::{error::Error, store};
 use examreg_domain::Sex;
 use examreg_kit::{
-    auth::{Caller, account_id_field, bearer_of, caller},
+    auth::{Caller, ChangeAction, account_id_field, bearer_of, caller},
     record::{after_id, cut, note, page_size},
 };
 use examreg_proto::{
@@ -18,7 +18,6 @@ use examreg_proto::{
     profile::v1::{self as pb, profile_service_server::ProfileService},
 };
 use tonic::{Request, Response, Status};
-use uuid::Uuid;
 
 pub struct Profiles {
     pub people: People,
@@ -118,7 +117,7 @@ impl ProfileService for Profiles {
         let who = caller(&request)?;
         let req = request.get_ref();
         let profile = match who {
-            Caller::Service { .. } => {
+            Caller::Service { .. } | Caller::Change { .. } => {
                 let actor = who.require_scope("profile:read")?;
                 let purpose = purpose_field(&req.purpose)?;
                 let account = account_id_field(&req.account_id)?;
@@ -211,9 +210,10 @@ impl ProfileService for Profiles {
         &self,
         request: Request<pb::DeleteProfileRequest>,
     ) -> Result<Response<pb::DeleteProfileResponse>, Status> {
-        let actor = caller(&request)?.require_scope("profile:admin")?.to_owned();
-        let account: Uuid = account_id_field(&request.get_ref().account_id)?;
-        let deleted = self.people.delete(account, &actor).await?;
+        let who = caller(&request)?;
+        let (account, change) =
+            who.require_change(ChangeAction::Erase, &request.get_ref().account_id, &[])?;
+        let deleted = self.people.delete(account, change).await?;
         Ok(Response::new(pb::DeleteProfileResponse { deleted }))
     }
 
@@ -350,11 +350,12 @@ impl ProfileService for Profiles {
         &self,
         request: Request<pb::ReopenProfileRequest>,
     ) -> Result<Response<pb::ReopenProfileResponse>, Status> {
-        let actor = caller(&request)?.require_scope("support:write")?;
         let req = request.get_ref();
-        let account = account_id_field(&req.account_id)?;
+        let who = caller(&request)?;
+        let (account, change) =
+            who.require_change(ChangeAction::Reopen, &req.account_id, &req.steps)?;
         let steps = steps_field(&req.steps)?;
-        let missing = self.people.reopen(account, &steps, actor).await?;
+        let missing = self.people.reopen(account, &steps, change).await?;
         Ok(Response::new(pb::ReopenProfileResponse {
             missing: missing.into_iter().map(str::to_owned).collect(),
         }))

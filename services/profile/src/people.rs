@@ -11,7 +11,7 @@ use crate::{
 };
 use chrono::{NaiveDate, Utc};
 use examreg_domain::{Iin, KAZAKHSTAN, Sex};
-use examreg_kit::auth::with_bearer;
+use examreg_kit::auth::{Change, with_bearer};
 use examreg_proto::identity::v1::{self as id, identity_service_client::IdentityServiceClient};
 use sqlx::PgPool;
 use tonic::transport::Channel;
@@ -83,12 +83,12 @@ impl People {
         &self,
         account: Uuid,
         steps: &[String],
-        actor: &str,
+        change: &Change,
     ) -> Result<Vec<&'static str>, Error> {
-        if !store::reopen(&self.pool, account, steps).await? {
+        if !store::reopen(&self.pool, account, steps, change).await? {
             return Err(Error::ProfileNotFound);
         }
-        tracing::info!(%account, actor, ?steps, "profile reopened");
+        tracing::info!(%account, change = %change.id, by = change.by, ?steps, "profile reopened");
         Ok(self.current(account).await?.row.missing())
     }
 
@@ -204,9 +204,9 @@ impl People {
     }
 
     /// Erases the profile (a tombstone stays); whether there was anything to erase.
-    pub async fn delete(&self, account: Uuid, actor: &str) -> Result<bool, Error> {
-        let deleted = store::delete(&self.pool, account).await?;
-        tracing::info!(%account, actor, deleted, "profile deleted");
+    pub async fn delete(&self, account: Uuid, change: &Change) -> Result<bool, Error> {
+        let deleted = store::delete(&self.pool, account, change).await?;
+        tracing::info!(%account, change = %change.id, by = change.by, deleted, "profile deleted");
         Ok(deleted)
     }
 }

@@ -3,7 +3,8 @@
 
 use chrono::{DateTime, NaiveDate, Utc};
 use examreg_domain::Sex;
-use sqlx::PgPool;
+use examreg_kit::auth::Change;
+use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 #[derive(Debug, Clone, Default)]
@@ -205,10 +206,32 @@ pub async fn lock(pool: &PgPool, account: Uuid) -> Result<Option<DateTime<Utc>>,
     .await
 }
 
+/// Records a change identity recorded first, in the transaction that carries it out; a
+/// repeat of the same change records nothing more.
+async fn record_change(
+    conn: &mut PgConnection,
+    account: Uuid,
+    change: &Change,
+) -> Result<(), sqlx::Error> {
+    sqlx::query!(
+        r#"INSERT INTO changes (id, account_id, action, steps, actor) VALUES ($1, $2, $3, $4, $5)
+           ON CONFLICT (id) DO NOTHING"#,
+        change.id,
+        account,
+        change.action.as_str(),
+        &change.steps,
+        change.by
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
 /// Empties the profile and leaves the row as a tombstone, so nothing written later creates
-/// the person again; whether there was anything to erase.
+/// the person again, with the erasure recorded; whether there was anything to erase.
 #[tracing::instrument(skip_all)]
-pub async fn delete(pool: &PgPool, account: Uuid) -> Result<bool, sqlx::Error> {
+pub async fn delete(pool: &PgPool, account: Uuid, change: &Change) -> Result<bool, sqlx::Error> {
+    let mut tx = pool.begin().await?;
     let deleted = sqlx::query_scalar!(
         r#"WITH before AS (
              SELECT 1 FROM profiles WHERE account_id = $1 AND erased_at IS NULL
@@ -222,25 +245,45 @@ pub async fn delete(pool: &PgPool, account: Uuid) -> Result<bool, sqlx::Error> {
            RETURNING EXISTS (SELECT 1 FROM before) AS "deleted!""#,
         account
     )
-    .fetch_one(pool)
+    .fetch_one(&mut *tx)
     .await?;
+    record_change(&mut tx, account, change).await?;
+    tx.commit().await?;
     Ok(deleted)
 }
 
-/// Puts steps of a profile on its list to redo (a reopening); `false` when there is no profile
-/// (or it was erased).
+/// Puts steps of a profile on its list to redo (a reopening), with the change recorded;
+/// `false` when the profile was erased. A person without a profile has nothing to reopen (the
+/// steps are missing already): the change is recorded all the same.
 #[tracing::instrument(skip_all)]
-pub async fn reopen(pool: &PgPool, account: Uuid, steps: &[String]) -> Result<bool, sqlx::Error> {
-    let found = sqlx::query_scalar!(
+pub async fn reopen(
+    pool: &PgPool,
+    account: Uuid,
+    steps: &[String],
+    change: &Change,
+) -> Result<bool, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    let erased = sqlx::query_scalar!(
+        r#"SELECT erased_at IS NOT NULL AS "erased!" FROM profiles WHERE account_id = $1 FOR UPDATE"#,
+        account
+    )
+    .fetch_optional(&mut *tx)
+    .await?;
+    if erased == Some(true) {
+        return Ok(false);
+    }
+    sqlx::query!(
         r#"UPDATE profiles SET updated_at = now(),
              redo = ARRAY(SELECT DISTINCT s FROM unnest(redo || $2::text[]) AS s ORDER BY s)
-           WHERE account_id = $1 AND erased_at IS NULL RETURNING account_id"#,
+           WHERE account_id = $1"#,
         account,
         steps
     )
-    .fetch_optional(pool)
+    .execute(&mut *tx)
     .await?;
-    Ok(found.is_some())
+    record_change(&mut tx, account, change).await?;
+    tx.commit().await?;
+    Ok(true)
 }
 
 /// Records that a service read a person's profile, and why.

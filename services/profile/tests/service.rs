@@ -3,7 +3,7 @@
 
 use examreg_domain::Sex;
 use examreg_kit::{
-    auth::{Keys, PROOF_AUDIENCE, PROOF_ISSUER, ProofClaims, unix_now, with_bearer},
+    auth::{ChangeAction, Keys, PROOF_AUDIENCE, PROOF_ISSUER, ProofClaims, unix_now, with_bearer},
     config::Secret,
     errors::reason_of,
     tokens::{KeySet, SigningKey},
@@ -603,7 +603,8 @@ async fn the_lock_needs_a_complete_profile_then_keeps_name_birth_date_and_sex() 
     );
     assert!(profile.locked_at.is_some());
 
-    // Deletion needs profile:admin and is idempotent.
+    // Deletion is identity's, for an erasure it recorded (a client with the old admin scope
+    // is refused), and is idempotent.
     let account = profile.account_id.clone();
     let delete = |token: &str| {
         with_bearer(
@@ -622,6 +623,14 @@ async fn the_lock_needs_a_complete_profile_then_keeps_name_birth_date_and_sex() 
         .unwrap_err();
     assert_eq!(denied.code(), Code::PermissionDenied);
     let admin = app.service(&["profile:admin"]);
+    let denied = app
+        .profile
+        .clone()
+        .delete_profile(delete(&admin))
+        .await
+        .unwrap_err();
+    assert_eq!(reason(&denied), "change_not_recorded");
+    let admin = tk::change_token(&app.key, account.parse().unwrap(), ChangeAction::Erase, &[]);
     assert!(
         app.profile
             .clone()
@@ -810,19 +819,51 @@ impl TestApp {
 async fn a_reopened_step_is_redone_despite_the_lock_and_the_others_stay_locked() {
     let app = spawn().await;
     let (token, _, account) = app.locked("KZ-75", "kaznu").await;
-    let support = app.service(&["support:write"]);
-    let err = app.reopen(&token, &account, &["name"]).await.unwrap_err();
-    assert_eq!(err.code(), Code::PermissionDenied);
-    let err = app.reopen(&support, &account, &["face"]).await.unwrap_err();
-    assert_eq!(reason(&err), "invalid_step");
+    // Only identity, for a reopening it recorded: a client with the scopes, a change of
+    // another person or of other steps are refused.
+    let not_recorded = |status: tonic::Status| {
+        assert_eq!(status.code(), Code::PermissionDenied);
+        assert_eq!(reason(&status), "change_not_recorded");
+    };
+    let reopening = |account: &str, steps: &[&str]| {
+        tk::change_token(
+            &app.key,
+            account.parse().unwrap(),
+            ChangeAction::Reopen,
+            steps,
+        )
+    };
+    not_recorded(app.reopen(&token, &account, &["name"]).await.unwrap_err());
+    let support = app.service(&["support:write", "profile:admin"]);
+    not_recorded(app.reopen(&support, &account, &["name"]).await.unwrap_err());
+    let other = reopening(&Uuid::new_v4().to_string(), &["name"]);
+    not_recorded(app.reopen(&other, &account, &["name"]).await.unwrap_err());
+    let name_only = reopening(&account, &["name"]);
+    not_recorded(
+        app.reopen(&name_only, &account, &["education"])
+            .await
+            .unwrap_err(),
+    );
+    assert!(app.stored(&token).await.redo.is_empty(), "nothing reopened");
     let err = app
-        .reopen(&support, &Uuid::new_v4().to_string(), &["name"])
+        .reopen(&reopening(&account, &["face"]), &account, &["face"])
         .await
         .unwrap_err();
-    assert_eq!(reason(&err), "profile_not_found");
+    assert_eq!(reason(&err), "invalid_step");
+    // A person without a profile has nothing to reopen: every step is missing already.
+    let nobody = Uuid::new_v4().to_string();
+    let missing = app
+        .reopen(&reopening(&nobody, &["name"]), &nobody, &["name"])
+        .await
+        .unwrap();
+    assert!(missing.contains(&"name".to_owned()), "{missing:?}");
 
     assert_eq!(
-        app.reopen(&support, &account, &["name"]).await.unwrap(),
+        app.reopen(&name_only, &account, &["name"]).await.unwrap(),
+        ["name"]
+    );
+    assert_eq!(
+        app.reopen(&name_only, &account, &["name"]).await.unwrap(),
         ["name"]
     );
     let stored = app.stored(&token).await;
@@ -981,7 +1022,13 @@ async fn a_services_read_is_logged_and_statistics_count_completed_registrations_
             || day_before != day_after,
         "{days:?}"
     );
-    app.reopen(&app.service(&["support:write"]), &second, &["education"])
+    let reopening = tk::change_token(
+        &app.key,
+        second.parse().unwrap(),
+        ChangeAction::Reopen,
+        &["education"],
+    );
+    app.reopen(&reopening, &second, &["education"])
         .await
         .unwrap();
     // One left: below the least count even alone, so withheld, and the total says nothing.

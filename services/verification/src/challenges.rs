@@ -209,16 +209,9 @@ impl Challenges {
     }
 
     /// Removes every challenge, budget and letter (queued or dead) of an address.
-    pub async fn erase(&self, email: &Email, actor: &str) -> Result<Erased, Error> {
+    pub async fn erase(&self, email: &Email) -> Result<Erased, Error> {
         let challenges = self.store.erase(email.as_str()).await?;
         let letters = self.outbox.erase(email.as_str()).await?;
-        tracing::info!(
-            actor,
-            to = %email,
-            challenges_deleted = challenges,
-            letters_deleted = letters,
-            "email erased"
-        );
         Ok(Erased {
             challenges,
             letters,

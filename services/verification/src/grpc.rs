@@ -8,7 +8,7 @@ use crate::{
     store::{Code, Purpose},
 };
 use examreg_domain::Email;
-use examreg_kit::auth::caller;
+use examreg_kit::auth::{ChangeAction, caller};
 use examreg_proto::{
     convert::timestamp_ms,
     verification::v1::{self as pb, verification_service_server::VerificationService},
@@ -44,11 +44,14 @@ impl VerificationService for Verification {
         &self,
         request: Request<pb::EraseEmailRequest>,
     ) -> Result<Response<pb::EraseEmailResponse>, Status> {
-        let actor = caller(&request)?
-            .require_scope("verification:erase")?
-            .to_owned();
-        let email = email_of(&request.into_inner().email)?;
-        let erased = self.challenges.erase(&email, &actor).await?;
+        let who = caller(&request)?;
+        let req = request.get_ref();
+        let (account, change) = who.require_change(ChangeAction::Erase, &req.account_id, &[])?;
+        let email = email_of(&req.email)?;
+        let erased = self.challenges.erase(&email).await?;
+        tracing::info!(%account, change = %change.id, by = change.by,
+            challenges_deleted = erased.challenges, letters_deleted = erased.letters,
+            "email erased");
         Ok(Response::new(pb::EraseEmailResponse {
             challenges_deleted: erased.challenges,
             letters_deleted: erased.letters,
