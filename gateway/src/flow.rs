@@ -82,6 +82,20 @@ impl Flow {
         }
     }
 
+    /// Forgets who the flow was for once it has done its work (the account made, the password
+    /// replaced): what stays until the flow expires names nobody, so an erasure of the person
+    /// meanwhile leaves nothing of them here.
+    pub fn forget_person(&mut self) {
+        self.iin = None;
+        self.passport_number = None;
+        self.email = None;
+        self.email_proof = None;
+        self.challenge_id = None;
+        self.resend_available_at = None;
+        self.client_ip.clear();
+        self.user_agent.clear();
+    }
+
     pub fn next_step(&self) -> &'static str {
         match self.kind {
             Kind::Registration if self.account_id.is_some() => "login",

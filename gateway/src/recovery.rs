@@ -231,7 +231,7 @@ async fn password(
     let password = body.confirmed()?;
     state.identity.reset_password(&proof, password).await?;
     flow.finished = true;
-    flow.email_proof = None;
+    flow.forget_person();
     state.flows.commit(&mut flow).await?;
     Ok(StatusCode::NO_CONTENT)
 }

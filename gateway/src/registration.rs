@@ -491,7 +491,7 @@ async fn password(
     };
     examreg_kit::telemetry::journey("account_id", &account_id);
     flow.account_id = Some(account_id.clone());
-    flow.email_proof = None;
+    flow.forget_person();
     state.flows.commit(&mut flow).await?;
     metrics::counter!("accounts_created_total").increment(1);
     Ok((

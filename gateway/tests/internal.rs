@@ -273,6 +273,7 @@ async fn no_client_changes_a_registration_past_identity_and_a_reopening_cut_shor
     let request = ver::EraseEmailRequest {
         email: tk::unique_email(),
         account_id: account.clone(),
+        login: String::new(),
     };
     refused(
         verification
@@ -408,6 +409,205 @@ async fn an_erasure_cut_short_is_recorded_at_once_and_finished_by_identity_itsel
     assert_eq!(s.audit(&account).await.len(), 1);
 }
 
+/// Where each needle still shows in any table of the suite's databases, any Redis key of its
+/// prefixes (keys and values) or the bucket: `place: needle`, or `place` for an object.
+async fn traces_of(s: &Suite, needles: &[String]) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut look = |place: String, text: &str| {
+        let text = text.to_lowercase();
+        for needle in needles {
+            if text.contains(&needle.to_lowercase()) {
+                found.push(format!("{place}: {needle}"));
+            }
+        }
+    };
+    for db in [&s.identity_db, &s.biometrics_db, &s.profile_db] {
+        let pool = sqlx::PgPool::connect(db).await.unwrap();
+        let tables: Vec<String> = sqlx::query_scalar(
+            "SELECT table_name::text FROM information_schema.tables
+             WHERE table_schema = 'public' AND table_type = 'BASE TABLE'",
+        )
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+        for table in tables {
+            let rows: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                // The names come from the catalogue, not from input.
+                "SELECT row_to_json(t)::text FROM \"{table}\" t"
+            )))
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+            for row in rows {
+                look(table.clone(), &row);
+            }
+        }
+        pool.close().await;
+    }
+    let client = redis::Client::open(tk::redis_url()).unwrap();
+    let mut redis = client.get_multiplexed_async_connection().await.unwrap();
+    for prefix in [&s.verification_prefix, &s.gateway_prefix] {
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(format!("{prefix}*"))
+            .query_async(&mut redis)
+            .await
+            .unwrap();
+        for key in keys {
+            let kind: String = redis::cmd("TYPE")
+                .arg(&key)
+                .query_async(&mut redis)
+                .await
+                .unwrap();
+            let read = match kind.as_str() {
+                "string" => redis::cmd("GET"),
+                "hash" => redis::cmd("HGETALL"),
+                "set" => redis::cmd("SMEMBERS"),
+                "list" => {
+                    let mut c = redis::cmd("LRANGE");
+                    c.arg(&key).arg(0).arg(-1);
+                    c
+                }
+                "zset" => {
+                    let mut c = redis::cmd("ZRANGE");
+                    c.arg(&key).arg(0).arg(-1);
+                    c
+                }
+                _ => {
+                    let mut c = redis::cmd("XRANGE");
+                    c.arg(&key).arg("-").arg("+");
+                    c
+                }
+            };
+            let mut read = read;
+            if matches!(kind.as_str(), "string" | "hash" | "set") {
+                read.arg(&key);
+            }
+            let value: redis::Value = read.query_async(&mut redis).await.unwrap();
+            look(key.clone(), &format!("{key} {value:?}"));
+        }
+    }
+    for (key, _) in examreg_biometrics::objects::Objects::new(&s.s3)
+        .list()
+        .await
+        .unwrap()
+    {
+        found.push(format!("object {key}"));
+    }
+    found
+}
+
+#[tokio::test]
+async fn an_erasure_leaves_nothing_of_the_person_in_any_table_redis_key_or_object() {
+    let smtp = tk::smtp::SmtpServer::in_front_of(&tk::smtp_addr(), &[]).await;
+    let flow_ttl = Duration::from_secs(30);
+    let s = suite_with(Options {
+        smtp: smtp.addr.to_string(),
+        flow_ttl,
+        ..Options::default()
+    })
+    .await;
+    // A person who used every feature: two logins, the photos and the profile, a document
+    // that went to a reviewer, a reopening, two recoveries, one of whose letters a relay defers.
+    let iin = valid_iin();
+    let email = tk::unique_email();
+    let account = s.register(&iin, &email).await;
+    s.login(&iin, PASSWORD).await;
+    let (_, session) = s.login(&iin, PASSWORD).await;
+    let token = session["access_token"].as_str().unwrap().to_owned();
+    s.fill_in(&token).await;
+    let birth_date = s
+        .me(reqwest::Method::GET, "/v1/me/profile", &token, None)
+        .await
+        .1["birth_date"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let other = examreg_domain::Iin::parse(&valid_iin()).unwrap();
+    assert_eq!(
+        s.read_back(&token, &other, 8, "en").await["status"],
+        "under_review"
+    );
+    let queue = parsed(&ctl(&s, &["reviews", "--json"]).await.unwrap());
+    let review = queue["reviews"][0]["review_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    ctl(
+        &s,
+        &[
+            "decide",
+            &review,
+            "--decision",
+            "approve",
+            "--reason",
+            "new card of Нұрланов Арман",
+        ],
+    )
+    .await
+    .unwrap();
+    let (status, body) = s.complete(&token).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let request = id::ReopenRegistrationRequest {
+        account_id: account.clone(),
+        steps: vec!["face".into()],
+        reason: "ticket 12".into(),
+    };
+    s.identity()
+        .reopen_registration(with_bearer(request, &s.staff()).unwrap())
+        .await
+        .unwrap();
+    s.photographed(&token, &["face"]).await;
+    let (status, body) = s.complete(&token).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, _) = s.post("/v1/recovery", json!({"email": email})).await;
+    assert_eq!(status, StatusCode::CREATED);
+    tk::nth_code(&email, 2).await;
+    smtp.defer(&email);
+    let (status, _) = s.post("/v1/recovery", json!({"login": iin})).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let deferred = async {
+        while smtp.deferrals_of(&email) == 0 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(30), deferred)
+        .await
+        .expect("the relay deferred the letter");
+    let last_flow = std::time::Instant::now();
+
+    let needles: Vec<String> = vec![
+        iin.clone(),
+        email.to_lowercase(),
+        "7771234567".into(),
+        "Нұрланов".into(),
+        "Арман".into(),
+        birth_date,
+        other.as_str().to_owned(),
+        "ABDRAKHMANOVA".into(),
+        "045612378".into(),
+    ];
+    assert!(
+        traces_of(&s, &needles).await.len() > 5,
+        "the scan sees the person"
+    );
+    let path = format!("/v1/admin/people/{account}?reason=subject%20request%2077");
+    let (status, body) = s
+        .me(reqwest::Method::DELETE, &path, &s.eraser(), None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["removed"]["verification"]["letters"], 1, "{body}");
+    // The recoveries' flows were never tied to an account: they hold the email and the IIN
+    // until they expire (GATEWAY_FLOW_TTL_SECS), and no longer.
+    tokio::time::sleep(flow_ttl.saturating_sub(last_flow.elapsed()) + Duration::from_secs(1)).await;
+    assert_eq!(traces_of(&s, &needles).await, Vec::<String>::new());
+    // What stays are the tombstones and the records, by account id only.
+    let log = s.audit(&account).await;
+    assert!(
+        log.iter()
+            .any(|(_, kind, _, note)| kind == "erase" && note == "subject request 77")
+    );
+}
+
 #[tokio::test]
 async fn a_released_iin_lets_its_holder_register_through_the_gateway() {
     let s = suite().await;
@@ -431,6 +631,11 @@ async fn a_released_iin_lets_its_holder_register_through_the_gateway() {
         .release_identifier(with_bearer(request, &s.staff()).unwrap())
         .await
         .unwrap();
+    // The squatter's data at the other services is erased under the release's recorded
+    // change; the account stays at identity as the record of the release.
+    let erased = vec![("erase".to_owned(), Vec::new())];
+    assert_eq!(changes_at(&s.biometrics_db, &squatter).await, erased);
+    assert_eq!(changes_at(&s.profile_db, &squatter).await, erased);
     let holder = s.register(&iin, &tk::unique_email()).await;
     let (status, session) = s.login(&iin, PASSWORD).await;
     assert!(status.is_success(), "{status}: {session}");

@@ -86,6 +86,12 @@ impl SmtpServer {
             .count()
     }
 
+    /// Defers `to` from now on.
+    pub fn defer(&self, to: &str) {
+        let mut state = self.state.lock().expect("not poisoned");
+        state.deferred.insert(to.to_ascii_lowercase());
+    }
+
     /// Stops deferring `to`: its next attempt is accepted.
     pub fn accept(&self, to: &str) {
         let mut state = self.state.lock().expect("not poisoned");

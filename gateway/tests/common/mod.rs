@@ -40,6 +40,7 @@ pub(crate) struct Suite {
     pub(crate) biometrics_db: String,
     pub(crate) profile_db: String,
     pub(crate) verification_prefix: String,
+    pub(crate) gateway_prefix: String,
     pub(crate) s3: examreg_biometrics::objects::S3Config,
     /// Each service's base URL (gRPC, and `/metrics` over HTTP/1.1).
     pub(crate) services: Vec<(&'static str, String)>,
@@ -214,7 +215,8 @@ pub(crate) async fn suite_with(options: Options) -> Suite {
     let mut config = examreg_gateway::Config::defaults();
     config.biometrics_url = biometrics_url;
     config.profile_url = profile_url;
-    config.key_prefix = tk::unique_prefix("gateway");
+    let gateway_prefix = tk::unique_prefix("gateway");
+    config.key_prefix = gateway_prefix.clone();
     config.redis_url = tk::redis_url();
     config.identity_url = identity_url;
     config.verification_url = verification_url;
@@ -244,6 +246,7 @@ pub(crate) async fn suite_with(options: Options) -> Suite {
         biometrics_db,
         profile_db,
         verification_prefix,
+        gateway_prefix,
         s3,
         services,
         keys,

@@ -556,8 +556,9 @@ pub async fn reopen(
     Ok(true)
 }
 
-/// Deletes an account's captures and consent in one transaction and leaves its set as a
-/// tombstone (nothing but the id and the time), so no later write creates the person again;
+/// Deletes an account's captures, consent and document check in one transaction, leaves its
+/// set as a tombstone (nothing but the id and the time), so no later write creates the person
+/// again, and its reviews as tombstones (closed, without their reasons);
 /// returns the object keys to delete. The tombstone is written first: it takes the set's lock,
 /// so an upload in flight either committed before (and is deleted here) or is refused. The
 /// access log stays: it records who read the data while it existed; the change is recorded.
@@ -585,6 +586,20 @@ pub async fn delete_account(
     sqlx::query!("DELETE FROM consents WHERE account_id = $1", account)
         .execute(&mut *tx)
         .await?;
+    // The document check (its zone: names, birth date, document number) goes with its
+    // photo; reviews stay as tombstones, out of the queue.
+    sqlx::query!("DELETE FROM document_checks WHERE account_id = $1", account)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query!(
+        r#"UPDATE document_reviews SET reason = NULL,
+             decision = COALESCE(decision, 'erased'), decided_by = COALESCE(decided_by, 'erasure'),
+             decided_at = COALESCE(decided_at, now())
+           WHERE account_id = $1"#,
+        account
+    )
+    .execute(&mut *tx)
+    .await?;
     record_change(&mut tx, account, change).await?;
     tx.commit().await?;
     Ok(keys)

@@ -201,13 +201,16 @@ impl Identity {
         Ok(was_locked)
     }
 
-    /// Releases an account's identifier for its real holder; how many sessions ended.
+    /// Releases an account's identifier for its real holder; how many sessions ended. The
+    /// squatter's photos, profile, codes and letters are erased at the other services (a
+    /// recorded change, carried out by identity within seconds if a service is down now); the
+    /// account stays, blocked, as the record of the release.
     pub(crate) async fn release_identifier(
         &self,
         account: Uuid,
         acting: &store::Acting<'_>,
     ) -> Result<u64, Error> {
-        let ended = store::release_login(
+        let (ended, change) = store::release_login(
             &self.pool,
             account,
             acting,
@@ -218,6 +221,13 @@ impl Identity {
         .ok_or(Error::AccountNotFound)?;
         tracing::info!(%account, actor = acting.actor, sessions_ended = ended, "identifier released");
         metrics::counter!("identity_identifiers_released_total").increment(1);
+        // The release holds whatever the other services answer: an erasure they cannot do now
+        // is recorded, and identity carries it out within seconds.
+        if let Some(change) = change
+            && let Err(e) = self.carry_out(&change).await
+        {
+            tracing::warn!(%account, error = %e, "the squatter's data will be erased on retry");
+        }
         Ok(ended)
     }
 

@@ -1,7 +1,8 @@
 //! The changes of a registration that the services owning its data carry out: a reopening for
 //! the support desk (biometrics lifts the seal of the photos and the consent, profile the lock
-//! of the personal data and education, for the steps named) and an erasure (biometrics,
-//! profile and verification erase what they hold; then identity deletes the account).
+//! of the personal data and education, for the steps named), an erasure (biometrics, profile
+//! and verification erase what they hold; then identity deletes the account) and the release
+//! of a squatted identifier (the same erasure at the others; the account stays, blocked).
 //!
 //! Identity records a change first — its `changes` row, the audit log's entry and the feed's
 //! event in one transaction — and then calls the owners with a short token naming the change
@@ -12,7 +13,7 @@
 //! finished the registration cannot be completed (the steps it reopens would be skipped).
 
 use crate::{error::Error, grpc::Identity, store};
-use examreg_kit::auth::{Change, ChangeAction, Claims, with_bearer};
+use examreg_kit::auth::{Change, Claims, with_bearer};
 use examreg_proto::{biometrics::v1 as bio, profile::v1 as prof, verification::v1 as ver};
 use std::time::Duration;
 use uuid::Uuid;
@@ -62,7 +63,7 @@ impl Identity {
             change.account,
             Change {
                 id: change.id,
-                action: change.action,
+                action: change.action.at_owners(),
                 steps: change.steps.clone(),
                 by: change.actor.clone(),
             },
@@ -84,7 +85,7 @@ impl Identity {
             store::unfinished_changes(&self.pool, Some(account), Duration::ZERO, 10).await?
         {
             let missing = self.carry_out(&change).await?;
-            let same = change.action == ChangeAction::Reopen
+            let same = change.action == store::Action::Reopen
                 && steps.iter().all(|s| change.steps.iter().any(|c| c == s));
             if same {
                 repeated = Some(missing);
@@ -118,7 +119,7 @@ impl Identity {
         let unfinished = store::unfinished_changes(&self.pool, Some(account), Duration::ZERO, 10)
             .await?
             .into_iter()
-            .find(|c| c.action == ChangeAction::Erase);
+            .find(|c| c.action == store::Action::Erase);
         let change = match unfinished {
             Some(change) => change,
             None => {
@@ -156,14 +157,14 @@ impl Identity {
 
     /// Has the owners carry out a recorded change and marks it finished; what a reopened
     /// registration lacks now at the owners (nothing for an erasure).
-    async fn carry_out(&self, change: &store::Pending) -> Result<Vec<String>, Error> {
+    pub(crate) async fn carry_out(&self, change: &store::Pending) -> Result<Vec<String>, Error> {
         let missing = match change.action {
-            ChangeAction::Reopen => {
+            store::Action::Reopen => {
                 let missing = self.reopen_at_owners(change).await?;
                 store::finish_change(&self.pool, change.id).await?;
                 missing
             }
-            ChangeAction::Erase => {
+            store::Action::Erase | store::Action::Release => {
                 self.erase_at_owners(change).await?;
                 Vec::new()
             }
@@ -218,11 +219,11 @@ impl Identity {
     }
 
     /// Biometrics, profile and verification erase what they hold of the person; then the
-    /// account goes, with the change marked finished.
+    /// account goes (for a release it stays), with the change marked finished.
     async fn erase_at_owners(&self, change: &store::Pending) -> Result<Erased, Error> {
         let token = self.change_token(change);
         let account_id = change.account.to_string();
-        let email = self.own_record(change.account).await.map(|r| r.email);
+        let record = self.own_record(change.account).await;
         let request = bio::DeleteBiometricDataRequest {
             account_id: account_id.clone(),
         };
@@ -251,9 +252,13 @@ impl Identity {
             profile,
             ..Erased::default()
         };
-        match email {
-            Ok(email) => {
-                let request = ver::EraseEmailRequest { email, account_id };
+        match record {
+            Ok(record) => {
+                let request = ver::EraseEmailRequest {
+                    email: record.email,
+                    account_id,
+                    login: record.login,
+                };
                 let answer = self
                     .verification
                     .clone()
@@ -267,7 +272,11 @@ impl Identity {
             Err(Error::AccountNotFound) => erased.account = false,
             Err(e) => return Err(e),
         }
-        store::finish_erasure(&self.pool, change).await?;
+        if change.action == store::Action::Release {
+            store::finish_change(&self.pool, change.id).await?;
+        } else {
+            store::finish_erasure(&self.pool, change, crate::throttle::login_key).await?;
+        }
         Ok(erased)
     }
 }

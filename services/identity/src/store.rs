@@ -272,12 +272,41 @@ async fn lock_status(
     .await?)
 }
 
+/// What a recorded change does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Steps to redo, at biometrics and profile.
+    Reopen,
+    /// The person's data erased at every service, then the account deleted.
+    Erase,
+    /// A squatter's data erased at every other service; the account stays, blocked.
+    Release,
+}
+
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Reopen => "reopen",
+            Self::Erase => "erase",
+            Self::Release => "release",
+        }
+    }
+
+    /// What the owners are asked to do.
+    pub fn at_owners(self) -> ChangeAction {
+        match self {
+            Self::Reopen => ChangeAction::Reopen,
+            Self::Erase | Self::Release => ChangeAction::Erase,
+        }
+    }
+}
+
 /// A change of a registration identity recorded for other services to carry out.
 #[derive(Debug, Clone)]
 pub struct Pending {
     pub id: Uuid,
     pub account: Uuid,
-    pub action: ChangeAction,
+    pub action: Action,
     pub steps: Vec<String>,
     pub actor: String,
 }
@@ -286,7 +315,7 @@ pub struct Pending {
 async fn record_change(
     conn: &mut PgConnection,
     account: Uuid,
-    action: ChangeAction,
+    action: Action,
     steps: &[&str],
     actor: &str,
 ) -> Result<Pending, StoreError> {
@@ -335,10 +364,10 @@ pub async fn unfinished_changes(
         .map(|r| Pending {
             id: r.id,
             account: r.account_id,
-            action: if r.action == "erase" {
-                ChangeAction::Erase
-            } else {
-                ChangeAction::Reopen
+            action: match r.action.as_str() {
+                "erase" => Action::Erase,
+                "release" => Action::Release,
+                _ => Action::Reopen,
             },
             steps: r.steps,
             actor: r.actor,
@@ -386,20 +415,37 @@ pub async fn record_erasure(
         "",
     )
     .await?;
-    let change = record_change(&mut tx, id, ChangeAction::Erase, &[], acting.actor).await?;
+    let change = record_change(&mut tx, id, Action::Erase, &[], acting.actor).await?;
     append_event(&mut tx, id, RegistrationEventKind::AccountErased).await?;
     tx.commit().await?;
     Ok(Some(change))
 }
 
-/// Deletes the account of a recorded erasure (its sessions and refresh tokens go with it)
-/// and marks the change carried out, in one transaction.
+/// Deletes the account of a recorded erasure (its sessions and refresh tokens go with it, and
+/// the failed logins counted under its login, keyed by `throttle_key`) and marks the change
+/// carried out, in one transaction.
 #[tracing::instrument(skip_all)]
-pub async fn finish_erasure(pool: &PgPool, change: &Pending) -> Result<(), StoreError> {
+pub async fn finish_erasure(
+    pool: &PgPool,
+    change: &Pending,
+    throttle_key: fn(&str) -> String,
+) -> Result<(), StoreError> {
     let mut tx = pool.begin().await?;
-    sqlx::query!("DELETE FROM accounts WHERE id = $1", change.account)
-        .execute(&mut *tx)
-        .await?;
+    let logins = sqlx::query!(
+        "DELETE FROM accounts WHERE id = $1 RETURNING login, released_login",
+        change.account
+    )
+    .fetch_optional(&mut *tx)
+    .await?;
+    if let Some(logins) = logins {
+        let keys: Vec<String> = std::iter::once(logins.login)
+            .chain(logins.released_login)
+            .map(|login| throttle_key(&login))
+            .collect();
+        sqlx::query!("DELETE FROM login_throttle WHERE key = ANY($1)", &keys)
+            .execute(&mut *tx)
+            .await?;
+    }
     sqlx::query!(
         "UPDATE changes SET finished_at = now() WHERE id = $1 AND finished_at IS NULL",
         change.id
@@ -549,8 +595,9 @@ pub async fn unlock_login(
 
 /// Releases an account's login for its real holder: blocks the account (its sessions end),
 /// keeps the login in `released_login` and puts in its place a value no login can match, and
-/// forgets the login's failures, so the holder starts clean; logged and told to the feed. How
-/// many sessions ended, `None` when there is no such account. A second release changes nothing
+/// forgets the login's failures, so the holder starts clean; logged and told to the feed, with
+/// the change that has the other services erase the squatter's data. How many sessions ended
+/// and that change, `None` when there is no such account. A second release changes nothing
 /// but the log.
 #[tracing::instrument(skip_all)]
 pub async fn release_login(
@@ -559,7 +606,7 @@ pub async fn release_login(
     acting: &Acting<'_>,
     keep: Duration,
     key_of: impl FnOnce(&str) -> String,
-) -> Result<Option<u64>, StoreError> {
+) -> Result<Option<(u64, Option<Pending>)>, StoreError> {
     let mut tx = pool.begin().await?;
     let Some(status) = lock_status(&mut tx, id).await? else {
         return Ok(None);
@@ -584,6 +631,7 @@ pub async fn release_login(
         what,
     )
     .await?;
+    let mut change = None;
     if let Some(released) = &released {
         sqlx::query!(
             "DELETE FROM login_throttle WHERE key = $1",
@@ -591,10 +639,11 @@ pub async fn release_login(
         )
         .execute(&mut *tx)
         .await?;
+        change = Some(record_change(&mut tx, id, Action::Release, &[], acting.actor).await?);
         append_event(&mut tx, id, RegistrationEventKind::IdentifierReleased).await?;
     }
     tx.commit().await?;
-    Ok(Some(ended))
+    Ok(Some((ended, change)))
 }
 
 #[tracing::instrument(skip_all)]
@@ -1271,7 +1320,7 @@ pub async fn record_reopening(
         &steps.join(","),
     )
     .await?;
-    let change = record_change(&mut tx, id, ChangeAction::Reopen, steps, acting.actor).await?;
+    let change = record_change(&mut tx, id, Action::Reopen, steps, acting.actor).await?;
     if status == AccountStatus::Registered {
         sqlx::query!(
             "UPDATE accounts SET status = 'active', registered_at = NULL WHERE id = $1",

@@ -208,9 +208,10 @@ impl Challenges {
         Ok(true)
     }
 
-    /// Removes every challenge, budget and letter (queued or dead) of an address.
-    pub async fn erase(&self, email: &Email) -> Result<Erased, Error> {
-        let challenges = self.store.erase(email.as_str()).await?;
+    /// Removes every challenge, budget and letter (queued or dead) of an address, and the send
+    /// budget of the login.
+    pub async fn erase(&self, email: &Email, login: Option<&str>) -> Result<Erased, Error> {
+        let challenges = self.store.erase(email.as_str(), login).await?;
         let letters = self.outbox.erase(email.as_str()).await?;
         Ok(Erased {
             challenges,

@@ -48,7 +48,8 @@ impl VerificationService for Verification {
         let req = request.get_ref();
         let (account, change) = who.require_change(ChangeAction::Erase, &req.account_id, &[])?;
         let email = email_of(&req.email)?;
-        let erased = self.challenges.erase(&email).await?;
+        let login = Some(req.login.trim()).filter(|l| !l.is_empty());
+        let erased = self.challenges.erase(&email, login).await?;
         tracing::info!(%account, change = %change.id, by = change.by,
             challenges_deleted = erased.challenges, letters_deleted = erased.letters,
             "email erased");

@@ -349,11 +349,12 @@ impl CodeStore {
         }
     }
 
-    /// Deletes the live challenges of an email and its send budget; how many challenges.
+    /// Deletes the live challenges of an email, and its send budget and the login's; how many
+    /// challenges.
     /// Challenges are keyed by id, so this scans them, on every primary of a cluster (a rare
     /// operator action; live challenges expire within minutes, so there are never many).
     #[tracing::instrument(skip_all, fields(db.system = "redis"))]
-    pub async fn erase(&self, email: &str) -> Result<u32, StoreError> {
+    pub async fn erase(&self, email: &str, login: Option<&str>) -> Result<u32, StoreError> {
         let mut redis = self.redis.clone();
         let pattern = format!("{}ch:*", self.prefix);
         let keys = examreg_kit::redis::scan_match(&redis, &pattern).await?;
@@ -366,15 +367,17 @@ impl CodeStore {
                 deleted += 1;
             }
         }
-        let _: i64 = redis::AsyncCommands::del(
-            &mut redis,
-            format!(
-                "{}budget:email:{{{}}}",
-                self.prefix,
-                self.subject_tag(email)
-            ),
-        )
-        .await?;
+        for subject in std::iter::once(email).chain(login) {
+            let _: i64 = redis::AsyncCommands::del(
+                &mut redis,
+                format!(
+                    "{}budget:email:{{{}}}",
+                    self.prefix,
+                    self.subject_tag(subject)
+                ),
+            )
+            .await?;
+        }
         Ok(deleted)
     }
 
