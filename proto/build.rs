@@ -8,6 +8,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "examreg/biometrics/v1/biometrics.proto",
         "examreg/identity/v1/identity.proto",
         "examreg/profile/v1/profile.proto",
+        "examreg/retention/v1/retention.proto",
         "examreg/verification/v1/verification.proto",
     ];
     for file in files {

@@ -67,6 +67,7 @@ pub struct VerificationRemoved {
 #[derive(Deserialize, IntoParams)]
 pub struct Why {
     /// Why the person is erased (required; at most 500 characters), e.g. the request's number.
+    #[param(required = true, min_length = 1, max_length = 500, pattern = r"\S")]
     reason: Option<String>,
 }
 

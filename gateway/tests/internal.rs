@@ -186,6 +186,18 @@ impl Suite {
     }
 }
 
+/// A count the statement gives for an account id.
+async fn count(db: &str, sql: &'static str, account: &str) -> i64 {
+    let pool = sqlx::PgPool::connect(db).await.unwrap();
+    let n = sqlx::query_scalar(sql)
+        .bind(account.parse::<uuid::Uuid>().unwrap())
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    n
+}
+
 /// The rows of the `changes` table of a service's database for an account: (action, steps).
 async fn changes_at(db: &str, account: &str) -> Vec<(String, Vec<String>)> {
     let pool = sqlx::PgPool::connect(db).await.unwrap();
@@ -410,8 +422,9 @@ async fn an_erasure_cut_short_is_recorded_at_once_and_finished_by_identity_itsel
 }
 
 /// Where each needle still shows in any table of the suite's databases, any Redis key of its
-/// prefixes (keys and values) or the bucket: `place: needle`, or `place` for an object.
-async fn traces_of(s: &Suite, needles: &[String]) -> Vec<String> {
+/// prefixes (keys and values), and (with `objects`) every object in the bucket: `place: needle`,
+/// or `object key` (the suite's only person's, where the caller asks).
+async fn traces_of(s: &Suite, needles: &[String], objects: bool) -> Vec<String> {
     let mut found = Vec::new();
     let mut look = |place: String, text: &str| {
         let text = text.to_lowercase();
@@ -486,12 +499,14 @@ async fn traces_of(s: &Suite, needles: &[String]) -> Vec<String> {
             look(key.clone(), &format!("{key} {value:?}"));
         }
     }
-    for (key, _) in examreg_biometrics::objects::Objects::new(&s.s3)
-        .list()
-        .await
-        .unwrap()
-    {
-        found.push(format!("object {key}"));
+    if objects {
+        for (key, _) in examreg_biometrics::objects::Objects::new(&s.s3)
+            .list()
+            .await
+            .unwrap()
+        {
+            found.push(format!("object {key}"));
+        }
     }
     found
 }
@@ -587,7 +602,7 @@ async fn an_erasure_leaves_nothing_of_the_person_in_any_table_redis_key_or_objec
         "045612378".into(),
     ];
     assert!(
-        traces_of(&s, &needles).await.len() > 5,
+        traces_of(&s, &needles, true).await.len() > 5,
         "the scan sees the person"
     );
     let path = format!("/v1/admin/people/{account}?reason=subject%20request%2077");
@@ -599,12 +614,142 @@ async fn an_erasure_leaves_nothing_of_the_person_in_any_table_redis_key_or_objec
     // The recoveries' flows were never tied to an account: they hold the email and the IIN
     // until they expire (GATEWAY_FLOW_TTL_SECS), and no longer.
     tokio::time::sleep(flow_ttl.saturating_sub(last_flow.elapsed()) + Duration::from_secs(1)).await;
-    assert_eq!(traces_of(&s, &needles).await, Vec::<String>::new());
+    assert_eq!(traces_of(&s, &needles, true).await, Vec::<String>::new());
     // What stays are the tombstones and the records, by account id only.
     let log = s.audit(&account).await;
     assert!(
         log.iter()
             .any(|(_, kind, _, note)| kind == "erase" && note == "subject request 77")
+    );
+}
+
+/// Whether identity still has the account.
+async fn account_exists(s: &Suite, account: &str) -> bool {
+    let pool = sqlx::PgPool::connect(&s.identity_db).await.unwrap();
+    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM accounts WHERE id = $1::uuid")
+        .bind(account)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    n > 0
+}
+
+/// Waits (a minute at most) until identity has erased the account: the retention records the
+/// erasure and identity's finisher carries it out.
+async fn erased_in_time(s: &Suite, account: &str) {
+    let gone = async {
+        while account_exists(s, account).await {
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(60), gone)
+        .await
+        .unwrap_or_else(|_| panic!("{account} was not erased by the retention"));
+}
+
+/// The runs of the retention report that erased `account`: (service, rule, deleted).
+async fn runs_that_erased(s: &Suite, account: &str) -> Vec<(String, String, i64)> {
+    let report = parsed(
+        &ctl(s, &["retention", "report", "--account", account, "--json"])
+            .await
+            .unwrap(),
+    );
+    let mut runs = Vec::new();
+    for service in report["services"].as_array().unwrap() {
+        for run in service["runs"].as_array().unwrap() {
+            runs.push((
+                service["service"].as_str().unwrap().to_owned(),
+                run["rule"].as_str().unwrap().to_owned(),
+                run["deleted"].as_i64().unwrap(),
+            ));
+        }
+    }
+    runs
+}
+
+#[tokio::test]
+async fn the_retention_erases_a_registration_left_incomplete_and_all_of_a_cycle_once_it_ends() {
+    let s = suite().await;
+    let (completed, _, completed_token) = s.completed().await;
+    // Someone who began — a login, a selfie, a name — and never came back.
+    let iin = valid_iin();
+    let email = tk::unique_email();
+    let idle = s.register(&iin, &email).await;
+    let (_, session) = s.login(&iin, PASSWORD).await;
+    let token = session["access_token"].as_str().unwrap().to_owned();
+    s.photographed(&token, &["face"]).await;
+    let (status, body) = s
+        .me(
+            reqwest::Method::PUT,
+            "/v1/me/profile/name",
+            &token,
+            Some(json!({"surname": "Сапарова", "given_name": "Дина"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    // Identity rolls out with a period of a second for registrations never completed.
+    s.restart_with("identity", Duration::ZERO, |config| {
+        let ServiceConfig::Identity(config) = config else {
+            unreachable!()
+        };
+        config.retain_incomplete = Some(Duration::from_secs(1));
+        config.sweep_every = Duration::from_secs(1);
+    })
+    .await;
+    erased_in_time(&s, &idle).await;
+    let needles = vec![iin.clone(), email.to_lowercase(), "Сапарова".to_owned()];
+    assert_eq!(traces_of(&s, &needles, false).await, Vec::<String>::new());
+    assert_eq!(
+        count(
+            &s.biometrics_db,
+            "SELECT count(*) FROM captures WHERE account_id = $1",
+            &idle
+        )
+        .await,
+        0
+    );
+    // The completed registration is untouched, and the report proves what went, and when.
+    let (status, body) = s
+        .me(reqwest::Method::GET, "/v1/me", &completed_token, None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        runs_that_erased(&s, &idle).await,
+        [(
+            "identity".to_owned(),
+            "incomplete_registration".to_owned(),
+            1
+        )]
+    );
+    assert_eq!(runs_that_erased(&s, &completed).await, []);
+    let printed = ctl(&s, &["retention", "report"]).await.unwrap();
+    assert!(printed.contains("incomplete_registration"), "{printed}");
+    assert!(
+        printed.contains("1 second after the last activity"),
+        "{printed}"
+    );
+    let log = s.audit(&idle).await;
+    assert!(
+        log.iter().any(|(actor, kind, _, note)| actor == "retention"
+            && kind == "erase"
+            && note.contains("incomplete_registration")),
+        "{log:?}"
+    );
+
+    // The operator sets the end of the exam cycle, and it has passed: the completed one goes.
+    s.restart_with("identity", Duration::ZERO, |config| {
+        let ServiceConfig::Identity(config) = config else {
+            unreachable!()
+        };
+        config.cycle_end = Some(chrono::Utc::now());
+    })
+    .await;
+    erased_in_time(&s, &completed).await;
+    assert_eq!(
+        runs_that_erased(&s, &completed).await,
+        [("identity".to_owned(), "exam_cycle".to_owned(), 1)]
     );
 }
 

@@ -27,6 +27,12 @@ pub mod profile {
     }
 }
 
+pub mod retention {
+    pub mod v1 {
+        tonic::include_proto!("examreg.retention.v1");
+    }
+}
+
 pub mod verification {
     pub mod v1 {
         tonic::include_proto!("examreg.verification.v1");

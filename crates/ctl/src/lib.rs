@@ -2,7 +2,8 @@
 //! service client's id and secret (read from a file) for a service token at identity, then
 //! calls the service that owns the data: identity for accounts, the change feed, the support
 //! actions and its audit log; profile for profiles and statistics; biometrics for the photos'
-//! status, its access log and the document review queue (list, show, decide). Tables for people, `--json` for scripts.
+//! status, its access log and the document review queue (list, show, decide); every service
+//! for what it deletes by time (`retention report`). Tables for people, `--json` for scripts.
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand, ValueEnum};
@@ -12,6 +13,7 @@ use examreg_proto::{
     convert::{datetime, timestamp},
     identity::v1::{self as id, identity_service_client::IdentityServiceClient},
     profile::v1::{self as prof, profile_service_client::ProfileServiceClient},
+    retention::v1::{self as ret, retention_service_client::RetentionServiceClient},
 };
 use serde_json::{Value, json};
 use std::{io::Write, path::PathBuf, time::Duration};
@@ -48,6 +50,14 @@ pub struct Cli {
         global = true
     )]
     biometrics: String,
+    /// verification's gRPC address.
+    #[arg(
+        long,
+        env = "VERIFICATION_URL",
+        default_value = "http://127.0.0.1:50052",
+        global = true
+    )]
+    verification: String,
     /// The service client this is (it needs the scopes of the commands used).
     #[arg(
         long,
@@ -180,12 +190,31 @@ enum Command {
         #[arg(long, default_value = "Asia/Almaty")]
         tz: String,
     },
+    /// What the services delete by time (scope audit:read).
+    Retention {
+        #[command(subcommand)]
+        command: RetentionCommand,
+    },
     /// Adds or updates institutions (schools, colleges, universities) from a CSV file with the
     /// header `id,region_code,kind,name_kk,name_ru,name_en`, all rows or none (scope
     /// directory:admin).
     ImportInstitutions {
         /// The CSV file (UTF-8); `-` reads standard input.
         file: PathBuf,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum RetentionCommand {
+    /// Every service's rules with their periods, and the runs that deleted something, newest
+    /// first; with `--account`, only the runs that erased that account (its id is matched by
+    /// its SHA-256, which is all a run keeps).
+    Report {
+        #[arg(long)]
+        account: Option<String>,
+        /// At most this many runs per service.
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
     },
 }
 
@@ -230,6 +259,8 @@ struct Ctl {
     identity: IdentityServiceClient<Channel>,
     profile: ProfileServiceClient<Channel>,
     biometrics: BiometricsServiceClient<Channel>,
+    /// Each service's retention evidence, in the order the report prints them.
+    retention: Vec<RetentionServiceClient<Channel>>,
     client_id: String,
     secret: String,
     token: String,
@@ -425,6 +456,15 @@ impl Ctl {
             identity: IdentityServiceClient::new(channel(&cli.identity)?),
             profile: ProfileServiceClient::new(channel(&cli.profile)?),
             biometrics: BiometricsServiceClient::new(channel(&cli.biometrics)?),
+            retention: [
+                &cli.identity,
+                &cli.verification,
+                &cli.biometrics,
+                &cli.profile,
+            ]
+            .into_iter()
+            .map(|url| channel(url).map(RetentionServiceClient::new))
+            .collect::<anyhow::Result<_>>()?,
             client_id: cli.client_id.clone(),
             secret,
             token: String::new(),
@@ -914,6 +954,12 @@ impl Ctl {
                     writeln!(out, "added {}, updated {}", answer.added, answer.updated)?;
                 }
             }
+            Command::Retention {
+                command: RetentionCommand::Report { account, limit },
+            } => {
+                self.retention_report(account.as_deref(), limit, out)
+                    .await?
+            }
             Command::Stats {
                 by,
                 from,
@@ -973,6 +1019,99 @@ impl Ctl {
                     }
                 }
             }
+        }
+        Ok(())
+    }
+
+    /// The retention report: each service's rules, then its runs (all of them, or those that
+    /// erased `account`), newest first.
+    async fn retention_report(
+        &mut self,
+        account: Option<&str>,
+        limit: usize,
+        out: &mut dyn Write,
+    ) -> anyhow::Result<()> {
+        let subject = match account {
+            Some(id) => Some(examreg_kit::record::subject(
+                id.parse().context("--account is an account id (a UUID)")?,
+            )),
+            None => None,
+        };
+        let mut services = Vec::new();
+        for client in self.retention.clone() {
+            let mut client = client;
+            let mut page_token = String::new();
+            let mut runs: Vec<ret::RetentionRun> = Vec::new();
+            let mut answer;
+            loop {
+                let request = self.req(ret::ListRetentionRunsRequest {
+                    page_size: 500,
+                    page_token,
+                })?;
+                answer = client
+                    .list_retention_runs(request)
+                    .await
+                    .map_err(refused)?
+                    .into_inner();
+                runs.extend(answer.runs.drain(..).filter(|run| {
+                    subject
+                        .as_ref()
+                        .is_none_or(|s| run.subjects.iter().any(|h| h == s))
+                }));
+                if answer.next_page_token.is_empty() || runs.len() >= limit {
+                    break;
+                }
+                page_token = std::mem::take(&mut answer.next_page_token);
+            }
+            runs.truncate(limit);
+            services.push((answer.service, answer.rules, runs));
+        }
+        if self.json {
+            let services: Vec<Value> = services
+                .iter()
+                .map(|(service, rules, runs)| {
+                    json!({
+                        "service": service,
+                        "rules": rules.iter().map(|r| json!({"rule": r.name, "data": r.data, "period": r.period})).collect::<Vec<_>>(),
+                        "runs": runs.iter().map(|r| json!({"ran_at": time(r.ran_at.as_ref()), "rule": r.rule, "deleted": r.deleted, "subjects": r.subjects})).collect::<Vec<_>>(),
+                    })
+                })
+                .collect();
+            writeln!(out, "{}", json!({"services": services}))?;
+            return Ok(());
+        }
+        let rules: Vec<Vec<String>> = services
+            .iter()
+            .flat_map(|(service, rules, _)| {
+                rules.iter().map(move |r| {
+                    vec![
+                        service.clone(),
+                        r.name.clone(),
+                        r.period.clone(),
+                        r.data.clone(),
+                    ]
+                })
+            })
+            .collect();
+        table(out, &["SERVICE", "RULE", "PERIOD", "DELETES"], &rules)?;
+        writeln!(out)?;
+        let runs: Vec<Vec<String>> = services
+            .iter()
+            .flat_map(|(service, _, runs)| {
+                runs.iter().map(move |r| {
+                    vec![
+                        time(r.ran_at.as_ref()),
+                        service.clone(),
+                        r.rule.clone(),
+                        r.deleted.to_string(),
+                    ]
+                })
+            })
+            .collect();
+        if runs.is_empty() {
+            writeln!(out, "no run deleted anything")?;
+        } else {
+            table(out, &["RAN AT", "SERVICE", "RULE", "DELETED"], &runs)?;
         }
         Ok(())
     }

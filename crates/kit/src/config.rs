@@ -102,6 +102,12 @@ impl Env {
         std::time::Duration::from_secs(self.parse(name, default))
     }
 
+    /// A retention period in whole days with a default; `None` (the rule off) for 0.
+    pub fn days(&mut self, name: &str, default: u64) -> Option<std::time::Duration> {
+        let days: u64 = self.parse(name, default);
+        (days > 0).then(|| std::time::Duration::from_secs(days.saturating_mul(86_400)))
+    }
+
     /// A secret from `NAME` or the file at `NAME_FILE` (trailing newline trimmed).
     /// Both set is a problem: the operator's intent is unclear.
     pub fn secret(&mut self, name: &str) -> Option<Secret> {

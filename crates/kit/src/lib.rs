@@ -16,6 +16,8 @@ pub mod metrics;
 pub mod record;
 #[cfg(feature = "redis")]
 pub mod redis;
+#[cfg(any(feature = "postgres", feature = "redis"))]
+pub mod retention;
 pub mod service;
 pub mod telemetry;
 pub mod texts;

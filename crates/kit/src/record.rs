@@ -34,6 +34,13 @@ pub fn cut<T, K>(mut rows: Vec<T>, size: i64, key: impl Fn(&T) -> K) -> (Vec<T>,
     (rows, next)
 }
 
+/// The evidence kept of a person whose data the retention deleted: the SHA-256 of the account
+/// id (hex). It proves a given account was deleted and when, and names nobody by itself.
+pub fn subject(account: uuid::Uuid) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(account.to_string().as_bytes()))
+}
+
 /// A note for an audit log: trimmed, 1 to 500 characters; `Err(too_long)` otherwise.
 pub fn note(value: &str) -> Result<&str, bool> {
     let note = value.trim();

@@ -989,6 +989,8 @@ pub(crate) async fn ctl(s: &Suite, args: &[&str]) -> anyhow::Result<String> {
         url("profile"),
         "--biometrics".into(),
         url("biometrics"),
+        "--verification".into(),
+        url("verification"),
         "--client-id".into(),
         "operator".into(),
         "--secret-file".into(),

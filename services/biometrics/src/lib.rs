@@ -48,6 +48,10 @@ pub struct Config {
     pub documents: documents::Settings,
     /// How often the sweeper runs (once per cluster, whatever the replicas).
     pub sweep_every: Duration,
+    /// How long decided reviews are kept (`None`: forever).
+    pub retain_reviews: Option<Duration>,
+    /// How long the access log and the record of changes are kept.
+    pub retain_records: Option<Duration>,
 }
 
 impl Config {
@@ -98,6 +102,8 @@ impl Config {
             ),
             database_pool: examreg_kit::service::Pool::from_env(env, "BIOMETRICS", 1),
             sweep_every: env.seconds("BIOMETRICS_SWEEP_INTERVAL_SECS", 600),
+            retain_reviews: env.days("BIOMETRICS_RETAIN_REVIEWS_DAYS", 365),
+            retain_records: env.days("BIOMETRICS_RETAIN_ACCESS_LOG_DAYS", 1825),
             database_url: env.secret("BIOMETRICS_DATABASE_URL").unwrap_or_else(|| {
                 Secret::new("postgres://examreg:examreg@127.0.0.1:5432/examreg_biometrics")
             }),
@@ -162,6 +168,15 @@ impl Application {
         .await?;
         let sweeps =
             examreg_kit::lease::Lease::new(pool.clone(), "biometrics.sweep", config.sweep_every);
+        let retention = Retention {
+            reviews: config.retain_reviews,
+            records: config.retain_records,
+        };
+        let evidence = examreg_kit::retention::Evidence::new(
+            "biometrics",
+            retention.rules(),
+            examreg_kit::retention::Log::Postgres(pool.clone()),
+        );
         let biometrics = Arc::new(grpc::Biometrics {
             captures: captures::Captures {
                 pool,
@@ -187,22 +202,56 @@ impl Application {
         let routes = Routes::new(
             BiometricsServiceServer::from_arc(biometrics.clone())
                 .max_decoding_message_size(4 * 1024 * 1024),
-        );
-        let names = &["examreg.biometrics.v1.BiometricsService"];
+        )
+        .add_service(evidence.server());
+        let names = &[
+            "examreg.biometrics.v1.BiometricsService",
+            examreg_kit::retention::SERVICE_NAME,
+        ];
         let readers = biometrics.clone();
         Ok(Service::bind(config.addr, routes, names, keys)
             .await?
-            .task(|stop| sweeper(sweeps, biometrics, stop))
+            .task(|stop| sweeper(sweeps, biometrics, retention, stop))
             .task(|stop| documents::run(readers, sessions, config.documents, stop)))
     }
 }
 
+/// What biometrics deletes by time: decided reviews (`reviews`), and its records
+/// (`access_log`). Photos, consents and document checks go with the registration (identity's
+/// rules erase it).
+struct Retention {
+    reviews: Option<Duration>,
+    records: Option<Duration>,
+}
+
+impl Retention {
+    fn rules(&self) -> Vec<examreg_kit::retention::Rule> {
+        vec![
+            examreg_kit::retention::Rule {
+                name: "reviews",
+                data: "document reviews once decided (the fields that disagreed, the decision, its reason)",
+                period: self.reviews,
+                from: "the decision".into(),
+            },
+            examreg_kit::retention::records_rule(self.records),
+        ]
+    }
+
+    async fn sweep(&self, pool: &sqlx::PgPool) -> Result<(), sqlx::Error> {
+        if let Some(period) = self.reviews {
+            store::sweep_reviews(pool, period).await?;
+        }
+        examreg_kit::retention::sweep_records(pool, self.records).await
+    }
+}
+
 /// Removes unreferenced objects (left by a failure between writing an object and its record,
-/// or by a failed delete) once per `BIOMETRICS_SWEEP_INTERVAL_SECS` across the replicas: one
-/// replica lists the bucket, not each.
+/// or by a failed delete) and runs the retention's rules, once per
+/// `BIOMETRICS_SWEEP_INTERVAL_SECS` across the replicas: one replica lists the bucket, not each.
 async fn sweeper(
     lease: examreg_kit::lease::Lease,
     service: Arc<grpc::Biometrics>,
+    retention: Retention,
     stop: impl Future<Output = ()>,
 ) {
     lease
@@ -211,6 +260,9 @@ async fn sweeper(
                 Ok(0) => {}
                 Ok(swept) => tracing::info!(swept, "unreferenced objects deleted"),
                 Err(e) => tracing::warn!(error = %e, "sweep failed; will retry"),
+            }
+            if let Err(e) = retention.sweep(&service.captures.pool).await {
+                tracing::warn!(error = %e, "retention sweep failed; will retry");
             }
         })
         .await;

@@ -604,3 +604,18 @@ pub async fn delete_account(
     tx.commit().await?;
     Ok(keys)
 }
+
+/// Deletes the reviews decided longer ago than `period`, with the retention's evidence.
+#[tracing::instrument(skip_all)]
+pub async fn sweep_reviews(pool: &PgPool, period: std::time::Duration) -> Result<(), sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    let deleted = sqlx::query!(
+        "DELETE FROM document_reviews WHERE decided_at < now() - make_interval(secs => $1)",
+        period.as_secs_f64()
+    )
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    examreg_kit::retention::record(&mut tx, "reviews", deleted, &[]).await?;
+    tx.commit().await
+}

@@ -39,6 +39,8 @@ const MASTER: &str = "dev1:000102030405060708090a0b0c0d0e0f101112131415161718191
 
 struct TestApp {
     client: BiometricsServiceClient<Channel>,
+    /// The channel to the service, for its other gRPC services (the retention's).
+    channel: Channel,
     key: SigningKey,
     objects: Objects,
     database: String,
@@ -49,6 +51,7 @@ async fn spawn_at(
     s3_endpoint: String,
     prefix: Option<String>,
     database: Option<String>,
+    adjust: impl FnOnce(&mut Config),
 ) -> TestApp {
     let key = SigningKey::generate();
     let (id, secret) = tk::s3_credentials();
@@ -64,6 +67,7 @@ async fn spawn_at(
     config.s3.secret_access_key = Secret::new(secret);
     config.master_keys = Some(MasterKeys::parse(MASTER).unwrap());
     config.documents.model = tk::mrz_model();
+    adjust(&mut config);
     let objects = Objects::new(&config.s3);
     let app = Application::build(config, examreg_kit::auth::Keys::from(&key))
         .await
@@ -71,10 +75,10 @@ async fn spawn_at(
     let addr = app.addr();
     let (stop, stopped) = tk::stopper();
     tokio::spawn(app.run_until_stopped(stopped));
+    let channel = examreg_kit::grpc::channel(&format!("http://{addr}")).unwrap();
     TestApp {
-        client: BiometricsServiceClient::new(
-            examreg_kit::grpc::channel(&format!("http://{addr}")).unwrap(),
-        ),
+        client: BiometricsServiceClient::new(channel.clone()),
+        channel,
         key,
         objects,
         database,
@@ -83,7 +87,7 @@ async fn spawn_at(
 }
 
 async fn spawn() -> TestApp {
-    spawn_at(tk::s3_endpoint(), None, None).await
+    spawn_at(tk::s3_endpoint(), None, None, |_| {}).await
 }
 
 impl TestApp {
@@ -251,7 +255,7 @@ async fn a_refused_photo_changes_nothing() {
 async fn garage_down_during_an_upload_is_unavailable_records_nothing_and_the_retry_succeeds() {
     let mut relay = tk::Relay::down(&tk::s3_addr()).await;
     let prefix = tk::unique_prefix("captures").replace(':', "/");
-    let app = spawn_at(format!("http://{}", relay.addr), Some(prefix), None).await;
+    let app = spawn_at(format!("http://{}", relay.addr), Some(prefix), None, |_| {}).await;
     let me = app.user(Uuid::new_v4());
     let err = app
         .upload(&me, pb::CaptureKind::Face, SELFIE)
@@ -1666,7 +1670,7 @@ async fn a_passports_birth_date_and_sex_must_be_the_profiles_or_a_person_looks()
 async fn a_back_that_cannot_be_fetched_is_retried_later_and_left_to_a_person_after_five_attempts() {
     let mut relay = tk::Relay::down(&tk::s3_addr()).await;
     relay.up().await;
-    let app = spawn_at(format!("http://{}", relay.addr), None, None).await;
+    let app = spawn_at(format!("http://{}", relay.addr), None, None, |_| {}).await;
     let account = Uuid::now_v7();
     let me = app.user(account);
     app.all_but_the_back(&me).await;
@@ -1747,4 +1751,86 @@ async fn a_back_that_cannot_be_fetched_is_retried_later_and_left_to_a_person_aft
             .any(|r| r.review_id == review.review_id && r.decision == "superseded")
     );
     assert!(app.seal(&me).await.unwrap().sealed);
+}
+
+#[tokio::test]
+async fn the_retention_deletes_decided_reviews_and_old_access_log_entries_and_keeps_the_proof() {
+    use examreg_proto::retention::v1::{
+        ListRetentionRunsRequest, retention_service_client::RetentionServiceClient,
+    };
+    let app = spawn_at(tk::s3_endpoint(), None, None, |config| {
+        config.retain_reviews = Some(Duration::from_secs(1));
+        config.retain_records = Some(Duration::from_secs(1));
+        config.sweep_every = Duration::from_secs(1);
+    })
+    .await;
+    let account = Uuid::now_v7();
+    let me = app.user(account);
+    let claimed = random_iin();
+    let card = tk::cards::id_card_back(&random_iin(), "340101", tk::cards::Shot::nth(31));
+    app.upload_as(
+        &me,
+        pb::CaptureKind::DocumentBack,
+        pb::DocumentType::IdCard,
+        holder(&claimed),
+        &card,
+    )
+    .await;
+    assert_eq!(app.document_check(&me).await.unwrap().outcome, "review");
+    let reviewer = tk::service_token(&app.key, "review-desk", &["review:write"]);
+    let review = app.reviews(&reviewer, false).await[0].review_id.clone();
+    app.decide(&reviewer, &review, "approve", "a new card")
+        .await
+        .unwrap();
+    let checkin = tk::service_token(&app.key, "check-in", &["biometrics:status"]);
+    app.status_for(&checkin, account, "check-in at hall 3")
+        .await
+        .unwrap();
+    let pool = sqlx::PgPool::connect(&app.database).await.unwrap();
+    let gone = async {
+        loop {
+            let left: i64 = sqlx::query_scalar(
+                "SELECT (SELECT count(*) FROM document_reviews) + (SELECT count(*) FROM access_log)",
+            )
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+            if left == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(30), gone)
+        .await
+        .expect("the retention deleted them");
+    // The photo and its check go with the registration, not by time.
+    assert_eq!(app.status(&me).await.captures.len(), 1);
+
+    let mut evidence = RetentionServiceClient::new(app.channel.clone());
+    let dpo = tk::service_token(&app.key, "dpo", &["audit:read"]);
+    let report = evidence
+        .list_retention_runs(with_bearer(ListRetentionRunsRequest::default(), &dpo).unwrap())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(report.service, "biometrics");
+    let deleted = |rule: &str| -> i64 {
+        report
+            .runs
+            .iter()
+            .filter(|r| r.rule == rule)
+            .map(|r| r.deleted)
+            .sum()
+    };
+    assert_eq!(deleted("reviews"), 1);
+    assert!(
+        deleted("access_log") >= 2,
+        "the review's read and the status read: {report:?}"
+    );
+    let periods: Vec<&str> = report.rules.iter().map(|r| r.period.as_str()).collect();
+    assert_eq!(
+        periods,
+        ["1 second after the decision", "1 second after the entry"]
+    );
 }

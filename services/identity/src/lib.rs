@@ -14,6 +14,7 @@ pub mod feed;
 pub mod grpc;
 pub mod password;
 pub mod record;
+pub mod retention;
 pub mod revocations;
 pub mod sessions;
 pub mod store;
@@ -92,6 +93,12 @@ pub struct Config {
     pub throttle: Throttle,
     /// How long the change feed keeps its events.
     pub feed_retention: Duration,
+    /// What is deleted by time, and when (the feed's retention is `feed_retention`).
+    pub retain_incomplete: Option<Duration>,
+    pub retain_sessions: Option<Duration>,
+    pub retain_audit: Option<Duration>,
+    /// When the exam cycle ends: every account created before it is erased once it passed.
+    pub cycle_end: Option<chrono::DateTime<chrono::Utc>>,
     /// How often the sweeper runs (once per cluster, whatever the replicas).
     pub sweep_every: Duration,
     /// Streams (`WatchRevocations`, `WatchRegistrations`) one replica serves at once, in all.
@@ -159,6 +166,19 @@ impl Config {
             );
         }
         let cpus = std::thread::available_parallelism().map_or(2, usize::from);
+        let cycle_end = match env.string("IDENTITY_CYCLE_ENDS_AT", "").trim() {
+            "" => None,
+            date => match chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d") {
+                Ok(day) => day.and_hms_opt(0, 0, 0).map(|t| t.and_utc()),
+                Err(_) => {
+                    env.invalid(
+                        "IDENTITY_CYCLE_ENDS_AT",
+                        "a date, YYYY-MM-DD (UTC midnight)",
+                    );
+                    None
+                }
+            },
+        };
         Self {
             addr: env.parse("IDENTITY_ADDR", "127.0.0.1:50051".parse().expect("literal")),
             database_pool: examreg_kit::service::Pool::from_env(env, "IDENTITY", 2),
@@ -187,6 +207,10 @@ impl Config {
                 lockout_max: env.seconds("IDENTITY_LOCKOUT_MAX_SECS", 3600),
             },
             feed_retention: env.seconds("IDENTITY_FEED_RETENTION_SECS", 30 * 24 * 3600),
+            retain_incomplete: env.days("IDENTITY_RETAIN_INCOMPLETE_DAYS", 30),
+            retain_sessions: env.days("IDENTITY_RETAIN_SESSIONS_DAYS", 30),
+            retain_audit: env.days("IDENTITY_RETAIN_AUDIT_DAYS", 1825),
+            cycle_end,
             sweep_every: env.seconds("IDENTITY_SWEEP_INTERVAL_SECS", 3600),
             streams_max: env.parse("IDENTITY_STREAMS_MAX", 512),
             streams_per_client: env.parse("IDENTITY_STREAMS_PER_CLIENT", 64),
@@ -233,7 +257,18 @@ impl Application {
             std::iter::once(&signing_key).chain(&config.published_keys),
         ));
         let window = config.throttle.window;
-        let retention = config.feed_retention;
+        let retention = retention::Retention {
+            incomplete: config.retain_incomplete,
+            sessions: config.retain_sessions,
+            audit: config.retain_audit,
+            cycle_end: config.cycle_end,
+            feed: config.feed_retention,
+        };
+        let evidence = examreg_kit::retention::Evidence::new(
+            "identity",
+            retention.rules(),
+            examreg_kit::retention::Log::Postgres(pool.clone()),
+        );
         let sweeps =
             examreg_kit::lease::Lease::new(pool.clone(), "identity.sweep", config.sweep_every);
         let draining = examreg_kit::grpc::Trigger::default();
@@ -264,8 +299,12 @@ impl Application {
             )?),
         };
         let identity = std::sync::Arc::new(identity);
-        let routes = Routes::new(IdentityServiceServer::from_arc(identity.clone()));
-        let names = &["examreg.identity.v1.IdentityService"];
+        let routes = Routes::new(IdentityServiceServer::from_arc(identity.clone()))
+            .add_service(evidence.server());
+        let names = &[
+            "examreg.identity.v1.IdentityService",
+            examreg_kit::retention::SERVICE_NAME,
+        ];
         Ok(Service::bind(config.addr, routes, names, keys.clone())
             .await?
             .public(PUBLIC_PATHS)
@@ -279,30 +318,34 @@ impl Application {
                 move |stop| feed::listen(registrations, sessions, stop)
             })
             .task(move |stop| feed::poll_head(registrations, stop))
-            .task(move |stop| sweeper(sweeps, pool, window, retention, stop))
+            .task({
+                let identity = identity.clone();
+                move |stop| sweeper(sweeps, identity, window, retention, stop)
+            })
             .task(move |stop| finisher(identity, stop)))
     }
 }
 
-/// Removes expired proofs, old refresh tokens, stale throttle rows and the feed's events past
-/// its retention, once per `IDENTITY_SWEEP_INTERVAL_SECS` across the replicas (the lease; the
-/// deletes are idempotent, so a run repeated after a crash does no harm).
+/// Removes expired proofs, old refresh tokens and stale throttle rows, and runs the retention's
+/// rules, once per `IDENTITY_SWEEP_INTERVAL_SECS` across the replicas (the lease; the deletes
+/// are idempotent, so a run repeated after a crash does no harm).
 async fn sweeper(
     lease: examreg_kit::lease::Lease,
-    pool: sqlx::PgPool,
+    identity: std::sync::Arc<grpc::Identity>,
     window: Duration,
-    retention: Duration,
+    retention: retention::Retention,
     stop: impl Future<Output = ()>,
 ) {
     lease
         .run(stop, || async {
-            match store::sweep(&pool, window.as_secs_f64()).await {
+            let pool = &identity.pool;
+            match store::sweep(pool, window.as_secs_f64()).await {
                 Ok(swept) => tracing::info!(?swept, "swept expired rows"),
                 Err(e) => tracing::warn!(error = %e, "sweep failed; will retry"),
             }
-            match store::sweep_events(&pool, retention).await {
-                Ok(events) => tracing::info!(events, "swept the feed's old events"),
-                Err(e) => tracing::warn!(error = %e, "feed sweep failed; will retry"),
+            let kept = identity.revocation_kept();
+            if let Err(e) = retention.sweep(pool, identity.session_lifetime, kept).await {
+                tracing::warn!(error = %e, "retention sweep failed; will retry");
             }
         })
         .await;

@@ -399,15 +399,27 @@ pub async fn record_erasure(
     keep: Duration,
 ) -> Result<Option<Pending>, StoreError> {
     let mut tx = pool.begin().await?;
-    if lock_status(&mut tx, id).await?.is_none() {
+    let change = record_erasure_in(&mut tx, id, acting, keep).await?;
+    tx.commit().await?;
+    Ok(change)
+}
+
+/// [`record_erasure`] in the caller's transaction (the retention's, with its evidence).
+pub async fn record_erasure_in(
+    tx: &mut PgConnection,
+    id: Uuid,
+    acting: &Acting<'_>,
+    keep: Duration,
+) -> Result<Option<Pending>, StoreError> {
+    if lock_status(&mut *tx, id).await?.is_none() {
         return Ok(None);
     }
-    revoke_all_sessions(&mut tx, id, "erased", keep).await?;
+    revoke_all_sessions(&mut *tx, id, "erased", keep).await?;
     sqlx::query!("UPDATE accounts SET status = 'blocked' WHERE id = $1", id)
         .execute(&mut *tx)
         .await?;
     log_action(
-        &mut tx,
+        &mut *tx,
         id,
         acting.actor,
         SupportAction::Erase,
@@ -415,9 +427,8 @@ pub async fn record_erasure(
         "",
     )
     .await?;
-    let change = record_change(&mut tx, id, Action::Erase, &[], acting.actor).await?;
-    append_event(&mut tx, id, RegistrationEventKind::AccountErased).await?;
-    tx.commit().await?;
+    let change = record_change(&mut *tx, id, Action::Erase, &[], acting.actor).await?;
+    append_event(&mut *tx, id, RegistrationEventKind::AccountErased).await?;
     Ok(Some(change))
 }
 

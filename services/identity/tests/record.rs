@@ -406,6 +406,102 @@ async fn a_reopening_is_recorded_before_the_owners_act_and_holds_the_completion_
 }
 
 #[tokio::test]
+async fn the_retention_deletes_ended_sessions_old_audit_entries_and_feed_events_and_keeps_the_proof()
+ {
+    use examreg_proto::retention::v1::{
+        ListRetentionRunsRequest, retention_service_client::RetentionServiceClient,
+    };
+    let app = spawn_with(|config| {
+        config.retain_sessions = Some(Duration::from_secs(1));
+        config.retain_audit = Some(Duration::from_secs(2));
+        config.feed_retention = Duration::from_secs(2);
+        config.sweep_every = Duration::from_secs(1);
+    })
+    .await;
+    let iin = app.registered().await;
+    let login = app.login(&iin, STRONG).await.unwrap();
+    let account = login.account_id.clone();
+    let access = login.tokens.unwrap().access_token;
+    app.client
+        .clone()
+        .logout(with_bearer(pb::LogoutRequest {}, &access).unwrap())
+        .await
+        .unwrap();
+    app.support(&account, true).await;
+    let pool = sqlx::PgPool::connect(app.database.expose()).await.unwrap();
+    let left = |sql: &'static str| {
+        let pool = pool.clone();
+        async move {
+            sqlx::query_scalar::<_, i64>(sql)
+                .fetch_one(&pool)
+                .await
+                .unwrap()
+        }
+    };
+    let gone = async {
+        loop {
+            let sessions = left("SELECT count(*) FROM sessions").await;
+            let audit = left("SELECT count(*) FROM audit_log").await;
+            // The newest event stays, so the feed's head remains visible.
+            let events = left("SELECT count(*) FROM registration_events").await;
+            if sessions + audit == 0 && events == 1 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(30), gone)
+        .await
+        .expect("the retention deleted them");
+    // The account itself is not the rules' business (it was active a moment ago).
+    assert_eq!(left("SELECT count(*) FROM accounts").await, 1);
+
+    // The proof: each rule's runs, with how many, for the data-protection officer only.
+    let mut evidence = RetentionServiceClient::new(
+        examreg_kit::grpc::channel(&format!("http://{}", app.addr())).unwrap(),
+    );
+    let ask = |token: &str| with_bearer(ListRetentionRunsRequest::default(), token).unwrap();
+    let err = evidence
+        .list_retention_runs(ask(&token(&app, "support-desk", &["support:write"])))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied);
+    let report = evidence
+        .list_retention_runs(ask(&token(&app, "dpo", &["audit:read"])))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(report.service, "identity");
+    let periods: Vec<(&str, &str)> = report
+        .rules
+        .iter()
+        .map(|r| (r.name.as_str(), r.period.as_str()))
+        .collect();
+    assert!(
+        periods.contains(&("sessions", "1 second after the session ended")),
+        "{periods:?}"
+    );
+    assert!(periods.contains(&("exam_cycle", "off")), "{periods:?}");
+    let deleted = |rule: &str| -> i64 {
+        report
+            .runs
+            .iter()
+            .filter(|r| r.rule == rule)
+            .map(|r| r.deleted)
+            .sum()
+    };
+    assert_eq!(deleted("sessions"), 1);
+    assert_eq!(deleted("audit_log"), 1, "the block's entry");
+    assert!(deleted("feed_events") >= 1);
+    assert!(
+        report
+            .runs
+            .iter()
+            .all(|r| r.subjects.is_empty() && r.ran_at.is_some())
+    );
+}
+
+#[tokio::test]
 async fn pages_hold_every_account_once_while_accounts_are_created() {
     let app = spawn().await;
     let mut before = HashSet::new();

@@ -21,7 +21,7 @@ use examreg_proto::{
     identity::v1::identity_service_client::IdentityServiceClient,
     profile::v1::profile_service_server::ProfileServiceServer,
 };
-use std::net::SocketAddr;
+use std::{future::Future, net::SocketAddr, time::Duration};
 use tonic::service::Routes;
 
 /// Configuration, from `PROFILE_*` variables.
@@ -38,6 +38,10 @@ pub struct Config {
     pub client: examreg_kit::client::Credentials,
     /// The least count a statistic shows for a group (smaller ones are merged or withheld).
     pub stats_min_count: i64,
+    /// How often the retention's sweep runs (once per cluster).
+    pub sweep_every: Duration,
+    /// How long the access log and the record of changes are kept (`None`: forever).
+    pub retain_records: Option<Duration>,
 }
 
 impl Config {
@@ -56,6 +60,8 @@ impl Config {
             identity_url: env.string("IDENTITY_URL", "http://127.0.0.1:50051"),
             client: examreg_kit::client::Credentials::from_env(env, "PROFILE", "profile"),
             stats_min_count: env.parse("PROFILE_STATS_MIN_COUNT", 5),
+            sweep_every: env.seconds("PROFILE_SWEEP_INTERVAL_SECS", 3600),
+            retain_records: env.days("PROFILE_RETAIN_ACCESS_LOG_DAYS", 1825),
         }
     }
 }
@@ -64,7 +70,9 @@ impl Config {
 pub struct Application;
 
 impl Application {
-    /// Connects to Postgres (applying the migrations) and binds the listener.
+    /// Connects to Postgres (applying the migrations) and binds the listener; the retention's
+    /// sweep runs while it serves. Profiles themselves go with the registration (identity's
+    /// rules erase it); profile deletes its records by time.
     pub async fn build(config: Config, keys: Keys) -> anyhow::Result<Service> {
         let service::Postgres { pool, .. } = service::postgres(
             &config.database_url,
@@ -74,21 +82,50 @@ impl Application {
         .await?;
         let identity =
             IdentityServiceClient::new(examreg_kit::grpc::channel(&config.identity_url)?);
+        let retain = config.retain_records;
+        let evidence = examreg_kit::retention::Evidence::new(
+            "profile",
+            vec![examreg_kit::retention::records_rule(retain)],
+            examreg_kit::retention::Log::Postgres(pool.clone()),
+        );
+        let sweeps =
+            examreg_kit::lease::Lease::new(pool.clone(), "profile.sweep", config.sweep_every);
         let profiles = grpc::Profiles {
             people: people::People {
                 pool: pool.clone(),
                 identity,
             },
-            reference: reference::Reference { pool },
+            reference: reference::Reference { pool: pool.clone() },
             stats_min_count: config.stats_min_count.max(1),
         };
-        let routes = Routes::new(ProfileServiceServer::new(profiles));
+        let routes =
+            Routes::new(ProfileServiceServer::new(profiles)).add_service(evidence.server());
         Ok(Service::bind(
             config.addr,
             routes,
-            &["examreg.profile.v1.ProfileService"],
+            &[
+                "examreg.profile.v1.ProfileService",
+                examreg_kit::retention::SERVICE_NAME,
+            ],
             keys,
         )
-        .await?)
+        .await?
+        .task(move |stop| sweeper(sweeps, pool, retain, stop)))
     }
+}
+
+/// Runs the retention's rule once per `PROFILE_SWEEP_INTERVAL_SECS` across the replicas.
+async fn sweeper(
+    lease: examreg_kit::lease::Lease,
+    pool: sqlx::PgPool,
+    retain: Option<Duration>,
+    stop: impl Future<Output = ()>,
+) {
+    lease
+        .run(stop, || async {
+            if let Err(e) = examreg_kit::retention::sweep_records(&pool, retain).await {
+                tracing::warn!(error = %e, "retention sweep failed; will retry");
+            }
+        })
+        .await;
 }

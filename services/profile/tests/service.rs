@@ -24,6 +24,8 @@ const PASSWORD: &str = "Жасыл-алма-көктемде-7";
 struct TestApp {
     identity: IdentityServiceClient<Channel>,
     profile: ProfileServiceClient<Channel>,
+    /// The channel to profile, for its other gRPC services (the retention's).
+    channel: Channel,
     key: SigningKey,
     proof_key: SigningKey,
     /// Profile's database, to age records as days pass.
@@ -57,6 +59,11 @@ macro_rules! updated {
 }
 
 async fn spawn() -> TestApp {
+    spawn_with(|_| {}).await
+}
+
+/// Profile (and the identity it reads) with its configuration changed by `adjust`.
+async fn spawn_with(adjust: impl FnOnce(&mut examreg_profile::Config)) -> TestApp {
     let key = SigningKey::generate();
     let proof_key = SigningKey::generate();
     let mut config = examreg_identity::Config::defaults();
@@ -81,6 +88,7 @@ async fn spawn() -> TestApp {
     config.database_url = Secret::new(database.clone());
     config.identity_url = identity_url.clone();
     config.stats_min_count = 2;
+    adjust(&mut config);
     let profile = examreg_profile::Application::build(config, keys)
         .await
         .unwrap();
@@ -90,6 +98,7 @@ async fn spawn() -> TestApp {
     TestApp {
         identity: IdentityServiceClient::new(examreg_kit::grpc::channel(&identity_url).unwrap()),
         profile: ProfileServiceClient::new(examreg_kit::grpc::channel(&profile_url).unwrap()),
+        channel: examreg_kit::grpc::channel(&profile_url).unwrap(),
         key,
         proof_key,
         database: sqlx::PgPool::connect(&database).await.unwrap(),
@@ -1163,4 +1172,57 @@ async fn only_categories_with_institutions_are_offered_and_the_applicants_region
         offered(false).await,
         ["bachelor", "master", "university_student"]
     );
+}
+
+#[tokio::test]
+async fn the_retention_deletes_old_access_log_entries_and_keeps_the_profile_and_the_proof() {
+    use examreg_proto::retention::v1::{
+        ListRetentionRunsRequest, retention_service_client::RetentionServiceClient,
+    };
+    let app = spawn_with(|config| {
+        config.retain_records = Some(std::time::Duration::from_secs(1));
+        config.sweep_every = std::time::Duration::from_secs(1);
+    })
+    .await;
+    let (token, _, account) = app.locked("KZ-75", "kaznu").await;
+    let request = pb::GetProfileRequest {
+        account_id: account,
+        purpose: "seat assignment".into(),
+    };
+    let seats = app.service(&["profile:read"]);
+    app.profile
+        .clone()
+        .get_profile(with_bearer(request, &seats).unwrap())
+        .await
+        .unwrap();
+    let gone = async {
+        loop {
+            let left: i64 = sqlx::query_scalar("SELECT count(*) FROM access_log")
+                .fetch_one(&app.database)
+                .await
+                .unwrap();
+            if left == 0 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(30), gone)
+        .await
+        .expect("the retention deleted the entry");
+    assert!(
+        app.stored(&token).await.locked_at.is_some(),
+        "the profile stays"
+    );
+    let dpo = app.service(&["audit:read"]);
+    let report = RetentionServiceClient::new(app.channel.clone())
+        .list_retention_runs(with_bearer(ListRetentionRunsRequest::default(), &dpo).unwrap())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(report.service, "profile");
+    assert_eq!(report.rules[0].period, "1 second after the entry");
+    let deleted: i64 = report.runs.iter().map(|r| r.deleted).sum();
+    assert_eq!(deleted, 1);
+    assert_eq!(report.runs[0].rule, "access_log");
 }

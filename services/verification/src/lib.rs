@@ -44,6 +44,10 @@ pub struct Config {
     /// Where the letters' templates are read from (see `letters`); the compiled-in ones when
     /// unset.
     pub letters_dir: Option<std::path::PathBuf>,
+    /// How often the retention's sweep runs (once per cluster).
+    pub sweep_every: Duration,
+    /// How long dead letters are kept (`None`: until an operator deals with them).
+    pub retain_dead_letters: Option<Duration>,
 }
 
 impl Config {
@@ -130,6 +134,8 @@ impl Config {
             letters_dir: Some(env.string("VERIFICATION_LETTERS_DIR", ""))
                 .filter(|dir| !dir.is_empty())
                 .map(Into::into),
+            sweep_every: env.seconds("VERIFICATION_SWEEP_INTERVAL_SECS", 3600),
+            retain_dead_letters: env.days("VERIFICATION_RETAIN_DEAD_LETTERS_DAYS", 30),
         }
     }
 }
@@ -176,10 +182,32 @@ impl Application {
             .proof_key
             .clone()
             .ok_or_else(|| anyhow::anyhow!("VERIFICATION_PROOF_KEY is required"))?;
+        let outbox = outbox::Outbox::new(redis.clone(), &config.key_prefix, sealer.clone());
+        let evidence = examreg_kit::retention::Evidence::new(
+            "verification",
+            vec![examreg_kit::retention::Rule {
+                name: "dead_letters",
+                data: "letters that could not be delivered (sealed; the address and the code inside)",
+                period: config.retain_dead_letters,
+                from: "the letter was given up".into(),
+            }],
+            examreg_kit::retention::Log::Redis {
+                redis: redis.clone(),
+                key: format!("{}retention", config.key_prefix),
+            },
+        );
+        let sweep = Sweep {
+            lease: format!("{}retention:lease", config.key_prefix),
+            redis: redis.clone(),
+            every: config.sweep_every,
+            retain: config.retain_dead_letters,
+            outbox: outbox.clone(),
+            evidence: evidence.clone(),
+        };
         let service = grpc::Verification {
             challenges: challenges::Challenges {
                 store,
-                outbox: outbox::Outbox::new(redis, &config.key_prefix, sealer.clone()),
+                outbox,
                 proof_key,
                 proof_ttl: config.proof_ttl,
                 support_contact: config.support_contact,
@@ -194,10 +222,62 @@ impl Application {
             config.mail_from,
             config.outbox,
         );
-        let routes = Routes::new(VerificationServiceServer::new(service));
-        let names = &["examreg.verification.v1.VerificationService"];
+        let routes =
+            Routes::new(VerificationServiceServer::new(service)).add_service(evidence.server());
+        let names = &[
+            "examreg.verification.v1.VerificationService",
+            examreg_kit::retention::SERVICE_NAME,
+        ];
         Ok(Service::bind(config.addr, routes, names, keys)
             .await?
-            .task(|stop| worker.run(stop)))
+            .task(|stop| worker.run(stop))
+            .task(|stop| sweep.run(stop)))
+    }
+}
+
+/// The retention's sweep: dead letters older than their period go, once per
+/// `VERIFICATION_SWEEP_INTERVAL_SECS` across the replicas (a lease in Redis: the replica that
+/// sets it runs the sweep).
+struct Sweep {
+    lease: String,
+    redis: examreg_kit::redis::Redis,
+    every: Duration,
+    retain: Option<Duration>,
+    outbox: outbox::Outbox,
+    evidence: examreg_kit::retention::Evidence,
+}
+
+impl Sweep {
+    async fn run(self, stop: impl std::future::Future<Output = ()>) {
+        let Some(period) = self.retain else { return };
+        let poll = (self.every / 10).clamp(Duration::from_millis(100), Duration::from_secs(60));
+        tokio::pin!(stop);
+        loop {
+            let mut redis = self.redis.clone();
+            let claimed: Result<Option<String>, _> = redis::cmd("SET")
+                .arg(&self.lease)
+                .arg(1)
+                .arg("NX")
+                .arg("PX")
+                .arg(u64::try_from(self.every.as_millis()).unwrap_or(u64::MAX))
+                .query_async(&mut redis)
+                .await;
+            match claimed {
+                Ok(Some(_)) => match self.outbox.sweep_dead(period).await {
+                    Ok(deleted) => {
+                        if let Err(e) = self.evidence.record_done("dead_letters", deleted).await {
+                            tracing::warn!(error = %e.message(), "retention run not recorded");
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "retention sweep failed; will retry"),
+                },
+                Ok(None) => {}
+                Err(e) => tracing::warn!(error = %e, "retention lease not claimed; will ask again"),
+            }
+            tokio::select! {
+                () = &mut stop => return,
+                () = tokio::time::sleep(poll) => {}
+            }
+        }
     }
 }

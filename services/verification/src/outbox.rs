@@ -306,6 +306,27 @@ impl Outbox {
         Ok(())
     }
 
+    /// Deletes the dead letters that died longer ago than `period` (the retention's
+    /// `dead_letters` rule); how many.
+    pub async fn sweep_dead(&self, period: Duration) -> Result<u64, OutboxError> {
+        let mut redis = self.redis.clone();
+        let (secs, _micros): (u64, u64) = redis::cmd("TIME").query_async(&mut redis).await?;
+        let cutoff = secs.saturating_sub(period.as_secs()).saturating_mul(1000);
+        let mut deleted = 0;
+        loop {
+            // Stream ids are the times the letters died (ms): everything before the cutoff.
+            let page: redis::streams::StreamRangeReply = redis
+                .xrange_count(&self.keys.dead, "-", format!("({cutoff}"), 500)
+                .await?;
+            if page.ids.is_empty() {
+                return Ok(deleted);
+            }
+            let ids: Vec<&str> = page.ids.iter().map(|entry| entry.id.as_str()).collect();
+            let removed: u64 = redis.xdel(&self.keys.dead, &ids).await?;
+            deleted += removed;
+        }
+    }
+
     /// Deletes the letters to `email` still queued or dead; how many. A letter a worker is
     /// delivering at this very moment may still go out.
     pub async fn erase(&self, email: &str) -> Result<u32, OutboxError> {

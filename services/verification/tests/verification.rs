@@ -872,3 +872,47 @@ async fn a_send_the_address_budget_refuses_costs_the_email_nothing() {
         .unwrap_err();
     assert_eq!(reason_of(&err).reason, "send_budget_exhausted");
 }
+
+#[tokio::test]
+async fn the_retention_deletes_dead_letters_past_their_period_and_keeps_the_proof() {
+    use examreg_proto::retention::v1::{
+        ListRetentionRunsRequest, retention_service_client::RetentionServiceClient,
+    };
+    let (stuck, _smtp, mut config) = deferring(Duration::from_millis(200), 2).await;
+    config.retain_dead_letters = Some(Duration::from_secs(2));
+    config.sweep_every = Duration::from_secs(1);
+    let app = spawn_config(config.clone()).await;
+    app.start(&stuck).await;
+    eventually(Duration::from_secs(20), "the dead letter", async || {
+        dead_letters(&config).await.len() == 1
+    })
+    .await;
+    eventually(
+        Duration::from_secs(20),
+        "the dead letter's deletion",
+        async || dead_letters(&config).await.is_empty(),
+    )
+    .await;
+    let dpo = tk::service_token(&app.identity_key, "dpo", &["audit:read"]);
+    let report = RetentionServiceClient::new(
+        examreg_kit::grpc::channel(&format!("http://{}", app.addr)).unwrap(),
+    )
+    .list_retention_runs(
+        examreg_kit::auth::with_bearer(ListRetentionRunsRequest::default(), &dpo).unwrap(),
+    )
+    .await
+    .unwrap()
+    .into_inner();
+    assert_eq!(report.service, "verification");
+    assert_eq!(
+        report.rules[0].period,
+        "2 seconds after the letter was given up"
+    );
+    let runs: Vec<(&str, i64)> = report
+        .runs
+        .iter()
+        .map(|r| (r.rule.as_str(), r.deleted))
+        .collect();
+    assert_eq!(runs, [("dead_letters", 1)]);
+    assert!(report.runs[0].ran_at.is_some());
+}
