@@ -244,21 +244,27 @@ make_secrets() {
   # The biometrics master key of the local stack (id:hex); production mounts its own.
   [ -f "$SECRETS/biometrics_master_keys" ] || echo "dev$(date +%Y%m%d):$(openssl rand -hex 32)" >"$SECRETS/biometrics_master_keys"
   local client
-  for client in gateway operator verification biometrics profile; do
+  for client in gateway verification biometrics profile support reviewer dpo operator; do
     [ -f "$SECRETS/${client}_client_secret" ] || openssl rand -hex 24 >"$SECRETS/${client}_client_secret"
   done
-  # identity's clients with the hashes of their secrets: the gateway's, the exam center's
-  # operators' (erasure, directory administration, audited image reads), and the services'
-  # own, which only open the revocation feed.
-  local gw op vf bi pr
+  # identity's clients with the hashes of their secrets: the gateway's; the services' own,
+  # which only open the revocation feed; and the staff's tools, one per job, each naming the
+  # person at the keyboard on every call ("staff": true): the support desk, the document
+  # reviewers, the data-protection officer, and the operators (erasure, the directories, the
+  # statistics).
+  local gw vf bi pr su re dp op
   sha() { tr -d '\n' <"$SECRETS/$1_client_secret" | sha256sum | cut -d' ' -f1; }
-  gw=$(sha gateway) op=$(sha operator) vf=$(sha verification) bi=$(sha biometrics) pr=$(sha profile)
+  gw=$(sha gateway) vf=$(sha verification) bi=$(sha biometrics) pr=$(sha profile)
+  su=$(sha support) re=$(sha reviewer) dp=$(sha dpo) op=$(sha operator)
   cat >"$SECRETS/identity_service_clients.json" <<JSON
 [{"id":"gateway","secret_sha256":"$gw","scopes":["accounts:create","accounts:read","accounts:recover","sessions:create","verification:send","verification:confirm","revocations:watch"]},
  {"id":"verification","secret_sha256":"$vf","scopes":["revocations:watch"]},
  {"id":"biometrics","secret_sha256":"$bi","scopes":["revocations:watch"]},
  {"id":"profile","secret_sha256":"$pr","scopes":["revocations:watch"]},
- {"id":"operator","secret_sha256":"$op","scopes":["people:erase","accounts:read","accounts:delete","biometrics:read","biometrics:status","profile:read","directory:admin","support:write","accounts:lookup","registrations:read","audit:read","stats:read","review:write"]}]
+ {"id":"support","secret_sha256":"$su","staff":true,"scopes":["support:write","accounts:lookup","accounts:read","registrations:read","biometrics:status","profile:read"]},
+ {"id":"reviewer","secret_sha256":"$re","staff":true,"scopes":["review:write","biometrics:read"]},
+ {"id":"dpo","secret_sha256":"$dp","staff":true,"scopes":["audit:read","accounts:lookup","accounts:read","profile:read","biometrics:status"]},
+ {"id":"operator","secret_sha256":"$op","staff":true,"scopes":["people:erase","accounts:delete","directory:admin","stats:read","registrations:read"]}]
 JSON
   chmod 600 "$SECRETS"/*
 }

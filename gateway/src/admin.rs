@@ -86,11 +86,13 @@ pub struct Why {
         AcceptLanguage,
         ("account_id" = String, Path, format = Uuid, description = "The person's account id"),
         Why,
+        ("x-examreg-on-behalf-of" = Option<String>, Header, pattern = r"^[A-Za-z0-9._@+-]{1,64}$",
+         description = "The person at the keyboard (a staff login); required with a staff client's token, and recorded as `client/person`"),
     ),
     responses(
         (status = 200, description = "What was removed", body = Erased),
         (status = 401, description = "No valid token (`unauthenticated`)", body = ErrorBody),
-        (status = 403, description = "Not an operator's service token with `people:erase` (`forbidden`)", body = ErrorBody),
+        (status = 403, description = "Not an operator's service token with `people:erase` (`forbidden`), or a staff client's without `x-examreg-on-behalf-of` (`on_behalf_of_required`)", body = ErrorBody),
         (status = 422, description = "`invalid_account_id`, or `reason_required` (none, or past 500 characters)", body = ErrorBody),
         (status = 503, description = "A service is down: the erasure is recorded and finishes by itself; repeat the call to see what was removed", body = ErrorBody),
     )
@@ -119,7 +121,12 @@ async fn erase(
     }
     let erased = state
         .identity
-        .erase(&operator.token, &account_id, reason)
+        .erase(
+            &operator.token,
+            operator.person.as_deref(),
+            &account_id,
+            reason,
+        )
         .await?;
     tracing::info!(
         account = account_id,

@@ -203,10 +203,13 @@ async fn authenticate(
     }
 }
 
-/// An operator authenticated by a service token carrying `people:erase`.
+/// An operator authenticated by a service token carrying `people:erase`, with the person at
+/// the keyboard when the request names one (`X-Examreg-On-Behalf-Of`, forwarded to the
+/// services; a staff client's calls are refused without it there).
 pub struct Operator {
     pub client_id: String,
     pub token: String,
+    pub person: Option<String>,
 }
 
 impl axum::extract::FromRequestParts<AppState> for Operator {
@@ -228,9 +231,14 @@ impl axum::extract::FromRequestParts<AppState> for Operator {
                     .require_scope("people:erase")
                     .map_err(|_| ApiError::new(StatusCode::FORBIDDEN, "forbidden"))?
                     .to_owned();
+                let person = parts
+                    .headers
+                    .get(examreg_kit::auth::ON_BEHALF_OF)
+                    .map(|v| v.to_str().unwrap_or("\u{fffd}").to_owned());
                 Ok(Self {
                     client_id,
                     token: token.to_owned(),
+                    person,
                 })
             }
             Caller::User { .. } | Caller::Capture { .. } | Caller::Change { .. } => {

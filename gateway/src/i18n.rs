@@ -461,6 +461,12 @@ pub const CATALOGUE: &[Entry] = &[
         en: "State the reason (at most 500 characters).",
     },
     Entry {
+        code: "on_behalf_of_required",
+        ru: "Укажите сотрудника, от имени которого выполняется действие.",
+        kk: "Әрекет кімнің атынан орындалатынын көрсетіңіз.",
+        en: "Name the staff member this is done for.",
+    },
+    Entry {
         code: "change_pending",
         ru: "Служба поддержки изменяет вашу регистрацию. Повторите через несколько секунд.",
         kk: "Қолдау қызметі тіркеуіңізді өзгертуде. Бірнеше секундтан кейін қайталаңыз.",

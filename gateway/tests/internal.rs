@@ -754,6 +754,79 @@ async fn the_retention_erases_a_registration_left_incomplete_and_all_of_a_cycle_
 }
 
 #[tokio::test]
+async fn a_staff_clients_calls_name_the_person_at_the_keyboard_and_the_logs_record_them() {
+    let s = suite().await;
+    let (account, _, _) = s.completed().await;
+    // The operator's tool is a staff client: a call that names nobody, or a malformed name,
+    // is refused and changes nothing.
+    for person in [None, Some("two words")] {
+        let err = ctl_as(&s, person, &["block", &account, "--reason", "fraud check"])
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("on_behalf_of_required"), "{err}");
+    }
+    assert_eq!(s.audit(&account).await, []);
+    ctl(&s, &["block", &account, "--reason", "fraud check"])
+        .await
+        .unwrap();
+    let person = format!("operator/{STAFF_PERSON}");
+    assert_eq!(
+        s.audit(&account).await,
+        [(
+            person.clone(),
+            "block".to_owned(),
+            String::new(),
+            "fraud check".to_owned()
+        )]
+    );
+    // Its reads too, at every service that keeps an access log.
+    ctl(&s, &["export", &account]).await.unwrap();
+    let log = parsed(&ctl(&s, &["access-log", &account, "--json"]).await.unwrap());
+    for service in ["identity", "profile", "biometrics"] {
+        assert!(
+            log["entries"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|e| e["service"] == service && e["actor"] == person.as_str()),
+            "{service}: {log}"
+        );
+    }
+
+    // The gateway's erasure forwards the person from its header to identity.
+    let request = id::IssueServiceTokenRequest {
+        client_id: "operator".into(),
+        client_secret: OPERATOR_SECRET.into(),
+    };
+    let token = s
+        .identity()
+        .issue_service_token(request)
+        .await
+        .unwrap()
+        .into_inner()
+        .access_token;
+    let path = format!("/v1/admin/people/{account}?reason=request%2031");
+    let (status, body) = s.me(reqwest::Method::DELETE, &path, &token, None).await;
+    refusal(status, &body, 403, "on_behalf_of_required");
+    assert!(account_exists(&s, &account).await);
+    let (status, _, body) = s
+        .call(
+            reqwest::Method::DELETE,
+            &path,
+            None,
+            &[
+                ("authorization", &format!("Bearer {token}")),
+                ("x-examreg-on-behalf-of", STAFF_PERSON),
+            ],
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let erased = s.audit(&account).await;
+    assert_eq!(erased[1].0, person);
+    assert_eq!(erased[1].1, "erase");
+}
+
+#[tokio::test]
 async fn a_released_iin_lets_its_holder_register_through_the_gateway() {
     let s = suite().await;
     let iin = valid_iin();

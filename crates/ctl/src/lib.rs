@@ -7,7 +7,10 @@
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand, ValueEnum};
-use examreg_kit::{auth::with_bearer, errors::reason_of};
+use examreg_kit::{
+    auth::{on_behalf_of, with_bearer},
+    errors::reason_of,
+};
 use examreg_proto::{
     biometrics::v1::{self as bio, biometrics_service_client::BiometricsServiceClient},
     convert::{datetime, timestamp},
@@ -69,6 +72,10 @@ pub struct Cli {
     /// A file holding the client's secret (never pass a secret on the command line).
     #[arg(long, env = "EXAMREG_CLIENT_SECRET_FILE", global = true)]
     secret_file: Option<PathBuf>,
+    /// The person at the keyboard (a staff login): a staff client's calls must name them, and
+    /// the audit logs record `client/person`.
+    #[arg(long, env = "EXAMREG_ON_BEHALF_OF", global = true)]
+    on_behalf_of: Option<String>,
     /// JSON instead of tables (one object per line for `watch`).
     #[arg(long, global = true)]
     json: bool,
@@ -150,6 +157,9 @@ enum Command {
     },
     /// A person's access log across identity, profile and biometrics (scope audit:read).
     AccessLog { account: String },
+    /// Who looked up an IIN, a passport number or an email, and whether it found an account
+    /// (scope audit:read; the log keeps only the SHA-256 of what was looked up).
+    Lookups { identifier: String },
     /// One person's data as JSON, for a subject access request: the account, the profile, the
     /// photos' status and consent, and the access logs (scopes accounts:read, profile:read,
     /// biometrics:status, audit:read; the reads are logged with the purpose).
@@ -264,6 +274,7 @@ struct Ctl {
     client_id: String,
     secret: String,
     token: String,
+    on_behalf_of: Option<String>,
     json: bool,
 }
 
@@ -468,6 +479,7 @@ impl Ctl {
             client_id: cli.client_id.clone(),
             secret,
             token: String::new(),
+            on_behalf_of: cli.on_behalf_of.clone(),
             json: cli.json,
         };
         ctl.renew().await?;
@@ -491,7 +503,11 @@ impl Ctl {
     }
 
     fn req<T>(&self, message: T) -> anyhow::Result<tonic::Request<T>> {
-        with_bearer(message, &self.token).map_err(refused)
+        let mut request = with_bearer(message, &self.token).map_err(refused)?;
+        if let Some(person) = &self.on_behalf_of {
+            on_behalf_of(&mut request, person).map_err(refused)?;
+        }
+        Ok(request)
     }
 
     async fn account(&mut self, account: &str, purpose: &str) -> anyhow::Result<id::Account> {
@@ -515,6 +531,7 @@ impl Ctl {
                 account_id: account.to_owned(),
                 page_size: 500,
                 page_token,
+                identifier: String::new(),
             })?;
             let page = self
                 .identity
@@ -766,6 +783,54 @@ impl Ctl {
                     .map_err(refused)?
                     .into_inner();
                 self.emit(out, &json!({"account_id": account, "released": true, "revoked_sessions": answer.revoked_sessions}))?;
+            }
+            Command::Lookups { identifier } => {
+                let mut entries = Vec::new();
+                let mut page_token = String::new();
+                loop {
+                    let request = self.req(id::ListAccessLogRequest {
+                        identifier: identifier.clone(),
+                        page_size: 500,
+                        page_token,
+                        ..Default::default()
+                    })?;
+                    let page = self
+                        .identity
+                        .list_access_log(request)
+                        .await
+                        .map_err(refused)?
+                        .into_inner();
+                    entries.extend(page.entries.iter().map(|e| {
+                        json!({"at": time(e.at.as_ref()), "actor": e.actor, "what": e.what,
+                               "note": e.note, "account_id": e.account_id})
+                    }));
+                    if page.next_page_token.is_empty() {
+                        break;
+                    }
+                    page_token = page.next_page_token;
+                }
+                if self.json {
+                    writeln!(out, "{}", json!({"lookups": entries}))?;
+                } else {
+                    let cell = |e: &Value, k: &str| e[k].as_str().unwrap_or_default().to_owned();
+                    let rows: Vec<Vec<String>> = entries
+                        .iter()
+                        .map(|e| {
+                            let mut row: Vec<String> = ["at", "actor", "what", "note"]
+                                .iter()
+                                .map(|k| cell(e, k))
+                                .collect();
+                            let found = cell(e, "account_id");
+                            row.push(if found.is_empty() {
+                                "(none)".into()
+                            } else {
+                                found
+                            });
+                            row
+                        })
+                        .collect();
+                    table(out, &["AT", "ACTOR", "WHAT", "PURPOSE", "FOUND"], &rows)?;
+                }
             }
             Command::AccessLog { account } => {
                 let entries = self.access_log(&account).await?;

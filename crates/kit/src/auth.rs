@@ -107,6 +107,10 @@ pub struct Claims {
     /// The recorded change a [`TokenKind::Change`] token is for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub chg: Option<Change>,
+    /// A staff client's token: every call with it names the person it is made for
+    /// ([`ON_BEHALF_OF`]), and is refused without one.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub staff: bool,
 }
 
 pub fn unix_now() -> i64 {
@@ -129,6 +133,7 @@ impl Claims {
             sid: Some(session_id.to_string()),
             scope: None,
             chg: None,
+            staff: false,
         }
     }
 
@@ -153,6 +158,7 @@ impl Claims {
             sid: None,
             scope: Some(scopes.join(" ")),
             chg: None,
+            staff: false,
         }
     }
 
@@ -175,8 +181,12 @@ pub enum Caller {
         session_id: Uuid,
     },
     Service {
+        /// The client, and for a call made for a person, `client/person` (see
+        /// [`ON_BEHALF_OF`]): what the audit logs record as the actor.
         client_id: String,
         scopes: Vec<String>,
+        /// A staff client: it must name the person on every call.
+        staff: bool,
     },
     /// A phone after a hand-off: it may take and read the photos of this account, and read
     /// where the registration stands; every other call refuses it.
@@ -203,6 +213,7 @@ impl Caller {
                 session_id: claims.sid?.parse().ok()?,
             }),
             TokenKind::Service => Some(Self::Service {
+                staff: claims.staff,
                 client_id: claims.sub,
                 scopes: claims
                     .scope
@@ -252,9 +263,9 @@ impl Caller {
     /// otherwise (a user token never carries service scopes).
     pub fn require_scope(&self, scope: &str) -> Result<&str, Status> {
         match self {
-            Self::Service { client_id, scopes } if scopes.iter().any(|s| s == scope) => {
-                Ok(client_id)
-            }
+            Self::Service {
+                client_id, scopes, ..
+            } if scopes.iter().any(|s| s == scope) => Ok(client_id),
             Self::Service { .. }
             | Self::User { .. }
             | Self::Capture { .. }
@@ -638,6 +649,68 @@ impl From<&SigningKey> for Keys {
     }
 }
 
+/// The metadata (HTTP header) naming the person a staff client's call is made for — the
+/// support agent, the reviewer, the officer at the desk: 1 to 64 of `A-Z a-z 0-9 . _ @ + -`
+/// (a staff login, say). The audit logs record the caller as `client/person`.
+pub const ON_BEHALF_OF: &str = "x-examreg-on-behalf-of";
+
+/// Whether a value names a person as [`ON_BEHALF_OF`] wants it.
+fn is_person(value: &str) -> bool {
+    (1..=64).contains(&value.len())
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._@+-".contains(&b))
+}
+
+/// Names the person a staff client's call is made for.
+pub fn on_behalf_of<T>(request: &mut Request<T>, person: &str) -> Result<(), Status> {
+    let value = MetadataValue::try_from(person)
+        .ok()
+        .filter(|_| is_person(person))
+        .ok_or_else(on_behalf_of_required)?;
+    request.metadata_mut().insert(ON_BEHALF_OF, value);
+    Ok(())
+}
+
+fn on_behalf_of_required() -> Status {
+    crate::errors::status(
+        tonic::Code::PermissionDenied,
+        "on_behalf_of_required",
+        "a staff client names the person each call is made for (x-examreg-on-behalf-of: 1 to 64 \
+         of A-Z a-z 0-9 . _ @ + -)",
+    )
+}
+
+impl Caller {
+    /// The caller with the person a service's call is made for (the [`ON_BEHALF_OF`] header):
+    /// `client/person`. A staff client without one, or anyone with a malformed one, is
+    /// refused (PERMISSION_DENIED `on_behalf_of_required`); the header means nothing to other
+    /// callers.
+    fn acting_for(self, person: Option<&str>) -> Result<Self, Status> {
+        match (self, person) {
+            (
+                Self::Service {
+                    client_id,
+                    scopes,
+                    staff,
+                },
+                Some(person),
+            ) => {
+                if !is_person(person) {
+                    return Err(on_behalf_of_required());
+                }
+                Ok(Self::Service {
+                    client_id: format!("{client_id}/{person}"),
+                    scopes,
+                    staff,
+                })
+            }
+            (Self::Service { staff: true, .. }, None) => Err(on_behalf_of_required()),
+            (caller, _) => Ok(caller),
+        }
+    }
+}
+
 /// gRPC paths that need no token: health probes, reflection, and whatever a service names
 /// (identity's token endpoints).
 fn is_public(path: &str, extra: &[&str]) -> bool {
@@ -707,6 +780,10 @@ where
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
             .map(|v| v.trim().to_owned());
+        let person = request
+            .headers()
+            .get(ON_BEHALF_OF)
+            .map(|v| v.to_str().unwrap_or("\u{fffd}").to_owned());
         let keys = self.layer.keys.clone();
         // The clone is the ready one's twin; swap so the polled-ready service handles the call.
         let clone = self.inner.clone();
@@ -717,7 +794,8 @@ where
                     let outcome = match token {
                         None => Err(Status::unauthenticated("missing bearer token")),
                         Some(token) => keys.authenticate_fresh(&token).await,
-                    };
+                    }
+                    .and_then(|caller| caller.acting_for(person.as_deref()));
                     match outcome {
                         Ok(caller) => {
                             if let Caller::User { account_id, .. } = &caller {
@@ -751,7 +829,6 @@ where
     }
 }
 
-/// Builds an outgoing request carrying `Bearer <token>` and the current trace context.
 /// The bearer token of an incoming request, to act for the same caller in a downstream call
 /// (e.g. reading the caller's own account).
 pub fn bearer_of<T>(request: &Request<T>) -> Option<&str> {
@@ -763,6 +840,7 @@ pub fn bearer_of<T>(request: &Request<T>) -> Option<&str> {
         .map(str::trim)
 }
 
+/// Builds an outgoing request carrying `Bearer <token>` and the current trace context.
 pub fn with_bearer<T>(message: T, token: &str) -> Result<Request<T>, Status> {
     let mut request = Request::new(message);
     crate::telemetry::inject(request.metadata_mut());
@@ -937,6 +1015,7 @@ mod tests {
         let service = Caller::Service {
             client_id: "ops".into(),
             scopes: vec!["x:read".into()],
+            staff: false,
         };
         assert_eq!(
             service

@@ -155,6 +155,7 @@ impl Identity {
     pub async fn erase(
         &self,
         operator: &str,
+        person: Option<&str>,
         account_id: &str,
         reason: &str,
     ) -> ApiResult<id::DeleteAccountResponse> {
@@ -162,6 +163,6 @@ impl Identity {
             account_id: account_id.to_owned(),
             reason: reason.to_owned(),
         };
-        call!(self, As::Bearer(operator), message => delete_account).await
+        call!(self, As::Operator(operator, person), message => delete_account).await
     }
 }

@@ -25,6 +25,9 @@ pub enum As<'a> {
     /// The token the caller presented, forwarded: an applicant's access or capture token, or
     /// an operator's service token. Each service checks it itself.
     Bearer(&'a str),
+    /// An operator's service token with the person it acts for, when the call named one
+    /// (`x-examreg-on-behalf-of`; a staff client's calls are refused without it).
+    Operator(&'a str, Option<&'a str>),
 }
 
 /// `call!(self, who, message => rpc)`: the facade's RPC `rpc` through [`Calls::call`] (and
@@ -87,6 +90,13 @@ impl Calls {
                 ))
             }),
             As::Bearer(token) => Ok(with_bearer(message, token)?),
+            As::Operator(token, person) => {
+                let mut request = with_bearer(message, token)?;
+                if let Some(person) = person {
+                    examreg_kit::auth::on_behalf_of(&mut request, person)?;
+                }
+                Ok(request)
+            }
         }
     }
 

@@ -14,6 +14,8 @@ use std::{collections::HashMap, time::Duration};
 pub(crate) const PASSWORD: &str = "Жасыл-алма-көктемде-7";
 /// The secret of the suite's `operator` service client, which has [`STAFF_SCOPES`].
 pub(crate) const OPERATOR_SECRET: &str = "operator-secret-for-tests-0123456789";
+/// The person at the keyboard that `ctl` names for the `operator` client (a staff client).
+pub(crate) const STAFF_PERSON: &str = "aigerim.s";
 /// What the exam center's staff may do over the internal API.
 pub(crate) const STAFF_SCOPES: [&str; 11] = [
     "accounts:lookup",
@@ -135,11 +137,18 @@ pub(crate) async fn suite_with(options: Options) -> Suite {
             ]
             .map(String::from)
             .to_vec(),
+            staff: false,
         },
+        // The staff's tools: every call names the person at the keyboard.
         examreg_identity::ServiceClient {
             id: "operator".into(),
             secret_sha256: hex::encode(sha2::Sha256::digest(OPERATOR_SECRET.as_bytes())),
-            scopes: STAFF_SCOPES.map(String::from).to_vec(),
+            scopes: STAFF_SCOPES
+                .iter()
+                .chain(&["people:erase", "accounts:delete"])
+                .map(|s| (*s).to_owned())
+                .collect(),
+            staff: true,
         },
     ];
     // Identity calls biometrics, profile and verification to reopen a registration or erase
@@ -971,6 +980,15 @@ impl Suite {
 
 /// Runs `examreg-ctl` against the suite as its `operator` client; what it printed.
 pub(crate) async fn ctl(s: &Suite, args: &[&str]) -> anyhow::Result<String> {
+    ctl_as(s, Some(STAFF_PERSON), args).await
+}
+
+/// `examreg-ctl` as the `operator` staff client, naming `person` (or nobody).
+pub(crate) async fn ctl_as(
+    s: &Suite,
+    person: Option<&str>,
+    args: &[&str],
+) -> anyhow::Result<String> {
     let secret = std::env::temp_dir().join(format!("examreg-ctl-{}", uuid::Uuid::new_v4()));
     std::fs::write(&secret, OPERATOR_SECRET).unwrap();
     let url = |name: &str| {
@@ -996,6 +1014,9 @@ pub(crate) async fn ctl(s: &Suite, args: &[&str]) -> anyhow::Result<String> {
         "--secret-file".into(),
         secret.display().to_string(),
     ];
+    if let Some(person) = person {
+        line.extend(["--on-behalf-of".to_owned(), person.to_owned()]);
+    }
     line.extend(args.iter().map(|a| a.to_string()));
     let mut out = Vec::new();
     let ran = examreg_ctl::run(line, &mut out).await;

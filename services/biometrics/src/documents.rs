@@ -747,7 +747,7 @@ pub struct ReviewRow {
 
 /// Reviews after `after`, oldest first; open ones only unless `decided`.
 pub async fn reviews(
-    pool: &PgPool,
+    conn: &mut sqlx::PgConnection,
     decided: bool,
     after: i64,
     limit: i64,
@@ -762,7 +762,7 @@ pub async fn reviews(
         decided,
         limit
     )
-    .fetch_all(pool)
+    .fetch_all(conn)
     .await
 }
 

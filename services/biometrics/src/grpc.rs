@@ -47,6 +47,12 @@ fn review_id(value: &str) -> Result<i64, Error> {
         .ok_or(Error::ReviewNotFound)
 }
 
+/// What a read of the access log is recorded as, and why.
+const ACCESS_LOG: &str = "access_log";
+const ACCESS_LOG_READ: &str = "the access log (ListAccessLog)";
+/// Why a listing of the review queue is recorded.
+const REVIEW_QUEUE_READ: &str = "the review queue (ListReviews)";
+
 fn review_message(row: documents::ReviewRow) -> pb::Review {
     pb::Review {
         review_id: row.id.to_string(),
@@ -509,14 +515,20 @@ impl BiometricsService for Biometrics {
         &self,
         request: Request<pb::ListAccessLogRequest>,
     ) -> Result<Response<pb::ListAccessLogResponse>, Status> {
-        caller(&request)?.require_scope("audit:read")?;
+        let reader = caller(&request)?.require_scope("audit:read")?;
         let req = request.get_ref();
         let account = account_id_field(&req.account_id)?;
         let after = after_id(&req.page_token).ok_or(Error::InvalidPageToken)?;
         let limit = page_size(req.page_size);
-        let rows = store::access_entries(&self.captures.pool, account, after, limit + 1)
+        // The read of the log is itself recorded, in its transaction.
+        let mut tx = self.captures.pool.begin().await.map_err(Error::from)?;
+        let rows = store::access_entries(&mut tx, account, after, limit + 1)
             .await
             .map_err(Error::from)?;
+        store::log_reads(&mut tx, &[account], reader, ACCESS_LOG, ACCESS_LOG_READ)
+            .await
+            .map_err(Error::from)?;
+        tx.commit().await.map_err(Error::from)?;
         let (entries, next) = cut(rows, limit, |e| e.id);
         Ok(Response::new(pb::ListAccessLogResponse {
             entries: entries
@@ -538,14 +550,22 @@ impl BiometricsService for Biometrics {
         &self,
         request: Request<pb::ListReviewsRequest>,
     ) -> Result<Response<pb::ListReviewsResponse>, Status> {
-        caller(&request)?.require_scope("review:write")?;
+        let reader = caller(&request)?.require_scope("review:write")?;
         let req = request.get_ref();
         let after = after_id(&req.page_token).ok_or(Error::InvalidPageToken)?;
         let limit = page_size(req.page_size);
-        let rows = documents::reviews(&self.captures.pool, req.include_decided, after, limit + 1)
+        // The queue names people and what of their documents disagrees: each person listed has
+        // the read on record, in its transaction.
+        let mut tx = self.captures.pool.begin().await.map_err(Error::from)?;
+        let rows = documents::reviews(&mut tx, req.include_decided, after, limit + 1)
             .await
             .map_err(Error::from)?;
         let (rows, next) = cut(rows, limit, |r| r.id);
+        let listed: Vec<Uuid> = rows.iter().map(|r| r.account_id).collect();
+        store::log_reads(&mut tx, &listed, reader, "review", REVIEW_QUEUE_READ)
+            .await
+            .map_err(Error::from)?;
+        tx.commit().await.map_err(Error::from)?;
         Ok(Response::new(pb::ListReviewsResponse {
             reviews: rows.into_iter().map(review_message).collect(),
             next_page_token: next.map(|id| id.to_string()).unwrap_or_default(),

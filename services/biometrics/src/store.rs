@@ -485,7 +485,7 @@ pub struct AccessRow {
 /// Up to `limit` entries of an account's access log after `after` (an entry id), oldest first.
 #[tracing::instrument(skip_all)]
 pub async fn access_entries(
-    pool: &PgPool,
+    conn: &mut PgConnection,
     account: Uuid,
     after: i64,
     limit: i64,
@@ -498,8 +498,30 @@ pub async fn access_entries(
         after,
         limit
     )
-    .fetch_all(pool)
+    .fetch_all(conn)
     .await
+}
+
+/// Records that `actor` read `what` of these people (the review queue, the access log), for
+/// `purpose`.
+pub async fn log_reads(
+    conn: &mut PgConnection,
+    accounts: &[Uuid],
+    actor: &str,
+    what: &str,
+    purpose: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query!(
+        r#"INSERT INTO access_log (account_id, actor, what, purpose)
+           SELECT id, $2, $3, $4 FROM unnest($1::uuid[]) AS id"#,
+        accounts,
+        actor,
+        what,
+        purpose
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
 }
 
 /// Records a change identity recorded first, in the transaction that carries it out; a

@@ -1304,6 +1304,16 @@ async fn a_mismatch_waits_in_the_review_queue_and_a_persons_decision_is_on_recor
     assert_eq!(all[0].decision, "superseded");
     assert_eq!(all[1].decision, "");
     let review = all[1].review_id.clone();
+    // Listing the queue is a read of the people in it, and so is the officer's read of the
+    // log: each is on record (the next read shows the one before).
+    app.access_log(account).await;
+    let log = app.access_log(account).await;
+    let reads: Vec<(&str, &str)> = log
+        .iter()
+        .map(|e| (e.actor.as_str(), e.what.as_str()))
+        .collect();
+    assert!(reads.contains(&("review-desk", "review")), "{reads:?}");
+    assert!(reads.contains(&("dpo", "access_log")), "{reads:?}");
     // What the zone says, and the photos to download; the read is on record.
     let got = app.get_review(&reviewer, &review).await;
     let zone = got.zone.unwrap();

@@ -231,19 +231,34 @@ impl Identity {
         Ok(ended)
     }
 
-    /// The email a recovery code goes to.
-    pub(crate) async fn recovery_email(&self, by: RecoveryBy) -> Result<String, Error> {
-        let row = match by {
-            RecoveryBy::Login(login) => {
-                let login =
-                    examreg_domain::normalize_login(&login).ok_or(Error::AccountNotFound)?;
-                store::account_by_login(&self.pool, &login).await?
-            }
+    /// The email a recovery code goes to, for the applicant who asked through `actor` (the
+    /// gateway); the lookup is recorded in the audit log, found or not.
+    pub(crate) async fn recovery_email(
+        &self,
+        by: RecoveryBy,
+        actor: &str,
+    ) -> Result<String, Error> {
+        let (row, looked_up) = match by {
+            RecoveryBy::Login(login) => match examreg_domain::normalize_login(&login) {
+                Some(login) => (store::account_by_login(&self.pool, &login).await?, login),
+                None => (None, login.trim().to_owned()),
+            },
             RecoveryBy::Email(email) => {
                 let mut conn = self.pool.acquire().await?;
-                store::account_by_email(&mut conn, email.as_str()).await?
+                let row = store::account_by_email(&mut conn, email.as_str()).await?;
+                (row, email.as_str().to_owned())
             }
         };
+        let mut conn = self.pool.acquire().await?;
+        store::log_lookup(
+            &mut conn,
+            row.as_ref().map(|r| r.id),
+            actor,
+            "recovery_email",
+            "a recovery the applicant asked for",
+            &crate::record::identifier_subject(&looked_up),
+        )
+        .await?;
         Ok(row.ok_or(Error::AccountNotFound)?.email)
     }
 

@@ -8,9 +8,9 @@ use crate::{
     error::Error,
     feed::{Feed, Watch},
     password::Hasher,
-    record::{FindBy, Reader},
+    record::{FindBy, Reader, identifier_subject},
     sessions::{CAPTURE_TTL, Client, Tokens},
-    store::{Acting, Filter, Record},
+    store::{Acting, AuditOf, Filter, Record},
 };
 use chrono::Utc;
 use examreg_domain::{AccountStatus, Email, Iin, KAZAKHSTAN, LoginKind, PassportNumber};
@@ -167,6 +167,12 @@ fn acting<'a>(caller: &'a Caller, reason: &'a str) -> Result<Acting<'a>, Status>
         actor: caller.require_scope("support:write")?,
         reason: reason_field(reason)?,
     })
+}
+
+/// An identifier as the records keep it: an IIN or a passport number as a login is
+/// normalized, anything else (an email) in lower case.
+fn normalized(identifier: &str) -> String {
+    examreg_domain::normalize_login(identifier).unwrap_or_else(|| identifier.trim().to_lowercase())
 }
 
 /// What `FindAccount` looks for, checked.
@@ -343,12 +349,15 @@ impl IdentityService for Identity {
         &self,
         request: Request<pb::ListAccessLogRequest>,
     ) -> Result<Response<pb::ListAccessLogResponse>, Status> {
-        caller(&request)?.require_scope("audit:read")?;
+        let reader = caller(&request)?.require_scope("audit:read")?;
         let req = request.get_ref();
-        let account = account_id_field(&req.account_id)?;
+        let of = match req.identifier.trim() {
+            "" => AuditOf::Account(account_id_field(&req.account_id)?),
+            identifier => AuditOf::Identifier(identifier_subject(&normalized(identifier))),
+        };
         let after = after_id(&req.page_token).ok_or(Error::InvalidPageToken)?;
         let (entries, next) = self
-            .audit_log(account, after, page_size(req.page_size))
+            .audit_log(&of, after, page_size(req.page_size), reader)
             .await?;
         Ok(Response::new(pb::ListAccessLogResponse {
             entries: entries
@@ -359,6 +368,7 @@ impl IdentityService for Identity {
                     kind: e.kind,
                     what: e.what,
                     note: e.note,
+                    account_id: e.account_id.map(|id| id.to_string()).unwrap_or_default(),
                 })
                 .collect(),
             next_page_token: next.map(|id| id.to_string()).unwrap_or_default(),
@@ -483,7 +493,9 @@ impl IdentityService for Identity {
         &self,
         request: Request<pb::LookupRecoveryRequest>,
     ) -> Result<Response<pb::LookupRecoveryResponse>, Status> {
-        caller(&request)?.require_scope("accounts:recover")?;
+        let actor = caller(&request)?
+            .require_scope("accounts:recover")?
+            .to_owned();
         let by = match request.into_inner().by {
             Some(pb::lookup_recovery_request::By::Login(login)) => RecoveryBy::Login(login),
             Some(pb::lookup_recovery_request::By::Email(email)) => {
@@ -492,7 +504,7 @@ impl IdentityService for Identity {
             None => return Err(Error::LoginRequired.into()),
         };
         Ok(Response::new(pb::LookupRecoveryResponse {
-            email: self.recovery_email(by).await?,
+            email: self.recovery_email(by, &actor).await?,
         }))
     }
 

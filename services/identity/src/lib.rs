@@ -44,6 +44,11 @@ pub struct ServiceClient {
     /// enough, and config never holds the secret itself).
     pub secret_sha256: String,
     pub scopes: Vec<String>,
+    /// A staff client (the support desk's, the reviewers', the officer's tools): its tokens
+    /// say so, and every call with them must name the person it is made for
+    /// (`x-examreg-on-behalf-of`); the audit logs record `client/person`.
+    #[serde(default)]
+    pub staff: bool,
 }
 
 /// Login throttling, from config.
@@ -140,6 +145,15 @@ impl Config {
                 );
                 Vec::new()
             });
+        if service_clients
+            .iter()
+            .any(|c| c.id.is_empty() || c.id.contains('/'))
+        {
+            env.invalid(
+                "IDENTITY_SERVICE_CLIENTS",
+                "a client id is not empty and has no '/' (the logs write client/person)",
+            );
+        }
         if service_clients
             .iter()
             .any(|c| c.secret_sha256.len() != 64 || hex::decode(&c.secret_sha256).is_err())

@@ -1,12 +1,14 @@
 //! The system of record as services read it: one account by id or by what identifies it, the
 //! accounts page by page, and a person's audit log. Every read of personal data by a service is
 //! recorded in the audit log with the caller and the purpose it gave, in the transaction of the
-//! read: a read whose record cannot be written is not answered.
+//! read: a read whose record cannot be written is not answered. A lookup by what identifies a
+//! person is recorded whether it finds an account or not, with the SHA-256 of what was looked
+//! up; so is every read of the audit log itself.
 
 use crate::{
     error::Error,
     grpc::Identity,
-    store::{self, AuditRow, Filter, Record},
+    store::{self, AuditOf, AuditRow, Filter, Record},
 };
 use examreg_domain::{Email, LoginKind};
 use examreg_kit::record::cut;
@@ -18,6 +20,23 @@ pub enum FindBy {
     Email(Email),
 }
 
+impl FindBy {
+    /// What the audit log keeps of the value looked up.
+    fn subject(&self) -> String {
+        match self {
+            Self::Login(login, _) => identifier_subject(login),
+            Self::Email(email) => identifier_subject(email.as_str()),
+        }
+    }
+}
+
+/// The SHA-256 (hex) of an identifier as normalized (an IIN or passport number as logins are
+/// kept, an email in lower case): what a lookup's entry keeps of what was looked up.
+pub fn identifier_subject(normalized: &str) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(normalized.as_bytes()))
+}
+
 /// Who reads and why: what the audit log records of a read.
 pub struct Reader<'a> {
     pub actor: &'a str,
@@ -26,6 +45,9 @@ pub struct Reader<'a> {
 
 /// What a read of accounts is recorded as.
 const ACCOUNT: &str = "account";
+/// What a read of the audit log is recorded as, and why.
+const AUDIT_LOG: &str = "audit_log";
+const AUDIT_LOG_READ: &str = "the audit log (ListAccessLog)";
 
 /// One page of accounts, where the next begins, and the feed's position before it was read.
 pub struct Page {
@@ -54,17 +76,27 @@ impl Identity {
         Ok(record)
     }
 
-    /// The account with this login or email, logged; NOT_FOUND when none (nothing logged: no
-    /// one's data was read).
+    /// The account with this login or email, logged; NOT_FOUND when none (logged too, by the
+    /// SHA-256 of what was looked up).
     pub(crate) async fn find(&self, by: &FindBy, reader: &Reader<'_>) -> Result<Record, Error> {
         let mut tx = self.pool.begin().await?;
         let found = match by {
             FindBy::Login(login, kind) => store::record_by_login(&mut tx, login, *kind).await?,
             FindBy::Email(email) => store::record_by_email(&mut tx, email.as_str()).await?,
         };
-        let record = found.ok_or(Error::AccountNotFound)?;
-        store::log_reads(&mut tx, &[record.id], reader.actor, ACCOUNT, reader.purpose).await?;
+        let account = found.as_ref().map(|r| r.id);
+        let subject = by.subject();
+        store::log_lookup(
+            &mut tx,
+            account,
+            reader.actor,
+            ACCOUNT,
+            reader.purpose,
+            &subject,
+        )
+        .await?;
         tx.commit().await?;
+        let record = found.ok_or(Error::AccountNotFound)?;
         tracing::info!(account = %record.id, actor = reader.actor, "account looked up");
         Ok(record)
     }
@@ -93,14 +125,27 @@ impl Identity {
         })
     }
 
-    /// A page of a person's audit log after the entry `after`, oldest first.
+    /// A page of a person's audit log (or an identifier's lookups) after the entry `after`,
+    /// oldest first; the read itself is recorded, in its transaction.
     pub(crate) async fn audit_log(
         &self,
-        account: Uuid,
+        of: &AuditOf,
         after: i64,
         limit: i64,
+        reader: &str,
     ) -> Result<(Vec<AuditRow>, Option<i64>), Error> {
-        let rows = store::audit_entries(&self.pool, account, after, limit + 1).await?;
+        let mut tx = self.pool.begin().await?;
+        let rows = store::audit_entries(&mut tx, of, after, limit + 1).await?;
+        match of {
+            AuditOf::Account(id) => {
+                store::log_reads(&mut tx, &[*id], reader, AUDIT_LOG, AUDIT_LOG_READ).await?;
+            }
+            AuditOf::Identifier(subject) => {
+                store::log_lookup(&mut tx, None, reader, AUDIT_LOG, AUDIT_LOG_READ, subject)
+                    .await?;
+            }
+        }
+        tx.commit().await?;
         Ok(cut(rows, limit, |e| e.id))
     }
 }

@@ -190,11 +190,10 @@ impl Identity {
             tracing::warn!(client = %client_id, "service token refused");
             return Err(Error::InvalidClient);
         };
-        let token = self.signing_key.sign(&Claims::service(
-            &client.id,
-            &client.scopes,
-            self.service_token_ttl,
-        ));
+        let token = self.signing_key.sign(&Claims {
+            staff: client.staff,
+            ..Claims::service(&client.id, &client.scopes, self.service_token_ttl)
+        });
         Ok((token, client.scopes.clone()))
     }
 

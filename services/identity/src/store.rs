@@ -1168,6 +1168,32 @@ pub async fn log_reads(
     Ok(())
 }
 
+/// Records a lookup by what identifies a person (an IIN, a passport number, an email), found
+/// (`account`) or not: `subject` is the SHA-256 of the normalized value, so the officer can ask
+/// who looked up a given identifier, and a lookup that found nobody names nobody.
+#[tracing::instrument(skip_all)]
+pub async fn log_lookup(
+    conn: &mut PgConnection,
+    account: Option<Uuid>,
+    actor: &str,
+    what: &str,
+    purpose: &str,
+    subject: &str,
+) -> Result<(), StoreError> {
+    sqlx::query!(
+        r#"INSERT INTO audit_log (account_id, actor, kind, what, note, subject)
+           VALUES ($1, $2, 'read', $3, $4, $5)"#,
+        account,
+        actor,
+        what,
+        purpose,
+        subject
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
 /// Records a support action on an account in the audit log.
 #[tracing::instrument(skip_all)]
 pub async fn log_action(
@@ -1194,6 +1220,7 @@ pub async fn log_action(
 
 pub struct AuditRow {
     pub id: i64,
+    pub account_id: Option<Uuid>,
     pub actor: String,
     pub kind: String,
     pub what: String,
@@ -1201,24 +1228,36 @@ pub struct AuditRow {
     pub at: DateTime<Utc>,
 }
 
-/// Up to `limit` entries of an account's audit log after `after` (an entry id), oldest first.
+/// Up to `limit` entries of an account's audit log (or an identifier's lookups) after `after`
+/// (an entry id), oldest first.
 #[tracing::instrument(skip_all)]
 pub async fn audit_entries(
-    pool: &PgPool,
-    account: Uuid,
+    conn: &mut PgConnection,
+    of: &AuditOf,
     after: i64,
     limit: i64,
 ) -> Result<Vec<AuditRow>, StoreError> {
+    let (account, subject) = match of {
+        AuditOf::Account(id) => (Some(*id), None),
+        AuditOf::Identifier(subject) => (None, Some(subject.as_str())),
+    };
     Ok(sqlx::query_as!(
         AuditRow,
-        r#"SELECT id, actor, kind, what, note, at FROM audit_log
-           WHERE account_id = $1 AND id > $2 ORDER BY id LIMIT $3"#,
+        r#"SELECT id, account_id, actor, kind, what, note, at FROM audit_log
+           WHERE (account_id = $1 OR subject = $2) AND id > $3 ORDER BY id LIMIT $4"#,
         account,
+        subject,
         after,
         limit
     )
-    .fetch_all(pool)
+    .fetch_all(conn)
     .await?)
+}
+
+/// Whose audit log: an account's, or the lookups of an identifier (its SHA-256).
+pub enum AuditOf {
+    Account(Uuid),
+    Identifier(String),
 }
 
 /// Appends an event to the change feed. The last statement of its transaction: it holds the

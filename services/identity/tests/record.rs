@@ -34,7 +34,15 @@ impl TestApp {
             .unwrap())
     }
 
+    /// An account's audit log, without the reads of the log itself (each page read adds one).
     async fn access_log(&self, account: &str) -> Vec<pb::AccessLogEntry> {
+        let mut entries = self.log_of(account, "").await;
+        entries.retain(|e| e.what != "audit_log");
+        entries
+    }
+
+    /// The whole audit log of an account, or of an identifier's lookups, read two at a time.
+    async fn log_of(&self, account: &str, identifier: &str) -> Vec<pb::AccessLogEntry> {
         let auditor = token(self, "dpo", &["audit:read"]);
         let mut entries = Vec::new();
         let mut page_token = String::new();
@@ -43,6 +51,7 @@ impl TestApp {
                 account_id: account.into(),
                 page_size: 2,
                 page_token,
+                identifier: identifier.into(),
             };
             let page = self
                 .client
@@ -195,11 +204,83 @@ async fn an_account_is_found_by_iin_passport_or_email_with_its_terms_and_every_r
     assert_eq!(by_passport.citizenship, "UZ");
 
     // Unknown: not found. An IIN never finds a passport account, nor a bad value anything.
+    let nobody = valid_iin();
     let err = app
-        .find(By::Iin(valid_iin()), "ticket 4714", &desk)
+        .find(By::Iin(nobody.clone()), "ticket 4714", &desk)
         .await
         .unwrap_err();
     assert_eq!(reason(&err), "account_not_found");
+    // The miss is on record all the same, under the IIN's SHA-256 only: the officer finds it
+    // by the IIN, and the entry names no account. So are the lookups that found one, and the
+    // officer's own reads of the log.
+    let misses = app.log_of("", &nobody).await;
+    let seen: Vec<(&str, &str, &str, &str)> = misses
+        .iter()
+        .map(|e| {
+            (
+                e.actor.as_str(),
+                e.what.as_str(),
+                e.note.as_str(),
+                e.account_id.as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(seen[0], ("support-desk", "account", "ticket 4714", ""));
+    let hits = app.log_of("", &email.to_uppercase()).await;
+    assert_eq!(hits[0].note, "ticket 4712");
+    assert_eq!(hits[0].account_id, found.account_id);
+    let pool = sqlx::PgPool::connect(app.database.expose()).await.unwrap();
+    let clear: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_log WHERE subject = $1")
+        .bind(&nobody)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(clear, 0, "the log keeps no identifier in clear");
+    // Each read of the log is recorded as it is read: the next read shows it.
+    app.log_of(&found.account_id, "").await;
+    let whole = app.log_of(&found.account_id, "").await;
+    assert!(
+        whole
+            .iter()
+            .any(|e| e.actor == "dpo" && e.what == "audit_log"),
+        "{whole:?}"
+    );
+    // The recovery's lookup (an IIN turned into the email its code goes to) too, found or not.
+    let gateway = token(&app, "gateway", &["accounts:recover"]);
+    let lookup = |by: pb::lookup_recovery_request::By| {
+        with_bearer(pb::LookupRecoveryRequest { by: Some(by) }, &gateway).unwrap()
+    };
+    app.client
+        .clone()
+        .lookup_recovery(lookup(pb::lookup_recovery_request::By::Login(iin.clone())))
+        .await
+        .unwrap();
+    let stranger = tk::unique_email();
+    let err = app
+        .client
+        .clone()
+        .lookup_recovery(lookup(pb::lookup_recovery_request::By::Email(
+            stranger.clone(),
+        )))
+        .await
+        .unwrap_err();
+    assert_eq!(reason(&err), "account_not_found");
+    let recovered = app.access_log(&found.account_id).await;
+    assert!(
+        recovered
+            .iter()
+            .any(|e| e.actor == "gateway" && e.what == "recovery_email"),
+        "{recovered:?}"
+    );
+    let missed = app.log_of("", &stranger).await;
+    assert_eq!(
+        (
+            missed[0].actor.as_str(),
+            missed[0].what.as_str(),
+            missed[0].account_id.as_str()
+        ),
+        ("gateway", "recovery_email", "")
+    );
     let err = app
         .find(By::Iin("123456789012".into()), "ticket 4715", &desk)
         .await
@@ -284,6 +365,12 @@ async fn an_account_is_found_by_iin_passport_or_email_with_its_terms_and_every_r
                 "ticket 4711: applicant calls"
             ),
             ("support-desk", "read", "account", "ticket 4712"),
+            (
+                "gateway",
+                "read",
+                "recovery_email",
+                "a recovery the applicant asked for"
+            ),
             ("seats", "read", "account", "seat assignment"),
         ]
     );

@@ -1,6 +1,6 @@
 //! The directories the applicant chooses from: regions, applicant categories, institutions.
 
-use sqlx::{PgPool, Postgres, Transaction};
+use sqlx::{PgConnection, PgPool, Postgres, Transaction};
 use unicode_normalization::UnicodeNormalization;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -234,7 +234,7 @@ pub async fn upsert(
 
 /// Inserts a new institution; false when the id is taken.
 #[tracing::instrument(skip_all)]
-pub async fn add(pool: &PgPool, i: &Institution) -> Result<bool, sqlx::Error> {
+pub async fn add(conn: &mut PgConnection, i: &Institution) -> Result<bool, sqlx::Error> {
     let inserted = sqlx::query!(
         r#"INSERT INTO institutions (id, region_code, kind, name_kk, name_ru, name_en, search)
            VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id) DO NOTHING"#,
@@ -246,14 +246,14 @@ pub async fn add(pool: &PgPool, i: &Institution) -> Result<bool, sqlx::Error> {
         i.names.en,
         search_key(&i.names),
     )
-    .execute(pool)
+    .execute(conn)
     .await?
     .rows_affected();
     Ok(inserted == 1)
 }
 
 #[tracing::instrument(skip_all)]
-pub async fn rename(pool: &PgPool, id: &str, names: &Names) -> Result<bool, sqlx::Error> {
+pub async fn rename(conn: &mut PgConnection, id: &str, names: &Names) -> Result<bool, sqlx::Error> {
     let updated = sqlx::query!(
         r#"UPDATE institutions SET name_kk = $2, name_ru = $3, name_en = $4, search = $5,
              updated_at = now() WHERE id = $1"#,
@@ -263,23 +263,47 @@ pub async fn rename(pool: &PgPool, id: &str, names: &Names) -> Result<bool, sqlx
         names.en,
         search_key(names),
     )
-    .execute(pool)
+    .execute(conn)
     .await?
     .rows_affected();
     Ok(updated == 1)
 }
 
 #[tracing::instrument(skip_all)]
-pub async fn archive(pool: &PgPool, id: &str) -> Result<bool, sqlx::Error> {
+pub async fn archive(conn: &mut PgConnection, id: &str) -> Result<bool, sqlx::Error> {
     let updated = sqlx::query!(
         r#"UPDATE institutions SET archived_at = COALESCE(archived_at, now()), updated_at = now()
            WHERE id = $1"#,
         id,
     )
-    .execute(pool)
+    .execute(conn)
     .await?
     .rows_affected();
     Ok(updated == 1)
+}
+
+/// Records a change of the directory by an operator, in its transaction: who, what
+/// (`add`, `rename`, `archive`, `import`), which institution (none for an import) and what
+/// else says it (an import's counts).
+#[tracing::instrument(skip_all)]
+pub async fn log_change(
+    conn: &mut PgConnection,
+    actor: &str,
+    action: &str,
+    institution: Option<&str>,
+    detail: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query!(
+        r#"INSERT INTO directory_log (actor, action, institution_id, detail)
+           VALUES ($1, $2, $3, $4)"#,
+        actor,
+        action,
+        institution,
+        detail
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
 }
 
 #[cfg(test)]

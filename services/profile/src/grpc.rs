@@ -366,14 +366,20 @@ impl ProfileService for Profiles {
         &self,
         request: Request<pb::ListAccessLogRequest>,
     ) -> Result<Response<pb::ListAccessLogResponse>, Status> {
-        caller(&request)?.require_scope("audit:read")?;
+        let reader = caller(&request)?.require_scope("audit:read")?;
         let req = request.get_ref();
         let account = account_id_field(&req.account_id)?;
         let after = after_id(&req.page_token).ok_or(Error::InvalidPageToken)?;
         let limit = page_size(req.page_size);
-        let rows = store::access_entries(&self.people.pool, account, after, limit + 1)
+        // The read of the log is itself recorded, in its transaction.
+        let mut tx = self.people.pool.begin().await.map_err(Error::from)?;
+        let rows = store::access_entries(&mut tx, account, after, limit + 1)
             .await
             .map_err(Error::from)?;
+        store::log_read(&mut tx, account, reader, "the access log (ListAccessLog)")
+            .await
+            .map_err(Error::from)?;
+        tx.commit().await.map_err(Error::from)?;
         let (entries, next) = cut(rows, limit, |e| e.id);
         Ok(Response::new(pb::ListAccessLogResponse {
             entries: entries

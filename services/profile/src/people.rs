@@ -73,7 +73,8 @@ impl People {
         purpose: &str,
     ) -> Result<Profile, Error> {
         let profile = self.current(account).await?;
-        store::log_read(&self.pool, account, actor, purpose).await?;
+        let mut conn = self.pool.acquire().await?;
+        store::log_read(&mut conn, account, actor, purpose).await?;
         Ok(profile)
     }
 

@@ -154,9 +154,12 @@ impl Reference {
 
     pub async fn add(&self, draft: &Draft<'_>, actor: &str) -> Result<Institution, Error> {
         let institution = checked(draft, &self.region_codes().await?)?;
-        if !directory::add(&self.pool, &institution).await? {
+        let mut tx = self.pool.begin().await?;
+        if !directory::add(&mut tx, &institution).await? {
             return Err(Error::InstitutionExists(institution.id));
         }
+        directory::log_change(&mut tx, actor, "add", Some(&institution.id), "").await?;
+        tx.commit().await?;
         tracing::info!(id = institution.id, actor, "institution added");
         Ok(institution)
     }
@@ -168,17 +171,23 @@ impl Reference {
         actor: &str,
     ) -> Result<Institution, Error> {
         let names = checked_names(names)?;
-        if !directory::rename(&self.pool, id, &names).await? {
+        let mut tx = self.pool.begin().await?;
+        if !directory::rename(&mut tx, id, &names).await? {
             return Err(Error::InstitutionNotFound(id.to_owned()));
         }
+        directory::log_change(&mut tx, actor, "rename", Some(id), "").await?;
+        tx.commit().await?;
         tracing::info!(id, actor, "institution renamed");
         self.institution(id).await
     }
 
     pub async fn archive(&self, id: &str, actor: &str) -> Result<Institution, Error> {
-        if !directory::archive(&self.pool, id).await? {
+        let mut tx = self.pool.begin().await?;
+        if !directory::archive(&mut tx, id).await? {
             return Err(Error::InstitutionNotFound(id.to_owned()));
         }
+        directory::log_change(&mut tx, actor, "archive", Some(id), "").await?;
+        tx.commit().await?;
         tracing::info!(id, actor, "institution archived");
         self.institution(id).await
     }
@@ -238,6 +247,8 @@ impl Reference {
                 updated += 1;
             }
         }
+        let detail = format!("added {added}, updated {updated}");
+        directory::log_change(&mut tx, actor, "import", None, &detail).await?;
         tx.commit().await?;
         tracing::info!(added, updated, actor, "institutions imported");
         Ok((added, updated))

@@ -289,7 +289,7 @@ pub async fn reopen(
 /// Records that a service read a person's profile, and why.
 #[tracing::instrument(skip_all)]
 pub async fn log_read(
-    pool: &PgPool,
+    conn: &mut PgConnection,
     account: Uuid,
     actor: &str,
     purpose: &str,
@@ -300,7 +300,7 @@ pub async fn log_read(
         actor,
         purpose
     )
-    .execute(pool)
+    .execute(conn)
     .await?;
     Ok(())
 }
@@ -315,7 +315,7 @@ pub struct AccessRow {
 /// Up to `limit` entries of an account's access log after `after` (an entry id), oldest first.
 #[tracing::instrument(skip_all)]
 pub async fn access_entries(
-    pool: &PgPool,
+    conn: &mut PgConnection,
     account: Uuid,
     after: i64,
     limit: i64,
@@ -328,7 +328,7 @@ pub async fn access_entries(
         after,
         limit
     )
-    .fetch_all(pool)
+    .fetch_all(conn)
     .await
 }
 

@@ -75,6 +75,7 @@ async fn spawn_with(adjust: impl FnOnce(&mut examreg_profile::Config)) -> TestAp
         id: watcher.id.clone(),
         secret_sha256,
         scopes: vec!["revocations:watch".into()],
+        staff: false,
     }];
     let identity = examreg_identity::Application::build(config).await.unwrap();
     let identity_url = format!("http://{}", identity.addr());
@@ -569,6 +570,30 @@ async fn the_directory_is_administered_with_its_scope_and_archived_institutions_
         .unwrap_err();
     assert_eq!(reason(&err), "invalid_csv");
     assert!(err.message().contains("line 5"), "{}", err.message());
+    // Every change is on record with who made it; the refused ones changed nothing.
+    let log: Vec<(String, String, Option<String>, String)> = sqlx::query_as(
+        "SELECT actor, action, institution_id, detail FROM directory_log ORDER BY id",
+    )
+    .fetch_all(&app.database)
+    .await
+    .unwrap();
+    let operator = |action: &str, id: Option<&str>, detail: &str| {
+        (
+            "operator".to_owned(),
+            action.to_owned(),
+            id.map(str::to_owned),
+            detail.to_owned(),
+        )
+    };
+    assert_eq!(
+        log,
+        [
+            operator("add", Some("astana-it"), ""),
+            operator("rename", Some("astana-it"), ""),
+            operator("archive", Some("astana-it"), ""),
+            operator("import", None, "added 2, updated 1"),
+        ]
+    );
 }
 
 #[tokio::test]

@@ -433,7 +433,7 @@ async fn a_letter_held_by_a_replica_that_stopped_is_delivered_by_the_next_one() 
 }
 
 #[tokio::test]
-async fn reflection_lists_this_service_and_health_only() {
+async fn reflection_lists_the_services_and_health_only() {
     use tonic_reflection::pb::v1::{
         ServerReflectionRequest, server_reflection_client::ServerReflectionClient,
         server_reflection_request::MessageRequest, server_reflection_response::MessageResponse,
@@ -458,6 +458,7 @@ async fn reflection_lists_this_service_and_health_only() {
     assert_eq!(
         names,
         [
+            "examreg.retention.v1.RetentionService",
             "examreg.verification.v1.VerificationService",
             "grpc.health.v1.Health"
         ]

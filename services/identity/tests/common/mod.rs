@@ -57,6 +57,7 @@ pub(crate) async fn spawn_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
             "sessions:create".into(),
             "accounts:recover".into(),
         ],
+        staff: false,
     }];
     adjust(&mut config);
     start(config, key, proof_key).await
