@@ -994,8 +994,47 @@ async fn the_staff_command_line_drives_the_internal_api() {
     assert_eq!(export["account"]["iin"], iin.as_str());
     assert_eq!(export["profile"]["surname"], "Нұрланов");
     assert_eq!(export["profile"]["redo"], json!(["education"]));
-    assert_eq!(export["biometrics"]["consent"]["given"], true);
-    assert_eq!(export["biometrics"]["redo"], json!(["face"]));
+    let biometrics = &export["biometrics"];
+    assert_eq!(biometrics["status"]["consent"]["given"], true);
+    assert_eq!(biometrics["status"]["redo"], json!(["face"]));
+    // Everything still held: each photo's record, where the consent was given, what the
+    // document's zone says, the sessions with their addresses and browsers.
+    let photos = biometrics["photos"].as_array().unwrap();
+    assert_eq!(photos.len(), 3, "{biometrics}");
+    assert!(
+        photos
+            .iter()
+            .all(|p| p["sha256"].as_str().unwrap().len() == 64)
+    );
+    assert!(
+        !biometrics["consent"]["client_ip"]
+            .as_str()
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        biometrics["document_zone"]["optional_data"]
+            .as_str()
+            .unwrap()[..12],
+        *iin
+    );
+    let sessions = export["sessions"].as_array().unwrap();
+    assert!(!sessions.is_empty(), "{export}");
+    assert!(
+        sessions
+            .iter()
+            .all(|s| !s["client_ip"].as_str().unwrap().is_empty())
+    );
+    // What was deleted, and when: the reopening's records at biometrics.
+    let changes = export["deleted"]["changes"].as_array().unwrap();
+    assert_eq!(changes[0]["action"], "reopen", "{export}");
+    assert_eq!(changes[0]["steps"], json!(["face", "education"]));
+    assert!(
+        export["deleted"]["retention_runs"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
     let log = export["access_log"].as_array().unwrap();
     let has = |service: &str, kind: &str, note: &str| {
         log.iter()

@@ -160,9 +160,11 @@ enum Command {
     /// Who looked up an IIN, a passport number or an email, and whether it found an account
     /// (scope audit:read; the log keeps only the SHA-256 of what was looked up).
     Lookups { identifier: String },
-    /// One person's data as JSON, for a subject access request: the account, the profile, the
-    /// photos' status and consent, and the access logs (scopes accounts:read, profile:read,
-    /// biometrics:status, audit:read; the reads are logged with the purpose).
+    /// One person's data as JSON, for a subject access request: the account and its sessions,
+    /// the profile, the photos' records, the consent and where it was given, what the
+    /// document's zone says, the reviews, the access logs, and what was deleted and when
+    /// (scopes accounts:read, profile:read, audit:read; the reads are logged with the
+    /// purpose).
     Export {
         account: String,
         #[arg(long, default_value = "subject access request")]
@@ -374,6 +376,53 @@ fn profile_json(p: &prof::Profile) -> Value {
     })
 }
 
+/// A photo's kind as the wire names it.
+fn kind_name(kind: i32) -> &'static str {
+    match bio::CaptureKind::try_from(kind) {
+        Ok(bio::CaptureKind::Face) => "face",
+        Ok(bio::CaptureKind::DocumentFront) => "document_front",
+        Ok(bio::CaptureKind::DocumentBack) => "document_back",
+        Ok(bio::CaptureKind::Unspecified) | Err(_) => "",
+    }
+}
+
+/// What a document's machine-readable zone says.
+fn zone_json(z: &bio::ReadZone) -> Value {
+    json!({
+        "format": z.format,
+        "document_code": z.document_code,
+        "issuing_state": z.issuing_state,
+        "document_number": z.document_number,
+        "birth_date": z.birth_date,
+        "sex": z.sex,
+        "expiry_date": z.expiry_date,
+        "nationality": z.nationality,
+        "optional_data": z.optional_data,
+        "surname": z.surname,
+        "given_names": z.given_names,
+    })
+}
+
+/// Everything biometrics holds of a person, for an export.
+fn biometrics_json(b: &bio::ExportPersonDataResponse) -> Value {
+    json!({
+        "status": b.status.as_ref().map(captures_json),
+        "photos": b.captures.iter().map(|c| json!({
+            "capture_id": c.capture_id,
+            "kind": kind_name(c.kind),
+            "captured_at": time(c.captured_at.as_ref()),
+            "sha256": c.sha256, "size_bytes": c.size_bytes, "width": c.width, "height": c.height,
+        })).collect::<Vec<_>>(),
+        "consent": b.consent.as_ref().map(|c| json!({
+            "version": c.version, "accepted_at": time(c.accepted_at.as_ref()),
+            "client_ip": c.client_ip, "user_agent": c.user_agent,
+        })),
+        "document_zone": b.zone.as_ref().map(zone_json),
+        "reviews": b.reviews.iter().map(review_json).collect::<Vec<_>>(),
+        "erased_at": time(b.erased_at.as_ref()),
+    })
+}
+
 fn captures_json(s: &bio::GetCaptureStatusResponse) -> Value {
     json!({
         "document_type": match bio::DocumentType::try_from(s.document_type) {
@@ -382,12 +431,7 @@ fn captures_json(s: &bio::GetCaptureStatusResponse) -> Value {
             Ok(bio::DocumentType::Unspecified) | Err(_) => "",
         },
         "captures": s.captures.iter().map(|c| json!({
-            "kind": match bio::CaptureKind::try_from(c.kind) {
-                Ok(bio::CaptureKind::Face) => "face",
-                Ok(bio::CaptureKind::DocumentFront) => "document_front",
-                Ok(bio::CaptureKind::DocumentBack) => "document_back",
-                Ok(bio::CaptureKind::Unspecified) | Err(_) => "",
-            },
+            "kind": kind_name(c.kind),
             "capture_id": c.capture_id,
             "captured_at": time(c.captured_at.as_ref()),
         })).collect::<Vec<_>>(),
@@ -871,23 +915,63 @@ impl Ctl {
                     .map_err(refused)?
                     .into_inner()
                     .profile;
-                let request = self.req(bio::GetCaptureStatusRequest {
+                let request = self.req(id::ListSessionsRequest {
                     account_id: account.clone(),
                     purpose: purpose.clone(),
                 })?;
-                let captures = self
+                let sessions = self
+                    .identity
+                    .list_sessions(request)
+                    .await
+                    .map_err(refused)?
+                    .into_inner()
+                    .sessions;
+                let request = self.req(bio::ExportPersonDataRequest {
+                    account_id: account.clone(),
+                    purpose: purpose.clone(),
+                })?;
+                let biometrics = self
                     .biometrics
-                    .get_capture_status(request)
+                    .export_person_data(request)
                     .await
                     .map_err(refused)?
                     .into_inner();
                 let log = self.access_log(&account).await?;
+                // What was deleted of the person, and when: the services' changes (a reopened
+                // step's photo replaced, an erasure) and the retention's runs that name them.
+                let subject = examreg_kit::record::subject(
+                    account
+                        .parse()
+                        .context("the account is an account id (a UUID)")?,
+                );
+                let runs: Vec<Value> = self
+                    .retention_runs(Some(&subject), usize::MAX)
+                    .await?
+                    .iter()
+                    .flat_map(|(service, _, runs)| {
+                        runs.iter().map(move |r| {
+                            json!({"service": service, "rule": r.rule, "ran_at": time(r.ran_at.as_ref())})
+                        })
+                    })
+                    .collect();
                 let export = json!({
                     "exported_at": chrono::Utc::now().to_rfc3339(),
                     "account": account_json(&record),
+                    "sessions": sessions.iter().map(|s| json!({
+                        "session_id": s.session_id, "created_at": time(s.created_at.as_ref()),
+                        "ended_at": time(s.revoked_at.as_ref()), "ended_because": s.revoked_reason,
+                        "client_ip": s.client_ip, "user_agent": s.user_agent,
+                    })).collect::<Vec<_>>(),
                     "profile": profile.as_ref().map(profile_json),
-                    "biometrics": captures_json(&captures),
+                    "biometrics": biometrics_json(&biometrics),
                     "access_log": log,
+                    "deleted": {
+                        "changes": biometrics.changes.iter().map(|c| json!({
+                            "change_id": c.change_id, "action": c.action, "steps": c.steps,
+                            "by": c.actor, "at": time(c.at.as_ref()),
+                        })).collect::<Vec<_>>(),
+                        "retention_runs": runs,
+                    },
                 });
                 writeln!(out, "{}", serde_json::to_string_pretty(&export)?)?;
             }
@@ -945,21 +1029,7 @@ impl Ctl {
                     .map_err(refused)?
                     .into_inner();
                 let mut value = got.review.as_ref().map(review_json).unwrap_or_default();
-                value["zone"] = got.zone.as_ref().map_or(Value::Null, |z| {
-                    json!({
-                        "format": z.format,
-                        "document_code": z.document_code,
-                        "issuing_state": z.issuing_state,
-                        "document_number": z.document_number,
-                        "birth_date": z.birth_date,
-                        "sex": z.sex,
-                        "expiry_date": z.expiry_date,
-                        "nationality": z.nationality,
-                        "optional_data": z.optional_data,
-                        "surname": z.surname,
-                        "given_names": z.given_names,
-                    })
-                });
+                value["zone"] = got.zone.as_ref().map_or(Value::Null, zone_json);
                 value["profile_names"] = got.names.as_ref().map_or(Value::Null, |n| {
                     json!({"surname": n.surname, "given_names": n.given_names, "agree": n.agree})
                 });
@@ -1102,6 +1172,17 @@ impl Ctl {
             )),
             None => None,
         };
+        let services = self.retention_runs(subject.as_deref(), limit).await?;
+        self.print_retention(&services, out)
+    }
+
+    /// Every service's retention rules and runs, newest first (those whose subjects include
+    /// `subject` when one is given), at most `limit` per service.
+    async fn retention_runs(
+        &mut self,
+        subject: Option<&str>,
+        limit: usize,
+    ) -> anyhow::Result<Vec<(String, Vec<ret::RetentionRule>, Vec<ret::RetentionRun>)>> {
         let mut services = Vec::new();
         for client in self.retention.clone() {
             let mut client = client;
@@ -1118,11 +1199,12 @@ impl Ctl {
                     .await
                     .map_err(refused)?
                     .into_inner();
-                runs.extend(answer.runs.drain(..).filter(|run| {
-                    subject
-                        .as_ref()
-                        .is_none_or(|s| run.subjects.iter().any(|h| h == s))
-                }));
+                runs.extend(
+                    answer
+                        .runs
+                        .drain(..)
+                        .filter(|run| subject.is_none_or(|s| run.subjects.iter().any(|h| h == s))),
+                );
                 if answer.next_page_token.is_empty() || runs.len() >= limit {
                     break;
                 }
@@ -1131,6 +1213,15 @@ impl Ctl {
             runs.truncate(limit);
             services.push((answer.service, answer.rules, runs));
         }
+        Ok(services)
+    }
+
+    /// Prints the retention report (see [`Ctl::retention_report`]).
+    fn print_retention(
+        &self,
+        services: &[(String, Vec<ret::RetentionRule>, Vec<ret::RetentionRun>)],
+        out: &mut dyn Write,
+    ) -> anyhow::Result<()> {
         if self.json {
             let services: Vec<Value> = services
                 .iter()

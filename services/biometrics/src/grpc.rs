@@ -47,6 +47,34 @@ fn review_id(value: &str) -> Result<i64, Error> {
         .ok_or(Error::ReviewNotFound)
 }
 
+/// The status of a person's photo set, as GetCaptureStatus answers it.
+fn status_message(set: crate::captures::SetStatus) -> pb::GetCaptureStatusResponse {
+    pb::GetCaptureStatusResponse {
+        captures: set.captures.iter().map(capture_summary).collect(),
+        document_type: pb::DocumentType::from(set.document_type).into(),
+        consent_given: set.consent.is_some(),
+        consent_accepted_at: set.consent.as_ref().map(|c| timestamp(c.accepted_at)),
+        consent_sha256: set
+            .consent
+            .as_ref()
+            .and_then(|c| c.sha256.clone())
+            .unwrap_or_default(),
+        consent_language: set
+            .consent
+            .as_ref()
+            .and_then(|c| c.language.clone())
+            .unwrap_or_default(),
+        consent_version: set.consent.map(|c| c.version).unwrap_or_default(),
+        submitted: set.missing.is_empty(),
+        missing: owned(set.missing),
+        redo: set.redo,
+        sealed_at: set.sealed_at.map(timestamp),
+        document_check: set
+            .document_check
+            .map(|(check, decision)| document_check(check, decision)),
+    }
+}
+
 /// What a read of the access log is recorded as, and why.
 const ACCESS_LOG: &str = "access_log";
 const ACCESS_LOG_READ: &str = "the access log (ListAccessLog)";
@@ -324,29 +352,60 @@ impl BiometricsService for Biometrics {
                 self.captures.status(account).await?
             }
         };
-        Ok(Response::new(pb::GetCaptureStatusResponse {
-            captures: set.captures.iter().map(capture_summary).collect(),
-            document_type: pb::DocumentType::from(set.document_type).into(),
-            consent_given: set.consent.is_some(),
-            consent_accepted_at: set.consent.as_ref().map(|c| timestamp(c.accepted_at)),
-            consent_sha256: set
-                .consent
-                .as_ref()
-                .and_then(|c| c.sha256.clone())
-                .unwrap_or_default(),
-            consent_language: set
-                .consent
-                .as_ref()
-                .and_then(|c| c.language.clone())
-                .unwrap_or_default(),
-            consent_version: set.consent.map(|c| c.version).unwrap_or_default(),
-            submitted: set.missing.is_empty(),
-            missing: owned(set.missing),
-            redo: set.redo,
-            sealed_at: set.sealed_at.map(timestamp),
-            document_check: set
-                .document_check
-                .map(|(check, decision)| document_check(check, decision)),
+        Ok(Response::new(status_message(set)))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn export_person_data(
+        &self,
+        request: Request<pb::ExportPersonDataRequest>,
+    ) -> Result<Response<pb::ExportPersonDataResponse>, Status> {
+        let actor = caller(&request)?.require_scope("audit:read")?;
+        let req = request.get_ref();
+        let purpose = purpose_field(&req.purpose)?;
+        let account = account_id_field(&req.account_id)?;
+        let data = store::person_data(&self.captures.pool, account, actor, purpose)
+            .await
+            .map_err(Error::from)?;
+        let status = self.captures.status(account).await.ok().map(status_message);
+        Ok(Response::new(pb::ExportPersonDataResponse {
+            status,
+            captures: data
+                .captures
+                .into_iter()
+                .map(|c| pb::StoredCapture {
+                    capture_id: c.id.to_string(),
+                    kind: pb::CaptureKind::from(c.kind).into(),
+                    captured_at: Some(timestamp(c.created_at)),
+                    sha256: hex::encode(c.sha256),
+                    size_bytes: c.size_bytes,
+                    width: c.width,
+                    height: c.height,
+                })
+                .collect(),
+            consent: data.consent.map(|c| pb::GivenConsent {
+                version: c.version,
+                accepted_at: Some(timestamp(c.accepted_at)),
+                client_ip: c.client_ip,
+                user_agent: c.user_agent,
+            }),
+            zone: data
+                .zone
+                .and_then(|z| serde_json::from_value(z).ok())
+                .map(zone_message),
+            reviews: data.reviews.into_iter().map(review_message).collect(),
+            changes: data
+                .changes
+                .into_iter()
+                .map(|c| pb::RecordedChange {
+                    change_id: c.id.to_string(),
+                    action: c.action,
+                    steps: c.steps,
+                    actor: c.actor,
+                    at: Some(timestamp(c.at)),
+                })
+                .collect(),
+            erased_at: data.erased_at.map(timestamp),
         }))
     }
 

@@ -641,3 +641,108 @@ pub async fn sweep_reviews(pool: &PgPool, period: std::time::Duration) -> Result
     examreg_kit::retention::record(&mut tx, "reviews", deleted, &[]).await?;
     tx.commit().await
 }
+
+/// A photo's record, as a subject access request shows it.
+pub struct StoredRow {
+    pub id: Uuid,
+    pub kind: CaptureKind,
+    pub sha256: Vec<u8>,
+    pub size_bytes: i32,
+    pub width: i32,
+    pub height: i32,
+    pub created_at: DateTime<Utc>,
+}
+
+/// The consent as given: when and from where.
+pub struct ConsentRow {
+    pub version: String,
+    pub accepted_at: DateTime<Utc>,
+    pub client_ip: String,
+    pub user_agent: String,
+}
+
+/// A change identity asked biometrics to carry out.
+pub struct ChangeRow {
+    pub id: Uuid,
+    pub action: String,
+    pub steps: Vec<String>,
+    pub actor: String,
+    pub at: DateTime<Utc>,
+}
+
+/// Everything biometrics keeps of a person besides the images and the status.
+pub struct PersonData {
+    pub captures: Vec<StoredRow>,
+    pub consent: Option<ConsentRow>,
+    pub zone: Option<serde_json::Value>,
+    pub reviews: Vec<crate::documents::ReviewRow>,
+    pub changes: Vec<ChangeRow>,
+    pub erased_at: Option<DateTime<Utc>>,
+}
+
+/// What biometrics keeps of a person, for a subject access request, read in one transaction
+/// with the read's record in the access log.
+#[tracing::instrument(skip_all)]
+pub async fn person_data(
+    pool: &PgPool,
+    account: Uuid,
+    actor: &str,
+    purpose: &str,
+) -> Result<PersonData, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    let captures = sqlx::query_as!(
+        StoredRow,
+        r#"SELECT id, kind AS "kind: CaptureKind", sha256, size_bytes, width, height, created_at
+           FROM captures WHERE account_id = $1 ORDER BY created_at"#,
+        account
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    let consent = sqlx::query_as!(
+        ConsentRow,
+        "SELECT version, accepted_at, client_ip, user_agent FROM consents WHERE account_id = $1",
+        account
+    )
+    .fetch_optional(&mut *tx)
+    .await?;
+    let zone = sqlx::query_scalar!(
+        "SELECT zone FROM document_checks WHERE account_id = $1",
+        account
+    )
+    .fetch_optional(&mut *tx)
+    .await?
+    .flatten();
+    let reviews = sqlx::query_as!(
+        crate::documents::ReviewRow,
+        r#"SELECT id, account_id, capture_id, mismatches, opened_at, decision, reason, decided_by,
+             decided_at
+           FROM document_reviews WHERE account_id = $1 ORDER BY id"#,
+        account
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    let changes = sqlx::query_as!(
+        ChangeRow,
+        "SELECT id, action, steps, actor, at FROM changes WHERE account_id = $1 ORDER BY at",
+        account
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    let erased_at = sqlx::query_scalar!(
+        "SELECT erased_at FROM capture_sets WHERE account_id = $1",
+        account
+    )
+    .fetch_optional(&mut *tx)
+    .await?
+    .flatten();
+    log_reads(&mut tx, &[account], actor, "export", purpose).await?;
+    tx.commit().await?;
+    Ok(PersonData {
+        captures,
+        consent,
+        zone,
+        reviews,
+        changes,
+        erased_at,
+    })
+}

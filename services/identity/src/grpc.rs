@@ -375,6 +375,33 @@ impl IdentityService for Identity {
         }))
     }
 
+    #[tracing::instrument(skip_all)]
+    async fn list_sessions(
+        &self,
+        request: Request<pb::ListSessionsRequest>,
+    ) -> Result<Response<pb::ListSessionsResponse>, Status> {
+        let actor = caller(&request)?.require_scope("audit:read")?;
+        let req = request.get_ref();
+        let purpose = purpose_field(&req.purpose)?;
+        let account = account_id_field(&req.account_id)?;
+        let rows = crate::store::sessions_of(&self.pool, account, actor, purpose)
+            .await
+            .map_err(Error::from)?;
+        Ok(Response::new(pb::ListSessionsResponse {
+            sessions: rows
+                .into_iter()
+                .map(|s| pb::SessionRecord {
+                    session_id: s.id.to_string(),
+                    created_at: Some(timestamp(s.created_at)),
+                    revoked_at: s.revoked_at.map(timestamp),
+                    revoked_reason: s.revoked_reason.unwrap_or_default(),
+                    client_ip: s.client_ip,
+                    user_agent: s.user_agent,
+                })
+                .collect(),
+        }))
+    }
+
     type WatchRegistrationsStream = Watch;
 
     async fn watch_registrations(

@@ -1383,3 +1383,35 @@ pub async fn record_reopening(
     tx.commit().await?;
     Ok(Reopened::Recorded(change))
 }
+
+/// A session as a subject access request shows it.
+pub struct SessionRow {
+    pub id: Uuid,
+    pub created_at: DateTime<Utc>,
+    pub revoked_at: Option<DateTime<Utc>>,
+    pub revoked_reason: Option<String>,
+    pub client_ip: String,
+    pub user_agent: String,
+}
+
+/// An account's sessions, oldest first, read with the read's record in the audit log.
+#[tracing::instrument(skip_all)]
+pub async fn sessions_of(
+    pool: &PgPool,
+    account: Uuid,
+    actor: &str,
+    purpose: &str,
+) -> Result<Vec<SessionRow>, StoreError> {
+    let mut tx = pool.begin().await?;
+    let rows = sqlx::query_as!(
+        SessionRow,
+        r#"SELECT id, created_at, revoked_at, revoked_reason, client_ip, user_agent
+           FROM sessions WHERE account_id = $1 ORDER BY created_at"#,
+        account
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    log_reads(&mut tx, &[account], actor, "sessions", purpose).await?;
+    tx.commit().await?;
+    Ok(rows)
+}
