@@ -457,12 +457,13 @@ async fn traces_of(s: &Suite, needles: &[String], objects: bool) -> Vec<String> 
         }
         pool.close().await;
     }
-    let client = redis::Client::open(tk::redis_url()).unwrap();
-    let mut redis = client.get_multiplexed_async_connection().await.unwrap();
+    // A single server or a cluster (every primary scanned), as the suite runs on.
+    let store = examreg_kit::redis::connect(&tk::redis_url(), Duration::from_secs(5))
+        .await
+        .unwrap();
+    let mut redis = store.clone();
     for prefix in [&s.verification_prefix, &s.gateway_prefix] {
-        let keys: Vec<String> = redis::cmd("KEYS")
-            .arg(format!("{prefix}*"))
-            .query_async(&mut redis)
+        let keys = examreg_kit::redis::scan_match(&store, &format!("{prefix}*"))
             .await
             .unwrap();
         for key in keys {
