@@ -243,8 +243,6 @@ pub struct UploadQuery {
     document_type: Option<String>,
 }
 
-/// Upload the selfie (`face`) or a document side (`document-front`, `document-back`) as the
-/// raw body; again is a retake.
 /// The account's identifier and citizenship, as biometrics' document check wants them.
 fn holder_of(account: &examreg_proto::identity::v1::Account) -> bio::Holder {
     use examreg_proto::identity::v1::account::Identifier;
@@ -262,6 +260,8 @@ fn holder_of(account: &examreg_proto::identity::v1::Account) -> bio::Holder {
     }
 }
 
+/// Upload the selfie (`face`) or a document side (`document-front`, `document-back`) as the
+/// raw body; again is a retake.
 #[utoipa::path(
     put,
     path = "/v1/me/biometrics/{kind}",

@@ -405,13 +405,13 @@ pub fn check_digit(chars: impl IntoIterator<Item = u8>) -> Option<u8> {
     u8::try_from(sum % 10).ok().map(|d| b'0' + d)
 }
 
-/// What a recogniser reads for a character that is a digit here.
 /// Whether `c` read where a digit must stand is taken for one (a digit, or a letter that the
 /// repair reads as its look-alike digit); a reader insists on a digit anywhere else.
 pub fn reads_as_digit(c: u8) -> bool {
     as_digit(c).is_ascii_digit()
 }
 
+/// What a recogniser reads for a character that is a digit here.
 fn as_digit(c: u8) -> u8 {
     match c {
         b'O' | b'Q' | b'D' | b'U' => b'0',

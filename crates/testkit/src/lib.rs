@@ -44,11 +44,6 @@ pub fn unique_email() -> String {
     )
 }
 
-/// A service token for `scopes`, signed by `key` as identity would.
-/// A stop button for a server a test runs: the receiver half is the shutdown signal to give
-/// `run_until_stopped`, which completes when the sender is used or dropped.
-/// A loopback address free at this moment, for a service whose address another must know
-/// before it starts (the port is released for it to bind).
 /// A loopback address free now, for a server a test starts later (its callers must know the
 /// address first). The port is picked at random below the kernel's ephemeral range: a port the
 /// kernel hands out (port 0) can be taken by any outgoing connection, say a Redis Cluster
@@ -77,6 +72,8 @@ fn rand_below(n: u32) -> u32 {
     u32::try_from(bits % u128::from(n.max(1))).unwrap_or(0)
 }
 
+/// A stop button for a server a test runs: the receiver half is the shutdown signal to give
+/// `run_until_stopped`, which completes when the sender is used or dropped.
 pub fn stopper() -> (
     tokio::sync::oneshot::Sender<()>,
     impl std::future::Future<Output = ()> + Send + 'static,
@@ -125,6 +122,7 @@ pub fn client(id: &str) -> (examreg_kit::client::Credentials, String) {
     (credentials, digest)
 }
 
+/// A service token for `scopes`, signed by `key` as identity would.
 pub fn service_token(key: &SigningKey, client: &str, scopes: &[&str]) -> String {
     let scopes: Vec<String> = scopes.iter().map(|s| (*s).to_owned()).collect();
     key.sign(&Claims::service(client, &scopes, Duration::from_secs(600)))

@@ -766,7 +766,6 @@ pub async fn reviews(
     .await
 }
 
-/// One review, and the zone its check read if that photo is still current.
 /// What GetReview shows: the review, the zone read, and the profile's names beside it once
 /// recorded (`SURNAME<<GIVEN` as a zone would print them, and whether they agree).
 pub struct Reviewed {
@@ -775,6 +774,7 @@ pub struct Reviewed {
     pub names: Option<(String, bool)>,
 }
 
+/// One review, and the zone its check read if that photo is still current.
 pub async fn review(pool: &PgPool, id: i64) -> Result<Option<Reviewed>, sqlx::Error> {
     let Some(row) = sqlx::query_as!(
         ReviewRow,

@@ -154,7 +154,6 @@ pub fn outbox_sealer(code_key: &examreg_kit::config::Secret) -> outbox::Sealer {
     ))
 }
 
-/// A built, bound service: `port` is known before it runs.
 /// The verification service's start-up.
 pub struct Application;
 
