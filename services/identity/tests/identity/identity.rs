@@ -1,8 +1,6 @@
 //! The identity service against a fresh database of the local stack's Postgres.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use examreg_identity::{Application, Config};
 use examreg_kit::{
     auth::{PROOF_AUDIENCE, PROOF_ISSUER, ProofClaims, unix_now, with_bearer},

@@ -4,15 +4,13 @@
 //! statuses, bodies and headers of the documented shape, valid data accepted and invalid data
 //! refused. What the document cannot say is in `schemathesis.toml`, with its reasons.
 
-mod common;
-
 use reqwest::StatusCode;
 use serde_json::json;
 use std::path::Path;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn schemathesis_finds_the_api_as_documented() {
-    let suite = common::suite_with(common::Options {
+    let suite = crate::common::suite_with(crate::common::Options {
         // Thousands of requests from one address: the budget is not what is tested here.
         rate_limit: 1_000_000,
         ..Default::default()
@@ -25,7 +23,7 @@ async fn schemathesis_finds_the_api_as_documented() {
     // way and a hand-off link, so that those operations are tried past "not live".
     let registration = suite.start("KZ").await;
     let (status, recovery) = suite
-        .post("/v1/recovery", json!({"login": common::valid_iin()}))
+        .post("/v1/recovery", json!({"login": crate::common::valid_iin()}))
         .await;
     assert_eq!(status, StatusCode::CREATED, "{recovery}");
     let (status, link) = suite

@@ -2,8 +2,6 @@
 //! client's resolver answers with their addresses, as a headless Service's DNS does), each
 //! behind a relay that counts the bytes its callers sent.
 
-mod common;
-
 use examreg_kit::balance::{Resolve, Timing};
 use examreg_proto::identity::v1::{self as pb, identity_service_client::IdentityServiceClient};
 use examreg_testkit as tk;
@@ -92,7 +90,7 @@ fn taken(relays: &[tk::Relay], before: &[u64]) -> Vec<u64> {
 
 #[tokio::test]
 async fn calls_spread_over_the_replicas_a_new_one_takes_calls_and_a_removed_one_costs_none() {
-    let first = common::spawn().await;
+    let first = crate::common::spawn().await;
     let token = tk::service_token(&first.key, "gateway", &["accounts:read"]);
     let token = token.as_str();
     let mut replicas = vec![first.replica().await, first.replica().await];

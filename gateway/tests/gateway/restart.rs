@@ -2,9 +2,7 @@
 //! service drains on its shutdown signal and the gateway retries calls that found a service
 //! unavailable, so no applicant's registration fails.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use reqwest::StatusCode;
 use std::{sync::Arc, time::Duration};
 

@@ -17,7 +17,7 @@ use std::{
     time::Duration,
 };
 
-const SELFIE: &[u8] = include_bytes!("fixtures/selfie.jpg");
+const SELFIE: &[u8] = include_bytes!("../fixtures/selfie.jpg");
 const MASTER: &str = "dev1:000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
 
 fn config(cluster: &GarageCluster, node: usize, prefix: &str) -> S3Config {

@@ -1,8 +1,6 @@
 //! Background work once per cluster: two replicas asking for the same job's lease run it once
 //! per period between them, never twice within one, and when one stops the other carries on.
 
-mod common;
-
 use examreg_kit::lease::Lease;
 use std::{
     sync::{Arc, Mutex},
@@ -45,7 +43,7 @@ fn replica(
 
 #[tokio::test]
 async fn two_replicas_run_a_job_once_per_period_and_one_carries_on_when_the_other_stops() {
-    let app = common::spawn().await;
+    let app = crate::common::spawn().await;
     let every = Duration::from_millis(400);
     let runs: Runs = Arc::default();
     let pool = || async { sqlx::PgPool::connect(app.database.expose()).await.unwrap() };
@@ -106,7 +104,7 @@ async fn two_replicas_run_a_job_once_per_period_and_one_carries_on_when_the_othe
 
 #[tokio::test]
 async fn the_identity_sweeper_runs_once_per_period_across_replicas() {
-    let app = common::spawn_with(|c| c.sweep_every = Duration::from_millis(500)).await;
+    let app = crate::common::spawn_with(|c| c.sweep_every = Duration::from_millis(500)).await;
     let _replica = app.replica().await;
     let pool = sqlx::PgPool::connect(app.database.expose()).await.unwrap();
     let runs = || async {

@@ -1,11 +1,9 @@
 //! End to end through the gateway's public HTTP API, with identity, verification and
 //! biometrics running for real on the local stack's Postgres, Redis, Garage and maildev.
 
-mod common;
-
 use examreg_kit::service::{Probe, healthcheck};
 
-use common::*;
+use crate::common::*;
 use examreg_testkit as tk;
 use futures::stream::{FuturesUnordered, StreamExt};
 use reqwest::StatusCode;

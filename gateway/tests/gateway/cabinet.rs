@@ -1,9 +1,7 @@
 //! The second half of the journey through the gateway: personal data, education, completion
 //! and the cabinet, with every service running for real on the local stack.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use examreg_testkit as tk;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};

@@ -3,9 +3,7 @@
 //! redoes the step and completes again; a squatted IIN is released and its holder registers;
 //! and `examreg-ctl` drives each call against the running suite.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use examreg_kit::auth::with_bearer;
 use examreg_proto::identity::v1::{
     self as id, RegistrationEventKind as Kind, identity_service_client::IdentityServiceClient,

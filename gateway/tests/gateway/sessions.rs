@@ -3,9 +3,7 @@
 //! refused within a second, at the gateway and at the services, though their signatures are
 //! still good and their lifetimes not over.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use examreg_kit::auth::with_bearer;
 use examreg_proto::profile::v1::{self as pb, profile_service_client::ProfileServiceClient};
 use examreg_testkit as tk;

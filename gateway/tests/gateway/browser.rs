@@ -2,9 +2,7 @@
 //! playing a real face photograph, codes read from the mail catcher, the whole suite running
 //! on the local stack. Screenshots of every screen go to `test-artifacts/browser/<test>/`.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use examreg_gateway::i18n::{Lang, message};
 use examreg_testkit::{
     self as tk,
@@ -1042,7 +1040,7 @@ async fn a_school_graduate_picks_the_school_from_a_list_once_its_directory_is_im
 /// A photograph of a coffee cup: no face in it.
 fn coffee_cup() -> image::DynamicImage {
     image::load_from_memory(include_bytes!(
-        "../../services/biometrics/tests/fixtures/coffee.jpg"
+        "../../../services/biometrics/tests/fixtures/coffee.jpg"
     ))
     .unwrap()
 }

@@ -2,8 +2,6 @@
 //! OTLP to a small receiver in this test, and the spans of every process share the login's
 //! trace id, each service's request span being a child of a gateway span.
 
-mod common;
-
 use examreg_testkit as tk;
 use opentelemetry_proto::tonic::{
     collector::trace::v1::{
@@ -74,7 +72,7 @@ async fn a_login_is_one_trace_across_the_gateway_and_every_service_it_touches() 
             .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
     );
 
-    let processes = common::processes::start(Some(&otlp), &[]).await;
+    let processes = crate::common::processes::start(Some(&otlp), &[]).await;
     // Register through the public API, then log in: the login crosses the gateway, identity,
     // biometrics and profile.
     let iin = tk::random_iin(examreg_domain::Sex::Female);

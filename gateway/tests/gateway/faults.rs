@@ -3,9 +3,7 @@
 //! personal data in the services' logs or in Postgres' own log, and services lost in the
 //! middle of calls.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use examreg_testkit as tk;
 use reqwest::{Method, StatusCode, header::HeaderMap};
 use serde_json::{Value, json};
@@ -623,7 +621,7 @@ async fn upload_raw(
 #[tokio::test]
 async fn slow_and_heavy_uploads_and_a_crowd_of_previews_stay_within_the_pods_memory() {
     const MIB: u64 = 1024 * 1024;
-    let suite = common::processes::start(
+    let suite = crate::common::processes::start(
         None,
         &[
             ("GATEWAY_RATE_LIMIT_PER_MINUTE", "100000".into()),

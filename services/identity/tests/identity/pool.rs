@@ -2,8 +2,6 @@
 //! statement may run. A table locked by someone else (an operator's long transaction) makes
 //! the calls fail `unavailable` within the timeouts, not hang, and changes nothing.
 
-mod common;
-
 use examreg_kit::{config::Secret, service::Pool};
 use examreg_proto::identity::v1 as pb;
 use examreg_testkit as tk;
@@ -13,7 +11,7 @@ use tonic::Code;
 
 /// A support desk's read of an account that does not exist: one query on the pool.
 fn read_unknown_account(
-    app: &common::TestApp,
+    app: &crate::common::TestApp,
 ) -> impl Future<Output = Result<tonic::Response<pb::GetAccountResponse>, tonic::Status>> + use<> {
     let token = tk::service_token(&app.key, "support-desk", &["accounts:read"]);
     let mut client = app.client.clone();
@@ -31,8 +29,8 @@ fn read_unknown_account(
 /// Identity with a pool of `size` for its calls (`application_name=calls`) and its two
 /// listeners on a direct URL (`application_name=sessions`): two URLs to the same database,
 /// told apart in `pg_stat_activity`.
-async fn with_named_pools(size: u32) -> common::TestApp {
-    common::spawn_with(|config| {
+async fn with_named_pools(size: u32) -> crate::common::TestApp {
+    crate::common::spawn_with(|config| {
         let url = config.database_url.expose().to_owned();
         let join = if url.contains('?') { '&' } else { '?' };
         config.database_url = Secret::new(format!("{url}{join}application_name=calls"));
@@ -48,7 +46,7 @@ async fn with_named_pools(size: u32) -> common::TestApp {
 
 #[tokio::test]
 async fn a_locked_table_fails_calls_within_the_timeouts_and_the_pool_keeps_its_size() {
-    let app = common::spawn_with(|config| {
+    let app = crate::common::spawn_with(|config| {
         // The two listeners hold two of the three: one is left for calls.
         config.database_pool = Pool {
             size: 3,

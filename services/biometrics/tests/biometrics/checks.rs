@@ -7,7 +7,7 @@ use examreg_testkit::photos::{SELFIE, camera_jpeg as frame_of, id_card, jpeg};
 use image::{DynamicImage, ImageFormat, Rgb, RgbImage, imageops};
 use std::{io::Cursor, time::Instant};
 
-const COFFEE: &[u8] = include_bytes!("fixtures/coffee.jpg");
+const COFFEE: &[u8] = include_bytes!("../fixtures/coffee.jpg");
 
 fn group_photo() -> DynamicImage {
     let path = concat!(env!("RUSTFACE_DIR"), "/test.png");

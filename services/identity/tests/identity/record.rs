@@ -1,9 +1,7 @@
 //! The system of record at identity: finding and listing accounts, the audit log, the change
 //! feed, each with its scope, against a fresh database of the local stack's Postgres.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use examreg_kit::{auth::with_bearer, errors::reason_of};
 use examreg_proto::identity::v1::{
     self as pb, RegistrationEventKind as Kind, find_account_request::By,

@@ -7,7 +7,7 @@ use examreg_biometrics::{
 use examreg_kit::config::Secret;
 use examreg_testkit as tk;
 
-const SELFIE: &[u8] = include_bytes!("fixtures/selfie.jpg");
+const SELFIE: &[u8] = include_bytes!("../fixtures/selfie.jpg");
 const MASTER: &str = "dev1:000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
 
 fn config(endpoint: String) -> S3Config {
