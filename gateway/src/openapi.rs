@@ -184,7 +184,8 @@ pub fn must_be_true() -> utoipa::openapi::Object {
 #[allow(dead_code)]
 fn openapi_json() {}
 
-/// Every error answer: `{"error": {"code", "message", "fields"}}`.
+/// Every error answer: `{"error": {"code", "message", "fields", …}}`, with what some codes
+/// carry besides.
 #[derive(ToSchema)]
 #[schema(as = Error)]
 pub struct ErrorBody {
@@ -205,6 +206,14 @@ pub struct ErrorDetail {
     /// `challenge`), sent back as `X-Proof-Of-Work: base64(JSON {algorithm, challenge, number,
     /// salt, signature})`.
     pub proof_of_work: Option<crate::pow::Challenge>,
+    /// With a refused photo (`photo_*`): the measurements behind the refusal.
+    pub checks: Option<crate::capture::Checks>,
+    /// With `registration_incomplete`, and the document check's codes at completion: the steps
+    /// still to do.
+    pub missing: Option<Vec<String>>,
+    /// With the document check's codes at completion (`document_check_pending`,
+    /// `document_review`, …): where the check stands, as the onboarding shows it.
+    pub document_check: Option<crate::onboarding::DocumentState>,
 }
 
 /// Where the applicant goes next: a step of the registration flow (`identifier` … `login`)
@@ -291,6 +300,25 @@ pub struct AcceptLanguage(
 
 #[cfg(test)]
 mod tests {
+    /// The contract clients pin is the committed `docs/openapi.json`: a change of the API
+    /// shows there, in the diff, or this fails. `EXAMREG_BLESS=1` rewrites it.
+    #[test]
+    fn the_committed_document_is_the_one_served() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/openapi.json");
+        let served = serde_json::to_string_pretty(&crate::startup::document()).unwrap() + "\n";
+        if std::env::var_os("EXAMREG_BLESS").is_some() {
+            std::fs::write(&path, &served).unwrap();
+            return;
+        }
+        let committed = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            committed == served,
+            "docs/openapi.json is not the document the gateway serves: run \
+             `EXAMREG_BLESS=1 cargo test -p examreg-gateway --lib openapi` and commit the change \
+             (and, for a change that breaks clients, see docs/compatibility.md)"
+        );
+    }
+
     #[test]
     fn every_operation_has_an_id_and_the_enforced_constraints_are_there() {
         let served = serde_json::to_value(crate::startup::document()).unwrap();
