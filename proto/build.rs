@@ -23,11 +23,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     tonic_prost_build::configure()
         // A photo's chunks share the buffer it arrived in, on both sides of the stream.
         .bytes(".examreg.biometrics.v1.UploadCaptureRequest.chunk")
-        // The gateway answers with a photo's scores as they come.
-        .type_attribute(
-            ".examreg.biometrics.v1.CaptureScores",
-            "#[derive(serde::Serialize)]",
-        )
         .build_client(true)
         .build_server(true)
         .compile_fds(fds)?;

@@ -52,7 +52,7 @@ pub struct Placement {
     /// `photo_face_off_centre`, `photo_several_faces`, `photo_too_dark`, `photo_too_bright`,
     /// …) and its message in the request's language.
     #[serde(skip_serializing_if = "Option::is_none")]
-    code: Option<String>,
+    code: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     message: Option<&'static str>,
 }
@@ -106,10 +106,13 @@ async fn frame(
         .read(body, FRAME_LIMIT, crate::bodies::declared(&headers))
         .await?;
     let answer = state.biometrics.check_frame(&user.token, frame).await?;
-    let code = (!answer.placed).then(|| format!("photo_{}", answer.reason));
-    let message = code
-        .as_deref()
-        .map(|code| crate::i18n::message(code, client.lang));
+    let code = if answer.placed {
+        None
+    } else {
+        // A frame refused for a reason a biometrics of before did not type is unreadable.
+        refusal_code(answer.refusal).or(Some("photo_undecodable"))
+    };
+    let message = code.map(|code| crate::i18n::message(code, client.lang));
     Ok(Json(Placement {
         placed: answer.placed,
         code,
@@ -176,10 +179,8 @@ async fn preview(
     Ok(axum::response::IntoResponse::into_response((headers, jpeg)))
 }
 
-/// The measurements behind a photo's acceptance or refusal: biometrics' scores, served as
-/// they come (this type is their shape in the document).
-#[derive(ToSchema)]
-#[allow(dead_code)]
+/// The measurements behind a photo's acceptance or refusal, from biometrics' scores.
+#[derive(Serialize, ToSchema)]
 pub struct Checks {
     width: u32,
     height: u32,
@@ -196,14 +197,48 @@ pub struct Checks {
     glare: Option<f64>,
 }
 
+impl From<&bio::CaptureScores> for Checks {
+    fn from(s: &bio::CaptureScores) -> Self {
+        Self {
+            width: s.width,
+            height: s.height,
+            sharpness: s.sharpness,
+            brightness: s.brightness,
+            faces: s.faces,
+            face_share: s.face_share,
+            face_offset: s.face_offset,
+            glare: s.glare,
+        }
+    }
+}
+
+/// The public code of a refused photo or frame, in one place: `photo_<reason>`, or
+/// `body_too_large` for one past the limit; `None` when it was not refused.
+fn refusal_code(refusal: i32) -> Option<&'static str> {
+    use bio::PhotoRefusal as R;
+    match R::try_from(refusal).unwrap_or(R::Undecodable) {
+        R::Unspecified => None,
+        R::TooLarge => Some("body_too_large"),
+        R::UnsupportedType => Some("photo_unsupported_type"),
+        R::Undecodable => Some("photo_undecodable"),
+        R::TooSmall => Some("photo_too_small"),
+        R::Blurred => Some("photo_blurred"),
+        R::TooDark => Some("photo_too_dark"),
+        R::TooBright => Some("photo_too_bright"),
+        R::NoFace => Some("photo_no_face"),
+        R::SeveralFaces => Some("photo_several_faces"),
+        R::FaceTooSmall => Some("photo_face_too_small"),
+        R::FaceOffCentre => Some("photo_face_off_centre"),
+    }
+}
+
 /// A photo kept.
 #[derive(Serialize, ToSchema)]
 pub struct Accepted {
     #[schema(format = Uuid)]
     capture_id: String,
     accepted: bool,
-    #[schema(value_type = Option<Checks>)]
-    checks: Option<bio::CaptureScores>,
+    checks: Option<Checks>,
     #[schema(value_type = Step)]
     next_step: &'static str,
 }
@@ -341,14 +376,15 @@ async fn upload(
         photo,
     };
     let answer = state.biometrics.upload(&user.token, upload).await?;
-    let checks = answer.scores;
+    let checks = answer.scores.as_ref().map(Checks::from);
     if !answer.accepted {
         metrics::counter!("captures_refused_total", "reason" => answer.reason.clone()).increment(1);
-        let mut error =
-            ApiError::validation(&format!("photo_{}", answer.reason), "photo", &answer.reason);
-        if answer.reason == "too_large" {
-            error = ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large");
-        }
+        let code = refusal_code(answer.refusal).unwrap_or("photo_undecodable");
+        let mut error = if code == "body_too_large" {
+            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, code)
+        } else {
+            ApiError::validation(code, "photo", code.trim_start_matches("photo_"))
+        };
         error.extra = Some(json!({"checks": checks}));
         return Err(error);
     }

@@ -47,6 +47,24 @@ fn review_id(value: &str) -> Result<i64, Error> {
         .ok_or(Error::ReviewNotFound)
 }
 
+/// A refusal as the wire says it.
+fn refusal_pb(refusal: &crate::checks::Refusal) -> pb::PhotoRefusal {
+    use crate::checks::Refusal;
+    match refusal {
+        Refusal::UnsupportedType => pb::PhotoRefusal::UnsupportedType,
+        Refusal::TooLarge => pb::PhotoRefusal::TooLarge,
+        Refusal::Undecodable(_) => pb::PhotoRefusal::Undecodable,
+        Refusal::TooSmall(_) => pb::PhotoRefusal::TooSmall,
+        Refusal::Blurred(_) => pb::PhotoRefusal::Blurred,
+        Refusal::TooDark(_) => pb::PhotoRefusal::TooDark,
+        Refusal::TooBright(_) => pb::PhotoRefusal::TooBright,
+        Refusal::NoFace(_) => pb::PhotoRefusal::NoFace,
+        Refusal::SeveralFaces(_) => pb::PhotoRefusal::SeveralFaces,
+        Refusal::FaceTooSmall(_) => pb::PhotoRefusal::FaceTooSmall,
+        Refusal::FaceOffCentre(_) => pb::PhotoRefusal::FaceOffCentre,
+    }
+}
+
 /// The status of a person's photo set, as GetCaptureStatus answers it.
 fn status_message(set: crate::captures::SetStatus) -> pb::GetCaptureStatusResponse {
     pb::GetCaptureStatusResponse {
@@ -295,6 +313,7 @@ impl BiometricsService for Biometrics {
                 reason: String::new(),
                 scores: Some(scores_pb(&scores)),
                 missing: owned(missing),
+                refusal: pb::PhotoRefusal::Unspecified.into(),
             },
             Upload::Refused(refusal) => pb::UploadCaptureResponse {
                 capture_id: String::new(),
@@ -302,10 +321,12 @@ impl BiometricsService for Biometrics {
                 reason: refusal.code().into(),
                 scores: refusal.scores().map(scores_pb),
                 missing: Vec::new(),
+                refusal: refusal_pb(&refusal).into(),
             },
             Upload::TooLarge => pb::UploadCaptureResponse {
                 accepted: false,
                 reason: "too_large".into(),
+                refusal: pb::PhotoRefusal::TooLarge.into(),
                 ..Default::default()
             },
         }))
@@ -323,11 +344,13 @@ impl BiometricsService for Biometrics {
                 placed: true,
                 reason: String::new(),
                 scores: Some(scores_pb(&scores)),
+                refusal: pb::PhotoRefusal::Unspecified.into(),
             },
             Err(refusal) => pb::CheckFrameResponse {
                 placed: false,
                 reason: refusal.code().to_owned(),
                 scores: refusal.scores().map(scores_pb),
+                refusal: refusal_pb(&refusal).into(),
             },
         };
         Ok(Response::new(answer))
