@@ -112,6 +112,8 @@ start_postgres() {
     say "starting postgres $version"
     as_root pg_ctlcluster "$version" main start
     wait_port $PG_PORT postgres
+    # Started here, so deploy/down may stop it (a Postgres that ran before is left running).
+    mkdir -p "$STATE" && touch "$STATE/postgres.started"
   fi
   # One login role for the local stack; each service gets its own database.
   as_root runuser -u postgres -- psql -qtA -p $PG_PORT -c \
@@ -285,8 +287,12 @@ stop_infra() {
   done
   if [ -f "$STATE/redis.pid" ]; then redis-cli -p $REDIS_PORT shutdown nosave >/dev/null 2>&1 || true; rm -f "$STATE/redis.pid"; fi
   stop_redis_cluster
-  local version; version=$(pg_lsclusters -h 2>/dev/null | awk 'NR==1{print $1}')
-  [ -z "$version" ] || as_root pg_ctlcluster "$version" main stop 2>/dev/null || true
+  # Only a Postgres that start_postgres started: one that ran before stays as it was.
+  if [ -f "$STATE/postgres.started" ]; then
+    local version; version=$(pg_lsclusters -h 2>/dev/null | awk 'NR==1{print $1}')
+    [ -z "$version" ] || as_root pg_ctlcluster "$version" main stop 2>/dev/null || true
+    rm -f "$STATE/postgres.started"
+  fi
 }
 
 export PATH="$EXAMREG_HOME/bin:$EXAMREG_HOME/node/node_modules/.bin:$HOME/.cargo/bin:$EXAMREG_HOME/venv/bin:$PATH"
