@@ -41,6 +41,30 @@ pub fn subject(account: uuid::Uuid) -> String {
     hex::encode(sha2::Sha256::digest(account.to_string().as_bytes()))
 }
 
+/// Records, at a service that owns a registration's data, a change identity recorded first,
+/// in the transaction that carries it out: its `changes` table (`id uuid PRIMARY KEY,
+/// account_id, action, steps text[], actor, at`; biometrics and profile have the same). A
+/// repeat of the same change (identity retrying) records nothing more.
+#[cfg(feature = "postgres")]
+pub async fn record_change(
+    conn: &mut sqlx::PgConnection,
+    account: uuid::Uuid,
+    change: &crate::auth::Change,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO changes (id, account_id, action, steps, actor) VALUES ($1, $2, $3, $4, $5) \
+         ON CONFLICT (id) DO NOTHING",
+    )
+    .bind(change.id)
+    .bind(account)
+    .bind(change.action.as_str())
+    .bind(&change.steps)
+    .bind(&change.by)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
 /// A note for an audit log: trimmed, 1 to 500 characters; `Err(too_long)` otherwise.
 pub fn note(value: &str) -> Result<&str, bool> {
     let note = value.trim();

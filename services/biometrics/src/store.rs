@@ -524,27 +524,6 @@ pub async fn log_reads(
     Ok(())
 }
 
-/// Records a change identity recorded first, in the transaction that carries it out; a
-/// repeat of the same change records nothing more.
-async fn record_change(
-    conn: &mut PgConnection,
-    account: Uuid,
-    change: &Change,
-) -> Result<(), sqlx::Error> {
-    sqlx::query!(
-        r#"INSERT INTO changes (id, account_id, action, steps, actor) VALUES ($1, $2, $3, $4, $5)
-           ON CONFLICT (id) DO NOTHING"#,
-        change.id,
-        account,
-        change.action.as_str(),
-        &change.steps,
-        change.by
-    )
-    .execute(conn)
-    .await?;
-    Ok(())
-}
-
 /// Puts steps of a set on its list to redo and takes the set's submission back, with the
 /// change recorded; `false` when the set was erased. A person without a set has nothing to
 /// reopen (the steps are missing already): the change is recorded all the same.
@@ -573,7 +552,7 @@ pub async fn reopen(
     )
     .execute(&mut *tx)
     .await?;
-    record_change(&mut tx, account, change).await?;
+    examreg_kit::record::record_change(&mut tx, account, change).await?;
     tx.commit().await?;
     Ok(true)
 }
@@ -622,7 +601,7 @@ pub async fn delete_account(
     )
     .execute(&mut *tx)
     .await?;
-    record_change(&mut tx, account, change).await?;
+    examreg_kit::record::record_change(&mut tx, account, change).await?;
     tx.commit().await?;
     Ok(keys)
 }

@@ -206,27 +206,6 @@ pub async fn lock(pool: &PgPool, account: Uuid) -> Result<Option<DateTime<Utc>>,
     .await
 }
 
-/// Records a change identity recorded first, in the transaction that carries it out; a
-/// repeat of the same change records nothing more.
-async fn record_change(
-    conn: &mut PgConnection,
-    account: Uuid,
-    change: &Change,
-) -> Result<(), sqlx::Error> {
-    sqlx::query!(
-        r#"INSERT INTO changes (id, account_id, action, steps, actor) VALUES ($1, $2, $3, $4, $5)
-           ON CONFLICT (id) DO NOTHING"#,
-        change.id,
-        account,
-        change.action.as_str(),
-        &change.steps,
-        change.by
-    )
-    .execute(conn)
-    .await?;
-    Ok(())
-}
-
 /// Empties the profile and leaves the row as a tombstone, so nothing written later creates
 /// the person again, with the erasure recorded; whether there was anything to erase.
 #[tracing::instrument(skip_all)]
@@ -247,7 +226,7 @@ pub async fn delete(pool: &PgPool, account: Uuid, change: &Change) -> Result<boo
     )
     .fetch_one(&mut *tx)
     .await?;
-    record_change(&mut tx, account, change).await?;
+    examreg_kit::record::record_change(&mut tx, account, change).await?;
     tx.commit().await?;
     Ok(deleted)
 }
@@ -281,7 +260,7 @@ pub async fn reopen(
     )
     .execute(&mut *tx)
     .await?;
-    record_change(&mut tx, account, change).await?;
+    examreg_kit::record::record_change(&mut tx, account, change).await?;
     tx.commit().await?;
     Ok(true)
 }
