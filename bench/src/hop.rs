@@ -48,7 +48,7 @@ pub(crate) async fn measure(
             .add_service(health)
             .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
     );
-    let echo = HealthClient::new(examreg_kit::grpc::channel(&echo_url)?);
+    let echo = HealthClient::new(examreg_kit::channel::lazy(&echo_url)?);
     let bare = timed(|| {
         let mut echo = echo.clone();
         async move {
@@ -57,7 +57,7 @@ pub(crate) async fn measure(
         }
     })
     .await?;
-    let profile = ProfileServiceClient::new(examreg_kit::grpc::channel(profile_url)?);
+    let profile = ProfileServiceClient::new(examreg_kit::channel::lazy(profile_url)?);
     let direct = timed(|| {
         let mut profile = profile.clone();
         async move {

@@ -93,7 +93,7 @@ pub struct Application {
 
 impl Application {
     /// Connects to Redis and the services and binds the listener. `keys` must hold identity's
-    /// JWK Set (see `examreg_kit::client::fetch_jwks`).
+    /// JWK Set (see `examreg_kit::auth::Keys::fetch`).
     pub async fn build(config: Config, keys: Keys) -> anyhow::Result<Self> {
         anyhow::ensure!(
             !config.pow_key.expose().is_empty(),
@@ -101,12 +101,12 @@ impl Application {
         );
         let texts = crate::texts::Texts::load(config.texts_dir.as_deref())?;
         let redis = examreg_kit::redis::connect(&config.redis_url, Duration::from_secs(3)).await?;
-        let identity = examreg_kit::grpc::channel(&config.identity_url)?;
+        let identity = examreg_kit::channel::lazy(&config.identity_url)?;
         let calls = upstream::Calls::new(ServiceToken::of(identity.clone(), &config.client));
-        let verification = examreg_kit::grpc::channel(&config.verification_url)?;
-        let biometrics = examreg_kit::grpc::channel(&config.biometrics_url)?;
-        let profile = examreg_kit::grpc::channel(&config.profile_url)?;
-        let (listener, addr) = examreg_kit::grpc::bind(config.addr).await?;
+        let verification = examreg_kit::channel::lazy(&config.verification_url)?;
+        let biometrics = examreg_kit::channel::lazy(&config.biometrics_url)?;
+        let profile = examreg_kit::channel::lazy(&config.profile_url)?;
+        let (listener, addr) = examreg_kit::server::bind(config.addr).await?;
         let state = AppState {
             inner: Arc::new(Inner {
                 flows: crate::flow::Flows::new(redis.clone(), config.key_prefix.clone()),

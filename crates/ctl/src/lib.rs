@@ -505,7 +505,7 @@ impl Ctl {
             .trim()
             .to_owned();
         let channel = |url: &str| {
-            examreg_kit::grpc::channel(url).with_context(|| format!("{url} is not a gRPC address"))
+            examreg_kit::channel::lazy(url).with_context(|| format!("{url} is not a gRPC address"))
         };
         let mut ctl = Self {
             identity: IdentityServiceClient::new(channel(&cli.identity)?),

@@ -504,14 +504,41 @@ impl Keys {
         // Another call may have fetched it while this one waited.
         if unknown() && fetched.is_none_or(|at| at.elapsed() >= REFETCH_EVERY) {
             *fetched = Some(std::time::Instant::now());
-            if let Err(status) =
-                crate::client::fetch_jwks(source.identity.clone(), self, Duration::ZERO).await
-            {
+            if let Err(status) = self.fetch(source.identity.clone(), Duration::ZERO).await {
                 tracing::warn!(code = ?status.code(), "JWKS fetch for an unknown key failed");
             }
         }
         drop(fetched);
         self.authenticate(token)
+    }
+
+    /// Fetches identity's JWK Set into these keys now (retrying until it succeeds or
+    /// `give_up` passes); `client::jwks_refresher` keeps it fresh.
+    pub async fn fetch(
+        &self,
+        identity: tonic::transport::Channel,
+        give_up: Duration,
+    ) -> Result<(), Status> {
+        use examreg_proto::identity::v1::{
+            GetJwksRequest, identity_service_client::IdentityServiceClient,
+        };
+        let started = std::time::Instant::now();
+        let mut client = IdentityServiceClient::new(identity);
+        loop {
+            match client.get_jwks(GetJwksRequest {}).await {
+                Ok(answer) => {
+                    let set = KeySet::from_jwks(&answer.into_inner().jwks_json)
+                        .map_err(|e| Status::internal(e.to_string()))?;
+                    self.merge(set);
+                    return Ok(());
+                }
+                Err(status) if started.elapsed() < give_up => {
+                    tracing::warn!(code = ?status.code(), "JWKS not available yet; retrying");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+                Err(status) => return Err(status),
+            }
+        }
     }
 
     pub fn snapshot(&self) -> KeySet {
@@ -720,8 +747,10 @@ fn is_public(path: &str, extra: &[&str]) -> bool {
         || extra.contains(&path)
 }
 
-/// Tower layer that every gRPC request meets first: it opens the request's span (continuing
-/// the caller's trace) and authenticates every request but the public ones.
+/// Tower layer that authenticates every gRPC request but the public ones: the caller goes
+/// into the request's extensions (read by [`caller`]); a refused call is answered here and
+/// never reaches a handler. It runs inside the request's span (`telemetry::SpanLayer`), where
+/// it records the account, and inside its count (`metrics::MetricsLayer`).
 #[derive(Clone)]
 pub struct AuthLayer {
     keys: Keys,
@@ -745,6 +774,7 @@ impl<S> tower::Layer<S> for AuthLayer {
     }
 }
 
+/// The service [`AuthLayer`] wraps around the routes.
 #[derive(Clone)]
 pub struct AuthService<S> {
     inner: S,
@@ -769,10 +799,6 @@ where
     }
 
     fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
-        // Every call runs in a span continuing the caller's trace, and is counted and timed.
-        let started = std::time::Instant::now();
-        let method = request.uri().path().to_owned();
-        let span = crate::telemetry::request_span("grpc", &method, request.headers());
         let needs_token = !is_public(request.uri().path(), self.layer.public);
         let token = request
             .headers()
@@ -788,44 +814,28 @@ where
         // The clone is the ready one's twin; swap so the polled-ready service handles the call.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
-        Box::pin(tracing::Instrument::instrument(
-            async move {
-                if needs_token {
-                    let outcome = match token {
-                        None => Err(Status::unauthenticated("missing bearer token")),
-                        Some(token) => keys.authenticate_fresh(&token).await,
+        Box::pin(async move {
+            if needs_token {
+                let outcome = match token {
+                    None => Err(Status::unauthenticated("missing bearer token")),
+                    Some(token) => keys.authenticate_fresh(&token).await,
+                }
+                .and_then(|caller| caller.acting_for(person.as_deref()));
+                match outcome {
+                    Ok(caller) => {
+                        if let Caller::User { account_id, .. } = &caller {
+                            tracing::Span::current().record("account_id", account_id.to_string());
+                        }
+                        request.extensions_mut().insert(caller);
                     }
-                    .and_then(|caller| caller.acting_for(person.as_deref()));
-                    match outcome {
-                        Ok(caller) => {
-                            if let Caller::User { account_id, .. } = &caller {
-                                tracing::Span::current()
-                                    .record("account_id", account_id.to_string());
-                            }
-                            request.extensions_mut().insert(caller);
-                        }
-                        Err(status) => {
-                            tracing::info!(code = ?status.code(), "call refused");
-                            crate::metrics::rpc_done(
-                                &method,
-                                &format!("{:?}", status.code()),
-                                started,
-                            );
-                            return Ok(status.into_http());
-                        }
+                    Err(status) => {
+                        tracing::info!(code = ?status.code(), "call refused");
+                        return Ok(status.into_http());
                     }
                 }
-                let response = inner.call(request).await;
-                if method != crate::metrics::PATH {
-                    let code = response
-                        .as_ref()
-                        .map_or_else(|_| "Unavailable".to_owned(), crate::metrics::code_of);
-                    crate::metrics::rpc_done(&method, &code, started);
-                }
-                response
-            },
-            span,
-        ))
+            }
+            inner.call(request).await
+        })
     }
 }
 

@@ -2,9 +2,9 @@
 //! identity with its client id and secret and keeps it fresh ([`ServiceToken`]); a service that
 //! verifies tokens fetches identity's JWK Set and refreshes it ([`refresh_jwks`]).
 
-use crate::{auth::Keys, config::Secret, tokens::KeySet};
+use crate::{auth::Keys, config::Secret};
 use examreg_proto::identity::v1::{
-    GetJwksRequest, IssueServiceTokenRequest, WatchRevocationsRequest,
+    IssueServiceTokenRequest, WatchRevocationsRequest,
     identity_service_client::IdentityServiceClient,
 };
 use std::{
@@ -95,28 +95,6 @@ impl ServiceToken {
     }
 }
 
-/// Fetches identity's JWK Set into `keys` now (retrying until it succeeds or `give_up` passes)
-/// and returns; call [`jwks_refresher`] to keep it fresh.
-pub async fn fetch_jwks(identity: Channel, keys: &Keys, give_up: Duration) -> Result<(), Status> {
-    let started = Instant::now();
-    let mut client = IdentityServiceClient::new(identity);
-    loop {
-        match client.get_jwks(GetJwksRequest {}).await {
-            Ok(answer) => {
-                let set = KeySet::from_jwks(&answer.into_inner().jwks_json)
-                    .map_err(|e| Status::internal(e.to_string()))?;
-                keys.merge(set);
-                return Ok(());
-            }
-            Err(status) if started.elapsed() < give_up => {
-                tracing::warn!(code = ?status.code(), "JWKS not available yet; retrying");
-                tokio::time::sleep(Duration::from_millis(500)).await;
-            }
-            Err(status) => return Err(status),
-        }
-    }
-}
-
 /// Refreshes `keys` from identity every `every` until `shutdown` resolves; a failed refresh
 /// keeps the keys it had.
 pub async fn jwks_refresher(
@@ -131,8 +109,8 @@ pub async fn jwks_refresher(
         () = &mut shutdown => return,
         () = tokio::time::sleep(every) => {}
     }
-    crate::grpc::periodically(every, shutdown, || async {
-        if let Err(status) = fetch_jwks(identity.clone(), &keys, Duration::ZERO).await {
+    crate::tasks::periodically(every, shutdown, || async {
+        if let Err(status) = keys.fetch(identity.clone(), Duration::ZERO).await {
             tracing::warn!(code = ?status.code(), "JWKS refresh failed; keeping the old keys");
         }
     })
@@ -206,12 +184,13 @@ pub async fn revocations_current(keys: &Keys, give_up: Duration) -> Result<(), S
 pub async fn synced_keys(
     identity_url: &str,
     credentials: &Credentials,
-    stop: &crate::grpc::Trigger,
+    stop: &crate::tasks::Trigger,
 ) -> Result<(Keys, tokio::task::JoinHandle<()>), Box<dyn std::error::Error + Send + Sync>> {
-    let identity = crate::grpc::channel(identity_url)?;
+    let identity = crate::channel::lazy(identity_url)?;
     let keys = Keys::default();
     keys.refetch_from(identity.clone());
-    fetch_jwks(identity.clone(), &keys, Duration::from_secs(120)).await?;
+    keys.fetch(identity.clone(), Duration::from_secs(120))
+        .await?;
     let refresher = jwks_refresher(
         identity.clone(),
         keys.clone(),

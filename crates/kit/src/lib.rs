@@ -1,15 +1,20 @@
-//! Service plumbing that every examreg service shares, written once: typed configuration from
-//! the environment, telemetry, the gRPC server bootstrap (health, reflection, graceful
-//! shutdown), signed tokens and the authentication layer, error mapping helpers, and what the
-//! system of record's calls share (keyset pages, audit notes).
+//! Service plumbing that every examreg service shares, written once:
+//! - start-up: `config` (typed configuration from the environment), `telemetry` (logs, traces,
+//!   the request span layer), `metrics` (the recorder, the RPC count layer), `server` (bind,
+//!   serve behind the layers, drain), `service` (a binary's main, Postgres pools);
+//! - callers and callees: `auth` (tokens' claims, the keys, the authentication layer),
+//!   `tokens` (signing and key sets), `client` (a service's own token, keys kept in step with
+//!   identity), `channel` (balanced channels to other services, the health probe);
+//! - shared behaviour: `errors`, `texts`, `record` (keyset pages, audit notes, changes),
+//!   `retention`, `work` (CPU lanes and gates), `tasks` (stop triggers, periodic loops),
+//!   `lease` and `redis`.
 #![forbid(unsafe_code)]
 
 pub mod auth;
-pub mod balance;
+pub mod channel;
 pub mod client;
 pub mod config;
 pub mod errors;
-pub mod grpc;
 #[cfg(feature = "postgres")]
 pub mod lease;
 pub mod metrics;
@@ -18,7 +23,9 @@ pub mod record;
 pub mod redis;
 #[cfg(any(feature = "postgres", feature = "redis"))]
 pub mod retention;
+pub mod server;
 pub mod service;
+pub mod tasks;
 pub mod telemetry;
 pub mod texts;
 pub mod tokens;

@@ -5,8 +5,13 @@
 //! `grpc_server_handling_seconds{method}` for every service; business counters are named
 //! after their service (e.g. `verification_codes_sent_total`).
 
+use futures::future::BoxFuture;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
-use std::{sync::OnceLock, time::Instant};
+use std::{
+    sync::OnceLock,
+    task::{Context, Poll},
+    time::Instant,
+};
 
 /// Latency buckets from a millisecond to ten seconds (photo checks and argon2 included).
 const BUCKETS: [f64; 14] = [
@@ -31,7 +36,7 @@ pub fn recorder() -> PrometheusHandle {
 }
 
 /// Records one finished RPC.
-pub(crate) fn rpc_done(method: &str, code: &str, started: Instant) {
+fn rpc_done(method: &str, code: &str, started: Instant) {
     let method = method.to_owned();
     metrics::counter!("grpc_server_handled_total", "method" => method.clone(), "code" => code.to_owned())
         .increment(1);
@@ -41,7 +46,7 @@ pub(crate) fn rpc_done(method: &str, code: &str, started: Instant) {
 
 /// The gRPC status of a response: from its headers (a trailers-only answer, which every
 /// refusal is), OK otherwise.
-pub(crate) fn code_of<B>(response: &http::Response<B>) -> String {
+fn code_of<B>(response: &http::Response<B>) -> String {
     response
         .headers()
         .get("grpc-status")
@@ -51,4 +56,51 @@ pub(crate) fn code_of<B>(response: &http::Response<B>) -> String {
             || "OK".to_owned(),
             |n| format!("{:?}", tonic::Code::from(n)),
         )
+}
+
+/// Tower layer that counts and times every gRPC call by its method and outcome (refusals of
+/// the auth layer within included); scrapes of [`PATH`] are not counted.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct MetricsLayer;
+
+impl<S> tower::Layer<S> for MetricsLayer {
+    type Service = Metered<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Metered(inner)
+    }
+}
+
+/// The service [`MetricsLayer`] wraps.
+#[derive(Clone, Debug)]
+pub struct Metered<S>(S);
+
+impl<S, B, R> tower::Service<http::Request<B>> for Metered<S>
+where
+    S: tower::Service<http::Request<B>, Response = http::Response<R>>,
+    S::Future: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = BoxFuture<'static, Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        let started = Instant::now();
+        let method = request.uri().path().to_owned();
+        let response = self.0.call(request);
+        Box::pin(async move {
+            let response = response.await;
+            if method != PATH {
+                let code = response
+                    .as_ref()
+                    .map_or_else(|_| "Unavailable".to_owned(), code_of);
+                rpc_done(&method, &code, started);
+            }
+            response
+        })
+    }
 }

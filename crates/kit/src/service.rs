@@ -8,7 +8,8 @@
 use crate::{
     auth::Keys,
     config::{Env, load_or_exit},
-    grpc::{Trigger, bind, serve, shutdown_signal},
+    server::{bind, serve, shutdown_signal},
+    tasks::Trigger,
 };
 use std::{future::Future, net::SocketAddr, pin::Pin, time::Duration};
 use tokio::net::TcpListener;
@@ -241,7 +242,7 @@ where
 /// Asks the binary listening on `addr` whether it is well.
 pub async fn healthcheck(addr: SocketAddr, probe: Probe) -> Result<(), String> {
     match probe {
-        Probe::Grpc => crate::grpc::healthcheck(addr).await,
+        Probe::Grpc => crate::channel::healthcheck(addr).await,
         Probe::Http(path) => http_ok(addr, path).await,
     }
 }

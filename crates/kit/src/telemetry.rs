@@ -6,12 +6,15 @@
 //!
 //! Personal data never reaches a log: domain types print masked, secrets print redacted.
 
+use futures::future::BoxFuture;
 use opentelemetry::{
     propagation::{Extractor, Injector, TextMapPropagator},
     trace::TracerProvider as _,
 };
 use opentelemetry_otlp::WithExportConfig;
 use opentelemetry_sdk::{propagation::TraceContextPropagator, trace::SdkTracerProvider};
+use std::task::{Context, Poll};
+use tracing::Instrument;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 use tracing_subscriber::{EnvFilter, Layer, layer::SubscriberExt, util::SubscriberInitExt};
 
@@ -214,5 +217,42 @@ mod tests {
                 caller_trace
             );
         });
+    }
+}
+
+/// Tower layer that runs every gRPC call in a [`request_span`] continuing the caller's trace:
+/// the outermost of the server's layers, so what the others log is in it.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SpanLayer;
+
+impl<S> tower::Layer<S> for SpanLayer {
+    type Service = Spanned<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Spanned(inner)
+    }
+}
+
+/// The service [`SpanLayer`] wraps.
+#[derive(Clone, Debug)]
+pub struct Spanned<S>(S);
+
+impl<S, B> tower::Service<http::Request<B>> for Spanned<S>
+where
+    S: tower::Service<http::Request<B>>,
+    S::Future: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = BoxFuture<'static, Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        let span = request_span("grpc", request.uri().path(), request.headers());
+        let response = span.in_scope(|| self.0.call(request));
+        Box::pin(response.instrument(span))
     }
 }

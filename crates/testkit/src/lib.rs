@@ -92,9 +92,9 @@ pub async fn learn_keys(
     keys: &examreg_kit::auth::Keys,
     client: &examreg_kit::client::Credentials,
 ) {
-    let identity = examreg_kit::grpc::channel(identity_url).unwrap();
+    let identity = examreg_kit::channel::lazy(identity_url).unwrap();
     keys.refetch_from(identity.clone());
-    examreg_kit::client::fetch_jwks(identity.clone(), keys, Duration::from_secs(10))
+    keys.fetch(identity.clone(), Duration::from_secs(10))
         .await
         .unwrap();
     let token = examreg_kit::client::ServiceToken::of(identity.clone(), client);

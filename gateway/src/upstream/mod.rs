@@ -240,7 +240,7 @@ where
 pub(crate) async fn serving(channel: &Channel) -> bool {
     tokio::time::timeout(
         Duration::from_secs(2),
-        examreg_kit::grpc::serving(channel.clone()),
+        examreg_kit::channel::serving(channel.clone()),
     )
     .await
     .is_ok_and(|answer| answer.is_ok())

@@ -23,7 +23,7 @@ impl Suite {
             .find(|(n, _)| *n == "identity")
             .unwrap()
             .1;
-        IdentityServiceClient::new(examreg_kit::grpc::channel(url).unwrap())
+        IdentityServiceClient::new(examreg_kit::channel::lazy(url).unwrap())
     }
 
     fn staff(&self) -> String {
@@ -180,7 +180,7 @@ impl Suite {
 
     fn channel(&self, service: &str) -> Channel {
         let url = &self.services.iter().find(|(n, _)| *n == service).unwrap().1;
-        examreg_kit::grpc::channel(url).unwrap()
+        examreg_kit::channel::lazy(url).unwrap()
     }
 }
 

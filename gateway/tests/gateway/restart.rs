@@ -28,7 +28,7 @@ async fn restarting_each_service_while_applicants_register_fails_no_registration
     let mut journeys = spawn(6);
     // Every service in turn, again and again, until every applicant is through and each
     // service was restarted at least once while some were on their way (a stop lingers
-    // `kit::grpc::LINGER` before it closes, so more applicants come while the turn goes on).
+    // `kit::server::LINGER` before it closes, so more applicants come while the turn goes on).
     let services = ["identity", "verification", "biometrics", "profile"];
     let mut restarts = 0;
     loop {

@@ -63,7 +63,7 @@ pub struct SetStatus {
     pub redo: Vec<String>,
     pub sealed_at: Option<chrono::DateTime<chrono::Utc>>,
     /// The reading of the zone-bearing photo's machine-readable zone.
-    pub document_check: Option<(crate::documents::Check, Option<crate::documents::Decision>)>,
+    pub document_check: Option<(crate::document::Check, Option<crate::document::Decision>)>,
 }
 
 /// What an upload came to.
@@ -95,8 +95,8 @@ impl Captures {
         let set = store::capture_set(&self.pool, account).await?;
         let document_type = set.document_type;
         let consent = store::consent_of(&self.pool, account).await?;
-        let document_check = crate::documents::check_of(&self.pool, account).await?;
-        let document = crate::documents::standing(document_check.as_ref(), set.sealed_at.is_some());
+        let document_check = store::checks::check_of(&self.pool, account).await?;
+        let document = crate::document::standing(document_check.as_ref(), set.sealed_at.is_some());
         let missing = store::missing_of(
             &captures,
             document_type,
@@ -270,7 +270,7 @@ impl Captures {
     pub async fn seal(
         &self,
         account: Uuid,
-        claim: crate::documents::Claim,
+        claim: crate::document::Claim,
     ) -> Result<store::Seal, Error> {
         let seal = store::seal(&self.pool, account, claim).await?;
         match &seal {

@@ -4,9 +4,9 @@
 
 use crate::{
     captures::{Captures, Upload},
-    checks, documents,
+    checks,
     error::Error,
-    store,
+    reviews, store,
 };
 use examreg_domain::{CaptureKind, DocumentType};
 use examreg_kit::{
@@ -26,7 +26,7 @@ use uuid::Uuid;
 const APPLICANT: &str = "applicant";
 
 pub struct Biometrics {
-    pub captures: Captures,
+    pub captures: std::sync::Arc<Captures>,
 }
 
 fn capture_summary(c: &store::CaptureRow) -> pb::CaptureSummary {
@@ -99,7 +99,7 @@ const ACCESS_LOG_READ: &str = "the access log (ListAccessLog)";
 /// Why a listing of the review queue is recorded.
 const REVIEW_QUEUE_READ: &str = "the review queue (ListReviews)";
 
-fn review_message(row: documents::ReviewRow) -> pb::Review {
+fn review_message(row: reviews::ReviewRow) -> pb::Review {
     pb::Review {
         review_id: row.id.to_string(),
         account_id: row.account_id.to_string(),
@@ -155,10 +155,10 @@ fn holder_of(holder: Option<&pb::Holder>) -> Option<examreg_domain::mrz::Expecte
 }
 
 fn document_check(
-    check: crate::documents::Check,
-    decision: Option<crate::documents::Decision>,
+    check: crate::document::Check,
+    decision: Option<crate::document::Decision>,
 ) -> pb::DocumentCheck {
-    use crate::documents::Check;
+    use crate::document::Check;
     use examreg_domain::mrz::Verdict;
     let mut answer = pb::DocumentCheck::default();
     let state = match check {
@@ -485,13 +485,13 @@ impl BiometricsService for Biometrics {
             }
             Ok(text.to_owned())
         };
-        let names = crate::documents::ClaimedNames {
+        let names = crate::document::ClaimedNames {
             surname: part(&req.surname)?,
             given_name: part(&req.given_name)?,
             patronymic: part(&req.patronymic)?,
         };
         let names = (!names.surname.is_empty() && !names.given_name.is_empty()).then_some(names);
-        let claim = crate::documents::Claim {
+        let claim = crate::document::Claim {
             birth_date,
             sex,
             names,
@@ -639,7 +639,7 @@ impl BiometricsService for Biometrics {
         // The queue names people and what of their documents disagrees: each person listed has
         // the read on record, in its transaction.
         let mut tx = self.captures.pool.begin().await.map_err(Error::from)?;
-        let rows = documents::reviews(&mut tx, req.include_decided, after, limit + 1)
+        let rows = reviews::list(&mut tx, req.include_decided, after, limit + 1)
             .await
             .map_err(Error::from)?;
         let (rows, next) = cut(rows, limit, |r| r.id);
@@ -661,7 +661,7 @@ impl BiometricsService for Biometrics {
     ) -> Result<Response<pb::GetReviewResponse>, Status> {
         let actor = caller(&request)?.require_scope("review:write")?.to_owned();
         let id = review_id(&request.get_ref().review_id)?;
-        let documents::Reviewed { row, zone, names } = documents::review(&self.captures.pool, id)
+        let reviews::Reviewed { row, zone, names } = reviews::review(&self.captures.pool, id)
             .await
             .map_err(Error::from)?
             .ok_or(Error::ReviewNotFound)?;
@@ -708,18 +708,18 @@ impl BiometricsService for Biometrics {
             _ => return Err(Error::InvalidDecision.into()),
         };
         let reason = note(&req.reason).map_err(|_| Error::ReasonRequired)?;
-        match documents::decide(&self.captures.pool, id, decision, reason, &actor)
+        match reviews::decide(&self.captures.pool, id, decision, reason, &actor)
             .await
             .map_err(Error::from)?
         {
-            documents::Decided::Done(row) => {
+            reviews::Decided::Done(row) => {
                 tracing::info!(review = id, decision, actor, "document review decided");
                 Ok(Response::new(pb::DecideReviewResponse {
                     review: Some(review_message(row)),
                 }))
             }
-            documents::Decided::NotFound => Err(Error::ReviewNotFound.into()),
-            documents::Decided::AlreadyDecided => Err(Error::ReviewDecided.into()),
+            reviews::Decided::NotFound => Err(Error::ReviewNotFound.into()),
+            reviews::Decided::AlreadyDecided => Err(Error::ReviewDecided.into()),
         }
     }
 }

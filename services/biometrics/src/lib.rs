@@ -6,13 +6,15 @@
 
 pub mod captures;
 pub mod checks;
-pub mod documents;
+pub mod document;
 pub mod envelope;
 pub mod error;
 pub mod grpc;
 pub mod objects;
 pub mod ocr;
+pub mod reviews;
 pub mod store;
+pub mod worker;
 
 use examreg_kit::{
     auth::Keys,
@@ -45,7 +47,7 @@ pub struct Config {
     /// revocation feed.
     pub client: examreg_kit::client::Credentials,
     /// The document check's reader and its workers.
-    pub documents: documents::Settings,
+    pub documents: worker::Settings,
     /// How often the sweeper runs (once per cluster, whatever the replicas).
     pub sweep_every: Duration,
     /// How long decided reviews are kept (`None`: forever).
@@ -128,7 +130,7 @@ impl Config {
             read_queue: env.parse("BIOMETRICS_READ_QUEUE", cpus * 16),
             identity_url: env.string("IDENTITY_URL", "http://127.0.0.1:50051"),
             client: examreg_kit::client::Credentials::from_env(env, "BIOMETRICS", "biometrics"),
-            documents: documents::Settings {
+            documents: worker::Settings {
                 model: env
                     .string(
                         "BIOMETRICS_MRZ_MODEL",
@@ -177,42 +179,42 @@ impl Application {
             retention.rules(),
             examreg_kit::retention::Log::Postgres(pool.clone()),
         );
-        let biometrics = Arc::new(grpc::Biometrics {
-            captures: captures::Captures {
-                pool,
-                objects: objects::Objects::new(&config.s3),
-                keys: config
-                    .master_keys
-                    .ok_or_else(|| anyhow::anyhow!("BIOMETRICS_MASTER_KEYS is required"))?,
-                thresholds: Arc::new(config.thresholds),
-                gate: examreg_kit::work::Gate::new(
-                    "photo_checks",
-                    config.check_concurrency,
-                    config.check_queue,
-                    Duration::from_secs(1),
-                ),
-                reads: examreg_kit::work::Gate::new(
-                    "photo_reads",
-                    config.read_concurrency,
-                    config.read_queue,
-                    Duration::from_secs(1),
-                ),
-            },
+        let captures = Arc::new(captures::Captures {
+            pool,
+            objects: objects::Objects::new(&config.s3),
+            keys: config
+                .master_keys
+                .ok_or_else(|| anyhow::anyhow!("BIOMETRICS_MASTER_KEYS is required"))?,
+            thresholds: Arc::new(config.thresholds),
+            gate: examreg_kit::work::Gate::new(
+                "photo_checks",
+                config.check_concurrency,
+                config.check_queue,
+                Duration::from_secs(1),
+            ),
+            reads: examreg_kit::work::Gate::new(
+                "photo_reads",
+                config.read_concurrency,
+                config.read_queue,
+                Duration::from_secs(1),
+            ),
         });
         let routes = Routes::new(
-            BiometricsServiceServer::from_arc(biometrics.clone())
-                .max_decoding_message_size(4 * 1024 * 1024),
+            BiometricsServiceServer::new(grpc::Biometrics {
+                captures: captures.clone(),
+            })
+            .max_decoding_message_size(4 * 1024 * 1024),
         )
         .add_service(evidence.server());
         let names = &[
             "examreg.biometrics.v1.BiometricsService",
             examreg_kit::retention::SERVICE_NAME,
         ];
-        let readers = biometrics.clone();
+        let readers = captures.clone();
         Ok(Service::bind(config.addr, routes, names, keys)
             .await?
-            .task(|stop| sweeper(sweeps, biometrics, retention, stop))
-            .task(|stop| documents::run(readers, sessions, config.documents, stop)))
+            .task(|stop| sweeper(sweeps, captures, retention, stop))
+            .task(|stop| worker::run(readers, sessions, config.documents, stop)))
     }
 }
 
@@ -239,7 +241,7 @@ impl Retention {
 
     async fn sweep(&self, pool: &sqlx::PgPool) -> Result<(), sqlx::Error> {
         if let Some(period) = self.reviews {
-            store::sweep_reviews(pool, period).await?;
+            reviews::sweep(pool, period).await?;
         }
         examreg_kit::retention::sweep_records(pool, self.records).await
     }
@@ -250,18 +252,18 @@ impl Retention {
 /// `BIOMETRICS_SWEEP_INTERVAL_SECS` across the replicas: one replica lists the bucket, not each.
 async fn sweeper(
     lease: examreg_kit::lease::Lease,
-    service: Arc<grpc::Biometrics>,
+    captures: Arc<captures::Captures>,
     retention: Retention,
     stop: impl Future<Output = ()>,
 ) {
     lease
         .run(stop, || async {
-            match service.captures.sweep(Duration::from_secs(600)).await {
+            match captures.sweep(Duration::from_secs(600)).await {
                 Ok(0) => {}
                 Ok(swept) => tracing::info!(swept, "unreferenced objects deleted"),
                 Err(e) => tracing::warn!(error = %e, "sweep failed; will retry"),
             }
-            if let Err(e) = retention.sweep(&service.captures.pool).await {
+            if let Err(e) = retention.sweep(&captures.pool).await {
                 tracing::warn!(error = %e, "retention sweep failed; will retry");
             }
         })

@@ -1,6 +1,11 @@
 //! Capture records, consents, capture sets and the access log in Postgres.
 
-use crate::documents::Standing;
+use crate::{
+    document::{Check, Claim, Decision, Standing, zone_of},
+    reviews,
+};
+
+pub mod checks;
 use chrono::{DateTime, Utc};
 use examreg_domain::{CaptureKind, DocumentType};
 use examreg_kit::auth::Change;
@@ -146,7 +151,7 @@ pub async fn replace_capture(
         .execute(&mut *tx)
         .await?;
     }
-    crate::documents::enqueue(&mut tx, c, c.holder).await?;
+    checks::enqueue(&mut tx, c, c.holder).await?;
     let mut unneeded: Vec<String> = old.into_iter().collect();
     if switch == Some(DocumentType::Passport) {
         unneeded.extend(
@@ -300,7 +305,7 @@ pub enum Seal {
     /// Not sealed: these are still missing.
     Incomplete(Vec<&'static str>),
     /// Not sealed: the document check holds it (waiting for the reading or for a person).
-    Held((crate::documents::Check, Option<crate::documents::Decision>)),
+    Held((Check, Option<Decision>)),
     Erased,
 }
 
@@ -314,9 +319,8 @@ pub fn missing_of(
     document: Standing,
 ) -> Vec<&'static str> {
     let to_redo = |step: &str| redo.iter().any(|r| r == step);
-    let retake = |kind: CaptureKind| {
-        document == Standing::Retake && crate::documents::zone_of(document_type, kind).is_some()
-    };
+    let retake =
+        |kind: CaptureKind| document == Standing::Retake && zone_of(document_type, kind).is_some();
     let mut missing: Vec<&'static str> = document_type
         .captures()
         .iter()
@@ -335,11 +339,7 @@ pub fn missing_of(
 /// what stays; an upload racing it either committed before (and is part of what is sealed)
 /// or waits and is refused.
 #[tracing::instrument(skip_all)]
-pub async fn seal(
-    pool: &PgPool,
-    account: Uuid,
-    claim: crate::documents::Claim,
-) -> Result<Seal, sqlx::Error> {
+pub async fn seal(pool: &PgPool, account: Uuid, claim: Claim) -> Result<Seal, sqlx::Error> {
     let mut tx = pool.begin().await?;
     match open_set(&mut tx, account, None).await? {
         Err(Closed::Erased) => return Ok(Seal::Erased),
@@ -364,16 +364,15 @@ pub async fn seal(
     )
     .fetch_one(&mut *tx)
     .await?;
-    let check = crate::documents::check_of(&mut *tx, account).await?;
-    let document = crate::documents::standing(check.as_ref(), set.sealed_at.is_some());
+    let check = checks::check_of(&mut *tx, account).await?;
+    let document = crate::document::standing(check.as_ref(), set.sealed_at.is_some());
     let missing = missing_of(&captures, set.document_type, consent, &set.redo, document);
     if !missing.is_empty() {
         return Ok(Seal::Incomplete(missing));
     }
     // The names beside the zone's, for whoever reviews the document, whatever comes next.
-    if let (Some(names), Some((crate::documents::Check::Read(zone, _), _))) = (&claim.names, &check)
-    {
-        crate::documents::record_names(&mut tx, account, zone, names).await?;
+    if let (Some(names), Some((Check::Read(zone, _), _))) = (&claim.names, &check) {
+        checks::record_names(&mut tx, account, zone, names).await?;
     }
     if claim.compare_only {
         tx.commit().await?;
@@ -388,11 +387,10 @@ pub async fn seal(
             return Ok(Seal::Held(check));
         }
         // Verified by the reading alone: the profile's birth date and sex must agree too.
-        (Standing::Passed, Some((crate::documents::Check::Read(zone, _), None))) => {
+        (Standing::Passed, Some((Check::Read(zone, _), None))) => {
             let mismatches = claim.mismatches(&zone);
             if !mismatches.is_empty() {
-                let held =
-                    crate::documents::hold_for_review(&mut tx, account, *zone, mismatches).await?;
+                let held = reviews::hold_for_review(&mut tx, account, *zone, mismatches).await?;
                 tx.commit().await?;
                 return Ok(Seal::Held(held));
             }
@@ -606,21 +604,6 @@ pub async fn delete_account(
     Ok(keys)
 }
 
-/// Deletes the reviews decided longer ago than `period`, with the retention's evidence.
-#[tracing::instrument(skip_all)]
-pub async fn sweep_reviews(pool: &PgPool, period: std::time::Duration) -> Result<(), sqlx::Error> {
-    let mut tx = pool.begin().await?;
-    let deleted = sqlx::query!(
-        "DELETE FROM document_reviews WHERE decided_at < now() - make_interval(secs => $1)",
-        period.as_secs_f64()
-    )
-    .execute(&mut *tx)
-    .await?
-    .rows_affected();
-    examreg_kit::retention::record(&mut tx, "reviews", deleted, &[]).await?;
-    tx.commit().await
-}
-
 /// A photo's record, as a subject access request shows it.
 pub struct StoredRow {
     pub id: Uuid,
@@ -654,7 +637,7 @@ pub struct PersonData {
     pub captures: Vec<StoredRow>,
     pub consent: Option<ConsentRow>,
     pub zone: Option<serde_json::Value>,
-    pub reviews: Vec<crate::documents::ReviewRow>,
+    pub reviews: Vec<reviews::ReviewRow>,
     pub changes: Vec<ChangeRow>,
     pub erased_at: Option<DateTime<Utc>>,
 }
@@ -692,7 +675,7 @@ pub async fn person_data(
     .await?
     .flatten();
     let reviews = sqlx::query_as!(
-        crate::documents::ReviewRow,
+        reviews::ReviewRow,
         r#"SELECT id, account_id, capture_id, mismatches, opened_at, decision, reason, decided_by,
              decided_at
            FROM document_reviews WHERE account_id = $1 ORDER BY id"#,

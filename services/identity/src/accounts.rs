@@ -3,7 +3,7 @@
 
 use crate::{
     error::Error,
-    grpc::Identity,
+    identity::Identity,
     password::{self, Verified},
     store,
 };

@@ -12,7 +12,7 @@
 //! or by [`Identity::finish_unfinished`], which identity runs every few seconds; until it is
 //! finished the registration cannot be completed (the steps it reopens would be skipped).
 
-use crate::{error::Error, grpc::Identity, store};
+use crate::{error::Error, identity::Identity, store};
 use examreg_kit::auth::{Change, Claims, with_bearer};
 use examreg_proto::{biometrics::v1 as bio, profile::v1 as prof, verification::v1 as ver};
 use std::time::Duration;

@@ -9,7 +9,7 @@
 //! that resumes from what it processed misses nothing, across a restart of either side.
 
 use crate::{error::Error, store};
-use examreg_kit::grpc::Trigger;
+use examreg_kit::tasks::Trigger;
 use examreg_proto::{convert::timestamp, identity::v1 as pb};
 use sqlx::PgPool;
 use std::{pin::Pin, time::Duration};

@@ -3,11 +3,10 @@
 //! in `error.rs`.
 
 use crate::{
-    ServiceClient, Throttle,
     accounts::{NewAccount, RecoveryBy, Terms},
     error::Error,
-    feed::{Feed, Watch},
-    password::Hasher,
+    feed::Watch,
+    identity::Identity,
     record::{FindBy, Reader, identifier_subject},
     sessions::{CAPTURE_TTL, Client, Tokens},
     store::{Acting, AuditOf, Filter, Record},
@@ -17,70 +16,31 @@ use examreg_domain::{AccountStatus, Email, Iin, KAZAKHSTAN, LoginKind, PassportN
 use examreg_kit::{
     auth::{Caller, account_id_field, caller},
     record::{after_id, note, page_size},
-    tokens::{KeySet, SigningKey, jwks_json},
-};
-use examreg_proto::{
-    biometrics::v1::biometrics_service_client::BiometricsServiceClient,
-    profile::v1::profile_service_client::ProfileServiceClient,
-    verification::v1::verification_service_client::VerificationServiceClient,
+    tokens::jwks_json,
 };
 use examreg_proto::{
     convert::{FromWire, datetime, timestamp},
     identity::v1::{self as pb, identity_service_server::IdentityService},
 };
-use sqlx::PgPool;
-use std::time::Duration;
-use tonic::transport::Channel;
+use std::{sync::Arc, time::Duration};
 use tonic::{Request, Response, Status};
 
-/// What a revocation keeps beyond a token's expiry and leeway: the clocks of identity's pods
-/// and of Postgres differ by milliseconds, and a refresh that read the session just before it
-/// ended signs its token a moment after.
-pub const CLOCK_MARGIN: Duration = Duration::from_secs(5);
-
-pub struct Identity {
-    pub pool: PgPool,
-    pub hasher: Hasher,
-    pub signing_key: SigningKey,
-    pub published_keys: Vec<SigningKey>,
-    pub proof_keys: KeySet,
-    pub clients: Vec<ServiceClient>,
-    pub access_ttl: Duration,
-    pub refresh_ttl: Duration,
-    /// How long a spent refresh token may come back for a pair of its own (a race, a lost
-    /// answer) before a reuse ends the session.
-    pub refresh_grace: Duration,
-    pub session_lifetime: Duration,
-    pub service_token_ttl: Duration,
-    pub throttle: Throttle,
-    pub revocations: crate::revocations::Feed,
-    pub feed: Feed,
-    /// The streams this replica serves, within their caps.
-    pub streams: crate::streams::Streams,
-    pub biometrics: BiometricsServiceClient<Channel>,
-    pub profile: ProfileServiceClient<Channel>,
-    pub verification: VerificationServiceClient<Channel>,
+/// The gRPC face of [`Identity`]: each handler reads who calls and the request, calls the
+/// service, and answers.
+pub struct Api {
+    pub identity: Arc<Identity>,
 }
 
 fn email_of(text: &str) -> Result<Email, Error> {
     Email::parse(text).map_err(Error::InvalidEmail)
 }
 
-impl Identity {
-    /// How long an ended session's tokens are refused: until the last token it may have issued
-    /// (the longer of an access and a capture token, signed at the latest as it ended) is past
-    /// its expiry and the verifiers' leeway, with [`CLOCK_MARGIN`] to spare.
-    pub(crate) fn revocation_kept(&self) -> Duration {
-        self.access_ttl.max(CAPTURE_TTL) + examreg_kit::tokens::LEEWAY + CLOCK_MARGIN
-    }
-
-    fn pair_pb(&self, tokens: Tokens) -> pb::TokenPair {
-        pb::TokenPair {
-            access_token: tokens.access_token,
-            refresh_token: tokens.refresh_token,
-            expires_in: i64::try_from(self.access_ttl.as_secs()).unwrap_or(900),
-            refresh_expires_at: Some(timestamp(tokens.refresh_expires_at)),
-        }
+fn pair_pb(tokens: Tokens, access_ttl: Duration) -> pb::TokenPair {
+    pb::TokenPair {
+        access_token: tokens.access_token,
+        refresh_token: tokens.refresh_token,
+        expires_in: i64::try_from(access_ttl.as_secs()).unwrap_or(900),
+        refresh_expires_at: Some(timestamp(tokens.refresh_expires_at)),
     }
 }
 
@@ -212,14 +172,17 @@ fn list_query(
 }
 
 #[tonic::async_trait]
-impl IdentityService for Identity {
+impl IdentityService for Api {
     #[tracing::instrument(skip_all)]
     async fn create_account(
         &self,
         request: Request<pb::CreateAccountRequest>,
     ) -> Result<Response<pb::CreateAccountResponse>, Status> {
         caller(&request)?.require_scope("accounts:create")?;
-        let id = self.create(new_account(request.into_inner())?).await?;
+        let id = self
+            .identity
+            .create(new_account(request.into_inner())?)
+            .await?;
         Ok(Response::new(pb::CreateAccountResponse {
             account_id: id.to_string(),
         }))
@@ -241,9 +204,12 @@ impl IdentityService for Identity {
             },
             user_agent: &req.user_agent,
         };
-        let (tokens, account) = Identity::login(self, &req.login, &req.password, &client).await?;
+        let (tokens, account) = self
+            .identity
+            .login(&req.login, &req.password, &client)
+            .await?;
         Ok(Response::new(pb::LoginResponse {
-            tokens: Some(self.pair_pb(tokens)),
+            tokens: Some(pair_pb(tokens, self.identity.access_ttl)),
             account_id: account.id.to_string(),
             status: pb::AccountStatus::from(account.status).into(),
         }))
@@ -255,9 +221,12 @@ impl IdentityService for Identity {
         request: Request<pb::RefreshSessionRequest>,
     ) -> Result<Response<pb::RefreshSessionResponse>, Status> {
         caller(&request)?.require_scope("sessions:create")?;
-        let tokens = self.refresh(&request.into_inner().refresh_token).await?;
+        let tokens = self
+            .identity
+            .refresh(&request.into_inner().refresh_token)
+            .await?;
         Ok(Response::new(pb::RefreshSessionResponse {
-            tokens: Some(self.pair_pb(tokens)),
+            tokens: Some(pair_pb(tokens, self.identity.access_ttl)),
         }))
     }
 
@@ -267,7 +236,7 @@ impl IdentityService for Identity {
         request: Request<pb::LogoutRequest>,
     ) -> Result<Response<pb::LogoutResponse>, Status> {
         let (account, session) = caller(&request)?.require_user()?;
-        Identity::logout(self, account, session).await?;
+        self.identity.logout(account, session).await?;
         Ok(Response::new(pb::LogoutResponse {}))
     }
 
@@ -284,13 +253,14 @@ impl IdentityService for Identity {
                     actor: who.require_scope("accounts:read")?,
                     purpose: purpose_field(&req.purpose)?,
                 };
-                self.record_for(account_id_field(&req.account_id)?, &reader)
+                self.identity
+                    .record_for(account_id_field(&req.account_id)?, &reader)
                     .await?
             }
             // A phone after a hand-off reads whether the registration is still open.
             Caller::User { .. } | Caller::Capture { .. } => {
                 let id = who.account_for_capture("accounts:read", &req.account_id)?;
-                self.own_record(id).await?
+                self.identity.own_record(id).await?
             }
         };
         Ok(Response::new(pb::GetAccountResponse {
@@ -312,7 +282,7 @@ impl IdentityService for Identity {
         };
         let by = find_by(req.by.clone())?;
         Ok(Response::new(pb::FindAccountResponse {
-            account: Some(account_pb(self.find(&by, &reader).await?)),
+            account: Some(account_pb(self.identity.find(&by, &reader).await?)),
         }))
     }
 
@@ -335,6 +305,7 @@ impl IdentityService for Identity {
             registered_before: datetime(req.registered_before.as_ref()),
         };
         let page = self
+            .identity
             .list(&filter, after, page_size(req.page_size), &reader)
             .await?;
         Ok(Response::new(pb::ListAccountsResponse {
@@ -357,6 +328,7 @@ impl IdentityService for Identity {
         };
         let after = after_id(&req.page_token).ok_or(Error::InvalidPageToken)?;
         let (entries, next) = self
+            .identity
             .audit_log(&of, after, page_size(req.page_size), reader)
             .await?;
         Ok(Response::new(pb::ListAccessLogResponse {
@@ -384,7 +356,7 @@ impl IdentityService for Identity {
         let req = request.get_ref();
         let purpose = purpose_field(&req.purpose)?;
         let account = account_id_field(&req.account_id)?;
-        let rows = crate::store::sessions_of(&self.pool, account, actor, purpose)
+        let rows = crate::store::sessions_of(&self.identity.pool, account, actor, purpose)
             .await
             .map_err(Error::from)?;
         Ok(Response::new(pb::ListSessionsResponse {
@@ -412,8 +384,10 @@ impl IdentityService for Identity {
             .require_scope("registrations:read")?
             .to_owned();
         let cursor = crate::feed::parse_cursor(&request.get_ref().cursor)?;
-        let permit = self.streams.admit(&client)?;
-        Ok(Response::new(self.feed.watch(cursor, permit).await?))
+        let permit = self.identity.streams.admit(&client)?;
+        Ok(Response::new(
+            self.identity.feed.watch(cursor, permit).await?,
+        ))
     }
 
     #[tracing::instrument(skip_all)]
@@ -422,7 +396,7 @@ impl IdentityService for Identity {
         request: Request<pb::CompleteRegistrationRequest>,
     ) -> Result<Response<pb::CompleteRegistrationResponse>, Status> {
         let (account, _) = caller(&request)?.require_user()?;
-        let registered_at = self.complete(account).await?;
+        let registered_at = self.identity.complete(account).await?;
         Ok(Response::new(pb::CompleteRegistrationResponse {
             registered_at: Some(timestamp(registered_at)),
         }))
@@ -440,7 +414,7 @@ impl IdentityService for Identity {
             reason: reason_field(&req.reason)?,
         };
         let account = account_id_field(&req.account_id)?;
-        let erased = self.erase(account, &acting).await?;
+        let erased = self.identity.erase(account, &acting).await?;
         Ok(Response::new(pb::DeleteAccountResponse {
             deleted: erased.account,
             captures_deleted: erased.captures,
@@ -458,7 +432,7 @@ impl IdentityService for Identity {
         let req = request.get_ref();
         let acting = acting(caller(&request)?, &req.reason)?;
         let account = account_id_field(&req.account_id)?;
-        let ended = self.block(account, &acting).await?;
+        let ended = self.identity.block(account, &acting).await?;
         Ok(Response::new(pb::BlockAccountResponse {
             revoked_sessions: i64::try_from(ended).unwrap_or(i64::MAX),
         }))
@@ -472,7 +446,7 @@ impl IdentityService for Identity {
         let req = request.get_ref();
         let acting = acting(caller(&request)?, &req.reason)?;
         let account = account_id_field(&req.account_id)?;
-        self.unblock(account, &acting).await?;
+        self.identity.unblock(account, &acting).await?;
         Ok(Response::new(pb::UnblockAccountResponse {}))
     }
 
@@ -484,7 +458,7 @@ impl IdentityService for Identity {
         let req = request.get_ref();
         let acting = acting(caller(&request)?, &req.reason)?;
         let account = account_id_field(&req.account_id)?;
-        let was_locked = Identity::unlock_login(self, account, &acting).await?;
+        let was_locked = self.identity.unlock_login(account, &acting).await?;
         Ok(Response::new(pb::UnlockLoginResponse { was_locked }))
     }
 
@@ -496,7 +470,7 @@ impl IdentityService for Identity {
         let req = request.get_ref();
         let acting = acting(caller(&request)?, &req.reason)?;
         let account = account_id_field(&req.account_id)?;
-        let ended = Identity::release_identifier(self, account, &acting).await?;
+        let ended = self.identity.release_identifier(account, &acting).await?;
         Ok(Response::new(pb::ReleaseIdentifierResponse {
             revoked_sessions: i64::try_from(ended).unwrap_or(i64::MAX),
         }))
@@ -511,7 +485,7 @@ impl IdentityService for Identity {
         let acting = acting(caller(&request)?, &req.reason)?;
         let account = account_id_field(&req.account_id)?;
         let steps = crate::changes::steps_of(&req.steps)?;
-        let missing = self.reopen(account, &steps, &acting).await?;
+        let missing = self.identity.reopen(account, &steps, &acting).await?;
         Ok(Response::new(pb::ReopenRegistrationResponse { missing }))
     }
 
@@ -531,7 +505,7 @@ impl IdentityService for Identity {
             None => return Err(Error::LoginRequired.into()),
         };
         Ok(Response::new(pb::LookupRecoveryResponse {
-            email: self.recovery_email(by, &actor).await?,
+            email: self.identity.recovery_email(by, &actor).await?,
         }))
     }
 
@@ -542,8 +516,10 @@ impl IdentityService for Identity {
     ) -> Result<Response<pb::ResetPasswordResponse>, Status> {
         caller(&request)?.require_scope("accounts:recover")?;
         let req = request.into_inner();
-        let (account, revoked) =
-            Identity::reset_password(self, &req.recovery_proof, &req.new_password).await?;
+        let (account, revoked) = self
+            .identity
+            .reset_password(&req.recovery_proof, &req.new_password)
+            .await?;
         Ok(Response::new(pb::ResetPasswordResponse {
             account_id: account.to_string(),
             revoked_sessions: i64::try_from(revoked).unwrap_or(i64::MAX),
@@ -556,10 +532,12 @@ impl IdentityService for Identity {
         request: Request<pb::IssueServiceTokenRequest>,
     ) -> Result<Response<pb::IssueServiceTokenResponse>, Status> {
         let req = request.into_inner();
-        let (token, scopes) = self.service_token(&req.client_id, &req.client_secret)?;
+        let (token, scopes) = self
+            .identity
+            .service_token(&req.client_id, &req.client_secret)?;
         Ok(Response::new(pb::IssueServiceTokenResponse {
             access_token: token,
-            expires_in: i64::try_from(self.service_token_ttl.as_secs()).unwrap_or(900),
+            expires_in: i64::try_from(self.identity.service_token_ttl.as_secs()).unwrap_or(900),
             scopes,
         }))
     }
@@ -571,8 +549,8 @@ impl IdentityService for Identity {
         request: Request<pb::WatchRevocationsRequest>,
     ) -> Result<Response<Self::WatchRevocationsStream>, Status> {
         let client = caller(&request)?.require_scope("revocations:watch")?;
-        let permit = self.streams.admit(client)?;
-        Ok(Response::new(self.revocations.watch(permit)))
+        let permit = self.identity.streams.admit(client)?;
+        Ok(Response::new(self.identity.revocations.watch(permit)))
     }
 
     async fn get_jwks(
@@ -580,7 +558,9 @@ impl IdentityService for Identity {
         _request: Request<pb::GetJwksRequest>,
     ) -> Result<Response<pb::GetJwksResponse>, Status> {
         Ok(Response::new(pb::GetJwksResponse {
-            jwks_json: jwks_json(std::iter::once(&self.signing_key).chain(&self.published_keys)),
+            jwks_json: jwks_json(
+                std::iter::once(&self.identity.signing_key).chain(&self.identity.published_keys),
+            ),
         }))
     }
 
@@ -590,7 +570,7 @@ impl IdentityService for Identity {
         request: Request<pb::IssueCaptureTokenRequest>,
     ) -> Result<Response<pb::IssueCaptureTokenResponse>, Status> {
         let (account, session) = caller(&request)?.require_user()?;
-        let token = self.capture_token(account, session).await?;
+        let token = self.identity.capture_token(account, session).await?;
         Ok(Response::new(pb::IssueCaptureTokenResponse {
             capture_token: token,
             expires_in: i64::try_from(CAPTURE_TTL.as_secs()).unwrap_or(900),

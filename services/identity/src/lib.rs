@@ -12,6 +12,7 @@ mod channel;
 pub mod error;
 pub mod feed;
 pub mod grpc;
+pub mod identity;
 pub mod password;
 pub mod record;
 pub mod retention;
@@ -285,10 +286,10 @@ impl Application {
         );
         let sweeps =
             examreg_kit::lease::Lease::new(pool.clone(), "identity.sweep", config.sweep_every);
-        let draining = examreg_kit::grpc::Trigger::default();
+        let draining = examreg_kit::tasks::Trigger::default();
         let feed = revocations::Feed::new(pool.clone(), draining.clone());
         let registrations = feed::Feed::new(pool.clone(), draining.clone());
-        let identity = grpc::Identity {
+        let identity = identity::Identity {
             pool: pool.clone(),
             hasher,
             signing_key,
@@ -304,17 +305,19 @@ impl Application {
             revocations: feed.clone(),
             feed: registrations.clone(),
             streams: streams::Streams::new(config.streams_max, config.streams_per_client),
-            biometrics: BiometricsServiceClient::new(examreg_kit::grpc::channel(
+            biometrics: BiometricsServiceClient::new(examreg_kit::channel::lazy(
                 &config.biometrics_url,
             )?),
-            profile: ProfileServiceClient::new(examreg_kit::grpc::channel(&config.profile_url)?),
-            verification: VerificationServiceClient::new(examreg_kit::grpc::channel(
+            profile: ProfileServiceClient::new(examreg_kit::channel::lazy(&config.profile_url)?),
+            verification: VerificationServiceClient::new(examreg_kit::channel::lazy(
                 &config.verification_url,
             )?),
         };
         let identity = std::sync::Arc::new(identity);
-        let routes = Routes::new(IdentityServiceServer::from_arc(identity.clone()))
-            .add_service(evidence.server());
+        let routes = Routes::new(IdentityServiceServer::new(grpc::Api {
+            identity: identity.clone(),
+        }))
+        .add_service(evidence.server());
         let names = &[
             "examreg.identity.v1.IdentityService",
             examreg_kit::retention::SERVICE_NAME,
@@ -345,7 +348,7 @@ impl Application {
 /// are idempotent, so a run repeated after a crash does no harm).
 async fn sweeper(
     lease: examreg_kit::lease::Lease,
-    identity: std::sync::Arc<grpc::Identity>,
+    identity: std::sync::Arc<identity::Identity>,
     window: Duration,
     retention: retention::Retention,
     stop: impl Future<Output = ()>,
@@ -367,7 +370,7 @@ async fn sweeper(
 
 /// Carries out, every few seconds, the changes of registrations left unfinished because an
 /// owner was down (see [`changes`]).
-async fn finisher(identity: std::sync::Arc<grpc::Identity>, stop: impl Future<Output = ()>) {
+async fn finisher(identity: std::sync::Arc<identity::Identity>, stop: impl Future<Output = ()>) {
     let mut every = tokio::time::interval(Duration::from_secs(5));
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tokio::pin!(stop);

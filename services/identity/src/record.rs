@@ -7,7 +7,7 @@
 
 use crate::{
     error::Error,
-    grpc::Identity,
+    identity::Identity,
     store::{self, AuditOf, AuditRow, Filter, Record},
 };
 use examreg_domain::{Email, LoginKind};

@@ -6,7 +6,7 @@
 //! (milliseconds), without a lookup per call.
 
 use crate::store;
-use examreg_kit::{auth::Keys, grpc::Trigger};
+use examreg_kit::{auth::Keys, tasks::Trigger};
 use examreg_proto::identity::v1 as pb;
 use sqlx::PgPool;
 use std::{pin::Pin, time::Duration};

@@ -3,7 +3,7 @@
 
 use crate::{
     error::Error,
-    grpc::Identity,
+    identity::Identity,
     password::Verified,
     store::{self, AccountRow, Spend},
     throttle::Attempt,
@@ -213,5 +213,19 @@ impl Identity {
             .sign(&Claims::capture(account, session, CAPTURE_TTL));
         tracing::info!(%account, "capture token issued");
         Ok(token)
+    }
+}
+
+/// What a revocation keeps beyond a token's expiry and leeway: the clocks of identity's pods
+/// and of Postgres differ by milliseconds, and a refresh that read the session just before it
+/// ended signs its token a moment after.
+pub const CLOCK_MARGIN: Duration = Duration::from_secs(5);
+
+impl Identity {
+    /// How long an ended session's tokens are refused: until the last token it may have issued
+    /// (the longer of an access and a capture token, signed at the latest as it ended) is past
+    /// its expiry and the verifiers' leeway, with [`CLOCK_MARGIN`] to spare.
+    pub(crate) fn revocation_kept(&self) -> Duration {
+        self.access_ttl.max(CAPTURE_TTL) + examreg_kit::tokens::LEEWAY + CLOCK_MARGIN
     }
 }

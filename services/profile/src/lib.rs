@@ -81,7 +81,7 @@ impl Application {
         )
         .await?;
         let identity =
-            IdentityServiceClient::new(examreg_kit::grpc::channel(&config.identity_url)?);
+            IdentityServiceClient::new(examreg_kit::channel::lazy(&config.identity_url)?);
         let retain = config.retain_records;
         let evidence = examreg_kit::retention::Evidence::new(
             "profile",

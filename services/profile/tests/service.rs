@@ -97,9 +97,9 @@ async fn spawn_with(adjust: impl FnOnce(&mut examreg_profile::Config)) -> TestAp
     let (stop_profile, stopped) = tk::stopper();
     tokio::spawn(profile.run_until_stopped(stopped));
     TestApp {
-        identity: IdentityServiceClient::new(examreg_kit::grpc::channel(&identity_url).unwrap()),
-        profile: ProfileServiceClient::new(examreg_kit::grpc::channel(&profile_url).unwrap()),
-        channel: examreg_kit::grpc::channel(&profile_url).unwrap(),
+        identity: IdentityServiceClient::new(examreg_kit::channel::lazy(&identity_url).unwrap()),
+        profile: ProfileServiceClient::new(examreg_kit::channel::lazy(&profile_url).unwrap()),
+        channel: examreg_kit::channel::lazy(&profile_url).unwrap(),
         key,
         proof_key,
         database: sqlx::PgPool::connect(&database).await.unwrap(),

@@ -59,7 +59,7 @@ async fn spawn_config(mut config: Config) -> TestApp {
     let addr = app.addr();
     let (stop, stopped) = tk::stopper();
     tokio::spawn(app.run_until_stopped(stopped));
-    let channel = examreg_kit::grpc::channel(&format!("http://{addr}")).unwrap();
+    let channel = examreg_kit::channel::lazy(&format!("http://{addr}")).unwrap();
     TestApp {
         addr,
         client: VerificationServiceClient::new(channel),
@@ -439,7 +439,7 @@ async fn reflection_lists_the_services_and_health_only() {
         server_reflection_request::MessageRequest, server_reflection_response::MessageResponse,
     };
     let app = spawn().await;
-    let channel = examreg_kit::grpc::channel(&format!("http://{}", app.addr)).unwrap();
+    let channel = examreg_kit::channel::lazy(&format!("http://{}", app.addr)).unwrap();
     let request = ServerReflectionRequest {
         host: String::new(),
         message_request: Some(MessageRequest::ListServices(String::new())),
@@ -896,7 +896,7 @@ async fn the_retention_deletes_dead_letters_past_their_period_and_keeps_the_proo
     .await;
     let dpo = tk::service_token(&app.identity_key, "dpo", &["audit:read"]);
     let report = RetentionServiceClient::new(
-        examreg_kit::grpc::channel(&format!("http://{}", app.addr)).unwrap(),
+        examreg_kit::channel::lazy(&format!("http://{}", app.addr)).unwrap(),
     )
     .list_retention_runs(
         examreg_kit::auth::with_bearer(ListRetentionRunsRequest::default(), &dpo).unwrap(),

@@ -75,7 +75,7 @@ async fn spawn_at(
     let addr = app.addr();
     let (stop, stopped) = tk::stopper();
     tokio::spawn(app.run_until_stopped(stopped));
-    let channel = examreg_kit::grpc::channel(&format!("http://{addr}")).unwrap();
+    let channel = examreg_kit::channel::lazy(&format!("http://{addr}")).unwrap();
     TestApp {
         client: BiometricsServiceClient::new(channel.clone()),
         channel,

@@ -2,7 +2,7 @@
 //! client's resolver answers with their addresses, as a headless Service's DNS does), each
 //! behind a relay that counts the bytes its callers sent.
 
-use examreg_kit::balance::{Resolve, Timing};
+use examreg_kit::channel::balance::{Resolve, Timing};
 use examreg_proto::identity::v1::{self as pb, identity_service_client::IdentityServiceClient};
 use examreg_testkit as tk;
 use std::{
@@ -109,7 +109,7 @@ async fn calls_spread_over_the_replicas_a_new_one_takes_calls_and_a_removed_one_
         probe_timeout: Duration::from_millis(500),
     };
     let client = IdentityServiceClient::new(
-        examreg_kit::grpc::balanced(
+        examreg_kit::channel::balanced(
             "http://identity.examreg.svc:50051",
             resolver(&addrs),
             timing,
@@ -197,7 +197,7 @@ async fn calls_spread_over_the_replicas_a_new_one_takes_calls_and_a_removed_one_
     let rolling = load(
         &client,
         token,
-        examreg_kit::grpc::LINGER + Duration::from_secs(2),
+        examreg_kit::server::LINGER + Duration::from_secs(2),
     );
     tokio::time::sleep(Duration::from_millis(300)).await;
     let stopping = replicas.remove(1);

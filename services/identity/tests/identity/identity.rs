@@ -565,7 +565,7 @@ async fn shutdown_drains_the_calls_in_flight() {
     let (stop, stopped) = tk::stopper();
     let server = tokio::spawn(app.run_until_stopped(stopped));
     let client =
-        IdentityServiceClient::new(examreg_kit::grpc::channel(&format!("http://{addr}")).unwrap());
+        IdentityServiceClient::new(examreg_kit::channel::lazy(&format!("http://{addr}")).unwrap());
     let token = tk::service_token(&key, "gateway", &["sessions:create"]);
     // Warm the connection so the logins below reach the server at once.
     client

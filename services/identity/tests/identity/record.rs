@@ -543,7 +543,7 @@ async fn the_retention_deletes_ended_sessions_old_audit_entries_and_feed_events_
 
     // The proof: each rule's runs, with how many, for the data-protection officer only.
     let mut evidence = RetentionServiceClient::new(
-        examreg_kit::grpc::channel(&format!("http://{}", app.addr())).unwrap(),
+        examreg_kit::channel::lazy(&format!("http://{}", app.addr())).unwrap(),
     );
     let ask = |token: &str| with_bearer(ListRetentionRunsRequest::default(), token).unwrap();
     let err = evidence

@@ -73,7 +73,7 @@ async fn start(mut config: Config, key: SigningKey, proof_key: SigningKey) -> Te
     TestApp {
         database,
         client: IdentityServiceClient::new(
-            examreg_kit::grpc::channel(&format!("http://{addr}")).unwrap(),
+            examreg_kit::channel::lazy(&format!("http://{addr}")).unwrap(),
         ),
         key,
         proof_key,

@@ -7,7 +7,7 @@
 //!
 //! A discovery task keeps the set true: it resolves the name again every few seconds and at
 //! once when a replica fails, and asks each replica's grpc.health.v1 every second. A replica
-//! that does not answer SERVING (it stopped, or is draining: `grpc::serve` turns NOT_SERVING
+//! that does not answer SERVING (it stopped, or is draining: `server::serve` turns NOT_SERVING
 //! on its shutdown signal and keeps serving a moment before it closes) leaves the set, and
 //! comes back when it answers again; one that DNS no longer names leaves it too. The last
 //! replica is never taken out, so that calls fail at once (`unavailable`) rather than wait
@@ -241,7 +241,7 @@ impl Discovery {
             let channel = member.probe.clone();
             let addr = *addr;
             async move {
-                let healthy = tokio::time::timeout(timeout, crate::grpc::serving(channel))
+                let healthy = tokio::time::timeout(timeout, super::serving(channel))
                     .await
                     .is_ok_and(|answer| answer.is_ok());
                 (addr, healthy)
