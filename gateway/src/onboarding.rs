@@ -11,7 +11,7 @@ use crate::{
     state::AppState,
 };
 use axum::{Json, extract::State, http::StatusCode};
-use examreg_domain::{AccountStatus, DocumentType};
+use examreg_domain::{AccountStatus, DocumentType, Step as OnboardingStep};
 use examreg_proto::{
     biometrics::v1 as bio, convert::FromWire, identity::v1 as id, profile::v1 as pb,
 };
@@ -26,17 +26,14 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(complete))
 }
 
-/// The onboarding steps after the first login, in the seed's order.
-const STEPS: [&str; 8] = [
-    "face",
-    "document_front",
-    "document_back",
-    "consent",
-    "name",
-    "details",
-    "education",
-    "complete",
-];
+/// The onboarding's steps after the first login, in the seed's order: the domain's [`OnboardingStep`]s,
+/// then the completion (`openapi::Step` is its schema). The pages get the same list (`web`).
+pub fn onboarding_steps() -> impl Iterator<Item = &'static str> {
+    OnboardingStep::ALL
+        .iter()
+        .map(|s| s.as_str())
+        .chain(["complete"])
+}
 
 pub struct Onboarding {
     /// The reading of the document's machine-readable zone, once its photo is stored.
@@ -127,10 +124,12 @@ fn steps(
             .chain(profile_missing)
             .any(|m| m == step)
     };
-    let steps: Vec<(&'static str, bool)> = STEPS
-        .iter()
-        .filter(|step| !(document_type == DocumentType::Passport && **step == "document_back"))
-        .map(|&step| {
+    let steps: Vec<(&'static str, bool)> = onboarding_steps()
+        .filter(|&step| {
+            !(document_type == DocumentType::Passport
+                && step == OnboardingStep::DocumentBack.as_str())
+        })
+        .map(|step| {
             let done = match step {
                 "complete" => registered,
                 other => registered || !missing(other),
@@ -319,10 +318,7 @@ fn held(
     document_type: DocumentType,
     lang: crate::i18n::Lang,
 ) -> Option<ApiError> {
-    let zone_step = match document_type {
-        DocumentType::IdCard => "document_back",
-        DocumentType::Passport => "document_front",
-    };
+    let zone_step = document_type.zone_step().as_str();
     if missing.iter().any(|step| step != zone_step) {
         return None;
     }

@@ -13,6 +13,7 @@ use axum::{
 };
 
 use crate::state::AppState;
+use examreg_domain::Step;
 
 const INDEX: &str = include_str!("../web/index.html");
 const APP_JS: &str = include_str!("../web/app.js");
@@ -39,7 +40,7 @@ pub fn router() -> Router<AppState> {
         )
         .route(
             "/assets/app.js",
-            get(|| async { page(APP_JS.as_bytes(), "text/javascript; charset=utf-8") }),
+            get(|| async { page(app_js().as_bytes(), "text/javascript; charset=utf-8") }),
         )
         .route(
             "/assets/texts.js",
@@ -66,6 +67,26 @@ pub fn router() -> Router<AppState> {
             "/assets/icon-512.png",
             get(|| async { page(ICON_512, "image/png") }),
         )
+}
+
+/// The screens' script with the onboarding's steps written in: the pages walk the list the
+/// onboarding answers by, never one of their own.
+fn app_js() -> &'static str {
+    static SCRIPT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        let list = |steps: Vec<&str>| serde_json::to_string(&steps).unwrap_or_default();
+        let photos = Step::ALL
+            .iter()
+            .filter(|s| s.capture().is_some())
+            .map(|s| s.as_str())
+            .collect();
+        APP_JS
+            .replace(
+                "'{{onboarding_steps}}'",
+                &list(crate::onboarding::onboarding_steps().collect()),
+            )
+            .replace("'{{photo_steps}}'", &list(photos))
+    });
+    &SCRIPT
 }
 
 fn page(body: &'static [u8], content_type: &'static str) -> impl IntoResponse {
@@ -120,6 +141,37 @@ mod tests {
         // Only the language outlives the tab; tokens go to sessionStorage.
         for (at, _) in APP_JS.match_indices("localStorage.setItem(") {
             assert!(APP_JS[at..].starts_with("localStorage.setItem('lang'"));
+        }
+    }
+
+    #[test]
+    fn the_served_script_walks_the_onboardings_own_steps() {
+        let script = app_js();
+        assert!(!script.contains("{{"), "a placeholder is left");
+        let list = |name: &str| -> Vec<String> {
+            let at = script.find(&format!("const {name} = ")).unwrap() + name.len() + 9;
+            let end = at + script[at..].find(';').unwrap();
+            serde_json::from_str(&script[at..end]).unwrap()
+        };
+        let onboarding: Vec<String> = crate::onboarding::onboarding_steps()
+            .map(str::to_owned)
+            .collect();
+        assert_eq!(list("ONBOARDING"), onboarding);
+        assert_eq!(onboarding.first().map(String::as_str), Some("face"));
+        assert_eq!(onboarding.last().map(String::as_str), Some("complete"));
+        assert_eq!(
+            list("PHOTO_STEPS"),
+            ["face", "document_front", "document_back"]
+        );
+        // Every step the onboarding names is a value its public schema lists.
+        let document: serde_json::Value =
+            serde_json::from_str(include_str!("../../docs/openapi.json")).unwrap();
+        let values = &document["components"]["schemas"]["NextStep"]["enum"];
+        for step in &onboarding {
+            assert!(
+                values.as_array().unwrap().iter().any(|v| v == step),
+                "{step}"
+            );
         }
     }
 

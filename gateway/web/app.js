@@ -516,7 +516,9 @@ function recovery() {
 // ---------------------------------------------------------------------------------------
 // After login: photos, consent, personal data, completion, cabinet
 
-const ONBOARDING = ['face', 'document_front', 'document_back', 'consent', 'name', 'details', 'education', 'complete'];
+// The onboarding's steps and the photo steps among them, written by the gateway as it serves
+// this file (from the same list its onboarding answers by).
+const ONBOARDING = '{{onboarding_steps}}';
 
 function progress(current) {
   // A passport has no back to photograph.
@@ -1212,7 +1214,7 @@ const SCREENS = {
   handoff: () => resume(), handoff_done: () => phoneDone(), handoff_refused: welcome,
 };
 
-const PHOTO_STEPS = ['face', 'document_front', 'document_back'];
+const PHOTO_STEPS = '{{photo_steps}}';
 
 async function route(step) {
   if (!PHOTO_STEPS.includes(step)) stopCamera();

@@ -4,7 +4,7 @@
 
 use crate::{biometrics::v1 as bio, identity::v1 as id, profile::v1 as prof};
 use chrono::{DateTime, Utc};
-use examreg_domain::{AccountStatus, CaptureKind, DocumentType, RegistrationEventKind, Sex};
+use examreg_domain::{AccountStatus, CaptureKind, DocumentType, RegistrationEventKind, Sex, Step};
 use prost_types::Timestamp;
 
 /// A time on the wire.
@@ -77,6 +77,18 @@ wire_enum!(RegistrationEventKind <=> id::RegistrationEventKind {
 wire_enum!(CaptureKind <=> bio::CaptureKind { Face, DocumentFront, DocumentBack });
 wire_enum!(DocumentType <=> bio::DocumentType { IdCard, Passport });
 wire_enum!(Sex <=> prof::Sex { Male, Female });
+
+/// The steps a request names (`repeated string` on the wire: the [`Step`] text forms), in the
+/// applicant's order; `None` when none is named or one is not a step. Every service reads a
+/// reopening's steps with this.
+pub fn steps_from_wire(named: &[String]) -> Option<Vec<Step>> {
+    Step::list(named)
+}
+
+/// Steps as the wire carries them (missing, to redo, reopened).
+pub fn steps_to_wire(steps: impl IntoIterator<Item = Step>) -> Vec<String> {
+    steps.into_iter().map(|s| s.as_str().to_owned()).collect()
+}
 
 #[cfg(test)]
 mod tests {

@@ -15,7 +15,8 @@ pub use iin::{Iin, IinError};
 pub use mask::{mask_email, mask_emails_in, mask_identifier};
 pub use passport::{PassportError, PassportNumber};
 pub use states::{
-    AccountStatus, CaptureKind, DocumentType, LoginKind, RegistrationEventKind, Sex, SupportAction,
+    AccountStatus, CaptureKind, DocumentType, LoginKind, RegistrationEventKind, Sex, Step,
+    SupportAction,
 };
 
 /// ISO 3166-1 alpha-2 code of Kazakhstan.

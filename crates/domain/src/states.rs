@@ -121,6 +121,72 @@ text_enum! {
     }
 }
 
+text_enum! {
+    /// A step of the onboarding after the first login, in the applicant's order: the photos
+    /// and the consent (biometrics' steps), then the personal data (profile's). What a
+    /// reopening names, what the services list as missing or to redo, what the gateway's
+    /// onboarding and the pages show (with `complete` after them).
+    pub enum Step {
+        Face = "face",
+        DocumentFront = "document_front",
+        DocumentBack = "document_back",
+        Consent = "consent",
+        Name = "name",
+        Details = "details",
+        Education = "education",
+    }
+}
+
+impl Step {
+    /// Whether biometrics owns the step (a photo or the consent); profile owns the others.
+    pub fn is_biometric(self) -> bool {
+        matches!(
+            self,
+            Self::Face | Self::DocumentFront | Self::DocumentBack | Self::Consent
+        )
+    }
+
+    /// The photo the step takes, if it takes one.
+    pub fn capture(self) -> Option<CaptureKind> {
+        match self {
+            Self::Face => Some(CaptureKind::Face),
+            Self::DocumentFront => Some(CaptureKind::DocumentFront),
+            Self::DocumentBack => Some(CaptureKind::DocumentBack),
+            Self::Consent | Self::Name | Self::Details | Self::Education => None,
+        }
+    }
+
+    /// The steps `named` (text forms, spaces around them ignored) in the applicant's order,
+    /// each once; `None` when none is named or one is not a step.
+    pub fn list(named: &[impl AsRef<str>]) -> Option<Vec<Self>> {
+        let parsed: Vec<Self> = named
+            .iter()
+            .map(|n| Self::parse(n.as_ref().trim()))
+            .collect::<Option<_>>()?;
+        if parsed.is_empty() {
+            return None;
+        }
+        Some(
+            Self::ALL
+                .iter()
+                .copied()
+                .filter(|s| parsed.contains(s))
+                .collect(),
+        )
+    }
+}
+
+impl DocumentType {
+    /// The step whose photo bears the machine-readable zone: a card's back, a passport's
+    /// data page.
+    pub fn zone_step(self) -> Step {
+        match self {
+            Self::IdCard => Step::DocumentBack,
+            Self::Passport => Step::DocumentFront,
+        }
+    }
+}
+
 impl DocumentType {
     /// The photos this document needs, in the order the applicant takes them.
     pub fn captures(self) -> &'static [CaptureKind] {
@@ -138,6 +204,32 @@ impl DocumentType {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn steps_are_listed_once_in_the_applicants_order_and_unknown_ones_refused() {
+        assert_eq!(
+            Step::list(&["education", " face ", "consent", "face"]),
+            Some(vec![Step::Face, Step::Consent, Step::Education])
+        );
+        assert_eq!(Step::list(&[] as &[&str]), None);
+        assert_eq!(Step::list(&["face", "password"]), None);
+        // The photo steps are the capture kinds, with the same text forms.
+        for &kind in CaptureKind::ALL {
+            assert_eq!(
+                Step::parse(kind.as_str()).and_then(Step::capture),
+                Some(kind)
+            );
+        }
+        let biometric: Vec<&str> = Step::ALL
+            .iter()
+            .filter(|s| s.is_biometric())
+            .map(|s| s.as_str())
+            .collect();
+        assert_eq!(
+            biometric,
+            ["face", "document_front", "document_back", "consent"]
+        );
+    }
 
     fn round_trips<T: Copy + PartialEq + std::fmt::Debug>(
         all: &[T],

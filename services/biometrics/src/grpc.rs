@@ -15,7 +15,7 @@ use examreg_kit::{
 };
 use examreg_proto::{
     biometrics::v1::{self as pb, biometrics_service_server::BiometricsService},
-    convert::{FromWire, timestamp},
+    convert::{FromWire, steps_from_wire, steps_to_wire, timestamp},
 };
 use std::pin::Pin;
 use tokio_stream::Stream;
@@ -241,13 +241,13 @@ fn purpose_field(value: &str) -> Result<&str, Error> {
     note(value).map_err(|_| Error::PurposeRequired)
 }
 
-/// The steps a reopening names, checked: at least one, each a photo kind or the consent.
+/// The steps a reopening names, checked: at least one, each biometrics' (a photo or the consent); in the
+/// onboarding's order.
 fn steps_field(steps: &[String]) -> Result<Vec<String>, Error> {
-    let known = |step: &str| step == "consent" || CaptureKind::parse(step).is_some();
-    if steps.is_empty() || !steps.iter().all(|s| known(s.trim())) {
-        return Err(Error::InvalidStep);
+    match steps_from_wire(steps) {
+        Some(steps) if steps.iter().all(|s| s.is_biometric()) => Ok(steps_to_wire(steps)),
+        Some(_) | None => Err(Error::InvalidStep),
     }
-    Ok(steps.iter().map(|s| s.trim().to_owned()).collect())
 }
 
 fn owned(missing: Vec<&'static str>) -> Vec<String> {

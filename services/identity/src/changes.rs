@@ -13,28 +13,20 @@
 //! finished the registration cannot be completed (the steps it reopens would be skipped).
 
 use crate::{error::Error, identity::Identity, store};
+use examreg_domain::Step;
 use examreg_kit::auth::{Change, Claims, with_bearer};
-use examreg_proto::{biometrics::v1 as bio, profile::v1 as prof, verification::v1 as ver};
+use examreg_proto::{
+    biometrics::v1 as bio,
+    convert::{steps_from_wire, steps_to_wire},
+    profile::v1 as prof,
+    verification::v1 as ver,
+};
 use std::time::Duration;
 use uuid::Uuid;
 
-/// The onboarding's steps a reopening may name, in the applicant's order, and their owners.
-const PHOTO_STEPS: [&str; 4] = ["face", "document_front", "document_back", "consent"];
-const PROFILE_STEPS: [&str; 3] = ["name", "details", "education"];
-
 /// The steps named, checked and in the onboarding's order; at least one.
-pub fn steps_of(named: &[String]) -> Result<Vec<&'static str>, Error> {
-    let named: Vec<&str> = named.iter().map(|s| s.trim()).collect();
-    let known = PHOTO_STEPS.iter().chain(&PROFILE_STEPS);
-    if named.is_empty() || !named.iter().all(|s| known.clone().any(|k| k == s)) {
-        return Err(Error::InvalidSteps);
-    }
-    Ok(PHOTO_STEPS
-        .iter()
-        .chain(&PROFILE_STEPS)
-        .copied()
-        .filter(|step| named.contains(step))
-        .collect())
+pub fn steps_of(named: &[String]) -> Result<Vec<Step>, Error> {
+    steps_from_wire(named).ok_or(Error::InvalidSteps)
 }
 
 /// A call to another service failed: its status, said as identity's.
@@ -77,9 +69,10 @@ impl Identity {
     pub(crate) async fn reopen(
         &self,
         account: Uuid,
-        steps: &[&'static str],
+        steps: &[Step],
         acting: &store::Acting<'_>,
     ) -> Result<Vec<String>, Error> {
+        let steps: Vec<&str> = steps.iter().map(|s| s.as_str()).collect();
         let mut repeated = None;
         for change in
             store::unfinished_changes(&self.pool, Some(account), Duration::ZERO, 10).await?
@@ -95,7 +88,7 @@ impl Identity {
             Some(missing) => missing,
             None => {
                 let change =
-                    match store::record_reopening(&self.pool, account, acting, steps).await? {
+                    match store::record_reopening(&self.pool, account, acting, &steps).await? {
                         store::Reopened::NotFound => return Err(Error::AccountNotFound),
                         store::Reopened::Blocked => return Err(Error::AccountBlocked),
                         store::Reopened::Recorded(change) => change,
@@ -177,15 +170,16 @@ impl Identity {
     /// Biometrics and profile lift their seal or lock for the steps they own; what the
     /// registration lacks now at them.
     async fn reopen_at_owners(&self, change: &store::Pending) -> Result<Vec<String>, Error> {
-        let named = |owned: &[&str]| -> Vec<String> {
-            change
-                .steps
-                .iter()
-                .filter(|s| owned.contains(&s.as_str()))
-                .cloned()
-                .collect()
+        let steps = Step::list(&change.steps).unwrap_or_default();
+        let named = |biometric: bool| {
+            steps_to_wire(
+                steps
+                    .iter()
+                    .copied()
+                    .filter(|s| s.is_biometric() == biometric),
+            )
         };
-        let (photos, personal) = (named(&PHOTO_STEPS), named(&PROFILE_STEPS));
+        let (photos, personal) = (named(true), named(false));
         let token = self.change_token(change);
         let account_id = change.account.to_string();
         let mut missing = Vec::new();
@@ -291,7 +285,7 @@ mod tests {
             |steps: &[&str]| -> Vec<String> { steps.iter().map(|s| s.to_string()).collect() };
         assert_eq!(
             steps_of(&named(&["education", " face ", "consent"])).unwrap(),
-            ["face", "consent", "education"]
+            [Step::Face, Step::Consent, Step::Education]
         );
         assert!(matches!(steps_of(&[]), Err(Error::InvalidSteps)));
         assert!(matches!(

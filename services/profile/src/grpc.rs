@@ -14,7 +14,7 @@ use examreg_kit::{
     record::{after_id, cut, note, page_size},
 };
 use examreg_proto::{
-    convert::{FromWire, datetime, timestamp},
+    convert::{FromWire, datetime, steps_from_wire, steps_to_wire, timestamp},
     profile::v1::{self as pb, profile_service_server::ProfileService},
 };
 use tonic::{Request, Response, Status};
@@ -85,13 +85,13 @@ fn purpose_field(value: &str) -> Result<&str, Error> {
     note(value).map_err(|_| Error::PurposeRequired)
 }
 
-/// The steps a reopening names, checked: at least one of name, details, education.
+/// The steps a reopening names, checked: at least one, each profile's (name, details, education); in the
+/// onboarding's order.
 fn steps_field(steps: &[String]) -> Result<Vec<String>, Error> {
-    let known = |step: &str| matches!(step, "name" | "details" | "education");
-    if steps.is_empty() || !steps.iter().all(|s| known(s.trim())) {
-        return Err(Error::InvalidStep);
+    match steps_from_wire(steps) {
+        Some(steps) if steps.iter().all(|s| !s.is_biometric()) => Ok(steps_to_wire(steps)),
+        Some(_) | None => Err(Error::InvalidStep),
     }
-    Ok(steps.iter().map(|s| s.trim().to_owned()).collect())
 }
 
 fn names_of(name: Option<&pb::LocalizedName>) -> [&str; 3] {
