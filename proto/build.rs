@@ -7,6 +7,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let files = [
         "examreg/biometrics/v1/biometrics.proto",
         "examreg/identity/v1/identity.proto",
+        "examreg/onboarding/v1/onboarding.proto",
         "examreg/profile/v1/profile.proto",
         "examreg/retention/v1/retention.proto",
         "examreg/verification/v1/verification.proto",

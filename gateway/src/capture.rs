@@ -17,7 +17,10 @@ use axum::{
     http::{HeaderMap, StatusCode, header},
 };
 use examreg_domain::{CaptureKind, DocumentType};
-use examreg_proto::{biometrics::v1 as bio, convert::FromWire};
+use examreg_proto::{
+    biometrics::v1 as bio,
+    convert::{FromWire, steps_named},
+};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::{IntoParams, ToSchema};
@@ -388,7 +391,12 @@ async fn upload(
         error.extra = Some(json!({"checks": checks}));
         return Err(error);
     }
-    let next = onboarding::after_capture(&state, &user.token, &answer.missing).await?;
+    let next = onboarding::after_capture(
+        &state,
+        &user.token,
+        &steps_named(&answer.missing_steps, &answer.missing),
+    )
+    .await?;
     Ok(Json(Accepted {
         capture_id: answer.capture_id,
         accepted: true,
@@ -463,6 +471,11 @@ async fn consent(
         .biometrics
         .record_consent(&user.token, consent)
         .await?;
-    let next = onboarding::after_capture(&state, &user.token, &recorded.missing).await?;
+    let next = onboarding::after_capture(
+        &state,
+        &user.token,
+        &steps_named(&recorded.missing_steps, &recorded.missing),
+    )
+    .await?;
     Ok(Json(Next { next_step: next }))
 }

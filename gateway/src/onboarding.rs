@@ -13,7 +13,10 @@ use crate::{
 use axum::{Json, extract::State, http::StatusCode};
 use examreg_domain::{AccountStatus, DocumentType, Step as OnboardingStep};
 use examreg_proto::{
-    biometrics::v1 as bio, convert::FromWire, identity::v1 as id, profile::v1 as pb,
+    biometrics::v1 as bio,
+    convert::{FromWire, steps_named},
+    identity::v1 as id,
+    profile::v1 as pb,
 };
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -78,8 +81,8 @@ pub fn from(
     Onboarding {
         document_check: captures.document_check.clone(),
         ..steps(
-            &captures.missing,
-            &profile.missing,
+            &steps_named(&captures.missing_steps, &captures.missing),
+            &steps_named(&profile.missing_steps, &profile.missing),
             document_type,
             account.is_some_and(registered),
         )
@@ -99,7 +102,8 @@ pub async fn after_capture(
     // one of them the profile cannot be next. The document type only hides the back of a
     // passport, which biometrics never lists as missing for a passport.
     let profile_missing = if captures_missing.is_empty() {
-        state.profile.profile(token).await?.missing
+        let profile = state.profile.profile(token).await?;
+        steps_named(&profile.missing_steps, &profile.missing)
     } else {
         Vec::new()
     };
@@ -368,11 +372,9 @@ async fn complete(
     }
     // The account exists only once its email was proven (identity consumes the proof when it
     // creates the account), so the email needs no separate check here.
-    let missing: Vec<String> = captures
-        .missing
-        .iter()
-        .chain(&profile.missing)
-        .cloned()
+    let missing: Vec<String> = steps_named(&captures.missing_steps, &captures.missing)
+        .into_iter()
+        .chain(steps_named(&profile.missing_steps, &profile.missing))
         .collect();
     let document_type =
         DocumentType::from_wire(captures.document_type).unwrap_or(DocumentType::IdCard);
@@ -401,19 +403,20 @@ async fn complete(
     // identity fails next, the applicant retries; the lock is idempotent.
     let lock = state.profile.lock(token).await?;
     if !lock.locked {
-        return Err(incomplete(lock.missing));
+        return Err(incomplete(steps_named(&lock.missing_steps, &lock.missing)));
     }
     // Then the photos and the consent, sealed by biometrics under the set's own lock: an
     // upload still arriving now is refused there, whatever was checked above.
     let seal = state.biometrics.seal(token, &profile, sex, false).await?;
     if !seal.sealed {
+        let missing = steps_named(&seal.missing_steps, &seal.missing);
         return Err(held(
             seal.document_check.as_ref(),
-            &seal.missing,
+            &missing,
             document_type,
             client.lang,
         )
-        .unwrap_or_else(|| incomplete(seal.missing)));
+        .unwrap_or_else(|| incomplete(missing)));
     }
     let done = state.identity.complete_registration(token).await?;
     metrics::counter!("registrations_completed_total").increment(1);

@@ -14,7 +14,11 @@ use crate::{
 };
 use axum::{Json, extract::State};
 use examreg_domain::{AccountStatus, CaptureKind, DocumentType, Iin, Sex};
-use examreg_proto::{convert::FromWire, identity::v1 as id, profile::v1 as pb};
+use examreg_proto::{
+    convert::{FromWire, steps_named},
+    identity::v1 as id,
+    profile::v1 as pb,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
@@ -116,7 +120,7 @@ impl Profile {
         Self {
             personal: Personal::of(p),
             education: Education::of(lang, p),
-            missing: p.missing.clone(),
+            missing: steps_named(&p.missing_steps, &p.missing),
             next_step: None,
             suggested: None,
         }

@@ -21,6 +21,12 @@ pub mod identity {
     }
 }
 
+pub mod onboarding {
+    pub mod v1 {
+        tonic::include_proto!("examreg.onboarding.v1");
+    }
+}
+
 pub mod profile {
     pub mod v1 {
         tonic::include_proto!("examreg.profile.v1");

@@ -5,7 +5,7 @@ use crate::{Ctl, refused, show::*};
 use anyhow::{Context, bail};
 use clap::Subcommand;
 use examreg_domain::AccountStatus;
-use examreg_proto::identity::v1 as id;
+use examreg_proto::{convert::steps_typed, identity::v1 as id};
 use serde_json::{Value, json};
 use std::{io::Write, time::Duration};
 use tokio_stream::StreamExt;
@@ -230,8 +230,14 @@ pub(crate) async fn run(
             steps,
             reason,
         } => {
+            // Typed when every step is one this build knows; otherwise the text alone, which
+            // identity checks (and refuses, naming the steps it takes).
+            let typed = examreg_domain::Step::list(&steps)
+                .map(|_| steps_typed(&steps))
+                .unwrap_or_default();
             let request = ctl.req(id::ReopenRegistrationRequest {
                 account_id: account.clone(),
+                onboarding_steps: typed,
                 steps,
                 reason,
             })?;

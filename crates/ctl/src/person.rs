@@ -4,7 +4,9 @@
 use crate::{Ctl, refused, reports::retention_runs, show::*};
 use anyhow::Context;
 use clap::Subcommand;
-use examreg_proto::{biometrics::v1 as bio, identity::v1 as id, profile::v1 as prof};
+use examreg_proto::{
+    biometrics::v1 as bio, convert::steps_named, identity::v1 as id, profile::v1 as prof,
+};
 use serde_json::{Value, json};
 use std::io::Write;
 
@@ -171,7 +173,8 @@ pub(crate) async fn run(
                 "access_log": log,
                 "deleted": {
                     "changes": biometrics.changes.iter().map(|c| json!({
-                        "change_id": c.change_id, "action": c.action, "steps": c.steps,
+                        "change_id": c.change_id, "action": c.action,
+                        "steps": steps_named(&c.onboarding_steps, &c.steps),
                         "by": c.actor, "at": time(c.at.as_ref()),
                     })).collect::<Vec<_>>(),
                     "retention_runs": runs,

@@ -5,7 +5,7 @@ use anyhow::Context;
 use examreg_domain::{AccountStatus, CaptureKind, DocumentType, Sex};
 use examreg_proto::{
     biometrics::v1 as bio,
-    convert::{FromWire, datetime, timestamp},
+    convert::{FromWire, datetime, steps_named, timestamp},
     identity::v1 as id,
     profile::v1 as prof,
 };
@@ -86,8 +86,8 @@ pub(crate) fn profile_json(p: &prof::Profile) -> Value {
             "name": i.name.as_ref().map(|n| json!({"kk": n.kk, "ru": n.ru, "en": n.en})),
         })),
         "locked_at": time(p.locked_at.as_ref()),
-        "missing": p.missing,
-        "redo": p.redo,
+        "missing": steps_named(&p.missing_steps, &p.missing),
+        "redo": steps_named(&p.redo_steps, &p.redo),
     })
 }
 
@@ -144,8 +144,8 @@ pub(crate) fn captures_json(s: &bio::GetCaptureStatusResponse) -> Value {
             "language": s.consent_language,
         },
         "sealed_at": time(s.sealed_at.as_ref()),
-        "missing": s.missing,
-        "redo": s.redo,
+        "missing": steps_named(&s.missing_steps, &s.missing),
+        "redo": steps_named(&s.redo_steps, &s.redo),
     })
 }
 

@@ -15,7 +15,7 @@ use examreg_kit::{
 };
 use examreg_proto::{
     biometrics::v1::{self as pb, biometrics_service_server::BiometricsService},
-    convert::{FromWire, steps_from_wire, steps_to_wire, timestamp},
+    convert::{FromWire, steps_from_wire, steps_named, steps_to_wire, steps_typed, timestamp},
 };
 use std::pin::Pin;
 use tokio_stream::Stream;
@@ -84,7 +84,9 @@ fn status_message(set: crate::captures::SetStatus) -> pb::GetCaptureStatusRespon
             .unwrap_or_default(),
         consent_version: set.consent.map(|c| c.version).unwrap_or_default(),
         submitted: set.missing.is_empty(),
+        missing_steps: steps_typed(&set.missing),
         missing: owned(set.missing),
+        redo_steps: steps_typed(&set.redo),
         redo: set.redo,
         sealed_at: set.sealed_at.map(timestamp),
         document_check: set
@@ -243,8 +245,8 @@ fn purpose_field(value: &str) -> Result<&str, Error> {
 
 /// The steps a reopening names, checked: at least one, each biometrics' (a photo or the consent); in the
 /// onboarding's order.
-fn steps_field(steps: &[String]) -> Result<Vec<String>, Error> {
-    match steps_from_wire(steps) {
+fn steps_field(typed: &[i32], text: &[String]) -> Result<Vec<String>, Error> {
+    match steps_from_wire(typed, text) {
         Some(steps) if steps.iter().all(|s| s.is_biometric()) => Ok(steps_to_wire(steps)),
         Some(_) | None => Err(Error::InvalidStep),
     }
@@ -312,6 +314,7 @@ impl BiometricsService for Biometrics {
                 accepted: true,
                 reason: String::new(),
                 scores: Some(scores_pb(&scores)),
+                missing_steps: steps_typed(&missing),
                 missing: owned(missing),
                 refusal: pb::PhotoRefusal::Unspecified.into(),
             },
@@ -321,6 +324,7 @@ impl BiometricsService for Biometrics {
                 reason: refusal.code().into(),
                 scores: refusal.scores().map(scores_pb),
                 missing: Vec::new(),
+                missing_steps: Vec::new(),
                 refusal: refusal_pb(&refusal).into(),
             },
             Upload::TooLarge => pb::UploadCaptureResponse {
@@ -423,6 +427,7 @@ impl BiometricsService for Biometrics {
                 .map(|c| pb::RecordedChange {
                     change_id: c.id.to_string(),
                     action: c.action,
+                    onboarding_steps: steps_typed(&c.steps),
                     steps: c.steps,
                     actor: c.actor,
                     at: Some(timestamp(c.at)),
@@ -455,6 +460,7 @@ impl BiometricsService for Biometrics {
         let missing = self.captures.consent(account, &consent).await?;
         Ok(Response::new(pb::RecordConsentResponse {
             submitted: missing.is_empty(),
+            missing_steps: steps_typed(&missing),
             missing: owned(missing),
         }))
     }
@@ -503,11 +509,13 @@ impl BiometricsService for Biometrics {
                     sealed: true,
                     sealed_at: Some(timestamp(at)),
                     missing: Vec::new(),
+                    missing_steps: Vec::new(),
                     document_check: None,
                 },
                 store::Seal::Incomplete(missing) => pb::SealCapturesResponse {
                     sealed: false,
                     sealed_at: None,
+                    missing_steps: steps_typed(&missing),
                     missing: owned(missing),
                     document_check: None,
                 },
@@ -515,6 +523,7 @@ impl BiometricsService for Biometrics {
                     sealed: false,
                     sealed_at: None,
                     missing: Vec::new(),
+                    missing_steps: Vec::new(),
                     document_check: Some(document_check(check, decision)),
                 },
                 store::Seal::Erased => return Err(Error::Erased.into()),
@@ -582,12 +591,14 @@ impl BiometricsService for Biometrics {
     ) -> Result<Response<pb::ReopenCapturesResponse>, Status> {
         let req = request.get_ref();
         let who = caller(&request)?;
+        let named = steps_named(&req.onboarding_steps, &req.steps);
         let (account, change) =
-            who.require_change(ChangeAction::Reopen, &req.account_id, &req.steps)?;
-        let steps = steps_field(&req.steps)?;
+            who.require_change(ChangeAction::Reopen, &req.account_id, &named)?;
+        let steps = steps_field(&req.onboarding_steps, &req.steps)?;
         self.captures.reopen(account, &steps, change).await?;
         let missing = self.captures.status(account).await?.missing;
         Ok(Response::new(pb::ReopenCapturesResponse {
+            missing_steps: steps_typed(&missing),
             missing: owned(missing),
         }))
     }

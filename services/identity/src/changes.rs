@@ -17,16 +17,17 @@ use examreg_domain::Step;
 use examreg_kit::auth::{Change, Claims, with_bearer};
 use examreg_proto::{
     biometrics::v1 as bio,
-    convert::{steps_from_wire, steps_to_wire},
+    convert::{steps_from_wire, steps_named, steps_to_wire, steps_typed},
     profile::v1 as prof,
     verification::v1 as ver,
 };
 use std::time::Duration;
 use uuid::Uuid;
 
-/// The steps named, checked and in the onboarding's order; at least one.
-pub fn steps_of(named: &[String]) -> Result<Vec<Step>, Error> {
-    steps_from_wire(named).ok_or(Error::InvalidSteps)
+/// The steps a request names (typed, or an older client's text forms), checked and in the
+/// onboarding's order; at least one.
+pub fn steps_of(typed: &[i32], text: &[String]) -> Result<Vec<Step>, Error> {
+    steps_from_wire(typed, text).ok_or(Error::InvalidSteps)
 }
 
 /// A call to another service failed: its status, said as identity's.
@@ -184,8 +185,10 @@ impl Identity {
         let account_id = change.account.to_string();
         let mut missing = Vec::new();
         if !photos.is_empty() {
+            // Both forms: a biometrics replica built before the typed field reads the text.
             let request = bio::ReopenCapturesRequest {
                 account_id: account_id.clone(),
+                onboarding_steps: steps_typed(&photos),
                 steps: photos,
             };
             let answer = self
@@ -193,12 +196,14 @@ impl Identity {
                 .clone()
                 .reopen_captures(with_bearer(request, &token).map_err(upstream("biometrics"))?)
                 .await
-                .map_err(upstream("biometrics"))?;
-            missing.extend(answer.into_inner().missing);
+                .map_err(upstream("biometrics"))?
+                .into_inner();
+            missing.extend(steps_named(&answer.missing_steps, &answer.missing));
         }
         if !personal.is_empty() {
             let request = prof::ReopenProfileRequest {
                 account_id,
+                onboarding_steps: steps_typed(&personal),
                 steps: personal,
             };
             let answer = self
@@ -206,8 +211,9 @@ impl Identity {
                 .clone()
                 .reopen_profile(with_bearer(request, &token).map_err(upstream("profile"))?)
                 .await
-                .map_err(upstream("profile"))?;
-            missing.extend(answer.into_inner().missing);
+                .map_err(upstream("profile"))?
+                .into_inner();
+            missing.extend(steps_named(&answer.missing_steps, &answer.missing));
         }
         Ok(missing)
     }
@@ -284,12 +290,12 @@ mod tests {
         let named =
             |steps: &[&str]| -> Vec<String> { steps.iter().map(|s| s.to_string()).collect() };
         assert_eq!(
-            steps_of(&named(&["education", " face ", "consent"])).unwrap(),
+            steps_of(&[], &named(&["education", " face ", "consent"])).unwrap(),
             [Step::Face, Step::Consent, Step::Education]
         );
-        assert!(matches!(steps_of(&[]), Err(Error::InvalidSteps)));
+        assert!(matches!(steps_of(&[], &[]), Err(Error::InvalidSteps)));
         assert!(matches!(
-            steps_of(&named(&["face", "password"])),
+            steps_of(&[], &named(&["face", "password"])),
             Err(Error::InvalidSteps)
         ));
     }

@@ -19,7 +19,7 @@ use examreg_kit::{
     tokens::jwks_json,
 };
 use examreg_proto::{
-    convert::{FromWire, datetime, timestamp},
+    convert::{FromWire, datetime, steps_typed, timestamp},
     identity::v1::{self as pb, identity_service_server::IdentityService},
 };
 use std::{sync::Arc, time::Duration};
@@ -484,9 +484,12 @@ impl IdentityService for Api {
         let req = request.get_ref();
         let acting = acting(caller(&request)?, &req.reason)?;
         let account = account_id_field(&req.account_id)?;
-        let steps = crate::changes::steps_of(&req.steps)?;
+        let steps = crate::changes::steps_of(&req.onboarding_steps, &req.steps)?;
         let missing = self.identity.reopen(account, &steps, &acting).await?;
-        Ok(Response::new(pb::ReopenRegistrationResponse { missing }))
+        Ok(Response::new(pb::ReopenRegistrationResponse {
+            missing_steps: steps_typed(&missing),
+            missing,
+        }))
     }
 
     #[tracing::instrument(skip_all)]

@@ -14,7 +14,9 @@ use examreg_kit::{
     record::{after_id, cut, note, page_size},
 };
 use examreg_proto::{
-    convert::{FromWire, datetime, steps_from_wire, steps_to_wire, timestamp},
+    convert::{
+        FromWire, datetime, steps_from_wire, steps_named, steps_to_wire, steps_typed, timestamp,
+    },
     profile::v1::{self as pb, profile_service_server::ProfileService},
 };
 use tonic::{Request, Response, Status};
@@ -62,6 +64,7 @@ fn profile_pb(p: Profile) -> pb::Profile {
     let row = p.row;
     pb::Profile {
         account_id: row.account_id.to_string(),
+        missing_steps: steps_typed(&row.missing()),
         missing: row.missing().into_iter().map(str::to_owned).collect(),
         surname: row.surname.unwrap_or_default(),
         given_name: row.given_name.unwrap_or_default(),
@@ -76,6 +79,7 @@ fn profile_pb(p: Profile) -> pb::Profile {
         contingent_code: row.contingent_code.unwrap_or_default(),
         institution: p.institution.as_ref().map(institution_pb),
         locked_at: row.locked_at.map(timestamp),
+        redo_steps: steps_typed(&row.redo),
         redo: row.redo,
     }
 }
@@ -87,8 +91,8 @@ fn purpose_field(value: &str) -> Result<&str, Error> {
 
 /// The steps a reopening names, checked: at least one, each profile's (name, details, education); in the
 /// onboarding's order.
-fn steps_field(steps: &[String]) -> Result<Vec<String>, Error> {
-    match steps_from_wire(steps) {
+fn steps_field(typed: &[i32], text: &[String]) -> Result<Vec<String>, Error> {
+    match steps_from_wire(typed, text) {
         Some(steps) if steps.iter().all(|s| !s.is_biometric()) => Ok(steps_to_wire(steps)),
         Some(_) | None => Err(Error::InvalidStep),
     }
@@ -197,9 +201,11 @@ impl ProfileService for Profiles {
             Lock::Locked => pb::LockProfileResponse {
                 locked: true,
                 missing: Vec::new(),
+                missing_steps: Vec::new(),
             },
             Lock::Missing(missing) => pb::LockProfileResponse {
                 locked: false,
+                missing_steps: steps_typed(&missing),
                 missing: missing.into_iter().map(str::to_owned).collect(),
             },
         }))
@@ -352,11 +358,13 @@ impl ProfileService for Profiles {
     ) -> Result<Response<pb::ReopenProfileResponse>, Status> {
         let req = request.get_ref();
         let who = caller(&request)?;
+        let named = steps_named(&req.onboarding_steps, &req.steps);
         let (account, change) =
-            who.require_change(ChangeAction::Reopen, &req.account_id, &req.steps)?;
-        let steps = steps_field(&req.steps)?;
+            who.require_change(ChangeAction::Reopen, &req.account_id, &named)?;
+        let steps = steps_field(&req.onboarding_steps, &req.steps)?;
         let missing = self.people.reopen(account, &steps, change).await?;
         Ok(Response::new(pb::ReopenProfileResponse {
+            missing_steps: steps_typed(&missing),
             missing: missing.into_iter().map(str::to_owned).collect(),
         }))
     }

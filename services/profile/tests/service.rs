@@ -819,6 +819,7 @@ impl TestApp {
         let request = pb::ReopenProfileRequest {
             account_id: account.into(),
             steps: steps.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
         };
         Ok(self
             .profile

@@ -736,6 +736,7 @@ impl TestApp {
         let request = pb::ReopenCapturesRequest {
             account_id: account.to_string(),
             steps: steps.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
         };
         Ok(self
             .client

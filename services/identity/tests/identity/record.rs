@@ -460,6 +460,7 @@ async fn a_reopening_is_recorded_before_the_owners_act_and_holds_the_completion_
         account_id: account.clone(),
         steps: vec!["face".into()],
         reason: "the selfie shows two people".into(),
+        ..Default::default()
     };
     let err = app
         .client
@@ -1211,6 +1212,7 @@ async fn each_call_is_refused_without_its_scope_and_to_an_applicant() {
                         account_id: a,
                         steps: vec!["face".into()],
                         reason: "x".into(),
+                        ..Default::default()
                     };
                     c.reopen_registration(with_bearer(r, &t).unwrap())
                         .await
