@@ -4,7 +4,7 @@
 
 use super::{
     Format, Unreadable, Zone,
-    layout::{Check, Class, Field, known_state},
+    layout::{Check, Class, Field, Layout, known_state},
 };
 use crate::Sex;
 
@@ -239,18 +239,32 @@ fn valid_date(yymmdd: &str) -> bool {
 
 /// Parses lines read off a document as a zone of `format`, with the repairs described above.
 pub fn parse(format: Format, read: &[String]) -> Result<Zone, Unreadable> {
+    let layout = format.layout();
+    let mut lines = fitted(format, read)?;
+    read_in_class(&mut lines, layout);
+    let mixed = mixed_positions(format, layout, &mut lines);
+    for check in layout.checks {
+        repair(&mut lines, &mixed, check)?;
+    }
+    verified(fields(format, layout, &lines))
+}
+
+/// The lines read, cleaned and fitted to the format's width.
+fn fitted(format: Format, read: &[String]) -> Result<Vec<Vec<u8>>, Unreadable> {
     if read.len() != format.lines() {
         return Err(Unreadable::Lines {
             expected: format.lines(),
             read: read.len(),
         });
     }
-    let mut lines = read
-        .iter()
+    read.iter()
         .enumerate()
         .map(|(i, line)| fit(&clean(line), format.width()).ok_or(Unreadable::Length(i + 1)))
-        .collect::<Result<Vec<_>, _>>()?;
-    let layout = format.layout();
+        .collect()
+}
+
+/// Every field of one alphabet (codes, dates, sex, names, check digits) read in it.
+fn read_in_class(lines: &mut [Vec<u8>], layout: &Layout) {
     for f in [
         layout.code,
         layout.issuing,
@@ -260,98 +274,116 @@ pub fn parse(format: Format, read: &[String]) -> Result<Zone, Unreadable> {
         layout.nationality,
         layout.names,
     ] {
-        apply_class(&mut lines, f);
+        apply_class(lines, f);
     }
     for check in layout.checks {
-        apply_class(&mut lines, check.at);
+        apply_class(lines, check.at);
     }
-    let issuing = text(&lines, layout.issuing);
-    let code = text(&lines, layout.code);
-    // Positions where a letter and a digit are both possible.
+}
+
+/// The positions where a letter and a digit are both possible (the number and the optional
+/// data), less those a Kazakh document prints in one alphabet, which are read in it here.
+fn mixed_positions(format: Format, layout: &Layout, lines: &mut [Vec<u8>]) -> Vec<Vec<bool>> {
     let mut mixed: Vec<Vec<bool>> = lines.iter().map(|l| vec![false; l.len()]).collect();
     for f in layout.optional.iter().chain([&layout.number]) {
         for flag in &mut mixed[f.line][f.start..f.start + f.len] {
             *flag = true;
         }
     }
-    let mut fix = |lines: &mut Vec<Vec<u8>>, f: Field| {
+    if text(lines, layout.issuing) != "KAZ" {
+        return mixed;
+    }
+    let mut fix = |lines: &mut [Vec<u8>], f: Field| {
         apply_class(lines, f);
         for flag in &mut mixed[f.line][f.start..f.start + f.len] {
             *flag = false;
         }
     };
-    if issuing == "KAZ" {
-        // Kazakhstan's formats: the optional data begins with the IIN (twelve digits); an ID
-        // card's number is nine digits, a passport's a letter and eight digits.
-        let iin = Field {
-            len: 12,
-            class: Class::Digit,
-            ..layout.optional[0]
-        };
-        if slice(&lines, iin).iter().all(|&c| c != b'<') {
-            fix(&mut lines, iin);
-        }
-        let number = layout.number;
-        match format {
-            Format::Td1 if code == "ID" => fix(
-                &mut lines,
+    // Kazakhstan's formats: the optional data begins with the IIN (twelve digits); an ID
+    // card's number is nine digits, a passport's a letter and eight digits.
+    let iin = Field {
+        len: 12,
+        class: Class::Digit,
+        ..layout.optional[0]
+    };
+    if slice(lines, iin).iter().all(|&c| c != b'<') {
+        fix(lines, iin);
+    }
+    let number = layout.number;
+    match format {
+        Format::Td1 if text(lines, layout.code) == "ID" => fix(
+            lines,
+            Field {
+                class: Class::Digit,
+                ..number
+            },
+        ),
+        Format::Td3 => {
+            fix(
+                lines,
                 Field {
+                    len: 1,
+                    class: Class::Alpha,
+                    ..number
+                },
+            );
+            fix(
+                lines,
+                Field {
+                    start: number.start + 1,
+                    len: 8,
                     class: Class::Digit,
                     ..number
                 },
-            ),
-            Format::Td3 => {
-                fix(
-                    &mut lines,
-                    Field {
-                        len: 1,
-                        class: Class::Alpha,
-                        ..number
-                    },
-                );
-                fix(
-                    &mut lines,
-                    Field {
-                        start: number.start + 1,
-                        len: 8,
-                        class: Class::Digit,
-                        ..number
-                    },
-                );
-            }
-            Format::Td1 => {}
+            );
         }
+        Format::Td1 => {}
     }
-    for check in layout.checks {
-        repair(&mut lines, &mixed, check)?;
-    }
-    let zone = Zone {
+    mixed
+}
+
+/// The zone's fields, from its lines.
+fn fields(format: Format, layout: &Layout, lines: &[Vec<u8>]) -> Zone {
+    let names = String::from_utf8_lossy(slice(lines, layout.names)).into_owned();
+    let (surname, given) = names.split_once("<<").unwrap_or((names.as_str(), ""));
+    let words = |s: &str| {
+        s.split('<')
+            .filter(|w| !w.is_empty())
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    Zone {
         format,
-        document_code: code,
-        issuing_state: issuing,
-        document_number: text(&lines, layout.number),
-        birth_date: text(&lines, layout.birth),
-        sex: match slice(&lines, layout.sex)[0] {
+        document_code: text(lines, layout.code),
+        issuing_state: text(lines, layout.issuing),
+        document_number: text(lines, layout.number),
+        birth_date: text(lines, layout.birth),
+        sex: match slice(lines, layout.sex)[0] {
             b'M' => Some(Sex::Male),
             b'F' => Some(Sex::Female),
             _ => None,
         },
-        expiry_date: text(&lines, layout.expiry),
-        nationality: text(&lines, layout.nationality),
+        expiry_date: text(lines, layout.expiry),
+        nationality: text(lines, layout.nationality),
         optional_data: layout
             .optional
             .iter()
-            .map(|f| text(&lines, *f))
+            .map(|f| text(lines, *f))
             .filter(|t| !t.is_empty())
             .collect::<Vec<_>>()
             .join(" "),
-        surname: String::new(),
-        given_names: String::new(),
+        surname: words(surname),
+        given_names: words(given),
         lines: lines
             .iter()
             .map(|l| String::from_utf8_lossy(l).into_owned())
             .collect(),
-    };
+    }
+}
+
+/// The zone, if its dates are dates, its states are states and a Kazakh IIN passes its own
+/// checksum: no check digit covers the states, and a date's may agree with nonsense.
+fn verified(zone: Zone) -> Result<Zone, Unreadable> {
     if !valid_date(&zone.birth_date) || !valid_date(&zone.expiry_date) {
         return Err(Unreadable::Date);
     }
@@ -367,17 +399,5 @@ pub fn parse(format: Format, read: &[String]) -> Result<Zone, Unreadable> {
     {
         return Err(Unreadable::Iin);
     }
-    let names = String::from_utf8_lossy(slice(&lines, layout.names)).into_owned();
-    let (surname, given) = names.split_once("<<").unwrap_or((names.as_str(), ""));
-    let words = |s: &str| {
-        s.split('<')
-            .filter(|w| !w.is_empty())
-            .collect::<Vec<_>>()
-            .join(" ")
-    };
-    Ok(Zone {
-        surname: words(surname),
-        given_names: words(given),
-        ..zone
-    })
+    Ok(zone)
 }
