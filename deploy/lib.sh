@@ -19,8 +19,10 @@ PYTHON_TOOLS=$ROOT/deploy/requirements.txt
 MRZ_MODEL=$EXAMREG_HOME/models/ppocrv4-rec.onnx
 # Where deploy/axe-core puts the accessibility rules the browser tests run.
 AXE_CORE=$EXAMREG_HOME/node/axe.min.js
-PG_PORT=5432
-REDIS_PORT=6379
+# The ports the stack's Postgres and Redis take; another free port for either when the machine
+# already runs one there (the stack refuses to take over a server it did not start).
+PG_PORT=${EXAMREG_PG_PORT:-5432}
+REDIS_PORT=${EXAMREG_REDIS_PORT:-6379}
 # The local Redis Cluster (three masters, no replicas): deploy/test runs the Redis-backed
 # tests against it too, `deploy/up --redis-cluster` points the suite at it.
 REDIS_CLUSTER_PORTS=(7001 7002 7003)
@@ -101,19 +103,34 @@ install_packages() {
   fi
 }
 
+# The Debian cluster configured on PG_PORT, as "version name log-file"; empty when none is.
+pg_cluster() {
+  pg_lsclusters -h 2>/dev/null | awk -v port="$PG_PORT" '$3 == port {print $1, $2, $7; exit}'
+}
+
 start_postgres() {
+  local version cluster log
+  read -r version cluster log < <(pg_cluster) || true
   if ! listening $PG_PORT; then
-    local version
-    version=$(pg_lsclusters -h | awk 'NR==1{print $1}')
-    if [ -z "$version" ]; then
+    if [ -z "${cluster:-}" ]; then
+      # No cluster on the port (Debian's package makes `main` on 5432): one of the stack's own.
       version=$(ls /usr/lib/postgresql | sort -n | tail -1)
-      as_root pg_createcluster "$version" main >/dev/null
+      cluster=examreg
+      say "creating postgres cluster $version/$cluster on port $PG_PORT"
+      as_root pg_createcluster "$version" "$cluster" --port "$PG_PORT" >/dev/null
     fi
-    say "starting postgres $version"
-    as_root pg_ctlcluster "$version" main start
+    say "starting postgres $version/$cluster"
+    as_root pg_ctlcluster "$version" "$cluster" start
     wait_port $PG_PORT postgres
     # Started here, so deploy/down may stop it (a Postgres that ran before is left running).
     mkdir -p "$STATE" && touch "$STATE/postgres.started"
+  elif [ ! -f "$STATE/postgres.started" ] &&
+    [ "$(as_root runuser -u postgres -- psql -qtA -p $PG_PORT -c "SELECT 1 FROM pg_roles WHERE rolname = 'examreg'" 2>/dev/null)" != 1 ]; then
+    say "a Postgres that the stack did not start answers on 127.0.0.1:$PG_PORT, and it has no"
+    say "examreg role: the stack will not add its role and databases to it. Stop it, or give the"
+    say "stack a port of its own (a cluster of its own is made there): EXAMREG_PG_PORT=5433 deploy/up"
+    say "(deploy/test and deploy/down read the same variable)."
+    return 1
   fi
   # One login role for the local stack; each service gets its own database.
   as_root runuser -u postgres -- psql -qtA -p $PG_PORT -c \
@@ -128,7 +145,14 @@ start_postgres() {
 }
 
 start_redis() {
-  listening $REDIS_PORT && return 0
+  if listening $REDIS_PORT; then
+    # Ours if its pid file names a live process; another Redis keeps its data to itself.
+    if [ -f "$STATE/redis.pid" ] && kill -0 "$(cat "$STATE/redis.pid")" 2>/dev/null; then return 0; fi
+    say "a Redis that the stack did not start answers on 127.0.0.1:$REDIS_PORT: the stack will not"
+    say "write to it. Stop it, or give the stack a port of its own: EXAMREG_REDIS_PORT=6380 deploy/up"
+    say "(deploy/test and deploy/down read the same variable)."
+    return 1
+  fi
   say "starting redis (AOF on)"
   mkdir -p "$STATE/redis"
   redis-server --bind 127.0.0.1 --port $REDIS_PORT --appendonly yes --appendfsync everysec \
@@ -142,7 +166,13 @@ start_redis() {
 start_redis_cluster() {
   local port started=""
   for port in "${REDIS_CLUSTER_PORTS[@]}"; do
-    listening "$port" && continue
+    if listening "$port"; then
+      local pid="$STATE/redis-cluster/$port.pid"
+      if [ -f "$pid" ] && kill -0 "$(cat "$pid")" 2>/dev/null; then continue; fi
+      say "port $port (a node of the stack's Redis Cluster) is taken by a server the stack did not"
+      say "start: stop it, or free ports ${REDIS_CLUSTER_PORTS[*]}."
+      return 1
+    fi
     mkdir -p "$STATE/redis-cluster/$port"
     redis-server --bind 127.0.0.1 --port "$port" --cluster-enabled yes \
       --cluster-config-file nodes.conf --cluster-node-timeout 2000 \
@@ -289,8 +319,9 @@ stop_infra() {
   stop_redis_cluster
   # Only a Postgres that start_postgres started: one that ran before stays as it was.
   if [ -f "$STATE/postgres.started" ]; then
-    local version; version=$(pg_lsclusters -h 2>/dev/null | awk 'NR==1{print $1}')
-    [ -z "$version" ] || as_root pg_ctlcluster "$version" main stop 2>/dev/null || true
+    local version cluster log
+    read -r version cluster log < <(pg_cluster) || true
+    [ -z "${cluster:-}" ] || as_root pg_ctlcluster "$version" "$cluster" stop 2>/dev/null || true
     rm -f "$STATE/postgres.started"
   fi
 }
