@@ -1,12 +1,15 @@
 """Checks the monitoring as code (run by deploy/test).
 
-- k8s/base/monitoring.yaml holds a PodMonitor and a PrometheusRule of the Prometheus
-  Operator (monitoring.coreos.com/v1). kubernetes-validate has no schema for these custom
+- k8s/components/monitoring/monitoring.yaml holds a PodMonitor and a PrometheusRule of the
+  Prometheus Operator (monitoring.coreos.com/v1), in a kustomize component the prod overlay
+  adds; the base renders none of them, so it applies on a cluster without the operator's CRDs.
+  Both carry the label kube-prometheus-stack selects by (`release`). kubernetes-validate has no schema for these custom
   resources, so their fields are checked here against the ones the operator's CRDs define
   (only those we use are allowed).
 - The rule groups are written to a file and checked by `promtool check rules`, then run
   against deploy/monitoring/rules.test.yaml by `promtool test rules`; every alert has a
-  severity, a summary, and at least one unit test.
+  severity, a summary, a description, a runbook_url naming its page in docs/runbooks/ (which
+  says what it means, what to check and what to do), and at least one unit test.
 - Every metric a rule or the Grafana dashboard (deploy/monitoring/dashboard.json) names is one
   the code records (or one of kube-state-metrics' and Prometheus' own).
 """
@@ -22,7 +25,11 @@ import tempfile
 import yaml
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-MONITORING = ROOT / "k8s/base/monitoring.yaml"
+MONITORING = ROOT / "k8s/components/monitoring/monitoring.yaml"
+RUNBOOKS = ROOT / "docs/runbooks"
+# Where the center publishes docs/ (the alerts' runbook_url names pages under it).
+RUNBOOK_BASE = "https://docs.example.kz/examreg/runbooks/"
+RUNBOOK_SECTIONS = ("## What it means", "## What to check", "## What to do")
 TESTS = ROOT / "deploy/monitoring/rules.test.yaml"
 DASHBOARD = ROOT / "deploy/monitoring/dashboard.json"
 
@@ -91,8 +98,21 @@ def check_rule(doc):
                 alerts.append(rule)
                 if rule.get("labels", {}).get("severity") not in ("critical", "warning"):
                     problem(f"alert {rule['alert']}: severity critical or warning")
-                if not rule.get("annotations", {}).get("summary"):
-                    problem(f"alert {rule['alert']}: no summary")
+                annotations = rule.get("annotations", {})
+                for key in ("summary", "description"):
+                    if not annotations.get(key):
+                        problem(f"alert {rule['alert']}: no {key}")
+                page = f"{rule['alert']}.md"
+                if annotations.get("runbook_url") != RUNBOOK_BASE + page:
+                    problem(f"alert {rule['alert']}: runbook_url is not {RUNBOOK_BASE}{page}")
+                runbook = RUNBOOKS / page
+                if not runbook.exists():
+                    problem(f"alert {rule['alert']}: docs/runbooks/{page} is missing")
+                else:
+                    text = runbook.read_text()
+                    for section in RUNBOOK_SECTIONS:
+                        if section not in text:
+                            problem(f"docs/runbooks/{page}: no {section!r}")
     return alerts
 
 
@@ -122,8 +142,12 @@ FUNCTIONS = {
     "by", "on", "and", "or", "unless", "offset", "without", "ignoring", "group_left",
     "abs", "absent", "clamp_min", "clamp_max", "irate", "delta", "topk", "bottomk",
 }
-# Scraped from kube-state-metrics, or Prometheus' own series per target.
-EXTERNAL = re.compile(r"^(kube_[a-z0-9_]+|up)$")
+# Scraped from kube-state-metrics, or Prometheus' own series per target, or from the exporters
+# beside the stores (redis_exporter, postgres_exporter) and the kubelet's volume statistics.
+EXTERNAL = re.compile(
+    r"^(kube_[a-z0-9_]+|up|redis_memory_(used|max)_bytes|pg_stat_activity_count"
+    r"|pg_settings_max_connections|kubelet_volume_stats_(available|capacity)_bytes)$"
+)
 
 
 def metrics_in(expr):
@@ -152,9 +176,22 @@ def main():
     check_podmonitor(by_kind.get("PodMonitor", {}))
     rule = by_kind.get("PrometheusRule", {"spec": {"groups": []}})
     alerts = check_rule(rule)
-    kustomization = yaml.safe_load((ROOT / "k8s/base/kustomization.yaml").read_text())
-    if "monitoring.yaml" not in kustomization.get("resources", []):
-        problem("k8s/base/kustomization.yaml does not list monitoring.yaml")
+    for doc in (by_kind.get("PodMonitor", {}), rule):
+        labels = doc.get("metadata", {}).get("labels", {})
+        if "release" not in labels:
+            problem(f"{doc.get('kind')}: no `release` label (kube-prometheus-stack selects by it)")
+    component = yaml.safe_load((MONITORING.parent / "kustomization.yaml").read_text())
+    if component.get("kind") != "Component" or "monitoring.yaml" not in component.get("resources", []):
+        problem("k8s/components/monitoring: a kustomize Component listing monitoring.yaml")
+    prod = yaml.safe_load((ROOT / "k8s/overlays/prod/kustomization.yaml").read_text())
+    if "../../components/monitoring" not in prod.get("components", []):
+        problem("the prod overlay does not add the monitoring component")
+    # The base applies on a cluster without the Prometheus Operator.
+    base = subprocess.run(["kubectl", "kustomize", str(ROOT / "k8s/base")],
+                          capture_output=True, text=True, check=True).stdout
+    for doc in yaml.safe_load_all(base):
+        if doc and doc.get("apiVersion", "").startswith("monitoring.coreos.com/"):
+            problem(f"k8s/base renders a {doc['kind']}: the operator's objects belong in the component")
 
     known = recorded_metrics()
     for alert in alerts:

@@ -195,3 +195,16 @@ pub async fn sweep(pool: &PgPool, period: std::time::Duration) -> Result<(), sql
     examreg_kit::retention::record(&mut tx, "reviews", deleted, &[]).await?;
     tx.commit().await
 }
+
+/// How many reviews are open and the oldest one's age in seconds (the cluster's queue: the
+/// same from every replica).
+pub async fn open_depth(pool: &PgPool) -> Result<(i64, f64), sqlx::Error> {
+    let row = sqlx::query!(
+        r#"SELECT count(*) AS "open!",
+             COALESCE(EXTRACT(EPOCH FROM now() - min(opened_at)), 0)::float8 AS "oldest!"
+           FROM document_reviews WHERE decision IS NULL"#
+    )
+    .fetch_one(pool)
+    .await?;
+    Ok((row.open, row.oldest))
+}

@@ -6,6 +6,7 @@
 use crate::{
     captures::Captures,
     ocr::{ReadError, Reader},
+    reviews,
     store::checks::{self, Claimed},
 };
 use examreg_domain::mrz::{Format, Verdict};
@@ -113,8 +114,8 @@ pub async fn run(
 /// The accounts whose checks this replica's workers hold.
 type Held = Arc<std::sync::Mutex<std::collections::HashSet<Uuid>>>;
 
-/// The queue's depth and its oldest check's age, every ten seconds (the same in every replica:
-/// it is the cluster's queue).
+/// The queue's depth and its oldest check's age, and the open reviews' count and the oldest's
+/// age, every ten seconds (the same in every replica: they are the cluster's queues).
 async fn gauge(pool: PgPool) {
     loop {
         match checks::queue_depth(&pool).await {
@@ -123,6 +124,13 @@ async fn gauge(pool: PgPool) {
                 metrics::gauge!("biometrics_document_checks_oldest_age_seconds").set(oldest);
             }
             Err(e) => tracing::debug!(error = %e, "document check queue not measured"),
+        }
+        match reviews::open_depth(&pool).await {
+            Ok((open, oldest)) => {
+                metrics::gauge!("biometrics_document_reviews_open").set(open as f64);
+                metrics::gauge!("biometrics_document_reviews_oldest_open_age_seconds").set(oldest);
+            }
+            Err(e) => tracing::debug!(error = %e, "review queue not measured"),
         }
         tokio::time::sleep(Duration::from_secs(10)).await;
     }

@@ -1422,6 +1422,13 @@ async fn the_seal_waits_for_a_person_when_the_card_disagrees_and_their_approval_
     assert!(!held.sealed && held.missing.is_empty(), "{held:?}");
     assert_eq!(held.document_check.unwrap().outcome, "review");
     assert!(app.status(&me).await.sealed_at.is_none());
+    // The queue the reviewers' alert watches counts it (this test's database holds only it).
+    let pool = sqlx::PgPool::connect(&app.database).await.unwrap();
+    let (open, oldest) = examreg_biometrics::reviews::open_depth(&pool)
+        .await
+        .unwrap();
+    assert_eq!(open, 1);
+    assert!((0.0..600.0).contains(&oldest), "{oldest}");
     // A person's rejection holds it still; a new photo's review, approved, lets it through.
     let reviewer = tk::service_token(&app.key, "review-desk", &["review:write"]);
     app.decide(
@@ -1451,6 +1458,10 @@ async fn the_seal_waits_for_a_person_when_the_card_disagrees_and_their_approval_
         .unwrap();
     let sealed = app.seal(&me).await.unwrap();
     assert!(sealed.sealed, "{sealed:?}");
+    let (open, oldest) = examreg_biometrics::reviews::open_depth(&pool)
+        .await
+        .unwrap();
+    assert_eq!((open, oldest), (0, 0.0));
 }
 
 #[tokio::test]
