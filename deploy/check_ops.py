@@ -4,7 +4,10 @@ For every service in the code it checks that the Dockerfile has its image target
 compose file and the Kubernetes base run it with only the variables it reads (and every one it
 requires), that the configuration reference (docs/configuration.md) names every variable it reads, and that
 every Kubernetes workload keeps the rules operators rely on: resources, probes, a locked-down
-securityContext, Service, ServiceAccount, HPA, PDB and a NetworkPolicy.
+securityContext, Service, ServiceAccount, HPA, PDB and a NetworkPolicy. No ConfigMap holds a
+variable that can carry a credential (those come from Secrets through `*_FILE`) or a value that
+looks like one; the prod overlay sets what production must (no local stack's default); and
+docs/internal-api.md's table of the suite's own clients is what the local stack gives them.
 """
 
 import pathlib
@@ -25,10 +28,19 @@ SERVICES = {
 # Read by the shared kit in every service.
 COMMON = {"RUST_LOG", "OTEL_EXPORTER_OTLP_ENDPOINT"}
 READ = re.compile(
-    r'(?:env\s*\.\s*(string|parse|seconds|secret|required_secret)|signing_keys?_from_env)'
+    r'(?:env\s*\.\s*(string|parse|seconds|secret_or|secret|required_secret)|signing_keys?_from_env)'
     r'\(\s*(?:env\s*,\s*)?"([A-Z0-9_]+)"',
     re.S,
 )
+# What production must set itself: the code's defaults are the local stack's (a sender and a
+# support address at examreg.local, documents valid until today, no public URL). The prod
+# overlay sets each, and none may be a local value.
+PRODUCTION = {
+    "verification": ("VERIFICATION_MAIL_FROM", "VERIFICATION_SUPPORT_CONTACT"),
+    "biometrics": ("BIOMETRICS_DOCUMENTS_VALID_UNTIL",),
+    "gateway": ("GATEWAY_PUBLIC_URL", "GATEWAY_CORS_ORIGINS"),
+}
+LOCAL_VALUE = re.compile(r"\.local\b|localhost|127\.0\.0\.1|\[::1\]")
 # A service's own client at identity: `<PREFIX>_CLIENT_ID` and the required `_CLIENT_SECRET`.
 CREDENTIALS = re.compile(r'Credentials::from_env\(\s*env\s*,\s*"([A-Z0-9_]+)"', re.S)
 
@@ -45,7 +57,7 @@ def variables(crate):
     for path in (ROOT / crate / "src").rglob("*.rs"):
         for how, name in READ.findall(path.read_text()):
             read.add(name)
-            if how in ("secret", "required_secret", ""):
+            if how in ("secret", "secret_or", "required_secret", ""):
                 secret.add(name)
             if how in ("required_secret", ""):
                 required.add(name)
@@ -102,6 +114,7 @@ def main():
             problem(f"docs/configuration.md misses {name} ({service})")
         for overlay, docs in rendered.items():
             check_workload(overlay, service, docs, read, secret, required)
+    check_client_scopes()
     if problems:
         print("\n".join(problems))
         sys.exit(1)
@@ -165,15 +178,19 @@ def check_workload(overlay, service, docs, read, secret, required):
                 problem(f"{where}: the gateway's {probe} is not HTTP")
             elif service != "gateway" and "grpc" not in p:
                 problem(f"{where}: {probe} is not on gRPC health")
-        names = {e["name"] for e in container.get("env", [])}
+        values = {e["name"]: e.get("value") for e in container.get("env", [])}
         for source in container.get("envFrom", []):
             ref = source.get("configMapRef", {}).get("name")
             maps = [d for d in docs if d and d.get("kind") == "ConfigMap" and d["metadata"]["name"] == ref]
             if not maps:
                 problem(f"{where}: envFrom names a missing ConfigMap {ref}")
             for m in maps:
-                names |= set(m.get("data", {}))
+                values.update(m.get("data", {}))
+                check_config_map(where, m, secret)
+        names = set(values)
         check_env(where, names, read, secret, required)
+        if overlay == "prod":
+            check_production(where, service, values)
         for e in container.get("env", []):
             if "value" in e and re.search(r"(SECRET|KEY|PASSWORD|TOKEN)(S)?$", e["name"]) and e["value"]:
                 problem(f"{where}: {e['name']} is a literal; secrets come from Secrets")
@@ -202,6 +219,52 @@ def check_workload(overlay, service, docs, read, secret, required):
         for rule in policy["spec"].get("egress", []):
             if not rule.get("to") and not all(p.get("port") == 53 for p in rule.get("ports", [])):
                 problem(f"{where}: egress open to everything")
+
+
+# A value that carries a credential: a URL with a password, a PEM block, a JWK's private part.
+CREDENTIAL = re.compile(r"://[^/@\s:]+:[^/@\s]+@|-----BEGIN|\"d\"\s*:")
+
+
+def check_config_map(where, config_map, secret):
+    """A ConfigMap holds no variable that can carry a credential, and nothing that looks like one."""
+    for name, value in (config_map.get("data") or {}).items():
+        if name in secret:
+            problem(f"{where}: the ConfigMap sets {name}, which can carry a credential: use a Secret and {name}_FILE")
+        elif CREDENTIAL.search(str(value)) or re.search(r"(SECRET|PASSWORD|TOKEN|_KEY|_KEYS)$", name):
+            problem(f"{where}: the ConfigMap's {name} looks like a credential")
+
+
+def check_client_scopes():
+    """docs/internal-api.md's table of the suite's own clients is what the local stack gives
+    them (deploy/lib.sh), so a production client list written from the table works."""
+    lib = (ROOT / "deploy/lib.sh").read_text()
+    listed = re.search(r'identity_service_clients\.json" <<JSON\n(.*?)\nJSON', lib, re.S)
+    clients = {
+        c["id"]: c["scopes"]
+        for c in yaml.safe_load(re.sub(r'"\$\w+"', '""', listed.group(1)))
+        if not c.get("staff")
+    }
+    docs = (ROOT / "docs/internal-api.md").read_text()
+    table = {
+        m.group(1): re.findall(r"`([a-z:]+)`", m.group(2))
+        for m in re.finditer(r"^\| `(\w+)` \| (.*) \|$", docs, re.M)
+        if m.group(1) in SERVICES
+    }
+    for client, scopes in clients.items():
+        if sorted(table.get(client, [])) != sorted(scopes):
+            problem(f"docs/internal-api.md: the {client} client's scopes are not {scopes}")
+
+
+def check_production(where, service, values):
+    """The prod overlay sets what production must, with no local stack's value."""
+    for name in PRODUCTION.get(service, ()):
+        value = values.get(name)
+        if not value:
+            problem(f"{where}: production must set {name} (the code's default is the local stack's)")
+        elif LOCAL_VALUE.search(value):
+            problem(f"{where}: {name} is a local stack's value ({value})")
+        elif name.endswith("_VALID_UNTIL") and not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+            problem(f"{where}: {name} is not a date (YYYY-MM-DD)")
 
 
 if __name__ == "__main__":

@@ -8,7 +8,8 @@ use std::{net::SocketAddr, time::Duration};
 #[derive(Debug, Clone)]
 pub struct Config {
     pub addr: SocketAddr,
-    pub redis_url: String,
+    /// May carry the ACL user's password: from `GATEWAY_REDIS_URL` or `_FILE`.
+    pub redis_url: Secret,
     pub key_prefix: String,
     pub identity_url: String,
     pub verification_url: String,
@@ -104,7 +105,7 @@ impl Config {
         }
         Self {
             addr: env.parse("GATEWAY_ADDR", "127.0.0.1:8080".parse().expect("literal")),
-            redis_url: env.string("GATEWAY_REDIS_URL", "redis://127.0.0.1:6379"),
+            redis_url: env.secret_or("GATEWAY_REDIS_URL", "redis://127.0.0.1:6379"),
             key_prefix: env.string("GATEWAY_KEY_PREFIX", "examreg:gateway:"),
             identity_url: env.string("IDENTITY_URL", "http://127.0.0.1:50051"),
             verification_url: env.string("VERIFICATION_URL", "http://127.0.0.1:50052"),

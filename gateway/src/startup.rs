@@ -100,7 +100,8 @@ impl Application {
             "GATEWAY_POW_KEY is required"
         );
         let texts = crate::texts::Texts::load(config.texts_dir.as_deref())?;
-        let redis = examreg_kit::redis::connect(&config.redis_url, Duration::from_secs(3)).await?;
+        let redis =
+            examreg_kit::redis::connect(config.redis_url.expose(), Duration::from_secs(3)).await?;
         let identity = examreg_kit::channel::lazy(&config.identity_url)?;
         let calls = upstream::Calls::new(ServiceToken::of(identity.clone(), &config.client));
         let verification = examreg_kit::channel::lazy(&config.verification_url)?;

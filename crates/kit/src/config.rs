@@ -130,6 +130,12 @@ impl Env {
         }
     }
 
+    /// A value that can carry a credential (a URL with a password), from `NAME` or the file
+    /// `NAME_FILE` names, with the local stack's `default` when neither is set.
+    pub fn secret_or(&mut self, name: &str, default: &str) -> Secret {
+        self.secret(name).unwrap_or_else(|| Secret::new(default))
+    }
+
     /// A secret that must be present.
     pub fn required_secret(&mut self, name: &str) -> Secret {
         self.secret(name).unwrap_or_else(|| {
@@ -218,5 +224,22 @@ mod tests {
         };
         assert!(err.names("X_SECRET_FILE"));
         assert!(!err.to_string().contains("s3cr3t"));
+    }
+
+    #[test]
+    fn a_url_with_a_password_comes_from_its_file_or_the_local_default() {
+        let dir = std::env::temp_dir().join(format!("examreg-url-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("redis-url");
+        std::fs::write(&path, "redis://gateway:pw@redis:6379\n").unwrap();
+        let mut e = env(&[("R_URL_FILE", path.to_str().unwrap())]);
+        let url = e.secret_or("R_URL", "redis://127.0.0.1:6379");
+        assert_eq!(url.expose(), "redis://gateway:pw@redis:6379");
+        assert_eq!(format!("{url:?}"), "[redacted]");
+        assert_eq!(
+            e.secret_or("OTHER_URL", "redis://127.0.0.1:6379").expose(),
+            "redis://127.0.0.1:6379"
+        );
+        e.finish().unwrap();
     }
 }

@@ -10,7 +10,12 @@ pub mod letters;
 pub mod outbox;
 pub mod store;
 
-use examreg_kit::{auth::Keys, config::Env, service::Service, tokens::SigningKey};
+use examreg_kit::{
+    auth::Keys,
+    config::{Env, Secret},
+    service::Service,
+    tokens::SigningKey,
+};
 use examreg_proto::verification::v1::verification_service_server::VerificationServiceServer;
 use hmac::{Hmac, Mac};
 use lettre::{AsyncSmtpTransport, Tokio1Executor, message::Mailbox};
@@ -22,10 +27,12 @@ use tonic::service::Routes;
 #[derive(Debug, Clone)]
 pub struct Config {
     pub addr: SocketAddr,
-    pub redis_url: String,
+    /// May carry the ACL user's password: from `VERIFICATION_REDIS_URL` or `_FILE`.
+    pub redis_url: Secret,
     /// Prefix of every Redis key (tests use one each).
     pub key_prefix: String,
-    pub smtp_url: String,
+    /// May carry the relay's login: from `VERIFICATION_SMTP_URL` or `_FILE`.
+    pub smtp_url: Secret,
     pub mail_from: Mailbox,
     /// Keys the code MACs and (derived) the outbox seal.
     pub code_key: examreg_kit::config::Secret,
@@ -119,9 +126,9 @@ impl Config {
                 "VERIFICATION_ADDR",
                 "127.0.0.1:50052".parse().expect("literal"),
             ),
-            redis_url: env.string("VERIFICATION_REDIS_URL", "redis://127.0.0.1:6379"),
+            redis_url: env.secret_or("VERIFICATION_REDIS_URL", "redis://127.0.0.1:6379"),
             key_prefix: env.string("VERIFICATION_KEY_PREFIX", "examreg:verification:"),
-            smtp_url: env.string("VERIFICATION_SMTP_URL", "smtp://127.0.0.1:1025"),
+            smtp_url: env.secret_or("VERIFICATION_SMTP_URL", "smtp://127.0.0.1:1025"),
             mail_from,
             code_key,
             proof_key: examreg_kit::tokens::signing_key_from_env(env, "VERIFICATION_PROOF_KEY"),
@@ -162,10 +169,11 @@ impl Application {
     /// while it serves. `keys` authenticate callers.
     pub async fn build(config: Config, keys: Keys) -> anyhow::Result<Service> {
         let letters = letters::Letters::load(config.letters_dir.as_deref())?;
-        let redis = examreg_kit::redis::connect(&config.redis_url, Duration::from_secs(3)).await?;
+        let redis =
+            examreg_kit::redis::connect(config.redis_url.expose(), Duration::from_secs(3)).await?;
         // The worker blocks on BLPOP while idle, so it gets a connection of its own.
         let worker_redis =
-            examreg_kit::redis::connect(&config.redis_url, Duration::from_secs(10)).await?;
+            examreg_kit::redis::connect(config.redis_url.expose(), Duration::from_secs(10)).await?;
         let key = config.code_key.expose().as_bytes();
         let sealer = outbox_sealer(&config.code_key);
         let store = store::CodeStore::new(
@@ -174,7 +182,7 @@ impl Application {
             &derive(key, b"examreg code mac v1"),
             config.limits.clone(),
         );
-        let smtp = AsyncSmtpTransport::<Tokio1Executor>::from_url(&config.smtp_url)?
+        let smtp = AsyncSmtpTransport::<Tokio1Executor>::from_url(config.smtp_url.expose())?
             .timeout(Some(Duration::from_secs(10)))
             .build();
         let proof_key = config

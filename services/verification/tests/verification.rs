@@ -37,8 +37,8 @@ fn limits() -> Limits {
 fn config(limits: Limits, smtp: &str) -> Config {
     let mut config = Config::defaults();
     config.key_prefix = tk::unique_prefix("verification");
-    config.redis_url = tk::redis_url();
-    config.smtp_url = format!("smtp://{smtp}");
+    config.redis_url = Secret::new(tk::redis_url());
+    config.smtp_url = Secret::new(format!("smtp://{smtp}"));
     config.code_key = Secret::new("test-code-key-0123456789abcdef0123456789");
     config.limits = limits;
     config.outbox.retry_base = Duration::from_secs(1);

@@ -172,8 +172,8 @@ pub(crate) async fn suite_with(options: Options) -> Suite {
     let verification_prefix = tk::unique_prefix("verification");
     config.addr = verification_addr;
     config.key_prefix = verification_prefix.clone();
-    config.redis_url = tk::redis_url();
-    config.smtp_url = format!("smtp://{}", options.smtp);
+    config.redis_url = Secret::new(tk::redis_url());
+    config.smtp_url = Secret::new(format!("smtp://{}", options.smtp));
     config.outbox.retry_base = Duration::from_secs(1);
     config.code_key = Secret::new("test-code-key-0123456789abcdef0123456789");
     config.proof_key = Some(proof);
@@ -226,7 +226,7 @@ pub(crate) async fn suite_with(options: Options) -> Suite {
     config.profile_url = profile_url;
     let gateway_prefix = tk::unique_prefix("gateway");
     config.key_prefix = gateway_prefix.clone();
-    config.redis_url = tk::redis_url();
+    config.redis_url = Secret::new(tk::redis_url());
     config.identity_url = identity_url;
     config.verification_url = verification_url;
     config.client.secret = Secret::new(options.client_secret);
