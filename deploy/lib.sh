@@ -26,9 +26,22 @@ REDIS_PORT=${EXAMREG_REDIS_PORT:-6379}
 # The local Redis Cluster (three masters, no replicas): deploy/test runs the Redis-backed
 # tests against it too, `deploy/up --redis-cluster` points the suite at it.
 REDIS_CLUSTER_PORTS=(7001 7002 7003)
-REDIS_CLUSTER_URL=redis+cluster://127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003
+# Redis takes one ACL user with a password, as production's does (its default user is off, so
+# nothing unauthenticated gets in); every URL and redis-cli call of the stack names it.
+REDIS_USER=examreg
+REDIS_PASSWORD=examreg
+REDIS_CLUSTER_URL=redis+cluster://$REDIS_USER:$REDIS_PASSWORD@127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003
 mkdir -p "$STATE" "$SECRETS"
 
+rcli() { redis-cli --no-auth-warning --user "$REDIS_USER" --pass "$REDIS_PASSWORD" "$@"; }
+# The ACL a stack's Redis server starts with.
+redis_acl() { printf '%s\n' --user default off --user "$REDIS_USER" on ">$REDIS_PASSWORD" '~*' '&*' '+@all'; }
+# A Redis of the stack's, started before it took a password: shut down (its data stays in its
+# append-only file) to be started again with the ACL.
+without_acl() { # port
+  [ "$(rcli -p "$1" acl whoami 2>/dev/null)" != "$REDIS_USER" ] &&
+    [ "$(redis-cli -p "$1" ping 2>/dev/null)" = PONG ] && redis-cli -p "$1" shutdown >/dev/null 2>&1
+}
 say() { printf '\033[1m[stack]\033[0m %s\n' "$*" >&2; }
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 listening() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
@@ -147,28 +160,37 @@ start_postgres() {
 start_redis() {
   if listening $REDIS_PORT; then
     # Ours if its pid file names a live process; another Redis keeps its data to itself.
-    if [ -f "$STATE/redis.pid" ] && kill -0 "$(cat "$STATE/redis.pid")" 2>/dev/null; then return 0; fi
-    say "a Redis that the stack did not start answers on 127.0.0.1:$REDIS_PORT: the stack will not"
-    say "write to it. Stop it, or give the stack a port of its own: EXAMREG_REDIS_PORT=6380 deploy/up"
-    say "(deploy/test and deploy/down read the same variable)."
-    return 1
+    if ! [ -f "$STATE/redis.pid" ] || ! kill -0 "$(cat "$STATE/redis.pid")" 2>/dev/null; then
+      say "a Redis that the stack did not start answers on 127.0.0.1:$REDIS_PORT: the stack will not"
+      say "write to it. Stop it, or give the stack a port of its own: EXAMREG_REDIS_PORT=6380 deploy/up"
+      say "(deploy/test and deploy/down read the same variable)."
+      return 1
+    fi
+    without_acl $REDIS_PORT || return 0
+    say "restarting redis with its ACL user"
+    local i; for ((i = 0; i < 50; i++)); do listening $REDIS_PORT || break; sleep 0.1; done
   fi
   say "starting redis (AOF on)"
   mkdir -p "$STATE/redis"
+  local acl; mapfile -t acl < <(redis_acl)
   redis-server --bind 127.0.0.1 --port $REDIS_PORT --appendonly yes --appendfsync everysec \
     --dir "$STATE/redis" --daemonize yes --pidfile "$STATE/redis.pid" \
-    --logfile "$STATE/redis.log" --save ""
+    --logfile "$STATE/redis.log" --save "" "${acl[@]}"
   wait_port $REDIS_PORT redis
 }
 
 # Three cluster-enabled servers on loopback, joined once by `redis-cli --cluster create`
 # (the cluster's state lives in each node's nodes.conf, so a restart rejoins by itself).
 start_redis_cluster() {
-  local port started=""
+  local port started="" acl
+  mapfile -t acl < <(redis_acl)
   for port in "${REDIS_CLUSTER_PORTS[@]}"; do
     if listening "$port"; then
-      local pid="$STATE/redis-cluster/$port.pid"
-      if [ -f "$pid" ] && kill -0 "$(cat "$pid")" 2>/dev/null; then continue; fi
+      local pid="$STATE/redis-cluster/$port.pid" i
+      if [ -f "$pid" ] && kill -0 "$(cat "$pid")" 2>/dev/null && ! without_acl "$port"; then continue; fi
+      for ((i = 0; i < 50; i++)); do listening "$port" || break; sleep 0.1; done
+    fi
+    if listening "$port"; then
       say "port $port (a node of the stack's Redis Cluster) is taken by a server the stack did not"
       say "start: stop it, or free ports ${REDIS_CLUSTER_PORTS[*]}."
       return 1
@@ -178,21 +200,24 @@ start_redis_cluster() {
       --cluster-config-file nodes.conf --cluster-node-timeout 2000 \
       --appendonly yes --appendfsync everysec --save "" \
       --dir "$STATE/redis-cluster/$port" --daemonize yes \
-      --pidfile "$STATE/redis-cluster/$port.pid" --logfile "$STATE/redis-cluster/$port.log"
+      --pidfile "$STATE/redis-cluster/$port.pid" --logfile "$STATE/redis-cluster/$port.log" \
+      "${acl[@]}"
     started=1
   done
   for port in "${REDIS_CLUSTER_PORTS[@]}"; do wait_port "$port" "redis cluster node"; done
   if [ -n "$started" ]; then say "redis cluster nodes started on ${REDIS_CLUSTER_PORTS[*]}"; fi
-  if ! redis-cli -p "${REDIS_CLUSTER_PORTS[0]}" cluster info | grep -q '^cluster_state:ok'; then
-    if [ "$(redis-cli -p "${REDIS_CLUSTER_PORTS[0]}" cluster info | awk -F: '/cluster_known_nodes/{print $2+0}')" -lt ${#REDIS_CLUSTER_PORTS[@]} ]; then
+  if ! rcli -p "${REDIS_CLUSTER_PORTS[0]}" cluster info | grep -q '^cluster_state:ok'; then
+    local known
+    known=$(rcli -p "${REDIS_CLUSTER_PORTS[0]}" cluster info 2>/dev/null | awk -F: '/cluster_known_nodes/{print $2+0}')
+    if [ "${known:-0}" -lt ${#REDIS_CLUSTER_PORTS[@]} ]; then
       say "creating the redis cluster"
       local nodes=()
       for port in "${REDIS_CLUSTER_PORTS[@]}"; do nodes+=("127.0.0.1:$port"); done
-      redis-cli --cluster create "${nodes[@]}" --cluster-replicas 0 --cluster-yes >/dev/null
+      rcli --cluster create "${nodes[@]}" --cluster-replicas 0 --cluster-yes >/dev/null
     fi
     local i
     for ((i = 0; i < 100; i++)); do
-      redis-cli -p "${REDIS_CLUSTER_PORTS[0]}" cluster info | grep -q '^cluster_state:ok' && return 0
+      rcli -p "${REDIS_CLUSTER_PORTS[0]}" cluster info | grep -q '^cluster_state:ok' && return 0
       sleep 0.1
     done
     say "the redis cluster did not become ready"; return 1
@@ -203,7 +228,7 @@ stop_redis_cluster() {
   local port
   for port in "${REDIS_CLUSTER_PORTS[@]}"; do
     if [ -f "$STATE/redis-cluster/$port.pid" ]; then
-      redis-cli -p "$port" shutdown >/dev/null 2>&1 || true
+      rcli -p "$port" shutdown >/dev/null 2>&1 || true
       rm -f "$STATE/redis-cluster/$port.pid"
     fi
   done
@@ -315,7 +340,7 @@ stop_infra() {
   for name in garage maildev; do
     if [ -f "$STATE/$name.pid" ]; then kill "$(cat "$STATE/$name.pid")" 2>/dev/null || true; rm -f "$STATE/$name.pid"; fi
   done
-  if [ -f "$STATE/redis.pid" ]; then redis-cli -p $REDIS_PORT shutdown nosave >/dev/null 2>&1 || true; rm -f "$STATE/redis.pid"; fi
+  if [ -f "$STATE/redis.pid" ]; then rcli -p $REDIS_PORT shutdown nosave >/dev/null 2>&1 || true; rm -f "$STATE/redis.pid"; fi
   stop_redis_cluster
   # Only a Postgres that start_postgres started: one that ran before stays as it was.
   if [ -f "$STATE/postgres.started" ]; then

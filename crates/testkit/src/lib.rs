@@ -13,7 +13,10 @@ fn var(name: &str, default: &str) -> String {
 }
 
 pub fn redis_url() -> String {
-    var("EXAMREG_TEST_REDIS", "redis://127.0.0.1:6379")
+    var(
+        "EXAMREG_TEST_REDIS",
+        "redis://examreg:examreg@127.0.0.1:6379",
+    )
 }
 
 pub fn postgres_url() -> String {
