@@ -73,7 +73,7 @@ def check_podmonitor(doc):
         problem("PodMonitor: selects no pods")
     endpoints = spec.get("podMetricsEndpoints") or []
     ports = {e.get("port") for e in endpoints}
-    for port in ("grpc", "http"):
+    for port in ("grpc", "ops"):
         if port not in ports:
             problem(f"PodMonitor: the {port} port is not scraped")
     for i, endpoint in enumerate(endpoints):

@@ -75,7 +75,7 @@ fn args() -> anyhow::Result<Args> {
         mail: "http://127.0.0.1:1080".into(),
         profile: "http://127.0.0.1:50054".into(),
         biometrics: "http://127.0.0.1:50053".into(),
-        metrics: "gateway=http://127.0.0.1:8080,identity=http://127.0.0.1:50051,\
+        metrics: "gateway=http://127.0.0.1:8082,identity=http://127.0.0.1:50051,\
                   verification=http://127.0.0.1:50052,biometrics=http://127.0.0.1:50053,\
                   profile=http://127.0.0.1:50054"
             .into(),

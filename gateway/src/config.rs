@@ -7,7 +7,14 @@ use std::{net::SocketAddr, time::Duration};
 /// Configuration, from `GATEWAY_*` variables.
 #[derive(Debug, Clone)]
 pub struct Config {
+    /// The applicants' port: the API and the pages (`GATEWAY_ADDR`).
     pub addr: SocketAddr,
+    /// The operators' port: the admin routes (`GATEWAY_ADMIN_ADDR`).
+    pub admin_addr: SocketAddr,
+    /// The platform's port: `/healthz`, `/readyz`, `/metrics` (`GATEWAY_OPS_ADDR`).
+    pub ops_addr: SocketAddr,
+    /// Where the docs viewer (`/docs`) is served (`GATEWAY_DOCS`).
+    pub docs: Docs,
     /// May carry the ACL user's password: from `GATEWAY_REDIS_URL` or `_FILE`.
     pub redis_url: Secret,
     pub key_prefix: String,
@@ -63,11 +70,41 @@ pub struct Config {
     pub texts_dir: Option<std::path::PathBuf>,
 }
 
+/// Where the docs viewer (Swagger UI with try-it-out) is served: on the operators' port (the
+/// default), on the applicants' port, or nowhere. `/openapi.json` is on the applicants' port
+/// always: clients pin it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Docs {
+    Admin,
+    Public,
+    Off,
+}
+
+impl std::str::FromStr for Docs {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        match text {
+            "admin" => Ok(Self::Admin),
+            "public" => Ok(Self::Public),
+            "off" => Ok(Self::Off),
+            other => Err(format!("{other} is not one of admin, public, off")),
+        }
+    }
+}
+
 impl Config {
     /// Every default, listening on a free loopback port, without secrets: for tests and tools,
     /// which set the secrets they need.
     pub fn defaults() -> Self {
-        examreg_kit::config::defaults(Self::from_env, "GATEWAY_ADDR")
+        let any_port = |var: &str| (var.to_owned(), "127.0.0.1:0".to_owned());
+        let mut env = examreg_kit::config::Env::from_map(
+            ["GATEWAY_ADDR", "GATEWAY_ADMIN_ADDR", "GATEWAY_OPS_ADDR"]
+                .into_iter()
+                .map(any_port)
+                .collect(),
+        );
+        Self::from_env(&mut env)
     }
 
     pub fn from_env(env: &mut Env) -> Self {
@@ -105,6 +142,15 @@ impl Config {
         }
         Self {
             addr: env.parse("GATEWAY_ADDR", "127.0.0.1:8080".parse().expect("literal")),
+            admin_addr: env.parse(
+                "GATEWAY_ADMIN_ADDR",
+                "127.0.0.1:8081".parse().expect("literal"),
+            ),
+            ops_addr: env.parse(
+                "GATEWAY_OPS_ADDR",
+                "127.0.0.1:8082".parse().expect("literal"),
+            ),
+            docs: env.parse("GATEWAY_DOCS", Docs::Admin),
             redis_url: env.secret_or("GATEWAY_REDIS_URL", "redis://127.0.0.1:6379"),
             key_prefix: env.string("GATEWAY_KEY_PREFIX", "examreg:gateway:"),
             identity_url: env.string("IDENTITY_URL", "http://127.0.0.1:50051"),

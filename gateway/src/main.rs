@@ -1,5 +1,13 @@
-examreg_kit::main!(
-    examreg_gateway,
-    "gateway",
-    examreg_kit::service::Probe::Http("/healthz")
-);
+use examreg_kit::service::{Binary, Probe, main as serve};
+
+fn main() -> anyhow::Result<()> {
+    serve(Binary {
+        name: "gateway",
+        config: examreg_gateway::Config::from_env,
+        // Probes and metrics have a port of their own.
+        addr: |config| config.ops_addr,
+        identity: |config| Some((config.identity_url.clone(), config.client.clone())),
+        probe: Probe::Http("/healthz"),
+        start: examreg_gateway::Application::build,
+    })
+}

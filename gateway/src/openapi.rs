@@ -16,9 +16,18 @@ use utoipa::{
         version = "1",
         description = "Public HTTP API of the examreg applicant registration. Errors always have \
                        the shape of `Error`; messages follow Accept-Language (kk, ru, en; ru by \
-                       default)."
+                       default). The gateway listens on three ports: the applicants' (every \
+                       operation but those tagged `admin` and `ops`), the operators' (`admin`) \
+                       and the platform's (`ops`)."
     ),
     servers((url = "/")),
+    tags(
+        (name = "admin", description = "Served on the operators' port (`GATEWAY_ADMIN_ADDR`), \
+                                        never on the applicants'."),
+        (name = "ops", description = "Served on the platform's port (`GATEWAY_OPS_ADDR`): \
+                                      probes and metrics."),
+        (name = "contract", description = "This document, on the applicants' port.")
+    ),
     paths(openapi_json),
     components(schemas(ErrorBody, Step)),
     modifiers(&Bearer)
@@ -173,11 +182,12 @@ pub fn must_be_true() -> utoipa::openapi::Object {
         .build()
 }
 
-/// This document (served by the docs page's router, so described here).
+/// This document, on the applicants' port (where clients pin it) and beside the docs viewer
+/// (served by those routers, so described here).
 #[utoipa::path(
     get,
     path = "/openapi.json",
-    tag = "ops",
+    tag = "contract",
     operation_id = "openapi",
     responses((status = 200, description = "This document, OpenAPI 3.1", content_type = "application/json"))
 )]

@@ -558,7 +558,7 @@ async fn every_service_serves_metrics_and_a_registration_moves_the_counters() {
             response.text().await.unwrap()
         }
     };
-    let before = scrape(s.base.clone()).await;
+    let before = scrape(s.ops_base.clone()).await;
     let iin = valid_iin();
     s.register(&iin, &tk::unique_email()).await;
     let (_, session) = s.login(&iin, PASSWORD).await;
@@ -574,7 +574,7 @@ async fn every_service_serves_metrics_and_a_registration_moves_the_counters() {
     )
     .await;
 
-    let gateway = scrape(s.base.clone()).await;
+    let gateway = scrape(s.ops_base.clone()).await;
     for (name, labels) in [
         ("registrations_started_total", &[][..]),
         ("accounts_created_total", &[]),

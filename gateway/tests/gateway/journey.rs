@@ -558,6 +558,95 @@ async fn recovery_for_an_unknown_login_answers_exactly_as_for_a_known_one() {
     );
 }
 
+/// Three ports, three audiences: the applicants' answers nothing of the operators' or the
+/// platform's, the operators' nothing of the applicants', the platform's only its probes and
+/// metrics; the docs viewer is where `GATEWAY_DOCS` puts it.
+#[tokio::test]
+async fn each_audience_reaches_only_its_own_port() {
+    let s = suite().await;
+    let status_at = |base: &str, method: reqwest::Method, path: &str| {
+        let request = s.http.request(method, format!("{base}{path}"));
+        async move { request.send().await.unwrap().status() }
+    };
+    let get = reqwest::Method::GET;
+    let erase = "/v1/admin/people/0190b6a4-0000-7000-8000-000000000000?reason=x";
+    for path in ["/metrics", "/readyz", "/healthz", "/docs/"] {
+        assert_eq!(
+            status_at(&s.base, get.clone(), path).await,
+            StatusCode::NOT_FOUND,
+            "{path} on the applicants' port"
+        );
+    }
+    assert_eq!(
+        status_at(&s.base, reqwest::Method::DELETE, erase).await,
+        StatusCode::NOT_FOUND
+    );
+    // The operators' port knows the erasure (it wants an operator) and the docs, nothing else.
+    assert_eq!(
+        status_at(&s.admin_base, reqwest::Method::DELETE, erase).await,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        status_at(&s.admin_base, get.clone(), "/docs/").await,
+        StatusCode::OK
+    );
+    for path in ["/", "/v1/reference/regions", "/metrics", "/readyz"] {
+        assert_eq!(
+            status_at(&s.admin_base, get.clone(), path).await,
+            StatusCode::NOT_FOUND,
+            "{path} on the operators' port"
+        );
+    }
+    // The platform's port: probes and metrics only.
+    for path in ["/metrics", "/readyz", "/healthz"] {
+        assert_eq!(
+            status_at(&s.ops_base, get.clone(), path).await,
+            StatusCode::OK
+        );
+    }
+    for path in ["/", "/v1/reference/regions", "/openapi.json", "/docs/"] {
+        assert_eq!(
+            status_at(&s.ops_base, get.clone(), path).await,
+            StatusCode::NOT_FOUND,
+            "{path} on the platform's port"
+        );
+    }
+    assert_eq!(
+        status_at(&s.ops_base, reqwest::Method::DELETE, erase).await,
+        StatusCode::NOT_FOUND
+    );
+    // Clients pin the contract from the applicants' port.
+    assert_eq!(
+        status_at(&s.base, get.clone(), "/openapi.json").await,
+        StatusCode::OK
+    );
+    // The docs viewer on the applicants' port, where an operator chooses it; or nowhere.
+    let public = suite_with(Options {
+        docs: examreg_gateway::config::Docs::Public,
+        ..Options::default()
+    })
+    .await;
+    assert_eq!(
+        status_at(&public.base, get.clone(), "/docs/").await,
+        StatusCode::OK
+    );
+    assert_eq!(
+        status_at(&public.admin_base, get.clone(), "/docs/").await,
+        StatusCode::NOT_FOUND
+    );
+    let off = suite_with(Options {
+        docs: examreg_gateway::config::Docs::Off,
+        ..Options::default()
+    })
+    .await;
+    for base in [&off.base, &off.admin_base] {
+        assert_eq!(
+            status_at(base, get.clone(), "/docs/").await,
+            StatusCode::NOT_FOUND
+        );
+    }
+}
+
 #[tokio::test]
 async fn ops_endpoints_answer_and_the_openapi_document_covers_every_route() {
     let s = suite().await;
@@ -566,10 +655,10 @@ async fn ops_endpoints_answer_and_the_openapi_document_covers_every_route() {
     // The `healthcheck` subcommand's probes, as the containers run them.
     let address =
         |url: &str| -> std::net::SocketAddr { url.trim_start_matches("http://").parse().unwrap() };
-    healthcheck(address(&s.base), Probe::Http("/healthz"))
+    healthcheck(address(&s.ops_base), Probe::Http("/healthz"))
         .await
         .unwrap();
-    let refused = healthcheck(address(&s.base), Probe::Http("/v1/nothing-here")).await;
+    let refused = healthcheck(address(&s.ops_base), Probe::Http("/v1/nothing-here")).await;
     assert!(refused.is_err(), "a 404 is not healthy: {refused:?}");
     for (name, url) in &s.services {
         healthcheck(address(url), Probe::Grpc)
@@ -661,7 +750,12 @@ async fn ops_endpoints_answer_and_the_openapi_document_covers_every_route() {
     assert!(items.iter().all(|c| c["name"] != c["code"]), "{items:?}");
     let metrics = s.text("/metrics").await;
     assert!(metrics.contains("gateway_http_requests_total"), "{metrics}");
-    let docs = s.http.get(format!("{}/docs", s.base)).send().await.unwrap();
+    let docs = s
+        .http
+        .get(format!("{}/docs", s.admin_base))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(docs.status(), StatusCode::OK);
     assert!(
         docs.headers()["content-security-policy"]
@@ -854,7 +948,7 @@ async fn a_service_down_takes_out_its_routes_and_not_the_gateway() {
     assert!(!flow.is_empty());
     let metrics = s
         .http
-        .get(format!("{}/metrics", s.base))
+        .get(format!("{}/metrics", s.ops_base))
         .send()
         .await
         .unwrap()

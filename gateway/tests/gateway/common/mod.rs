@@ -30,10 +30,35 @@ pub(crate) const STAFF_SCOPES: [&str; 11] = [
     "review:write",
     "directory:admin",
 ];
+/// The gateway's three ports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Port {
+    Public,
+    Admin,
+    Ops,
+}
+
+/// Which port serves `path` (see `Suite::base_for`).
+pub(crate) fn port_for(path: &str) -> Port {
+    let bare = path.split('?').next().unwrap_or(path);
+    if matches!(bare, "/healthz" | "/readyz" | "/metrics") {
+        Port::Ops
+    } else if bare.starts_with("/v1/admin/") || bare.starts_with("/docs") {
+        Port::Admin
+    } else {
+        Port::Public
+    }
+}
+
 pub(crate) const SECRET: &str = "gateway-secret-for-tests-0123456789";
 
 pub(crate) struct Suite {
+    /// The applicants' port.
     pub(crate) base: String,
+    /// The operators' port (admin routes, the docs viewer).
+    pub(crate) admin_base: String,
+    /// The platform's port (probes, metrics).
+    pub(crate) ops_base: String,
     pub(crate) http: reqwest::Client,
     /// Identity's signing key, to mint the tokens an operator's client would get.
     pub(crate) signing: SigningKey,
@@ -85,6 +110,8 @@ pub(crate) struct Options {
     /// The gateway reaches each service through a relay of its own, which a test can cut
     /// ([`Suite::cut`]) as a dying service or a broken network would.
     pub(crate) relays: bool,
+    /// Where the docs viewer is served (`GATEWAY_DOCS`).
+    pub(crate) docs: examreg_gateway::config::Docs,
 }
 
 impl Default for Options {
@@ -105,6 +132,7 @@ impl Default for Options {
             access_ttl: Duration::from_secs(900),
             ip_failure_budget: 100,
             relays: false,
+            docs: examreg_gateway::config::Docs::Admin,
         }
     }
 }
@@ -240,15 +268,20 @@ pub(crate) async fn suite_with(options: Options) -> Suite {
     config.admission_pause = options.admission_pause;
     config.handoff_ttl = options.handoff_ttl;
     config.texts_dir = options.texts_dir;
+    config.docs = options.docs;
     let gateway = examreg_gateway::Application::build(config, keys.clone())
         .await
         .unwrap();
     let base = format!("http://{}", gateway.addr());
+    let admin_base = format!("http://{}", gateway.admin_addr());
+    let ops_base = format!("http://{}", gateway.ops_addr());
     let (stop, signal) = tk::stopper();
     stops.push(stop);
     tokio::spawn(gateway.run_until_stopped(signal));
     Suite {
         base,
+        admin_base,
+        ops_base,
         http: reqwest::Client::new(),
         signing,
         identity_db,
@@ -455,7 +488,17 @@ impl Suite {
         body: Option<Value>,
         headers: &[(&str, &str)],
     ) -> (StatusCode, reqwest::header::HeaderMap, Value) {
-        call_at(&self.http, &self.base, method, path, body, headers).await
+        call_at(&self.http, self.base_for(path), method, path, body, headers).await
+    }
+
+    /// The gateway's port that serves `path`: the platform's for probes and metrics, the
+    /// operators' for admin routes and the docs viewer, the applicants' for the rest.
+    pub(crate) fn base_for(&self, path: &str) -> &str {
+        match port_for(path) {
+            Port::Ops => &self.ops_base,
+            Port::Admin => &self.admin_base,
+            Port::Public => &self.base,
+        }
     }
 
     /// A call as a device behind a busy address makes it: with its pass if it earned one, and,
@@ -525,7 +568,7 @@ impl Suite {
     pub(crate) async fn text(&self, path: &str) -> String {
         let response = self
             .http
-            .get(format!("{}{path}", self.base))
+            .get(format!("{}{path}", self.base_for(path)))
             .send()
             .await
             .unwrap();

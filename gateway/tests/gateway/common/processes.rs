@@ -138,6 +138,7 @@ pub(crate) async fn start(otlp: Option<&str>, gateway_env: &[(&str, String)]) ->
         port("profile"),
         port("gateway"),
     );
+    let (gateway_admin, gateway_ops) = (port("gateway admin"), port("gateway ops"));
     let identity_url = format!("http://127.0.0.1:{identity}");
     let (s3_id, s3_key) = tk::s3_credentials();
     let mut children = Vec::new();
@@ -244,6 +245,8 @@ pub(crate) async fn start(otlp: Option<&str>, gateway_env: &[(&str, String)]) ->
             "gateway",
             &[
                 ("GATEWAY_ADDR", format!("127.0.0.1:{gateway}")),
+                ("GATEWAY_ADMIN_ADDR", format!("127.0.0.1:{gateway_admin}")),
+                ("GATEWAY_OPS_ADDR", format!("127.0.0.1:{gateway_ops}")),
                 ("GATEWAY_REDIS_URL", tk::redis_url()),
                 ("GATEWAY_KEY_PREFIX", tk::unique_prefix("processes_gateway")),
                 ("GATEWAY_CLIENT_SECRET", secret.into()),
@@ -267,7 +270,7 @@ pub(crate) async fn start(otlp: Option<&str>, gateway_env: &[(&str, String)]) ->
     ));
     let base = format!("http://127.0.0.1:{gateway}");
     let http = reqwest::Client::new();
-    wait_ready(&http, &base).await;
+    wait_ready(&http, &format!("http://127.0.0.1:{gateway_ops}")).await;
     Processes {
         children,
         base,
