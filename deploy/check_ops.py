@@ -115,6 +115,7 @@ def main():
         for overlay, docs in rendered.items():
             check_workload(overlay, service, docs, read, secret, required)
     check_client_scopes()
+    check_edge(rendered)
     if problems:
         print("\n".join(problems))
         sys.exit(1)
@@ -232,6 +233,108 @@ def check_config_map(where, config_map, secret):
             problem(f"{where}: the ConfigMap sets {name}, which can carry a credential: use a Secret and {name}_FILE")
         elif CREDENTIAL.search(str(value)) or re.search(r"(SECRET|PASSWORD|TOKEN|_KEY|_KEYS)$", name):
             problem(f"{where}: the ConfigMap's {name} looks like a credential")
+
+
+# The fields of the edge's custom resources that examreg uses (cert-manager.io/v1 Certificate,
+# gateway.networking.k8s.io/v1 HTTPRoute): kubernetes-validate has no schema for them, so
+# anything else is a typo or needs adding here after checking the CRD.
+EDGE_FIELDS = {
+    "Certificate.spec": {"secretName", "dnsNames", "issuerRef", "privateKey", "duration", "renewBefore"},
+    "Certificate.issuerRef": {"kind", "name", "group"},
+    "Certificate.privateKey": {"algorithm", "size", "rotationPolicy", "encoding"},
+    "HTTPRoute.spec": {"parentRefs", "hostnames", "rules"},
+    "HTTPRoute.parentRef": {"name", "namespace", "sectionName", "kind", "group", "port"},
+    "HTTPRoute.rule": {"matches", "backendRefs", "timeouts", "filters"},
+    "HTTPRoute.backendRef": {"name", "port", "kind", "group", "namespace", "weight"},
+    "HTTPRoute.timeouts": {"request", "backendRequest"},
+}
+# The edge is one proxy hop: the gateway trusts the last address it appends.
+EDGE_HOPS = 1
+
+
+def fields(where, value, key):
+    extra = set(value or {}) - EDGE_FIELDS[key]
+    if extra:
+        problem(f"{where}: unknown fields {sorted(extra)}")
+
+
+def seconds(duration):
+    match = re.fullmatch(r"(\d+)(ms|s|m|h)", duration or "")
+    if not match:
+        return 0
+    return int(match.group(1)) * {"ms": 0.001, "s": 1, "m": 60, "h": 3600}[match.group(2)]
+
+
+def check_edge(rendered):
+    """The edge reaches the gateway's applicants' port only, over TLS for the certificate's
+    host, with HSTS and a timeout that lets a slow phone send a photo; the prod overlay uses it
+    and trusts exactly its one hop."""
+    edge = ROOT / "k8s/components/edge"
+    docs = {}
+    for name in ("certificate.yaml", "httproute.yaml", "ingress.yaml"):
+        for doc in yaml.safe_load_all((edge / name).read_text()):
+            if doc:
+                docs[doc["kind"]] = doc
+    certificate, route, ingress = docs.get("Certificate"), docs.get("HTTPRoute"), docs.get("Ingress")
+    if not (certificate and route and ingress):
+        problem("k8s/components/edge: a Certificate, an HTTPRoute and an Ingress")
+        return
+    spec = certificate["spec"]
+    fields("Certificate", spec, "Certificate.spec")
+    fields("Certificate issuerRef", spec.get("issuerRef"), "Certificate.issuerRef")
+    fields("Certificate privateKey", spec.get("privateKey"), "Certificate.privateKey")
+    hosts, secret = set(spec.get("dnsNames", [])), spec.get("secretName")
+    if not hosts or not secret or not spec.get("issuerRef", {}).get("name"):
+        problem("Certificate: dnsNames, secretName and issuerRef are required")
+    spec = route["spec"]
+    fields("HTTPRoute", spec, "HTTPRoute.spec")
+    for ref in spec.get("parentRefs", []):
+        fields("HTTPRoute parentRef", ref, "HTTPRoute.parentRef")
+    if set(spec.get("hostnames", [])) != hosts:
+        problem("HTTPRoute: its hostnames are not the certificate's")
+    for i, rule in enumerate(spec.get("rules", [])):
+        where = f"HTTPRoute rule {i}"
+        fields(where, rule, "HTTPRoute.rule")
+        fields(f"{where} timeouts", rule.get("timeouts"), "HTTPRoute.timeouts")
+        for backend in rule.get("backendRefs", []):
+            fields(f"{where} backendRef", backend, "HTTPRoute.backendRef")
+            if (backend.get("name"), backend.get("port")) != ("gateway", 8080):
+                problem(f"{where}: routes to {backend.get('name')}:{backend.get('port')}, not the applicants' port gateway:8080")
+        if seconds(rule.get("timeouts", {}).get("request")) < 60:
+            problem(f"{where}: a request timeout under 60 s cuts a slow phone's photo")
+        headers = [
+            h
+            for f in rule.get("filters", [])
+            if f.get("type") == "ResponseHeaderModifier"
+            for h in f.get("responseHeaderModifier", {}).get("set", [])
+        ]
+        hsts = next((h["value"] for h in headers if h["name"].lower() == "strict-transport-security"), "")
+        age = re.search(r"max-age=(\d+)", hsts)
+        if not age or int(age.group(1)) < 31536000:
+            problem(f"{where}: no HSTS of a year or more")
+    spec = ingress["spec"]
+    tls_hosts = {h for t in spec.get("tls", []) for h in t.get("hosts", [])}
+    if tls_hosts != hosts or {t.get("secretName") for t in spec.get("tls", [])} != {secret}:
+        problem("Ingress: its TLS is not the certificate's hosts and Secret")
+    for rule in spec.get("rules", []):
+        for path in rule.get("http", {}).get("paths", []):
+            service = path.get("backend", {}).get("service", {})
+            if (service.get("name"), service.get("port", {}).get("number")) != ("gateway", 8080):
+                problem("Ingress: routes elsewhere than the applicants' port gateway:8080")
+    result = subprocess.run(
+        ["kubernetes-validate", "--strict", "--quiet", str(edge / "ingress.yaml")],
+        capture_output=True,
+        text=True,
+    )
+    if result.returncode != 0:
+        problem(f"k8s/components/edge/ingress.yaml does not validate:\n{result.stdout}{result.stderr}")
+    prod = rendered.get("prod", [])
+    if not any(d and d.get("kind") == "HTTPRoute" for d in prod):
+        problem("the prod overlay does not add the edge component")
+    for d in prod:
+        if d and d.get("kind") == "ConfigMap" and d["metadata"]["name"] == "gateway-config":
+            if d["data"].get("GATEWAY_TRUSTED_PROXIES") != str(EDGE_HOPS):
+                problem(f"k8s/prod: GATEWAY_TRUSTED_PROXIES is not {EDGE_HOPS} (the edge's one hop)")
 
 
 def check_client_scopes():
