@@ -277,6 +277,17 @@ impl Reader {
                 .flatten()
                 .is_some_and(|(c, _)| c != b'<')
         };
+        // A cell the network left empty inside a run of fillers, with at most two more empty
+        // cells beside it, is a filler: the network sometimes drops a chevron or two of a
+        // long run. A character missed there instead fails its field's check digit.
+        let within_fillers = |i: usize| {
+            let before = (i.saturating_sub(3)..i).rev().find(|&j| found[j].is_some());
+            let after = (i + 1..(i + 4).min(chars)).find(|&j| found[j].is_some());
+            match (before, after) {
+                (Some(b), Some(a)) => a - b <= 4 && filler_at(b) && filler_at(a),
+                _ => false,
+            }
+        };
         let kazakh_runs = if state == Some(b"KAZ".as_slice()) {
             format.kazakh_digits(line)
         } else {
@@ -300,9 +311,7 @@ impl Reader {
                     }
                 }
                 Some((c, _)) => text.push(c),
-                None if i > 0 && i + 1 < chars && filler_at(i - 1) && filler_at(i + 1) => {
-                    text.push(b'<')
-                }
+                None if within_fillers(i) => text.push(b'<'),
                 None if digit_at(i) => {
                     match self.forced_digit(&reading.strip, &reading.cells, i)? {
                         Some(digit) => text.push(digit),
