@@ -568,58 +568,42 @@ async fn each_audience_reaches_only_its_own_port() {
         let request = s.http.request(method, format!("{base}{path}"));
         async move { request.send().await.unwrap().status() }
     };
-    let get = reqwest::Method::GET;
+    let (get, delete) = (reqwest::Method::GET, reqwest::Method::DELETE);
     let erase = "/v1/admin/people/0190b6a4-0000-7000-8000-000000000000?reason=x";
-    for path in ["/metrics", "/readyz", "/healthz", "/docs/"] {
+    let (public, admin, ops) = (&s.base, &s.admin_base, &s.ops_base);
+    let found = StatusCode::OK;
+    let missing = StatusCode::NOT_FOUND;
+    for (base, method, path, expected) in [
+        // The applicants' port: the API, the pages and the contract, nothing of the others.
+        (public, &get, "/openapi.json", found),
+        (public, &get, "/metrics", missing),
+        (public, &get, "/readyz", missing),
+        (public, &get, "/healthz", missing),
+        (public, &get, "/docs/", missing),
+        (public, &delete, erase, missing),
+        // The operators' port knows the erasure (it wants an operator) and the docs.
+        (admin, &delete, erase, StatusCode::UNAUTHORIZED),
+        (admin, &get, "/docs/", found),
+        (admin, &get, "/", missing),
+        (admin, &get, "/v1/reference/regions", missing),
+        (admin, &get, "/metrics", missing),
+        (admin, &get, "/readyz", missing),
+        // The platform's port: probes and metrics only.
+        (ops, &get, "/metrics", found),
+        (ops, &get, "/readyz", found),
+        (ops, &get, "/healthz", found),
+        (ops, &get, "/", missing),
+        (ops, &get, "/v1/reference/regions", missing),
+        (ops, &get, "/openapi.json", missing),
+        (ops, &get, "/docs/", missing),
+        (ops, &delete, erase, missing),
+    ] {
         assert_eq!(
-            status_at(&s.base, get.clone(), path).await,
-            StatusCode::NOT_FOUND,
-            "{path} on the applicants' port"
+            status_at(base, method.clone(), path).await,
+            expected,
+            "{method} {base}{path}"
         );
     }
-    assert_eq!(
-        status_at(&s.base, reqwest::Method::DELETE, erase).await,
-        StatusCode::NOT_FOUND
-    );
-    // The operators' port knows the erasure (it wants an operator) and the docs, nothing else.
-    assert_eq!(
-        status_at(&s.admin_base, reqwest::Method::DELETE, erase).await,
-        StatusCode::UNAUTHORIZED
-    );
-    assert_eq!(
-        status_at(&s.admin_base, get.clone(), "/docs/").await,
-        StatusCode::OK
-    );
-    for path in ["/", "/v1/reference/regions", "/metrics", "/readyz"] {
-        assert_eq!(
-            status_at(&s.admin_base, get.clone(), path).await,
-            StatusCode::NOT_FOUND,
-            "{path} on the operators' port"
-        );
-    }
-    // The platform's port: probes and metrics only.
-    for path in ["/metrics", "/readyz", "/healthz"] {
-        assert_eq!(
-            status_at(&s.ops_base, get.clone(), path).await,
-            StatusCode::OK
-        );
-    }
-    for path in ["/", "/v1/reference/regions", "/openapi.json", "/docs/"] {
-        assert_eq!(
-            status_at(&s.ops_base, get.clone(), path).await,
-            StatusCode::NOT_FOUND,
-            "{path} on the platform's port"
-        );
-    }
-    assert_eq!(
-        status_at(&s.ops_base, reqwest::Method::DELETE, erase).await,
-        StatusCode::NOT_FOUND
-    );
-    // Clients pin the contract from the applicants' port.
-    assert_eq!(
-        status_at(&s.base, get.clone(), "/openapi.json").await,
-        StatusCode::OK
-    );
     // The docs viewer on the applicants' port, where an operator chooses it; or nowhere.
     let public = suite_with(Options {
         docs: examreg_gateway::config::Docs::Public,
