@@ -26,7 +26,7 @@ SERVICES = {
     "gateway": "gateway",
 }
 # Read by the shared kit in every service.
-COMMON = {"RUST_LOG", "OTEL_EXPORTER_OTLP_ENDPOINT"}
+COMMON = {"RUST_LOG", "OTEL_EXPORTER_OTLP_ENDPOINT", "EXAMREG_ENVIRONMENT"}
 READ = re.compile(
     r'(?:env\s*\.\s*(string|parse|seconds|secret_or|secret|required_secret)|signing_keys?_from_env)'
     r'\(\s*(?:env\s*,\s*)?"([A-Z0-9_]+)"',
@@ -359,7 +359,10 @@ def check_client_scopes():
 
 
 def check_production(where, service, values):
-    """The prod overlay sets what production must, with no local stack's value."""
+    """The prod overlay runs the binaries in production (where they refuse the local stack's
+    defaults themselves) and sets what production must, with no local stack's value."""
+    if values.get("EXAMREG_ENVIRONMENT") != "production":
+        problem(f"{where}: production must set EXAMREG_ENVIRONMENT=production")
     for name in PRODUCTION.get(service, ()):
         value = values.get(name)
         if not value:

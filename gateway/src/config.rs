@@ -108,6 +108,8 @@ impl Config {
     }
 
     pub fn from_env(env: &mut Env) -> Self {
+        env.required_in_production("GATEWAY_CORS_ORIGINS");
+        env.required_in_production("GATEWAY_PUBLIC_URL");
         let cors = env.string("GATEWAY_CORS_ORIGINS", "");
         let cors_origins: Vec<String> = cors
             .split(',')

@@ -74,6 +74,36 @@ impl Env {
         self.problems.push((name.to_owned(), why.into()));
     }
 
+    /// Whether this runs in production (`EXAMREG_ENVIRONMENT=production`; `development`, the
+    /// default, is the local stack and the tests). Anything else is a problem.
+    pub fn production(&mut self) -> bool {
+        match self.raw(ENVIRONMENT) {
+            None | Some("development") => false,
+            Some("production") => true,
+            Some(_) => {
+                self.invalid(ENVIRONMENT, "production or development");
+                false
+            }
+        }
+    }
+
+    /// In production, `name` must be set, and not to a local stack's value (an `.local`
+    /// domain, localhost, loopback): its default is the local stack's, and production would
+    /// run with it silently (letters from an unroutable domain, documents valid until today).
+    pub fn required_in_production(&mut self, name: &str) {
+        if !self.production() {
+            return;
+        }
+        let local = match self.raw(name) {
+            None => Some("required in production: its default is the local stack's"),
+            Some(value) if is_local(value) => Some("a local stack's value, in production"),
+            Some(_) => None,
+        };
+        if let Some(why) = local {
+            self.invalid(name, why);
+        }
+    }
+
     /// A plain value with a default.
     pub fn string(&self, name: &str, default: &str) -> String {
         self.raw(name).unwrap_or(default).to_owned()
@@ -167,6 +197,20 @@ pub fn defaults<T>(load: impl FnOnce(&mut Env) -> T, addr_var: &str) -> T {
     load(&mut Env::from_map(values))
 }
 
+/// The variable that says whether a binary runs in production.
+pub const ENVIRONMENT: &str = "EXAMREG_ENVIRONMENT";
+
+/// A value that names the local stack: an `.local` domain, localhost or loopback.
+fn is_local(value: &str) -> bool {
+    let lower = value.to_ascii_lowercase();
+    ["localhost", "127.0.0.1", "[::1]"]
+        .iter()
+        .any(|local| lower.contains(local))
+        || lower
+            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '.' || c == '-'))
+            .any(|word| word.ends_with(".local"))
+}
+
 /// Loads configuration or exits with status 2 naming every bad variable, before any port is
 /// bound. The message names variables and reasons only, never values of secrets.
 pub fn load_or_exit<T>(load: impl FnOnce(&mut Env) -> T) -> T {
@@ -224,6 +268,36 @@ mod tests {
         };
         assert!(err.names("X_SECRET_FILE"));
         assert!(!err.to_string().contains("s3cr3t"));
+    }
+
+    #[test]
+    fn production_refuses_the_local_stacks_defaults() {
+        let check = |pairs: &[(&str, &str)]| {
+            let mut e = env(pairs);
+            e.required_in_production("MAIL_FROM");
+            e.finish()
+        };
+        // Development (the default) takes the defaults.
+        check(&[]).unwrap();
+        check(&[("EXAMREG_ENVIRONMENT", "development")]).unwrap();
+        // Production wants the value, and not a local one.
+        let prod = ("EXAMREG_ENVIRONMENT", "production");
+        assert!(check(&[prod]).unwrap_err().names("MAIL_FROM"));
+        for local in [
+            "ИСО <noreply@examreg.local>",
+            "http://localhost:8080",
+            "https://127.0.0.1",
+        ] {
+            assert!(
+                check(&[prod, ("MAIL_FROM", local)])
+                    .unwrap_err()
+                    .names("MAIL_FROM")
+            );
+        }
+        check(&[prod, ("MAIL_FROM", "ҰТО <noreply@abiturient.example.kz>")]).unwrap();
+        // A third environment is a mistake, named.
+        let err = check(&[("EXAMREG_ENVIRONMENT", "prod")]).unwrap_err();
+        assert!(err.names("EXAMREG_ENVIRONMENT"));
     }
 
     #[test]

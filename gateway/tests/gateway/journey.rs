@@ -1903,3 +1903,42 @@ async fn after_a_lab_spends_its_failure_budget_a_classmate_logs_in_by_solving_a_
     let (status, body) = login_from(&s, "10.99.1.1", &iin, PASSWORD, None).await;
     refusal(status, &body, 429, "too_many_attempts");
 }
+
+/// In production a binary will not start on the local stack's defaults: it exits 2 before
+/// binding, naming each variable production must set (or sets to a local value).
+#[tokio::test]
+async fn in_production_a_binary_refuses_the_local_stacks_defaults() {
+    let bin = crate::common::processes::binaries();
+    for (name, env, named) in [
+        (
+            "verification",
+            vec![("VERIFICATION_MAIL_FROM", "ИСО <noreply@examreg.local>")],
+            vec!["VERIFICATION_MAIL_FROM", "VERIFICATION_SUPPORT_CONTACT"],
+        ),
+        (
+            "biometrics",
+            vec![],
+            vec!["BIOMETRICS_DOCUMENTS_VALID_UNTIL"],
+        ),
+        (
+            "gateway",
+            vec![("GATEWAY_PUBLIC_URL", "http://localhost:8080")],
+            vec!["GATEWAY_PUBLIC_URL", "GATEWAY_CORS_ORIGINS"],
+        ),
+    ] {
+        let output = std::process::Command::new(bin.join(format!("examreg-{name}")))
+            .env_clear()
+            .env("EXAMREG_ENVIRONMENT", "production")
+            .envs(env)
+            .output()
+            .unwrap();
+        let said = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{name}: {said}");
+        for variable in named {
+            assert!(
+                said.contains(variable),
+                "{name} did not name {variable}: {said}"
+            );
+        }
+    }
+}

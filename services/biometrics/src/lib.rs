@@ -139,6 +139,7 @@ impl Config {
                     .into(),
                 workers: env.parse("BIOMETRICS_MRZ_WORKERS", cpus),
                 valid_until: {
+                    env.required_in_production("BIOMETRICS_DOCUMENTS_VALID_UNTIL");
                     let raw = env.string("BIOMETRICS_DOCUMENTS_VALID_UNTIL", "");
                     if raw.is_empty() {
                         None

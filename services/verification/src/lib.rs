@@ -72,6 +72,8 @@ impl Config {
                 "must be at least 32 characters of random",
             );
         }
+        env.required_in_production("VERIFICATION_MAIL_FROM");
+        env.required_in_production("VERIFICATION_SUPPORT_CONTACT");
         let from = env.string("VERIFICATION_MAIL_FROM", "ИСО <noreply@examreg.local>");
         let mail_from = from.parse().unwrap_or_else(|e| {
             env.invalid("VERIFICATION_MAIL_FROM", format!("not a mailbox: {e}"));

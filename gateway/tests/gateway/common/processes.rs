@@ -40,7 +40,7 @@ pub(crate) fn free_port() -> u16 {
 
 /// The suite's binaries: `cargo nextest run --workspace` (deploy/test) builds them next to the
 /// test binaries; a run of this package alone builds them here when they are missing.
-fn binaries() -> PathBuf {
+pub(crate) fn binaries() -> PathBuf {
     let dir = std::env::current_exe()
         .unwrap()
         .parent()
