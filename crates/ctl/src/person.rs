@@ -188,80 +188,100 @@ pub(crate) async fn run(
 
 /// The three access logs of a person, merged in time order.
 async fn access_log(ctl: &mut Ctl, account: &str) -> anyhow::Result<Vec<Value>> {
-    let mut entries = Vec::new();
-    let mut page_token = String::new();
-    loop {
+    let ctl = &*ctl;
+    let account = account.to_owned();
+    let mut entries = every_page(|page_token| {
         let request = ctl.req(id::ListAccessLogRequest {
-            account_id: account.to_owned(),
+            account_id: account.clone(),
             page_size: 500,
             page_token,
             identifier: String::new(),
-        })?;
-        let page = ctl
-            .identity
-            .list_access_log(request)
-            .await
-            .map_err(refused)?
-            .into_inner();
-        entries.extend(page.entries.iter().map(|e| {
-            json!({"at": time(e.at.as_ref()), "service": "identity", "actor": e.actor,
-                   "kind": e.kind, "what": e.what, "note": e.note})
-        }));
-        if page.next_page_token.is_empty() {
-            break;
+        });
+        let mut identity = ctl.identity.clone();
+        async move {
+            let page = identity
+                .list_access_log(request?)
+                .await
+                .map_err(refused)?
+                .into_inner();
+            let entries = page.entries.iter().map(|e| {
+                json!({"at": time(e.at.as_ref()), "service": "identity", "actor": e.actor,
+                       "kind": e.kind, "what": e.what, "note": e.note})
+            });
+            Ok((entries.collect(), page.next_page_token))
         }
-        page_token = page.next_page_token;
-    }
-    let mut page_token = String::new();
-    loop {
-        let request = ctl.req(prof::ListAccessLogRequest {
-            account_id: account.to_owned(),
-            page_size: 500,
-            page_token,
-        })?;
-        let page = ctl
-            .profile
-            .list_access_log(request)
-            .await
-            .map_err(refused)?
-            .into_inner();
-        entries.extend(page.entries.iter().map(|e| {
-            json!({"at": time(e.at.as_ref()), "service": "profile", "actor": e.actor,
-                   "kind": "read", "what": e.what, "note": e.purpose})
-        }));
-        if page.next_page_token.is_empty() {
-            break;
-        }
-        page_token = page.next_page_token;
-    }
-    let mut page_token = String::new();
-    loop {
-        let request = ctl.req(bio::ListAccessLogRequest {
-            account_id: account.to_owned(),
-            page_size: 500,
-            page_token,
-        })?;
-        let page = ctl
-            .biometrics
-            .list_access_log(request)
-            .await
-            .map_err(refused)?
-            .into_inner();
-        entries.extend(page.entries.iter().map(|e| {
-            let what = if e.capture_id.is_empty() {
-                e.what.clone()
-            } else {
-                format!("{} {}", e.what, e.capture_id)
-            };
-            json!({"at": time(e.at.as_ref()), "service": "biometrics", "actor": e.actor,
-                   "kind": "read", "what": what, "note": e.purpose})
-        }));
-        if page.next_page_token.is_empty() {
-            break;
-        }
-        page_token = page.next_page_token;
-    }
+    })
+    .await?;
+    entries.extend(
+        every_page(|page_token| {
+            let request = ctl.req(prof::ListAccessLogRequest {
+                account_id: account.clone(),
+                page_size: 500,
+                page_token,
+            });
+            let mut profile = ctl.profile.clone();
+            async move {
+                let page = profile
+                    .list_access_log(request?)
+                    .await
+                    .map_err(refused)?
+                    .into_inner();
+                let entries = page.entries.iter().map(|e| {
+                    json!({"at": time(e.at.as_ref()), "service": "profile", "actor": e.actor,
+                           "kind": "read", "what": e.what, "note": e.purpose})
+                });
+                Ok((entries.collect(), page.next_page_token))
+            }
+        })
+        .await?,
+    );
+    entries.extend(
+        every_page(|page_token| {
+            let request = ctl.req(bio::ListAccessLogRequest {
+                account_id: account.clone(),
+                page_size: 500,
+                page_token,
+            });
+            let mut biometrics = ctl.biometrics.clone();
+            async move {
+                let page = biometrics
+                    .list_access_log(request?)
+                    .await
+                    .map_err(refused)?
+                    .into_inner();
+                let entries = page.entries.iter().map(|e| {
+                    let what = if e.capture_id.is_empty() {
+                        e.what.clone()
+                    } else {
+                        format!("{} {}", e.what, e.capture_id)
+                    };
+                    json!({"at": time(e.at.as_ref()), "service": "biometrics", "actor": e.actor,
+                           "kind": "read", "what": what, "note": e.purpose})
+                });
+                Ok((entries.collect(), page.next_page_token))
+            }
+        })
+        .await?,
+    );
     // RFC 3339 in UTC sorts as text; the sort is stable, so each service keeps its order.
     entries.sort_by(|a, b| a["at"].as_str().cmp(&b["at"].as_str()));
     Ok(entries)
+}
+
+/// Every page of a keyset-paged list: `fetch` is given each page's token (empty for the
+/// first) and answers the page's items and the next token (empty after the last).
+async fn every_page<F, Fut>(mut fetch: F) -> anyhow::Result<Vec<Value>>
+where
+    F: FnMut(String) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<(Vec<Value>, String)>>,
+{
+    let (mut items, mut token) = (Vec::new(), String::new());
+    loop {
+        let (page, next) = fetch(token).await?;
+        items.extend(page);
+        if next.is_empty() {
+            return Ok(items);
+        }
+        token = next;
+    }
 }
