@@ -34,8 +34,19 @@ REDIS_CLUSTER_URL=redis+cluster://$REDIS_USER:$REDIS_PASSWORD@127.0.0.1:7001,127
 mkdir -p "$STATE" "$SECRETS"
 
 rcli() { redis-cli --no-auth-warning --user "$REDIS_USER" --pass "$REDIS_PASSWORD" "$@"; }
-# The ACL a stack's Redis server starts with.
-redis_acl() { printf '%s\n' --user default off --user "$REDIS_USER" on ">$REDIS_PASSWORD" '~*' '&*' '+@all'; }
+# The ACL a stack's Redis server starts with. The default user is off (no connection is
+# anyone's until it authenticates) but keeps its permissions: Redis before redis/redis#14545
+# replays the append-only file's MULTI/EXEC (every Lua script's writes among them) as the
+# default user and silently drops each one that user may not run.
+redis_acl() {
+  printf '%s\n' --user default off '~*' '&*' '+@all' --user "$REDIS_USER" on ">$REDIS_PASSWORD" '~*' '&*' '+@all'
+}
+# Waits until the Redis on a port answers (it refuses commands while loading its AOF).
+redis_ready() { # port name
+  local i
+  for ((i = 0; i < 600; i++)); do [ "$(rcli -p "$1" ping 2>/dev/null)" = PONG ] && return 0; sleep 0.1; done
+  say "$2 on port $1 did not finish loading"; return 1
+}
 # A Redis of the stack's, started before it took a password: shut down (its data stays in its
 # append-only file) to be started again with the ACL.
 without_acl() { # port
@@ -177,6 +188,7 @@ start_redis() {
     --dir "$STATE/redis" --daemonize yes --pidfile "$STATE/redis.pid" \
     --logfile "$STATE/redis.log" --save "" "${acl[@]}"
   wait_port $REDIS_PORT redis
+  redis_ready $REDIS_PORT redis
 }
 
 # Three cluster-enabled servers on loopback, joined once by `redis-cli --cluster create`
@@ -204,12 +216,15 @@ start_redis_cluster() {
       "${acl[@]}"
     started=1
   done
-  for port in "${REDIS_CLUSTER_PORTS[@]}"; do wait_port "$port" "redis cluster node"; done
+  for port in "${REDIS_CLUSTER_PORTS[@]}"; do
+    wait_port "$port" "redis cluster node"
+    redis_ready "$port" "redis cluster node"
+  done
   if [ -n "$started" ]; then say "redis cluster nodes started on ${REDIS_CLUSTER_PORTS[*]}"; fi
   if ! rcli -p "${REDIS_CLUSTER_PORTS[0]}" cluster info | grep -q '^cluster_state:ok'; then
     local known
     known=$(rcli -p "${REDIS_CLUSTER_PORTS[0]}" cluster info 2>/dev/null | awk -F: '/cluster_known_nodes/{print $2+0}')
-    if [ "${known:-0}" -lt ${#REDIS_CLUSTER_PORTS[@]} ]; then
+    if [ "${known:-0}" -le 1 ]; then # a new node knows only itself
       say "creating the redis cluster"
       local nodes=()
       for port in "${REDIS_CLUSTER_PORTS[@]}"; do nodes+=("127.0.0.1:$port"); done
