@@ -73,9 +73,8 @@ def check_podmonitor(doc):
         problem("PodMonitor: selects no pods")
     endpoints = spec.get("podMetricsEndpoints") or []
     ports = {e.get("port") for e in endpoints}
-    for port in ("grpc", "ops"):
-        if port not in ports:
-            problem(f"PodMonitor: the {port} port is not scraped")
+    if ports != {"ops"}:
+        problem(f"PodMonitor: scrapes {sorted(map(str, ports))}, not the operators' port (ops) only")
     for i, endpoint in enumerate(endpoints):
         unknown(f"PodMonitor endpoint {i}", endpoint, PODMONITOR["endpoint"])
         if endpoint.get("path") != "/metrics":

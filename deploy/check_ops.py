@@ -25,10 +25,11 @@ SERVICES = {
     "profile": "services/profile",
     "gateway": "gateway",
 }
-# Read by the shared kit in every service.
-COMMON = {"RUST_LOG", "OTEL_EXPORTER_OTLP_ENDPOINT", "EXAMREG_ENVIRONMENT"}
+# Read by the shared kit in every service (its TLS settings: crates/kit/src/tls.rs).
+TLS = set(re.findall(r'"(EXAMREG_TLS_[A-Z_]+)"', (ROOT / "crates/kit/src/tls.rs").read_text()))
+COMMON = {"RUST_LOG", "OTEL_EXPORTER_OTLP_ENDPOINT", "EXAMREG_ENVIRONMENT"} | TLS
 READ = re.compile(
-    r'(?:env\s*\.\s*(string|parse|seconds|secret_or|secret|required_secret)|signing_keys?_from_env)'
+    r'(?:env\s*\.\s*(string|service_url|parse|seconds|secret_or|secret|required_secret)|signing_keys?_from_env)'
     r'\(\s*(?:env\s*,\s*)?"([A-Z0-9_]+)"',
     re.S,
 )
@@ -40,6 +41,7 @@ PRODUCTION = {
     "biometrics": ("BIOMETRICS_DOCUMENTS_VALID_UNTIL",),
     "gateway": ("GATEWAY_PUBLIC_URL", "GATEWAY_CORS_ORIGINS"),
 }
+SERVICE_URLS = {"IDENTITY_URL", "VERIFICATION_URL", "BIOMETRICS_URL", "PROFILE_URL"}
 LOCAL_VALUE = re.compile(r"\.local\b|localhost|127\.0\.0\.1|\[::1\]")
 # A service's own client at identity: `<PREFIX>_CLIENT_ID` and the required `_CLIENT_SECRET`.
 CREDENTIALS = re.compile(r'Credentials::from_env\(\s*env\s*,\s*"([A-Z0-9_]+)"', re.S)
@@ -177,8 +179,9 @@ def check_workload(overlay, service, docs, read, secret, required):
                 problem(f"{where}: no {probe}")
             elif service == "gateway" and "httpGet" not in p:
                 problem(f"{where}: the gateway's {probe} is not HTTP")
-            elif service != "gateway" and "grpc" not in p:
-                problem(f"{where}: {probe} is not on gRPC health")
+            elif service != "gateway" and p.get("httpGet", {}) != {"path": "/healthz", "port": "ops"}:
+                # The kubelet's gRPC probe speaks no TLS: the operators' port answers for it.
+                problem(f"{where}: {probe} is not /healthz on the operators' port")
         values = {e["name"]: e.get("value") for e in container.get("env", [])}
         for source in container.get("envFrom", []):
             ref = source.get("configMapRef", {}).get("name")
@@ -192,6 +195,7 @@ def check_workload(overlay, service, docs, read, secret, required):
         check_env(where, names, read, secret, required)
         if overlay == "prod":
             check_production(where, service, values)
+            check_certificate(where, service, docs, container, spec)
         for e in container.get("env", []):
             if "value" in e and re.search(r"(SECRET|KEY|PASSWORD|TOKEN)(S)?$", e["name"]) and e["value"]:
                 problem(f"{where}: {e['name']} is a literal; secrets come from Secrets")
@@ -239,8 +243,13 @@ def check_config_map(where, config_map, secret):
 # gateway.networking.k8s.io/v1 HTTPRoute): kubernetes-validate has no schema for them, so
 # anything else is a typo or needs adding here after checking the CRD.
 EDGE_FIELDS = {
-    "Certificate.spec": {"secretName", "dnsNames", "issuerRef", "privateKey", "duration", "renewBefore"},
+    "Certificate.spec": {
+        "secretName", "dnsNames", "issuerRef", "privateKey", "duration", "renewBefore",
+        "commonName", "usages", "isCA",
+    },
     "Certificate.issuerRef": {"kind", "name", "group"},
+    "Issuer.spec": {"ca", "selfSigned"},
+    "Issuer.ca": {"secretName"},
     "Certificate.privateKey": {"algorithm", "size", "rotationPolicy", "encoding"},
     "HTTPRoute.spec": {"parentRefs", "hostnames", "rules"},
     "HTTPRoute.parentRef": {"name", "namespace", "sectionName", "kind", "group", "port"},
@@ -358,11 +367,56 @@ def check_client_scopes():
             problem(f"docs/internal-api.md: the {client} client's scopes are not {scopes}")
 
 
+def check_certificate(where, service, docs, container, pod):
+    """In production each binary mounts, at the directory its EXAMREG_TLS_* files name, the
+    Secret of a cert-manager Certificate for its Service's name and localhost (its own
+    healthcheck), for server and client use."""
+    mounts = {m["name"]: m["mountPath"] for m in container.get("volumeMounts", [])}
+    volumes = {v["name"]: v.get("secret", {}).get("secretName") for v in pod.get("volumes", [])}
+    secret = next((volumes[n] for n, path in mounts.items() if path == "/run/tls" and n in volumes), None)
+    if not secret:
+        problem(f"{where}: no certificate Secret mounted at /run/tls")
+        return
+    certificates = [d for d in docs if d and d.get("kind") == "Certificate" and d["spec"].get("secretName") == secret]
+    if len(certificates) != 1:
+        problem(f"{where}: no one cert-manager Certificate makes the Secret {secret}")
+        return
+    spec = certificates[0]["spec"]
+    fields(f"{where} Certificate", spec, "Certificate.spec")
+    fields(f"{where} Certificate issuerRef", spec.get("issuerRef"), "Certificate.issuerRef")
+    fields(f"{where} Certificate privateKey", spec.get("privateKey"), "Certificate.privateKey")
+    if not {service, "localhost"} <= set(spec.get("dnsNames", [])):
+        problem(f"{where}: the certificate does not name {service} and localhost")
+    if not {"server auth", "client auth"} <= set(spec.get("usages", [])):
+        problem(f"{where}: the certificate is not for server and client auth")
+    issuer = spec.get("issuerRef", {})
+    issuers = [
+        d
+        for d in docs
+        if d and d.get("kind") == issuer.get("kind") and d["metadata"]["name"] == issuer.get("name")
+    ]
+    if not issuers:
+        problem(f"{where}: the certificate's issuer {issuer.get('kind')}/{issuer.get('name')} is not in the overlay")
+    for doc in issuers:
+        fields(f"{where} {doc['kind']} {doc['metadata']['name']}", doc.get("spec"), "Issuer.spec")
+        fields(f"{where} {doc['kind']} {doc['metadata']['name']} ca", doc["spec"].get("ca"), "Issuer.ca")
+
+
 def check_production(where, service, values):
     """The prod overlay runs the binaries in production (where they refuse the local stack's
     defaults themselves) and sets what production must, with no local stack's value."""
     if values.get("EXAMREG_ENVIRONMENT") != "production":
         problem(f"{where}: production must set EXAMREG_ENVIRONMENT=production")
+    # Mutual TLS between the binaries (k8s/components/tls): every service URL is https://,
+    # every binary has its certificate and the CA, every service asks its callers for theirs.
+    for name, value in values.items():
+        if name in SERVICE_URLS and not str(value).startswith("https://"):
+            problem(f"{where}: {name} is not https:// ({value})")
+    wanted = {"EXAMREG_TLS_CERT_FILE", "EXAMREG_TLS_KEY_FILE", "EXAMREG_TLS_CA_FILE"}
+    if service != "gateway":
+        wanted.add("EXAMREG_TLS_CLIENT_CA_FILE")
+    for name in sorted(wanted - {n for n, v in values.items() if v}):
+        problem(f"{where}: production must set {name} (TLS between the binaries)")
     for name in PRODUCTION.get(service, ()):
         value = values.get(name)
         if not value:

@@ -27,13 +27,24 @@ REDIS_PORT=${EXAMREG_REDIS_PORT:-6379}
 # tests against it too, `deploy/up --redis-cluster` points the suite at it.
 REDIS_CLUSTER_PORTS=(7001 7002 7003)
 # Redis takes one ACL user with a password, as production's does (its default user is off, so
-# nothing unauthenticated gets in); every URL and redis-cli call of the stack names it.
+# nothing unauthenticated gets in), and TLS only, with the stack's certificate (make_tls):
+# every URL (rediss://) and redis-cli call of the stack names both.
 REDIS_USER=examreg
 REDIS_PASSWORD=examreg
-REDIS_CLUSTER_URL=redis+cluster://$REDIS_USER:$REDIS_PASSWORD@127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003
+REDIS_CLUSTER_URL=rediss+cluster://$REDIS_USER:$REDIS_PASSWORD@127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003
 mkdir -p "$STATE" "$SECRETS"
 
-rcli() { redis-cli --no-auth-warning --user "$REDIS_USER" --pass "$REDIS_PASSWORD" "$@"; }
+# (Within 30 s: a TLS client waits for ever on a server that speaks plaintext.)
+rcli() {
+  timeout 30 redis-cli --tls --cacert "$SECRETS/tls_ca.crt" --no-auth-warning --user "$REDIS_USER" \
+    --pass "$REDIS_PASSWORD" "$@"
+}
+# How a stack's Redis listens on a port: TLS only, with the stack's certificate (its clients
+# verify it; they present none).
+redis_tls() { # port
+  printf '%s\n' --port 0 --tls-port "$1" --tls-cert-file "$SECRETS/tls.crt" --tls-key-file "$SECRETS/tls.key" \
+    --tls-ca-cert-file "$SECRETS/tls_ca.crt" --tls-auth-clients no
+}
 # The ACL a stack's Redis server starts with. The default user is off (no connection is
 # anyone's until it authenticates) but keeps its permissions: Redis before redis/redis#14545
 # replays the append-only file's MULTI/EXEC (every Lua script's writes among them) as the
@@ -47,11 +58,22 @@ redis_ready() { # port name
   for ((i = 0; i < 600; i++)); do [ "$(rcli -p "$1" ping 2>/dev/null)" = PONG ] && return 0; sleep 0.1; done
   say "$2 on port $1 did not finish loading"; return 1
 }
-# A Redis of the stack's, started before it took a password: shut down (its data stays in its
-# append-only file) to be started again with the ACL.
-without_acl() { # port
-  [ "$(rcli -p "$1" acl whoami 2>/dev/null)" != "$REDIS_USER" ] &&
-    [ "$(redis-cli -p "$1" ping 2>/dev/null)" = PONG ] && redis-cli -p "$1" shutdown >/dev/null 2>&1
+# A Redis of the stack's started by an earlier version of it (plaintext, with or without its
+# ACL user): shut down (its data stays in its append-only file) to be started again as today's.
+stale_redis() { # port
+  # Today's answers TLS (NOAUTH without the user); an earlier one did not answer TLS at all.
+  case "$(timeout 2 redis-cli --tls --cacert "$SECRETS/tls_ca.crt" -p "$1" ping 2>&1)" in
+    PONG | *NOAUTH*) return 1 ;;
+  esac
+  local old
+  for old in "" "--no-auth-warning --user $REDIS_USER --pass $REDIS_PASSWORD"; do
+    # shellcheck disable=SC2086 # the options are words
+    if [ "$(timeout 2 redis-cli -p "$1" $old ping 2>/dev/null)" = PONG ]; then
+      timeout 10 redis-cli -p "$1" $old shutdown >/dev/null 2>&1
+      return 0
+    fi
+  done
+  return 1
 }
 say() { printf '\033[1m[stack]\033[0m %s\n' "$*" >&2; }
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
@@ -156,6 +178,7 @@ start_postgres() {
     say "(deploy/test and deploy/down read the same variable)."
     return 1
   fi
+  postgres_tls "$version" "$cluster"
   # One login role for the local stack; each service gets its own database.
   as_root runuser -u postgres -- psql -qtA -p $PG_PORT -c \
     "DO \$\$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'examreg') THEN
@@ -177,14 +200,14 @@ start_redis() {
       say "(deploy/test and deploy/down read the same variable)."
       return 1
     fi
-    without_acl $REDIS_PORT || return 0
-    say "restarting redis with its ACL user"
+    stale_redis $REDIS_PORT || return 0
+    say "restarting redis with its ACL user and TLS"
     local i; for ((i = 0; i < 50; i++)); do listening $REDIS_PORT || break; sleep 0.1; done
   fi
   say "starting redis (AOF on)"
   mkdir -p "$STATE/redis"
-  local acl; mapfile -t acl < <(redis_acl)
-  redis-server --bind 127.0.0.1 --port $REDIS_PORT --appendonly yes --appendfsync everysec \
+  local acl tls; mapfile -t acl < <(redis_acl); mapfile -t tls < <(redis_tls $REDIS_PORT)
+  redis-server --bind 127.0.0.1 "${tls[@]}" --appendonly yes --appendfsync everysec \
     --dir "$STATE/redis" --daemonize yes --pidfile "$STATE/redis.pid" \
     --logfile "$STATE/redis.log" --save "" "${acl[@]}"
   wait_port $REDIS_PORT redis
@@ -194,12 +217,27 @@ start_redis() {
 # Three cluster-enabled servers on loopback, joined once by `redis-cli --cluster create`
 # (the cluster's state lives in each node's nodes.conf, so a restart rejoins by itself).
 start_redis_cluster() {
-  local port started="" acl
+  local port started="" acl tls
   mapfile -t acl < <(redis_acl)
+  # A cluster an earlier version of the stack made in plaintext holds only the tests' keys:
+  # it is made again, with TLS between its nodes too.
+  if [ ! -f "$STATE/redis-cluster/tls" ]; then
+    for port in "${REDIS_CLUSTER_PORTS[@]}"; do
+      if [ -f "$STATE/redis-cluster/$port.pid" ]; then stale_redis "$port" || true; fi
+    done
+    local i
+    for ((i = 0; i < 50; i++)); do
+      listening "${REDIS_CLUSTER_PORTS[0]}" || listening "${REDIS_CLUSTER_PORTS[1]}" ||
+        listening "${REDIS_CLUSTER_PORTS[2]}" || break
+      sleep 0.1
+    done
+    rm -rf "$STATE/redis-cluster"
+    mkdir -p "$STATE/redis-cluster" && touch "$STATE/redis-cluster/tls"
+  fi
   for port in "${REDIS_CLUSTER_PORTS[@]}"; do
     if listening "$port"; then
       local pid="$STATE/redis-cluster/$port.pid" i
-      if [ -f "$pid" ] && kill -0 "$(cat "$pid")" 2>/dev/null && ! without_acl "$port"; then continue; fi
+      if [ -f "$pid" ] && kill -0 "$(cat "$pid")" 2>/dev/null && ! stale_redis "$port"; then continue; fi
       for ((i = 0; i < 50; i++)); do listening "$port" || break; sleep 0.1; done
     fi
     if listening "$port"; then
@@ -208,7 +246,8 @@ start_redis_cluster() {
       return 1
     fi
     mkdir -p "$STATE/redis-cluster/$port"
-    redis-server --bind 127.0.0.1 --port "$port" --cluster-enabled yes \
+    mapfile -t tls < <(redis_tls "$port")
+    redis-server --bind 127.0.0.1 "${tls[@]}" --tls-cluster yes --tls-replication yes --cluster-enabled yes \
       --cluster-config-file nodes.conf --cluster-node-timeout 2000 \
       --appendonly yes --appendfsync everysec --save "" \
       --dir "$STATE/redis-cluster/$port" --daemonize yes \
@@ -338,13 +377,65 @@ make_secrets() {
  {"id":"dpo","secret_sha256":"$dp","staff":true,"scopes":["audit:read","accounts:lookup","accounts:read","profile:read","biometrics:status"]},
  {"id":"operator","secret_sha256":"$op","staff":true,"scopes":["people:erase","accounts:delete","directory:admin","stats:read","registrations:read"]}]
 JSON
+  make_tls
   chmod 600 "$SECRETS"/*
+}
+
+# The local stack's certificate authority (tls_ca.crt) and the one certificate every server of
+# the stack presents, for TLS on every connection: the services' gRPC (which also present it as
+# clients: mutual TLS), Postgres and Redis. It names localhost and 127.0.0.1, `replicas` (the
+# name a client checks for a listed set of replicas) and the compose file's hosts; it is made
+# again when these change or a month before it expires.
+TLS_NAMES=DNS:localhost,IP:127.0.0.1,DNS:replicas,DNS:identity,DNS:verification,DNS:biometrics,DNS:profile,DNS:gateway,DNS:postgres,DNS:redis
+make_tls() {
+  if [ ! -f "$SECRETS/tls_ca.key" ]; then
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 3650 \
+      -subj "/CN=examreg local CA" -addext "basicConstraints=critical,CA:TRUE" \
+      -addext "keyUsage=critical,keyCertSign,cRLSign" \
+      -keyout "$SECRETS/tls_ca.key" -out "$SECRETS/tls_ca.crt" 2>/dev/null
+    rm -f "$SECRETS/tls.crt"
+  fi
+  if [ "$(cat "$SECRETS/tls.names" 2>/dev/null)" != "$TLS_NAMES" ] ||
+    ! openssl x509 -checkend 2592000 -noout -in "$SECRETS/tls.crt" >/dev/null 2>&1; then
+    openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=examreg local" \
+      -keyout "$SECRETS/tls.key" -out "$SECRETS/tls.csr" 2>/dev/null
+    openssl x509 -req -in "$SECRETS/tls.csr" -CA "$SECRETS/tls_ca.crt" -CAkey "$SECRETS/tls_ca.key" \
+      -set_serial "0x$(openssl rand -hex 16)" -days 397 -out "$SECRETS/tls.crt" -extfile <(
+        printf '%s\n' "subjectAltName=$TLS_NAMES" "basicConstraints=critical,CA:FALSE" \
+          "keyUsage=critical,digitalSignature" "extendedKeyUsage=serverAuth,clientAuth"
+      ) 2>/dev/null
+    rm -f "$SECRETS/tls.csr"
+    echo "$TLS_NAMES" >"$SECRETS/tls.names"
+  fi
+}
+
+# Postgres serves TLS with the stack's certificate (a copy beside its configuration, where the
+# postgres user reads it); clients choose (the stack's URLs ask for verify-full).
+postgres_tls() { # version cluster
+  local dir=/etc/postgresql/${1:-}/${2:-}
+  if [ -z "${1:-}" ] || [ -z "${2:-}" ] || [ ! -d "$dir" ]; then return 0; fi
+  if ! as_root cmp -s "$SECRETS/tls.crt" "$dir/examreg-tls.crt" ||
+    ! as_root cmp -s "$SECRETS/tls.key" "$dir/examreg-tls.key"; then
+    as_root install -o postgres -g postgres -m 600 "$SECRETS/tls.crt" "$dir/examreg-tls.crt"
+    as_root install -o postgres -g postgres -m 600 "$SECRETS/tls.key" "$dir/examreg-tls.key"
+  fi
+  local current
+  current=$(as_root runuser -u postgres -- psql -qtA -p $PG_PORT -c "SHOW ssl_cert_file")
+  if [ "$current" != "$dir/examreg-tls.crt" ]; then
+    as_root runuser -u postgres -- psql -qtA -p $PG_PORT >/dev/null <<SQL
+ALTER SYSTEM SET ssl = on;
+ALTER SYSTEM SET ssl_cert_file = '$dir/examreg-tls.crt';
+ALTER SYSTEM SET ssl_key_file = '$dir/examreg-tls.key';
+SQL
+  fi
+  # Read again every time: a renewed certificate is served without a restart.
+  as_root runuser -u postgres -- psql -qtA -p $PG_PORT -c "SELECT pg_reload_conf()" >/dev/null
 }
 
 start_infra() {
   install_packages
-  start_postgres
   make_secrets
+  start_postgres
   start_redis
   start_garage
   start_maildev

@@ -38,26 +38,22 @@ pub(crate) async fn measure(
     http: &reqwest::Client,
     base: &str,
     profile_url: &str,
+    tls: &examreg_kit::tls::Settings,
     token: &str,
 ) -> anyhow::Result<Value> {
-    let (_reporter, health) = tonic_health::server::health_reporter();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let echo_url = format!("http://{}", listener.local_addr()?);
-    tokio::spawn(
-        tonic::transport::Server::builder()
-            .add_service(health)
-            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
-    );
-    let echo = HealthClient::new(examreg_kit::channel::lazy(&echo_url)?);
-    let bare = timed(|| {
-        let mut echo = echo.clone();
-        async move {
-            echo.check(HealthCheckRequest::default()).await?;
-            Ok(())
+    let bare = echo(None).await?;
+    // The same bare server behind the suite's TLS: the price of encryption per call on a
+    // kept connection, and of the handshake on a new one.
+    let (bare_tls, connect, connect_tls) = match tls.server()? {
+        Some(server) => {
+            let with_tls = echo(Some((server.clone(), tls))).await?;
+            let connect = first_call(None).await?;
+            let connect_tls = first_call(Some((server, tls))).await?;
+            (json!(with_tls), json!(connect), json!(connect_tls))
         }
-    })
-    .await?;
-    let profile = ProfileServiceClient::new(examreg_kit::channel::lazy(profile_url)?);
+        None => (Value::Null, Value::Null, Value::Null),
+    };
+    let profile = ProfileServiceClient::new(examreg_kit::channel::lazy(profile_url, tls)?);
     let direct = timed(|| {
         let mut profile = profile.clone();
         async move {
@@ -88,9 +84,70 @@ pub(crate) async fn measure(
     let hop = through_gateway - direct;
     Ok(json!({
         "bare_tonic_p50_ms": bare,
+        "bare_tonic_tls_p50_ms": bare_tls,
+        "new_connection_p50_ms": connect,
+        "new_tls_connection_p50_ms": connect_tls,
         "direct_list_regions_p50_ms": direct,
         "gateway_list_regions_p50_ms": through_gateway,
         "gateway_hop_p50_ms": hop,
         "hop_over_bare_tonic": hop / bare,
     }))
+}
+
+type Tls<'a> = Option<(examreg_kit::tls::ServerTls, &'a examreg_kit::tls::Settings)>;
+
+/// A tonic server with health only, over `tls` or plaintext; its URL.
+async fn bare_server(tls: &Tls<'_>) -> anyhow::Result<String> {
+    let (_reporter, health) = tonic_health::server::health_reporter();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let server = tonic::transport::Server::builder().add_service(health);
+    match tls {
+        None => {
+            tokio::spawn(
+                server
+                    .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+            );
+            Ok(format!("http://{addr}"))
+        }
+        Some((tls, _)) => {
+            tokio::spawn(server.serve_with_incoming(tls.clone().incoming(listener)));
+            Ok(format!("https://{addr}"))
+        }
+    }
+}
+
+/// One health check at a time on one kept connection.
+async fn echo(tls: Tls<'_>) -> anyhow::Result<f64> {
+    let url = bare_server(&tls).await?;
+    let settings = tls
+        .map(|(_, settings)| settings.clone())
+        .unwrap_or_default();
+    let echo = HealthClient::new(examreg_kit::channel::lazy(&url, &settings)?);
+    timed(|| {
+        let mut echo = echo.clone();
+        async move {
+            echo.check(HealthCheckRequest::default()).await?;
+            Ok(())
+        }
+    })
+    .await
+}
+
+/// A new connection's first health check (with its TLS handshake, if any).
+async fn first_call(tls: Tls<'_>) -> anyhow::Result<f64> {
+    let url = bare_server(&tls).await?;
+    let settings = tls
+        .map(|(_, settings)| settings.clone())
+        .unwrap_or_default();
+    timed(|| {
+        let channel = examreg_kit::channel::lazy(&url, &settings);
+        async move {
+            HealthClient::new(channel?)
+                .check(HealthCheckRequest::default())
+                .await?;
+            Ok(())
+        }
+    })
+    .await
 }

@@ -63,6 +63,9 @@ struct Args {
     /// Measure the proof of work's solves in Chromium at these levels, run nothing else.
     pow: Option<Vec<u64>>,
     pow_reps: usize,
+    /// The suite's TLS (`EXAMREG_TLS_*`), for the direct calls to profile and the TLS
+    /// price measured beside the hop.
+    tls: examreg_kit::tls::Settings,
 }
 
 fn args() -> anyhow::Result<Args> {
@@ -73,11 +76,11 @@ fn args() -> anyhow::Result<Args> {
         max_seconds: 300,
         base: "http://127.0.0.1:8080".into(),
         mail: "http://127.0.0.1:1080".into(),
-        profile: "http://127.0.0.1:50054".into(),
-        biometrics: "http://127.0.0.1:50053".into(),
-        metrics: "gateway=http://127.0.0.1:8082,identity=http://127.0.0.1:50051,\
-                  verification=http://127.0.0.1:50052,biometrics=http://127.0.0.1:50053,\
-                  profile=http://127.0.0.1:50054"
+        profile: "https://127.0.0.1:50054".into(),
+        biometrics: "http://127.0.0.1:9053".into(),
+        metrics: "gateway=http://127.0.0.1:8082,identity=http://127.0.0.1:9051,\
+                  verification=http://127.0.0.1:9052,biometrics=http://127.0.0.1:9053,\
+                  profile=http://127.0.0.1:9054"
             .into(),
         overload: false,
         login_seconds: 20,
@@ -86,6 +89,12 @@ fn args() -> anyhow::Result<Args> {
         pow: None,
         pow_reps: 10,
         out: "bench-report".into(),
+        tls: {
+            let mut env = examreg_kit::config::Env::from_process();
+            let tls = examreg_kit::tls::Settings::from_env(&mut env);
+            env.finish()?;
+            tls
+        },
     };
     let mut given = std::env::args().skip(1);
     while let Some(flag) = given.next() {
@@ -221,7 +230,7 @@ async fn main() -> anyhow::Result<()> {
     let busy = report::machine_busy() - busy_before;
     let token = ctx.token.lock().expect("token lock").clone();
     let hop = match token {
-        Some(token) => hop::measure(&ctx.http, &args.base, &args.profile, &token)
+        Some(token) => hop::measure(&ctx.http, &args.base, &args.profile, &args.tls, &token)
             .await
             .unwrap_or_else(|e| json!({"error": e.to_string()})),
         None => json!({"error": "no applicant logged in"}),

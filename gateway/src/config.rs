@@ -9,6 +9,8 @@ use std::{net::SocketAddr, time::Duration};
 pub struct Config {
     /// The applicants' port: the API and the pages (`GATEWAY_ADDR`).
     pub addr: SocketAddr,
+    /// TLS: the certificate it serves, the CA bundle its calls verify (`EXAMREG_TLS_*`).
+    pub tls: examreg_kit::tls::Settings,
     /// The operators' port: the admin routes (`GATEWAY_ADMIN_ADDR`).
     pub admin_addr: SocketAddr,
     /// The platform's port: `/healthz`, `/readyz`, `/metrics` (`GATEWAY_OPS_ADDR`).
@@ -143,6 +145,7 @@ impl Config {
             env.invalid("GATEWAY_IPV6_PREFIX", "must be from 32 to 128");
         }
         Self {
+            tls: examreg_kit::tls::Settings::from_env(env),
             addr: env.parse("GATEWAY_ADDR", "127.0.0.1:8080".parse().expect("literal")),
             admin_addr: env.parse(
                 "GATEWAY_ADMIN_ADDR",
@@ -155,10 +158,10 @@ impl Config {
             docs: env.parse("GATEWAY_DOCS", Docs::Admin),
             redis_url: env.secret_or("GATEWAY_REDIS_URL", "redis://127.0.0.1:6379"),
             key_prefix: env.string("GATEWAY_KEY_PREFIX", "examreg:gateway:"),
-            identity_url: env.string("IDENTITY_URL", "http://127.0.0.1:50051"),
-            verification_url: env.string("VERIFICATION_URL", "http://127.0.0.1:50052"),
-            biometrics_url: env.string("BIOMETRICS_URL", "http://127.0.0.1:50053"),
-            profile_url: env.string("PROFILE_URL", "http://127.0.0.1:50054"),
+            identity_url: env.service_url("IDENTITY_URL", "http://127.0.0.1:50051"),
+            verification_url: env.service_url("VERIFICATION_URL", "http://127.0.0.1:50052"),
+            biometrics_url: env.service_url("BIOMETRICS_URL", "http://127.0.0.1:50053"),
+            profile_url: env.service_url("PROFILE_URL", "http://127.0.0.1:50054"),
             client: examreg_kit::client::Credentials::from_env(env, "GATEWAY", "gateway"),
             flow_ttl: env.seconds("GATEWAY_FLOW_TTL_SECS", 3600),
             cors_origins,

@@ -6,6 +6,7 @@ fn main() -> anyhow::Result<()> {
         config: examreg_gateway::Config::from_env,
         // Probes and metrics have a port of their own.
         addr: |config| config.ops_addr,
+        tls: |config| config.tls.clone(),
         identity: |config| Some((config.identity_url.clone(), config.client.clone())),
         probe: Probe::Http("/healthz"),
         start: examreg_gateway::Application::build,

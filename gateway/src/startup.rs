@@ -142,11 +142,11 @@ impl Application {
         let texts = crate::texts::Texts::load(config.texts_dir.as_deref())?;
         let redis =
             examreg_kit::redis::connect(config.redis_url.expose(), Duration::from_secs(3)).await?;
-        let identity = examreg_kit::channel::lazy(&config.identity_url)?;
+        let identity = examreg_kit::channel::lazy(&config.identity_url, &config.tls)?;
         let calls = upstream::Calls::new(ServiceToken::of(identity.clone(), &config.client));
-        let verification = examreg_kit::channel::lazy(&config.verification_url)?;
-        let biometrics = examreg_kit::channel::lazy(&config.biometrics_url)?;
-        let profile = examreg_kit::channel::lazy(&config.profile_url)?;
+        let verification = examreg_kit::channel::lazy(&config.verification_url, &config.tls)?;
+        let biometrics = examreg_kit::channel::lazy(&config.biometrics_url, &config.tls)?;
+        let profile = examreg_kit::channel::lazy(&config.profile_url, &config.tls)?;
         let listeners = [
             examreg_kit::server::bind(config.addr).await?,
             examreg_kit::server::bind(config.admin_addr).await?,

@@ -80,6 +80,25 @@ pub struct Cli {
     /// the audit logs record `client/person`.
     #[arg(long, env = "EXAMREG_ON_BEHALF_OF", global = true)]
     on_behalf_of: Option<String>,
+    /// The CA bundle `https://` services are verified against.
+    #[arg(long, env = "EXAMREG_TLS_CA_FILE", global = true)]
+    tls_ca_file: Option<PathBuf>,
+    /// The staff member's certificate (PEM), where the services ask their callers for one.
+    #[arg(
+        long,
+        env = "EXAMREG_TLS_CERT_FILE",
+        global = true,
+        requires = "tls_key_file"
+    )]
+    tls_cert_file: Option<PathBuf>,
+    /// Its private key.
+    #[arg(
+        long,
+        env = "EXAMREG_TLS_KEY_FILE",
+        global = true,
+        requires = "tls_cert_file"
+    )]
+    tls_key_file: Option<PathBuf>,
     /// JSON instead of tables (one object per line for `watch`).
     #[arg(long, global = true)]
     json: bool,
@@ -134,8 +153,15 @@ impl Ctl {
             .with_context(|| format!("reading {}", path.display()))?
             .trim()
             .to_owned();
+        let tls = examreg_kit::tls::Settings {
+            cert: cli.tls_cert_file.clone(),
+            key: cli.tls_key_file.clone(),
+            ca: cli.tls_ca_file.clone(),
+            ..examreg_kit::tls::Settings::default()
+        };
         let channel = |url: &str| {
-            examreg_kit::channel::lazy(url).with_context(|| format!("{url} is not a gRPC address"))
+            examreg_kit::channel::lazy(url, &tls)
+                .with_context(|| format!("{url} is not a gRPC address"))
         };
         let mut ctl = Self {
             identity: IdentityServiceClient::new(channel(&cli.identity)?),

@@ -183,10 +183,11 @@ pub async fn revocations_current(keys: &Keys, give_up: Duration) -> Result<(), S
 /// until `stop` fires. Returns the keys and the task to await at shutdown.
 pub async fn synced_keys(
     identity_url: &str,
+    tls: &crate::tls::Settings,
     credentials: &Credentials,
     stop: &crate::tasks::Trigger,
 ) -> Result<(Keys, tokio::task::JoinHandle<()>), Box<dyn std::error::Error + Send + Sync>> {
-    let identity = crate::channel::lazy(identity_url)?;
+    let identity = crate::channel::lazy(identity_url, tls)?;
     let keys = Keys::default();
     keys.refetch_from(identity.clone());
     keys.fetch(identity.clone(), Duration::from_secs(120))

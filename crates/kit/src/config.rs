@@ -109,6 +109,19 @@ impl Env {
         self.raw(name).unwrap_or(default).to_owned()
     }
 
+    /// Another service's gRPC URL with a default. In production it must be `https://`: the
+    /// binaries speak TLS to each other there.
+    pub fn service_url(&mut self, name: &str, default: &str) -> String {
+        let url = self.string(name, default);
+        if self.production() && !url.starts_with("https://") {
+            self.invalid(
+                name,
+                "in production the services are reached over TLS (https://)",
+            );
+        }
+        url
+    }
+
     /// A parsed value with a default; a value that does not parse is a problem.
     pub fn parse<T>(&mut self, name: &str, default: T) -> T
     where
@@ -188,12 +201,14 @@ impl Env {
     }
 }
 
-/// Every default of a service's configuration, listening on a free loopback port (the
-/// variable `addr_var` as `127.0.0.1:0`), without secrets: for tests and tools, which set the
-/// secrets they need.
+/// Every default of a service's configuration, listening on free loopback ports (the
+/// variable `addr_var`, `<SERVICE>_ADDR`, and its `<SERVICE>_OPS_ADDR` as `127.0.0.1:0`),
+/// without secrets: for tests and tools, which set the secrets they need.
 pub fn defaults<T>(load: impl FnOnce(&mut Env) -> T, addr_var: &str) -> T {
     let mut values = std::collections::HashMap::new();
     values.insert(addr_var.to_owned(), "127.0.0.1:0".to_owned());
+    let ops_var = format!("{}_OPS_ADDR", addr_var.trim_end_matches("_ADDR"));
+    values.insert(ops_var, "127.0.0.1:0".to_owned());
     load(&mut Env::from_map(values))
 }
 

@@ -28,5 +28,6 @@ pub mod service;
 pub mod tasks;
 pub mod telemetry;
 pub mod texts;
+pub mod tls;
 pub mod tokens;
 pub mod work;

@@ -1,5 +1,5 @@
-//! Prometheus metrics: one recorder per process, rendered at `/metrics` on the service's own
-//! port (HTTP/1.1 next to gRPC), and every RPC counted with its outcome and timed.
+//! Prometheus metrics: one recorder per process, rendered at `/metrics` on the binary's
+//! operators' port (plain HTTP), and every RPC counted with its outcome and timed.
 //!
 //! Names: `grpc_server_handled_total{method,code}` and
 //! `grpc_server_handling_seconds{method}` for every service; business counters are named

@@ -17,8 +17,9 @@ use redis::{
 };
 use std::time::Duration;
 
-/// The scheme of a cluster URL.
+/// The scheme of a cluster URL, and of one whose nodes speak TLS.
 pub const CLUSTER_SCHEME: &str = "redis+cluster://";
+pub const CLUSTER_TLS_SCHEME: &str = "rediss+cluster://";
 
 /// A connection to one Redis server or to a cluster; cheap to clone (clones share the
 /// connections).
@@ -47,8 +48,13 @@ pub enum Target {
 /// Reads a `*_REDIS_URL`. A cluster URL has at least one `host:port`, no database (a cluster
 /// has only database 0) and no query.
 pub fn target(url: &str) -> anyhow::Result<Target> {
-    let Some(rest) = url.strip_prefix(CLUSTER_SCHEME) else {
-        return Ok(Target::Single(url.to_owned()));
+    let (rest, scheme) = match (
+        url.strip_prefix(CLUSTER_SCHEME),
+        url.strip_prefix(CLUSTER_TLS_SCHEME),
+    ) {
+        (Some(rest), _) => (rest, "redis"),
+        (_, Some(rest)) => (rest, "rediss"),
+        (None, None) => return Ok(Target::Single(url.to_owned())),
     };
     let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
     anyhow::ensure!(
@@ -67,7 +73,7 @@ pub fn target(url: &str) -> anyhow::Result<Target> {
         .split(',')
         .map(str::trim)
         .filter(|h| !h.is_empty())
-        .map(|h| format!("redis://{auth}{h}"))
+        .map(|h| format!("{scheme}://{auth}{h}"))
         .collect();
     anyhow::ensure!(
         !nodes.is_empty(),
@@ -78,8 +84,12 @@ pub fn target(url: &str) -> anyhow::Result<Target> {
 
 /// Connects to what `url` names. Each request waits at most `response` for its answer
 /// (in a cluster, redirections and retries included), each connection attempt 3 s.
+///
+/// `rediss://` (and `rediss+cluster://`) is TLS, the server verified against the system's
+/// roots, or the bundle `SSL_CERT_FILE` names (a managed Redis's CA, the local stack's).
 pub async fn connect(url: &str, response: Duration) -> anyhow::Result<Redis> {
     const CONNECT: Duration = Duration::from_secs(3);
+    crate::tls::install_crypto_provider();
     Ok(match target(url)? {
         Target::Single(url) => {
             let client = redis::Client::open(url.as_str())?;
@@ -225,6 +235,13 @@ mod tests {
         assert_eq!(
             target("redis+cluster://redis-0.redis:6379").unwrap(),
             Target::Cluster(vec!["redis://redis-0.redis:6379".into()])
+        );
+        assert_eq!(
+            target("rediss+cluster://u:p@redis-0.redis:6379,redis-1.redis:6379").unwrap(),
+            Target::Cluster(vec![
+                "rediss://u:p@redis-0.redis:6379".into(),
+                "rediss://u:p@redis-1.redis:6379".into()
+            ])
         );
     }
 

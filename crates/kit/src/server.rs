@@ -4,14 +4,24 @@
 //! grpc.health.v1 and server reflection (v1 and v1alpha), and stop gracefully: on the shutdown
 //! signal health turns NOT_SERVING, the server goes on serving for [`LINGER`] (its callers take
 //! it out of their sets meanwhile), then the listener closes and in-flight calls are drained
-//! before `serve` returns.
+//! before `serve` returns. Beside it, the operators' port serves `/metrics` and `/healthz` over
+//! plain HTTP.
 
 use crate::{
     auth::{AuthLayer, Keys},
     metrics::MetricsLayer,
     telemetry::SpanLayer,
+    tls::ServerTls,
 };
-use std::{future::Future, net::SocketAddr, time::Duration};
+use std::{
+    future::Future,
+    net::SocketAddr,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
 use tokio::net::TcpListener;
 use tonic::service::Routes;
 use tonic_health::ServingStatus;
@@ -27,18 +37,39 @@ pub async fn bind(addr: SocketAddr) -> std::io::Result<(TcpListener, SocketAddr)
 /// more than the callers' probe interval and timeout (`balance::Timing`, 1 s each).
 pub const LINGER: Duration = Duration::from_millis(2500);
 
-/// Serves `routes` until `shutdown` resolves, then drains in-flight calls.
-///
-/// `service_names` are the fully qualified gRPC service names reported as SERVING by health;
-/// `public_paths` are the RPC paths that need no token.
+/// What [`serve`] serves.
+pub struct Parts {
+    /// The gRPC port.
+    pub listener: TcpListener,
+    /// With it, the gRPC port is TLS only.
+    pub tls: Option<ServerTls>,
+    /// The operators' port: `/metrics` and `/healthz` over plain HTTP/1.1, with no token and
+    /// no personal data, for Prometheus and the kubelet's probes (neither speaks TLS to a gRPC
+    /// port of ours). `/healthz` answers 200 while the service takes calls, 503 once it drains.
+    pub ops: TcpListener,
+    pub routes: Routes,
+    /// The fully qualified gRPC service names health reports as SERVING.
+    pub names: &'static [&'static str],
+    /// Checks the callers' tokens.
+    pub keys: Keys,
+    /// The RPC paths that need no token.
+    pub public_paths: &'static [&'static str],
+}
+
+/// Serves `parts` until `shutdown` resolves, then drains in-flight calls.
 pub async fn serve(
-    listener: TcpListener,
-    routes: Routes,
-    service_names: &[&str],
-    keys: Keys,
-    public_paths: &'static [&'static str],
+    parts: Parts,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), tonic::transport::Error> {
+    let Parts {
+        listener,
+        tls,
+        ops,
+        routes,
+        names: service_names,
+        keys,
+        public_paths,
+    } = parts;
     let (reporter, health) = tonic_health::server::health_reporter();
     for name in service_names {
         reporter
@@ -61,33 +92,24 @@ pub async fn serve(
         .build_v1alpha()
         .expect("descriptor sets are valid");
 
+    let serving = Arc::new(AtomicBool::new(true));
+    let (ops_stop, ops_task) = ops_server(ops, serving.clone());
     let names: Vec<String> = service_names.iter().map(|s| (*s).to_owned()).collect();
     let draining = async move {
         shutdown.await;
         tracing::info!("shutdown requested: draining in-flight calls");
+        serving.store(false, Ordering::Relaxed);
         reporter.set_not_serving_for_all(&names).await;
         // Still serving while the callers' probes see NOT_SERVING and take this replica out
         // of their sets (`balance`), so that no call meets a closed port.
         tokio::time::sleep(LINGER).await;
     };
 
-    let mut routes = routes
+    let routes = routes
         .add_service(health)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha);
-    // Prometheus scrapes over HTTP/1.1 on the same port (no token: counts, no personal data).
-    let metrics = crate::metrics::recorder();
-    let router = routes.axum_router_mut();
-    *router = std::mem::take(router).route(
-        crate::metrics::PATH,
-        axum::routing::get(move || {
-            let metrics = metrics.clone();
-            async move { metrics.render() }
-        }),
-    );
-
-    tonic::transport::Server::builder()
-        .accept_http1(true)
+    let router = tonic::transport::Server::builder()
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .layer(
             tower::ServiceBuilder::new()
@@ -95,15 +117,74 @@ pub async fn serve(
                 .layer(MetricsLayer)
                 .layer(AuthLayer::new(keys, public_paths)),
         )
-        .add_routes(routes)
-        .serve_with_incoming_shutdown(
-            // Small answers go out at once: without TCP_NODELAY a reply split over two
-            // segments waits for the caller's delayed ACK (~40 ms per call, measured).
-            tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
-            draining,
-        )
-        .await
+        .add_routes(routes);
+    let served = match tls {
+        // Small answers go out at once: without TCP_NODELAY a reply split over two
+        // segments waits for the caller's delayed ACK (~40 ms per call, measured).
+        None => {
+            let incoming =
+                tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+            router
+                .serve_with_incoming_shutdown(incoming, draining)
+                .await
+        }
+        Some(tls) => {
+            router
+                .serve_with_incoming_shutdown(tls.incoming(listener), draining)
+                .await
+        }
+    };
+    let _ = ops_stop.send(());
+    let _ = ops_task.await;
+    served
 }
+
+/// The operators' port (see [`Parts::ops`]), until its sender is sent on or dropped.
+fn ops_server(
+    listener: TcpListener,
+    serving: Arc<AtomicBool>,
+) -> (
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<()>,
+) {
+    let metrics = crate::metrics::recorder();
+    let router = axum::Router::new()
+        .route(
+            crate::metrics::PATH,
+            axum::routing::get(move || {
+                let metrics = metrics.clone();
+                async move { metrics.render() }
+            }),
+        )
+        .route(
+            HEALTHZ,
+            axum::routing::get(move || {
+                let serving = serving.load(Ordering::Relaxed);
+                async move {
+                    if serving {
+                        (http::StatusCode::OK, "SERVING")
+                    } else {
+                        (http::StatusCode::SERVICE_UNAVAILABLE, "NOT_SERVING")
+                    }
+                }
+            }),
+        );
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        let served = axum::serve(listener, router)
+            .with_graceful_shutdown(async move {
+                let _ = stopped.await;
+            })
+            .await;
+        if let Err(e) = served {
+            tracing::error!(error = %e, "the operators' port failed");
+        }
+    });
+    (stop, task)
+}
+
+/// The operators' port's health path.
+pub const HEALTHZ: &str = "/healthz";
 
 trait NotServingForAll {
     async fn set_not_serving_for_all(&self, names: &[String]);

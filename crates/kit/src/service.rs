@@ -10,6 +10,7 @@ use crate::{
     config::{Env, load_or_exit},
     server::{bind, serve, shutdown_signal},
     tasks::Trigger,
+    tls::{ServerTls, Settings as Tls},
 };
 use std::{future::Future, net::SocketAddr, pin::Pin, time::Duration};
 use tokio::net::TcpListener;
@@ -22,7 +23,10 @@ type Task = Pin<Box<dyn Future<Output = ()> + Send>>;
 /// when it serves and are stopped and awaited when it stops.
 pub struct Service {
     listener: TcpListener,
+    tls: Option<ServerTls>,
     addr: SocketAddr,
+    ops: TcpListener,
+    ops_addr: SocketAddr,
     routes: Routes,
     names: &'static [&'static str],
     public_paths: &'static [&'static str],
@@ -34,17 +38,23 @@ pub struct Service {
 
 impl Service {
     /// Binds `addr` (port 0 gives a free one) for `routes`, whose gRPC service `names` health
-    /// reports as SERVING, checking callers' tokens with `keys`.
+    /// reports as SERVING, checking callers' tokens with `keys`, and `ops_addr` for the
+    /// operators (`/metrics`, `/healthz`: [`crate::server::Parts::ops`]).
     pub async fn bind(
         addr: SocketAddr,
+        ops_addr: SocketAddr,
         routes: Routes,
         names: &'static [&'static str],
         keys: Keys,
     ) -> std::io::Result<Self> {
         let (listener, addr) = bind(addr).await?;
+        let (ops, ops_addr) = bind(ops_addr).await?;
         Ok(Self {
             listener,
+            tls: None,
             addr,
+            ops,
+            ops_addr,
             routes,
             names,
             public_paths: &[],
@@ -53,6 +63,12 @@ impl Service {
             draining: None,
             tasks: Vec::new(),
         })
+    }
+
+    /// Serves TLS only, from the files `tls` names (plaintext without a certificate).
+    pub fn tls(mut self, tls: &Tls) -> Result<Self, crate::tls::TlsError> {
+        self.tls = tls.server()?;
+        Ok(self)
     }
 
     /// RPC paths that need no token.
@@ -83,6 +99,11 @@ impl Service {
         self.addr
     }
 
+    /// The operators' address (`/metrics`, `/healthz`).
+    pub fn ops_addr(&self) -> SocketAddr {
+        self.ops_addr
+    }
+
     /// Serves until `shutdown`, drains the calls in flight, then stops the tasks and waits
     /// for them.
     pub async fn run_until_stopped(
@@ -97,15 +118,16 @@ impl Service {
                 draining.fire();
             }
         };
-        let served = serve(
-            self.listener,
-            self.routes,
-            self.names,
-            self.keys,
-            self.public_paths,
-            shutdown,
-        )
-        .await;
+        let parts = crate::server::Parts {
+            listener: self.listener,
+            tls: self.tls,
+            ops: self.ops,
+            routes: self.routes,
+            names: self.names,
+            keys: self.keys,
+            public_paths: self.public_paths,
+        };
+        let served = serve(parts, shutdown).await;
         self.stop.fire();
         for task in tasks {
             task.await?;
@@ -135,6 +157,8 @@ pub struct Binary<C, S> {
     pub config: fn(&mut Env) -> C,
     /// Where it listens.
     pub addr: fn(&C) -> SocketAddr,
+    /// Its TLS (for the `healthcheck` subcommand's probe and its calls to identity).
+    pub tls: fn(&C) -> Tls,
     /// Identity's URL, to fetch and refresh its keys from, and the service's own client
     /// there (for the revocation feed); `None` for identity itself.
     pub identity: fn(&C) -> Option<(String, crate::client::Credentials)>,
@@ -146,7 +170,7 @@ pub struct Binary<C, S> {
 
 /// The `main` of a binary that learns its keys from identity: `examreg_kit::main!(crate_name,
 /// "name")` (or with a [`Probe`] after the name), for a crate whose `Config` has `addr`,
-/// `identity_url` and `client` (its [`crate::client::Credentials`]) and whose
+/// `identity_url`, `tls` and `client` (its [`crate::client::Credentials`]) and whose
 /// `Application::build(config, keys)` binds it. Identity, which has
 /// its own keys, writes its [`Binary`] out.
 #[macro_export]
@@ -160,6 +184,7 @@ macro_rules! main {
                 name: $name,
                 config: $krate::Config::from_env,
                 addr: |config| config.addr,
+                tls: |config| config.tls.clone(),
                 identity: |config| Some((config.identity_url.clone(), config.client.clone())),
                 probe: $probe,
                 start: $krate::Application::build,
@@ -198,7 +223,8 @@ where
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
-        match runtime.block_on(healthcheck(addr, binary.probe)) {
+        let tls = (binary.tls)(&config);
+        match runtime.block_on(healthcheck(addr, binary.probe, &tls)) {
             Ok(()) => std::process::exit(0),
             Err(e) => {
                 eprintln!("{addr}: unhealthy: {e}");
@@ -222,7 +248,8 @@ where
     let stop = Trigger::default();
     let (keys, refresher) = match (binary.identity)(&config) {
         Some((url, credentials)) => {
-            let (keys, refresher) = crate::client::synced_keys(&url, &credentials, &stop)
+            let tls = (binary.tls)(&config);
+            let (keys, refresher) = crate::client::synced_keys(&url, &tls, &credentials, &stop)
                 .await
                 .map_err(|e| anyhow::anyhow!(e))?;
             (keys, Some(refresher))
@@ -239,10 +266,10 @@ where
     served
 }
 
-/// Asks the binary listening on `addr` whether it is well.
-pub async fn healthcheck(addr: SocketAddr, probe: Probe) -> Result<(), String> {
+/// Asks the binary listening on `addr` whether it is well (over TLS when it serves TLS).
+pub async fn healthcheck(addr: SocketAddr, probe: Probe, tls: &Tls) -> Result<(), String> {
     match probe {
-        Probe::Grpc => crate::channel::healthcheck(addr).await,
+        Probe::Grpc => crate::channel::healthcheck(addr, tls).await,
         Probe::Http(path) => http_ok(addr, path).await,
     }
 }

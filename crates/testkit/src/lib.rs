@@ -15,15 +15,52 @@ fn var(name: &str, default: &str) -> String {
 pub fn redis_url() -> String {
     var(
         "EXAMREG_TEST_REDIS",
-        "redis://examreg:examreg@127.0.0.1:6379",
+        "rediss://examreg:examreg@127.0.0.1:6379",
     )
 }
 
+/// The local stack's directory of secrets, where `deploy/secrets` puts its certificates.
+fn stack_secrets() -> std::path::PathBuf {
+    examreg_home().join("secrets")
+}
+
+/// The local stack's Postgres server (`EXAMREG_TEST_PG`), over TLS verified against the
+/// stack's CA unless the URL says otherwise; its options (`?sslmode=…`) follow the server.
 pub fn postgres_url() -> String {
-    var(
-        "EXAMREG_TEST_PG",
-        "postgres://examreg:examreg@127.0.0.1:5432",
-    )
+    std::env::var("EXAMREG_TEST_PG").unwrap_or_else(|_| {
+        format!(
+            "postgres://examreg:examreg@127.0.0.1:5432?sslmode=verify-full&sslrootcert={}",
+            stack_secrets().join("tls_ca.crt").display()
+        )
+    })
+}
+
+/// The URL of the database `name` on [`postgres_url`]'s server, with its options.
+pub fn database_url(name: &str) -> String {
+    let server = postgres_url();
+    match server.split_once('?') {
+        Some((server, options)) => format!("{server}/{name}?{options}"),
+        None => format!("{server}/{name}"),
+    }
+}
+
+/// The local stack's TLS for gRPC (`deploy/secrets` makes it): its certificate, presented as
+/// server and as client, and its CA, trusted for servers and asked of callers (mutual TLS).
+pub fn tls() -> examreg_kit::tls::Settings {
+    let dir = stack_secrets();
+    let settings = examreg_kit::tls::Settings {
+        cert: Some(dir.join("tls.crt")),
+        key: Some(dir.join("tls.key")),
+        ca: Some(dir.join("tls_ca.crt")),
+        client_ca: Some(dir.join("tls_ca.crt")),
+        ..examreg_kit::tls::Settings::default()
+    };
+    assert!(
+        dir.join("tls.crt").exists(),
+        "the local stack's certificates (deploy/secrets makes them) are in {}",
+        dir.display()
+    );
+    settings
 }
 
 pub fn smtp_addr() -> String {
@@ -95,7 +132,7 @@ pub async fn learn_keys(
     keys: &examreg_kit::auth::Keys,
     client: &examreg_kit::client::Credentials,
 ) {
-    let identity = examreg_kit::channel::lazy(identity_url).unwrap();
+    let identity = examreg_kit::channel::lazy(identity_url, &tls()).unwrap();
     keys.refetch_from(identity.clone());
     keys.fetch(identity.clone(), Duration::from_secs(10))
         .await
@@ -164,7 +201,7 @@ pub fn random_iin(sex: examreg_domain::Sex) -> String {
 /// A fresh database with a unique name, created through the stack's login role.
 pub async fn fresh_database(what: &str) -> String {
     let name = format!("test_{what}_{}", Uuid::new_v4().simple());
-    let admin = format!("{}/postgres", postgres_url());
+    let admin = database_url("postgres");
     let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&admin)
         .await
         .expect("postgres of the local stack is up (deploy/test starts it)");
@@ -174,7 +211,7 @@ pub async fn fresh_database(what: &str) -> String {
     )
     .await
     .expect("create test database");
-    format!("{}/{name}", postgres_url())
+    database_url(&name)
 }
 
 #[derive(Debug, serde::Deserialize)]

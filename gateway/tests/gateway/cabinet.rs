@@ -590,8 +590,8 @@ async fn every_service_serves_metrics_and_a_registration_moves_the_counters() {
     }
     assert!(gateway.contains("gateway_http_request_duration_seconds_bucket"));
     // Each service: its RPCs counted by outcome and timed, and its own business counters.
-    for (service, url) in &s.services {
-        let page = scrape(url.clone()).await;
+    for (service, _) in &s.services {
+        let page = s.metrics_of(service).await;
         assert!(
             page.contains(&format!(
                 "grpc_server_handled_total{{method=\"/examreg.{service}.v1."
@@ -628,7 +628,7 @@ async fn every_service_serves_metrics_and_a_registration_moves_the_counters() {
             );
         }
     }
-    let identity = scrape(s.services[0].1.clone()).await;
+    let identity = s.metrics_of("identity").await;
     assert!(
         counter(
             &identity,

@@ -23,7 +23,7 @@ impl Suite {
             .find(|(n, _)| *n == "identity")
             .unwrap()
             .1;
-        IdentityServiceClient::new(examreg_kit::channel::lazy(url).unwrap())
+        IdentityServiceClient::new(examreg_kit::channel::lazy(url, &tk::tls()).unwrap())
     }
 
     fn staff(&self) -> String {
@@ -192,7 +192,7 @@ impl Suite {
 
     fn channel(&self, service: &str) -> Channel {
         let url = &self.services.iter().find(|(n, _)| *n == service).unwrap().1;
-        examreg_kit::channel::lazy(url).unwrap()
+        examreg_kit::channel::lazy(url, &tk::tls()).unwrap()
     }
 }
 

@@ -637,15 +637,26 @@ async fn ops_endpoints_answer_and_the_openapi_document_covers_every_route() {
     let (status, body) = s.get("/readyz").await;
     assert_eq!(status, StatusCode::OK, "{body}");
     // The `healthcheck` subcommand's probes, as the containers run them.
-    let address =
-        |url: &str| -> std::net::SocketAddr { url.trim_start_matches("http://").parse().unwrap() };
-    healthcheck(address(&s.ops_base), Probe::Http("/healthz"))
-        .await
-        .unwrap();
-    let refused = healthcheck(address(&s.ops_base), Probe::Http("/v1/nothing-here")).await;
+    let address = |url: &str| -> std::net::SocketAddr {
+        let url = url.trim_start_matches("http://");
+        url.trim_start_matches("https://").parse().unwrap()
+    };
+    healthcheck(
+        address(&s.ops_base),
+        Probe::Http("/healthz"),
+        &Default::default(),
+    )
+    .await
+    .unwrap();
+    let refused = healthcheck(
+        address(&s.ops_base),
+        Probe::Http("/v1/nothing-here"),
+        &Default::default(),
+    )
+    .await;
     assert!(refused.is_err(), "a 404 is not healthy: {refused:?}");
     for (name, url) in &s.services {
-        healthcheck(address(url), Probe::Grpc)
+        healthcheck(address(url), Probe::Grpc, &tk::tls())
             .await
             .unwrap_or_else(|e| panic!("{name}: {e}"));
     }
@@ -1913,17 +1924,31 @@ async fn in_production_a_binary_refuses_the_local_stacks_defaults() {
         (
             "verification",
             vec![("VERIFICATION_MAIL_FROM", "ИСО <noreply@examreg.local>")],
-            vec!["VERIFICATION_MAIL_FROM", "VERIFICATION_SUPPORT_CONTACT"],
+            vec![
+                "VERIFICATION_MAIL_FROM",
+                "VERIFICATION_SUPPORT_CONTACT",
+                "IDENTITY_URL",
+                "EXAMREG_TLS_CERT_FILE",
+            ],
         ),
         (
             "biometrics",
             vec![],
-            vec!["BIOMETRICS_DOCUMENTS_VALID_UNTIL"],
+            vec![
+                "BIOMETRICS_DOCUMENTS_VALID_UNTIL",
+                "IDENTITY_URL",
+                "EXAMREG_TLS_CA_FILE",
+            ],
         ),
         (
             "gateway",
             vec![("GATEWAY_PUBLIC_URL", "http://localhost:8080")],
-            vec!["GATEWAY_PUBLIC_URL", "GATEWAY_CORS_ORIGINS"],
+            vec![
+                "GATEWAY_PUBLIC_URL",
+                "GATEWAY_CORS_ORIGINS",
+                "PROFILE_URL",
+                "EXAMREG_TLS_KEY_FILE",
+            ],
         ),
     ] {
         let output = std::process::Command::new(bin.join(format!("examreg-{name}")))

@@ -63,7 +63,8 @@ async fn refused_soon(s: &Suite, token: &str, since: Instant) {
 /// What profile answers a user token with, straight over gRPC.
 async fn profile_code(s: &Suite, token: &str) -> tonic::Code {
     let url = &s.services.iter().find(|(n, _)| *n == "profile").unwrap().1;
-    let mut profile = ProfileServiceClient::new(examreg_kit::channel::lazy(url).unwrap());
+    let mut profile =
+        ProfileServiceClient::new(examreg_kit::channel::lazy(url, &tk::tls()).unwrap());
     let request = with_bearer(pb::GetProfileRequest::default(), token).unwrap();
     match profile.get_profile(request).await {
         Ok(_) => tonic::Code::Ok,
@@ -156,7 +157,8 @@ async fn a_blocked_account_loses_every_session_and_its_phone_within_a_second() {
 
     // The support desk blocks the account over gRPC.
     let url = &s.services.iter().find(|(n, _)| *n == "identity").unwrap().1;
-    let mut identity = IdentityServiceClient::new(examreg_kit::channel::lazy(url).unwrap());
+    let mut identity =
+        IdentityServiceClient::new(examreg_kit::channel::lazy(url, &tk::tls()).unwrap());
     let support = tk::service_token(&s.signing, "support-desk", &["support:write"]);
     let request = id::BlockAccountRequest {
         account_id: account,

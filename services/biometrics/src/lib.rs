@@ -29,6 +29,10 @@ use tonic::service::Routes;
 #[derive(Debug, Clone)]
 pub struct Config {
     pub addr: SocketAddr,
+    /// The operators' port: `/metrics` and `/healthz` over plain HTTP.
+    pub ops_addr: SocketAddr,
+    /// TLS: the certificate it serves, the CA bundle its calls verify (`EXAMREG_TLS_*`).
+    pub tls: examreg_kit::tls::Settings,
     pub database_url: Secret,
     /// The pool's size and timeouts (`BIOMETRICS_DATABASE_POOL_SIZE`, …).
     pub database_pool: examreg_kit::service::Pool,
@@ -98,6 +102,11 @@ impl Config {
         };
         let cpus = std::thread::available_parallelism().map_or(2, usize::from);
         Self {
+            tls: examreg_kit::tls::Settings::from_env(env),
+            ops_addr: env.parse(
+                "BIOMETRICS_OPS_ADDR",
+                "127.0.0.1:9053".parse().expect("literal"),
+            ),
             addr: env.parse(
                 "BIOMETRICS_ADDR",
                 "127.0.0.1:50053".parse().expect("literal"),
@@ -128,7 +137,7 @@ impl Config {
             check_queue: env.parse("BIOMETRICS_CHECK_QUEUE", cpus * 8),
             read_concurrency: env.parse("BIOMETRICS_READ_CONCURRENCY", cpus),
             read_queue: env.parse("BIOMETRICS_READ_QUEUE", cpus * 16),
-            identity_url: env.string("IDENTITY_URL", "http://127.0.0.1:50051"),
+            identity_url: env.service_url("IDENTITY_URL", "http://127.0.0.1:50051"),
             client: examreg_kit::client::Credentials::from_env(env, "BIOMETRICS", "biometrics"),
             documents: worker::Settings {
                 model: env
@@ -212,10 +221,13 @@ impl Application {
             examreg_kit::retention::SERVICE_NAME,
         ];
         let readers = captures.clone();
-        Ok(Service::bind(config.addr, routes, names, keys)
-            .await?
-            .task(|stop| sweeper(sweeps, captures, retention, stop))
-            .task(|stop| worker::run(readers, sessions, config.documents, stop)))
+        Ok(
+            Service::bind(config.addr, config.ops_addr, routes, names, keys)
+                .await?
+                .tls(&config.tls)?
+                .task(|stop| sweeper(sweeps, captures, retention, stop))
+                .task(|stop| worker::run(readers, sessions, config.documents, stop)),
+        )
     }
 }
 

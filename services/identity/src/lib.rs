@@ -70,6 +70,10 @@ pub struct Throttle {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub addr: SocketAddr,
+    /// The operators' port: `/metrics` and `/healthz` over plain HTTP.
+    pub ops_addr: SocketAddr,
+    /// TLS: the certificate it serves, the CA bundle its calls verify (`EXAMREG_TLS_*`).
+    pub tls: examreg_kit::tls::Settings,
     pub database_url: Secret,
     /// The pool's size and timeouts (`IDENTITY_DATABASE_POOL_SIZE`, …).
     pub database_pool: examreg_kit::service::Pool,
@@ -195,6 +199,11 @@ impl Config {
             },
         };
         Self {
+            tls: examreg_kit::tls::Settings::from_env(env),
+            ops_addr: env.parse(
+                "IDENTITY_OPS_ADDR",
+                "127.0.0.1:9051".parse().expect("literal"),
+            ),
             addr: env.parse("IDENTITY_ADDR", "127.0.0.1:50051".parse().expect("literal")),
             database_pool: examreg_kit::service::Pool::from_env(env, "IDENTITY", 2),
             database_url: env.secret("IDENTITY_DATABASE_URL").unwrap_or_else(|| {
@@ -229,9 +238,9 @@ impl Config {
             sweep_every: env.seconds("IDENTITY_SWEEP_INTERVAL_SECS", 3600),
             streams_max: env.parse("IDENTITY_STREAMS_MAX", 512),
             streams_per_client: env.parse("IDENTITY_STREAMS_PER_CLIENT", 64),
-            biometrics_url: env.string("BIOMETRICS_URL", "http://127.0.0.1:50053"),
-            profile_url: env.string("PROFILE_URL", "http://127.0.0.1:50054"),
-            verification_url: env.string("VERIFICATION_URL", "http://127.0.0.1:50052"),
+            biometrics_url: env.service_url("BIOMETRICS_URL", "http://127.0.0.1:50053"),
+            profile_url: env.service_url("PROFILE_URL", "http://127.0.0.1:50054"),
+            verification_url: env.service_url("VERIFICATION_URL", "http://127.0.0.1:50052"),
         }
     }
 }
@@ -307,10 +316,15 @@ impl Application {
             streams: streams::Streams::new(config.streams_max, config.streams_per_client),
             biometrics: BiometricsServiceClient::new(examreg_kit::channel::lazy(
                 &config.biometrics_url,
+                &config.tls,
             )?),
-            profile: ProfileServiceClient::new(examreg_kit::channel::lazy(&config.profile_url)?),
+            profile: ProfileServiceClient::new(examreg_kit::channel::lazy(
+                &config.profile_url,
+                &config.tls,
+            )?),
             verification: VerificationServiceClient::new(examreg_kit::channel::lazy(
                 &config.verification_url,
+                &config.tls,
             )?),
         };
         let identity = std::sync::Arc::new(identity);
@@ -322,24 +336,27 @@ impl Application {
             "examreg.identity.v1.IdentityService",
             examreg_kit::retention::SERVICE_NAME,
         ];
-        Ok(Service::bind(config.addr, routes, names, keys.clone())
-            .await?
-            .public(PUBLIC_PATHS)
-            .draining(draining)
-            .task({
-                let sessions = sessions.clone();
-                move |stop| revocations::listen(feed, sessions, keys, stop)
-            })
-            .task({
-                let registrations = registrations.clone();
-                move |stop| feed::listen(registrations, sessions, stop)
-            })
-            .task(move |stop| feed::poll_head(registrations, stop))
-            .task({
-                let identity = identity.clone();
-                move |stop| sweeper(sweeps, identity, window, retention, stop)
-            })
-            .task(move |stop| finisher(identity, stop)))
+        Ok(
+            Service::bind(config.addr, config.ops_addr, routes, names, keys.clone())
+                .await?
+                .tls(&config.tls)?
+                .public(PUBLIC_PATHS)
+                .draining(draining)
+                .task({
+                    let sessions = sessions.clone();
+                    move |stop| revocations::listen(feed, sessions, keys, stop)
+                })
+                .task({
+                    let registrations = registrations.clone();
+                    move |stop| feed::listen(registrations, sessions, stop)
+                })
+                .task(move |stop| feed::poll_head(registrations, stop))
+                .task({
+                    let identity = identity.clone();
+                    move |stop| sweeper(sweeps, identity, window, retention, stop)
+                })
+                .task(move |stop| finisher(identity, stop)),
+        )
     }
 }
 

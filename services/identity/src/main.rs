@@ -6,6 +6,7 @@ fn main() -> anyhow::Result<()> {
         name: "identity",
         config: Config::from_env,
         addr: |config| config.addr,
+        tls: |config| config.tls.clone(),
         // Identity checks tokens with its own keys.
         identity: |_| None,
         probe: Probe::Grpc,

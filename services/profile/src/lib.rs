@@ -28,6 +28,10 @@ use tonic::service::Routes;
 #[derive(Debug, Clone)]
 pub struct Config {
     pub addr: SocketAddr,
+    /// The operators' port: `/metrics` and `/healthz` over plain HTTP.
+    pub ops_addr: SocketAddr,
+    /// TLS: the certificate it serves, the CA bundle its calls verify (`EXAMREG_TLS_*`).
+    pub tls: examreg_kit::tls::Settings,
     pub database_url: Secret,
     /// The pool's size and timeouts (`PROFILE_DATABASE_POOL_SIZE`, …).
     pub database_pool: examreg_kit::service::Pool,
@@ -52,12 +56,17 @@ impl Config {
 
     pub fn from_env(env: &mut Env) -> Self {
         Self {
+            tls: examreg_kit::tls::Settings::from_env(env),
+            ops_addr: env.parse(
+                "PROFILE_OPS_ADDR",
+                "127.0.0.1:9054".parse().expect("literal"),
+            ),
             addr: env.parse("PROFILE_ADDR", "127.0.0.1:50054".parse().expect("literal")),
             database_pool: examreg_kit::service::Pool::from_env(env, "PROFILE", 0),
             database_url: env.secret("PROFILE_DATABASE_URL").unwrap_or_else(|| {
                 Secret::new("postgres://examreg:examreg@127.0.0.1:5432/examreg_profile")
             }),
-            identity_url: env.string("IDENTITY_URL", "http://127.0.0.1:50051"),
+            identity_url: env.service_url("IDENTITY_URL", "http://127.0.0.1:50051"),
             client: examreg_kit::client::Credentials::from_env(env, "PROFILE", "profile"),
             stats_min_count: env.parse("PROFILE_STATS_MIN_COUNT", 5),
             sweep_every: env.seconds("PROFILE_SWEEP_INTERVAL_SECS", 3600),
@@ -80,8 +89,10 @@ impl Application {
             config.database_pool.clone(),
         )
         .await?;
-        let identity =
-            IdentityServiceClient::new(examreg_kit::channel::lazy(&config.identity_url)?);
+        let identity = IdentityServiceClient::new(examreg_kit::channel::lazy(
+            &config.identity_url,
+            &config.tls,
+        )?);
         let retain = config.retain_records;
         let evidence = examreg_kit::retention::Evidence::new(
             "profile",
@@ -102,6 +113,7 @@ impl Application {
             Routes::new(ProfileServiceServer::new(profiles)).add_service(evidence.server());
         Ok(Service::bind(
             config.addr,
+            config.ops_addr,
             routes,
             &[
                 "examreg.profile.v1.ProfileService",
@@ -110,6 +122,7 @@ impl Application {
             keys,
         )
         .await?
+        .tls(&config.tls)?
         .task(move |stop| sweeper(sweeps, pool, retain, stop)))
     }
 }

@@ -67,6 +67,7 @@ async fn spawn_with(adjust: impl FnOnce(&mut examreg_profile::Config)) -> TestAp
     let key = SigningKey::generate();
     let proof_key = SigningKey::generate();
     let mut config = examreg_identity::Config::defaults();
+    config.tls = tk::tls();
     config.database_url = Secret::new(tk::fresh_database("profile_identity").await);
     config.signing_key = Some(key.clone());
     config.proof_keys = KeySet::from_signing_keys([&proof_key]);
@@ -78,13 +79,15 @@ async fn spawn_with(adjust: impl FnOnce(&mut examreg_profile::Config)) -> TestAp
         staff: false,
     }];
     let identity = examreg_identity::Application::build(config).await.unwrap();
-    let identity_url = format!("http://{}", identity.addr());
+    let identity_url = format!("https://{}", identity.addr());
     let (stop_identity, stopped) = tk::stopper();
     tokio::spawn(identity.run_until_stopped(stopped));
     let keys = Keys::default();
     tk::learn_keys(&identity_url, &keys, &watcher).await;
 
     let mut config = examreg_profile::Config::defaults();
+
+    config.tls = tk::tls();
     let database = tk::fresh_database("profile").await;
     config.database_url = Secret::new(database.clone());
     config.identity_url = identity_url.clone();
@@ -93,13 +96,17 @@ async fn spawn_with(adjust: impl FnOnce(&mut examreg_profile::Config)) -> TestAp
     let profile = examreg_profile::Application::build(config, keys)
         .await
         .unwrap();
-    let profile_url = format!("http://{}", profile.addr());
+    let profile_url = format!("https://{}", profile.addr());
     let (stop_profile, stopped) = tk::stopper();
     tokio::spawn(profile.run_until_stopped(stopped));
     TestApp {
-        identity: IdentityServiceClient::new(examreg_kit::channel::lazy(&identity_url).unwrap()),
-        profile: ProfileServiceClient::new(examreg_kit::channel::lazy(&profile_url).unwrap()),
-        channel: examreg_kit::channel::lazy(&profile_url).unwrap(),
+        identity: IdentityServiceClient::new(
+            examreg_kit::channel::lazy(&identity_url, &tk::tls()).unwrap(),
+        ),
+        profile: ProfileServiceClient::new(
+            examreg_kit::channel::lazy(&profile_url, &tk::tls()).unwrap(),
+        ),
+        channel: examreg_kit::channel::lazy(&profile_url, &tk::tls()).unwrap(),
         key,
         proof_key,
         database: sqlx::PgPool::connect(&database).await.unwrap(),
@@ -763,6 +770,7 @@ async fn replicas_starting_at_once_migrate_the_database_once() {
     let url = tk::fresh_database("profile_replicas").await;
     let starts = (0..3).map(|_| {
         let mut config = examreg_profile::Config::defaults();
+        config.tls = tk::tls();
         config.database_url = Secret::new(url.clone());
         examreg_profile::Application::build(config, Keys::default())
     });

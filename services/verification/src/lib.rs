@@ -27,6 +27,10 @@ use tonic::service::Routes;
 #[derive(Debug, Clone)]
 pub struct Config {
     pub addr: SocketAddr,
+    /// The operators' port: `/metrics` and `/healthz` over plain HTTP.
+    pub ops_addr: SocketAddr,
+    /// TLS: the certificate it serves, the CA bundle its calls verify (`EXAMREG_TLS_*`).
+    pub tls: examreg_kit::tls::Settings,
     /// May carry the ACL user's password: from `VERIFICATION_REDIS_URL` or `_FILE`.
     pub redis_url: Secret,
     /// Prefix of every Redis key (tests use one each).
@@ -124,6 +128,11 @@ impl Config {
             );
         }
         Self {
+            tls: examreg_kit::tls::Settings::from_env(env),
+            ops_addr: env.parse(
+                "VERIFICATION_OPS_ADDR",
+                "127.0.0.1:9052".parse().expect("literal"),
+            ),
             addr: env.parse(
                 "VERIFICATION_ADDR",
                 "127.0.0.1:50052".parse().expect("literal"),
@@ -137,7 +146,7 @@ impl Config {
             proof_ttl: env.seconds("VERIFICATION_PROOF_TTL_SECS", 1800),
             limits,
             outbox,
-            identity_url: env.string("IDENTITY_URL", "http://127.0.0.1:50051"),
+            identity_url: env.service_url("IDENTITY_URL", "http://127.0.0.1:50051"),
             client: examreg_kit::client::Credentials::from_env(env, "VERIFICATION", "verification"),
             support_contact: env.string("VERIFICATION_SUPPORT_CONTACT", "support@examreg.local"),
             letters_dir: Some(env.string("VERIFICATION_LETTERS_DIR", ""))
@@ -237,10 +246,13 @@ impl Application {
             "examreg.verification.v1.VerificationService",
             examreg_kit::retention::SERVICE_NAME,
         ];
-        Ok(Service::bind(config.addr, routes, names, keys)
-            .await?
-            .task(|stop| worker.run(stop))
-            .task(|stop| sweep.run(stop)))
+        Ok(
+            Service::bind(config.addr, config.ops_addr, routes, names, keys)
+                .await?
+                .tls(&config.tls)?
+                .task(|stop| worker.run(stop))
+                .task(|stop| sweep.run(stop)),
+        )
     }
 }
 

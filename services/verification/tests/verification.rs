@@ -36,6 +36,7 @@ fn limits() -> Limits {
 
 fn config(limits: Limits, smtp: &str) -> Config {
     let mut config = Config::defaults();
+    config.tls = tk::tls();
     config.key_prefix = tk::unique_prefix("verification");
     config.redis_url = Secret::new(tk::redis_url());
     config.smtp_url = Secret::new(format!("smtp://{smtp}"));
@@ -59,7 +60,7 @@ async fn spawn_config(mut config: Config) -> TestApp {
     let addr = app.addr();
     let (stop, stopped) = tk::stopper();
     tokio::spawn(app.run_until_stopped(stopped));
-    let channel = examreg_kit::channel::lazy(&format!("http://{addr}")).unwrap();
+    let channel = examreg_kit::channel::lazy(&format!("https://{addr}"), &tk::tls()).unwrap();
     TestApp {
         addr,
         client: VerificationServiceClient::new(channel),
@@ -439,7 +440,7 @@ async fn reflection_lists_the_services_and_health_only() {
         server_reflection_request::MessageRequest, server_reflection_response::MessageResponse,
     };
     let app = spawn().await;
-    let channel = examreg_kit::channel::lazy(&format!("http://{}", app.addr)).unwrap();
+    let channel = examreg_kit::channel::lazy(&format!("https://{}", app.addr), &tk::tls()).unwrap();
     let request = ServerReflectionRequest {
         host: String::new(),
         message_request: Some(MessageRequest::ListServices(String::new())),
@@ -896,7 +897,7 @@ async fn the_retention_deletes_dead_letters_past_their_period_and_keeps_the_proo
     .await;
     let dpo = tk::service_token(&app.identity_key, "dpo", &["audit:read"]);
     let report = RetentionServiceClient::new(
-        examreg_kit::channel::lazy(&format!("http://{}", app.addr)).unwrap(),
+        examreg_kit::channel::lazy(&format!("https://{}", app.addr), &tk::tls()).unwrap(),
     )
     .list_retention_runs(
         examreg_kit::auth::with_bearer(ListRetentionRunsRequest::default(), &dpo).unwrap(),

@@ -72,7 +72,7 @@ enum Key {
 /// clone of the channel is dropped.
 pub fn channel(
     url: &str,
-    configure: fn(Endpoint) -> Endpoint,
+    configure: super::Configure,
     resolve: Resolve,
     timing: Timing,
 ) -> Result<Channel, tonic::transport::Error> {
@@ -122,7 +122,7 @@ struct Discovery {
     port: u16,
     scheme: String,
     /// The client's settings (timeouts, keep-alive), applied to each replica's endpoint.
-    configure: fn(Endpoint) -> Endpoint,
+    configure: super::Configure,
     resolve: Resolve,
     timing: Timing,
     changes: tokio::sync::mpsc::Sender<Change<Key, Endpoint>>,

@@ -69,7 +69,7 @@ pub(crate) struct Suite {
     pub(crate) verification_prefix: String,
     pub(crate) gateway_prefix: String,
     pub(crate) s3: examreg_biometrics::objects::S3Config,
-    /// Each service's base URL (gRPC, and `/metrics` over HTTP/1.1).
+    /// Each service's gRPC URL (TLS).
     pub(crate) services: Vec<(&'static str, String)>,
     keys: Keys,
     running: tokio::sync::Mutex<HashMap<&'static str, Running>>,
@@ -183,9 +183,9 @@ pub(crate) async fn suite_with(options: Options) -> Suite {
     // a person: their addresses are chosen before identity starts.
     let (biometrics_addr, profile_addr) = (tk::free_addr(), tk::free_addr());
     let verification_addr = tk::free_addr();
-    config.biometrics_url = format!("http://{biometrics_addr}");
-    config.profile_url = format!("http://{profile_addr}");
-    config.verification_url = format!("http://{verification_addr}");
+    config.biometrics_url = format!("https://{biometrics_addr}");
+    config.profile_url = format!("https://{profile_addr}");
+    config.verification_url = format!("https://{verification_addr}");
     let mut running = HashMap::new();
     let keys = Keys::default();
     let identity_url = start(&mut running, ServiceConfig::Identity(config), &keys).await;
@@ -250,6 +250,7 @@ pub(crate) async fn suite_with(options: Options) -> Suite {
     let biometrics_url = relayed(&mut relays, on, "biometrics", biometrics_url).await;
     let profile_url = relayed(&mut relays, on, "profile", profile_url).await;
     let mut config = examreg_gateway::Config::defaults();
+    config.tls = tk::tls();
     config.biometrics_url = biometrics_url;
     config.profile_url = profile_url;
     let gateway_prefix = tk::unique_prefix("gateway");
@@ -309,9 +310,9 @@ async fn relayed(
     if !on {
         return url;
     }
-    let mut relay = tk::Relay::down(url.trim_start_matches("http://")).await;
+    let mut relay = tk::Relay::down(url.trim_start_matches("https://")).await;
     relay.up().await;
-    let through = format!("http://{}", relay.addr);
+    let through = format!("https://{}", relay.addr);
     relays.insert(name, relay);
     through
 }
@@ -339,12 +340,19 @@ async fn start(
     keys: &Keys,
 ) -> String {
     let (stop, signal) = tk::stopper();
+    // Every connection of the suite is TLS, with the local stack's certificates.
+    match &mut config {
+        ServiceConfig::Identity(c) => c.tls = tk::tls(),
+        ServiceConfig::Verification(c) => c.tls = tk::tls(),
+        ServiceConfig::Biometrics(c) => c.tls = tk::tls(),
+        ServiceConfig::Profile(c) => c.tls = tk::tls(),
+    }
     let (name, addr, task) = match &mut config {
         ServiceConfig::Identity(c) => {
             let app = examreg_identity::Application::build(c.clone())
                 .await
                 .unwrap();
-            c.addr = app.addr();
+            (c.addr, c.ops_addr) = (app.addr(), app.ops_addr());
             let task = tokio::spawn(async move { app.run_until_stopped(signal).await.unwrap() });
             ("identity", c.addr, task)
         }
@@ -352,7 +360,7 @@ async fn start(
             let app = examreg_verification::Application::build(c.clone(), keys.clone())
                 .await
                 .unwrap();
-            c.addr = app.addr();
+            (c.addr, c.ops_addr) = (app.addr(), app.ops_addr());
             let task = tokio::spawn(async move { app.run_until_stopped(signal).await.unwrap() });
             ("verification", c.addr, task)
         }
@@ -360,7 +368,7 @@ async fn start(
             let app = examreg_biometrics::Application::build(c.clone(), keys.clone())
                 .await
                 .unwrap();
-            c.addr = app.addr();
+            (c.addr, c.ops_addr) = (app.addr(), app.ops_addr());
             let task = tokio::spawn(async move { app.run_until_stopped(signal).await.unwrap() });
             ("biometrics", c.addr, task)
         }
@@ -368,13 +376,13 @@ async fn start(
             let app = examreg_profile::Application::build(c.clone(), keys.clone())
                 .await
                 .unwrap();
-            c.addr = app.addr();
+            (c.addr, c.ops_addr) = (app.addr(), app.ops_addr());
             let task = tokio::spawn(async move { app.run_until_stopped(signal).await.unwrap() });
             ("profile", c.addr, task)
         }
     };
     running.insert(name, Running { config, stop, task });
-    format!("http://{addr}")
+    format!("https://{addr}")
 }
 
 impl Suite {
@@ -1002,16 +1010,23 @@ pub(crate) fn counter(page: &str, name: &str, labels: &[&str]) -> f64 {
 }
 
 impl Suite {
-    /// A service's `/metrics` page.
+    /// A service's `/metrics` page, from its operators' port.
     pub(crate) async fn metrics_of(&self, service: &str) -> String {
-        let url = &self
-            .services
-            .iter()
-            .find(|(name, _)| *name == service)
+        let addr = match &self
+            .running
+            .lock()
+            .await
+            .get(service)
             .expect("a service of the suite")
-            .1;
+            .config
+        {
+            ServiceConfig::Identity(c) => c.ops_addr,
+            ServiceConfig::Verification(c) => c.ops_addr,
+            ServiceConfig::Biometrics(c) => c.ops_addr,
+            ServiceConfig::Profile(c) => c.ops_addr,
+        };
         self.http
-            .get(format!("{url}/metrics"))
+            .get(format!("http://{addr}/metrics"))
             .send()
             .await
             .unwrap()
@@ -1057,6 +1072,15 @@ pub(crate) async fn ctl_as(
         "--secret-file".into(),
         secret.display().to_string(),
     ];
+    // The suite's services speak mutual TLS.
+    let tls = tk::tls();
+    for (flag, path) in [
+        ("--tls-ca-file", tls.ca),
+        ("--tls-cert-file", tls.cert),
+        ("--tls-key-file", tls.key),
+    ] {
+        line.extend([flag.into(), path.unwrap().display().to_string()]);
+    }
     if let Some(person) = person {
         line.extend(["--on-behalf-of".to_owned(), person.to_owned()]);
     }

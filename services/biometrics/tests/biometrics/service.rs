@@ -60,6 +60,7 @@ async fn spawn_at(
         None => tk::fresh_database("biometrics").await,
     };
     let mut config = Config::defaults();
+    config.tls = tk::tls();
     config.database_url = Secret::new(database.clone());
     config.s3.endpoint = s3_endpoint;
     config.s3.prefix = prefix.unwrap_or_else(|| tk::unique_prefix("captures").replace(':', "/"));
@@ -75,7 +76,7 @@ async fn spawn_at(
     let addr = app.addr();
     let (stop, stopped) = tk::stopper();
     tokio::spawn(app.run_until_stopped(stopped));
-    let channel = examreg_kit::channel::lazy(&format!("http://{addr}")).unwrap();
+    let channel = examreg_kit::channel::lazy(&format!("https://{addr}"), &tk::tls()).unwrap();
     TestApp {
         client: BiometricsServiceClient::new(channel.clone()),
         channel,

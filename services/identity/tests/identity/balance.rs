@@ -18,7 +18,7 @@ fn resolver(addrs: &Arc<Mutex<Vec<SocketAddr>>>) -> Resolve {
     Arc::new(move |host: String, port: u16| {
         let answer = addrs.lock().unwrap().clone();
         Box::pin(async move {
-            assert_eq!((host.as_str(), port), ("identity.examreg.svc", 50051));
+            assert_eq!((host.as_str(), port), ("identity", 50051));
             Ok(answer)
         })
     })
@@ -109,8 +109,10 @@ async fn calls_spread_over_the_replicas_a_new_one_takes_calls_and_a_removed_one_
         probe_timeout: Duration::from_millis(500),
     };
     let client = IdentityServiceClient::new(
+        // The name the local stack's certificate carries for identity.
         examreg_kit::channel::balanced(
-            "http://identity.examreg.svc:50051",
+            "https://identity:50051",
+            &tk::tls(),
             resolver(&addrs),
             timing,
         )

@@ -564,8 +564,9 @@ async fn shutdown_drains_the_calls_in_flight() {
     let addr = app.addr();
     let (stop, stopped) = tk::stopper();
     let server = tokio::spawn(app.run_until_stopped(stopped));
-    let client =
-        IdentityServiceClient::new(examreg_kit::channel::lazy(&format!("http://{addr}")).unwrap());
+    let client = IdentityServiceClient::new(
+        examreg_kit::channel::lazy(&format!("https://{addr}"), &tk::tls()).unwrap(),
+    );
     let token = tk::service_token(&key, "gateway", &["sessions:create"]);
     // Warm the connection so the logins below reach the server at once.
     client
@@ -604,6 +605,7 @@ async fn shutdown_drains_the_calls_in_flight() {
 async fn the_sweeper_removes_only_what_can_no_longer_matter() {
     let database = tk::fresh_database("identity").await;
     let mut config = Config::defaults();
+    config.tls = tk::tls();
     config.database_url = Secret::new(database.clone());
     config.signing_key = Some(SigningKey::generate());
     config.proof_keys = KeySet::from_signing_keys([&SigningKey::generate()]);

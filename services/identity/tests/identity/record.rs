@@ -438,9 +438,9 @@ async fn support_actions_are_in_the_audit_log_with_the_operator_and_the_reason()
 async fn a_reopening_is_recorded_before_the_owners_act_and_holds_the_completion_until_they_have() {
     // Nothing answers at the owners' addresses.
     let app = spawn_with(|config| {
-        config.biometrics_url = format!("http://{}", tk::free_addr());
-        config.profile_url = format!("http://{}", tk::free_addr());
-        config.verification_url = format!("http://{}", tk::free_addr());
+        config.biometrics_url = format!("https://{}", tk::free_addr());
+        config.profile_url = format!("https://{}", tk::free_addr());
+        config.verification_url = format!("https://{}", tk::free_addr());
     })
     .await;
     let iin = app.registered().await;
@@ -544,7 +544,7 @@ async fn the_retention_deletes_ended_sessions_old_audit_entries_and_feed_events_
 
     // The proof: each rule's runs, with how many, for the data-protection officer only.
     let mut evidence = RetentionServiceClient::new(
-        examreg_kit::channel::lazy(&format!("http://{}", app.addr())).unwrap(),
+        examreg_kit::channel::lazy(&format!("https://{}", app.addr()), &tk::tls()).unwrap(),
     );
     let ask = |token: &str| with_bearer(ListRetentionRunsRequest::default(), token).unwrap();
     let err = evidence

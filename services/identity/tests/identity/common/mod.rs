@@ -34,6 +34,7 @@ pub(crate) struct TestApp {
 /// Identity on a fresh database, signing with `key` and taking proofs signed with `proof`.
 pub(crate) async fn config(key: &SigningKey, proof: &SigningKey) -> Config {
     let mut config = Config::defaults();
+    config.tls = tk::tls();
     config.database_url = Secret::new(tk::fresh_database("identity").await);
     config.signing_key = Some(key.clone());
     config.proof_keys = KeySet::from_signing_keys([proof]);
@@ -73,7 +74,7 @@ async fn start(mut config: Config, key: SigningKey, proof_key: SigningKey) -> Te
     TestApp {
         database,
         client: IdentityServiceClient::new(
-            examreg_kit::channel::lazy(&format!("http://{addr}")).unwrap(),
+            examreg_kit::channel::lazy(&format!("https://{addr}"), &tk::tls()).unwrap(),
         ),
         key,
         proof_key,
