@@ -58,6 +58,8 @@ struct Args {
     login_seconds: u64,
     /// Measure the bound only (no suite needed) and print it.
     bound_only: bool,
+    /// Measure the price of the suite's TLS on a bare gRPC call only (no suite needed).
+    tls_price: bool,
     /// Render this directory's report.json again, run nothing.
     render: Option<std::path::PathBuf>,
     /// Measure the proof of work's solves in Chromium at these levels, run nothing else.
@@ -85,6 +87,7 @@ fn args() -> anyhow::Result<Args> {
         overload: false,
         login_seconds: 20,
         bound_only: false,
+        tls_price: false,
         render: None,
         pow: None,
         pow_reps: 10,
@@ -117,6 +120,7 @@ fn args() -> anyhow::Result<Args> {
             "--overload" => args.overload = true,
             "--login-seconds" => args.login_seconds = value()?.parse()?,
             "--bound-only" => args.bound_only = true,
+            "--tls-price" => args.tls_price = true,
             "--render" => args.render = Some(value()?.into()),
             "--pow" => {
                 args.pow
@@ -156,6 +160,11 @@ async fn main() -> anyhow::Result<()> {
     let args = args()?;
     if let Some(levels) = &args.pow {
         pow::run(levels, args.pow_reps).await?;
+        return Ok(());
+    }
+    if args.tls_price {
+        let price = hop::tls_price(&args.tls).await?;
+        println!("{}", serde_json::to_string_pretty(&price)?);
         return Ok(());
     }
     if let Some(dir) = &args.render {

@@ -217,3 +217,57 @@ pub async fn shutdown_signal() {
         let _ = ctrl_c.await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{HEALTHZ, Parts, bind, serve};
+    use crate::service::{Probe, healthcheck};
+    use std::time::Duration;
+
+    #[tokio::test]
+    async fn the_operators_port_says_serving_then_draining_and_serves_metrics() {
+        let any = "127.0.0.1:0".parse().unwrap();
+        let (listener, _) = bind(any).await.unwrap();
+        let (ops, ops_addr) = bind(any).await.unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let parts = Parts {
+            listener,
+            tls: None,
+            ops,
+            routes: tonic::service::Routes::default(),
+            names: &[],
+            keys: crate::auth::Keys::default(),
+            public_paths: &[],
+        };
+        let served = tokio::spawn(serve(parts, async {
+            let _ = stopped.await;
+        }));
+        let plain = crate::tls::Settings::default();
+        healthcheck(ops_addr, Probe::Http(HEALTHZ), &plain)
+            .await
+            .unwrap();
+        healthcheck(ops_addr, Probe::Http(crate::metrics::PATH), &plain)
+            .await
+            .unwrap();
+
+        // Draining: the kubelet sees 503 (and stops sending) while the calls in flight end.
+        stop.send(()).unwrap();
+        let mut refused = None;
+        for _ in 0..40 {
+            if let Err(e) = healthcheck(ops_addr, Probe::Http(HEALTHZ), &plain).await {
+                refused = Some(e);
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let refused = refused.expect("/healthz turns unhealthy while draining");
+        assert!(refused.contains("503"), "{refused}");
+        served.await.unwrap().unwrap();
+        assert!(
+            healthcheck(ops_addr, Probe::Http(HEALTHZ), &plain)
+                .await
+                .is_err(),
+            "the operators' port closes with the server"
+        );
+    }
+}

@@ -268,13 +268,18 @@ impl ServerTls {
 
     /// Reads the files again; what changed and loads is served from now on.
     fn reload(&self) {
-        let settings = self.settings.clone();
-        let unchanged = |files: &[u8]| {
-            let current = self.current.read().unwrap_or_else(|e| e.into_inner());
-            current.files == files
-        };
+        let settings = &self.settings;
+        // Parsed only when a file changed.
+        let bytes = [&settings.cert, &settings.key, &settings.client_ca]
+            .into_iter()
+            .flatten()
+            .map(|path| std::fs::read(path).unwrap_or_default())
+            .collect::<Vec<_>>()
+            .concat();
+        if self.current.read().unwrap_or_else(|e| e.into_inner()).files == bytes {
+            return;
+        }
         match settings.server_config() {
-            Ok((_, files)) if unchanged(&files) => {}
             Ok((config, files)) => {
                 *self.current.write().unwrap_or_else(|e| e.into_inner()) = Loaded { config, files };
                 tracing::info!("TLS certificate renewed from its files");
