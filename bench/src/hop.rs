@@ -115,10 +115,10 @@ async fn bare_server(tls: &Tls<'_>) -> anyhow::Result<String> {
     let server = tonic::transport::Server::builder().add_service(health);
     match tls {
         None => {
-            tokio::spawn(
-                server
-                    .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
-            );
+            // TCP_NODELAY as the suite's servers (and the TLS ones here) set it.
+            let incoming =
+                tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+            tokio::spawn(server.serve_with_incoming(incoming));
             Ok(format!("http://{addr}"))
         }
         Some((tls, _)) => {

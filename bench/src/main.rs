@@ -147,8 +147,12 @@ fn args() -> anyhow::Result<Args> {
                 .map(|entry| entry.split_once('=').map_or(entry, |(_, url)| url)),
         )
     {
+        let host = url
+            .trim()
+            .trim_start_matches("http://")
+            .trim_start_matches("https://");
         anyhow::ensure!(
-            url.starts_with("http://127.0.0.1") || url.starts_with("http://localhost"),
+            host.starts_with("127.0.0.1") || host.starts_with("localhost"),
             "{url}: the benchmark targets loopback only"
         );
     }
