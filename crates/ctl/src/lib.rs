@@ -37,7 +37,7 @@ pub struct Cli {
     #[arg(
         long,
         env = "IDENTITY_URL",
-        default_value = "http://127.0.0.1:50051",
+        default_value = "https://127.0.0.1:50051",
         global = true
     )]
     identity: String,
@@ -45,7 +45,7 @@ pub struct Cli {
     #[arg(
         long,
         env = "PROFILE_URL",
-        default_value = "http://127.0.0.1:50054",
+        default_value = "https://127.0.0.1:50054",
         global = true
     )]
     profile: String,
@@ -53,7 +53,7 @@ pub struct Cli {
     #[arg(
         long,
         env = "BIOMETRICS_URL",
-        default_value = "http://127.0.0.1:50053",
+        default_value = "https://127.0.0.1:50053",
         global = true
     )]
     biometrics: String,
@@ -61,7 +61,7 @@ pub struct Cli {
     #[arg(
         long,
         env = "VERIFICATION_URL",
-        default_value = "http://127.0.0.1:50052",
+        default_value = "https://127.0.0.1:50052",
         global = true
     )]
     verification: String,
