@@ -25,20 +25,12 @@ pub async fn healthcheck(addr: SocketAddr, tls: &Tls) -> Result<(), String> {
             .tls_config(client.domain_name("localhost"))
             .map_err(|e| e.to_string())?;
     }
-    let channel = endpoint.connect().await.map_err(|e| with_causes(&e))?;
+    // A refused certificate is a few causes down.
+    let channel = endpoint
+        .connect()
+        .await
+        .map_err(|e| crate::errors::with_causes(&e))?;
     serving(channel).await
-}
-
-/// An error with its causes, on one line (a refused certificate is a few levels down).
-pub(crate) fn with_causes(e: &dyn std::error::Error) -> String {
-    let mut line = e.to_string();
-    let mut next = e.source();
-    while let Some(cause) = next {
-        line.push_str(": ");
-        line.push_str(&cause.to_string());
-        next = cause.source();
-    }
-    line
 }
 
 /// Whether the server behind `channel` answers grpc.health.v1 as SERVING: the probe of the

@@ -39,8 +39,8 @@ pub fn retry_later(reason: &str, message: impl Into<String>, retry_after: Durati
     Status::with_error_details(Code::Unavailable, message, details)
 }
 
-/// INTERNAL with a generic message; the cause chain goes to the log only.
-pub fn internal(error: &(dyn std::error::Error + 'static)) -> Status {
+/// An error with its causes, on one line (`outer: cause: its cause`).
+pub fn with_causes(error: &dyn std::error::Error) -> String {
     let mut chain = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {
@@ -48,6 +48,12 @@ pub fn internal(error: &(dyn std::error::Error + 'static)) -> Status {
         chain.push_str(&cause.to_string());
         source = cause.source();
     }
+    chain
+}
+
+/// INTERNAL with a generic message; the cause chain goes to the log only.
+pub fn internal(error: &(dyn std::error::Error + 'static)) -> Status {
+    let chain = with_causes(error);
     tracing::error!(error = %chain, "internal error");
     status(Code::Internal, "internal", "internal error")
 }
