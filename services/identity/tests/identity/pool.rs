@@ -167,3 +167,31 @@ async fn a_connection_dropped_while_idle_is_replaced_before_a_call_uses_it() {
         assert_eq!(answer.unwrap_err().code(), Code::NotFound);
     }
 }
+
+#[tokio::test]
+async fn postgres_is_reached_over_verified_tls_and_another_ca_is_refused() {
+    let url = tk::database_url("postgres");
+    assert!(url.contains("sslmode=verify-full"), "the tests' URL: {url}");
+    let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+    let (ssl,): (bool,) =
+        sqlx::query_as("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+    assert!(ssl, "the connection is encrypted");
+    // Trusting the system's public CAs only, the stack's certificate is refused.
+    let (server, options) = url.split_once('?').unwrap();
+    let untrusted = options
+        .split('&')
+        .map(|option| match option.split_once('=') {
+            Some(("sslrootcert", _)) => "sslrootcert=/etc/ssl/certs/ca-certificates.crt",
+            _ => option,
+        })
+        .collect::<Vec<_>>()
+        .join("&");
+    let refused = sqlx::PgConnection::connect(&format!("{server}?{untrusted}")).await;
+    assert!(
+        refused.is_err(),
+        "a server the CA bundle does not vouch for"
+    );
+}
